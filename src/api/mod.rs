@@ -1,0 +1,175 @@
+//! The REST API: JSON under `/v1`, plus `/healthz` and `/metrics`.
+//!
+//! Handlers only translate HTTP to management messages and back; every
+//! decision lives in the actors.
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+
+use crate::blueprint::{parse_blueprint, BlueprintError, BlueprintErrors};
+use crate::management::{
+    ActivityFilter, CollectMetrics, Deploy, Destroy, GetApp, GetEntities, GetSensors, InvokeEffector, ListActivities,
+    ListApps, ListHosts, Management, ManagementError,
+};
+
+/// The JSON body of every error answer. Blueprint errors carry the position
+/// of the first error and the full list in `errors`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<BlueprintError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Blueprint(BlueprintErrors),
+    #[error(transparent)]
+    Management(#[from] ManagementError),
+    #[error("the management actor is not answering: {0}")]
+    Mailbox(#[from] actix::MailboxError),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        use crate::entity::EntityError as E;
+        match self {
+            ApiError::Blueprint(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Management(m) => match m {
+                ManagementError::NoApplication(_) | ManagementError::NoEntity { .. } => StatusCode::NOT_FOUND,
+                ManagementError::Exists(_) | ManagementError::Destroying(_) => StatusCode::CONFLICT,
+                ManagementError::UnknownLocation { .. } => StatusCode::BAD_REQUEST,
+                ManagementError::Entity(E::UnknownEffector { .. } | E::BadArguments { .. } | E::NoSuchMember { .. }) => {
+                    StatusCode::BAD_REQUEST
+                }
+                ManagementError::Entity(E::Stopping { .. }) => StatusCode::CONFLICT,
+                ManagementError::Entity(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Blueprint(errs) => {
+                let first = errs.0.first();
+                ErrorBody {
+                    error: errs.to_string(),
+                    line: first.and_then(|e| e.line),
+                    column: first.and_then(|e| e.column),
+                    path: first.map(|e| e.path.clone()),
+                    errors: errs.0.clone(),
+                }
+            }
+            ApiError::Management(ManagementError::UnknownLocation { .. }) => ErrorBody {
+                error: self.to_string(),
+                line: None,
+                column: None,
+                path: Some("location".into()),
+                errors: vec![],
+            },
+            other => ErrorBody { error: other.to_string(), line: None, column: None, path: None, errors: vec![] },
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+type Mgmt = web::Data<Addr<Management>>;
+
+/// Mounts every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .service(
+            web::scope("/v1")
+                .route("/applications", web::post().to(deploy))
+                .route("/applications", web::get().to(list_apps))
+                .route("/applications/{app}", web::get().to(get_app))
+                .route("/applications/{app}", web::delete().to(destroy))
+                .route("/applications/{app}/entities", web::get().to(entities))
+                .route("/applications/{app}/entities/{entity}/sensors", web::get().to(sensors))
+                .route("/applications/{app}/entities/{entity}/effectors/{effector}", web::post().to(invoke))
+                .route("/hosts", web::get().to(hosts))
+                .route("/activities", web::get().to(activities)),
+        );
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(m: Mgmt) -> Result<HttpResponse, ApiError> {
+    m.send(CollectMetrics).await?;
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::metrics::render()))
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Created {
+    pub id: String,
+}
+
+async fn deploy(m: Mgmt, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let text = std::str::from_utf8(&body).map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
+    let bp = parse_blueprint("<request>", text).map_err(ApiError::Blueprint)?;
+    let id = m.send(Deploy(bp)).await??;
+    Ok(HttpResponse::Created().append_header(("Location", format!("/v1/applications/{id}"))).json(Created { id }))
+}
+
+async fn list_apps(m: Mgmt) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(m.send(ListApps).await?))
+}
+
+async fn get_app(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(m.send(GetApp(path.into_inner())).await??))
+}
+
+async fn destroy(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    m.send(Destroy(path.into_inner())).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn entities(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(m.send(GetEntities(path.into_inner())).await??))
+}
+
+async fn sensors(m: Mgmt, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (app, entity) = path.into_inner();
+    Ok(HttpResponse::Ok().json(m.send(GetSensors { app, entity }).await??))
+}
+
+async fn invoke(m: Mgmt, path: web::Path<(String, String, String)>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let (app, entity, effector) = path.into_inner();
+    let args: serde_json::Value = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!("effector arguments must be a JSON object of named fields, such as {{\"size\": 3}}: {e}"))
+        })?
+    };
+    if !args.is_object() {
+        return Err(ApiError::BadRequest("effector arguments must be a JSON object of named fields, such as {\"size\": 3}".into()));
+    }
+    let result = m.send(InvokeEffector { app, entity, effector, args }).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "result": result })))
+}
+
+async fn hosts(m: Mgmt) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(m.send(ListHosts).await?))
+}
+
+async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let filter = web::Query::<ActivityFilter>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad activity filter: {e}; use application, entity, kind, limit")))?;
+    Ok(HttpResponse::Ok().json(m.send(ListActivities(filter.into_inner())).await?))
+}

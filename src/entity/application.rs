@@ -1,0 +1,282 @@
+//! The application entity: the root of a deployed blueprint.
+//!
+//! It creates one child per service, starts them in parallel, and derives
+//! its own lifecycle from theirs. `stop` removes every container (the
+//! children go); `start` makes them again from the blueprint.
+
+use std::collections::BTreeMap;
+
+use actix::prelude::*;
+use serde_json::json;
+
+use super::cluster::ClusterEntity;
+use super::container::ContainerEntity;
+use super::{
+    sensors as s, ChildAdded, ChildSink, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke,
+    Lifecycle, Placement, SensorBoard, Subscribe, Teardown,
+};
+use crate::blueprint::{default_initial_size, Blueprint, ServiceType};
+use crate::host::{EnsureNetwork, RemoveNetwork};
+
+struct Child {
+    handle: EntityHandle,
+    state: Lifecycle,
+}
+
+pub struct ApplicationEntity {
+    me: EntityRef,
+    blueprint: Blueprint,
+    at: Placement,
+    children_to: ChildSink,
+    state: Lifecycle,
+    board: SensorBoard,
+    children: BTreeMap<String, Child>,
+    /// Between `start` and `stop`: the state follows the children.
+    active: bool,
+    tearing_down: bool,
+}
+
+/// The application's lifecycle from its children's (pure).
+pub fn application_state(children: &[Lifecycle]) -> Lifecycle {
+    if children.contains(&Lifecycle::OnFire) {
+        Lifecycle::OnFire
+    } else if children.iter().all(|s| *s == Lifecycle::Running) {
+        Lifecycle::Running
+    } else {
+        Lifecycle::Starting
+    }
+}
+
+impl ApplicationEntity {
+    pub fn new(blueprint: Blueprint, at: Placement, children_to: ChildSink) -> Self {
+        ApplicationEntity {
+            me: EntityRef::new(blueprint.name.clone(), blueprint.name.clone()),
+            blueprint,
+            at,
+            children_to,
+            state: Lifecycle::Created,
+            board: SensorBoard::default(),
+            children: BTreeMap::new(),
+            active: false,
+            tearing_down: false,
+        }
+    }
+
+    pub fn handle(addr: &Addr<ApplicationEntity>) -> EntityHandle {
+        EntityHandle {
+            kind: EntityKind::Application,
+            invoke: addr.clone().recipient(),
+            subscribe: addr.clone().recipient(),
+            teardown: addr.clone().recipient(),
+            container: None,
+        }
+    }
+
+    fn set_state(&mut self, state: Lifecycle) {
+        if state != self.state {
+            self.state = state;
+            self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
+            self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Application, state });
+        }
+    }
+
+    fn update_state(&mut self) {
+        if self.active && !self.tearing_down {
+            let states: Vec<Lifecycle> = self.children.values().map(|c| c.state).collect();
+            self.set_state(application_state(&states));
+        }
+    }
+
+    /// Makes the children that are missing. Returns their handles.
+    fn ensure_children(&mut self, ctx: &mut Context<Self>, at: &Placement) -> Vec<EntityHandle> {
+        for svc in self.blueprint.services.clone() {
+            if self.children.contains_key(&svc.id) {
+                continue;
+            }
+            let child = EntityRef::new(self.me.app.clone(), svc.id.clone());
+            let handle = match svc.kind {
+                ServiceType::Container => {
+                    let addr = ContainerEntity::new(child.clone(), svc.own_container(), at.clone()).start();
+                    ContainerEntity::handle(&addr)
+                }
+                ServiceType::Cluster => {
+                    let member = svc.member.clone().unwrap_or_default();
+                    let size = svc.initial_size.unwrap_or_else(default_initial_size);
+                    let addr = ClusterEntity::new(child.clone(), member, size, at.clone(), self.children_to.clone()).start();
+                    ClusterEntity::handle(&addr)
+                }
+            };
+            self.children_to.do_send(ChildAdded { parent: self.me.clone(), child, handle: handle.clone() });
+            handle.subscribe.do_send(Subscribe(ctx.address().recipient()));
+            self.children.insert(svc.id.clone(), Child { handle, state: Lifecycle::Created });
+        }
+        self.children.values().map(|c| c.handle.clone()).collect()
+    }
+
+    fn start(&mut self) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+        self.active = true;
+        self.set_state(Lifecycle::Starting);
+        let host = self.at.host.clone();
+        let app = self.me.app.clone();
+        let me = self.me.to_string();
+        // The network first: every container joins it at creation.
+        let net = async move { host.send(EnsureNetwork { app }).await };
+        Box::pin(net.into_actor(self).then(move |res, act, ctx| {
+            let res = match res {
+                Ok(Ok(network)) => Ok(network),
+                Ok(Err(e)) => Err(EntityError::Engine { entity: me.clone(), operation: "create network".into(), message: e.to_string() }),
+                Err(e) => Err(EntityError::Unreachable { entity: me.clone(), message: e.to_string() }),
+            };
+            let handles = match res {
+                Ok(network) => {
+                    let mut at = act.at.clone();
+                    at.network = Some(network.clone());
+                    act.at.network = Some(network);
+                    Ok(act.ensure_children(ctx, &at))
+                }
+                Err(e) => Err(e),
+            };
+            async move {
+                let handles = handles?;
+                let results = futures_util::future::join_all(handles.iter().map(|h| h.invoke.send(Invoke::new("start")))).await;
+                let errors: Vec<String> = results
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        Ok(Ok(_)) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(e) => Some(e.to_string()),
+                    })
+                    .collect();
+                if errors.is_empty() {
+                    Ok(json!({ "state": "running" }))
+                } else {
+                    Err(EntityError::StartFailed { entity: me, message: errors.join("; ") })
+                }
+            }
+            .into_actor(act)
+        }))
+    }
+
+    /// Tears down every child (removing their containers).
+    fn remove_children(&mut self) -> impl std::future::Future<Output = Result<(), EntityError>> {
+        let handles: Vec<EntityHandle> = std::mem::take(&mut self.children).into_values().map(|c| c.handle).collect();
+        let me = self.me.to_string();
+        async move {
+            let results = futures_util::future::join_all(handles.iter().map(|h| h.teardown.send(Teardown))).await;
+            let errors: Vec<String> = results
+                .into_iter()
+                .filter_map(|r| match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                })
+                .collect();
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(EntityError::Failed { entity: me, message: errors.join("; ") })
+            }
+        }
+    }
+}
+
+impl Actor for ApplicationEntity {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.board.set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
+    }
+}
+
+impl Handler<Subscribe> for ApplicationEntity {
+    type Result = ();
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.board.subscribe(msg.0, &self.me, EntityKind::Application, self.state);
+    }
+}
+
+impl Handler<EntityEvent> for ApplicationEntity {
+    type Result = ();
+    fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
+        if let EntityEvent::State { source, state, .. } = ev {
+            if let Some(c) = self.children.get_mut(&source.entity) {
+                c.state = state;
+            }
+            self.update_state();
+        }
+    }
+}
+
+impl Handler<Invoke> for ApplicationEntity {
+    type Result = ResponseActFuture<Self, Result<serde_json::Value, EntityError>>;
+
+    fn handle(&mut self, msg: Invoke, _: &mut Context<Self>) -> Self::Result {
+        if self.tearing_down {
+            return Box::pin(fut::ready(Err(EntityError::Stopping { entity: self.me.to_string() })));
+        }
+        match msg.effector.as_str() {
+            "start" => self.start(),
+            "stop" => {
+                self.active = false;
+                self.set_state(Lifecycle::Stopping);
+                Box::pin(self.remove_children().into_actor(self).map(|res, act, _| {
+                    act.set_state(if res.is_ok() { Lifecycle::Stopped } else { Lifecycle::OnFire });
+                    res.map(|_| json!({ "state": act.state.as_str() }))
+                }))
+            }
+            other => Box::pin(fut::ready(Err(EntityError::UnknownEffector {
+                entity: self.me.to_string(),
+                effector: other.to_string(),
+                known: "start, stop".into(),
+            }))),
+        }
+    }
+}
+
+impl Handler<Teardown> for ApplicationEntity {
+    type Result = ResponseActFuture<Self, Result<(), EntityError>>;
+
+    fn handle(&mut self, _: Teardown, _: &mut Context<Self>) -> Self::Result {
+        self.tearing_down = true;
+        self.active = false;
+        self.state = Lifecycle::Stopping;
+        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Application, state: Lifecycle::Stopping });
+        let host = self.at.host.clone();
+        let app = self.me.app.clone();
+        let me = self.me.to_string();
+        let children = self.remove_children();
+        let fut = async move {
+            children.await?;
+            // The network goes last: it cannot be removed while containers use it.
+            match host.send(RemoveNetwork { app }).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(EntityError::Engine { entity: me, operation: "remove network".into(), message: e.to_string() }),
+                Err(e) => Err(EntityError::Unreachable { entity: me, message: e.to_string() }),
+            }
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            if res.is_ok() {
+                act.state = Lifecycle::Stopped;
+                act.board.emit(EntityEvent::Gone { source: act.me.clone() });
+                ctx.stop();
+            } else {
+                // Keep the actor so a second destroy can finish the job.
+                act.tearing_down = false;
+            }
+            res
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Lifecycle::*;
+
+    #[test]
+    fn state_from_children() {
+        assert_eq!(application_state(&[Running, Running]), Running);
+        assert_eq!(application_state(&[Running, Starting]), Starting);
+        assert_eq!(application_state(&[Running, OnFire]), OnFire);
+    }
+}

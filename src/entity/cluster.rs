@@ -1,0 +1,384 @@
+//! The cluster entity: a resizable group of identical container members.
+//!
+//! `resize` is level-triggered: it sets the desired size and reconciles the
+//! members toward it, so calling it twice, or while a previous resize is in
+//! flight, converges on the last size asked for. Growth starts members in
+//! parallel; shrinking removes the newest first (Brooklyn's default
+//! removal strategy), so the longest-lived members stay.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::container::ContainerEntity;
+use super::{
+    parse_args, sensors as s, ChildAdded, ChildSink, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef,
+    Invoke, Lifecycle, Placement, SensorBoard, Subscribe, Teardown,
+};
+use crate::blueprint::ContainerSpec;
+
+/// Upper bound on a cluster's size, so a typo (`resize 100000`) cannot
+/// exhaust the engine.
+pub const MAX_CLUSTER_SIZE: u32 = 1000;
+
+struct Member {
+    id: String,
+    addr: Addr<ContainerEntity>,
+    state: Lifecycle,
+    error: Option<String>,
+}
+
+pub struct ClusterEntity {
+    me: EntityRef,
+    member_spec: ContainerSpec,
+    at: Placement,
+    children_to: ChildSink,
+    state: Lifecycle,
+    board: SensorBoard,
+    desired: u32,
+    next_index: u32,
+    members: BTreeMap<u32, Member>,
+    /// New members of a replacement: not counted toward the size until the
+    /// member they replace is gone, so reconcile does not shrink them away.
+    surge: BTreeSet<u32>,
+    /// Members being torn down, by id.
+    removing: BTreeSet<String>,
+    waiters: Vec<oneshot::Sender<Result<serde_json::Value, EntityError>>>,
+    started: bool,
+    tearing_down: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResizeArgs {
+    size: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceArgs {
+    member: String,
+}
+
+/// The cluster's lifecycle from its members' (pure).
+pub fn cluster_state(desired: u32, counted: &[Lifecycle], removing: usize) -> Lifecycle {
+    if counted.contains(&Lifecycle::OnFire) {
+        Lifecycle::OnFire
+    } else if counted.len() as u32 != desired || removing > 0 || counted.iter().any(|s| *s != Lifecycle::Running) {
+        Lifecycle::Starting
+    } else {
+        Lifecycle::Running
+    }
+}
+
+impl ClusterEntity {
+    pub fn new(me: EntityRef, member_spec: ContainerSpec, initial_size: u32, at: Placement, children_to: ChildSink) -> Self {
+        ClusterEntity {
+            me,
+            member_spec,
+            at,
+            children_to,
+            state: Lifecycle::Created,
+            board: SensorBoard::default(),
+            desired: initial_size,
+            next_index: 1,
+            members: BTreeMap::new(),
+            surge: BTreeSet::new(),
+            removing: BTreeSet::new(),
+            waiters: Vec::new(),
+            started: false,
+            tearing_down: false,
+        }
+    }
+
+    pub fn handle(addr: &Addr<ClusterEntity>) -> EntityHandle {
+        EntityHandle {
+            kind: EntityKind::Cluster,
+            invoke: addr.clone().recipient(),
+            subscribe: addr.clone().recipient(),
+            teardown: addr.clone().recipient(),
+            container: None,
+        }
+    }
+
+    fn counted(&self) -> impl DoubleEndedIterator<Item = (&u32, &Member)> {
+        self.members.iter().filter(|(i, _)| !self.surge.contains(i))
+    }
+
+    fn publish(&mut self) {
+        let size = self.counted().count();
+        let ids: Vec<String> = self.counted().map(|(_, m)| m.id.clone()).collect();
+        self.board.set(&self.me, s::GROUP_SIZE, json!(size));
+        self.board.set(&self.me, s::GROUP_DESIRED_SIZE, json!(self.desired));
+        self.board.set(&self.me, s::GROUP_MEMBERS, json!(ids));
+    }
+
+    fn update_state(&mut self) {
+        if self.tearing_down || !self.started {
+            return;
+        }
+        let states: Vec<Lifecycle> = self.counted().map(|(_, m)| m.state).collect();
+        let state = cluster_state(self.desired, &states, self.removing.len());
+        if state != self.state {
+            self.state = state;
+            self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
+            self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Cluster, state });
+        }
+        self.check_waiters();
+    }
+
+    /// Resolves resize waiters once the cluster has settled, well or badly.
+    fn check_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let counted: Vec<&Member> = self.counted().map(|(_, m)| m).collect();
+        let settled = counted.len() as u32 == self.desired
+            && self.removing.is_empty()
+            && counted.iter().all(|m| matches!(m.state, Lifecycle::Running | Lifecycle::OnFire));
+        if !settled {
+            return;
+        }
+        let failed: Vec<String> = counted
+            .iter()
+            .filter(|m| m.state == Lifecycle::OnFire)
+            .map(|m| format!("{} ({})", m.id, m.error.as_deref().unwrap_or("failed")))
+            .collect();
+        let result = if failed.is_empty() {
+            Ok(json!({ "size": counted.len() }))
+        } else {
+            Err(EntityError::Failed { entity: self.me.to_string(), message: format!("members failed: {}", failed.join(", ")) })
+        };
+        for w in self.waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+
+    fn add_member(&mut self, ctx: &mut Context<Self>) -> u32 {
+        let index = self.next_index;
+        self.next_index += 1;
+        let id = format!("{}-{index}", self.me.entity);
+        let child = EntityRef::new(self.me.app.clone(), id.clone());
+        let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone()).start();
+        // Register with management before the first engine call, so engine
+        // events for the new container always find their entity.
+        self.children_to.do_send(ChildAdded { parent: self.me.clone(), child, handle: ContainerEntity::handle(&addr) });
+        addr.do_send(Subscribe(ctx.address().recipient()));
+        self.members.insert(index, Member { id, addr: addr.clone(), state: Lifecycle::Created, error: None });
+        addr.do_send(Invoke::new("start"));
+        index
+    }
+
+    fn remove_member(&mut self, index: u32, ctx: &mut Context<Self>) {
+        let Some(m) = self.members.remove(&index) else { return };
+        self.surge.remove(&index);
+        self.removing.insert(m.id.clone());
+        let id = m.id.clone();
+        ctx.spawn(async move { m.addr.send(Teardown).await }.into_actor(self).map(move |res, act, _| {
+            let res = res.unwrap_or_else(|e| Err(EntityError::Unreachable { entity: id.clone(), message: e.to_string() }));
+            if let Err(e) = res {
+                tracing::warn!(member = %id, error = %e, "member teardown failed");
+            }
+            act.removing.remove(&id);
+            act.publish();
+            act.update_state();
+        }));
+    }
+
+    /// Moves the members toward the desired size.
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if self.tearing_down {
+            return;
+        }
+        let mut count = self.counted().count() as u32;
+        while count < self.desired {
+            self.add_member(ctx);
+            count += 1;
+        }
+        while count > self.desired {
+            let newest = self.counted().map(|(i, _)| *i).next_back();
+            match newest {
+                Some(i) => self.remove_member(i, ctx),
+                None => break,
+            }
+            count -= 1;
+        }
+        self.publish();
+        self.update_state();
+    }
+
+    fn resize(&mut self, size: u32, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+        if size > MAX_CLUSTER_SIZE {
+            return Box::pin(fut::ready(Err(EntityError::BadArguments {
+                effector: "resize".into(),
+                message: format!("size {size} is above the limit of {MAX_CLUSTER_SIZE}"),
+            })));
+        }
+        self.started = true;
+        self.desired = size;
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        self.reconcile(ctx);
+        let me = self.me.to_string();
+        Box::pin(
+            async move { rx.await.unwrap_or_else(|_| Err(EntityError::Unreachable { entity: me, message: "resize was abandoned".into() })) }
+                .into_actor(self),
+        )
+    }
+
+    fn replace(&mut self, member: String, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+        let Some(old_index) = self.members.iter().find(|(i, m)| m.id == member && !self.surge.contains(i)).map(|(i, _)| *i)
+        else {
+            let known = self.counted().map(|(_, m)| m.id.clone()).collect::<Vec<_>>().join(", ");
+            return Box::pin(fut::ready(Err(EntityError::NoSuchMember { entity: self.me.to_string(), member, known })));
+        };
+        let new_index = self.add_member(ctx);
+        self.surge.insert(new_index);
+        let new_addr = self.members[&new_index].addr.clone();
+        let new_id = self.members[&new_index].id.clone();
+        // The new member starts before the old one is removed (Brooklyn's
+        // replaceMember), so capacity never dips.
+        Box::pin(async move { new_addr.send(Invoke::new("start")).await }.into_actor(self).map(move |res, act, ctx| {
+            let res = res.unwrap_or_else(|e| Err(EntityError::Unreachable { entity: new_id.clone(), message: e.to_string() }));
+            match res {
+                Ok(_) => {
+                    act.surge.remove(&new_index);
+                    if act.members.contains_key(&old_index) {
+                        act.remove_member(old_index, ctx);
+                    }
+                    act.publish();
+                    act.update_state();
+                    Ok(json!({ "old": member, "new": new_id }))
+                }
+                Err(e) => {
+                    act.remove_member(new_index, ctx);
+                    act.publish();
+                    Err(EntityError::Failed {
+                        entity: act.me.to_string(),
+                        message: format!("replacement {new_id} for {member} failed: {e}; {member} is kept"),
+                    })
+                }
+            }
+        }))
+    }
+}
+
+impl Actor for ClusterEntity {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.board.set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
+        self.publish();
+    }
+}
+
+impl Handler<Subscribe> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.board.subscribe(msg.0, &self.me, EntityKind::Cluster, self.state);
+    }
+}
+
+impl Handler<EntityEvent> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
+        match ev {
+            EntityEvent::State { source, state, .. } => {
+                if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    m.state = state;
+                }
+                self.update_state();
+            }
+            EntityEvent::Sensor { source, name, value } if name == s::ENTITY_ERROR => {
+                if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    m.error = value.value.as_str().map(str::to_string);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<Invoke> for ClusterEntity {
+    type Result = ResponseActFuture<Self, Result<serde_json::Value, EntityError>>;
+
+    fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
+        if self.tearing_down {
+            return Box::pin(fut::ready(Err(EntityError::Stopping { entity: self.me.to_string() })));
+        }
+        match msg.effector.as_str() {
+            // Start: reconcile to the current desired size (initially the
+            // blueprint's `initial_size`).
+            "start" => self.resize(self.desired, ctx),
+            "resize" => match parse_args::<ResizeArgs>("resize", &msg.args) {
+                Ok(a) => self.resize(a.size, ctx),
+                Err(e) => Box::pin(fut::ready(Err(e))),
+            },
+            "replace_member" => match parse_args::<ReplaceArgs>("replace_member", &msg.args) {
+                Ok(a) => self.replace(a.member, ctx),
+                Err(e) => Box::pin(fut::ready(Err(e))),
+            },
+            other => Box::pin(fut::ready(Err(EntityError::UnknownEffector {
+                entity: self.me.to_string(),
+                effector: other.to_string(),
+                known: "start, resize(size), replace_member(member)".into(),
+            }))),
+        }
+    }
+}
+
+impl Handler<Teardown> for ClusterEntity {
+    type Result = ResponseActFuture<Self, Result<(), EntityError>>;
+
+    fn handle(&mut self, _: Teardown, _: &mut Context<Self>) -> Self::Result {
+        self.tearing_down = true;
+        self.state = Lifecycle::Stopping;
+        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Cluster, state: Lifecycle::Stopping });
+        for w in self.waiters.drain(..) {
+            let _ = w.send(Err(EntityError::Stopping { entity: self.me.to_string() }));
+        }
+        let addrs: Vec<Addr<ContainerEntity>> = std::mem::take(&mut self.members).into_values().map(|m| m.addr).collect();
+        let me = self.me.to_string();
+        let fut = async move {
+            let results = futures_util::future::join_all(addrs.iter().map(|a| a.send(Teardown))).await;
+            let errors: Vec<String> = results
+                .into_iter()
+                .filter_map(|r| match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                })
+                .collect();
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(EntityError::Failed { entity: me, message: format!("members not removed: {}", errors.join("; ")) })
+            }
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            act.state = Lifecycle::Stopped;
+            act.board.emit(EntityEvent::State { source: act.me.clone(), kind: EntityKind::Cluster, state: Lifecycle::Stopped });
+            act.board.emit(EntityEvent::Gone { source: act.me.clone() });
+            ctx.stop();
+            res
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Lifecycle::*;
+
+    #[test]
+    fn state_from_members() {
+        assert_eq!(cluster_state(3, &[Running, Running, Running], 0), Running);
+        assert_eq!(cluster_state(3, &[Running, Running], 0), Starting);
+        assert_eq!(cluster_state(2, &[Running, Running], 1), Starting);
+        assert_eq!(cluster_state(3, &[Running, OnFire, Starting], 0), OnFire);
+        assert_eq!(cluster_state(0, &[], 0), Running);
+    }
+}

@@ -1,0 +1,497 @@
+//! The container entity: one Docker container, its health and lifecycle.
+//!
+//! The actor keeps what it wants (`want_running`) apart from what it sees
+//! (engine events, resync lists, health probes), and derives its lifecycle
+//! state from both. Every engine call is a future spawned on the actor; its
+//! result is applied only if the container it was about is still current,
+//! so a late answer never overwrites newer knowledge.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::{
+    sensors as s, ContainerInbox, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle,
+    Observed, Placement, SensorBoard, Subscribe, Teardown,
+};
+use crate::blueprint::ContainerSpec;
+use crate::host::{self, health, ContainerEvent, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart, Operate};
+use crate::metrics;
+
+/// While starting, probe this often: a fast first "up" is most of a fast
+/// deploy and a fast recovery.
+const STARTING_PROBE_EVERY: Duration = Duration::from_millis(50);
+
+/// A start that has not passed its health check by then has failed.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct ContainerEntity {
+    me: EntityRef,
+    spec: ContainerSpec,
+    at: Placement,
+    state: Lifecycle,
+    board: SensorBoard,
+    container_id: Option<String>,
+    ports: BTreeMap<u16, u16>,
+    /// What the user asked for: running (start, restart) or not (stop).
+    want_running: bool,
+    /// Torn down: ignore everything and stop.
+    tearing_down: bool,
+    /// An engine operation (create, restart) is in flight.
+    busy: bool,
+    start_waiters: Vec<oneshot::Sender<Result<(), EntityError>>>,
+    started_at: Option<Instant>,
+    start_timeout: Duration,
+    probing: bool,
+    last_probe: Option<Instant>,
+    up: Option<bool>,
+    last_error: Option<String>,
+}
+
+impl ContainerEntity {
+    pub fn new(me: EntityRef, spec: ContainerSpec, at: Placement) -> Self {
+        ContainerEntity {
+            me,
+            spec,
+            at,
+            state: Lifecycle::Created,
+            board: SensorBoard::default(),
+            container_id: None,
+            ports: BTreeMap::new(),
+            want_running: false,
+            tearing_down: false,
+            busy: false,
+            start_waiters: Vec::new(),
+            started_at: None,
+            start_timeout: DEFAULT_START_TIMEOUT,
+            probing: false,
+            last_probe: None,
+            up: None,
+            last_error: None,
+        }
+    }
+
+    pub fn handle(addr: &Addr<ContainerEntity>) -> EntityHandle {
+        EntityHandle {
+            kind: EntityKind::Container,
+            invoke: addr.clone().recipient(),
+            subscribe: addr.clone().recipient(),
+            teardown: addr.clone().recipient(),
+            container: Some(ContainerInbox { events: addr.clone().recipient(), observed: addr.clone().recipient() }),
+        }
+    }
+
+    fn set_state(&mut self, state: Lifecycle) {
+        if self.state == state {
+            return;
+        }
+        tracing::debug!(entity = %self.me, from = %self.state, to = %state, "state");
+        self.state = state;
+        self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
+        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Container, state });
+        match state {
+            Lifecycle::Running => self.resolve_waiters(Ok(())),
+            Lifecycle::OnFire if self.started_at.is_some() && !self.busy => {
+                let message = self.last_error.clone().unwrap_or_else(|| "container is not up".into());
+                self.resolve_waiters(Err(EntityError::StartFailed { entity: self.me.to_string(), message }));
+            }
+            _ => {}
+        }
+    }
+
+    fn resolve_waiters(&mut self, r: Result<(), EntityError>) {
+        for w in self.start_waiters.drain(..) {
+            let _ = w.send(r.clone());
+        }
+        if r.is_ok() {
+            self.started_at = None;
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        tracing::warn!(entity = %self.me, %message, "container failed");
+        self.board.set(&self.me, s::ENTITY_ERROR, json!(message));
+        self.last_error = Some(message);
+        self.set_state(Lifecycle::OnFire);
+    }
+
+    fn set_up(&mut self, up: bool) {
+        self.up = Some(up);
+        self.board.set(&self.me, s::SERVICE_UP, json!(up));
+        self.derive_state();
+    }
+
+    /// The lifecycle from wants and observations.
+    fn derive_state(&mut self) {
+        if self.tearing_down || !self.want_running || self.busy {
+            return;
+        }
+        let engine_running = self.board.get(s::SERVICE_STATE) == Some(&json!("running"));
+        match (engine_running, self.up) {
+            (true, Some(true)) => {
+                self.board.clear(&self.me, s::ENTITY_ERROR);
+                self.last_error = None;
+                self.set_state(Lifecycle::Running)
+            }
+            // Not up yet while starting is expected; after that it is a failure.
+            (true, _) if self.state == Lifecycle::Starting => {}
+            (true, _) => self.fail(self.last_error.clone().unwrap_or_else(|| "health check failing".into())),
+            (false, _) => {
+                let seen = self.board.get(s::SERVICE_STATE).and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
+                self.fail(format!("container is {seen}"))
+            }
+        }
+    }
+
+    fn apply_info(&mut self, info: ContainerInfo) {
+        self.container_id = Some(info.id.clone());
+        self.board.set(&self.me, s::CONTAINER_ID, json!(info.id));
+        self.board.set(&self.me, s::CONTAINER_NAME, json!(info.name));
+        self.board.set(&self.me, s::HOST_NAME, json!(self.at.host_name));
+        self.board.set(&self.me, s::HOST_ADDRESS, json!(self.at.host_address));
+        for (c, h) in &info.ports {
+            self.board.set(&self.me, &format!("{}{c}", s::HOST_PORT_PREFIX), json!(h));
+        }
+        self.ports = info.ports;
+        self.board.set(&self.me, s::SERVICE_STATE, json!(info.state));
+    }
+
+    /// Begins (or joins) a start. Idempotent: a running entity stays as is.
+    fn start(&mut self, ctx: &mut Context<Self>) {
+        self.want_running = true;
+        if self.state == Lifecycle::Running || self.busy {
+            return;
+        }
+        self.busy = true;
+        self.started_at = Some(Instant::now());
+        self.up = None;
+        self.last_error = None;
+        self.set_state(Lifecycle::Starting);
+        let req = ContainerRequest {
+            app: self.me.app.clone(),
+            entity: self.me.entity.clone(),
+            spec: self.spec.clone(),
+            network: self.at.network.clone(),
+        };
+        let host = self.at.host.clone();
+        let t0 = Instant::now();
+        let fut = async move { host.send(CreateAndStart(req)).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.busy = false;
+            if act.tearing_down {
+                return;
+            }
+            match res {
+                Ok(Ok(info)) => {
+                    metrics::CONTAINERS_STARTED.inc();
+                    metrics::CONTAINER_START_SECONDS.observe(t0.elapsed().as_secs_f64());
+                    act.apply_info(info);
+                    if act.spec.health.is_none() {
+                        act.up = Some(true);
+                        act.board.set(&act.me, s::SERVICE_UP, json!(true));
+                    } else {
+                        act.probe_now(ctx);
+                    }
+                    act.derive_state();
+                }
+                Ok(Err(e)) => {
+                    metrics::CONTAINERS_FAILED.inc();
+                    act.fail(e.to_string());
+                }
+                Err(e) => act.fail(format!("host actor unreachable: {e}")),
+            }
+        }));
+    }
+
+    fn operate(&mut self, ctx: &mut Context<Self>, op: ContainerOp, then_running: bool) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+        let Some(id) = self.container_id.clone() else {
+            return Box::pin(fut::ready(Err(EntityError::Failed {
+                entity: self.me.to_string(),
+                message: format!("has no container to {op:?}; call `start` first").to_lowercase(),
+            })));
+        };
+        let _ = ctx;
+        self.want_running = then_running;
+        self.busy = true;
+        self.set_state(if then_running { Lifecycle::Starting } else { Lifecycle::Stopping });
+        if then_running {
+            self.started_at = Some(Instant::now());
+            self.up = None;
+        }
+        let host = self.at.host.clone();
+        let fut = async move {
+            host.send(Operate { container: id.clone(), op }).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            if then_running {
+                // Published ports can change across a restart.
+                host.send(crate::host::Inspect(id)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+            } else {
+                Ok(None)
+            }
+        };
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
+            act.busy = false;
+            if act.tearing_down {
+                return Ok(json!({}));
+            }
+            match res {
+                Ok(info) => {
+                    if let Some(info) = info {
+                        act.apply_info(info);
+                        if act.spec.health.is_none() {
+                            act.set_up(true);
+                        } else {
+                            act.probe_now(ctx);
+                        }
+                    } else {
+                        act.up = Some(false);
+                        act.board.set(&act.me, s::SERVICE_UP, json!(false));
+                        act.set_state(Lifecycle::Stopped);
+                    }
+                    act.derive_state();
+                    Ok(json!({ "state": act.state.as_str() }))
+                }
+                Err(message) => {
+                    act.fail(message.clone());
+                    Err(EntityError::Engine { entity: act.me.to_string(), operation: format!("{op:?}").to_lowercase(), message })
+                }
+            }
+        }))
+    }
+
+    fn probe_now(&mut self, ctx: &mut Context<Self>) {
+        let Some(check) = self.spec.health.clone() else { return };
+        if self.probing || self.tearing_down {
+            return;
+        }
+        let Some(port) = health::check_port(&check).and_then(|p| self.ports.get(&p).copied()) else { return };
+        self.probing = true;
+        self.last_probe = Some(Instant::now());
+        let address = self.at.host_address.clone();
+        let id = self.container_id.clone();
+        ctx.spawn(async move { health::probe(&check, &address, port).await }.into_actor(self).map(move |res, act, _| {
+            act.probing = false;
+            if act.tearing_down || act.container_id != id || act.busy {
+                return;
+            }
+            match res {
+                Ok(()) => act.set_up(true),
+                Err(message) => {
+                    // While starting, failing probes are expected: keep the
+                    // reason for the timeout message but do not flap `service.up`.
+                    act.last_error = Some(format!("health check: {message}"));
+                    if act.state != Lifecycle::Starting || act.up == Some(true) {
+                        act.set_up(false);
+                    }
+                }
+            }
+        }));
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.tearing_down || !self.want_running || self.busy {
+            return;
+        }
+        if let (Some(t), Lifecycle::Starting) = (self.started_at, self.state) {
+            if t.elapsed() > self.start_timeout {
+                let why = self.last_error.clone().unwrap_or_else(|| "no health check passed".into());
+                self.fail(format!("not up after {}: {why}", humantime::format_duration(self.start_timeout)));
+                return;
+            }
+        }
+        let Some(check) = &self.spec.health else { return };
+        let every = if self.state == Lifecycle::Running { check.interval } else { STARTING_PROBE_EVERY };
+        if self.last_probe.is_none_or(|t| t.elapsed() >= every) {
+            self.probe_now(ctx);
+        }
+    }
+
+    fn on_engine_state(&mut self, seen: &str) {
+        self.board.set(&self.me, s::SERVICE_STATE, json!(seen));
+        if seen != "running" {
+            self.up = Some(false);
+            self.board.set(&self.me, s::SERVICE_UP, json!(false));
+        } else if self.spec.health.is_none() {
+            self.up = Some(true);
+            self.board.set(&self.me, s::SERVICE_UP, json!(true));
+        }
+        self.derive_state();
+    }
+}
+
+impl Actor for ContainerEntity {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A mailbox bound keeps a storm of engine events from growing memory
+        // without limit; the periodic resync corrects anything dropped.
+        ctx.set_mailbox_capacity(256);
+        self.board.set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
+        let tick = self.spec.health.as_ref().map(|h| h.interval.min(STARTING_PROBE_EVERY)).unwrap_or(Duration::from_secs(1));
+        ctx.run_interval(tick, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<Subscribe> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.board.subscribe(msg.0, &self.me, EntityKind::Container, self.state);
+    }
+}
+
+impl Handler<Invoke> for ContainerEntity {
+    type Result = ResponseActFuture<Self, Result<serde_json::Value, EntityError>>;
+
+    fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
+        if self.tearing_down {
+            return Box::pin(fut::ready(Err(EntityError::Stopping { entity: self.me.to_string() })));
+        }
+        match msg.effector.as_str() {
+            "start" => {
+                let (tx, rx) = oneshot::channel();
+                if self.state == Lifecycle::Running {
+                    let _ = tx.send(Ok(()));
+                } else {
+                    self.start_waiters.push(tx);
+                }
+                // A failed container is started afresh: remove what is left
+                // of it first so its deterministic name is free.
+                if self.state == Lifecycle::OnFire && !self.busy {
+                    if let Some(id) = self.container_id.take() {
+                        let host = self.at.host.clone();
+                        self.busy = true;
+                        ctx.spawn(async move { host.send(Operate { container: id, op: ContainerOp::Remove }).await }
+                            .into_actor(self)
+                            .map(|_, act, ctx| {
+                                act.busy = false;
+                                act.state = Lifecycle::Created;
+                                act.start(ctx);
+                            }));
+                    } else {
+                        self.start(ctx);
+                    }
+                } else {
+                    self.start(ctx);
+                }
+                let me = self.me.to_string();
+                Box::pin(
+                    async move {
+                        match rx.await {
+                            Ok(Ok(())) => Ok(json!({ "state": "running" })),
+                            Ok(Err(e)) => Err(e),
+                            Err(_) => Err(EntityError::Unreachable { entity: me, message: "start was abandoned".into() }),
+                        }
+                    }
+                    .into_actor(self),
+                )
+            }
+            "stop" => self.operate(ctx, ContainerOp::Stop, false),
+            "restart" => self.operate(ctx, ContainerOp::Restart, true),
+            other => Box::pin(fut::ready(Err(EntityError::UnknownEffector {
+                entity: self.me.to_string(),
+                effector: other.to_string(),
+                known: "start, stop, restart".into(),
+            }))),
+        }
+    }
+}
+
+impl Handler<Teardown> for ContainerEntity {
+    type Result = ResponseActFuture<Self, Result<(), EntityError>>;
+
+    fn handle(&mut self, _: Teardown, _: &mut Context<Self>) -> Self::Result {
+        self.tearing_down = true;
+        self.want_running = false;
+        self.state = Lifecycle::Stopping;
+        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Container, state: Lifecycle::Stopping });
+        self.resolve_waiters(Err(EntityError::Stopping { entity: self.me.to_string() }));
+        let host = self.at.host.clone();
+        // Remove by name as well as by id: a create may be in flight, and its
+        // container carries the deterministic name.
+        let targets: Vec<String> = self
+            .container_id
+            .iter()
+            .cloned()
+            .chain(std::iter::once(host::container_name(&self.me.app, &self.me.entity)))
+            .collect();
+        let me = self.me.clone();
+        let fut = async move {
+            for t in targets {
+                match host.send(Operate { container: t, op: ContainerOp::Remove }).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(EntityError::Engine { entity: me.to_string(), operation: "remove".into(), message: e.to_string() }),
+                    Err(e) => return Err(EntityError::Unreachable { entity: me.to_string(), message: e.to_string() }),
+                }
+            }
+            Ok(())
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            if res.is_ok() {
+                act.state = Lifecycle::Stopped;
+                act.board.emit(EntityEvent::State { source: act.me.clone(), kind: EntityKind::Container, state: Lifecycle::Stopped });
+                act.board.emit(EntityEvent::Gone { source: act.me.clone() });
+                ctx.stop();
+            }
+            res
+        }))
+    }
+}
+
+impl Handler<ContainerEvent> for ContainerEntity {
+    type Result = ();
+
+    fn handle(&mut self, ev: ContainerEvent, _: &mut Context<Self>) {
+        if self.tearing_down {
+            return;
+        }
+        // Events of an earlier container of this entity are history.
+        if self.container_id.as_deref().is_some_and(|id| id != ev.container_id) {
+            return;
+        }
+        if self.busy {
+            // The operation in flight will report the outcome; an event now
+            // (the `die` of a restart) says nothing about it.
+            return;
+        }
+        match ev.action.as_str() {
+            "start" | "unpause" => self.on_engine_state("running"),
+            "die" => self.on_engine_state("exited"),
+            "oom" => {
+                self.last_error = Some("killed for lack of memory (OOM)".into());
+                self.board.set(&self.me, s::ENTITY_ERROR, json!("killed for lack of memory (OOM)"));
+            }
+            "pause" => self.on_engine_state("paused"),
+            "destroy" => {
+                self.container_id = None;
+                self.board.clear(&self.me, s::CONTAINER_ID);
+                self.on_engine_state("removed");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<Observed> for ContainerEntity {
+    type Result = ();
+
+    fn handle(&mut self, Observed(seen): Observed, _: &mut Context<Self>) {
+        if self.tearing_down || self.busy || self.container_id.is_none() {
+            return;
+        }
+        match seen {
+            Some(c) if Some(&c.id) == self.container_id.as_ref() => {
+                if self.board.get(s::SERVICE_STATE) != Some(&json!(c.state)) {
+                    self.on_engine_state(&c.state.clone());
+                }
+            }
+            // The engine holds no container for us (or another one): ours is gone.
+            _ => {
+                self.container_id = None;
+                self.board.clear(&self.me, s::CONTAINER_ID);
+                self.on_engine_state("removed");
+            }
+        }
+    }
+}

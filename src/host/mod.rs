@@ -1,0 +1,522 @@
+//! Docker hosts: one actor per engine, the only code that talks to Docker.
+//!
+//! [`DockerHost`] owns the bollard client. Its handlers never block: each
+//! returns a future over a clone of the client. It follows the engine's
+//! event stream (reconnecting with `since` and re-listing to reconcile) and
+//! forwards every event of a drover-managed container to whoever manages it.
+
+pub mod events;
+pub mod health;
+pub mod workload;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use serde::Serialize;
+
+use crate::blueprint::ContainerSpec;
+
+/// The labels every container drover creates carries.
+pub mod labels {
+    pub const MANAGED: &str = "io.drover.managed";
+    pub const APP: &str = "io.drover.app";
+    pub const ENTITY: &str = "io.drover.entity";
+}
+
+/// How long `docker stop` waits before SIGKILL. Short because drover's
+/// members are stateless and replaced rather than drained; Docker's default
+/// of 10 s would make every shrink and replace slow.
+pub const STOP_TIMEOUT_SECS: i32 = 3;
+
+/// Errors of engine operations, each naming the operation that failed.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+pub enum HostError {
+    #[error("cannot reach the Docker engine at {endpoint}: {message}; is dockerd running and is the socket readable?")]
+    Connect { endpoint: String, message: String },
+    #[error("image `{image}` is not on host {host} and no registry can be reached; build or load it there first (`docker load`, or `drover image workload` for the workload image)")]
+    ImageMissing { host: String, image: String },
+    #[error("building the workload image failed: {0}")]
+    Workload(String),
+    #[error("container name `{name}` is taken by a container drover does not manage; remove it (`docker rm -f {name}`) or rename the application")]
+    NameTaken { name: String },
+    #[error("{operation} failed: {message}")]
+    Engine { operation: String, message: String },
+}
+
+impl HostError {
+    fn engine(operation: impl Into<String>, e: bollard::errors::Error) -> Self {
+        HostError::Engine { operation: operation.into(), message: docker_message(&e) }
+    }
+}
+
+/// The engine's own message, without bollard's wrapping.
+pub fn docker_message(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, message } => format!("{message} (HTTP {status_code})"),
+        other => other.to_string(),
+    }
+}
+
+fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Connects to an engine and negotiates the API version (the engine here
+/// speaks 1.41; bollard defaults to a newer one).
+pub async fn connect(endpoint: &str) -> Result<Docker, HostError> {
+    let docker = if endpoint == "local" || endpoint.is_empty() {
+        Docker::connect_with_local_defaults()
+    } else if let Some(path) = endpoint.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)
+    }
+    .map_err(|e| HostError::Connect { endpoint: endpoint.to_string(), message: e.to_string() })?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| HostError::Connect { endpoint: endpoint.to_string(), message: docker_message(&e) })?;
+    docker.ping().await.map_err(|e| HostError::Connect { endpoint: endpoint.to_string(), message: docker_message(&e) })?;
+    Ok(docker)
+}
+
+/// The Docker network of an application.
+pub fn network_name(app: &str) -> String {
+    format!("drover-{app}")
+}
+
+/// Containers are named deterministically so a retried create finds the
+/// first one instead of making a duplicate.
+pub fn container_name(app: &str, entity: &str) -> String {
+    format!("drover-{app}-{entity}")
+}
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct ContainerRequest {
+    pub app: String,
+    pub entity: String,
+    pub spec: ContainerSpec,
+    /// Network to join, with the entity id as DNS alias.
+    pub network: Option<String>,
+}
+
+/// A container as drover sees it after creating or inspecting it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    /// `created`, `running`, `paused`, `exited`, ...
+    pub state: String,
+    /// Container port → published host port.
+    pub ports: BTreeMap<u16, u16>,
+}
+
+/// A managed container found on the engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagedContainer {
+    pub id: String,
+    pub name: String,
+    pub app: String,
+    pub entity: String,
+    pub state: String,
+}
+
+/// An engine event about a managed container.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ContainerEvent {
+    pub host: String,
+    pub app: String,
+    pub entity: String,
+    pub container_id: String,
+    /// Docker's action: `start`, `die`, `kill`, `stop`, `destroy`, `pause`,
+    /// `unpause`, `oom`, ...
+    pub action: String,
+}
+
+/// The full list of managed containers, sent after every (re)connection of
+/// the event stream and periodically: events can be lost, a list cannot.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct HostResync {
+    pub host: String,
+    pub containers: Vec<ManagedContainer>,
+}
+
+/// One actor per Docker engine.
+pub struct DockerHost {
+    name: String,
+    /// Address at which published ports are reached.
+    address: String,
+    docker: Docker,
+    events_to: Recipient<ContainerEvent>,
+    resync_to: Recipient<HostResync>,
+    resync_every: Duration,
+}
+
+impl DockerHost {
+    pub fn new(
+        name: String,
+        address: String,
+        docker: Docker,
+        events_to: Recipient<ContainerEvent>,
+        resync_to: Recipient<HostResync>,
+    ) -> Self {
+        DockerHost { name, address, docker, events_to, resync_to, resync_every: Duration::from_secs(10) }
+    }
+}
+
+impl Actor for DockerHost {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // The follower runs on the actor's arbiter but only awaits: no
+        // blocking. It owns clones, so it needs no access to `self`.
+        let fut = events::follow(
+            self.name.clone(),
+            self.docker.clone(),
+            self.events_to.clone(),
+            self.resync_to.clone(),
+        );
+        ctx.spawn(fut.into_actor(self));
+        // The safety net: a periodic full list, level-triggered.
+        ctx.run_interval(self.resync_every, |act, ctx| {
+            let (docker, host, to) = (act.docker.clone(), act.name.clone(), act.resync_to.clone());
+            ctx.spawn(
+                async move {
+                    if let Ok(containers) = list_managed(&docker, None).await {
+                        to.do_send(HostResync { host, containers });
+                    }
+                }
+                .into_actor(act),
+            );
+        });
+    }
+}
+
+/// The host's name and address.
+#[derive(Message)]
+#[rtype(result = "HostDescription")]
+pub struct Describe;
+
+#[derive(Debug, Clone, MessageResponse)]
+pub struct HostDescription {
+    pub name: String,
+    pub address: String,
+}
+
+impl Handler<Describe> for DockerHost {
+    type Result = HostDescription;
+    fn handle(&mut self, _: Describe, _: &mut Context<Self>) -> HostDescription {
+        HostDescription { name: self.name.clone(), address: self.address.clone() }
+    }
+}
+
+/// Creates (or adopts, if a container of that name and entity exists) and
+/// starts a container. Idempotent.
+#[derive(Message)]
+#[rtype(result = "Result<ContainerInfo, HostError>")]
+pub struct CreateAndStart(pub ContainerRequest);
+
+impl Handler<CreateAndStart> for DockerHost {
+    type Result = ResponseFuture<Result<ContainerInfo, HostError>>;
+    fn handle(&mut self, msg: CreateAndStart, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        let host = self.name.clone();
+        Box::pin(async move { create_and_start(&docker, &host, msg.0).await })
+    }
+}
+
+async fn ensure_image(docker: &Docker, host: &str, image: &str) -> Result<(), HostError> {
+    if docker.inspect_image(image).await.is_ok() {
+        return Ok(());
+    }
+    if workload::is_workload_image(image) {
+        workload::ensure_workload_image(docker).await.map_err(|e| HostError::Workload(e.to_string()))?;
+        return Ok(());
+    }
+    Err(HostError::ImageMissing { host: host.to_string(), image: image.to_string() })
+}
+
+fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
+    let spec = &req.spec;
+    let mut labels: HashMap<String, String> = spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    labels.insert(labels::MANAGED.into(), "true".into());
+    labels.insert(labels::APP.into(), req.app.clone());
+    labels.insert(labels::ENTITY.into(), req.entity.clone());
+    let exposed: Vec<String> = spec.ports.iter().map(|p| format!("{p}/tcp")).collect();
+    let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+        .ports
+        .iter()
+        .map(|p| {
+            // An empty host port asks the engine for a free one.
+            let b = PortBinding { host_ip: Some("0.0.0.0".into()), host_port: Some(String::new()) };
+            (format!("{p}/tcp"), Some(vec![b]))
+        })
+        .collect();
+    let host_config = HostConfig {
+        port_bindings: Some(bindings),
+        nano_cpus: spec.resources.cpus.map(|c| (c * 1e9) as i64),
+        memory: spec.resources.memory.map(|m| m.0 as i64),
+        network_mode: req.network.clone(),
+        ..Default::default()
+    };
+    let networking_config = req.network.as_ref().map(|n| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            n.clone(),
+            EndpointSettings { aliases: Some(vec![req.entity.clone()]), ..Default::default() },
+        )])),
+    });
+    ContainerCreateBody {
+        image: spec.image.clone(),
+        cmd: spec.command.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels),
+        exposed_ports: Some(exposed),
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+async fn create_and_start(docker: &Docker, host: &str, req: ContainerRequest) -> Result<ContainerInfo, HostError> {
+    let name = container_name(&req.app, &req.entity);
+    let image = req.spec.image.clone().unwrap_or_default();
+    ensure_image(docker, host, &image).await?;
+    let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+    let id = match docker.create_container(Some(opts), create_body(&req)).await {
+        Ok(r) => r.id,
+        // 409: a container of that name exists, left by an earlier attempt.
+        // Adopt it if it is ours and for this entity.
+        Err(e) if status_of(&e) == Some(409) => {
+            let found = docker.inspect_container(&name, None).await.map_err(|e| HostError::engine("inspect container", e))?;
+            let labels = found.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+            if labels.get(labels::APP) != Some(&req.app) || labels.get(labels::ENTITY) != Some(&req.entity) {
+                return Err(HostError::NameTaken { name });
+            }
+            found.id.unwrap_or_default()
+        }
+        Err(e) => return Err(HostError::engine(format!("create container {name}"), e)),
+    };
+    match docker.start_container(&id, None).await {
+        Ok(()) => {}
+        // 304: already started.
+        Err(e) if status_of(&e) == Some(304) => {}
+        Err(e) => return Err(HostError::engine(format!("start container {name}"), e)),
+    }
+    inspect(docker, &id).await
+}
+
+async fn inspect(docker: &Docker, id: &str) -> Result<ContainerInfo, HostError> {
+    let c = docker.inspect_container(id, None).await.map_err(|e| HostError::engine("inspect container", e))?;
+    let state = c
+        .state
+        .as_ref()
+        .and_then(|s| s.status)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mut ports = BTreeMap::new();
+    if let Some(map) = c.network_settings.as_ref().and_then(|n| n.ports.as_ref()) {
+        for (key, bindings) in map {
+            let Some(cport) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else { continue };
+            let hport = bindings
+                .iter()
+                .flatten()
+                .filter_map(|b| b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()))
+                .next();
+            if let Some(h) = hport {
+                ports.insert(cport, h);
+            }
+        }
+    }
+    Ok(ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        state,
+        ports,
+    })
+}
+
+/// Inspects a container. `Ok(None)` if it does not exist.
+#[derive(Message)]
+#[rtype(result = "Result<Option<ContainerInfo>, HostError>")]
+pub struct Inspect(pub String);
+
+impl Handler<Inspect> for DockerHost {
+    type Result = ResponseFuture<Result<Option<ContainerInfo>, HostError>>;
+    fn handle(&mut self, msg: Inspect, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        Box::pin(async move {
+            match inspect(&docker, &msg.0).await {
+                Ok(i) => Ok(Some(i)),
+                Err(HostError::Engine { message, .. }) if message.contains("HTTP 404") => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+/// Operations on an existing container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerOp {
+    Start,
+    Stop,
+    Restart,
+    /// Stop and remove; a missing container counts as removed.
+    Remove,
+    Kill,
+    Pause,
+    Unpause,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), HostError>")]
+pub struct Operate {
+    pub container: String,
+    pub op: ContainerOp,
+}
+
+impl Handler<Operate> for DockerHost {
+    type Result = ResponseFuture<Result<(), HostError>>;
+    fn handle(&mut self, msg: Operate, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        Box::pin(async move { operate(&docker, &msg.container, msg.op).await })
+    }
+}
+
+pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), HostError> {
+    let r = match op {
+        ContainerOp::Start => docker.start_container(id, None).await,
+        ContainerOp::Stop => {
+            docker.stop_container(id, Some(StopContainerOptionsBuilder::default().t(STOP_TIMEOUT_SECS).build())).await
+        }
+        ContainerOp::Restart => {
+            docker.restart_container(id, Some(RestartContainerOptionsBuilder::default().t(STOP_TIMEOUT_SECS).build())).await
+        }
+        ContainerOp::Remove => {
+            // Force removal kills at once; members are stateless, and the
+            // graceful path (stop first) is the entity's choice.
+            let r = docker.remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build())).await;
+            match r {
+                Err(e) if status_of(&e) == Some(404) => Ok(()),
+                // 409: removal already in progress.
+                Err(e) if status_of(&e) == Some(409) => Ok(()),
+                other => other,
+            }
+        }
+        ContainerOp::Kill => docker.kill_container(id, None::<bollard::query_parameters::KillContainerOptions>).await,
+        ContainerOp::Pause => docker.pause_container(id).await,
+        ContainerOp::Unpause => docker.unpause_container(id).await,
+    };
+    match r {
+        Ok(()) => Ok(()),
+        // 304: already in the requested state.
+        Err(e) if status_of(&e) == Some(304) => Ok(()),
+        Err(e) => Err(HostError::engine(format!("{op:?} container {id}").to_lowercase(), e)),
+    }
+}
+
+/// Creates the application's network if it is missing. Idempotent.
+#[derive(Message)]
+#[rtype(result = "Result<String, HostError>")]
+pub struct EnsureNetwork {
+    pub app: String,
+}
+
+impl Handler<EnsureNetwork> for DockerHost {
+    type Result = ResponseFuture<Result<String, HostError>>;
+    fn handle(&mut self, msg: EnsureNetwork, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        Box::pin(async move {
+            let name = network_name(&msg.app);
+            if docker.inspect_network(&name, None::<bollard::query_parameters::InspectNetworkOptions>).await.is_ok() {
+                return Ok(name);
+            }
+            let req = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(HashMap::from([
+                    (labels::MANAGED.to_string(), "true".to_string()),
+                    (labels::APP.to_string(), msg.app.clone()),
+                ])),
+                ..Default::default()
+            };
+            match docker.create_network(req).await {
+                Ok(_) => Ok(name),
+                Err(e) if status_of(&e) == Some(409) => Ok(name),
+                Err(e) => Err(HostError::engine(format!("create network {name}"), e)),
+            }
+        })
+    }
+}
+
+/// Removes the application's network. A missing network counts as removed.
+#[derive(Message)]
+#[rtype(result = "Result<(), HostError>")]
+pub struct RemoveNetwork {
+    pub app: String,
+}
+
+impl Handler<RemoveNetwork> for DockerHost {
+    type Result = ResponseFuture<Result<(), HostError>>;
+    fn handle(&mut self, msg: RemoveNetwork, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        Box::pin(async move {
+            let name = network_name(&msg.app);
+            match docker.remove_network(&name).await {
+                Ok(()) => Ok(()),
+                Err(e) if status_of(&e) == Some(404) => Ok(()),
+                Err(e) => Err(HostError::engine(format!("remove network {name}"), e)),
+            }
+        })
+    }
+}
+
+/// Lists managed containers, optionally of one application.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<ManagedContainer>, HostError>")]
+pub struct ListManaged {
+    pub app: Option<String>,
+}
+
+impl Handler<ListManaged> for DockerHost {
+    type Result = ResponseFuture<Result<Vec<ManagedContainer>, HostError>>;
+    fn handle(&mut self, msg: ListManaged, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        Box::pin(async move { list_managed(&docker, msg.app.as_deref()).await })
+    }
+}
+
+pub async fn list_managed(docker: &Docker, app: Option<&str>) -> Result<Vec<ManagedContainer>, HostError> {
+    let mut label_filters = vec![format!("{}=true", labels::MANAGED)];
+    if let Some(app) = app {
+        label_filters.push(format!("{}={app}", labels::APP));
+    }
+    let filters = HashMap::from([("label".to_string(), label_filters)]);
+    let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let list = docker.list_containers(Some(opts)).await.map_err(|e| HostError::engine("list containers", e))?;
+    Ok(list
+        .into_iter()
+        .map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            ManagedContainer {
+                id: c.id.unwrap_or_default(),
+                name: c.names.unwrap_or_default().first().cloned().unwrap_or_default().trim_start_matches('/').to_string(),
+                app: labels.get(labels::APP).cloned().unwrap_or_default(),
+                entity: labels.get(labels::ENTITY).cloned().unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,31 @@
+//! drover: an autonomic manager for applications in Docker containers.
+//!
+//! A user writes a YAML blueprint once; drover deploys it onto Docker hosts
+//! and keeps it running. Every managed thing is an *entity* actor that
+//! publishes *sensors* and accepts *effector* calls.
+//!
+//! # Layout
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | [`blueprint`] | the YAML model, parsing with precise error positions, validation (pure: no actors, Docker or HTTP) |
+//! | [`entity`] | one actor per managed thing: application, cluster, container; sensors, lifecycle, effectors |
+//! | [`host`] | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
+//! | [`management`] | the actor that owns the applications, routes engine events and keeps the read model the API serves |
+//! | [`api`] | the REST API (actix-web): `/v1`, `/healthz`, `/metrics` |
+//! | [`metrics`] | the Prometheus metric catalogue |
+//! | [`serve`] | `drover serve`: wires the actors and the HTTP server in one actix System, and stops them gracefully |
+//! | [`cli`] | the client commands; they reach the service over REST only |
+//!
+//! Dependencies run one way: `blueprint` knows nothing of the others;
+//! `entity` talks to Docker only through `host` messages; `api` and `cli`
+//! reach the system through actor messages and REST respectively.
+
+pub mod api;
+pub mod blueprint;
+pub mod cli;
+pub mod entity;
+pub mod host;
+pub mod management;
+pub mod metrics;
+pub mod serve;

@@ -1,0 +1,133 @@
+//! The `drover` binary: `drover serve` runs the service; the other commands
+//! are clients of its REST API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use drover::cli::{self, Client, Output};
+
+#[derive(Parser)]
+#[command(name = "drover", version, about = "An autonomic manager for applications in Docker containers")]
+struct Cli {
+    /// Where the service is, for client commands.
+    #[arg(long, env = "DROVER_URL", default_value = "http://127.0.0.1:7780", global = true)]
+    url: String,
+    /// Output format of commands that print data.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text", global = true)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: REST API, /metrics, /healthz.
+    Serve {
+        /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+        #[arg(long, default_value = "127.0.0.1:7780")]
+        listen: String,
+        /// Deploy this blueprint once the service is up (repeatable).
+        #[arg(long)]
+        deploy: Vec<PathBuf>,
+        /// Docker endpoint of the `local` location: `local`, `unix:///path/docker.sock` or `tcp://host:port`.
+        #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
+        docker: String,
+        /// Log format on stderr. `RUST_LOG` sets the level (default `info`).
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Deploy a blueprint.
+    Deploy {
+        file: String,
+        /// Wait, showing progress, until every entity runs or one fails.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// List applications.
+    Ls,
+    /// Show an application's entity tree with key sensors.
+    Status { app: String },
+    /// Call an effector: `drover invoke shop web resize size=5`.
+    Invoke { app: String, entity: String, effector: String, args: Vec<String> },
+    /// Destroy an application: remove its containers and network.
+    Destroy { app: String },
+    /// Check a blueprint without deploying it (no service needed).
+    Validate { file: String },
+    /// List Docker hosts.
+    Hosts,
+    /// List recent activities (effector calls), newest first.
+    Activities {
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Build the project's HTTP workload image (`drover/workload:latest`) on the local engine.
+    WorkloadImage {
+        #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
+        docker: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let out = args.output;
+    let client = Client::new(&args.url);
+    let result: Result<(), String> = match args.command {
+        Command::Serve { listen, deploy, docker, log_format } => {
+            init_logs(log_format);
+            drover::serve::run(drover::serve::ServeOptions { listen, deploy, docker }).map_err(|e| e.to_string())
+        }
+        Command::WorkloadImage { docker } => workload_image(&docker, out),
+        Command::Deploy { file, wait, timeout } => cli::deploy(&client, &file, wait, timeout, out).map_err(|e| e.to_string()),
+        Command::Ls => cli::ls(&client, out).map_err(|e| e.to_string()),
+        Command::Status { app } => cli::status(&client, &app, out).map_err(|e| e.to_string()),
+        Command::Invoke { app, entity, effector, args } => {
+            cli::invoke(&client, &app, &entity, &effector, &args, out).map_err(|e| e.to_string())
+        }
+        Command::Destroy { app } => cli::destroy(&client, &app, out).map_err(|e| e.to_string()),
+        Command::Validate { file } => cli::validate(&file, out).map_err(|e| e.to_string()),
+        Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
+        Command::Activities { app, limit } => cli::activities(&client, app.as_deref(), limit, out).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workload_image(docker: &str, out: Output) -> Result<(), String> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let d = drover::host::connect(docker).await.map_err(|e| e.to_string())?;
+        let id = drover::host::workload::build_workload_image(&d).await.map_err(|e| e.to_string())?;
+        match out {
+            Output::Json => println!("{}", serde_json::json!({ "image": drover::host::workload::WORKLOAD_IMAGE, "id": id })),
+            Output::Text => println!("built {} ({id})", drover::host::workload::WORKLOAD_IMAGE),
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,116 @@
+//! `drover serve`: the actors and the HTTP server in one actix System.
+//!
+//! One System over a multi-thread tokio runtime (DESIGN.md's runtime
+//! shape). SIGTERM or SIGINT stops the HTTP server gracefully, then the
+//! System; managed containers keep running, for the next start to find.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpServer};
+
+use crate::entity::Placement;
+use crate::host::{self, DockerHost};
+use crate::management::{Deploy, Management};
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    pub listen: String,
+    /// Blueprints to deploy once the service is up.
+    pub deploy: Vec<PathBuf>,
+    /// Docker endpoint of the `local` location: `local` (the default
+    /// socket), `unix:///path`, or `tcp://host:port`.
+    pub docker: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Host(#[from] host::HostError),
+    #[error("cannot listen on {listen}: {source}; is another drover running there? Use --listen to pick another address")]
+    Bind { listen: String, source: std::io::Error },
+    #[error("cannot read blueprint {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Blueprint(crate::blueprint::BlueprintErrors),
+    #[error("deploying {path} failed: {message}")]
+    Deploy { path: String, message: String },
+    #[error("the runtime failed: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs the service until SIGTERM/SIGINT.
+pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
+    crate::metrics::init();
+    let system = System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("drover-rt").build().expect("tokio runtime builds")
+    });
+    system.block_on(serve(opts))
+}
+
+async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    // Read and validate the blueprints first: a bad file stops start-up
+    // before anything is created.
+    let mut blueprints = Vec::new();
+    for path in &opts.deploy {
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read { path: path.display().to_string(), source })?;
+        let bp = crate::blueprint::parse_blueprint(&path.display().to_string(), &text).map_err(ServeError::Blueprint)?;
+        blueprints.push((path.display().to_string(), bp));
+    }
+
+    let docker = host::connect(&opts.docker).await?;
+    let host_address = host_address_of(&opts.docker);
+    let mgmt = Management::create(|ctx| {
+        let host = DockerHost::new(
+            "local".into(),
+            host_address.clone(),
+            docker,
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+        )
+        .start();
+        let placement = Placement { host, host_name: "local".into(), host_address: host_address.clone(), network: None };
+        Management::new(BTreeMap::from([("local".to_string(), placement)]))
+    });
+
+    let data = web::Data::new(mgmt.clone());
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::api::routes))
+        .workers(2)
+        // Effector calls (a resize of many members) can take a while.
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .shutdown_timeout(5)
+        .bind(&opts.listen)
+        .map_err(|source| ServeError::Bind { listen: opts.listen.clone(), source })?;
+    let addrs = server.addrs();
+    let server = server.run();
+    for a in &addrs {
+        // Tests and scripts read this line to find a port chosen with :0.
+        println!("drover listening on http://{a}");
+    }
+    tracing::info!(addresses = ?addrs, "drover serving");
+
+    for (path, bp) in blueprints {
+        let id = mgmt
+            .send(Deploy(bp))
+            .await
+            .map_err(|e| ServeError::Deploy { path: path.clone(), message: e.to_string() })?
+            .map_err(|e| ServeError::Deploy { path: path.clone(), message: e.to_string() })?;
+        println!("deployed {path} as application `{id}`");
+    }
+
+    let r = server.await.map_err(ServeError::Runtime);
+    tracing::info!("drover stopped; managed containers keep running");
+    System::current().stop();
+    r
+}
+
+/// Where published ports of an engine are reached from drover.
+fn host_address_of(endpoint: &str) -> String {
+    endpoint
+        .strip_prefix("tcp://")
+        .and_then(|rest| rest.split(':').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| "127.0.0.1".to_string())
+}
