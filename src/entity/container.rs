@@ -112,6 +112,9 @@ impl ContainerEntity {
     }
 
     fn fail(&mut self, message: String) {
+        if self.state == Lifecycle::OnFire && self.last_error.as_ref() == Some(&message) {
+            return;
+        }
         tracing::warn!(entity = %self.me, %message, "container failed");
         self.board.set(&self.me, s::ENTITY_ERROR, json!(message));
         self.last_error = Some(message);
@@ -302,6 +305,10 @@ impl ContainerEntity {
             }
         }
         let Some(check) = &self.spec.health else { return };
+        // Probing a container the engine says is not running tells nothing new.
+        if self.board.get(s::SERVICE_STATE) != Some(&json!("running")) {
+            return;
+        }
         let every = if self.state == Lifecycle::Running { check.interval } else { STARTING_PROBE_EVERY };
         if self.last_probe.is_none_or(|t| t.elapsed() >= every) {
             self.probe_now(ctx);

@@ -42,7 +42,7 @@ pub enum HostError {
     Connect { endpoint: String, message: String },
     #[error("image `{image}` is not on host {host} and no registry can be reached; build or load it there first (`docker load`, or `drover image workload` for the workload image)")]
     ImageMissing { host: String, image: String },
-    #[error("building the workload image failed: {0}")]
+    #[error("{0}")]
     Workload(String),
     #[error("container name `{name}` is taken by a container drover does not manage; remove it (`docker rm -f {name}`) or rename the application")]
     NameTaken { name: String },

@@ -1,0 +1,249 @@
+//! Shared harness of the integration tests: a real `drover serve` on a free
+//! port against the real Docker engine, unique application names, and
+//! guards that remove whatever a test made, even when it fails.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Panics (never skips) when the engine is missing: these tests exist to
+/// prove behaviour against a real engine.
+pub fn require_docker() {
+    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "Docker engine is not reachable: the integration tests need a running dockerd (see README). They never skip."
+    );
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or test run) uses: `t-<prefix>-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("t-{prefix}-{}-{n}", std::process::id())
+}
+
+pub fn drover_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_drover")
+}
+
+/// A running `drover serve`, stopped on drop.
+pub struct Drover {
+    pub child: Child,
+    pub url: String,
+    agent: ureq::Agent,
+}
+
+impl Drover {
+    pub fn start() -> Drover {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Drover {
+        require_docker();
+        let mut child = Command::new(drover_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("drover binary starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            let n = reader.read_line(&mut line).expect("read drover's stdout");
+            assert!(n > 0, "drover serve exited before printing its address");
+            if let Some(u) = line.trim().strip_prefix("drover listening on ") {
+                break u.to_string();
+            }
+        };
+        // Keep draining stdout so drover never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .into();
+        Drover { child, url, agent }
+    }
+
+    fn answer(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+        let mut resp = r.expect("drover answers");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, body)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.answer(self.agent.get(&format!("{}{path}", self.url)).call())
+    }
+
+    pub fn get_text(&self, path: &str) -> String {
+        let mut r = self.agent.get(&format!("{}{path}", self.url)).call().expect("drover answers");
+        r.body_mut().read_to_string().expect("body")
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.answer(self.agent.post(&format!("{}{path}", self.url)).header("content-type", "application/yaml").send(body))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.answer(self.agent.delete(&format!("{}{path}", self.url)).call())
+    }
+
+    pub fn deploy(&self, yaml: &str) -> String {
+        let (status, body) = self.post("/v1/applications", yaml);
+        assert_eq!(status, 201, "deploy answered {status}: {body}");
+        body["id"].as_str().expect("id in deploy answer").to_string()
+    }
+
+    pub fn invoke(&self, app: &str, entity: &str, effector: &str, args: Value) -> (u16, Value) {
+        self.answer(
+            self.agent
+                .post(&format!("{}/v1/applications/{app}/entities/{entity}/effectors/{effector}", self.url))
+                .header("content-type", "application/json")
+                .send(args.to_string()),
+        )
+    }
+
+    pub fn app(&self, app: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/applications/{app}"));
+        assert_eq!(status, 200, "GET application {app}: {body}");
+        body
+    }
+
+    pub fn entity(&self, app: &str, entity: &str) -> Value {
+        let detail = self.app(app);
+        detail["entities"].as_array().unwrap().iter().find(|e| e["id"] == entity).cloned().unwrap_or(Value::Null)
+    }
+
+    pub fn sensors(&self, app: &str, entity: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/applications/{app}/entities/{entity}/sensors"));
+        assert_eq!(status, 200, "GET sensors of {app}/{entity}: {body}");
+        body
+    }
+
+    /// Waits until the application's root entity and every entity run.
+    pub fn wait_running(&self, app: &str, deadline: Duration) -> Value {
+        wait_for(deadline, &format!("application {app} running"), || {
+            let d = self.app(app);
+            let all = d["entities"].as_array().unwrap().iter().all(|e| e["state"] == "running");
+            (d["state"] == "running" && all).then_some(d)
+        })
+    }
+
+    /// SIGTERM, as an operator's stop would send.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait drover") {
+                return s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "drover did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Drover {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics naming `what` after `deadline`.
+pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes every container and the network of an application when dropped.
+pub struct AppGuard(pub String);
+
+impl Drop for AppGuard {
+    fn drop(&mut self) {
+        remove_app_leftovers(&self.0);
+    }
+}
+
+pub fn remove_app_leftovers(app: &str) {
+    let ids = containers_of(app, true);
+    if !ids.is_empty() {
+        let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+    }
+    let _ = Command::new("docker").args(["network", "rm", &format!("drover-{app}")]).output();
+}
+
+/// Container ids carrying `io.drover.app=<app>` (all, or running only).
+pub fn containers_of(app: &str, all: bool) -> Vec<String> {
+    let mut cmd = Command::new("docker");
+    cmd.args(["ps", "-q", "--no-trunc", "--filter", &format!("label=io.drover.app={app}")]);
+    if all {
+        cmd.arg("-a");
+    }
+    let out = cmd.output().expect("docker ps runs");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+}
+
+/// `docker inspect` of one container.
+pub fn inspect(id: &str) -> Value {
+    let out = Command::new("docker").args(["inspect", id]).output().expect("docker inspect runs");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v.get(0).cloned().unwrap_or(Value::Null)
+}
+
+pub fn network_exists(name: &str) -> bool {
+    Command::new("docker").args(["network", "inspect", name]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// A plain HTTP GET over std; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// A cluster blueprint of the workload image.
+pub fn cluster_blueprint(app: &str, size: u32) -> String {
+    format!(
+        r#"name: {app}
+services:
+  - id: web
+    type: cluster
+    initial_size: {size}
+    member:
+      image: drover/workload:latest
+      ports: [8080]
+      resources: {{ cpus: 0.25, memory: 64Mi }}
+      health: {{ http: {{ port: 8080, path: /health }}, interval: 1s }}
+"#
+    )
+}
