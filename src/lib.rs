@@ -11,8 +11,11 @@
 //! | [`blueprint`] | the YAML model, parsing with precise error positions, validation (pure: no actors, Docker or HTTP) |
 //! | [`entity`] | one actor per managed thing: application, cluster, container; sensors, lifecycle, effectors |
 //! | [`host`] | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
+//! | [`activity`] | the record of effector calls, policy decisions and events |
+//! | [`lb`] | the built-in TCP load balancer entity and its proxy |
 //! | [`management`] | the actor that owns the applications, routes engine events and keeps the read model the API serves |
 //! | [`api`] | the REST API (actix-web): `/v1`, `/healthz`, `/metrics` |
+//! | [`policy`] | policy actors (restarter, replacer) with their pure decisions and presets |
 //! | [`metrics`] | the Prometheus metric catalogue |
 //! | [`serve`] | `drover serve`: wires the actors and the HTTP server in one actix System, and stops them gracefully |
 //! | [`cli`] | the client commands; they reach the service over REST only |
@@ -21,11 +24,14 @@
 //! `entity` talks to Docker only through `host` messages; `api` and `cli`
 //! reach the system through actor messages and REST respectively.
 
+pub mod activity;
 pub mod api;
 pub mod blueprint;
 pub mod cli;
 pub mod entity;
 pub mod host;
+pub mod lb;
 pub mod management;
 pub mod metrics;
+pub mod policy;
 pub mod serve;

@@ -40,6 +40,9 @@ enum Command {
         /// Docker endpoint of the `local` location: `local`, `unix:///path/docker.sock` or `tcp://host:port`.
         #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
         docker: String,
+        /// Directory of policy presets.
+        #[arg(long, default_value = "policies", env = "DROVER_POLICIES")]
+        policies: PathBuf,
         /// Log format on stderr. `RUST_LOG` sets the level (default `info`).
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -73,6 +76,28 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Inject faults (kill, stop, pause members) while probing through the load balancer; report MTTR and success.
+    Chaos {
+        app: String,
+        /// How long to inject faults.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Time between faults.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Faults to draw from, comma-separated: kill, stop, pause.
+        #[arg(long, default_value = "kill", value_delimiter = ',', value_parser = |s: &str| s.parse::<cli::chaos::FaultKind>())]
+        faults: Vec<cli::chaos::FaultKind>,
+        /// A cluster or member to aim at (default: every member of every cluster).
+        #[arg(long)]
+        target: Option<String>,
+        /// The same seed gives the same schedule (default: from the clock; printed in the report).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// How long to wait for the application to converge after the last fault.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        settle: Duration,
+    },
     /// Build the project's HTTP workload image (`drover/workload:latest`) on the local engine.
     WorkloadImage {
         #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
@@ -94,9 +119,9 @@ fn main() -> ExitCode {
     let out = args.output;
     let client = Client::new(&args.url);
     let result: Result<(), String> = match args.command {
-        Command::Serve { listen, deploy, docker, log_format } => {
+        Command::Serve { listen, deploy, docker, policies, log_format } => {
             init_logs(log_format);
-            drover::serve::run(drover::serve::ServeOptions { listen, deploy, docker }).map_err(|e| e.to_string())
+            drover::serve::run(drover::serve::ServeOptions { listen, deploy, docker, policies }).map_err(|e| e.to_string())
         }
         Command::WorkloadImage { docker } => workload_image(&docker, out),
         Command::Deploy { file, wait, timeout } => cli::deploy(&client, &file, wait, timeout, out).map_err(|e| e.to_string()),
@@ -107,6 +132,25 @@ fn main() -> ExitCode {
         }
         Command::Destroy { app } => cli::destroy(&client, &app, out).map_err(|e| e.to_string()),
         Command::Validate { file } => cli::validate(&file, out).map_err(|e| e.to_string()),
+        Command::Chaos { app, duration, interval, faults, target, seed, settle } => {
+            let opts = cli::chaos::ChaosOptions {
+                app,
+                duration,
+                interval,
+                faults,
+                target,
+                seed: seed.unwrap_or_else(cli::chaos::seed_from_clock),
+                settle,
+            };
+            cli::chaos::run(&client, &opts).map_err(|e| e.to_string()).and_then(|report| {
+                cli::chaos::print_report(&report, out);
+                if report.converged {
+                    Ok(())
+                } else {
+                    Err(format!("the application did not converge: {}", report.convergence_detail))
+                }
+            })
+        }
         Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
         Command::Activities { app, limit } => cli::activities(&client, app.as_deref(), limit, out).map_err(|e| e.to_string()),
     };

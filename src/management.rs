@@ -16,7 +16,7 @@ use crate::blueprint::Blueprint;
 use crate::entity::application::ApplicationEntity;
 use crate::entity::{
     now_ms, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle,
-    Observed, Placement, SensorValue, Subscribe, Teardown,
+    Links, Observed, Placement, SensorValue, Subscribe, Teardown,
 };
 use crate::host::{ContainerEvent, HostResync};
 use crate::metrics;
@@ -36,6 +36,8 @@ pub enum ManagementError {
     UnknownLocation { location: String, known: String },
     #[error("application `{0}` is being destroyed")]
     Destroying(String),
+    #[error("{path}: {message}")]
+    Policy { path: String, message: String },
     #[error(transparent)]
     Entity(#[from] EntityError),
 }
@@ -82,21 +84,7 @@ pub struct AppDetail {
     pub blueprint: Blueprint,
 }
 
-/// A record of work done: an effector call and its outcome.
-#[derive(Debug, Clone, Serialize)]
-pub struct Activity {
-    pub id: u64,
-    pub time_ms: u64,
-    pub application: String,
-    pub entity: String,
-    /// `effector` for now; policies add `policy` decisions.
-    pub kind: String,
-    pub name: String,
-    pub args: serde_json::Value,
-    pub outcome: String,
-    pub message: Option<String>,
-    pub duration_seconds: f64,
-}
+pub use crate::activity::{Activity, RecordActivity};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostView {
@@ -113,6 +101,7 @@ pub struct Management {
     activities: VecDeque<Activity>,
     next_activity: u64,
     host_containers: HashMap<String, usize>,
+    presets: crate::policy::Presets,
 }
 
 impl Management {
@@ -124,7 +113,17 @@ impl Management {
             activities: VecDeque::new(),
             next_activity: 1,
             host_containers: HashMap::new(),
+            presets: crate::policy::Presets::empty(),
         }
+    }
+
+    pub fn with_presets(mut self, presets: crate::policy::Presets) -> Self {
+        self.presets = presets;
+        self
+    }
+
+    fn links(&self, ctx: &mut Context<Self>) -> Links {
+        Links { children: ctx.address().recipient(), activities: ctx.address().recipient() }
     }
 
     fn register(&mut self, ctx: &mut Context<Self>, me: EntityRef, parent: Option<&EntityRef>, handle: EntityHandle) {
@@ -219,6 +218,23 @@ impl Handler<EntityEvent> for Management {
                 }
             }
             EntityEvent::Gone { source } => self.forget(&source),
+            // Failures and recoveries go into the activity record: the
+            // operator's "what happened and why".
+            EntityEvent::Notice { source, name, detail } => {
+                let message = detail.get("reason").and_then(|r| r.as_str()).map(str::to_string);
+                self.record(Activity {
+                    id: 0,
+                    time_ms: now_ms(),
+                    application: source.app.clone(),
+                    entity: source.entity.clone(),
+                    kind: "event".into(),
+                    name,
+                    args: detail,
+                    outcome: "ok".into(),
+                    message,
+                    duration_seconds: 0.0,
+                });
+            }
         }
     }
 }
@@ -281,7 +297,30 @@ impl Handler<Deploy> for Management {
                 known: self.locations.keys().cloned().collect::<Vec<_>>().join(", "),
             });
         };
-        let addr = ApplicationEntity::new(bp.clone(), at, ctx.address().recipient()).start();
+        // Every policy is resolved before anything is created: a bad one
+        // rejects the deploy whole.
+        let mut policies = BTreeMap::new();
+        for (i, svc) in bp.services.iter().enumerate() {
+            let mut resolved = Vec::new();
+            for (j, spec) in svc.policies.iter().enumerate() {
+                let base = format!("services[{i}].policies[{j}]");
+                let p = crate::policy::resolve(spec, &self.presets).map_err(|errs| {
+                    let e = &errs[0];
+                    let path = if e.path.is_empty() { base.clone() } else { format!("{base}.{}", e.path) };
+                    ManagementError::Policy { path, message: e.message.clone() }
+                })?;
+                if !p.config.allowed_on(svc.kind.as_str()) {
+                    return Err(ManagementError::Policy {
+                        path: base,
+                        message: format!("a {} policy cannot be attached to a {}", p.config.kind(), svc.kind.as_str()),
+                    });
+                }
+                resolved.push(p);
+            }
+            policies.insert(svc.id.clone(), resolved);
+        }
+        let links = self.links(ctx);
+        let addr = ApplicationEntity::new(bp.clone(), at, links, policies).start();
         let handle = ApplicationEntity::handle(&addr);
         let me = EntityRef::new(id.clone(), id.clone());
         self.register(ctx, me.clone(), None, handle);
@@ -558,5 +597,12 @@ impl Handler<CollectMetrics> for Management {
             metrics::CLUSTER_SIZE.with_label_values(&[&key.app, &key.entity]).set(get(s::GROUP_SIZE));
             metrics::CLUSTER_DESIRED_SIZE.with_label_values(&[&key.app, &key.entity]).set(get(s::GROUP_DESIRED_SIZE));
         }
+    }
+}
+
+impl Handler<RecordActivity> for Management {
+    type Result = ();
+    fn handle(&mut self, RecordActivity(a): RecordActivity, _: &mut Context<Self>) {
+        self.record(a);
     }
 }

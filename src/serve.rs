@@ -23,6 +23,8 @@ pub struct ServeOptions {
     /// Docker endpoint of the `local` location: `local` (the default
     /// socket), `unix:///path`, or `tcp://host:port`.
     pub docker: String,
+    /// Directory of policy presets (`policies/`).
+    pub policies: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,8 @@ pub enum ServeError {
     Blueprint(crate::blueprint::BlueprintErrors),
     #[error("deploying {path} failed: {message}")]
     Deploy { path: String, message: String },
+    #[error("policy presets are invalid:\n{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Presets(Vec<crate::policy::PresetError>),
     #[error("the runtime failed: {0}")]
     Runtime(std::io::Error),
 }
@@ -60,6 +64,12 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         blueprints.push((path.display().to_string(), bp));
     }
 
+    let presets = if opts.policies.is_dir() {
+        crate::policy::Presets::load(&opts.policies).map_err(ServeError::Presets)?
+    } else {
+        tracing::warn!(dir = %opts.policies.display(), "no policy preset directory; blueprints can use `type:` policies only");
+        crate::policy::Presets::empty()
+    };
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
     let mgmt = Management::create(|ctx| {
@@ -72,7 +82,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         )
         .start();
         let placement = Placement { host, host_name: "local".into(), host_address: host_address.clone(), network: None };
-        Management::new(BTreeMap::from([("local".to_string(), placement)]))
+        Management::new(BTreeMap::from([("local".to_string(), placement)])).with_presets(presets)
     });
 
     let data = web::Data::new(mgmt.clone());

@@ -49,7 +49,7 @@ impl ResponseError for ApiError {
             ApiError::Management(m) => match m {
                 ManagementError::NoApplication(_) | ManagementError::NoEntity { .. } => StatusCode::NOT_FOUND,
                 ManagementError::Exists(_) | ManagementError::Destroying(_) => StatusCode::CONFLICT,
-                ManagementError::UnknownLocation { .. } => StatusCode::BAD_REQUEST,
+                ManagementError::UnknownLocation { .. } | ManagementError::Policy { .. } => StatusCode::BAD_REQUEST,
                 ManagementError::Entity(E::UnknownEffector { .. } | E::BadArguments { .. } | E::NoSuchMember { .. }) => {
                     StatusCode::BAD_REQUEST
                 }
@@ -79,6 +79,13 @@ impl ResponseError for ApiError {
                 path: Some("location".into()),
                 errors: vec![],
             },
+            ApiError::Management(ManagementError::Policy { path, .. }) => ErrorBody {
+                error: self.to_string(),
+                line: None,
+                column: None,
+                path: Some(path.clone()),
+                errors: vec![],
+            },
             other => ErrorBody { error: other.to_string(), line: None, column: None, path: None, errors: vec![] },
         };
         HttpResponse::build(self.status_code()).json(body)
@@ -101,7 +108,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/applications/{app}/entities/{entity}/sensors", web::get().to(sensors))
                 .route("/applications/{app}/entities/{entity}/effectors/{effector}", web::post().to(invoke))
                 .route("/hosts", web::get().to(hosts))
-                .route("/activities", web::get().to(activities)),
+                .route("/activities", web::get().to(activities))
+                .route("/chaos/faults", web::post().to(chaos_fault)),
         );
 }
 
@@ -172,4 +180,22 @@ async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError>
     let filter = web::Query::<ActivityFilter>::from_query(req.query_string())
         .map_err(|e| ApiError::BadRequest(format!("bad activity filter: {e}; use application, entity, kind, limit")))?;
     Ok(HttpResponse::Ok().json(m.send(ListActivities(filter.into_inner())).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChaosFault {
+    application: String,
+    entity: String,
+    fault: String,
+}
+
+/// `drover chaos` reports each fault it injects, for the metrics.
+async fn chaos_fault(body: web::Json<ChaosFault>) -> Result<HttpResponse, ApiError> {
+    if !matches!(body.fault.as_str(), "kill" | "stop" | "pause") {
+        return Err(ApiError::BadRequest(format!("unknown fault `{}`; expected kill, stop or pause", body.fault)));
+    }
+    crate::metrics::CHAOS_FAULTS.with_label_values(&[body.fault.as_str()]).inc();
+    tracing::info!(app = %body.application, entity = %body.entity, fault = %body.fault, "chaos fault injected");
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,8 @@
 //! The client commands. They reach the service over REST only
 //! (`DROVER_URL`, default `http://127.0.0.1:7780`).
 
+pub mod chaos;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;

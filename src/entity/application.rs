@@ -12,11 +12,14 @@ use serde_json::json;
 use super::cluster::ClusterEntity;
 use super::container::ContainerEntity;
 use super::{
-    sensors as s, ChildAdded, ChildSink, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke,
+    sensors as s, ChildAdded, EntityError, Links, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke,
     Lifecycle, Placement, SensorBoard, Subscribe, Teardown,
 };
 use crate::blueprint::{default_initial_size, Blueprint, ServiceType};
 use crate::host::{EnsureNetwork, RemoveNetwork};
+use crate::policy::replacer::{Replacer, Trigger};
+use crate::policy::restarter::Restarter;
+use crate::policy::{PolicyConfig, ResolvedPolicy};
 
 struct Child {
     handle: EntityHandle,
@@ -27,7 +30,9 @@ pub struct ApplicationEntity {
     me: EntityRef,
     blueprint: Blueprint,
     at: Placement,
-    children_to: ChildSink,
+    links: Links,
+    /// Resolved policies by service id.
+    policies: BTreeMap<String, Vec<ResolvedPolicy>>,
     state: Lifecycle,
     board: SensorBoard,
     children: BTreeMap<String, Child>,
@@ -48,12 +53,13 @@ pub fn application_state(children: &[Lifecycle]) -> Lifecycle {
 }
 
 impl ApplicationEntity {
-    pub fn new(blueprint: Blueprint, at: Placement, children_to: ChildSink) -> Self {
+    pub fn new(blueprint: Blueprint, at: Placement, links: Links, policies: BTreeMap<String, Vec<ResolvedPolicy>>) -> Self {
         ApplicationEntity {
             me: EntityRef::new(blueprint.name.clone(), blueprint.name.clone()),
             blueprint,
             at,
-            children_to,
+            links,
+            policies,
             state: Lifecycle::Created,
             board: SensorBoard::default(),
             children: BTreeMap::new(),
@@ -94,19 +100,45 @@ impl ApplicationEntity {
                 continue;
             }
             let child = EntityRef::new(self.me.app.clone(), svc.id.clone());
+            let policies = self.policies.get(&svc.id).cloned().unwrap_or_default();
+            let activities = self.links.activities.clone();
             let handle = match svc.kind {
                 ServiceType::Container => {
                     let addr = ContainerEntity::new(child.clone(), svc.own_container(), at.clone()).start();
+                    for p in &policies {
+                        if let PolicyConfig::Restarter(cfg) = &p.config {
+                            let r = addr.clone();
+                            Restarter::new(child.clone(), r.clone().recipient(), r.clone().recipient(), r.recipient(), activities.clone(), cfg.clone())
+                                .start();
+                        }
+                    }
                     ContainerEntity::handle(&addr)
                 }
                 ServiceType::Cluster => {
                     let member = svc.member.clone().unwrap_or_default();
                     let size = svc.initial_size.unwrap_or_else(default_initial_size);
-                    let addr = ClusterEntity::new(child.clone(), member, size, at.clone(), self.children_to.clone()).start();
+                    // A replacer that acts on `entity.failed` replaces the
+                    // member, so it must not also be restarted.
+                    let replaces_at_once = policies
+                        .iter()
+                        .any(|p| matches!(&p.config, PolicyConfig::Replacer(c) if c.trigger == Trigger::Failed));
+                    let member_policies: Vec<ResolvedPolicy> = policies
+                        .iter()
+                        .filter(|p| matches!(p.config, PolicyConfig::Restarter(_)) && !replaces_at_once)
+                        .cloned()
+                        .collect();
+                    let addr = ClusterEntity::new(child.clone(), member, size, at.clone(), self.links.clone(), member_policies).start();
+                    for p in &policies {
+                        if let PolicyConfig::Replacer(cfg) = &p.config {
+                            let c = addr.clone();
+                            Replacer::new(child.clone(), c.clone().recipient(), c.clone().recipient(), c.recipient(), activities.clone(), cfg.clone())
+                                .start();
+                        }
+                    }
                     ClusterEntity::handle(&addr)
                 }
             };
-            self.children_to.do_send(ChildAdded { parent: self.me.clone(), child, handle: handle.clone() });
+            self.links.children.do_send(ChildAdded { parent: self.me.clone(), child, handle: handle.clone() });
             handle.subscribe.do_send(Subscribe(ctx.address().recipient()));
             self.children.insert(svc.id.clone(), Child { handle, state: Lifecycle::Created });
         }

@@ -15,10 +15,13 @@ use tokio::sync::oneshot;
 
 use super::container::ContainerEntity;
 use super::{
-    parse_args, sensors as s, ChildAdded, ChildSink, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef,
+    parse_args, sensors as s, ChildAdded, EntityError, Links, EntityEvent, EntityHandle, EntityKind, EntityRef,
     Invoke, Lifecycle, Placement, SensorBoard, Subscribe, Teardown,
 };
 use crate::blueprint::ContainerSpec;
+use crate::policy::replacer::MarkProblem;
+use crate::policy::restarter::Restarter;
+use crate::policy::{PolicyConfig, ResolvedPolicy};
 
 /// Upper bound on a cluster's size, so a typo (`resize 100000`) cannot
 /// exhaust the engine.
@@ -29,13 +32,20 @@ struct Member {
     addr: Addr<ContainerEntity>,
     state: Lifecycle,
     error: Option<String>,
+    address: Option<String>,
+    ports: BTreeMap<u16, u16>,
 }
 
 pub struct ClusterEntity {
     me: EntityRef,
     member_spec: ContainerSpec,
     at: Placement,
-    children_to: ChildSink,
+    links: Links,
+    /// Policies attached to every member (restarters).
+    member_policies: Vec<ResolvedPolicy>,
+    /// Set by a policy that gave up (the replacer): the cluster is on fire
+    /// for this reason until an operator resizes or restarts it.
+    problem: Option<String>,
     state: Lifecycle,
     board: SensorBoard,
     desired: u32,
@@ -75,12 +85,21 @@ pub fn cluster_state(desired: u32, counted: &[Lifecycle], removing: usize) -> Li
 }
 
 impl ClusterEntity {
-    pub fn new(me: EntityRef, member_spec: ContainerSpec, initial_size: u32, at: Placement, children_to: ChildSink) -> Self {
+    pub fn new(
+        me: EntityRef,
+        member_spec: ContainerSpec,
+        initial_size: u32,
+        at: Placement,
+        links: Links,
+        member_policies: Vec<ResolvedPolicy>,
+    ) -> Self {
         ClusterEntity {
             me,
             member_spec,
             at,
-            children_to,
+            links,
+            member_policies,
+            problem: None,
             state: Lifecycle::Created,
             board: SensorBoard::default(),
             desired: initial_size,
@@ -114,6 +133,22 @@ impl ClusterEntity {
         self.board.set(&self.me, s::GROUP_SIZE, json!(size));
         self.board.set(&self.me, s::GROUP_DESIRED_SIZE, json!(self.desired));
         self.board.set(&self.me, s::GROUP_MEMBERS, json!(ids));
+        self.publish_endpoints();
+    }
+
+    /// Running members only: a member leaves every load balancer's pool the
+    /// moment it leaves `running`. Surge members (new ones of a replacement)
+    /// count once running: they are serving.
+    fn publish_endpoints(&mut self) {
+        let eps: Vec<crate::lb::Endpoint> = self
+            .members
+            .values()
+            .filter(|m| m.state == Lifecycle::Running && !self.removing.contains(&m.id))
+            .filter_map(|m| {
+                Some(crate::lb::Endpoint { member: m.id.clone(), address: m.address.clone()?, ports: m.ports.clone() })
+            })
+            .collect();
+        self.board.set(&self.me, s::GROUP_ENDPOINTS, json!(eps));
     }
 
     fn update_state(&mut self) {
@@ -121,7 +156,8 @@ impl ClusterEntity {
             return;
         }
         let states: Vec<Lifecycle> = self.counted().map(|(_, m)| m.state).collect();
-        let state = cluster_state(self.desired, &states, self.removing.len());
+        let state =
+            if self.problem.is_some() { Lifecycle::OnFire } else { cluster_state(self.desired, &states, self.removing.len()) };
         if state != self.state {
             self.state = state;
             self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
@@ -165,9 +201,22 @@ impl ClusterEntity {
         let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone()).start();
         // Register with management before the first engine call, so engine
         // events for the new container always find their entity.
-        self.children_to.do_send(ChildAdded { parent: self.me.clone(), child, handle: ContainerEntity::handle(&addr) });
+        self.links.children.do_send(ChildAdded { parent: self.me.clone(), child: child.clone(), handle: ContainerEntity::handle(&addr) });
         addr.do_send(Subscribe(ctx.address().recipient()));
-        self.members.insert(index, Member { id, addr: addr.clone(), state: Lifecycle::Created, error: None });
+        for p in &self.member_policies {
+            if let PolicyConfig::Restarter(cfg) = &p.config {
+                Restarter::new(
+                    child.clone(),
+                    addr.clone().recipient(),
+                    addr.clone().recipient(),
+                    addr.clone().recipient(),
+                    self.links.activities.clone(),
+                    cfg.clone(),
+                )
+                .start();
+            }
+        }
+        self.members.insert(index, Member { id, addr: addr.clone(), state: Lifecycle::Created, error: None, address: None, ports: BTreeMap::new() });
         addr.do_send(Invoke::new("start"));
         index
     }
@@ -219,6 +268,10 @@ impl ClusterEntity {
         }
         self.started = true;
         self.desired = size;
+        // An operator's resize is the answer to a policy's problem.
+        if self.problem.take().is_some() {
+            self.board.clear(&self.me, s::ENTITY_ERROR);
+        }
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
         self.reconcile(ctx);
@@ -290,8 +343,22 @@ impl Handler<EntityEvent> for ClusterEntity {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     m.state = state;
                 }
+                self.publish_endpoints();
                 self.update_state();
             }
+            EntityEvent::Sensor { source, name, value } if name == s::HOST_ADDRESS || name.starts_with(s::HOST_PORT_PREFIX) => {
+                if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    if name == s::HOST_ADDRESS {
+                        m.address = value.value.as_str().map(str::to_string);
+                    } else if let (Ok(c), Some(h)) = (name[s::HOST_PORT_PREFIX.len()..].parse::<u16>(), value.value.as_u64()) {
+                        m.ports.insert(c, h as u16);
+                    }
+                }
+                self.publish_endpoints();
+            }
+            // Members' failures are the cluster's policies' business: pass
+            // them on to the cluster's subscribers (the replacer).
+            ev @ EntityEvent::Notice { .. } => self.board.emit(ev),
             EntityEvent::Sensor { source, name, value } if name == s::ENTITY_ERROR => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     m.error = value.value.as_str().map(str::to_string);
@@ -299,6 +366,18 @@ impl Handler<EntityEvent> for ClusterEntity {
             }
             _ => {}
         }
+    }
+}
+
+impl Handler<MarkProblem> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, MarkProblem(problem): MarkProblem, _: &mut Context<Self>) {
+        match &problem {
+            Some(p) => self.board.set(&self.me, s::ENTITY_ERROR, json!(p)),
+            None => self.board.clear(&self.me, s::ENTITY_ERROR),
+        }
+        self.problem = problem;
+        self.update_state();
     }
 }
 

@@ -13,9 +13,10 @@ use actix::prelude::*;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::failure::{FailureDetector, FailureDetectorConfig, Verdict};
 use super::{
-    sensors as s, ContainerInbox, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle,
-    Observed, Placement, SensorBoard, Subscribe, Teardown,
+    now_ms, sensors as s, ContainerInbox, EmitNotice, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef,
+    Invoke, Lifecycle, Observed, Placement, SensorBoard, Subscribe, Teardown,
 };
 use crate::blueprint::ContainerSpec;
 use crate::host::{self, health, ContainerEvent, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart, Operate};
@@ -49,6 +50,12 @@ pub struct ContainerEntity {
     last_probe: Option<Instant>,
     up: Option<bool>,
     last_error: Option<String>,
+    detector: FailureDetector,
+    /// A stabilization delay runs out at this time (ms).
+    recheck_at: Option<u64>,
+    /// Engine events that arrived while an operation was in flight; replayed
+    /// (from the last `start` on) once it completes.
+    stashed: Vec<ContainerEvent>,
 }
 
 impl ContainerEntity {
@@ -71,7 +78,15 @@ impl ContainerEntity {
             last_probe: None,
             up: None,
             last_error: None,
+            detector: FailureDetector::default(),
+            recheck_at: None,
+            stashed: Vec::new(),
         }
+    }
+
+    pub fn with_failure_detector(mut self, cfg: FailureDetectorConfig) -> Self {
+        self.detector = FailureDetector::new(cfg);
+        self
     }
 
     pub fn handle(addr: &Addr<ContainerEntity>) -> EntityHandle {
@@ -92,6 +107,8 @@ impl ContainerEntity {
         self.state = state;
         self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
         self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Container, state });
+        let verdict = self.detector.observe(state, now_ms());
+        self.on_verdict(verdict);
         match state {
             Lifecycle::Running => self.resolve_waiters(Ok(())),
             Lifecycle::OnFire if self.started_at.is_some() && !self.busy => {
@@ -99,6 +116,30 @@ impl ContainerEntity {
                 self.resolve_waiters(Err(EntityError::StartFailed { entity: self.me.to_string(), message }));
             }
             _ => {}
+        }
+    }
+
+    fn on_verdict(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Nothing => {}
+            Verdict::Failed => {
+                let reason = self.last_error.clone().unwrap_or_else(|| "failed".into());
+                tracing::info!(entity = %self.me, %reason, "entity.failed");
+                self.board.emit(EntityEvent::Notice {
+                    source: self.me.clone(),
+                    name: s::ENTITY_FAILED.into(),
+                    detail: json!({ "reason": reason, "time_ms": now_ms() }),
+                });
+            }
+            Verdict::Recovered => {
+                tracing::info!(entity = %self.me, "entity.recovered");
+                self.board.emit(EntityEvent::Notice {
+                    source: self.me.clone(),
+                    name: s::ENTITY_RECOVERED.into(),
+                    detail: json!({ "time_ms": now_ms() }),
+                });
+            }
+            Verdict::CheckAt(at) => self.recheck_at = Some(at),
         }
     }
 
@@ -191,17 +232,20 @@ impl ContainerEntity {
                 Ok(Ok(info)) => {
                     metrics::CONTAINERS_STARTED.inc();
                     metrics::CONTAINER_START_SECONDS.observe(t0.elapsed().as_secs_f64());
+                    let engine_running = info.state == "running";
                     act.apply_info(info);
                     if act.spec.health.is_none() {
-                        act.up = Some(true);
-                        act.board.set(&act.me, s::SERVICE_UP, json!(true));
+                        act.up = Some(engine_running);
+                        act.board.set(&act.me, s::SERVICE_UP, json!(engine_running));
                     } else {
                         act.probe_now(ctx);
                     }
                     act.derive_state();
+                    act.replay_stash();
                 }
                 Ok(Err(e)) => {
                     metrics::CONTAINERS_FAILED.inc();
+                    act.stashed.clear();
                     act.fail(e.to_string());
                 }
                 Err(e) => act.fail(format!("host actor unreachable: {e}")),
@@ -242,12 +286,14 @@ impl ContainerEntity {
             match res {
                 Ok(info) => {
                     if let Some(info) = info {
+                        let engine_running = info.state == "running";
                         act.apply_info(info);
                         if act.spec.health.is_none() {
-                            act.set_up(true);
+                            act.set_up(engine_running);
                         } else {
                             act.probe_now(ctx);
                         }
+                        act.replay_stash();
                     } else {
                         act.up = Some(false);
                         act.board.set(&act.me, s::SERVICE_UP, json!(false));
@@ -262,6 +308,24 @@ impl ContainerEntity {
                 }
             }
         }))
+    }
+
+    fn fault(&mut self, op: ContainerOp) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+        let me = self.me.to_string();
+        let Some(id) = self.container_id.clone() else {
+            return Box::pin(fut::ready(Err(EntityError::Failed { entity: me, message: "has no container".into() })));
+        };
+        let host = self.at.host.clone();
+        Box::pin(
+            async move {
+                match host.send(Operate { container: id, op }).await {
+                    Ok(Ok(())) => Ok(json!({ "done": format!("{op:?}").to_lowercase() })),
+                    Ok(Err(e)) => Err(EntityError::Engine { entity: me, operation: format!("{op:?}").to_lowercase(), message: e.to_string() }),
+                    Err(e) => Err(EntityError::Unreachable { entity: me, message: e.to_string() }),
+                }
+            }
+            .into_actor(self),
+        )
     }
 
     fn probe_now(&mut self, ctx: &mut Context<Self>) {
@@ -294,6 +358,13 @@ impl ContainerEntity {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(at) = self.recheck_at {
+            if now_ms() >= at {
+                self.recheck_at = None;
+                let v = self.detector.tick(now_ms());
+                self.on_verdict(v);
+            }
+        }
         if self.tearing_down || !self.want_running || self.busy {
             return;
         }
@@ -395,11 +466,23 @@ impl Handler<Invoke> for ContainerEntity {
                 )
             }
             "stop" => self.operate(ctx, ContainerOp::Stop, false),
+            // A container that is gone is made again; one that exists is
+            // restarted in place (faster: no create, same name and ports' rules).
+            "restart" if self.container_id.is_none() && !self.busy => {
+                self.state = Lifecycle::Created;
+                self.handle(Invoke::new("start"), ctx)
+            }
             "restart" => self.operate(ctx, ContainerOp::Restart, true),
+            // Faults, for `drover chaos` and operators: drover does not change
+            // what it wants, so the failure detector and policies react as
+            // they would to a real fault.
+            "kill" => self.fault(ContainerOp::Kill),
+            "pause" => self.fault(ContainerOp::Pause),
+            "unpause" => self.fault(ContainerOp::Unpause),
             other => Box::pin(fut::ready(Err(EntityError::UnknownEffector {
                 entity: self.me.to_string(),
                 effector: other.to_string(),
-                known: "start, stop, restart".into(),
+                known: "start, stop, restart, kill, pause, unpause".into(),
             }))),
         }
     }
@@ -453,13 +536,20 @@ impl Handler<ContainerEvent> for ContainerEntity {
         if self.tearing_down {
             return;
         }
-        // Events of an earlier container of this entity are history.
-        if self.container_id.as_deref().is_some_and(|id| id != ev.container_id) {
+        if self.busy {
+            // The operation in flight reports its own outcome; what happens
+            // after it (a crash right after start) is replayed when it ends.
+            self.stashed.push(ev);
             return;
         }
-        if self.busy {
-            // The operation in flight will report the outcome; an event now
-            // (the `die` of a restart) says nothing about it.
+        self.on_event(ev);
+    }
+}
+
+impl ContainerEntity {
+    fn on_event(&mut self, ev: ContainerEvent) {
+        // Events of an earlier container of this entity are history.
+        if self.container_id.as_deref().is_some_and(|id| id != ev.container_id) {
             return;
         }
         match ev.action.as_str() {
@@ -477,6 +567,24 @@ impl Handler<ContainerEvent> for ContainerEntity {
             }
             _ => {}
         }
+    }
+
+    /// Replays what happened after the last `start` seen during an operation.
+    fn replay_stash(&mut self) {
+        let stash = std::mem::take(&mut self.stashed);
+        let Some(id) = self.container_id.clone() else { return };
+        let ours: Vec<ContainerEvent> = stash.into_iter().filter(|e| e.container_id == id).collect();
+        let from = ours.iter().rposition(|e| e.action == "start").map(|i| i + 1).unwrap_or(0);
+        for ev in ours.into_iter().skip(from) {
+            self.on_event(ev);
+        }
+    }
+}
+
+impl Handler<EmitNotice> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, msg: EmitNotice, _: &mut Context<Self>) {
+        self.board.emit(EntityEvent::Notice { source: self.me.clone(), name: msg.name, detail: msg.detail });
     }
 }
 

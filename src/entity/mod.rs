@@ -11,6 +11,7 @@
 pub mod application;
 pub mod cluster;
 pub mod container;
+pub mod failure;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,8 +34,15 @@ pub mod sensors {
     pub const GROUP_SIZE: &str = "group.size";
     pub const GROUP_DESIRED_SIZE: &str = "group.desired_size";
     pub const GROUP_MEMBERS: &str = "group.members";
+    /// Members that are `running`, with their address and published ports:
+    /// what load balancers route to.
+    pub const GROUP_ENDPOINTS: &str = "group.endpoints";
     pub const ENTITY_STATE: &str = "entity.state";
     pub const ENTITY_ERROR: &str = "entity.error";
+    /// Notices (events, not values).
+    pub const ENTITY_FAILED: &str = "entity.failed";
+    pub const ENTITY_RECOVERED: &str = "entity.recovered";
+    pub const ENTITY_FAILED_RESTART: &str = "entity.failed.restart";
 }
 
 /// Lifecycle of an entity, as in Brooklyn.
@@ -84,16 +92,19 @@ pub enum EntityKind {
     Application,
     Cluster,
     Container,
+    LoadBalancer,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 3] = [EntityKind::Application, EntityKind::Cluster, EntityKind::Container];
+    pub const ALL: [EntityKind; 4] =
+        [EntityKind::Application, EntityKind::Cluster, EntityKind::Container, EntityKind::LoadBalancer];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EntityKind::Application => "application",
             EntityKind::Cluster => "cluster",
             EntityKind::Container => "container",
+            EntityKind::LoadBalancer => "load-balancer",
         }
     }
 }
@@ -140,6 +151,9 @@ pub enum EntityEvent {
     State { source: EntityRef, kind: EntityKind, state: Lifecycle },
     /// The entity is gone (destroyed); subscribers drop what they hold of it.
     Gone { source: EntityRef },
+    /// A one-off event, not a lasting value: `entity.failed`,
+    /// `entity.recovered`, `entity.failed.restart` (Brooklyn's sensor events).
+    Notice { source: EntityRef, name: String, detail: serde_json::Value },
 }
 
 /// Subscribe to an entity's events. The subscriber first receives the
@@ -296,3 +310,19 @@ pub struct Placement {
 
 /// Who is told about new children: the management actor.
 pub type ChildSink = Recipient<ChildAdded>;
+
+/// The management actor's inboxes every entity may need.
+#[derive(Clone)]
+pub struct Links {
+    pub children: Recipient<ChildAdded>,
+    pub activities: Recipient<crate::activity::RecordActivity>,
+}
+
+/// Asks an entity to emit a notice to its subscribers (a policy telling the
+/// world it gave up, for example).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct EmitNotice {
+    pub name: String,
+    pub detail: serde_json::Value,
+}

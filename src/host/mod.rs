@@ -402,6 +402,9 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
             docker.stop_container(id, Some(StopContainerOptionsBuilder::default().t(STOP_TIMEOUT_SECS).build())).await
         }
         ContainerOp::Restart => {
+            // A paused container cannot be restarted; unpausing one that is
+            // not paused is a harmless error.
+            let _ = docker.unpause_container(id).await;
             docker.restart_container(id, Some(RestartContainerOptionsBuilder::default().t(STOP_TIMEOUT_SECS).build())).await
         }
         ContainerOp::Remove => {

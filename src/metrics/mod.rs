@@ -10,9 +10,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec_with_registry, register_histogram_with_registry, register_int_counter_with_registry,
+    register_histogram_vec_with_registry, register_histogram_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
     register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Encoder, Histogram, HistogramVec,
-    IntCounter, IntGauge, IntGaugeVec, Registry, TextEncoder,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -31,6 +31,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
     ("drover_container_start_seconds", "histogram", "", "Time to create and start a container on the engine (until the engine reports it running)."),
     ("drover_effector_duration_seconds", "histogram", "effector, outcome", "Duration of effector calls, by effector and outcome (ok, error)."),
     ("drover_engine_events_total", "counter", "", "Engine events about managed containers received from the event streams."),
+    ("drover_chaos_faults_total", "counter", "fault", "Faults injected by `drover chaos`, by fault (kill, stop, pause)."),
 ];
 
 pub static APPLICATIONS: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -72,6 +73,11 @@ pub static ENGINE_EVENTS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter_with_registry!("drover_engine_events_total", CATALOGUE[8].3, REGISTRY).expect("metric registers once")
 });
 
+pub static CHAOS_FAULTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec_with_registry!("drover_chaos_faults_total", CATALOGUE[9].3, &["fault"], REGISTRY)
+        .expect("metric registers once")
+});
+
 /// Registers every metric, so a scrape shows them all from the start.
 pub fn init() {
     LazyLock::force(&APPLICATIONS);
@@ -83,6 +89,7 @@ pub fn init() {
     LazyLock::force(&CONTAINER_START_SECONDS);
     LazyLock::force(&EFFECTOR_DURATION);
     LazyLock::force(&ENGINE_EVENTS);
+    LazyLock::force(&CHAOS_FAULTS);
 }
 
 /// The text exposition of every metric.
@@ -106,6 +113,7 @@ mod tests {
         CLUSTER_SIZE.with_label_values(&["a", "b"]).set(0);
         CLUSTER_DESIRED_SIZE.with_label_values(&["a", "b"]).set(0);
         EFFECTOR_DURATION.with_label_values(&["start", "ok"]).observe(0.0);
+        CHAOS_FAULTS.with_label_values(&["kill"]).inc_by(0);
         let names: Vec<String> = REGISTRY.gather().iter().map(|f| f.name().to_string()).collect();
         for (name, ..) in CATALOGUE {
             assert!(names.contains(&name.to_string()), "{name} is in the catalogue but not registered");

@@ -1,0 +1,112 @@
+//! Policies: actors that watch sensors and call effectors.
+//!
+//! Each policy kind has a config struct (the user documentation of its
+//! tunables), a pure decision function, and a thin actor that moves
+//! messages. A blueprint attaches a policy by kind (`type: restarter`) or
+//! by preset (`use: resilient`, a file in `policies/`), overriding keys.
+//!
+//! - [`restarter`]: restart a failed container in place, with backoff.
+//! - [`replacer`]: replace a cluster member the restarter gave up on.
+
+pub mod presets;
+pub mod replacer;
+pub mod restarter;
+
+use serde::{Deserialize, Serialize};
+
+pub use presets::{Preset, PresetError, Presets};
+
+/// Every policy kind, with its config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "config", rename_all = "kebab-case")]
+pub enum PolicyConfig {
+    Restarter(restarter::RestarterConfig),
+    Replacer(replacer::ReplacerConfig),
+}
+
+impl PolicyConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PolicyConfig::Restarter(_) => "restarter",
+            PolicyConfig::Replacer(_) => "replacer",
+        }
+    }
+
+    /// Where a policy of this kind may be attached.
+    pub fn allowed_on(&self, service_type: &str) -> bool {
+        match self {
+            // On a cluster, the restarter watches every member.
+            PolicyConfig::Restarter(_) => matches!(service_type, "container" | "cluster"),
+            PolicyConfig::Replacer(_) => service_type == "cluster",
+        }
+    }
+}
+
+pub const KINDS: &[&str] = &["restarter", "replacer"];
+
+/// A policy as attached: its name (the preset's, or the kind) and config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedPolicy {
+    pub name: String,
+    pub preset: Option<String>,
+    pub config: PolicyConfig,
+}
+
+/// An error in a policy's config, with the path below the policy entry
+/// (`backoff_start`, `use`, `type`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Resolves a blueprint's policy entry against the presets: the preset's
+/// config with the entry's keys laid over it, checked as the kind's config.
+pub fn resolve(spec: &crate::blueprint::PolicySpec, presets: &Presets) -> Result<ResolvedPolicy, Vec<PolicyConfigError>> {
+    let err = |path: &str, message: String| vec![PolicyConfigError { path: path.to_string(), message }];
+    let mut config = serde_yaml::Mapping::new();
+    let (kind, name) = match (&spec.preset, &spec.kind) {
+        (Some(p), kind) => {
+            let Some(preset) = presets.get(p) else {
+                return Err(err("use", format!("unknown policy preset `{p}`; presets in {}: {}", presets.dir_display(), presets.names().join(", "))));
+            };
+            if let Some(k) = kind {
+                if k != &preset.kind {
+                    return Err(err("type", format!("preset `{p}` is a {} policy, not {k}", preset.kind)));
+                }
+            }
+            config = preset.config.clone();
+            (preset.kind.clone(), p.clone())
+        }
+        (None, Some(k)) => (k.clone(), k.clone()),
+        (None, None) => return Err(err("", "a policy needs `type` (one of restarter, replacer) or `use` (a preset name)".into())),
+    };
+    for (k, v) in &spec.config {
+        config.insert(serde_yaml::Value::String(k.clone()), v.clone());
+    }
+    let config = parse_config(&kind, serde_yaml::Value::Mapping(config))?;
+    Ok(ResolvedPolicy { name, preset: spec.preset.clone(), config })
+}
+
+/// Checks a config value as the config of `kind`.
+pub fn parse_config(kind: &str, value: serde_yaml::Value) -> Result<PolicyConfig, Vec<PolicyConfigError>> {
+    fn typed<T: serde::de::DeserializeOwned>(v: serde_yaml::Value) -> Result<T, Vec<PolicyConfigError>> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            vec![PolicyConfigError { path: if path == "." { String::new() } else { path }, message: e.into_inner().to_string() }]
+        })
+    }
+    match kind {
+        "restarter" => Ok(PolicyConfig::Restarter(typed(value)?)),
+        "replacer" => Ok(PolicyConfig::Replacer(typed(value)?)),
+        other => Err(vec![PolicyConfigError {
+            path: "type".into(),
+            message: format!("unknown policy type `{other}`; known: {}", KINDS.join(", ")),
+        }]),
+    }
+}
+
+/// Humane durations in configs: `100ms`, `5s`, `2m`.
+pub(crate) mod dur {
+    pub use humantime_serde::{deserialize, serialize};
+}
