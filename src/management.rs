@@ -12,7 +12,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::blueprint::Blueprint;
+use crate::blueprint::{Blueprint, FieldPath, ValidationError};
 use crate::entity::application::ApplicationEntity;
 use crate::entity::{
     now_ms, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle,
@@ -36,8 +36,8 @@ pub enum ManagementError {
     UnknownLocation { location: String, known: String },
     #[error("application `{0}` is being destroyed")]
     Destroying(String),
-    #[error("{path}: {message}")]
-    Policy { path: String, message: String },
+    #[error("{0}")]
+    Blueprint(crate::blueprint::BlueprintErrors),
     #[error(transparent)]
     Entity(#[from] EntityError),
 }
@@ -278,47 +278,68 @@ impl Handler<HostResync> for Management {
     }
 }
 
-/// Deploys a validated blueprint: creates the application and starts it.
-/// Answers once the application exists; the start goes on.
+/// Deploys blueprint text: parses and checks it against this service's
+/// locations and presets, creates the application and starts it. Answers
+/// once the application exists; the start goes on. Nothing is created if
+/// any check fails.
 #[derive(Message)]
 #[rtype(result = "Result<String, ManagementError>")]
-pub struct Deploy(pub Blueprint);
+pub struct Deploy {
+    /// Names the text in errors: a path, or `<request>`.
+    pub file: String,
+    pub text: String,
+}
+
+impl Management {
+    /// The checks that need this service's context, with blueprint paths.
+    fn context_checks(&self, bp: &Blueprint) -> Vec<ValidationError> {
+        let mut errs = Vec::new();
+        if !self.locations.contains_key(&bp.location) {
+            errs.push(ValidationError::at(
+                FieldPath::root().key("location"),
+                format!("unknown location `{}`; known locations: {}", bp.location, self.locations.keys().cloned().collect::<Vec<_>>().join(", ")),
+            ));
+        }
+        for (i, svc) in bp.services.iter().enumerate() {
+            for (j, spec) in svc.policies.iter().enumerate() {
+                let base = FieldPath::root().key("services").index(i).key("policies").index(j);
+                match crate::policy::resolve(spec, &self.presets) {
+                    Ok(p) if !p.config.allowed_on(svc.kind.as_str()) => errs.push(ValidationError::at(
+                        base,
+                        format!("a {} policy cannot be attached to a {}", p.config.kind(), svc.kind.as_str()),
+                    )),
+                    Ok(_) => {}
+                    Err(pe) => {
+                        for e in pe {
+                            let path = e.path.split('.').filter(|k| !k.is_empty()).fold(base.clone(), |p, k| p.key(k));
+                            errs.push(ValidationError::at(path, e.message));
+                        }
+                    }
+                }
+            }
+        }
+        errs
+    }
+}
 
 impl Handler<Deploy> for Management {
     type Result = Result<String, ManagementError>;
-    fn handle(&mut self, Deploy(bp): Deploy, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Deploy, ctx: &mut Context<Self>) -> Self::Result {
+        let bp = crate::blueprint::parse_blueprint_with(&msg.file, &msg.text, &|bp| self.context_checks(bp))
+            .map_err(ManagementError::Blueprint)?;
         let id = bp.name.clone();
         if self.apps.contains_key(&id) {
             return Err(ManagementError::Exists(id));
         }
         let Some(at) = self.locations.get(&bp.location).cloned() else {
-            return Err(ManagementError::UnknownLocation {
-                location: bp.location.clone(),
-                known: self.locations.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
+            return Err(ManagementError::UnknownLocation { location: bp.location.clone(), known: String::new() });
         };
-        // Every policy is resolved before anything is created: a bad one
-        // rejects the deploy whole.
-        let mut policies = BTreeMap::new();
-        for (i, svc) in bp.services.iter().enumerate() {
-            let mut resolved = Vec::new();
-            for (j, spec) in svc.policies.iter().enumerate() {
-                let base = format!("services[{i}].policies[{j}]");
-                let p = crate::policy::resolve(spec, &self.presets).map_err(|errs| {
-                    let e = &errs[0];
-                    let path = if e.path.is_empty() { base.clone() } else { format!("{base}.{}", e.path) };
-                    ManagementError::Policy { path, message: e.message.clone() }
-                })?;
-                if !p.config.allowed_on(svc.kind.as_str()) {
-                    return Err(ManagementError::Policy {
-                        path: base,
-                        message: format!("a {} policy cannot be attached to a {}", p.config.kind(), svc.kind.as_str()),
-                    });
-                }
-                resolved.push(p);
-            }
-            policies.insert(svc.id.clone(), resolved);
-        }
+        // Checked above: every policy resolves.
+        let policies: BTreeMap<String, Vec<crate::policy::ResolvedPolicy>> = bp
+            .services
+            .iter()
+            .map(|svc| (svc.id.clone(), svc.policies.iter().filter_map(|p| crate::policy::resolve(p, &self.presets).ok()).collect()))
+            .collect();
         let links = self.links(ctx);
         let addr = ApplicationEntity::new(bp.clone(), at, links, policies).start();
         let handle = ApplicationEntity::handle(&addr);

@@ -60,8 +60,8 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let mut blueprints = Vec::new();
     for path in &opts.deploy {
         let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read { path: path.display().to_string(), source })?;
-        let bp = crate::blueprint::parse_blueprint(&path.display().to_string(), &text).map_err(ServeError::Blueprint)?;
-        blueprints.push((path.display().to_string(), bp));
+        crate::blueprint::parse_blueprint(&path.display().to_string(), &text).map_err(ServeError::Blueprint)?;
+        blueprints.push((path.display().to_string(), text));
     }
 
     let presets = if opts.policies.is_dir() {
@@ -101,9 +101,9 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     tracing::info!(addresses = ?addrs, "drover serving");
 
-    for (path, bp) in blueprints {
+    for (path, text) in blueprints {
         let id = mgmt
-            .send(Deploy(bp))
+            .send(Deploy { file: path.clone(), text })
             .await
             .map_err(|e| ServeError::Deploy { path: path.clone(), message: e.to_string() })?
             .map_err(|e| ServeError::Deploy { path: path.clone(), message: e.to_string() })?;

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 
-use crate::blueprint::{parse_blueprint, BlueprintError, BlueprintErrors};
+use crate::blueprint::{BlueprintError, BlueprintErrors};
 use crate::management::{
     ActivityFilter, CollectMetrics, Deploy, Destroy, GetApp, GetEntities, GetSensors, InvokeEffector, ListActivities,
     ListApps, ListHosts, Management, ManagementError,
@@ -49,7 +49,7 @@ impl ResponseError for ApiError {
             ApiError::Management(m) => match m {
                 ManagementError::NoApplication(_) | ManagementError::NoEntity { .. } => StatusCode::NOT_FOUND,
                 ManagementError::Exists(_) | ManagementError::Destroying(_) => StatusCode::CONFLICT,
-                ManagementError::UnknownLocation { .. } | ManagementError::Policy { .. } => StatusCode::BAD_REQUEST,
+                ManagementError::UnknownLocation { .. } | ManagementError::Blueprint(_) => StatusCode::BAD_REQUEST,
                 ManagementError::Entity(E::UnknownEffector { .. } | E::BadArguments { .. } | E::NoSuchMember { .. }) => {
                     StatusCode::BAD_REQUEST
                 }
@@ -77,13 +77,6 @@ impl ResponseError for ApiError {
                 line: None,
                 column: None,
                 path: Some("location".into()),
-                errors: vec![],
-            },
-            ApiError::Management(ManagementError::Policy { path, .. }) => ErrorBody {
-                error: self.to_string(),
-                line: None,
-                column: None,
-                path: Some(path.clone()),
                 errors: vec![],
             },
             other => ErrorBody { error: other.to_string(), line: None, column: None, path: None, errors: vec![] },
@@ -129,8 +122,13 @@ pub struct Created {
 
 async fn deploy(m: Mgmt, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let text = std::str::from_utf8(&body).map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
-    let bp = parse_blueprint("<request>", text).map_err(ApiError::Blueprint)?;
-    let id = m.send(Deploy(bp)).await??;
+    let id = m
+        .send(Deploy { file: "<request>".into(), text: text.to_string() })
+        .await?
+        .map_err(|e| match e {
+            ManagementError::Blueprint(errs) => ApiError::Blueprint(errs),
+            other => ApiError::Management(other),
+        })?;
     Ok(HttpResponse::Created().append_header(("Location", format!("/v1/applications/{id}"))).json(Created { id }))
 }
 

@@ -1,12 +1,40 @@
-// TEMPORARY STUB (being replaced by the real parser)
+//! Blueprints: what a user writes to describe an application.
+//!
+//! A blueprint is a YAML (or JSON) document naming an application, where it
+//! runs (`location`) and its services: single containers and clusters of
+//! identical containers, each with its image, ports, resources, health check
+//! and policies. This module turns blueprint text into a checked
+//! [`Blueprint`]:
+//!
+//! - [`model`]: the types, as written by users (serde, unknown keys denied);
+//! - [`parse`]: text to model, reporting every problem of a file at once, each
+//!   with its line, column and path ([`parse_blueprint`], [`BlueprintError`]);
+//! - [`validate`]: the semantic rules (ids, required fields, ports, limits),
+//!   pure and position-free.
+//!
+//! It knows nothing of actors, Docker or HTTP: the REST API, the CLI and the
+//! deployer all call [`parse_blueprint`] and act on its result.
+//!
+//! ```
+//! let bp = drover::blueprint::parse_blueprint(
+//!     "example.yaml",
+//!     "name: shop\nservices:\n  - id: web\n    type: container\n    image: drover/workload:latest\n",
+//! )
+//! .unwrap();
+//! assert_eq!(bp.services[0].id, "web");
+//!
+//! let errors = drover::blueprint::parse_blueprint("example.yaml", "name: shop\nservices: []\n")
+//!     .unwrap_err();
+//! assert_eq!(
+//!     errors.to_string(),
+//!     "example.yaml:2:11: services: an application needs at least one service"
+//! );
+//! ```
+
 pub mod model;
+pub mod parse;
+pub mod validate;
+
 pub use model::*;
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BlueprintError { pub file: String, pub line: Option<usize>, pub column: Option<usize>, pub path: String, pub error: String }
-impl std::fmt::Display for BlueprintError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{}:{:?}:{:?}: {}: {}", self.file, self.line, self.column, self.path, self.error) } }
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0:?}")]
-pub struct BlueprintErrors(pub Vec<BlueprintError>);
-pub fn parse_blueprint(file: &str, text: &str) -> Result<Blueprint, BlueprintErrors> {
-    serde_yaml::from_str(text).map_err(|e| BlueprintErrors(vec![BlueprintError{file: file.into(), line: None, column: None, path: String::new(), error: e.to_string()}]))
-}
+pub use parse::{parse_blueprint, parse_blueprint_with, BlueprintError, BlueprintErrors, ContextCheck};
+pub use validate::{FieldPath, ValidationError};

@@ -35,6 +35,8 @@ pub enum ServiceType {
     Container,
     /// A group of identical containers that can be resized.
     Cluster,
+    /// drover's built-in TCP load balancer in front of a cluster.
+    LoadBalancer,
 }
 
 impl ServiceType {
@@ -42,6 +44,7 @@ impl ServiceType {
         match self {
             ServiceType::Container => "container",
             ServiceType::Cluster => "cluster",
+            ServiceType::LoadBalancer => "load-balancer",
         }
     }
 }
@@ -83,6 +86,21 @@ pub struct ServiceSpec {
     /// The spec every member is made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<ContainerSpec>,
+
+    // -- load balancer fields (type: load-balancer) --
+    /// The cluster whose running members receive the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Port the load balancer listens on; `0` picks a free one (published
+    /// as the `lb.port` sensor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The members' container port to send to. Default: the member's first port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+    /// Address to listen on. Default `0.0.0.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
 
     /// Policies attached to this entity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

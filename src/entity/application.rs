@@ -17,6 +17,7 @@ use super::{
 };
 use crate::blueprint::{default_initial_size, Blueprint, ServiceType};
 use crate::host::{EnsureNetwork, RemoveNetwork};
+use crate::lb::LoadBalancerEntity;
 use crate::policy::replacer::{Replacer, Trigger};
 use crate::policy::restarter::Restarter;
 use crate::policy::{PolicyConfig, ResolvedPolicy};
@@ -95,7 +96,10 @@ impl ApplicationEntity {
 
     /// Makes the children that are missing. Returns their handles.
     fn ensure_children(&mut self, ctx: &mut Context<Self>, at: &Placement) -> Vec<EntityHandle> {
-        for svc in self.blueprint.services.clone() {
+        // Load balancers last: they subscribe to their target cluster.
+        let mut services = self.blueprint.services.clone();
+        services.sort_by_key(|s| s.kind == ServiceType::LoadBalancer);
+        for svc in services {
             if self.children.contains_key(&svc.id) {
                 continue;
             }
@@ -136,6 +140,29 @@ impl ApplicationEntity {
                         }
                     }
                     ClusterEntity::handle(&addr)
+                }
+                ServiceType::LoadBalancer => {
+                    let target_id = svc.target.clone().unwrap_or_default();
+                    let target = EntityRef::new(self.me.app.clone(), target_id.clone());
+                    let Some(target_handle) = self.children.get(&target_id).map(|c| c.handle.subscribe.clone()) else {
+                        // Validation guarantees the target exists; be safe anyway.
+                        tracing::error!(lb = %child, target = %target_id, "load balancer target missing");
+                        continue;
+                    };
+                    let target_port = svc.target_port.unwrap_or_else(|| {
+                        self.blueprint
+                            .services
+                            .iter()
+                            .find(|s| s.id == target_id)
+                            .and_then(|s| s.member.as_ref())
+                            .and_then(|m| m.ports.first().copied())
+                            .unwrap_or(0)
+                    });
+                    let ip: std::net::IpAddr =
+                        svc.bind.as_deref().unwrap_or("0.0.0.0").parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                    let listen = std::net::SocketAddr::new(ip, svc.port.unwrap_or(0));
+                    let addr = LoadBalancerEntity::new(child.clone(), target, target_handle, listen, target_port).start();
+                    LoadBalancerEntity::handle(&addr)
                 }
             };
             self.links.children.do_send(ChildAdded { parent: self.me.clone(), child, handle: handle.clone() });

@@ -1,0 +1,937 @@
+//! Semantic checks on a blueprint that has the right shape.
+//!
+//! Deserialization (see [`super::parse`]) makes sure every value has the right
+//! type; this module checks what types cannot say: ids are well-formed and
+//! unique, a container has an image, a cluster keeps its container fields under
+//! `member`, health checks use a published port, and so on.
+//!
+//! Everything here is pure: no I/O, no positions. Each problem carries the
+//! [`FieldPath`] of the offending value (`services[1].member.ports[0]`); the
+//! parser turns paths into lines and columns and sorts them by position.
+//! Checks never stop at the first problem: every problem found is returned.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use super::model::{Blueprint, ContainerSpec, PolicySpec, ServiceSpec, ServiceType};
+
+/// Pattern of the application name and of every service id.
+pub const ID_PATTERN: &str = "^[a-z][a-z0-9-]{0,39}$";
+/// Pattern of environment variable names.
+pub const ENV_KEY_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// Labels with this prefix are drover's own.
+pub const RESERVED_LABEL_PREFIX: &str = "io.drover.";
+/// Docker refuses a memory limit below 6 MiB.
+pub const MIN_MEMORY_BYTES: u64 = 6 << 20;
+/// Largest `resources.cpus`.
+pub const MAX_CPUS: f64 = 1024.0;
+/// Largest `initial_size` of a cluster.
+pub const MAX_INITIAL_SIZE: u32 = 1000;
+
+/// One step of a [`FieldPath`]: a mapping key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+/// Where a value sits in a blueprint, such as `services[1].member.ports[0]`.
+///
+/// Displayed with `.` between keys and `[i]` for list items; a key that is
+/// not made of letters, digits, `_` and `-` is quoted (`labels["io.drover.x"]`).
+/// The root displays as the empty string.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldPath(Vec<PathSegment>);
+
+impl FieldPath {
+    /// The root: the whole document.
+    pub fn root() -> Self {
+        FieldPath(Vec::new())
+    }
+
+    /// This path followed by a mapping key.
+    pub fn key(&self, key: impl Into<String>) -> Self {
+        let mut p = self.clone();
+        p.0.push(PathSegment::Key(key.into()));
+        p
+    }
+
+    /// This path followed by a list index.
+    pub fn index(&self, index: usize) -> Self {
+        let mut p = self.clone();
+        p.0.push(PathSegment::Index(index));
+        p
+    }
+
+    /// This path followed by `segments`.
+    pub fn join(&self, segments: &[PathSegment]) -> Self {
+        let mut p = self.clone();
+        p.0.extend_from_slice(segments);
+        p
+    }
+
+    /// The path one step up; `None` at the root.
+    pub fn parent(&self) -> Option<Self> {
+        let (_, rest) = self.0.split_last()?;
+        Some(FieldPath(rest.to_vec()))
+    }
+
+    pub fn segments(&self) -> &[PathSegment] {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `self` is `other` or lies below it.
+    pub fn starts_with(&self, other: &FieldPath) -> bool {
+        self.0.starts_with(&other.0)
+    }
+}
+
+impl From<Vec<PathSegment>> for FieldPath {
+    fn from(segments: Vec<PathSegment>) -> Self {
+        FieldPath(segments)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                PathSegment::Index(n) => write!(f, "[{n}]")?,
+                PathSegment::Key(k) if is_plain_key(k) => {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(k)?;
+                }
+                PathSegment::Key(k) => write!(f, "[{k:?}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_plain_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A semantic problem in a blueprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// The offending value (or key, see `at_key`).
+    pub path: FieldPath,
+    /// What is wrong and, where it helps, how to fix it.
+    pub message: String,
+    /// The problem is the key itself being there (a field in the wrong place,
+    /// a bad variable name): point at the key rather than at its value.
+    pub at_key: bool,
+}
+
+impl ValidationError {
+    pub fn at(path: FieldPath, message: impl Into<String>) -> Self {
+        ValidationError {
+            path,
+            message: message.into(),
+            at_key: false,
+        }
+    }
+
+    pub fn at_key(path: FieldPath, message: impl Into<String>) -> Self {
+        ValidationError {
+            path,
+            message: message.into(),
+            at_key: true,
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_root() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Checks a whole blueprint; returns every problem found, in the order of the
+/// blueprint's fields (the parser re-sorts them by line and column).
+pub fn validate(bp: &Blueprint) -> Vec<ValidationError> {
+    let mut errs = validate_application(&bp.name, &bp.location);
+    errs.extend(validate_service_count(bp.services.len()));
+    for (i, spec) in bp.services.iter().enumerate() {
+        errs.extend(validate_service(i, spec));
+    }
+    let ids: Vec<(usize, &str)> = bp
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i, s.id.as_str()))
+        .collect();
+    errs.extend(validate_unique_ids(&ids));
+    errs.extend(validate_references(bp));
+    errs
+}
+
+/// Checks what one service says of another: a load balancer's `target`
+/// must be a cluster of the application, and its `target_port` one of the
+/// member's ports.
+pub fn validate_references(bp: &Blueprint) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    for (i, svc) in bp.services.iter().enumerate() {
+        if svc.kind != ServiceType::LoadBalancer {
+            continue;
+        }
+        let Some(target) = svc.target.as_deref() else { continue };
+        let path = service_path(i);
+        match bp.services.iter().find(|s| s.id == target) {
+            None => {
+                let clusters: Vec<&str> =
+                    bp.services.iter().filter(|s| s.kind == ServiceType::Cluster).map(|s| s.id.as_str()).collect();
+                errs.push(ValidationError::at(
+                    path.key("target"),
+                    format!("no service `{target}` to balance; clusters here: {}", if clusters.is_empty() { "none".to_string() } else { clusters.join(", ") }),
+                ));
+            }
+            Some(t) if t.kind != ServiceType::Cluster => errs.push(ValidationError::at(
+                path.key("target"),
+                format!("`{target}` is a {}; a load balancer's target must be a cluster", t.kind.as_str()),
+            )),
+            Some(t) => {
+                let ports = t.member.as_ref().map(|m| m.ports.clone()).unwrap_or_default();
+                match svc.target_port {
+                    Some(p) if !ports.contains(&p) => errs.push(ValidationError::at(
+                        path.key("target_port"),
+                        format!("`{target}`'s members do not publish port {p}; their ports: {ports:?}"),
+                    )),
+                    None if ports.is_empty() => errs.push(ValidationError::at(
+                        path.key("target"),
+                        format!("`{target}`'s members publish no port; add `ports` to its member"),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    errs
+}
+
+/// Checks the application's own fields: `name` and `location`.
+pub fn validate_application(name: &str, location: &str) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    if !is_valid_id(name) {
+        errs.push(ValidationError::at(
+            FieldPath::root().key("name"),
+            bad_id_message("application name", name),
+        ));
+    }
+    if location.trim().is_empty() {
+        errs.push(ValidationError::at(
+            FieldPath::root().key("location"),
+            "`location` must not be empty; `local` is this machine's engine",
+        ));
+    }
+    errs
+}
+
+/// An application needs at least one service.
+pub fn validate_service_count(count: usize) -> Option<ValidationError> {
+    (count == 0).then(|| {
+        ValidationError::at(
+            FieldPath::root().key("services"),
+            "an application needs at least one service",
+        )
+    })
+}
+
+/// Whether `s` matches [`ID_PATTERN`].
+pub fn is_valid_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= 40
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
+}
+
+fn bad_id_message(what: &str, value: &str) -> String {
+    format!(
+        "{what} `{value}` is invalid: it must match {ID_PATTERN} \
+         (1 to 40 lower-case letters, digits or `-`, starting with a letter)"
+    )
+}
+
+/// Checks a service id alone (also used for services whose other fields
+/// failed to deserialize).
+pub fn validate_service_id(index: usize, id: &str) -> Option<ValidationError> {
+    (!is_valid_id(id)).then(|| {
+        ValidationError::at(
+            service_path(index).key("id"),
+            bad_id_message("service id", id),
+        )
+    })
+}
+
+/// Reports every id used by an earlier service, at the later one's `id`.
+/// `ids` holds (index in `services`, id).
+pub fn validate_unique_ids(ids: &[(usize, &str)]) -> Vec<ValidationError> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut errs = Vec::new();
+    for &(i, id) in ids {
+        match first.get(id) {
+            Some(&j) => errs.push(ValidationError::at(
+                service_path(i).key("id"),
+                format!("duplicate service id `{id}`: services[{j}] already has it"),
+            )),
+            None => {
+                first.insert(id, i);
+            }
+        }
+    }
+    errs
+}
+
+fn service_path(index: usize) -> FieldPath {
+    FieldPath::root().key("services").index(index)
+}
+
+/// Checks one service (its id's format included, not its uniqueness).
+pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError> {
+    let path = service_path(index);
+    let mut errs: Vec<ValidationError> = validate_service_id(index, &spec.id).into_iter().collect();
+    match spec.kind {
+        ServiceType::Container => {
+            if spec.initial_size.is_some() {
+                errs.push(ValidationError::at_key(
+                    path.key("initial_size"),
+                    "`initial_size` is only for a cluster (`type: cluster`)",
+                ));
+            }
+            if spec.member.is_some() {
+                errs.push(ValidationError::at_key(
+                    path.key("member"),
+                    "`member` is only for a cluster (`type: cluster`); \
+                     a container's image, ports and health go at the service's own level",
+                ));
+            }
+            validate_container(&path, &spec.own_container(), &mut errs);
+        }
+        ServiceType::LoadBalancer => {
+            let misplaced = [
+                ("image", spec.image.is_some()),
+                ("command", spec.command.is_some()),
+                ("env", !spec.env.is_empty()),
+                ("ports", !spec.ports.is_empty()),
+                ("resources", spec.resources.is_some()),
+                ("health", spec.health.is_some()),
+                ("labels", !spec.labels.is_empty()),
+                ("initial_size", spec.initial_size.is_some()),
+                ("member", spec.member.is_some()),
+            ];
+            for (field, present) in misplaced {
+                if present {
+                    errs.push(ValidationError::at_key(
+                        path.key(field),
+                        format!("`{field}` is not a load balancer setting; it has `target`, `port`, `target_port` and `bind`"),
+                    ));
+                }
+            }
+            if spec.target.is_none() {
+                errs.push(ValidationError::at(path.clone(), "a load balancer needs `target`, the id of a cluster"));
+            }
+            if spec.port.is_none() {
+                errs.push(ValidationError::at(path.clone(), "a load balancer needs `port` to listen on (0 picks a free one)"));
+            }
+            if let Some(b) = &spec.bind {
+                if b.parse::<std::net::IpAddr>().is_err() {
+                    errs.push(ValidationError::at(path.key("bind"), format!("`bind` must be an IP address such as 0.0.0.0, got `{b}`")));
+                }
+            }
+        }
+        ServiceType::Cluster => {
+            let misplaced = [
+                ("image", spec.image.is_some()),
+                ("command", spec.command.is_some()),
+                ("env", !spec.env.is_empty()),
+                ("ports", !spec.ports.is_empty()),
+                ("resources", spec.resources.is_some()),
+                ("health", spec.health.is_some()),
+                ("labels", !spec.labels.is_empty()),
+            ];
+            for (field, present) in misplaced {
+                if present {
+                    errs.push(ValidationError::at_key(
+                        path.key(field),
+                        format!("`{field}` belongs under `member` for a cluster"),
+                    ));
+                }
+            }
+            if let Some(size) = spec.initial_size {
+                if size > MAX_INITIAL_SIZE {
+                    errs.push(ValidationError::at(
+                        path.key("initial_size"),
+                        format!("`initial_size` is {size}; at most {MAX_INITIAL_SIZE} is allowed"),
+                    ));
+                }
+            }
+            match &spec.member {
+                None => errs.push(ValidationError::at(
+                    path.clone(),
+                    "a cluster needs `member`, the spec each member container is made from, \
+                     e.g. `member: { image: drover/workload:latest }`",
+                )),
+                Some(member) => {
+                    let mpath = path.key("member");
+                    if member.kind != "container" {
+                        errs.push(ValidationError::at(
+                            mpath.key("type"),
+                            format!("member `type` must be `container`, got `{}`", member.kind),
+                        ));
+                    }
+                    validate_container(&mpath, member, &mut errs);
+                }
+            }
+        }
+    }
+    if spec.kind != ServiceType::LoadBalancer {
+        for (field, present) in [
+            ("target", spec.target.is_some()),
+            ("port", spec.port.is_some()),
+            ("target_port", spec.target_port.is_some()),
+            ("bind", spec.bind.is_some()),
+        ] {
+            if present {
+                errs.push(ValidationError::at_key(
+                    path.key(field),
+                    format!("`{field}` is only for a load balancer (`type: load-balancer`)"),
+                ));
+            }
+        }
+    }
+    for (k, policy) in spec.policies.iter().enumerate() {
+        validate_policy(&path.key("policies").index(k), policy, &mut errs);
+    }
+    errs
+}
+
+/// Checks a container's fields; `path` is where they live (a container
+/// service itself, or a cluster's `member`).
+fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<ValidationError>) {
+    match c.image.as_deref() {
+        None => errs.push(ValidationError::at(
+            path.clone(),
+            "a container needs `image`, e.g. `image: drover/workload:latest`",
+        )),
+        Some(image) if image.trim().is_empty() => errs.push(ValidationError::at(
+            path.key("image"),
+            "`image` must not be empty, e.g. `image: drover/workload:latest`",
+        )),
+        Some(_) => {}
+    }
+    if c.command.as_ref().is_some_and(|cmd| cmd.is_empty()) {
+        errs.push(ValidationError::at(
+            path.key("command"),
+            "`command` must not be empty; leave it out to run the image's own command",
+        ));
+    }
+    for key in c.env.keys() {
+        if !is_valid_env_key(key) {
+            errs.push(ValidationError::at_key(
+                path.key("env").key(key.as_str()),
+                format!(
+                    "environment variable name `{key}` is invalid: it must match {ENV_KEY_PATTERN}"
+                ),
+            ));
+        }
+    }
+    let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
+    for (i, &port) in c.ports.iter().enumerate() {
+        let ppath = path.key("ports").index(i);
+        if port == 0 {
+            errs.push(ValidationError::at(
+                ppath,
+                "port 0 is invalid: ports are 1 to 65535",
+            ));
+        } else if let Some(&j) = seen.get(&port) {
+            errs.push(ValidationError::at(
+                ppath,
+                format!("port {port} is listed twice: ports[{j}] is also {port}"),
+            ));
+        } else {
+            seen.insert(port, i);
+        }
+    }
+    let rpath = path.key("resources");
+    if let Some(cpus) = c.resources.cpus {
+        // Written so that NaN fails too.
+        if !(cpus > 0.0 && cpus <= MAX_CPUS) {
+            errs.push(ValidationError::at(
+                rpath.key("cpus"),
+                format!("`cpus` must be more than 0 and at most {MAX_CPUS}, got {cpus}"),
+            ));
+        }
+    }
+    if let Some(memory) = c.resources.memory {
+        if memory.0 < MIN_MEMORY_BYTES {
+            errs.push(ValidationError::at(
+                rpath.key("memory"),
+                format!(
+                    "memory {} is below Docker's minimum of {}",
+                    format_bytes(memory.0),
+                    format_bytes(MIN_MEMORY_BYTES)
+                ),
+            ));
+        }
+    }
+    if let Some(health) = &c.health {
+        let hpath = path.key("health");
+        let port = match (&health.tcp, &health.http) {
+            (None, None) => {
+                errs.push(ValidationError::at(
+                    hpath.clone(),
+                    "a health check needs one of `tcp` or `http`, \
+                     e.g. `http: { port: 8080, path: /health }`",
+                ));
+                None
+            }
+            (Some(_), Some(_)) => {
+                errs.push(ValidationError::at(
+                    hpath.clone(),
+                    "a health check has both `tcp` and `http`; keep exactly one",
+                ));
+                None
+            }
+            (Some(tcp), None) => Some((hpath.key("tcp").key("port"), tcp.port)),
+            (None, Some(http)) => {
+                if !http.path.starts_with('/') {
+                    errs.push(ValidationError::at(
+                        hpath.key("http").key("path"),
+                        format!("http check path `{}` must start with `/`", http.path),
+                    ));
+                }
+                Some((hpath.key("http").key("port"), http.port))
+            }
+        };
+        if let Some((ppath, port)) = port {
+            if port == 0 {
+                errs.push(ValidationError::at(
+                    ppath,
+                    "port 0 is invalid: ports are 1 to 65535",
+                ));
+            } else if !c.ports.contains(&port) {
+                errs.push(ValidationError::at(
+                    ppath,
+                    format!(
+                        "health check port {port} is not in `ports`: health checks go through \
+                         the published port, so add {port} to `ports`"
+                    ),
+                ));
+            }
+        }
+        for (field, value) in [("interval", health.interval), ("timeout", health.timeout)] {
+            if value.is_zero() {
+                errs.push(ValidationError::at(
+                    hpath.key(field),
+                    format!("`{field}` must be more than 0, e.g. `{field}: 1s`"),
+                ));
+            }
+        }
+    }
+    for key in c.labels.keys() {
+        if key.starts_with(RESERVED_LABEL_PREFIX) {
+            errs.push(ValidationError::at_key(
+                path.key("labels").key(key.as_str()),
+                format!(
+                    "label `{key}` uses the reserved prefix `{RESERVED_LABEL_PREFIX}`; \
+                     drover sets those labels itself"
+                ),
+            ));
+        }
+    }
+}
+
+fn validate_policy(path: &FieldPath, p: &PolicySpec, errs: &mut Vec<ValidationError>) {
+    if p.preset.is_none() && p.kind.is_none() {
+        errs.push(ValidationError::at(
+            path.clone(),
+            "a policy needs `use` (a preset from policies/) or `type` \
+             (a policy kind such as `autoscaler`)",
+        ));
+    }
+    for (field, value) in [("use", &p.preset), ("type", &p.kind)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            errs.push(ValidationError::at(
+                path.key(field),
+                format!("`{field}` must not be empty"),
+            ));
+        }
+    }
+}
+
+/// Whether `s` matches [`ENV_KEY_PATTERN`].
+pub fn is_valid_env_key(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `6291456` → `6Mi`; sizes that are not a whole number of KiB stay in bytes.
+fn format_bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "Gi"), (1 << 20, "Mi"), (1 << 10, "Ki")];
+    for (size, unit) in UNITS {
+        if n >= size && n % size == 0 {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    format!("{n} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validates a blueprint written as YAML; each problem as `path: message`.
+    fn problems(yaml: &str) -> Vec<String> {
+        let bp: Blueprint = serde_yaml::from_str(yaml).expect("test blueprint must deserialize");
+        validate(&bp).iter().map(ToString::to_string).collect()
+    }
+
+    /// One service, written at `services[0]`'s indentation.
+    fn service(body: &str) -> Vec<String> {
+        let mut yaml = String::from("name: app\nservices:\n  - id: svc\n");
+        for line in body.lines() {
+            yaml.push_str("    ");
+            yaml.push_str(line);
+            yaml.push('\n');
+        }
+        problems(&yaml)
+    }
+
+    const ID_RULE: &str = "it must match ^[a-z][a-z0-9-]{0,39}$ (1 to 40 lower-case letters, \
+                           digits or `-`, starting with a letter)";
+    const NEEDS_IMAGE: &str = "a container needs `image`, e.g. `image: drover/workload:latest`";
+
+    #[test]
+    fn good_blueprints_have_no_problems() {
+        assert!(service("type: container\nimage: x").is_empty());
+        assert!(service(
+            "type: cluster\ninitial_size: 1000\nmember:\n  type: container\n  image: x\n  \
+             ports: [1, 65535]\n  command: [serve, --port, '8080']\n  \
+             env: { _A: 1, B_2: x }\n  labels: { app: web, io.drover: x }\n  \
+             resources: { cpus: 1024, memory: 6Mi }\n  \
+             health: { tcp: { port: 65535 }, interval: 1ms, timeout: 1ms }\n\
+             policies: [{ use: p }, { type: replacer }, { use: p, type: autoscaler, upper: 2 }]"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn ids() {
+        for good in ["a", "web-1", "a-", &format!("a{}", "b".repeat(39))] {
+            assert!(is_valid_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "-a",
+            "Web",
+            "web_1",
+            "wéb",
+            "a.b",
+            &"a".repeat(41),
+        ] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+        assert_eq!(
+            problems("name: My App\nservices:\n  - { id: 9lives, type: container, image: x }\n"),
+            [
+                format!("name: application name `My App` is invalid: {ID_RULE}"),
+                format!("services[0].id: service id `9lives` is invalid: {ID_RULE}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn location_and_services_must_not_be_empty() {
+        assert_eq!(
+            problems("name: app\nlocation: ' '\nservices: []\n"),
+            [
+                "location: `location` must not be empty; `local` is this machine's engine",
+                "services: an application needs at least one service",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_name_the_first() {
+        let yaml = "name: app\nservices:\n  - { id: a, type: container, image: x }\n  \
+                    - { id: b, type: container, image: x }\n  \
+                    - { id: a, type: container, image: x }\n  \
+                    - { id: a, type: container, image: x }\n";
+        assert_eq!(
+            problems(yaml),
+            [
+                "services[2].id: duplicate service id `a`: services[0] already has it",
+                "services[3].id: duplicate service id `a`: services[0] already has it",
+            ]
+        );
+    }
+
+    #[test]
+    fn container_rules() {
+        assert_eq!(
+            service("type: container"),
+            [format!("services[0]: {NEEDS_IMAGE}")]
+        );
+        assert_eq!(
+            service("type: container\nimage: ''"),
+            ["services[0].image: `image` must not be empty, e.g. `image: drover/workload:latest`"]
+        );
+        let errs = validate(
+            &serde_yaml::from_str(
+                "name: app\nservices:\n  - id: c\n    type: container\n    image: x\n    \
+                 initial_size: 2\n    member: { image: y }\n",
+            )
+            .unwrap(),
+        );
+        let got: Vec<_> = errs
+            .iter()
+            .map(|e| (e.path.to_string(), e.message.as_str(), e.at_key))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "services[0].initial_size".to_string(),
+                    "`initial_size` is only for a cluster (`type: cluster`)",
+                    true
+                ),
+                (
+                    "services[0].member".to_string(),
+                    "`member` is only for a cluster (`type: cluster`); a container's image, \
+                     ports and health go at the service's own level",
+                    true
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn cluster_rules() {
+        assert_eq!(
+            service("type: cluster"),
+            [
+                "services[0]: a cluster needs `member`, the spec each member container is made \
+              from, e.g. `member: { image: drover/workload:latest }`"
+            ]
+        );
+        assert_eq!(
+            service("type: cluster\nmember: {}"),
+            [format!("services[0].member: {NEEDS_IMAGE}")]
+        );
+        assert_eq!(
+            service("type: cluster\nmember: { type: cluster, image: x }"),
+            ["services[0].member.type: member `type` must be `container`, got `cluster`"]
+        );
+        assert_eq!(
+            service("type: cluster\ninitial_size: 1001\nmember: { image: x }"),
+            ["services[0].initial_size: `initial_size` is 1001; at most 1000 is allowed"]
+        );
+        let errs = service(
+            "type: cluster\nimage: x\ncommand: [a]\nenv: { A: b }\nports: [80]\n\
+             resources: {}\nhealth: { tcp: { port: 80 } }\nlabels: { a: b }\n\
+             member: { image: x }",
+        );
+        let fields = [
+            "image",
+            "command",
+            "env",
+            "ports",
+            "resources",
+            "health",
+            "labels",
+        ];
+        assert_eq!(
+            errs,
+            fields
+                .iter()
+                .map(|f| format!("services[0].{f}: `{f}` belongs under `member` for a cluster"))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(
+            service("type: container\nimage: x\nports: [80, 0, 443, 80, 80]"),
+            [
+                "services[0].ports[1]: port 0 is invalid: ports are 1 to 65535",
+                "services[0].ports[3]: port 80 is listed twice: ports[0] is also 80",
+                "services[0].ports[4]: port 80 is listed twice: ports[0] is also 80",
+            ]
+        );
+    }
+
+    #[test]
+    fn health_checks() {
+        let base = "type: cluster\nmember:\n  image: x\n  ports: [80]\n  health: ";
+        assert_eq!(
+            service(&format!("{base}{{}}")),
+            [
+                "services[0].member.health: a health check needs one of `tcp` or `http`, \
+              e.g. `http: { port: 8080, path: /health }`"
+            ]
+        );
+        assert_eq!(
+            service(&format!(
+                "{base}{{ tcp: {{ port: 80 }}, http: {{ port: 80 }} }}"
+            )),
+            [
+                "services[0].member.health: a health check has both `tcp` and `http`; keep \
+              exactly one"
+            ]
+        );
+        assert_eq!(
+            service(&format!(
+                "{base}{{ http: {{ port: 81, path: x }}, interval: 0s, timeout: 0ms }}"
+            )),
+            [
+                "services[0].member.health.http.path: http check path `x` must start with `/`",
+                "services[0].member.health.http.port: health check port 81 is not in `ports`: \
+                 health checks go through the published port, so add 81 to `ports`",
+                "services[0].member.health.interval: `interval` must be more than 0, \
+                 e.g. `interval: 1s`",
+                "services[0].member.health.timeout: `timeout` must be more than 0, \
+                 e.g. `timeout: 1s`",
+            ]
+        );
+        assert_eq!(
+            service("type: container\nimage: x\nhealth: { tcp: { port: 0 } }"),
+            ["services[0].health.tcp.port: port 0 is invalid: ports are 1 to 65535"]
+        );
+        // The http path defaults to `/`.
+        assert!(service(&format!("{base}{{ http: {{ port: 80 }} }}")).is_empty());
+    }
+
+    #[test]
+    fn resources() {
+        let with = |r: &str| service(&format!("type: container\nimage: x\nresources: {r}"));
+        assert_eq!(
+            with("{ cpus: 0 }"),
+            ["services[0].resources.cpus: `cpus` must be more than 0 and at most 1024, got 0"]
+        );
+        assert_eq!(
+            with("{ cpus: 1024.5 }"),
+            ["services[0].resources.cpus: `cpus` must be more than 0 and at most 1024, got 1024.5"]
+        );
+        assert_eq!(
+            with("{ cpus: .nan }"),
+            ["services[0].resources.cpus: `cpus` must be more than 0 and at most 1024, got NaN"]
+        );
+        assert!(with("{ cpus: 0.001, memory: 6291456 }").is_empty());
+        assert_eq!(
+            with("{ memory: 6291455 }"),
+            ["services[0].resources.memory: memory 6291455 bytes is below Docker's minimum of 6Mi"]
+        );
+        assert_eq!(
+            with("{ memory: 6M }"),
+            ["services[0].resources.memory: memory 6000000 bytes is below Docker's minimum of 6Mi"]
+        );
+        assert_eq!(
+            with("{ memory: 5120Ki }"),
+            ["services[0].resources.memory: memory 5Mi is below Docker's minimum of 6Mi"]
+        );
+    }
+
+    #[test]
+    fn env_labels_command() {
+        let errs = validate(
+            &serde_yaml::from_str(
+                "name: app\nservices:\n  - id: c\n    type: container\n    image: x\n    \
+                 command: []\n    env: { GOOD: 1, 2BAD: x, 'A-B': y, '': z }\n    \
+                 labels: { io.drover.id: x, io.droverx: y }\n",
+            )
+            .unwrap(),
+        );
+        let got: Vec<_> = errs.iter().map(|e| (e.to_string(), e.at_key)).collect();
+        let env_rule = "is invalid: it must match ^[A-Za-z_][A-Za-z0-9_]*$";
+        assert_eq!(
+            got,
+            [
+                (
+                    "services[0].command: `command` must not be empty; leave it out to run the \
+                     image's own command"
+                        .to_string(),
+                    false
+                ),
+                (
+                    format!("services[0].env[\"\"]: environment variable name `` {env_rule}"),
+                    true
+                ),
+                (
+                    format!("services[0].env.2BAD: environment variable name `2BAD` {env_rule}"),
+                    true
+                ),
+                (
+                    format!("services[0].env.A-B: environment variable name `A-B` {env_rule}"),
+                    true
+                ),
+                (
+                    "services[0].labels[\"io.drover.id\"]: label `io.drover.id` uses the reserved \
+                     prefix `io.drover.`; drover sets those labels itself"
+                        .to_string(),
+                    true
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn policies() {
+        assert_eq!(
+            service("type: container\nimage: x\npolicies:\n  - upper: 3\n  - use: ''\n  - type: a"),
+            [
+                "services[0].policies[0]: a policy needs `use` (a preset from policies/) or \
+                 `type` (a policy kind such as `autoscaler`)",
+                "services[0].policies[1].use: `use` must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn field_paths_display() {
+        let p = FieldPath::root()
+            .key("services")
+            .index(1)
+            .key("member")
+            .key("ports")
+            .index(0);
+        assert_eq!(p.to_string(), "services[1].member.ports[0]");
+        assert_eq!(FieldPath::root().to_string(), "");
+        assert_eq!(FieldPath::root().key("name").to_string(), "name");
+        assert_eq!(
+            FieldPath::root()
+                .key("labels")
+                .key("io.drover.x")
+                .key("a b")
+                .to_string(),
+            r#"labels["io.drover.x"]["a b"]"#
+        );
+        assert_eq!(p.parent().unwrap().to_string(), "services[1].member.ports");
+        assert!(p.starts_with(&FieldPath::root().key("services")));
+        assert_eq!(FieldPath::root().parent(), None);
+    }
+
+    #[test]
+    fn bytes_format() {
+        assert_eq!(format_bytes(6 << 20), "6Mi");
+        assert_eq!(format_bytes(3 << 30), "3Gi");
+        assert_eq!(format_bytes(1536), "1536 bytes");
+        assert_eq!(format_bytes(2048), "2Ki");
+        assert_eq!(format_bytes(0), "0 bytes");
+    }
+}
