@@ -1071,7 +1071,7 @@ services:
                  ^[a-z][a-z0-9-]{0,39}$ (1 to 40 lower-case letters, digits or `-`, \
                  starting with a letter)",
                 "t.yaml:4:11: services[0].type: unknown variant `clustr`, expected \
-                 `container` or `cluster`",
+                 one of `container`, `cluster`, `load-balancer`",
                 "t.yaml:5:5: services[1]: a container needs `image`, \
                  e.g. `image: drover/workload:latest`",
                 "t.yaml:7:9: services[2].id: duplicate service id `web`: services[0] already has it",
@@ -1389,7 +1389,7 @@ services:
             [
                 "t.yaml:5:5: services[0].imgae: unknown field `imgae`, expected one of `id`, \
               `type`, `image`, `command`, `env`, `ports`, `resources`, `health`, `labels`, \
-              `initial_size`, `member`, `policies`"
+              `initial_size`, `member`, `target`, `port`, `target_port`, `bind`, `policies`"
             ]
         );
     }
