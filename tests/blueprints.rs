@@ -38,7 +38,8 @@ fn quickstart_has_the_documented_shape() {
     let bp = parse_blueprint("blueprints/quickstart.yaml", &text).expect("valid quickstart");
     assert_eq!(bp.name, "quickstart");
     assert_eq!(bp.location, "local");
-    assert_eq!(bp.services.len(), 1);
+    assert_eq!(bp.services.len(), 2);
+    assert_eq!(bp.services[1].target.as_deref(), Some("web"));
     let web = &bp.services[0];
     assert_eq!(web.id, "web");
     assert_eq!(web.initial_size, Some(3));
