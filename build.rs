@@ -82,7 +82,10 @@ fn main() {
 /// needs a dynamic loader exactly when it has a PT_INTERP program header.
 fn check_static(bin: &Path) {
     let bytes = std::fs::read(bin).unwrap_or_else(|e| {
-        panic!("drover: cannot read the compiled workload binary {}: {e}", bin.display())
+        panic!(
+            "drover: cannot read the compiled workload binary {}: {e}",
+            bin.display()
+        )
     });
     // Only 64-bit little-endian ELF is inspected; anything else is left alone.
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
@@ -101,7 +104,8 @@ fn check_static(bin: &Path) {
         if off + 4 > bytes.len() {
             return;
         }
-        let p_type = u32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]);
+        let p_type =
+            u32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]);
         if p_type == PT_INTERP {
             panic!(
                 "drover: the workload binary {} is dynamically linked although it was built with \

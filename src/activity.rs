@@ -27,7 +27,14 @@ pub struct Activity {
 
 impl Activity {
     /// A policy's record.
-    pub fn policy(app: &str, entity: &str, name: &str, args: serde_json::Value, outcome: &str, message: impl Into<String>) -> Activity {
+    pub fn policy(
+        app: &str,
+        entity: &str,
+        name: &str,
+        args: serde_json::Value,
+        outcome: &str,
+        message: impl Into<String>,
+    ) -> Activity {
         Activity {
             id: 0,
             time_ms: crate::entity::now_ms(),

@@ -9,13 +9,28 @@ use clap::{Parser, Subcommand, ValueEnum};
 use drover::cli::{self, Client, Output};
 
 #[derive(Parser)]
-#[command(name = "drover", version, about = "An autonomic manager for applications in Docker containers")]
+#[command(
+    name = "drover",
+    version,
+    about = "An autonomic manager for applications in Docker containers"
+)]
 struct Cli {
     /// Where the service is, for client commands.
-    #[arg(long, env = "DROVER_URL", default_value = "http://127.0.0.1:7780", global = true)]
+    #[arg(
+        long,
+        env = "DROVER_URL",
+        default_value = "http://127.0.0.1:7780",
+        global = true
+    )]
     url: String,
     /// Output format of commands that print data.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "text", global = true)]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     output: Output,
     #[command(subcommand)]
     command: Command,
@@ -62,7 +77,12 @@ enum Command {
     /// Show an application's entity tree with key sensors.
     Status { app: String },
     /// Call an effector: `drover invoke shop web resize size=5`.
-    Invoke { app: String, entity: String, effector: String, args: Vec<String> },
+    Invoke {
+        app: String,
+        entity: String,
+        effector: String,
+        args: Vec<String>,
+    },
     /// Destroy an application: remove its containers and network.
     Destroy { app: String },
     /// Check a blueprint without deploying it (no service needed).
@@ -106,8 +126,11 @@ enum Command {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -119,20 +142,47 @@ fn main() -> ExitCode {
     let out = args.output;
     let client = Client::new(&args.url);
     let result: Result<(), String> = match args.command {
-        Command::Serve { listen, deploy, docker, policies, log_format } => {
+        Command::Serve {
+            listen,
+            deploy,
+            docker,
+            policies,
+            log_format,
+        } => {
             init_logs(log_format);
-            drover::serve::run(drover::serve::ServeOptions { listen, deploy, docker, policies }).map_err(|e| e.to_string())
+            drover::serve::run(drover::serve::ServeOptions {
+                listen,
+                deploy,
+                docker,
+                policies,
+            })
+            .map_err(|e| e.to_string())
         }
         Command::WorkloadImage { docker } => workload_image(&docker, out),
-        Command::Deploy { file, wait, timeout } => cli::deploy(&client, &file, wait, timeout, out).map_err(|e| e.to_string()),
+        Command::Deploy {
+            file,
+            wait,
+            timeout,
+        } => cli::deploy(&client, &file, wait, timeout, out).map_err(|e| e.to_string()),
         Command::Ls => cli::ls(&client, out).map_err(|e| e.to_string()),
         Command::Status { app } => cli::status(&client, &app, out).map_err(|e| e.to_string()),
-        Command::Invoke { app, entity, effector, args } => {
-            cli::invoke(&client, &app, &entity, &effector, &args, out).map_err(|e| e.to_string())
-        }
+        Command::Invoke {
+            app,
+            entity,
+            effector,
+            args,
+        } => cli::invoke(&client, &app, &entity, &effector, &args, out).map_err(|e| e.to_string()),
         Command::Destroy { app } => cli::destroy(&client, &app, out).map_err(|e| e.to_string()),
         Command::Validate { file } => cli::validate(&file, out).map_err(|e| e.to_string()),
-        Command::Chaos { app, duration, interval, faults, target, seed, settle } => {
+        Command::Chaos {
+            app,
+            duration,
+            interval,
+            faults,
+            target,
+            seed,
+            settle,
+        } => {
             let opts = cli::chaos::ChaosOptions {
                 app,
                 duration,
@@ -142,17 +192,24 @@ fn main() -> ExitCode {
                 seed: seed.unwrap_or_else(cli::chaos::seed_from_clock),
                 settle,
             };
-            cli::chaos::run(&client, &opts).map_err(|e| e.to_string()).and_then(|report| {
-                cli::chaos::print_report(&report, out);
-                if report.converged {
-                    Ok(())
-                } else {
-                    Err(format!("the application did not converge: {}", report.convergence_detail))
-                }
-            })
+            cli::chaos::run(&client, &opts)
+                .map_err(|e| e.to_string())
+                .and_then(|report| {
+                    cli::chaos::print_report(&report, out);
+                    if report.converged {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "the application did not converge: {}",
+                            report.convergence_detail
+                        ))
+                    }
+                })
         }
         Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
-        Command::Activities { app, limit } => cli::activities(&client, app.as_deref(), limit, out).map_err(|e| e.to_string()),
+        Command::Activities { app, limit } => {
+            cli::activities(&client, app.as_deref(), limit, out).map_err(|e| e.to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,10 +223,17 @@ fn main() -> ExitCode {
 fn workload_image(docker: &str, out: Output) -> Result<(), String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let d = drover::host::connect(docker).await.map_err(|e| e.to_string())?;
-        let id = drover::host::workload::build_workload_image(&d).await.map_err(|e| e.to_string())?;
+        let d = drover::host::connect(docker)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = drover::host::workload::build_workload_image(&d)
+            .await
+            .map_err(|e| e.to_string())?;
         match out {
-            Output::Json => println!("{}", serde_json::json!({ "image": drover::host::workload::WORKLOAD_IMAGE, "id": id })),
+            Output::Json => println!(
+                "{}",
+                serde_json::json!({ "image": drover::host::workload::WORKLOAD_IMAGE, "id": id })
+            ),
             Output::Text => println!("built {} ({id})", drover::host::workload::WORKLOAD_IMAGE),
         }
         Ok(())

@@ -15,8 +15,8 @@ use serde::Serialize;
 use crate::blueprint::{Blueprint, FieldPath, ValidationError};
 use crate::entity::application::ApplicationEntity;
 use crate::entity::{
-    now_ms, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle,
-    Links, Observed, Placement, SensorValue, Subscribe, Teardown,
+    now_ms, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind,
+    EntityRef, Invoke, Lifecycle, Links, Observed, Placement, SensorValue, Subscribe, Teardown,
 };
 use crate::host::{ContainerEvent, HostResync};
 use crate::metrics;
@@ -28,9 +28,13 @@ pub const ACTIVITY_RETENTION: usize = 10_000;
 pub enum ManagementError {
     #[error("no application `{0}`; `drover ls` lists them")]
     NoApplication(String),
-    #[error("application `{app}` has no entity `{entity}`; `drover status {app}` shows its entities")]
+    #[error(
+        "application `{app}` has no entity `{entity}`; `drover status {app}` shows its entities"
+    )]
     NoEntity { app: String, entity: String },
-    #[error("an application named `{0}` already exists; destroy it first or choose another `name`")]
+    #[error(
+        "an application named `{0}` already exists; destroy it first or choose another `name`"
+    )]
     Exists(String),
     #[error("unknown location `{location}`; known locations: {known}")]
     UnknownLocation { location: String, known: String },
@@ -123,16 +127,27 @@ impl Management {
     }
 
     fn links(&self, ctx: &mut Context<Self>) -> Links {
-        Links { children: ctx.address().recipient(), activities: ctx.address().recipient() }
+        Links {
+            children: ctx.address().recipient(),
+            activities: ctx.address().recipient(),
+        }
     }
 
-    fn register(&mut self, ctx: &mut Context<Self>, me: EntityRef, parent: Option<&EntityRef>, handle: EntityHandle) {
+    fn register(
+        &mut self,
+        ctx: &mut Context<Self>,
+        me: EntityRef,
+        parent: Option<&EntityRef>,
+        handle: EntityHandle,
+    ) {
         if let Some(p) = parent.and_then(|p| self.entities.get_mut(p)) {
             if !p.view.children.contains(&me.entity) {
                 p.view.children.push(me.entity.clone());
             }
         }
-        handle.subscribe.do_send(Subscribe(ctx.address().recipient()));
+        handle
+            .subscribe
+            .do_send(Subscribe(ctx.address().recipient()));
         let view = EntityView {
             id: me.entity.clone(),
             kind: handle.kind,
@@ -147,7 +162,10 @@ impl Management {
     fn forget(&mut self, me: &EntityRef) {
         if let Some(rec) = self.entities.remove(me) {
             if let Some(parent) = rec.view.parent.as_ref() {
-                if let Some(p) = self.entities.get_mut(&EntityRef::new(me.app.clone(), parent.clone())) {
+                if let Some(p) = self
+                    .entities
+                    .get_mut(&EntityRef::new(me.app.clone(), parent.clone()))
+                {
                     p.view.children.retain(|c| c != &me.entity);
                 }
             }
@@ -155,8 +173,12 @@ impl Management {
     }
 
     fn app_entities(&self, app: &str) -> Vec<EntityView> {
-        let mut v: Vec<EntityView> =
-            self.entities.iter().filter(|(r, _)| r.app == app).map(|(_, rec)| rec.view.clone()).collect();
+        let mut v: Vec<EntityView> = self
+            .entities
+            .iter()
+            .filter(|(r, _)| r.app == app)
+            .map(|(_, rec)| rec.view.clone())
+            .collect();
         // Parents before children, then by member number.
         v.sort_by(|a, b| depth_key(a).cmp(&depth_key(b)));
         v
@@ -189,10 +211,17 @@ fn depth_key(v: &EntityView) -> (u8, String, u64, String) {
     };
     // Sort `web-10` after `web-9`.
     let (stem, n) = match v.id.rsplit_once('-') {
-        Some((stem, n)) if n.chars().all(|c| c.is_ascii_digit()) => (stem.to_string(), n.parse().unwrap_or(0)),
+        Some((stem, n)) if n.chars().all(|c| c.is_ascii_digit()) => {
+            (stem.to_string(), n.parse().unwrap_or(0))
+        }
         _ => (v.id.clone(), 0),
     };
-    (depth, v.parent.clone().unwrap_or_default() + &stem, n, v.id.clone())
+    (
+        depth,
+        v.parent.clone().unwrap_or_default() + &stem,
+        n,
+        v.id.clone(),
+    )
 }
 
 impl Actor for Management {
@@ -203,7 +232,11 @@ impl Handler<EntityEvent> for Management {
     type Result = ();
     fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
         match ev {
-            EntityEvent::Sensor { source, name, value } => {
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } => {
                 if let Some(rec) = self.entities.get_mut(&source) {
                     if value.value.is_null() {
                         rec.view.sensors.remove(&name);
@@ -220,8 +253,15 @@ impl Handler<EntityEvent> for Management {
             EntityEvent::Gone { source } => self.forget(&source),
             // Failures and recoveries go into the activity record: the
             // operator's "what happened and why".
-            EntityEvent::Notice { source, name, detail } => {
-                let message = detail.get("reason").and_then(|r| r.as_str()).map(str::to_string);
+            EntityEvent::Notice {
+                source,
+                name,
+                detail,
+            } => {
+                let message = detail
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_string);
                 self.record(Activity {
                     id: 0,
                     time_ms: now_ms(),
@@ -251,7 +291,11 @@ impl Handler<ContainerEvent> for Management {
     fn handle(&mut self, ev: ContainerEvent, _: &mut Context<Self>) {
         metrics::ENGINE_EVENTS.inc();
         let key = EntityRef::new(ev.app.clone(), ev.entity.clone());
-        if let Some(inbox) = self.entities.get(&key).and_then(|r| r.handle.container.as_ref()) {
+        if let Some(inbox) = self
+            .entities
+            .get(&key)
+            .and_then(|r| r.handle.container.as_ref())
+        {
             // try_send: a full mailbox drops the event; the resync repairs it.
             let _ = inbox.events.try_send(ev);
         }
@@ -261,14 +305,19 @@ impl Handler<ContainerEvent> for Management {
 impl Handler<HostResync> for Management {
     type Result = ();
     fn handle(&mut self, msg: HostResync, _: &mut Context<Self>) {
-        self.host_containers.insert(msg.host.clone(), msg.containers.len());
+        self.host_containers
+            .insert(msg.host.clone(), msg.containers.len());
         let mut seen: HashMap<EntityRef, crate::host::ManagedContainer> = HashMap::new();
         for c in msg.containers {
             seen.insert(EntityRef::new(c.app.clone(), c.entity.clone()), c);
         }
         for (key, rec) in &self.entities {
             if let Some(inbox) = &rec.handle.container {
-                let host = rec.view.sensors.get(s::HOST_NAME).and_then(|v| v.value.as_str().map(str::to_string));
+                let host = rec
+                    .view
+                    .sensors
+                    .get(s::HOST_NAME)
+                    .and_then(|v| v.value.as_str().map(str::to_string));
                 if host.as_deref().is_some_and(|h| h != msg.host) {
                     continue;
                 }
@@ -297,21 +346,43 @@ impl Management {
         if !self.locations.contains_key(&bp.location) {
             errs.push(ValidationError::at(
                 FieldPath::root().key("location"),
-                format!("unknown location `{}`; known locations: {}", bp.location, self.locations.keys().cloned().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "unknown location `{}`; known locations: {}",
+                    bp.location,
+                    self.locations
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         for (i, svc) in bp.services.iter().enumerate() {
             for (j, spec) in svc.policies.iter().enumerate() {
-                let base = FieldPath::root().key("services").index(i).key("policies").index(j);
+                let base = FieldPath::root()
+                    .key("services")
+                    .index(i)
+                    .key("policies")
+                    .index(j);
                 match crate::policy::resolve(spec, &self.presets) {
-                    Ok(p) if !p.config.allowed_on(svc.kind.as_str()) => errs.push(ValidationError::at(
-                        base,
-                        format!("a {} policy cannot be attached to a {}", p.config.kind(), svc.kind.as_str()),
-                    )),
+                    Ok(p) if !p.config.allowed_on(svc.kind.as_str()) => {
+                        errs.push(ValidationError::at(
+                            base,
+                            format!(
+                                "a {} policy cannot be attached to a {}",
+                                p.config.kind(),
+                                svc.kind.as_str()
+                            ),
+                        ))
+                    }
                     Ok(_) => {}
                     Err(pe) => {
                         for e in pe {
-                            let path = e.path.split('.').filter(|k| !k.is_empty()).fold(base.clone(), |p, k| p.key(k));
+                            let path = e
+                                .path
+                                .split('.')
+                                .filter(|k| !k.is_empty())
+                                .fold(base.clone(), |p, k| p.key(k));
                             errs.push(ValidationError::at(path, e.message));
                         }
                     }
@@ -325,30 +396,58 @@ impl Management {
 impl Handler<Deploy> for Management {
     type Result = Result<String, ManagementError>;
     fn handle(&mut self, msg: Deploy, ctx: &mut Context<Self>) -> Self::Result {
-        let bp = crate::blueprint::parse_blueprint_with(&msg.file, &msg.text, &|bp| self.context_checks(bp))
-            .map_err(ManagementError::Blueprint)?;
+        let bp = crate::blueprint::parse_blueprint_with(&msg.file, &msg.text, &|bp| {
+            self.context_checks(bp)
+        })
+        .map_err(ManagementError::Blueprint)?;
         let id = bp.name.clone();
         if self.apps.contains_key(&id) {
             return Err(ManagementError::Exists(id));
         }
         let Some(at) = self.locations.get(&bp.location).cloned() else {
-            return Err(ManagementError::UnknownLocation { location: bp.location.clone(), known: String::new() });
+            return Err(ManagementError::UnknownLocation {
+                location: bp.location.clone(),
+                known: String::new(),
+            });
         };
         // Checked above: every policy resolves.
         let policies: BTreeMap<String, Vec<crate::policy::ResolvedPolicy>> = bp
             .services
             .iter()
-            .map(|svc| (svc.id.clone(), svc.policies.iter().filter_map(|p| crate::policy::resolve(p, &self.presets).ok()).collect()))
+            .map(|svc| {
+                (
+                    svc.id.clone(),
+                    svc.policies
+                        .iter()
+                        .filter_map(|p| crate::policy::resolve(p, &self.presets).ok())
+                        .collect(),
+                )
+            })
             .collect();
         let links = self.links(ctx);
         let addr = ApplicationEntity::new(bp.clone(), at, links, policies).start();
         let handle = ApplicationEntity::handle(&addr);
         let me = EntityRef::new(id.clone(), id.clone());
         self.register(ctx, me.clone(), None, handle);
-        self.apps.insert(id.clone(), AppRecord { blueprint: bp, created_ms: now_ms(), destroying: false });
+        self.apps.insert(
+            id.clone(),
+            AppRecord {
+                blueprint: bp,
+                created_ms: now_ms(),
+                destroying: false,
+            },
+        );
         tracing::info!(app = %id, "deploying");
         // The start is an effector call like any other, recorded as such.
-        ctx.notify(InvokeEffector { app: id.clone(), entity: id.clone(), effector: "start".into(), args: serde_json::json!({}) }.detached());
+        ctx.notify(
+            InvokeEffector {
+                app: id.clone(),
+                entity: id.clone(),
+                effector: "start".into(),
+                args: serde_json::json!({}),
+            }
+            .detached(),
+        );
         Ok(id)
     }
 }
@@ -375,38 +474,48 @@ impl Handler<Destroy> for Management {
             return Box::pin(fut::ready(Ok(())));
         };
         let t0 = Instant::now();
-        Box::pin(async move { handle.teardown.send(Teardown).await }.into_actor(self).map(move |res, act, _| {
-            let res: Result<(), EntityError> =
-                res.unwrap_or_else(|e| Err(EntityError::Unreachable { entity: app.clone(), message: e.to_string() }));
-            let outcome = if res.is_ok() { "ok" } else { "error" };
-            metrics::EFFECTOR_DURATION.with_label_values(&["destroy", outcome]).observe(t0.elapsed().as_secs_f64());
-            act.record(Activity {
-                id: 0,
-                time_ms: now_ms(),
-                application: app.clone(),
-                entity: app.clone(),
-                kind: "effector".into(),
-                name: "destroy".into(),
-                args: serde_json::json!({}),
-                outcome: outcome.into(),
-                message: res.as_ref().err().map(|e| e.to_string()),
-                duration_seconds: t0.elapsed().as_secs_f64(),
-            });
-            match res {
-                Ok(()) => {
-                    act.apps.remove(&app);
-                    act.entities.retain(|k, _| k.app != app);
-                    tracing::info!(app = %app, "destroyed");
-                    Ok(())
-                }
-                Err(e) => {
-                    if let Some(r) = act.apps.get_mut(&app) {
-                        r.destroying = false;
+        Box::pin(
+            async move { handle.teardown.send(Teardown).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let res: Result<(), EntityError> = res.unwrap_or_else(|e| {
+                        Err(EntityError::Unreachable {
+                            entity: app.clone(),
+                            message: e.to_string(),
+                        })
+                    });
+                    let outcome = if res.is_ok() { "ok" } else { "error" };
+                    metrics::EFFECTOR_DURATION
+                        .with_label_values(&["destroy", outcome])
+                        .observe(t0.elapsed().as_secs_f64());
+                    act.record(Activity {
+                        id: 0,
+                        time_ms: now_ms(),
+                        application: app.clone(),
+                        entity: app.clone(),
+                        kind: "effector".into(),
+                        name: "destroy".into(),
+                        args: serde_json::json!({}),
+                        outcome: outcome.into(),
+                        message: res.as_ref().err().map(|e| e.to_string()),
+                        duration_seconds: t0.elapsed().as_secs_f64(),
+                    });
+                    match res {
+                        Ok(()) => {
+                            act.apps.remove(&app);
+                            act.entities.retain(|k, _| k.app != app);
+                            tracing::info!(app = %app, "destroyed");
+                            Ok(())
+                        }
+                        Err(e) => {
+                            if let Some(r) = act.apps.get_mut(&app) {
+                                r.destroying = false;
+                            }
+                            Err(e.into())
+                        }
                     }
-                    Err(e.into())
-                }
-            }
-        }))
+                }),
+        )
     }
 }
 
@@ -450,12 +559,16 @@ impl Handler<InvokeEffector> for Management {
         }
         let key = EntityRef::new(msg.app.clone(), msg.entity.clone());
         let Some(handle) = self.entities.get(&key).map(|r| r.handle.clone()) else {
-            return Box::pin(fut::ready(Err(ManagementError::NoEntity { app: msg.app, entity: msg.entity })));
+            return Box::pin(fut::ready(Err(ManagementError::NoEntity {
+                app: msg.app,
+                entity: msg.entity,
+            })));
         };
         let t0 = Instant::now();
         let span = tracing::info_span!("effector", app = %msg.app, entity = %msg.entity, effector = %msg.effector);
         let invoke = Invoke::with_args(&msg.effector, msg.args.clone());
-        let fut = tracing::Instrument::instrument(async move { handle.invoke.send(invoke).await }, span);
+        let fut =
+            tracing::Instrument::instrument(async move { handle.invoke.send(invoke).await }, span);
         Box::pin(fut.into_actor(self).map(move |res, act, _| {
             let res = res.unwrap_or_else(|e| Err(EntityError::Unreachable { entity: key.to_string(), message: e.to_string() }));
             let outcome = if res.is_ok() { "ok" } else { "error" };
@@ -491,7 +604,10 @@ pub struct ListApps;
 impl Handler<ListApps> for Management {
     type Result = Vec<AppSummary>;
     fn handle(&mut self, _: ListApps, _: &mut Context<Self>) -> Vec<AppSummary> {
-        self.apps.iter().map(|(id, rec)| self.summary(id, rec)).collect()
+        self.apps
+            .iter()
+            .map(|(id, rec)| self.summary(id, rec))
+            .collect()
     }
 }
 
@@ -502,8 +618,15 @@ pub struct GetApp(pub String);
 impl Handler<GetApp> for Management {
     type Result = Result<AppDetail, ManagementError>;
     fn handle(&mut self, GetApp(app): GetApp, _: &mut Context<Self>) -> Self::Result {
-        let rec = self.apps.get(&app).ok_or_else(|| ManagementError::NoApplication(app.clone()))?;
-        Ok(AppDetail { summary: self.summary(&app, rec), entities: self.app_entities(&app), blueprint: rec.blueprint.clone() })
+        let rec = self
+            .apps
+            .get(&app)
+            .ok_or_else(|| ManagementError::NoApplication(app.clone()))?;
+        Ok(AppDetail {
+            summary: self.summary(&app, rec),
+            entities: self.app_entities(&app),
+            blueprint: rec.blueprint.clone(),
+        })
     }
 }
 
@@ -537,7 +660,10 @@ impl Handler<GetSensors> for Management {
         self.entities
             .get(&EntityRef::new(msg.app.clone(), msg.entity.clone()))
             .map(|r| r.view.sensors.clone())
-            .ok_or(ManagementError::NoEntity { app: msg.app, entity: msg.entity })
+            .ok_or(ManagementError::NoEntity {
+                app: msg.app,
+                entity: msg.entity,
+            })
     }
 }
 
@@ -556,7 +682,11 @@ pub struct ListActivities(pub ActivityFilter);
 
 impl Handler<ListActivities> for Management {
     type Result = Vec<Activity>;
-    fn handle(&mut self, ListActivities(f): ListActivities, _: &mut Context<Self>) -> Vec<Activity> {
+    fn handle(
+        &mut self,
+        ListActivities(f): ListActivities,
+        _: &mut Context<Self>,
+    ) -> Vec<Activity> {
         self.activities
             .iter()
             .filter(|a| f.application.as_ref().is_none_or(|x| &a.application == x))
@@ -604,7 +734,9 @@ impl Handler<CollectMetrics> for Management {
         for kind in EntityKind::ALL {
             for state in Lifecycle::ALL {
                 let n = counts.get(&(kind, state)).copied().unwrap_or(0);
-                metrics::ENTITIES.with_label_values(&[kind.as_str(), state.as_str()]).set(n);
+                metrics::ENTITIES
+                    .with_label_values(&[kind.as_str(), state.as_str()])
+                    .set(n);
             }
         }
         // Reset, then set: series of destroyed clusters disappear.
@@ -614,9 +746,19 @@ impl Handler<CollectMetrics> for Management {
             if rec.view.kind != EntityKind::Cluster {
                 continue;
             }
-            let get = |n: &str| rec.view.sensors.get(n).and_then(|v| v.value.as_i64()).unwrap_or(0);
-            metrics::CLUSTER_SIZE.with_label_values(&[&key.app, &key.entity]).set(get(s::GROUP_SIZE));
-            metrics::CLUSTER_DESIRED_SIZE.with_label_values(&[&key.app, &key.entity]).set(get(s::GROUP_DESIRED_SIZE));
+            let get = |n: &str| {
+                rec.view
+                    .sensors
+                    .get(n)
+                    .and_then(|v| v.value.as_i64())
+                    .unwrap_or(0)
+            };
+            metrics::CLUSTER_SIZE
+                .with_label_values(&[&key.app, &key.entity])
+                .set(get(s::GROUP_SIZE));
+            metrics::CLUSTER_DESIRED_SIZE
+                .with_label_values(&[&key.app, &key.entity])
+                .set(get(s::GROUP_DESIRED_SIZE));
         }
     }
 }

@@ -32,9 +32,15 @@ pub enum ServeError {
     #[error(transparent)]
     Host(#[from] host::HostError),
     #[error("cannot listen on {listen}: {source}; is another drover running there? Use --listen to pick another address")]
-    Bind { listen: String, source: std::io::Error },
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
     #[error("cannot read blueprint {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Blueprint(crate::blueprint::BlueprintErrors),
     #[error("deploying {path} failed: {message}")]
@@ -49,7 +55,11 @@ pub enum ServeError {
 pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     crate::metrics::init();
     let system = System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("drover-rt").build().expect("tokio runtime builds")
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("drover-rt")
+            .build()
+            .expect("tokio runtime builds")
     });
     system.block_on(serve(opts))
 }
@@ -59,8 +69,12 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // before anything is created.
     let mut blueprints = Vec::new();
     for path in &opts.deploy {
-        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read { path: path.display().to_string(), source })?;
-        crate::blueprint::parse_blueprint(&path.display().to_string(), &text).map_err(ServeError::Blueprint)?;
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        crate::blueprint::parse_blueprint(&path.display().to_string(), &text)
+            .map_err(ServeError::Blueprint)?;
         blueprints.push((path.display().to_string(), text));
     }
 
@@ -81,18 +95,30 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             ctx.address().recipient(),
         )
         .start();
-        let placement = Placement { host, host_name: "local".into(), host_address: host_address.clone(), network: None };
+        let placement = Placement {
+            host,
+            host_name: "local".into(),
+            host_address: host_address.clone(),
+            network: None,
+        };
         Management::new(BTreeMap::from([("local".to_string(), placement)])).with_presets(presets)
     });
 
     let data = web::Data::new(mgmt.clone());
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::api::routes))
-        .workers(2)
-        // Effector calls (a resize of many members) can take a while.
-        .client_request_timeout(std::time::Duration::from_secs(10))
-        .shutdown_timeout(5)
-        .bind(&opts.listen)
-        .map_err(|source| ServeError::Bind { listen: opts.listen.clone(), source })?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(crate::api::routes)
+    })
+    .workers(2)
+    // Effector calls (a resize of many members) can take a while.
+    .client_request_timeout(std::time::Duration::from_secs(10))
+    .shutdown_timeout(5)
+    .bind(&opts.listen)
+    .map_err(|source| ServeError::Bind {
+        listen: opts.listen.clone(),
+        source,
+    })?;
     let addrs = server.addrs();
     let server = server.run();
     for a in &addrs {
@@ -103,10 +129,19 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
 
     for (path, text) in blueprints {
         let id = mgmt
-            .send(Deploy { file: path.clone(), text })
+            .send(Deploy {
+                file: path.clone(),
+                text,
+            })
             .await
-            .map_err(|e| ServeError::Deploy { path: path.clone(), message: e.to_string() })?
-            .map_err(|e| ServeError::Deploy { path: path.clone(), message: e.to_string() })?;
+            .map_err(|e| ServeError::Deploy {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| ServeError::Deploy {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         println!("deployed {path} as application `{id}`");
     }
 

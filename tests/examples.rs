@@ -28,7 +28,11 @@ fn isolate(text: &str, app: &str) -> String {
 #[test]
 fn every_shipped_blueprint_deploys_and_runs() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     files.sort();
     let d = Drover::start();
     for file in files {
@@ -46,7 +50,8 @@ fn every_shipped_blueprint_deploys_and_runs() {
 
 #[test]
 fn readme_blueprint_snippets_parse() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
     let mut found = 0;
     let mut in_yaml = false;
     let mut block = String::new();
@@ -73,13 +78,15 @@ fn readme_blueprint_snippets_parse() {
 #[test]
 fn shipped_presets_resolve_for_the_shipped_blueprints() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let presets = drover::policy::Presets::load(&root.join("policies")).unwrap_or_else(|e| panic!("{e:?}"));
+    let presets =
+        drover::policy::Presets::load(&root.join("policies")).unwrap_or_else(|e| panic!("{e:?}"));
     for name in ["quickstart.yaml", "two-services.yaml"] {
         let text = std::fs::read_to_string(root.join("blueprints").join(name)).unwrap();
         let bp = drover::blueprint::parse_blueprint(name, &text).unwrap();
         for svc in &bp.services {
             for p in &svc.policies {
-                drover::policy::resolve(p, &presets).unwrap_or_else(|e| panic!("{name}: {}: {e:?}", svc.id));
+                drover::policy::resolve(p, &presets)
+                    .unwrap_or_else(|e| panic!("{name}: {}: {e:?}", svc.id));
             }
         }
     }

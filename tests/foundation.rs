@@ -19,8 +19,16 @@ fn member_ports(d: &Drover, app: &str) -> Vec<(String, u16)> {
         .iter()
         .filter(|e| e["parent"] == "web")
         .map(|e| {
-            let port = e["sensors"]["host.port.8080"]["value"].as_u64().expect("member publishes host.port.8080") as u16;
-            (e["sensors"]["container.id"]["value"].as_str().unwrap_or_default().to_string(), port)
+            let port = e["sensors"]["host.port.8080"]["value"]
+                .as_u64()
+                .expect("member publishes host.port.8080") as u16;
+            (
+                e["sensors"]["container.id"]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                port,
+            )
         })
         .collect()
 }
@@ -34,27 +42,48 @@ fn deploys_a_three_member_cluster_that_answers_http() {
     d.wait_running(&app, DEADLINE);
 
     let running = containers_of(&app, false);
-    assert_eq!(running.len(), 3, "exactly 3 running containers carry io.drover.app={app}");
+    assert_eq!(
+        running.len(),
+        3,
+        "exactly 3 running containers carry io.drover.app={app}"
+    );
     for id in &running {
         let labels = &inspect(id)["Config"]["Labels"];
         assert_eq!(labels["io.drover.managed"], "true");
         assert_eq!(labels["io.drover.app"], app.as_str());
-        assert!(labels["io.drover.entity"].as_str().unwrap().starts_with("web-"), "entity label: {labels}");
+        assert!(
+            labels["io.drover.entity"]
+                .as_str()
+                .unwrap()
+                .starts_with("web-"),
+            "entity label: {labels}"
+        );
     }
     let members = member_ports(&d, &app);
     assert_eq!(members.len(), 3);
     for (cid, port) in &members {
         let (status, body) = http_get(*port, "/").expect("member answers on its published port");
         assert_eq!(status, 200);
-        assert!(cid.starts_with(body.trim()), "`/` answers with the container id: {body} vs {cid}");
+        assert!(
+            cid.starts_with(body.trim()),
+            "`/` answers with the container id: {body} vs {cid}"
+        );
     }
     let cluster = d.entity(&app, "web");
     assert_eq!(cluster["state"], "running");
     assert_eq!(cluster["sensors"]["group.size"]["value"], 3);
     // The application network exists, and members carry their id as alias.
     assert!(network_exists(&format!("drover-{app}")));
-    let aliases = &inspect(&running[0])["NetworkSettings"]["Networks"][format!("drover-{app}")]["Aliases"];
-    assert!(aliases.as_array().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("web-")), "aliases: {aliases}");
+    let aliases =
+        &inspect(&running[0])["NetworkSettings"]["Networks"][format!("drover-{app}")]["Aliases"];
+    assert!(
+        aliases
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("web-")),
+        "aliases: {aliases}"
+    );
     // Resource limits from the blueprint reach the engine.
     let hc = &inspect(&running[0])["HostConfig"];
     assert_eq!(hc["NanoCpus"], 250_000_000);
@@ -101,7 +130,10 @@ fn resize_grows_and_shrinks_newest_first_and_is_idempotent() {
     assert!(body["error"].as_str().unwrap().contains("size"), "{body}");
     let (status, body) = d.invoke(&app, "web", "explode", json!({}));
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("resize"), "lists known effectors: {body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("resize"),
+        "lists known effectors: {body}"
+    );
 }
 
 #[test]
@@ -114,8 +146,14 @@ fn destroy_removes_every_container_and_the_network() {
     assert_eq!(containers_of(&app, true).len(), 2);
     let (status, body) = d.delete(&format!("/v1/applications/{app}"));
     assert_eq!(status, 204, "{body}");
-    assert!(containers_of(&app, true).is_empty(), "no container of the app remains");
-    assert!(!network_exists(&format!("drover-{app}")), "the network is removed");
+    assert!(
+        containers_of(&app, true).is_empty(),
+        "no container of the app remains"
+    );
+    assert!(
+        !network_exists(&format!("drover-{app}")),
+        "the network is removed"
+    );
     let (status, _) = d.get(&format!("/v1/applications/{app}"));
     assert_eq!(status, 404);
     let (status, _) = d.delete(&format!("/v1/applications/{app}"));
@@ -136,16 +174,39 @@ fn bad_blueprints_are_rejected_with_positions_and_create_nothing() {
         ]
     };
     for (what, yaml, path) in &cases {
-        let app = yaml.lines().next().unwrap().trim_start_matches("name: ").to_string();
+        let app = yaml
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("name: ")
+            .to_string();
         let _g = AppGuard(app.clone());
         let (status, body) = d.post("/v1/applications", yaml);
         assert_eq!(status, 400, "{what}: {body}");
-        assert!(body["line"].as_u64().is_some_and(|l| l >= 1), "{what}: a line: {body}");
-        assert!(body["column"].as_u64().is_some_and(|c| c >= 1), "{what}: a column: {body}");
-        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {body}");
-        assert!(body["path"].as_str().unwrap_or_default().starts_with(path), "{what}: path {path}: {body}");
-        assert!(containers_of(&app, true).is_empty(), "{what}: no container created");
-        assert!(!network_exists(&format!("drover-{app}")), "{what}: no network created");
+        assert!(
+            body["line"].as_u64().is_some_and(|l| l >= 1),
+            "{what}: a line: {body}"
+        );
+        assert!(
+            body["column"].as_u64().is_some_and(|c| c >= 1),
+            "{what}: a column: {body}"
+        );
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {body}"
+        );
+        assert!(
+            body["path"].as_str().unwrap_or_default().starts_with(path),
+            "{what}: path {path}: {body}"
+        );
+        assert!(
+            containers_of(&app, true).is_empty(),
+            "{what}: no container created"
+        );
+        assert!(
+            !network_exists(&format!("drover-{app}")),
+            "{what}: no network created"
+        );
         let (status, _) = d.get(&format!("/v1/applications/{app}"));
         assert_eq!(status, 404, "{what}: no application created");
 
@@ -153,11 +214,17 @@ fn bad_blueprints_are_rejected_with_positions_and_create_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bp.yaml");
         std::fs::write(&file, yaml).unwrap();
-        let out = Command::new(drover_bin()).args(["validate", file.to_str().unwrap()]).output().unwrap();
+        let out = Command::new(drover_bin())
+            .args(["validate", file.to_str().unwrap()])
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{what}: validate exits non-zero");
         let err = String::from_utf8_lossy(&out.stderr);
         let expected = format!("{}:{}:{}", file.display(), body["line"], body["column"]);
-        assert!(err.contains(&expected), "{what}: validate names {expected}: {err}");
+        assert!(
+            err.contains(&expected),
+            "{what}: validate names {expected}: {err}"
+        );
     }
     let (_, apps) = d.get("/v1/applications");
     assert_eq!(apps, json!([]), "nothing was created");
@@ -171,15 +238,22 @@ fn a_container_removed_behind_droversback_is_seen_from_the_event_stream() {
     d.deploy(&cluster_blueprint(&app, 1));
     d.wait_running(&app, DEADLINE);
     let id = containers_of(&app, false).pop().expect("one member");
-    let out = Command::new("docker").args(["rm", "-f", &id]).output().unwrap();
+    let out = Command::new("docker")
+        .args(["rm", "-f", &id])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let t0 = Instant::now();
     // The periodic resync runs every 10 s: seeing it within 2 s proves the
     // event stream did it.
-    let member = wait_for(Duration::from_secs(2), "member leaves running after docker rm -f", || {
-        let m = d.entity(&app, "web-1");
-        (m["state"] != "running").then_some(m)
-    });
+    let member = wait_for(
+        Duration::from_secs(2),
+        "member leaves running after docker rm -f",
+        || {
+            let m = d.entity(&app, "web-1");
+            (m["state"] != "running").then_some(m)
+        },
+    );
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(member["state"], "on-fire");
     assert_eq!(member["sensors"]["service.up"]["value"], false);
@@ -195,8 +269,16 @@ fn the_cli_deploys_shows_invokes_and_destroys() {
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, cluster_blueprint(&app, 1)).unwrap();
     let cli = |args: &[&str]| {
-        let out = Command::new(drover_bin()).args(args).env("DROVER_URL", &d.url).output().expect("drover runs");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        let out = Command::new(drover_bin())
+            .args(args)
+            .env("DROVER_URL", &d.url)
+            .output()
+            .expect("drover runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
     let (ok, stdout, stderr) = cli(&["deploy", file.to_str().unwrap(), "--wait", "-o", "json"]);
     assert!(ok, "deploy --wait: {stdout} {stderr}");
@@ -206,11 +288,18 @@ fn the_cli_deploys_shows_invokes_and_destroys() {
     let (ok, stdout, _) = cli(&["ls", "-o", "json"]);
     assert!(ok);
     let apps: Value = serde_json::from_str(&stdout).unwrap();
-    assert!(apps.as_array().unwrap().iter().any(|a| a["id"] == app.as_str() && a["state"] == "running"));
+    assert!(apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == app.as_str() && a["state"] == "running"));
 
     let (ok, stdout, _) = cli(&["status", &app]);
     assert!(ok);
-    assert!(stdout.contains("web-1") && stdout.contains("running"), "status shows the tree: {stdout}");
+    assert!(
+        stdout.contains("web-1") && stdout.contains("running"),
+        "status shows the tree: {stdout}"
+    );
 
     let (ok, stdout, stderr) = cli(&["invoke", &app, "web", "resize", "size=2", "-o", "json"]);
     assert!(ok, "invoke: {stdout} {stderr}");
@@ -226,7 +315,13 @@ fn the_cli_deploys_shows_invokes_and_destroys() {
     let (ok, stdout, _) = cli(&["activities", "--app", &app, "-o", "json"]);
     assert!(ok);
     let acts: Value = serde_json::from_str(&stdout).unwrap();
-    assert!(acts.as_array().unwrap().iter().any(|a| a["name"] == "resize" && a["outcome"] == "ok"), "{acts}");
+    assert!(
+        acts.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "resize" && a["outcome"] == "ok"),
+        "{acts}"
+    );
 
     let (ok, _, stderr) = cli(&["destroy", &app]);
     assert!(ok, "destroy: {stderr}");
@@ -261,12 +356,26 @@ fn metrics_and_health_endpoints_answer() {
     assert_eq!(status, 200, "{body}");
     let text = d.get_text("/metrics");
     assert!(text.contains("drover_applications 1"), "{text}");
-    assert!(text.contains(r#"drover_entities{kind="container",state="running"} 1"#), "{text}");
-    assert!(text.contains(&format!(r#"drover_cluster_size{{application="{app}",entity="web"}} 1"#)), "{text}");
+    assert!(
+        text.contains(r#"drover_entities{kind="container",state="running"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"drover_cluster_size{{application="{app}",entity="web"}} 1"#
+        )),
+        "{text}"
+    );
     assert!(text.contains("drover_containers_started_total 1"), "{text}");
-    assert!(text.contains("drover_effector_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("drover_effector_duration_seconds_bucket"),
+        "{text}"
+    );
     let (status, _) = d.delete(&format!("/v1/applications/{app}"));
     assert_eq!(status, 204);
     let text = d.get_text("/metrics");
-    assert!(!text.contains(&app), "series of a destroyed application disappear: {text}");
+    assert!(
+        !text.contains(&app),
+        "series of a destroyed application disappear: {text}"
+    );
 }

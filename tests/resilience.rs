@@ -46,21 +46,43 @@ fn healthy_members(d: &Drover, app: &str) -> usize {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["parent"] == "web" && e["state"] == "running" && e["sensors"]["service.up"]["value"] == true)
+        .filter(|e| {
+            e["parent"] == "web"
+                && e["state"] == "running"
+                && e["sensors"]["service.up"]["value"] == true
+        })
         .count()
 }
 
 fn wait_full_health(d: &Drover, app: &str, size: usize) {
-    wait_for(DEADLINE, &format!("{app} back to {size} healthy members"), || {
-        let detail = d.app(app);
-        let all_running = detail["entities"].as_array().unwrap().iter().all(|e| e["state"] == "running");
-        (all_running && healthy_members(d, app) == size && containers_of(app, false).len() == size).then_some(())
-    });
+    wait_for(
+        DEADLINE,
+        &format!("{app} back to {size} healthy members"),
+        || {
+            let detail = d.app(app);
+            let all_running = detail["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["state"] == "running");
+            (all_running
+                && healthy_members(d, app) == size
+                && containers_of(app, false).len() == size)
+                .then_some(())
+        },
+    );
 }
 
 fn docker(args: &[&str]) {
-    let out = Command::new("docker").args(args).output().expect("docker runs");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -74,17 +96,24 @@ fn a_killed_member_is_restarted_and_recorded() {
     docker(&["kill", &victim]);
     // Seen as failed, then healed.
     wait_for(DEADLINE, "entity.failed in the activity record", || {
-        activities(&d, &app).iter().any(|a| a["name"] == "entity.failed").then_some(())
+        activities(&d, &app)
+            .iter()
+            .any(|a| a["name"] == "entity.failed")
+            .then_some(())
     });
     wait_full_health(&d, &app, 3);
     let all = containers_of(&app, true);
     assert_eq!(all.len(), 3, "no dead container is left behind: {all:?}");
     let acts = activities(&d, &app);
     assert!(
-        acts.iter().any(|a| a["name"] == "restarter.restart" || a["name"] == "replacer.replace"),
+        acts.iter()
+            .any(|a| a["name"] == "restarter.restart" || a["name"] == "replacer.replace"),
         "the restart or replacement is in the activity record: {acts:#?}"
     );
-    assert!(acts.iter().any(|a| a["name"] == "entity.recovered"), "{acts:#?}");
+    assert!(
+        acts.iter().any(|a| a["name"] == "entity.recovered"),
+        "{acts:#?}"
+    );
 }
 
 #[test]
@@ -112,11 +141,18 @@ fn a_paused_member_is_detected_and_handled() {
     let victim = containers_of(&app, false)[0].clone();
     docker(&["pause", &victim]);
     wait_for(DEADLINE, "pause detected as a failure", || {
-        activities(&d, &app).iter().any(|a| a["name"] == "entity.failed").then_some(())
+        activities(&d, &app)
+            .iter()
+            .any(|a| a["name"] == "entity.failed")
+            .then_some(())
     });
     wait_full_health(&d, &app, 2);
     let paused = inspect(&victim)["State"]["Paused"].as_bool();
-    assert_ne!(paused, Some(true), "the paused container is no longer paused (restarted or replaced)");
+    assert_ne!(
+        paused,
+        Some(true),
+        "the paused container is no longer paused (restarted or replaced)"
+    );
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.
@@ -139,44 +175,95 @@ fn a_crash_looping_member_backs_off_gives_up_and_stays_bounded() {
 
     // The replacer stops after its failure limit and puts the cluster on fire.
     let stop = wait_for(DEADLINE, "replacer.stop", || {
-        activities(&d, &app).into_iter().find(|a| a["name"] == "replacer.stop")
+        activities(&d, &app)
+            .into_iter()
+            .find(|a| a["name"] == "replacer.stop")
     });
-    assert!(stop["message"].as_str().unwrap().contains("limit 3"), "{stop}");
-    wait_for(Duration::from_secs(10), "cluster on fire with the replacer's reason", || {
-        let web = d.entity(&app, "web");
-        (web["state"] == "on-fire" && web["sensors"]["entity.error"]["value"].as_str().is_some_and(|e| e.contains("replacer stopped")))
+    assert!(
+        stop["message"].as_str().unwrap().contains("limit 3"),
+        "{stop}"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "cluster on fire with the replacer's reason",
+        || {
+            let web = d.entity(&app, "web");
+            (web["state"] == "on-fire"
+                && web["sensors"]["entity.error"]["value"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("replacer stopped")))
             .then_some(())
-    });
+        },
+    );
 
     // Backoff: for the first member, restart delays grow.
     let acts = activities(&d, &app);
     let mut delays: Vec<f64> = acts
         .iter()
-        .filter(|a| a["name"] == "restarter.restart" && a["entity"] == "web-1" && a["outcome"] == "scheduled")
+        .filter(|a| {
+            a["name"] == "restarter.restart"
+                && a["entity"] == "web-1"
+                && a["outcome"] == "scheduled"
+        })
         .map(|a| a["args"]["delay_seconds"].as_f64().unwrap())
         .collect();
     delays.reverse(); // newest first in the record
-    assert!(delays.len() >= 3, "several restarts were scheduled: {delays:?}");
-    assert!(delays.windows(2).all(|w| w[1] > w[0]), "restart delays grow: {delays:?}");
-    assert!(acts.iter().any(|a| a["name"] == "restarter.give_up" && a["entity"] == "web-1"), "the restarter gave up");
-    let replaced = acts.iter().filter(|a| a["name"] == "replacer.replace").count();
-    assert_eq!(replaced, 2, "two failed replacements were retried before the limit (3) stopped it: {acts:#?}");
+    assert!(
+        delays.len() >= 3,
+        "several restarts were scheduled: {delays:?}"
+    );
+    assert!(
+        delays.windows(2).all(|w| w[1] > w[0]),
+        "restart delays grow: {delays:?}"
+    );
+    assert!(
+        acts.iter()
+            .any(|a| a["name"] == "restarter.give_up" && a["entity"] == "web-1"),
+        "the restarter gave up"
+    );
+    let replaced = acts
+        .iter()
+        .filter(|a| a["name"] == "replacer.replace")
+        .count();
+    assert_eq!(
+        replaced, 2,
+        "two failed replacements were retried before the limit (3) stopped it: {acts:#?}"
+    );
 
     // Bounded: nothing new is created after the stop.
     let started = |text: &str| -> f64 {
-        text.lines().find(|l| l.starts_with("drover_containers_started_total ")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+        text.lines()
+            .find(|l| l.starts_with("drover_containers_started_total "))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let before = started(&d.get_text("/metrics"));
     std::thread::sleep(Duration::from_secs(3));
     let after = started(&d.get_text("/metrics"));
-    assert_eq!(before, after, "no container is created once the replacer stopped");
-    assert!(after <= 4.0, "1 member + 3 replacement attempts at most: {after}");
-    assert!(containers_of(&app, true).len() <= 1, "failed replacements are cleaned up");
+    assert_eq!(
+        before, after,
+        "no container is created once the replacer stopped"
+    );
+    assert!(
+        after <= 4.0,
+        "1 member + 3 replacement attempts at most: {after}"
+    );
+    assert!(
+        containers_of(&app, true).len() <= 1,
+        "failed replacements are cleaned up"
+    );
 
     // Low CPU: backoff, not a spin.
     let cpu = cpu_seconds(d.child.id()) - cpu0;
     let wall = t0.elapsed().as_secs_f64();
-    assert!(cpu < wall * 0.3, "drover used {cpu:.2} s of CPU in {wall:.1} s");
+    assert!(
+        cpu < wall * 0.3,
+        "drover used {cpu:.2} s of CPU in {wall:.1} s"
+    );
 }
 
 #[test]
@@ -187,9 +274,15 @@ fn the_load_balancer_keeps_serving_through_a_kill() {
     d.deploy(&resilient_cluster(&app, 3, ""));
     d.wait_running(&app, DEADLINE);
     let lb = d.sensors(&app, "lb");
-    let port = lb["lb.port"]["value"].as_u64().expect("lb publishes its port") as u16;
+    let port = lb["lb.port"]["value"]
+        .as_u64()
+        .expect("lb publishes its port") as u16;
     wait_for(Duration::from_secs(10), "3 backends in the pool", || {
-        (d.sensors(&app, "lb")["lb.backends"]["value"].as_array().map(|a| a.len()) == Some(3)).then_some(())
+        (d.sensors(&app, "lb")["lb.backends"]["value"]
+            .as_array()
+            .map(|a| a.len())
+            == Some(3))
+        .then_some(())
     });
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -218,13 +311,28 @@ fn the_load_balancer_keeps_serving_through_a_kill() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (ok, failed, served_by) = client.join().unwrap();
     assert!(ok > 100, "the client made progress: {ok}");
-    assert!(served_by.len() >= 3, "requests were spread over the members: {served_by:?}");
-    assert!(failed <= 2, "at most 2 of {} requests failed during the kill, got {failed}", ok + failed);
+    assert!(
+        served_by.len() >= 3,
+        "requests were spread over the members: {served_by:?}"
+    );
+    assert!(
+        failed <= 2,
+        "at most 2 of {} requests failed during the kill, got {failed}",
+        ok + failed
+    );
     // Traffic sensors are published every second: they catch up with the client.
-    wait_for(Duration::from_secs(5), "lb.connections_total counts the client's connections", || {
-        let sensors = d.sensors(&app, "lb");
-        (sensors["lb.connections_total"]["value"].as_u64().unwrap_or(0) >= (ok + failed) as u64).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "lb.connections_total counts the client's connections",
+        || {
+            let sensors = d.sensors(&app, "lb");
+            (sensors["lb.connections_total"]["value"]
+                .as_u64()
+                .unwrap_or(0)
+                >= (ok + failed) as u64)
+                .then_some(())
+        },
+    );
 }
 
 #[test]
@@ -235,19 +343,52 @@ fn chaos_with_a_fixed_seed_converges_with_high_probe_success() {
     d.deploy(&resilient_cluster(&app, 3, ""));
     d.wait_running(&app, DEADLINE);
     let out = Command::new(drover_bin())
-        .args(["chaos", &app, "--duration", "60s", "--interval", "2s", "--seed", "42", "--faults", "kill", "-o", "json"])
+        .args([
+            "chaos",
+            &app,
+            "--duration",
+            "60s",
+            "--interval",
+            "2s",
+            "--seed",
+            "42",
+            "--faults",
+            "kill",
+            "-o",
+            "json",
+        ])
         .env("DROVER_URL", &d.url)
         .output()
         .expect("drover chaos runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("chaos -o json: {e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "chaos exits 0 when converged: {report:#}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "chaos -o json: {e}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success(),
+        "chaos exits 0 when converged: {report:#}"
+    );
     assert_eq!(report["converged"], true, "{report:#}");
-    assert!(report["faults_injected"].as_u64().unwrap() >= 25, "{report:#}");
+    assert!(
+        report["faults_injected"].as_u64().unwrap() >= 25,
+        "{report:#}"
+    );
     let rate = report["probe_success_rate"].as_f64().unwrap();
     assert!(rate >= 0.99, "probe success {rate} < 0.99: {report:#}");
-    assert!(report["mttr_p50_seconds"].as_f64().is_some() && report["mttr_p99_seconds"].as_f64().is_some(), "{report:#}");
+    assert!(
+        report["mttr_p50_seconds"].as_f64().is_some()
+            && report["mttr_p99_seconds"].as_f64().is_some(),
+        "{report:#}"
+    );
     // The same seed gives the same schedule.
-    let kinds: Vec<&Value> = report["faults"].as_array().unwrap().iter().map(|f| &f["fault"]).collect();
+    let kinds: Vec<&Value> = report["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["fault"])
+        .collect();
     assert!(kinds.iter().all(|k| *k == "kill"));
 }

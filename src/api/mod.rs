@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::blueprint::{BlueprintError, BlueprintErrors};
 use crate::management::{
-    ActivityFilter, CollectMetrics, Deploy, Destroy, GetApp, GetEntities, GetSensors, InvokeEffector, ListActivities,
-    ListApps, ListHosts, Management, ManagementError,
+    ActivityFilter, CollectMetrics, Deploy, Destroy, GetApp, GetEntities, GetSensors,
+    InvokeEffector, ListActivities, ListApps, ListHosts, Management, ManagementError,
 };
 
 /// The JSON body of every error answer. Blueprint errors carry the position
@@ -47,12 +47,16 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Blueprint(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Management(m) => match m {
-                ManagementError::NoApplication(_) | ManagementError::NoEntity { .. } => StatusCode::NOT_FOUND,
+                ManagementError::NoApplication(_) | ManagementError::NoEntity { .. } => {
+                    StatusCode::NOT_FOUND
+                }
                 ManagementError::Exists(_) | ManagementError::Destroying(_) => StatusCode::CONFLICT,
-                ManagementError::UnknownLocation { .. } | ManagementError::Blueprint(_) => StatusCode::BAD_REQUEST,
-                ManagementError::Entity(E::UnknownEffector { .. } | E::BadArguments { .. } | E::NoSuchMember { .. }) => {
+                ManagementError::UnknownLocation { .. } | ManagementError::Blueprint(_) => {
                     StatusCode::BAD_REQUEST
                 }
+                ManagementError::Entity(
+                    E::UnknownEffector { .. } | E::BadArguments { .. } | E::NoSuchMember { .. },
+                ) => StatusCode::BAD_REQUEST,
                 ManagementError::Entity(E::Stopping { .. }) => StatusCode::CONFLICT,
                 ManagementError::Entity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -79,7 +83,13 @@ impl ResponseError for ApiError {
                 path: Some("location".into()),
                 errors: vec![],
             },
-            other => ErrorBody { error: other.to_string(), line: None, column: None, path: None, errors: vec![] },
+            other => ErrorBody {
+                error: other.to_string(),
+                line: None,
+                column: None,
+                path: None,
+                errors: vec![],
+            },
         };
         HttpResponse::build(self.status_code()).json(body)
     }
@@ -98,8 +108,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/applications/{app}", web::get().to(get_app))
                 .route("/applications/{app}", web::delete().to(destroy))
                 .route("/applications/{app}/entities", web::get().to(entities))
-                .route("/applications/{app}/entities/{entity}/sensors", web::get().to(sensors))
-                .route("/applications/{app}/entities/{entity}/effectors/{effector}", web::post().to(invoke))
+                .route(
+                    "/applications/{app}/entities/{entity}/sensors",
+                    web::get().to(sensors),
+                )
+                .route(
+                    "/applications/{app}/entities/{entity}/effectors/{effector}",
+                    web::post().to(invoke),
+                )
                 .route("/hosts", web::get().to(hosts))
                 .route("/activities", web::get().to(activities))
                 .route("/chaos/faults", web::post().to(chaos_fault)),
@@ -112,7 +128,9 @@ async fn healthz() -> HttpResponse {
 
 async fn metrics(m: Mgmt) -> Result<HttpResponse, ApiError> {
     m.send(CollectMetrics).await?;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::metrics::render()))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render()))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -121,15 +139,21 @@ pub struct Created {
 }
 
 async fn deploy(m: Mgmt, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
     let id = m
-        .send(Deploy { file: "<request>".into(), text: text.to_string() })
+        .send(Deploy {
+            file: "<request>".into(),
+            text: text.to_string(),
+        })
         .await?
         .map_err(|e| match e {
             ManagementError::Blueprint(errs) => ApiError::Blueprint(errs),
             other => ApiError::Management(other),
         })?;
-    Ok(HttpResponse::Created().append_header(("Location", format!("/v1/applications/{id}"))).json(Created { id }))
+    Ok(HttpResponse::Created()
+        .append_header(("Location", format!("/v1/applications/{id}")))
+        .json(Created { id }))
 }
 
 async fn list_apps(m: Mgmt) -> Result<HttpResponse, ApiError> {
@@ -154,7 +178,11 @@ async fn sensors(m: Mgmt, path: web::Path<(String, String)>) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(m.send(GetSensors { app, entity }).await??))
 }
 
-async fn invoke(m: Mgmt, path: web::Path<(String, String, String)>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn invoke(
+    m: Mgmt,
+    path: web::Path<(String, String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let (app, entity, effector) = path.into_inner();
     let args: serde_json::Value = if body.iter().all(|b| b.is_ascii_whitespace()) {
         serde_json::json!({})
@@ -164,9 +192,19 @@ async fn invoke(m: Mgmt, path: web::Path<(String, String, String)>, body: web::B
         })?
     };
     if !args.is_object() {
-        return Err(ApiError::BadRequest("effector arguments must be a JSON object of named fields, such as {\"size\": 3}".into()));
+        return Err(ApiError::BadRequest(
+            "effector arguments must be a JSON object of named fields, such as {\"size\": 3}"
+                .into(),
+        ));
     }
-    let result = m.send(InvokeEffector { app, entity, effector, args }).await??;
+    let result = m
+        .send(InvokeEffector {
+            app,
+            entity,
+            effector,
+            args,
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "result": result })))
 }
 
@@ -175,8 +213,11 @@ async fn hosts(m: Mgmt) -> Result<HttpResponse, ApiError> {
 }
 
 async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let filter = web::Query::<ActivityFilter>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("bad activity filter: {e}; use application, entity, kind, limit")))?;
+    let filter = web::Query::<ActivityFilter>::from_query(req.query_string()).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad activity filter: {e}; use application, entity, kind, limit"
+        ))
+    })?;
     Ok(HttpResponse::Ok().json(m.send(ListActivities(filter.into_inner())).await?))
 }
 
@@ -191,9 +232,14 @@ struct ChaosFault {
 /// `drover chaos` reports each fault it injects, for the metrics.
 async fn chaos_fault(body: web::Json<ChaosFault>) -> Result<HttpResponse, ApiError> {
     if !matches!(body.fault.as_str(), "kill" | "stop" | "pause") {
-        return Err(ApiError::BadRequest(format!("unknown fault `{}`; expected kill, stop or pause", body.fault)));
+        return Err(ApiError::BadRequest(format!(
+            "unknown fault `{}`; expected kill, stop or pause",
+            body.fault
+        )));
     }
-    crate::metrics::CHAOS_FAULTS.with_label_values(&[body.fault.as_str()]).inc();
+    crate::metrics::CHAOS_FAULTS
+        .with_label_values(&[body.fault.as_str()])
+        .inc();
     tracing::info!(app = %body.application, entity = %body.entity, fault = %body.fault, "chaos fault injected");
     Ok(HttpResponse::NoContent().finish())
 }

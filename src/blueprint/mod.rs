@@ -36,5 +36,7 @@ pub mod parse;
 pub mod validate;
 
 pub use model::*;
-pub use parse::{parse_blueprint, parse_blueprint_with, BlueprintError, BlueprintErrors, ContextCheck};
+pub use parse::{
+    parse_blueprint, parse_blueprint_with, BlueprintError, BlueprintErrors, ContextCheck,
+};
 pub use validate::{FieldPath, ValidationError};

@@ -194,7 +194,9 @@ impl TryFrom<serde_yaml::Value> for MemorySize {
                 .map(MemorySize)
                 .ok_or_else(|| format!("memory must be a positive whole number of bytes, got {n}")),
             serde_yaml::Value::String(s) => parse_memory(&s).map(MemorySize),
-            other => Err(format!("memory must be a size such as `128Mi`, got {other:?}")),
+            other => Err(format!(
+                "memory must be a size such as `128Mi`, got {other:?}"
+            )),
         }
     }
 }
@@ -202,7 +204,9 @@ impl TryFrom<serde_yaml::Value> for MemorySize {
 /// Parses `128Mi`, `1Gi`, `512M`, `64k`, `1000`.
 pub fn parse_memory(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let num: f64 = num
         .parse()

@@ -141,7 +141,11 @@ pub fn parse_blueprint(file: &str, text: &str) -> Result<Blueprint, BlueprintErr
 pub type ContextCheck<'a> = dyn Fn(&Blueprint) -> Vec<ValidationError> + 'a;
 
 /// [`parse_blueprint`] plus the caller's context checks.
-pub fn parse_blueprint_with(file: &str, text: &str, context: &ContextCheck<'_>) -> Result<Blueprint, BlueprintErrors> {
+pub fn parse_blueprint_with(
+    file: &str,
+    text: &str,
+    context: &ContextCheck<'_>,
+) -> Result<Blueprint, BlueprintErrors> {
     // A byte-order mark is not content; with CRLF line ends it also makes
     // libyaml see a second document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

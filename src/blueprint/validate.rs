@@ -188,27 +188,49 @@ pub fn validate_references(bp: &Blueprint) -> Vec<ValidationError> {
         if svc.kind != ServiceType::LoadBalancer {
             continue;
         }
-        let Some(target) = svc.target.as_deref() else { continue };
+        let Some(target) = svc.target.as_deref() else {
+            continue;
+        };
         let path = service_path(i);
         match bp.services.iter().find(|s| s.id == target) {
             None => {
-                let clusters: Vec<&str> =
-                    bp.services.iter().filter(|s| s.kind == ServiceType::Cluster).map(|s| s.id.as_str()).collect();
+                let clusters: Vec<&str> = bp
+                    .services
+                    .iter()
+                    .filter(|s| s.kind == ServiceType::Cluster)
+                    .map(|s| s.id.as_str())
+                    .collect();
                 errs.push(ValidationError::at(
                     path.key("target"),
-                    format!("no service `{target}` to balance; clusters here: {}", if clusters.is_empty() { "none".to_string() } else { clusters.join(", ") }),
+                    format!(
+                        "no service `{target}` to balance; clusters here: {}",
+                        if clusters.is_empty() {
+                            "none".to_string()
+                        } else {
+                            clusters.join(", ")
+                        }
+                    ),
                 ));
             }
             Some(t) if t.kind != ServiceType::Cluster => errs.push(ValidationError::at(
                 path.key("target"),
-                format!("`{target}` is a {}; a load balancer's target must be a cluster", t.kind.as_str()),
+                format!(
+                    "`{target}` is a {}; a load balancer's target must be a cluster",
+                    t.kind.as_str()
+                ),
             )),
             Some(t) => {
-                let ports = t.member.as_ref().map(|m| m.ports.clone()).unwrap_or_default();
+                let ports = t
+                    .member
+                    .as_ref()
+                    .map(|m| m.ports.clone())
+                    .unwrap_or_default();
                 match svc.target_port {
                     Some(p) if !ports.contains(&p) => errs.push(ValidationError::at(
                         path.key("target_port"),
-                        format!("`{target}`'s members do not publish port {p}; their ports: {ports:?}"),
+                        format!(
+                            "`{target}`'s members do not publish port {p}; their ports: {ports:?}"
+                        ),
                     )),
                     None if ports.is_empty() => errs.push(ValidationError::at(
                         path.key("target"),
@@ -341,14 +363,23 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 }
             }
             if spec.target.is_none() {
-                errs.push(ValidationError::at(path.clone(), "a load balancer needs `target`, the id of a cluster"));
+                errs.push(ValidationError::at(
+                    path.clone(),
+                    "a load balancer needs `target`, the id of a cluster",
+                ));
             }
             if spec.port.is_none() {
-                errs.push(ValidationError::at(path.clone(), "a load balancer needs `port` to listen on (0 picks a free one)"));
+                errs.push(ValidationError::at(
+                    path.clone(),
+                    "a load balancer needs `port` to listen on (0 picks a free one)",
+                ));
             }
             if let Some(b) = &spec.bind {
                 if b.parse::<std::net::IpAddr>().is_err() {
-                    errs.push(ValidationError::at(path.key("bind"), format!("`bind` must be an IP address such as 0.0.0.0, got `{b}`")));
+                    errs.push(ValidationError::at(
+                        path.key("bind"),
+                        format!("`bind` must be an IP address such as 0.0.0.0, got `{b}`"),
+                    ));
                 }
             }
         }

@@ -126,9 +126,13 @@ impl ChaosOptions {
 
 /// A seed from the clock, for runs that do not give one.
 pub fn seed_from_clock() -> u64 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     // Fold to 64 bits and mix so that close instants give unrelated seeds.
-    let mut z = (nanos as u64) ^ ((nanos >> 64) as u64) ^ u64::from(std::process::id()).rotate_left(32);
+    let mut z =
+        (nanos as u64) ^ ((nanos >> 64) as u64) ^ u64::from(std::process::id()).rotate_left(32);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -143,7 +147,12 @@ pub fn seed_from_clock() -> u64 {
 /// (`interval` on average), and the kind is drawn uniformly from `faults`.
 /// Pure: the same arguments give the same schedule. Empty if `faults` is
 /// empty or `interval` is zero.
-pub fn schedule(seed: u64, duration: Duration, interval: Duration, faults: &[FaultKind]) -> Vec<(Duration, FaultKind)> {
+pub fn schedule(
+    seed: u64,
+    duration: Duration,
+    interval: Duration,
+    faults: &[FaultKind],
+) -> Vec<(Duration, FaultKind)> {
     if faults.is_empty() || interval.is_zero() {
         return Vec::new();
     }
@@ -236,7 +245,10 @@ pub struct ChaosReport {
 // The application tree.
 
 fn entity_list(app: &Value) -> &[Value] {
-    app.get("entities").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    app.get("entities")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn text<'a>(e: &'a Value, key: &str) -> &'a str {
@@ -248,14 +260,20 @@ fn sensor<'a>(e: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 fn sensor_value<'a>(e: &'a Value, name: &str) -> Option<&'a Value> {
-    sensor(e, name).and_then(|s| s.get("value")).filter(|v| !v.is_null())
+    sensor(e, name)
+        .and_then(|s| s.get("value"))
+        .filter(|v| !v.is_null())
 }
 
 /// A number sensor that may also be published as a numeric string.
 fn sensor_u64(e: &Value, name: &str) -> Option<u64> {
     let v = sensor_value(e, name)?;
     v.as_u64()
-        .or_else(|| v.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f as u64)
+        })
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
@@ -264,7 +282,11 @@ fn find<'a>(app: &'a Value, id: &str) -> Option<&'a Value> {
 }
 
 fn ids_of_type(app: &Value, kind: &str) -> Vec<String> {
-    let mut ids: Vec<String> = entity_list(app).iter().filter(|e| text(e, "type") == kind).map(|e| text(e, "id").to_string()).collect();
+    let mut ids: Vec<String> = entity_list(app)
+        .iter()
+        .filter(|e| text(e, "type") == kind)
+        .map(|e| text(e, "id").to_string())
+        .collect();
     ids.sort();
     ids
 }
@@ -277,7 +299,13 @@ fn members(app: &Value) -> Vec<(String, String, String)> {
         .filter(|e| text(e, "type") == "container")
         .filter_map(|e| {
             let parent = e.get("parent").and_then(Value::as_str)?;
-            clusters.iter().any(|c| c == parent).then(|| (text(e, "id").to_string(), parent.to_string(), text(e, "state").to_string()))
+            clusters.iter().any(|c| c == parent).then(|| {
+                (
+                    text(e, "id").to_string(),
+                    parent.to_string(),
+                    text(e, "state").to_string(),
+                )
+            })
         })
         .collect();
     out.sort();
@@ -300,7 +328,15 @@ pub fn full_health(app: &Value) -> Result<(), String> {
         .filter(|e| text(e, "state") != "running")
         .map(|e| {
             let state = text(e, "state");
-            format!("{} is {}", text(e, "id"), if state.is_empty() { "in no state" } else { state })
+            format!(
+                "{} is {}",
+                text(e, "id"),
+                if state.is_empty() {
+                    "in no state"
+                } else {
+                    state
+                }
+            )
         })
         .collect();
     if !not_running.is_empty() {
@@ -308,10 +344,17 @@ pub fn full_health(app: &Value) -> Result<(), String> {
     }
     for c in list.iter().filter(|e| text(e, "type") == "cluster") {
         let id = text(c, "id");
-        match (sensor_u64(c, "group.size"), sensor_u64(c, "group.desired_size")) {
+        match (
+            sensor_u64(c, "group.size"),
+            sensor_u64(c, "group.desired_size"),
+        ) {
             (Some(size), Some(desired)) if size == desired => {}
-            (Some(size), Some(desired)) => problems.push(format!("cluster {id} has {size} of {desired} members")),
-            _ => problems.push(format!("cluster {id} reports no group.size and group.desired_size")),
+            (Some(size), Some(desired)) => {
+                problems.push(format!("cluster {id} has {size} of {desired} members"))
+            }
+            _ => problems.push(format!(
+                "cluster {id} reports no group.size and group.desired_size"
+            )),
         }
     }
     if problems.is_empty() {
@@ -325,7 +368,11 @@ fn summarise(items: &[String], at_most: usize) -> String {
     if items.len() <= at_most {
         items.join(", ")
     } else {
-        format!("{} and {} more", items[..at_most].join(", "), items.len() - at_most)
+        format!(
+            "{} and {} more",
+            items[..at_most].join(", "),
+            items.len() - at_most
+        )
     }
 }
 
@@ -338,7 +385,11 @@ fn victim_back(app: &Value, victim: &str, injected_ms: u64) -> bool {
     let Some(up) = sensor(e, "service.up") else {
         return false;
     };
-    up.get("value") == Some(&Value::Bool(true)) && up.get("timestamp_ms").and_then(Value::as_u64).is_some_and(|t| t > injected_ms)
+    up.get("value") == Some(&Value::Bool(true))
+        && up
+            .get("timestamp_ms")
+            .and_then(Value::as_u64)
+            .is_some_and(|t| t > injected_ms)
 }
 
 /// Whether a fault injected into `victim` at `injected_ms` (ms since the
@@ -375,7 +426,11 @@ fn resolve_target(app: &Value, app_id: &str, target: Option<&str>) -> Result<Tar
         Some(t) if clusters.iter().any(|c| c == t) => Target::Cluster(t.to_string()),
         Some(t) if members.iter().any(|(m, _, _)| m == t) => Target::Member(t.to_string()),
         Some(t) => {
-            let known = if clusters.is_empty() { "it has no cluster".to_string() } else { format!("its clusters are {}", clusters.join(", ")) };
+            let known = if clusters.is_empty() {
+                "it has no cluster".to_string()
+            } else {
+                format!("its clusters are {}", clusters.join(", "))
+            };
             return Err(CliError::Invalid(format!(
                 "chaos target `{t}` is neither a cluster nor a cluster member of application `{app_id}`; {known}"
             )));
@@ -393,12 +448,19 @@ fn resolve_target(app: &Value, app_id: &str, target: Option<&str>) -> Result<Tar
 
 /// The running members the target covers.
 fn candidates(app: &Value, target: &Target) -> Vec<String> {
-    members(app).into_iter().filter(|(m, c, state)| state == "running" && target.covers(m, c)).map(|(m, _, _)| m).collect()
+    members(app)
+        .into_iter()
+        .filter(|(m, c, state)| state == "running" && target.covers(m, c))
+        .map(|(m, _, _)| m)
+        .collect()
 }
 
 /// The addresses of the application's load balancers: `(id, address)`.
 fn load_balancers(app: &Value, app_id: &str) -> Result<Vec<(String, SocketAddr)>, CliError> {
-    let lbs: Vec<&Value> = entity_list(app).iter().filter(|e| text(e, "type") == "load-balancer").collect();
+    let lbs: Vec<&Value> = entity_list(app)
+        .iter()
+        .filter(|e| text(e, "type") == "load-balancer")
+        .collect();
     if lbs.is_empty() {
         return Err(CliError::Invalid(format!(
             "application `{app_id}` has no load balancer: chaos probes through the application's load balancer; add a `type: load-balancer` service"
@@ -408,7 +470,9 @@ fn load_balancers(app: &Value, app_id: &str) -> Result<Vec<(String, SocketAddr)>
     for lb in lbs {
         let id = text(lb, "id");
         let address = sensor_value(lb, "lb.address").and_then(Value::as_str);
-        let port = sensor_u64(lb, "lb.port").and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0);
+        let port = sensor_u64(lb, "lb.port")
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0);
         let (Some(address), Some(port)) = (address, port) else {
             return Err(CliError::Failed(format!(
                 "load balancer `{id}` of application `{app_id}` publishes no lb.address and lb.port (it is {}); wait until it is running",
@@ -417,9 +481,17 @@ fn load_balancers(app: &Value, app_id: &str) -> Result<Vec<(String, SocketAddr)>
         };
         let addr = (address, port)
             .to_socket_addrs()
-            .map_err(|e| CliError::Failed(format!("cannot resolve load balancer `{id}` at {address}:{port}: {e}")))?
+            .map_err(|e| {
+                CliError::Failed(format!(
+                    "cannot resolve load balancer `{id}` at {address}:{port}: {e}"
+                ))
+            })?
             .next()
-            .ok_or_else(|| CliError::Failed(format!("load balancer `{id}` address {address}:{port} resolves to nothing")))?;
+            .ok_or_else(|| {
+                CliError::Failed(format!(
+                    "load balancer `{id}` address {address}:{port} resolves to nothing"
+                ))
+            })?;
         out.push((id.to_string(), addr));
     }
     Ok(out)
@@ -440,7 +512,9 @@ fn probe_once(addr: &SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(addr, PROBE_TIMEOUT) else {
         return false;
     };
-    if stream.set_read_timeout(Some(PROBE_TIMEOUT)).is_err() || stream.set_write_timeout(Some(PROBE_TIMEOUT)).is_err() {
+    if stream.set_read_timeout(Some(PROBE_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(PROBE_TIMEOUT)).is_err()
+    {
         return false;
     }
     if stream.write_all(PROBE_REQUEST).is_err() {
@@ -521,7 +595,10 @@ fn sleep_until(t: Instant) {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------
@@ -585,8 +662,19 @@ fn poll_loop(client: &Client, app_path: &str, shared: &Mutex<Shared>, stop: &Ato
 }
 
 /// Calls the fault effector on the victim and records the outcome.
-fn inject(client: &Client, app: &str, victim: &str, kind: FaultKind, index: usize, shared: &Mutex<Shared>, warned: &AtomicBool) {
-    let path = format!("/v1/applications/{app}/entities/{victim}/effectors/{}", kind.effector());
+fn inject(
+    client: &Client,
+    app: &str,
+    victim: &str,
+    kind: FaultKind,
+    index: usize,
+    shared: &Mutex<Shared>,
+    warned: &AtomicBool,
+) {
+    let path = format!(
+        "/v1/applications/{app}/entities/{victim}/effectors/{}",
+        kind.effector()
+    );
     let error = match client.post(&path, "application/json", "{}") {
         Ok(a) if (200..300).contains(&a.status) => None,
         Ok(a) => Some(format!("{kind} effector failed: {}", answer_error(&a))),
@@ -622,7 +710,12 @@ fn inject(client: &Client, app: &str, victim: &str, kind: FaultKind, index: usiz
 
 /// Waits up to `limit` (checking at least once) for full health with every
 /// fault recovered and every effector answered.
-fn settle(client: &Client, app_path: &str, shared: &Mutex<Shared>, limit: Duration) -> (bool, String) {
+fn settle(
+    client: &Client,
+    app_path: &str,
+    shared: &Mutex<Shared>,
+    limit: Duration,
+) -> (bool, String) {
     let start = Instant::now();
     let deadline = start + limit;
     loop {
@@ -631,7 +724,10 @@ fn settle(client: &Client, app_path: &str, shared: &Mutex<Shared>, limit: Durati
             let s = lock(shared);
             (s.in_flight, s.pending.len())
         };
-        let health = client.get_ok(app_path).map_err(|e| format!("cannot read the application: {e}")).and_then(|app| full_health(&app));
+        let health = client
+            .get_ok(app_path)
+            .map_err(|e| format!("cannot read the application: {e}"))
+            .and_then(|app| full_health(&app));
         // Faults may recover between the two reads: look again.
         let pending = pending.min(lock(shared).pending.len());
         if in_flight == 0 && pending == 0 && health.is_ok() {
@@ -658,7 +754,11 @@ fn settle(client: &Client, app_path: &str, shared: &Mutex<Shared>, limit: Durati
                         None => p.victim.clone(),
                     })
                     .collect();
-                wrong.push(format!("{} fault(s) not recovered: {}", faults.len(), summarise(&faults, 5)));
+                wrong.push(format!(
+                    "{} fault(s) not recovered: {}",
+                    faults.len(),
+                    summarise(&faults, 5)
+                ));
             }
             if s.in_flight > 0 {
                 wrong.push(format!("{} effector call(s) not answered", s.in_flight));
@@ -666,7 +766,14 @@ fn settle(client: &Client, app_path: &str, shared: &Mutex<Shared>, limit: Durati
             if wrong.is_empty() {
                 wrong.push("the state changed while it was checked".to_string());
             }
-            return (false, format!("not converged within {}: {}", humantime::format_duration(limit), wrong.join("; ")));
+            return (
+                false,
+                format!(
+                    "not converged within {}: {}",
+                    humantime::format_duration(limit),
+                    wrong.join("; ")
+                ),
+            );
         }
         sleep_until((tick + POLL_EVERY).min(deadline));
     }
@@ -687,10 +794,14 @@ fn victim_seed(seed: u64) -> u64 {
 /// usually share a host).
 pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError> {
     if opts.interval.is_zero() {
-        return Err(CliError::Invalid("the chaos interval must be greater than zero".to_string()));
+        return Err(CliError::Invalid(
+            "the chaos interval must be greater than zero".to_string(),
+        ));
     }
     if opts.faults.is_empty() {
-        return Err(CliError::Invalid("give at least one fault kind: kill, stop, pause".to_string()));
+        return Err(CliError::Invalid(
+            "give at least one fault kind: kill, stop, pause".to_string(),
+        ));
     }
     let app_id = opts.app.as_str();
     let app_path = format!("/v1/applications/{app_id}");
@@ -722,12 +833,21 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
             let choice = client
                 .get_ok(&app_path)
                 .map_err(|e| format!("cannot read the application: {e}"))
-                .and_then(|app| pick_victim(&mut victims, &candidates(&app, &target)).ok_or_else(|| "no running member to fault".to_string()));
+                .and_then(|app| {
+                    pick_victim(&mut victims, &candidates(&app, &target))
+                        .ok_or_else(|| "no running member to fault".to_string())
+                });
             let victim = match choice {
                 Ok(v) => v,
                 Err(e) => {
                     let at_seconds = start.elapsed().as_secs_f64();
-                    lock(&shared).records.push(FaultRecord { at_seconds, fault: kind, target: "-".to_string(), mttr_seconds: None, error: Some(e) });
+                    lock(&shared).records.push(FaultRecord {
+                        at_seconds,
+                        fault: kind,
+                        target: "-".to_string(),
+                        mttr_seconds: None,
+                        error: Some(e),
+                    });
                     continue;
                 }
             };
@@ -743,12 +863,19 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
                     mttr_seconds: None,
                     error: None,
                 });
-                s.pending.push(Pending { index, victim: victim.clone(), injected, injected_ms });
+                s.pending.push(Pending {
+                    index,
+                    victim: victim.clone(),
+                    injected,
+                    injected_ms,
+                });
                 s.in_flight += 1;
                 index
             };
             let (shared, warned) = (&shared, &warned);
-            injections.push(scope.spawn(move || inject(client, app_id, &victim, kind, index, shared, warned)));
+            injections.push(
+                scope.spawn(move || inject(client, app_id, &victim, kind, index, shared, warned)),
+            );
         }
         sleep_until(start + opts.duration);
 
@@ -768,7 +895,10 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
         (probes, converged, detail)
     });
 
-    let records = shared.into_inner().unwrap_or_else(|p| p.into_inner()).records;
+    let records = shared
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .records;
     let mut mttrs: Vec<f64> = records.iter().filter_map(|r| r.mttr_seconds).collect();
     mttrs.sort_by(f64::total_cmp);
     Ok(ChaosReport {
@@ -782,7 +912,11 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
         faults: records,
         probes_total: probes.total,
         probes_failed: probes.failed,
-        probe_success_rate: if probes.total == 0 { 0.0 } else { (probes.total - probes.failed) as f64 / probes.total as f64 },
+        probe_success_rate: if probes.total == 0 {
+            0.0
+        } else {
+            (probes.total - probes.failed) as f64 / probes.total as f64
+        },
         longest_outage_seconds: probes.longest_outage.as_secs_f64(),
         converged,
         convergence_detail: detail,
@@ -790,13 +924,17 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
 }
 
 fn seconds(v: Option<f64>) -> String {
-    v.map(|s| format!("{s:.3}s")).unwrap_or_else(|| "-".to_string())
+    v.map(|s| format!("{s:.3}s"))
+        .unwrap_or_else(|| "-".to_string())
 }
 
 /// Prints the report: a summary table in text, the report itself in JSON.
 pub fn print_report(report: &ChaosReport, out: Output) {
     if out == Output::Json {
-        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
         return;
     }
     println!(
@@ -809,19 +947,36 @@ pub fn print_report(report: &ChaosReport, out: Output) {
     );
     if !report.faults.is_empty() {
         println!();
-        println!("{:>4} {:>9} {:<6} {:<28} RECOVERY", "#", "AT", "FAULT", "TARGET");
+        println!(
+            "{:>4} {:>9} {:<6} {:<28} RECOVERY",
+            "#", "AT", "FAULT", "TARGET"
+        );
         for (i, f) in report.faults.iter().enumerate() {
             let recovery = match (&f.error, f.mttr_seconds) {
                 (Some(e), _) => format!("error: {e}"),
                 (None, Some(s)) => format!("{s:.3}s"),
                 (None, None) => "not recovered".to_string(),
             };
-            println!("{:>4} {:>8.2}s {:<6} {:<28} {}", i + 1, f.at_seconds, f.fault.as_str(), f.target, recovery);
+            println!(
+                "{:>4} {:>8.2}s {:<6} {:<28} {}",
+                i + 1,
+                f.at_seconds,
+                f.fault.as_str(),
+                f.target,
+                recovery
+            );
         }
     }
-    let recovered = report.faults.iter().filter(|f| f.mttr_seconds.is_some()).count();
+    let recovered = report
+        .faults
+        .iter()
+        .filter(|f| f.mttr_seconds.is_some())
+        .count();
     println!();
-    println!("{:<18} {recovered} of {} recovered", "recovery", report.faults_injected);
+    println!(
+        "{:<18} {recovered} of {} recovered",
+        "recovery", report.faults_injected
+    );
     println!(
         "{:<18} p50 {}  p99 {}  max {}",
         "MTTR",
@@ -836,8 +991,16 @@ pub fn print_report(report: &ChaosReport, out: Output) {
         report.probes_total,
         report.probes_failed
     );
-    println!("{:<18} {:.3}s", "longest outage", report.longest_outage_seconds);
-    println!("{:<18} {}: {}", "converged", if report.converged { "yes" } else { "NO" }, report.convergence_detail);
+    println!(
+        "{:<18} {:.3}s",
+        "longest outage", report.longest_outage_seconds
+    );
+    println!(
+        "{:<18} {}: {}",
+        "converged",
+        if report.converged { "yes" } else { "NO" },
+        report.convergence_detail
+    );
     println!("{:<18} --seed {}", "repeat with", report.seed);
 }
 
@@ -860,7 +1023,10 @@ mod tests {
             assert!(*offset < d);
             // Each fault lies in the middle half of its slot.
             let lo = secs(i) * k as f64 + 0.5;
-            assert!(secs(*offset) >= lo - 1e-9 && secs(*offset) <= lo + 1.0 + 1e-9, "{k}: {offset:?}");
+            assert!(
+                secs(*offset) >= lo - 1e-9 && secs(*offset) <= lo + 1.0 + 1e-9,
+                "{k}: {offset:?}"
+            );
         }
         for w in a.windows(2) {
             let gap = secs(w[1].0 - w[0].0);
@@ -891,7 +1057,10 @@ mod tests {
         assert!(schedule(1, Duration::from_secs(60), Duration::from_secs(2), &[]).is_empty());
         assert!(schedule(1, Duration::from_secs(1), Duration::from_secs(2), &k).is_empty());
         assert!(schedule(1, Duration::ZERO, Duration::from_secs(2), &k).is_empty());
-        assert_eq!(schedule(1, Duration::from_secs(2), Duration::from_secs(2), &k).len(), 1);
+        assert_eq!(
+            schedule(1, Duration::from_secs(2), Duration::from_secs(2), &k).len(),
+            1
+        );
         let tiny = schedule(9, Duration::from_nanos(10), Duration::from_nanos(1), &k);
         assert_eq!(tiny.len(), 10);
         assert!(tiny.iter().all(|(o, _)| *o < Duration::from_nanos(10)));
@@ -920,7 +1089,10 @@ mod tests {
 
     #[test]
     fn pick_victim_is_deterministic_and_order_free() {
-        let c: Vec<String> = ["web-3", "web-1", "web-2", "web-4"].iter().map(|s| s.to_string()).collect();
+        let c: Vec<String> = ["web-3", "web-1", "web-2", "web-4"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut shuffled = c.clone();
         shuffled.reverse();
         let mut r1 = Xoshiro256PlusPlus::seed_from_u64(7);
@@ -933,7 +1105,10 @@ mod tests {
         assert!(a.iter().any(|v| v != &a[0]));
         let mut r = Xoshiro256PlusPlus::seed_from_u64(7);
         assert_eq!(pick_victim(&mut r, &[]), None);
-        assert_eq!(pick_victim(&mut r, &["only".to_string()]), Some("only".to_string()));
+        assert_eq!(
+            pick_victim(&mut r, &["only".to_string()]),
+            Some("only".to_string())
+        );
     }
 
     #[test]
@@ -942,7 +1117,10 @@ mod tests {
         assert_eq!(" Stop ".parse::<FaultKind>(), Ok(FaultKind::Stop));
         assert_eq!("PAUSE".parse::<FaultKind>(), Ok(FaultKind::Pause));
         let err = "reboot".parse::<FaultKind>().unwrap_err();
-        assert!(err.contains("reboot") && err.contains("kill, stop, pause"), "{err}");
+        assert!(
+            err.contains("reboot") && err.contains("kill, stop, pause"),
+            "{err}"
+        );
         for k in FaultKind::ALL {
             assert_eq!(k.to_string().parse::<FaultKind>(), Ok(k));
             assert_eq!(serde_json::to_value(k).unwrap(), json!(k.as_str()));
@@ -984,8 +1162,32 @@ mod tests {
 
     #[test]
     fn full_health_says_what_is_wrong() {
-        assert_eq!(full_health(&app_with(Some(entity("web-1", "container", "running", Some("web"), up(true, 5))), 2, 2)), Ok(()));
-        let e = full_health(&app_with(Some(entity("web-1", "container", "on-fire", Some("web"), up(false, 5))), 2, 2)).unwrap_err();
+        assert_eq!(
+            full_health(&app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "running",
+                    Some("web"),
+                    up(true, 5)
+                )),
+                2,
+                2
+            )),
+            Ok(())
+        );
+        let e = full_health(&app_with(
+            Some(entity(
+                "web-1",
+                "container",
+                "on-fire",
+                Some("web"),
+                up(false, 5),
+            )),
+            2,
+            2,
+        ))
+        .unwrap_err();
         assert!(e.contains("web-1 is on-fire"), "{e}");
         let e = full_health(&app_with(None, 1, 2)).unwrap_err();
         assert!(e.contains("cluster web has 1 of 2 members"), "{e}");
@@ -1004,35 +1206,154 @@ mod tests {
         // Gone but the cluster is short: not yet.
         assert!(!recovered(&app_with(None, 1, 2), "web-1", injected));
         // Restarted in place: service.up true since after the fault.
-        assert!(recovered(&app_with(Some(entity("web-1", "container", "running", Some("web"), up(true, 1_500))), 2, 2), "web-1", injected));
+        assert!(recovered(
+            &app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "running",
+                    Some("web"),
+                    up(true, 1_500)
+                )),
+                2,
+                2
+            ),
+            "web-1",
+            injected
+        ));
         // Still up from before the fault: the fault has not even been seen.
-        assert!(!recovered(&app_with(Some(entity("web-1", "container", "running", Some("web"), up(true, 900))), 2, 2), "web-1", injected));
-        assert!(!recovered(&app_with(Some(entity("web-1", "container", "running", Some("web"), up(true, 1_000))), 2, 2), "web-1", injected));
+        assert!(!recovered(
+            &app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "running",
+                    Some("web"),
+                    up(true, 900)
+                )),
+                2,
+                2
+            ),
+            "web-1",
+            injected
+        ));
+        assert!(!recovered(
+            &app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "running",
+                    Some("web"),
+                    up(true, 1_000)
+                )),
+                2,
+                2
+            ),
+            "web-1",
+            injected
+        ));
         // Down since after the fault.
-        assert!(!recovered(&app_with(Some(entity("web-1", "container", "running", Some("web"), up(false, 1_500))), 2, 2), "web-1", injected));
+        assert!(!recovered(
+            &app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "running",
+                    Some("web"),
+                    up(false, 1_500)
+                )),
+                2,
+                2
+            ),
+            "web-1",
+            injected
+        ));
         // Up again, but not running yet.
-        assert!(!recovered(&app_with(Some(entity("web-1", "container", "starting", Some("web"), up(true, 1_500))), 2, 2), "web-1", injected));
+        assert!(!recovered(
+            &app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "starting",
+                    Some("web"),
+                    up(true, 1_500)
+                )),
+                2,
+                2
+            ),
+            "web-1",
+            injected
+        ));
         // No service.up at all.
-        assert!(!recovered(&app_with(Some(entity("web-1", "container", "running", Some("web"), json!({}))), 2, 2), "web-1", injected));
+        assert!(!recovered(
+            &app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "running",
+                    Some("web"),
+                    json!({})
+                )),
+                2,
+                2
+            ),
+            "web-1",
+            injected
+        ));
     }
 
     #[test]
     fn targets_and_candidates() {
-        let mut app = app_with(Some(entity("web-1", "container", "starting", Some("web"), up(false, 5))), 2, 2);
-        app["entities"].as_array_mut().unwrap().push(entity("db", "container", "running", Some("demo"), json!({})));
+        let mut app = app_with(
+            Some(entity(
+                "web-1",
+                "container",
+                "starting",
+                Some("web"),
+                up(false, 5),
+            )),
+            2,
+            2,
+        );
+        app["entities"].as_array_mut().unwrap().push(entity(
+            "db",
+            "container",
+            "running",
+            Some("demo"),
+            json!({}),
+        ));
         assert_eq!(candidates(&app, &Target::All), vec!["web-2".to_string()]);
-        assert_eq!(resolve_target(&app, "demo", Some("web")).unwrap(), Target::Cluster("web".into()));
-        assert_eq!(resolve_target(&app, "demo", Some("web-1")).unwrap(), Target::Member("web-1".into()));
-        assert_eq!(candidates(&app, &Target::Member("web-1".into())), Vec::<String>::new());
+        assert_eq!(
+            resolve_target(&app, "demo", Some("web")).unwrap(),
+            Target::Cluster("web".into())
+        );
+        assert_eq!(
+            resolve_target(&app, "demo", Some("web-1")).unwrap(),
+            Target::Member("web-1".into())
+        );
+        assert_eq!(
+            candidates(&app, &Target::Member("web-1".into())),
+            Vec::<String>::new()
+        );
         // A container outside any cluster is no target.
-        let e = resolve_target(&app, "demo", Some("db")).unwrap_err().to_string();
-        assert!(e.contains("`db`") && e.contains("its clusters are web"), "{e}");
+        let e = resolve_target(&app, "demo", Some("db"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`db`") && e.contains("its clusters are web"),
+            "{e}"
+        );
         let lbs = load_balancers(&app, "demo").unwrap();
-        assert_eq!(lbs, vec![("lb".to_string(), "127.0.0.1:8080".parse().unwrap())]);
+        assert_eq!(
+            lbs,
+            vec![("lb".to_string(), "127.0.0.1:8080".parse().unwrap())]
+        );
         let no_lb = json!({ "entities": [entity("web", "cluster", "running", None, json!({}))] });
         let e = load_balancers(&no_lb, "demo").unwrap_err().to_string();
         assert!(e.contains("add a `type: load-balancer` service"), "{e}");
-        let e = resolve_target(&no_lb, "demo", None).unwrap_err().to_string();
+        let e = resolve_target(&no_lb, "demo", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no cluster members"), "{e}");
     }
 
@@ -1075,7 +1396,8 @@ mod tests {
             });
             for _ in 0..replaced {
                 self.next += 1;
-                self.members.push((format!("web-{}", self.next), None, now_ms()));
+                self.members
+                    .push((format!("web-{}", self.next), None, now_ms()));
             }
         }
 
@@ -1095,7 +1417,11 @@ mod tests {
                     "group.desired_size": { "value": 2, "timestamp_ms": 1 } } }),
             ];
             for (id, killed, ts) in &self.members {
-                let (state, up) = if killed.is_some() { ("on-fire", false) } else { ("running", true) };
+                let (state, up) = if killed.is_some() {
+                    ("on-fire", false)
+                } else {
+                    ("running", true)
+                };
                 entities.push(json!({ "id": id, "type": "container", "state": state, "parent": "web", "children": [],
                     "sensors": { "service.up": { "value": up, "timestamp_ms": ts } } }));
             }
@@ -1109,9 +1435,16 @@ mod tests {
         fn handle(&mut self, method: &str, path: &str, body: &str) -> (u16, Value) {
             match (method, path.split('/').collect::<Vec<_>>().as_slice()) {
                 ("GET", ["", "v1", "applications", "demo"]) => (200, self.tree()),
-                ("POST", ["", "v1", "applications", "demo", "entities", id, "effectors", "kill"]) => {
+                (
+                    "POST",
+                    ["", "v1", "applications", "demo", "entities", id, "effectors", "kill"],
+                ) => {
                     self.advance();
-                    match self.members.iter_mut().find(|(m, k, _)| m == id && k.is_none()) {
+                    match self
+                        .members
+                        .iter_mut()
+                        .find(|(m, k, _)| m == id && k.is_none())
+                    {
                         Some(m) => {
                             m.1 = Some(Instant::now());
                             m.2 = now_ms();
@@ -1121,7 +1454,8 @@ mod tests {
                     }
                 }
                 ("POST", ["", "v1", "chaos", "faults"]) => {
-                    self.recorded.push(serde_json::from_str(body).unwrap_or(Value::Null));
+                    self.recorded
+                        .push(serde_json::from_str(body).unwrap_or(Value::Null));
                     (404, json!({ "error": "not found" }))
                 }
                 _ => (404, json!({ "error": "not found" })),
@@ -1143,7 +1477,11 @@ mod tests {
         let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
         let len = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            })
             .unwrap_or(0);
         let mut body = vec![0u8; len];
         s.read_exact(&mut body).ok()?;
@@ -1168,7 +1506,10 @@ mod tests {
 
     fn fake(with_lb: bool) -> (Client, Arc<Mutex<Fake>>) {
         let state = Arc::new(Mutex::new(Fake {
-            members: vec![("web-1".into(), None, now_ms()), ("web-2".into(), None, now_ms())],
+            members: vec![
+                ("web-1".into(), None, now_ms()),
+                ("web-2".into(), None, now_ms()),
+            ],
             next: 2,
             with_lb,
             lb_port: 0,
@@ -1221,10 +1562,19 @@ mod tests {
         }
         assert!(report.converged, "{}", report.convergence_detail);
         assert!(report.probes_total > 50, "{report:#?}");
-        assert!(report.probes_failed > 0 && report.probes_failed < report.probes_total, "{report:#?}");
-        assert!((0.1..1.5).contains(&report.longest_outage_seconds), "{report:#?}");
+        assert!(
+            report.probes_failed > 0 && report.probes_failed < report.probes_total,
+            "{report:#?}"
+        );
+        assert!(
+            (0.1..1.5).contains(&report.longest_outage_seconds),
+            "{report:#?}"
+        );
         assert!(report.probe_success_rate > 0.0 && report.probe_success_rate < 1.0);
-        assert!(report.mttr_p50_seconds <= report.mttr_p99_seconds && report.mttr_p99_seconds <= report.mttr_max_seconds);
+        assert!(
+            report.mttr_p50_seconds <= report.mttr_p99_seconds
+                && report.mttr_p99_seconds <= report.mttr_max_seconds
+        );
         assert_eq!(state.lock().unwrap().recorded.len(), 4);
         assert_eq!(state.lock().unwrap().recorded[0]["fault"], "kill");
         print_report(&report, Output::Text);
@@ -1236,7 +1586,9 @@ mod tests {
     #[test]
     fn run_needs_a_load_balancer_and_reports_effector_errors() {
         let (client, _) = fake(false);
-        let e = run(&client, &ChaosOptions::new("demo")).unwrap_err().to_string();
+        let e = run(&client, &ChaosOptions::new("demo"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("load balancer"), "{e}");
 
         let (client, _) = fake(true);
@@ -1251,10 +1603,21 @@ mod tests {
         assert_eq!(report.faults.len(), 1);
         assert_eq!(report.faults_injected, 0);
         let err = report.faults[0].error.as_deref().unwrap_or_default();
-        assert!(err.contains("pause effector failed") && err.contains("404"), "{err}");
+        assert!(
+            err.contains("pause effector failed") && err.contains("404"),
+            "{err}"
+        );
         assert!(report.converged, "{}", report.convergence_detail);
         assert_eq!(report.probes_failed, 0);
-        let e = run(&client, &ChaosOptions { target: Some("nope".into()), ..ChaosOptions::new("demo") }).unwrap_err().to_string();
+        let e = run(
+            &client,
+            &ChaosOptions {
+                target: Some("nope".into()),
+                ..ChaosOptions::new("demo")
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`nope`"), "{e}");
     }
 }

@@ -21,7 +21,10 @@ pub enum CliError {
     #[error("{0}")]
     Api(String),
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -47,21 +50,37 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(600)))
             .build()
             .into();
-        Client { base: base.trim_end_matches('/').to_string(), agent }
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn finish(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Answer, CliError> {
-        let mut resp = r.map_err(|e| CliError::Unreachable { url: self.base.clone(), message: e.to_string() })?;
+    fn finish(
+        &self,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer, CliError> {
+        let mut resp = r.map_err(|e| CliError::Unreachable {
+            url: self.base.clone(),
+            message: e.to_string(),
+        })?;
         let status = resp.status().as_u16();
         let text = resp
             .body_mut()
             .read_to_string()
-            .map_err(|e| CliError::Unreachable { url: self.base.clone(), message: e.to_string() })?;
-        let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+            .map_err(|e| CliError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Ok(Answer { status, body })
     }
 
@@ -74,7 +93,12 @@ impl Client {
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: &str) -> Result<Answer, CliError> {
-        self.finish(self.agent.post(&self.url(path)).header("content-type", content_type).send(body))
+        self.finish(
+            self.agent
+                .post(&self.url(path))
+                .header("content-type", content_type)
+                .send(body),
+        )
     }
 
     /// GET that must succeed.
@@ -94,10 +118,21 @@ fn ok(a: Answer) -> Result<Value, CliError> {
 
 /// The error message of an error answer, with every blueprint error on its own line.
 pub fn error_text(body: &Value) -> String {
-    if let Some(errs) = body.get("errors").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
-        return errs.iter().map(format_blueprint_error).collect::<Vec<_>>().join("\n");
+    if let Some(errs) = body
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .filter(|e| !e.is_empty())
+    {
+        return errs
+            .iter()
+            .map(format_blueprint_error)
+            .collect::<Vec<_>>()
+            .join("\n");
     }
-    body.get("error").and_then(|e| e.as_str()).map(str::to_string).unwrap_or_else(|| body.to_string())
+    body.get("error")
+        .and_then(|e| e.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| body.to_string())
 }
 
 fn format_blueprint_error(e: &Value) -> String {
@@ -112,13 +147,26 @@ fn print_json(v: &Value) {
 }
 
 /// `drover deploy FILE [--wait]`.
-pub fn deploy(c: &Client, file: &str, wait: bool, timeout: Duration, out: Output) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(file).map_err(|source| CliError::Read { path: file.to_string(), source })?;
+pub fn deploy(
+    c: &Client,
+    file: &str,
+    wait: bool,
+    timeout: Duration,
+    out: Output,
+) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(file).map_err(|source| CliError::Read {
+        path: file.to_string(),
+        source,
+    })?;
     // Validate locally first so errors name the user's file, not `<request>`.
     crate::blueprint::parse_blueprint(file, &text).map_err(|e| CliError::Invalid(e.to_string()))?;
     let a = c.post("/v1/applications", "application/yaml", &text)?;
     let body = ok(a)?;
-    let id = body.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let id = body
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     if !wait {
         match out {
             Output::Json => print_json(&body),
@@ -133,15 +181,27 @@ pub fn deploy(c: &Client, file: &str, wait: bool, timeout: Duration, out: Output
     let mut last = String::new();
     loop {
         let app = c.get_ok(&format!("/v1/applications/{id}"))?;
-        let entities = app.get("entities").and_then(|e| e.as_array()).cloned().unwrap_or_default();
-        let state_of = |e: &Value| e.get("state").and_then(|s| s.as_str()).unwrap_or("").to_string();
+        let entities = app
+            .get("entities")
+            .and_then(|e| e.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let state_of = |e: &Value| {
+            e.get("state")
+                .and_then(|s| s.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
         let running = entities.iter().filter(|e| state_of(e) == "running").count();
         let failed: Vec<String> = entities
             .iter()
             .filter(|e| state_of(e) == "on-fire")
             .map(|e| {
                 let id = e.get("id").and_then(|v| v.as_str()).unwrap_or("?");
-                let why = e.pointer("/sensors/entity.error/value").and_then(|v| v.as_str()).unwrap_or("failed");
+                let why = e
+                    .pointer("/sensors/entity.error/value")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("failed");
                 format!("{id}: {why}")
             })
             .collect();
@@ -152,17 +212,28 @@ pub fn deploy(c: &Client, file: &str, wait: bool, timeout: Duration, out: Output
         }
         let root = app.get("state").and_then(|s| s.as_str()).unwrap_or("");
         if !failed.is_empty() && entities.iter().all(|e| state_of(e) != "starting") {
-            return Err(CliError::Failed(format!("application `{id}` failed:\n  {}", failed.join("\n  "))));
+            return Err(CliError::Failed(format!(
+                "application `{id}` failed:\n  {}",
+                failed.join("\n  ")
+            )));
         }
         if root == "running" && running == entities.len() {
             match out {
-                Output::Json => print_json(&serde_json::json!({ "id": id, "state": "running", "seconds": t0.elapsed().as_secs_f64() })),
-                Output::Text => println!("application `{id}` is running ({:.1}s)", t0.elapsed().as_secs_f64()),
+                Output::Json => print_json(
+                    &serde_json::json!({ "id": id, "state": "running", "seconds": t0.elapsed().as_secs_f64() }),
+                ),
+                Output::Text => println!(
+                    "application `{id}` is running ({:.1}s)",
+                    t0.elapsed().as_secs_f64()
+                ),
             }
             return Ok(());
         }
         if t0.elapsed() > timeout {
-            return Err(CliError::Failed(format!("application `{id}` not running after {}", humantime::format_duration(timeout))));
+            return Err(CliError::Failed(format!(
+                "application `{id}` not running after {}",
+                humantime::format_duration(timeout)
+            )));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -175,16 +246,39 @@ pub fn ls(c: &Client, out: Output) -> Result<(), CliError> {
         print_json(&apps);
         return Ok(());
     }
-    println!("{:<24} {:<10} {:<10} {:>8}", "APPLICATION", "LOCATION", "STATE", "ENTITIES");
+    println!(
+        "{:<24} {:<10} {:<10} {:>8}",
+        "APPLICATION", "LOCATION", "STATE", "ENTITIES"
+    );
     for a in apps.as_array().into_iter().flatten() {
-        let s = |k: &str| a.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
-        println!("{:<24} {:<10} {:<10} {:>8}", s("id"), s("location"), s("state"), s("entities"));
+        let s = |k: &str| {
+            a.get(k)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
+        println!(
+            "{:<24} {:<10} {:<10} {:>8}",
+            s("id"),
+            s("location"),
+            s("state"),
+            s("entities")
+        );
     }
     Ok(())
 }
 
 /// Sensors shown by `drover status` in text form.
-const KEY_SENSORS: &[&str] = &["service.up", "group.size", "group.desired_size", "host.address", "entity.error"];
+const KEY_SENSORS: &[&str] = &[
+    "service.up",
+    "group.size",
+    "group.desired_size",
+    "host.address",
+    "entity.error",
+];
 
 /// `drover status APP`.
 pub fn status(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
@@ -193,7 +287,11 @@ pub fn status(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
         print_json(&detail);
         return Ok(());
     }
-    let entities = detail.get("entities").and_then(|e| e.as_array()).cloned().unwrap_or_default();
+    let entities = detail
+        .get("entities")
+        .and_then(|e| e.as_array())
+        .cloned()
+        .unwrap_or_default();
     println!("{:<28} {:<12} {:<10} SENSORS", "ENTITY", "TYPE", "STATE");
     for e in &entities {
         let get = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
@@ -202,20 +300,40 @@ pub fn status(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
             _ if e.get("parent").and_then(|p| p.as_str()) == Some(app) => 1,
             _ => 2,
         };
-        let sensors = e.get("sensors").and_then(|s| s.as_object()).cloned().unwrap_or_default();
+        let sensors = e
+            .get("sensors")
+            .and_then(|s| s.as_object())
+            .cloned()
+            .unwrap_or_default();
         let mut shown: Vec<String> = Vec::new();
         for (name, v) in &sensors {
             let value = v.get("value").cloned().unwrap_or(Value::Null);
             let keep = KEY_SENSORS.contains(&name.as_str()) || name.starts_with("host.port.");
             if keep {
-                shown.push(format!("{name}={}", value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string())));
+                shown.push(format!(
+                    "{name}={}",
+                    value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| value.to_string())
+                ));
             }
         }
-        if let Some(id) = sensors.get("container.id").and_then(|v| v.get("value")).and_then(|v| v.as_str()) {
+        if let Some(id) = sensors
+            .get("container.id")
+            .and_then(|v| v.get("value"))
+            .and_then(|v| v.as_str())
+        {
             shown.insert(0, format!("container={}", &id[..id.len().min(12)]));
         }
         let name = format!("{}{}", "  ".repeat(depth), get("id"));
-        println!("{:<28} {:<12} {:<10} {}", name, get("type"), get("state"), shown.join(" "));
+        println!(
+            "{:<28} {:<12} {:<10} {}",
+            name,
+            get("type"),
+            get("state"),
+            shown.join(" ")
+        );
     }
     Ok(())
 }
@@ -226,7 +344,9 @@ pub fn parse_kv(args: &[String]) -> Result<Value, CliError> {
     let mut map = serde_json::Map::new();
     for a in args {
         let Some((k, v)) = a.split_once('=') else {
-            return Err(CliError::Invalid(format!("effector argument `{a}` must be written name=value, such as size=5")));
+            return Err(CliError::Invalid(format!(
+                "effector argument `{a}` must be written name=value, such as size=5"
+            )));
         };
         let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
         map.insert(k.to_string(), value);
@@ -235,13 +355,27 @@ pub fn parse_kv(args: &[String]) -> Result<Value, CliError> {
 }
 
 /// `drover invoke APP ENTITY EFFECTOR [k=v ...]`.
-pub fn invoke(c: &Client, app: &str, entity: &str, effector: &str, args: &[String], out: Output) -> Result<(), CliError> {
+pub fn invoke(
+    c: &Client,
+    app: &str,
+    entity: &str,
+    effector: &str,
+    args: &[String],
+    out: Output,
+) -> Result<(), CliError> {
     let body = parse_kv(args)?;
-    let a = c.post(&format!("/v1/applications/{app}/entities/{entity}/effectors/{effector}"), "application/json", &body.to_string())?;
+    let a = c.post(
+        &format!("/v1/applications/{app}/entities/{entity}/effectors/{effector}"),
+        "application/json",
+        &body.to_string(),
+    )?;
     let v = ok(a)?;
     match out {
         Output::Json => print_json(&v),
-        Output::Text => println!("{effector} on {app}/{entity}: {}", v.get("result").cloned().unwrap_or(Value::Null)),
+        Output::Text => println!(
+            "{effector} on {app}/{entity}: {}",
+            v.get("result").cloned().unwrap_or(Value::Null)
+        ),
     }
     Ok(())
 }
@@ -259,11 +393,16 @@ pub fn destroy(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
 
 /// `drover validate FILE`: local, no service needed.
 pub fn validate(file: &str, out: Output) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(file).map_err(|source| CliError::Read { path: file.to_string(), source })?;
+    let text = std::fs::read_to_string(file).map_err(|source| CliError::Read {
+        path: file.to_string(),
+        source,
+    })?;
     match crate::blueprint::parse_blueprint(file, &text) {
         Ok(bp) => {
             match out {
-                Output::Json => print_json(&serde_json::json!({ "valid": true, "name": bp.name, "services": bp.services.len() })),
+                Output::Json => print_json(
+                    &serde_json::json!({ "valid": true, "name": bp.name, "services": bp.services.len() }),
+                ),
                 Output::Text => println!("{file}: valid ({} services)", bp.services.len()),
             }
             Ok(())
@@ -286,14 +425,32 @@ pub fn hosts(c: &Client, out: Output) -> Result<(), CliError> {
     }
     println!("{:<16} {:<16} {:>10}", "HOST", "ADDRESS", "CONTAINERS");
     for h in v.as_array().into_iter().flatten() {
-        let s = |k: &str| h.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
-        println!("{:<16} {:<16} {:>10}", s("name"), s("address"), s("containers"));
+        let s = |k: &str| {
+            h.get(k)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
+        println!(
+            "{:<16} {:<16} {:>10}",
+            s("name"),
+            s("address"),
+            s("containers")
+        );
     }
     Ok(())
 }
 
 /// `drover activities`.
-pub fn activities(c: &Client, app: Option<&str>, limit: usize, out: Output) -> Result<(), CliError> {
+pub fn activities(
+    c: &Client,
+    app: Option<&str>,
+    limit: usize,
+    out: Output,
+) -> Result<(), CliError> {
     let mut q = format!("/v1/activities?limit={limit}");
     if let Some(a) = app {
         q.push_str(&format!("&application={a}"));
@@ -304,9 +461,32 @@ pub fn activities(c: &Client, app: Option<&str>, limit: usize, out: Output) -> R
         return Ok(());
     }
     for a in v.as_array().into_iter().flatten() {
-        let s = |k: &str| a.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
-        let msg = a.get("message").and_then(|m| m.as_str()).map(|m| format!(" ({m})")).unwrap_or_default();
-        println!("#{} {}/{} {} {} {} {:.3}s{msg}", s("id"), s("application"), s("entity"), s("kind"), s("name"), s("outcome"), a.get("duration_seconds").and_then(|d| d.as_f64()).unwrap_or(0.0));
+        let s = |k: &str| {
+            a.get(k)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
+        let msg = a
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        println!(
+            "#{} {}/{} {} {} {} {:.3}s{msg}",
+            s("id"),
+            s("application"),
+            s("entity"),
+            s("kind"),
+            s("name"),
+            s("outcome"),
+            a.get("duration_seconds")
+                .and_then(|d| d.as_f64())
+                .unwrap_or(0.0)
+        );
     }
     Ok(())
 }

@@ -12,8 +12,8 @@ use serde_json::json;
 use super::cluster::ClusterEntity;
 use super::container::ContainerEntity;
 use super::{
-    sensors as s, ChildAdded, EntityError, Links, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke,
-    Lifecycle, Placement, SensorBoard, Subscribe, Teardown,
+    sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef,
+    Invoke, Lifecycle, Links, Placement, SensorBoard, Subscribe, Teardown,
 };
 use crate::blueprint::{default_initial_size, Blueprint, ServiceType};
 use crate::host::{EnsureNetwork, RemoveNetwork};
@@ -54,7 +54,12 @@ pub fn application_state(children: &[Lifecycle]) -> Lifecycle {
 }
 
 impl ApplicationEntity {
-    pub fn new(blueprint: Blueprint, at: Placement, links: Links, policies: BTreeMap<String, Vec<ResolvedPolicy>>) -> Self {
+    pub fn new(
+        blueprint: Blueprint,
+        at: Placement,
+        links: Links,
+        policies: BTreeMap<String, Vec<ResolvedPolicy>>,
+    ) -> Self {
         ApplicationEntity {
             me: EntityRef::new(blueprint.name.clone(), blueprint.name.clone()),
             blueprint,
@@ -82,8 +87,13 @@ impl ApplicationEntity {
     fn set_state(&mut self, state: Lifecycle) {
         if state != self.state {
             self.state = state;
-            self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-            self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Application, state });
+            self.board
+                .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
+            self.board.emit(EntityEvent::State {
+                source: self.me.clone(),
+                kind: EntityKind::Application,
+                state,
+            });
         }
     }
 
@@ -108,12 +118,20 @@ impl ApplicationEntity {
             let activities = self.links.activities.clone();
             let handle = match svc.kind {
                 ServiceType::Container => {
-                    let addr = ContainerEntity::new(child.clone(), svc.own_container(), at.clone()).start();
+                    let addr = ContainerEntity::new(child.clone(), svc.own_container(), at.clone())
+                        .start();
                     for p in &policies {
                         if let PolicyConfig::Restarter(cfg) = &p.config {
                             let r = addr.clone();
-                            Restarter::new(child.clone(), r.clone().recipient(), r.clone().recipient(), r.recipient(), activities.clone(), cfg.clone())
-                                .start();
+                            Restarter::new(
+                                child.clone(),
+                                r.clone().recipient(),
+                                r.clone().recipient(),
+                                r.recipient(),
+                                activities.clone(),
+                                cfg.clone(),
+                            )
+                            .start();
                         }
                     }
                     ContainerEntity::handle(&addr)
@@ -128,15 +146,32 @@ impl ApplicationEntity {
                         .any(|p| matches!(&p.config, PolicyConfig::Replacer(c) if c.trigger == Trigger::Failed));
                     let member_policies: Vec<ResolvedPolicy> = policies
                         .iter()
-                        .filter(|p| matches!(p.config, PolicyConfig::Restarter(_)) && !replaces_at_once)
+                        .filter(|p| {
+                            matches!(p.config, PolicyConfig::Restarter(_)) && !replaces_at_once
+                        })
                         .cloned()
                         .collect();
-                    let addr = ClusterEntity::new(child.clone(), member, size, at.clone(), self.links.clone(), member_policies).start();
+                    let addr = ClusterEntity::new(
+                        child.clone(),
+                        member,
+                        size,
+                        at.clone(),
+                        self.links.clone(),
+                        member_policies,
+                    )
+                    .start();
                     for p in &policies {
                         if let PolicyConfig::Replacer(cfg) = &p.config {
                             let c = addr.clone();
-                            Replacer::new(child.clone(), c.clone().recipient(), c.clone().recipient(), c.recipient(), activities.clone(), cfg.clone())
-                                .start();
+                            Replacer::new(
+                                child.clone(),
+                                c.clone().recipient(),
+                                c.clone().recipient(),
+                                c.recipient(),
+                                activities.clone(),
+                                cfg.clone(),
+                            )
+                            .start();
                         }
                     }
                     ClusterEntity::handle(&addr)
@@ -144,7 +179,11 @@ impl ApplicationEntity {
                 ServiceType::LoadBalancer => {
                     let target_id = svc.target.clone().unwrap_or_default();
                     let target = EntityRef::new(self.me.app.clone(), target_id.clone());
-                    let Some(target_handle) = self.children.get(&target_id).map(|c| c.handle.subscribe.clone()) else {
+                    let Some(target_handle) = self
+                        .children
+                        .get(&target_id)
+                        .map(|c| c.handle.subscribe.clone())
+                    else {
                         // Validation guarantees the target exists; be safe anyway.
                         tracing::error!(lb = %child, target = %target_id, "load balancer target missing");
                         continue;
@@ -158,16 +197,39 @@ impl ApplicationEntity {
                             .and_then(|m| m.ports.first().copied())
                             .unwrap_or(0)
                     });
-                    let ip: std::net::IpAddr =
-                        svc.bind.as_deref().unwrap_or("0.0.0.0").parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                    let ip: std::net::IpAddr = svc
+                        .bind
+                        .as_deref()
+                        .unwrap_or("0.0.0.0")
+                        .parse()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
                     let listen = std::net::SocketAddr::new(ip, svc.port.unwrap_or(0));
-                    let addr = LoadBalancerEntity::new(child.clone(), target, target_handle, listen, target_port).start();
+                    let addr = LoadBalancerEntity::new(
+                        child.clone(),
+                        target,
+                        target_handle,
+                        listen,
+                        target_port,
+                    )
+                    .start();
                     LoadBalancerEntity::handle(&addr)
                 }
             };
-            self.links.children.do_send(ChildAdded { parent: self.me.clone(), child, handle: handle.clone() });
-            handle.subscribe.do_send(Subscribe(ctx.address().recipient()));
-            self.children.insert(svc.id.clone(), Child { handle, state: Lifecycle::Created });
+            self.links.children.do_send(ChildAdded {
+                parent: self.me.clone(),
+                child,
+                handle: handle.clone(),
+            });
+            handle
+                .subscribe
+                .do_send(Subscribe(ctx.address().recipient()));
+            self.children.insert(
+                svc.id.clone(),
+                Child {
+                    handle,
+                    state: Lifecycle::Created,
+                },
+            );
         }
         self.children.values().map(|c| c.handle.clone()).collect()
     }
@@ -183,8 +245,15 @@ impl ApplicationEntity {
         Box::pin(net.into_actor(self).then(move |res, act, ctx| {
             let res = match res {
                 Ok(Ok(network)) => Ok(network),
-                Ok(Err(e)) => Err(EntityError::Engine { entity: me.clone(), operation: "create network".into(), message: e.to_string() }),
-                Err(e) => Err(EntityError::Unreachable { entity: me.clone(), message: e.to_string() }),
+                Ok(Err(e)) => Err(EntityError::Engine {
+                    entity: me.clone(),
+                    operation: "create network".into(),
+                    message: e.to_string(),
+                }),
+                Err(e) => Err(EntityError::Unreachable {
+                    entity: me.clone(),
+                    message: e.to_string(),
+                }),
             };
             let handles = match res {
                 Ok(network) => {
@@ -197,7 +266,10 @@ impl ApplicationEntity {
             };
             async move {
                 let handles = handles?;
-                let results = futures_util::future::join_all(handles.iter().map(|h| h.invoke.send(Invoke::new("start")))).await;
+                let results = futures_util::future::join_all(
+                    handles.iter().map(|h| h.invoke.send(Invoke::new("start"))),
+                )
+                .await;
                 let errors: Vec<String> = results
                     .into_iter()
                     .filter_map(|r| match r {
@@ -209,7 +281,10 @@ impl ApplicationEntity {
                 if errors.is_empty() {
                     Ok(json!({ "state": "running" }))
                 } else {
-                    Err(EntityError::StartFailed { entity: me, message: errors.join("; ") })
+                    Err(EntityError::StartFailed {
+                        entity: me,
+                        message: errors.join("; "),
+                    })
                 }
             }
             .into_actor(act)
@@ -218,10 +293,15 @@ impl ApplicationEntity {
 
     /// Tears down every child (removing their containers).
     fn remove_children(&mut self) -> impl std::future::Future<Output = Result<(), EntityError>> {
-        let handles: Vec<EntityHandle> = std::mem::take(&mut self.children).into_values().map(|c| c.handle).collect();
+        let handles: Vec<EntityHandle> = std::mem::take(&mut self.children)
+            .into_values()
+            .map(|c| c.handle)
+            .collect();
         let me = self.me.to_string();
         async move {
-            let results = futures_util::future::join_all(handles.iter().map(|h| h.teardown.send(Teardown))).await;
+            let results =
+                futures_util::future::join_all(handles.iter().map(|h| h.teardown.send(Teardown)))
+                    .await;
             let errors: Vec<String> = results
                 .into_iter()
                 .filter_map(|r| match r {
@@ -233,7 +313,10 @@ impl ApplicationEntity {
             if errors.is_empty() {
                 Ok(())
             } else {
-                Err(EntityError::Failed { entity: me, message: errors.join("; ") })
+                Err(EntityError::Failed {
+                    entity: me,
+                    message: errors.join("; "),
+                })
             }
         }
     }
@@ -243,14 +326,16 @@ impl Actor for ApplicationEntity {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        self.board.set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
+        self.board
+            .set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
     }
 }
 
 impl Handler<Subscribe> for ApplicationEntity {
     type Result = ();
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board.subscribe(msg.0, &self.me, EntityKind::Application, self.state);
+        self.board
+            .subscribe(msg.0, &self.me, EntityKind::Application, self.state);
     }
 }
 
@@ -271,7 +356,9 @@ impl Handler<Invoke> for ApplicationEntity {
 
     fn handle(&mut self, msg: Invoke, _: &mut Context<Self>) -> Self::Result {
         if self.tearing_down {
-            return Box::pin(fut::ready(Err(EntityError::Stopping { entity: self.me.to_string() })));
+            return Box::pin(fut::ready(Err(EntityError::Stopping {
+                entity: self.me.to_string(),
+            })));
         }
         match msg.effector.as_str() {
             "start" => self.start(),
@@ -279,7 +366,11 @@ impl Handler<Invoke> for ApplicationEntity {
                 self.active = false;
                 self.set_state(Lifecycle::Stopping);
                 Box::pin(self.remove_children().into_actor(self).map(|res, act, _| {
-                    act.set_state(if res.is_ok() { Lifecycle::Stopped } else { Lifecycle::OnFire });
+                    act.set_state(if res.is_ok() {
+                        Lifecycle::Stopped
+                    } else {
+                        Lifecycle::OnFire
+                    });
                     res.map(|_| json!({ "state": act.state.as_str() }))
                 }))
             }
@@ -299,7 +390,11 @@ impl Handler<Teardown> for ApplicationEntity {
         self.tearing_down = true;
         self.active = false;
         self.state = Lifecycle::Stopping;
-        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Application, state: Lifecycle::Stopping });
+        self.board.emit(EntityEvent::State {
+            source: self.me.clone(),
+            kind: EntityKind::Application,
+            state: Lifecycle::Stopping,
+        });
         let host = self.at.host.clone();
         let app = self.me.app.clone();
         let me = self.me.to_string();
@@ -309,14 +404,23 @@ impl Handler<Teardown> for ApplicationEntity {
             // The network goes last: it cannot be removed while containers use it.
             match host.send(RemoveNetwork { app }).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(EntityError::Engine { entity: me, operation: "remove network".into(), message: e.to_string() }),
-                Err(e) => Err(EntityError::Unreachable { entity: me, message: e.to_string() }),
+                Ok(Err(e)) => Err(EntityError::Engine {
+                    entity: me,
+                    operation: "remove network".into(),
+                    message: e.to_string(),
+                }),
+                Err(e) => Err(EntityError::Unreachable {
+                    entity: me,
+                    message: e.to_string(),
+                }),
             }
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             if res.is_ok() {
                 act.state = Lifecycle::Stopped;
-                act.board.emit(EntityEvent::Gone { source: act.me.clone() });
+                act.board.emit(EntityEvent::Gone {
+                    source: act.me.clone(),
+                });
                 ctx.stop();
             } else {
                 // Keep the actor so a second destroy can finish the job.

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::container::ContainerEntity;
 use super::{
-    parse_args, sensors as s, ChildAdded, EntityError, Links, EntityEvent, EntityHandle, EntityKind, EntityRef,
-    Invoke, Lifecycle, Placement, SensorBoard, Subscribe, Teardown,
+    parse_args, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind,
+    EntityRef, Invoke, Lifecycle, Links, Placement, SensorBoard, Subscribe, Teardown,
 };
 use crate::blueprint::ContainerSpec;
 use crate::policy::replacer::MarkProblem;
@@ -77,7 +77,10 @@ struct ReplaceArgs {
 pub fn cluster_state(desired: u32, counted: &[Lifecycle], removing: usize) -> Lifecycle {
     if counted.contains(&Lifecycle::OnFire) {
         Lifecycle::OnFire
-    } else if counted.len() as u32 != desired || removing > 0 || counted.iter().any(|s| *s != Lifecycle::Running) {
+    } else if counted.len() as u32 != desired
+        || removing > 0
+        || counted.iter().any(|s| *s != Lifecycle::Running)
+    {
         Lifecycle::Starting
     } else {
         Lifecycle::Running
@@ -131,7 +134,8 @@ impl ClusterEntity {
         let size = self.counted().count();
         let ids: Vec<String> = self.counted().map(|(_, m)| m.id.clone()).collect();
         self.board.set(&self.me, s::GROUP_SIZE, json!(size));
-        self.board.set(&self.me, s::GROUP_DESIRED_SIZE, json!(self.desired));
+        self.board
+            .set(&self.me, s::GROUP_DESIRED_SIZE, json!(self.desired));
         self.board.set(&self.me, s::GROUP_MEMBERS, json!(ids));
         self.publish_endpoints();
     }
@@ -145,7 +149,11 @@ impl ClusterEntity {
             .values()
             .filter(|m| m.state == Lifecycle::Running && !self.removing.contains(&m.id))
             .filter_map(|m| {
-                Some(crate::lb::Endpoint { member: m.id.clone(), address: m.address.clone()?, ports: m.ports.clone() })
+                Some(crate::lb::Endpoint {
+                    member: m.id.clone(),
+                    address: m.address.clone()?,
+                    ports: m.ports.clone(),
+                })
             })
             .collect();
         self.board.set(&self.me, s::GROUP_ENDPOINTS, json!(eps));
@@ -156,12 +164,20 @@ impl ClusterEntity {
             return;
         }
         let states: Vec<Lifecycle> = self.counted().map(|(_, m)| m.state).collect();
-        let state =
-            if self.problem.is_some() { Lifecycle::OnFire } else { cluster_state(self.desired, &states, self.removing.len()) };
+        let state = if self.problem.is_some() {
+            Lifecycle::OnFire
+        } else {
+            cluster_state(self.desired, &states, self.removing.len())
+        };
         if state != self.state {
             self.state = state;
-            self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-            self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Cluster, state });
+            self.board
+                .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
+            self.board.emit(EntityEvent::State {
+                source: self.me.clone(),
+                kind: EntityKind::Cluster,
+                state,
+            });
         }
         self.check_waiters();
     }
@@ -174,7 +190,9 @@ impl ClusterEntity {
         let counted: Vec<&Member> = self.counted().map(|(_, m)| m).collect();
         let settled = counted.len() as u32 == self.desired
             && self.removing.is_empty()
-            && counted.iter().all(|m| matches!(m.state, Lifecycle::Running | Lifecycle::OnFire));
+            && counted
+                .iter()
+                .all(|m| matches!(m.state, Lifecycle::Running | Lifecycle::OnFire));
         if !settled {
             return;
         }
@@ -186,7 +204,10 @@ impl ClusterEntity {
         let result = if failed.is_empty() {
             Ok(json!({ "size": counted.len() }))
         } else {
-            Err(EntityError::Failed { entity: self.me.to_string(), message: format!("members failed: {}", failed.join(", ")) })
+            Err(EntityError::Failed {
+                entity: self.me.to_string(),
+                message: format!("members failed: {}", failed.join(", ")),
+            })
         };
         for w in self.waiters.drain(..) {
             let _ = w.send(result.clone());
@@ -198,10 +219,15 @@ impl ClusterEntity {
         self.next_index += 1;
         let id = format!("{}-{index}", self.me.entity);
         let child = EntityRef::new(self.me.app.clone(), id.clone());
-        let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone()).start();
+        let addr =
+            ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone()).start();
         // Register with management before the first engine call, so engine
         // events for the new container always find their entity.
-        self.links.children.do_send(ChildAdded { parent: self.me.clone(), child: child.clone(), handle: ContainerEntity::handle(&addr) });
+        self.links.children.do_send(ChildAdded {
+            parent: self.me.clone(),
+            child: child.clone(),
+            handle: ContainerEntity::handle(&addr),
+        });
         addr.do_send(Subscribe(ctx.address().recipient()));
         for p in &self.member_policies {
             if let PolicyConfig::Restarter(cfg) = &p.config {
@@ -216,25 +242,46 @@ impl ClusterEntity {
                 .start();
             }
         }
-        self.members.insert(index, Member { id, addr: addr.clone(), state: Lifecycle::Created, error: None, address: None, ports: BTreeMap::new() });
+        self.members.insert(
+            index,
+            Member {
+                id,
+                addr: addr.clone(),
+                state: Lifecycle::Created,
+                error: None,
+                address: None,
+                ports: BTreeMap::new(),
+            },
+        );
         addr.do_send(Invoke::new("start"));
         index
     }
 
     fn remove_member(&mut self, index: u32, ctx: &mut Context<Self>) {
-        let Some(m) = self.members.remove(&index) else { return };
+        let Some(m) = self.members.remove(&index) else {
+            return;
+        };
         self.surge.remove(&index);
         self.removing.insert(m.id.clone());
         let id = m.id.clone();
-        ctx.spawn(async move { m.addr.send(Teardown).await }.into_actor(self).map(move |res, act, _| {
-            let res = res.unwrap_or_else(|e| Err(EntityError::Unreachable { entity: id.clone(), message: e.to_string() }));
-            if let Err(e) = res {
-                tracing::warn!(member = %id, error = %e, "member teardown failed");
-            }
-            act.removing.remove(&id);
-            act.publish();
-            act.update_state();
-        }));
+        ctx.spawn(
+            async move { m.addr.send(Teardown).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let res = res.unwrap_or_else(|e| {
+                        Err(EntityError::Unreachable {
+                            entity: id.clone(),
+                            message: e.to_string(),
+                        })
+                    });
+                    if let Err(e) = res {
+                        tracing::warn!(member = %id, error = %e, "member teardown failed");
+                    }
+                    act.removing.remove(&id);
+                    act.publish();
+                    act.update_state();
+                }),
+        );
     }
 
     /// Moves the members toward the desired size.
@@ -259,7 +306,11 @@ impl ClusterEntity {
         self.update_state();
     }
 
-    fn resize(&mut self, size: u32, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+    fn resize(
+        &mut self,
+        size: u32,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
         if size > MAX_CLUSTER_SIZE {
             return Box::pin(fut::ready(Err(EntityError::BadArguments {
                 effector: "resize".into(),
@@ -277,16 +328,39 @@ impl ClusterEntity {
         self.reconcile(ctx);
         let me = self.me.to_string();
         Box::pin(
-            async move { rx.await.unwrap_or_else(|_| Err(EntityError::Unreachable { entity: me, message: "resize was abandoned".into() })) }
-                .into_actor(self),
+            async move {
+                rx.await.unwrap_or_else(|_| {
+                    Err(EntityError::Unreachable {
+                        entity: me,
+                        message: "resize was abandoned".into(),
+                    })
+                })
+            }
+            .into_actor(self),
         )
     }
 
-    fn replace(&mut self, member: String, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
-        let Some(old_index) = self.members.iter().find(|(i, m)| m.id == member && !self.surge.contains(i)).map(|(i, _)| *i)
+    fn replace(
+        &mut self,
+        member: String,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+        let Some(old_index) = self
+            .members
+            .iter()
+            .find(|(i, m)| m.id == member && !self.surge.contains(i))
+            .map(|(i, _)| *i)
         else {
-            let known = self.counted().map(|(_, m)| m.id.clone()).collect::<Vec<_>>().join(", ");
-            return Box::pin(fut::ready(Err(EntityError::NoSuchMember { entity: self.me.to_string(), member, known })));
+            let known = self
+                .counted()
+                .map(|(_, m)| m.id.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Box::pin(fut::ready(Err(EntityError::NoSuchMember {
+                entity: self.me.to_string(),
+                member,
+                known,
+            })));
         };
         let new_index = self.add_member(ctx);
         self.surge.insert(new_index);
@@ -323,7 +397,8 @@ impl Actor for ClusterEntity {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        self.board.set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
+        self.board
+            .set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
         self.publish();
     }
 }
@@ -331,7 +406,8 @@ impl Actor for ClusterEntity {
 impl Handler<Subscribe> for ClusterEntity {
     type Result = ();
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board.subscribe(msg.0, &self.me, EntityKind::Cluster, self.state);
+        self.board
+            .subscribe(msg.0, &self.me, EntityKind::Cluster, self.state);
     }
 }
 
@@ -346,11 +422,18 @@ impl Handler<EntityEvent> for ClusterEntity {
                 self.publish_endpoints();
                 self.update_state();
             }
-            EntityEvent::Sensor { source, name, value } if name == s::HOST_ADDRESS || name.starts_with(s::HOST_PORT_PREFIX) => {
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } if name == s::HOST_ADDRESS || name.starts_with(s::HOST_PORT_PREFIX) => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     if name == s::HOST_ADDRESS {
                         m.address = value.value.as_str().map(str::to_string);
-                    } else if let (Ok(c), Some(h)) = (name[s::HOST_PORT_PREFIX.len()..].parse::<u16>(), value.value.as_u64()) {
+                    } else if let (Ok(c), Some(h)) = (
+                        name[s::HOST_PORT_PREFIX.len()..].parse::<u16>(),
+                        value.value.as_u64(),
+                    ) {
                         m.ports.insert(c, h as u16);
                     }
                 }
@@ -359,7 +442,11 @@ impl Handler<EntityEvent> for ClusterEntity {
             // Members' failures are the cluster's policies' business: pass
             // them on to the cluster's subscribers (the replacer).
             ev @ EntityEvent::Notice { .. } => self.board.emit(ev),
-            EntityEvent::Sensor { source, name, value } if name == s::ENTITY_ERROR => {
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } if name == s::ENTITY_ERROR => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     m.error = value.value.as_str().map(str::to_string);
                 }
@@ -386,7 +473,9 @@ impl Handler<Invoke> for ClusterEntity {
 
     fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
         if self.tearing_down {
-            return Box::pin(fut::ready(Err(EntityError::Stopping { entity: self.me.to_string() })));
+            return Box::pin(fut::ready(Err(EntityError::Stopping {
+                entity: self.me.to_string(),
+            })));
         }
         match msg.effector.as_str() {
             // Start: reconcile to the current desired size (initially the
@@ -415,14 +504,24 @@ impl Handler<Teardown> for ClusterEntity {
     fn handle(&mut self, _: Teardown, _: &mut Context<Self>) -> Self::Result {
         self.tearing_down = true;
         self.state = Lifecycle::Stopping;
-        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Cluster, state: Lifecycle::Stopping });
+        self.board.emit(EntityEvent::State {
+            source: self.me.clone(),
+            kind: EntityKind::Cluster,
+            state: Lifecycle::Stopping,
+        });
         for w in self.waiters.drain(..) {
-            let _ = w.send(Err(EntityError::Stopping { entity: self.me.to_string() }));
+            let _ = w.send(Err(EntityError::Stopping {
+                entity: self.me.to_string(),
+            }));
         }
-        let addrs: Vec<Addr<ContainerEntity>> = std::mem::take(&mut self.members).into_values().map(|m| m.addr).collect();
+        let addrs: Vec<Addr<ContainerEntity>> = std::mem::take(&mut self.members)
+            .into_values()
+            .map(|m| m.addr)
+            .collect();
         let me = self.me.to_string();
         let fut = async move {
-            let results = futures_util::future::join_all(addrs.iter().map(|a| a.send(Teardown))).await;
+            let results =
+                futures_util::future::join_all(addrs.iter().map(|a| a.send(Teardown))).await;
             let errors: Vec<String> = results
                 .into_iter()
                 .filter_map(|r| match r {
@@ -434,13 +533,22 @@ impl Handler<Teardown> for ClusterEntity {
             if errors.is_empty() {
                 Ok(())
             } else {
-                Err(EntityError::Failed { entity: me, message: format!("members not removed: {}", errors.join("; ")) })
+                Err(EntityError::Failed {
+                    entity: me,
+                    message: format!("members not removed: {}", errors.join("; ")),
+                })
             }
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             act.state = Lifecycle::Stopped;
-            act.board.emit(EntityEvent::State { source: act.me.clone(), kind: EntityKind::Cluster, state: Lifecycle::Stopped });
-            act.board.emit(EntityEvent::Gone { source: act.me.clone() });
+            act.board.emit(EntityEvent::State {
+                source: act.me.clone(),
+                kind: EntityKind::Cluster,
+                state: Lifecycle::Stopped,
+            });
+            act.board.emit(EntityEvent::Gone {
+                source: act.me.clone(),
+            });
             ctx.stop();
             res
         }))

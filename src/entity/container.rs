@@ -15,11 +15,15 @@ use tokio::sync::oneshot;
 
 use super::failure::{FailureDetector, FailureDetectorConfig, Verdict};
 use super::{
-    now_ms, sensors as s, ContainerInbox, EmitNotice, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef,
-    Invoke, Lifecycle, Observed, Placement, SensorBoard, Subscribe, Teardown,
+    now_ms, sensors as s, ContainerInbox, EmitNotice, EntityError, EntityEvent, EntityHandle,
+    EntityKind, EntityRef, Invoke, Lifecycle, Observed, Placement, SensorBoard, Subscribe,
+    Teardown,
 };
 use crate::blueprint::ContainerSpec;
-use crate::host::{self, health, ContainerEvent, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart, Operate};
+use crate::host::{
+    self, health, ContainerEvent, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart,
+    Operate,
+};
 use crate::metrics;
 
 /// While starting, probe this often: a fast first "up" is most of a fast
@@ -95,7 +99,10 @@ impl ContainerEntity {
             invoke: addr.clone().recipient(),
             subscribe: addr.clone().recipient(),
             teardown: addr.clone().recipient(),
-            container: Some(ContainerInbox { events: addr.clone().recipient(), observed: addr.clone().recipient() }),
+            container: Some(ContainerInbox {
+                events: addr.clone().recipient(),
+                observed: addr.clone().recipient(),
+            }),
         }
     }
 
@@ -105,15 +112,26 @@ impl ContainerEntity {
         }
         tracing::debug!(entity = %self.me, from = %self.state, to = %state, "state");
         self.state = state;
-        self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Container, state });
+        self.board
+            .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
+        self.board.emit(EntityEvent::State {
+            source: self.me.clone(),
+            kind: EntityKind::Container,
+            state,
+        });
         let verdict = self.detector.observe(state, now_ms());
         self.on_verdict(verdict);
         match state {
             Lifecycle::Running => self.resolve_waiters(Ok(())),
             Lifecycle::OnFire if self.started_at.is_some() && !self.busy => {
-                let message = self.last_error.clone().unwrap_or_else(|| "container is not up".into());
-                self.resolve_waiters(Err(EntityError::StartFailed { entity: self.me.to_string(), message }));
+                let message = self
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "container is not up".into());
+                self.resolve_waiters(Err(EntityError::StartFailed {
+                    entity: self.me.to_string(),
+                    message,
+                }));
             }
             _ => {}
         }
@@ -182,9 +200,18 @@ impl ContainerEntity {
             }
             // Not up yet while starting is expected; after that it is a failure.
             (true, _) if self.state == Lifecycle::Starting => {}
-            (true, _) => self.fail(self.last_error.clone().unwrap_or_else(|| "health check failing".into())),
+            (true, _) => self.fail(
+                self.last_error
+                    .clone()
+                    .unwrap_or_else(|| "health check failing".into()),
+            ),
             (false, _) => {
-                let seen = self.board.get(s::SERVICE_STATE).and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
+                let seen = self
+                    .board
+                    .get(s::SERVICE_STATE)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("unknown")
+                    .to_string();
                 self.fail(format!("container is {seen}"))
             }
         }
@@ -193,14 +220,19 @@ impl ContainerEntity {
     fn apply_info(&mut self, info: ContainerInfo) {
         self.container_id = Some(info.id.clone());
         self.board.set(&self.me, s::CONTAINER_ID, json!(info.id));
-        self.board.set(&self.me, s::CONTAINER_NAME, json!(info.name));
-        self.board.set(&self.me, s::HOST_NAME, json!(self.at.host_name));
-        self.board.set(&self.me, s::HOST_ADDRESS, json!(self.at.host_address));
+        self.board
+            .set(&self.me, s::CONTAINER_NAME, json!(info.name));
+        self.board
+            .set(&self.me, s::HOST_NAME, json!(self.at.host_name));
+        self.board
+            .set(&self.me, s::HOST_ADDRESS, json!(self.at.host_address));
         for (c, h) in &info.ports {
-            self.board.set(&self.me, &format!("{}{c}", s::HOST_PORT_PREFIX), json!(h));
+            self.board
+                .set(&self.me, &format!("{}{c}", s::HOST_PORT_PREFIX), json!(h));
         }
         self.ports = info.ports;
-        self.board.set(&self.me, s::SERVICE_STATE, json!(info.state));
+        self.board
+            .set(&self.me, s::SERVICE_STATE, json!(info.state));
     }
 
     /// Begins (or joins) a start. Idempotent: a running entity stays as is.
@@ -253,7 +285,12 @@ impl ContainerEntity {
         }));
     }
 
-    fn operate(&mut self, ctx: &mut Context<Self>, op: ContainerOp, then_running: bool) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+    fn operate(
+        &mut self,
+        ctx: &mut Context<Self>,
+        op: ContainerOp,
+        then_running: bool,
+    ) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
         let Some(id) = self.container_id.clone() else {
             return Box::pin(fut::ready(Err(EntityError::Failed {
                 entity: self.me.to_string(),
@@ -263,17 +300,30 @@ impl ContainerEntity {
         let _ = ctx;
         self.want_running = then_running;
         self.busy = true;
-        self.set_state(if then_running { Lifecycle::Starting } else { Lifecycle::Stopping });
+        self.set_state(if then_running {
+            Lifecycle::Starting
+        } else {
+            Lifecycle::Stopping
+        });
         if then_running {
             self.started_at = Some(Instant::now());
             self.up = None;
         }
         let host = self.at.host.clone();
         let fut = async move {
-            host.send(Operate { container: id.clone(), op }).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            host.send(Operate {
+                container: id.clone(),
+                op,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
             if then_running {
                 // Published ports can change across a restart.
-                host.send(crate::host::Inspect(id)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+                host.send(crate::host::Inspect(id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
             } else {
                 Ok(None)
             }
@@ -304,24 +354,41 @@ impl ContainerEntity {
                 }
                 Err(message) => {
                     act.fail(message.clone());
-                    Err(EntityError::Engine { entity: act.me.to_string(), operation: format!("{op:?}").to_lowercase(), message })
+                    Err(EntityError::Engine {
+                        entity: act.me.to_string(),
+                        operation: format!("{op:?}").to_lowercase(),
+                        message,
+                    })
                 }
             }
         }))
     }
 
-    fn fault(&mut self, op: ContainerOp) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
+    fn fault(
+        &mut self,
+        op: ContainerOp,
+    ) -> ResponseActFuture<Self, Result<serde_json::Value, EntityError>> {
         let me = self.me.to_string();
         let Some(id) = self.container_id.clone() else {
-            return Box::pin(fut::ready(Err(EntityError::Failed { entity: me, message: "has no container".into() })));
+            return Box::pin(fut::ready(Err(EntityError::Failed {
+                entity: me,
+                message: "has no container".into(),
+            })));
         };
         let host = self.at.host.clone();
         Box::pin(
             async move {
                 match host.send(Operate { container: id, op }).await {
                     Ok(Ok(())) => Ok(json!({ "done": format!("{op:?}").to_lowercase() })),
-                    Ok(Err(e)) => Err(EntityError::Engine { entity: me, operation: format!("{op:?}").to_lowercase(), message: e.to_string() }),
-                    Err(e) => Err(EntityError::Unreachable { entity: me, message: e.to_string() }),
+                    Ok(Err(e)) => Err(EntityError::Engine {
+                        entity: me,
+                        operation: format!("{op:?}").to_lowercase(),
+                        message: e.to_string(),
+                    }),
+                    Err(e) => Err(EntityError::Unreachable {
+                        entity: me,
+                        message: e.to_string(),
+                    }),
                 }
             }
             .into_actor(self),
@@ -329,32 +396,41 @@ impl ContainerEntity {
     }
 
     fn probe_now(&mut self, ctx: &mut Context<Self>) {
-        let Some(check) = self.spec.health.clone() else { return };
+        let Some(check) = self.spec.health.clone() else {
+            return;
+        };
         if self.probing || self.tearing_down {
             return;
         }
-        let Some(port) = health::check_port(&check).and_then(|p| self.ports.get(&p).copied()) else { return };
+        let Some(port) = health::check_port(&check).and_then(|p| self.ports.get(&p).copied())
+        else {
+            return;
+        };
         self.probing = true;
         self.last_probe = Some(Instant::now());
         let address = self.at.host_address.clone();
         let id = self.container_id.clone();
-        ctx.spawn(async move { health::probe(&check, &address, port).await }.into_actor(self).map(move |res, act, _| {
-            act.probing = false;
-            if act.tearing_down || act.container_id != id || act.busy {
-                return;
-            }
-            match res {
-                Ok(()) => act.set_up(true),
-                Err(message) => {
-                    // While starting, failing probes are expected: keep the
-                    // reason for the timeout message but do not flap `service.up`.
-                    act.last_error = Some(format!("health check: {message}"));
-                    if act.state != Lifecycle::Starting || act.up == Some(true) {
-                        act.set_up(false);
+        ctx.spawn(
+            async move { health::probe(&check, &address, port).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    act.probing = false;
+                    if act.tearing_down || act.container_id != id || act.busy {
+                        return;
                     }
-                }
-            }
-        }));
+                    match res {
+                        Ok(()) => act.set_up(true),
+                        Err(message) => {
+                            // While starting, failing probes are expected: keep the
+                            // reason for the timeout message but do not flap `service.up`.
+                            act.last_error = Some(format!("health check: {message}"));
+                            if act.state != Lifecycle::Starting || act.up == Some(true) {
+                                act.set_up(false);
+                            }
+                        }
+                    }
+                }),
+        );
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -370,17 +446,29 @@ impl ContainerEntity {
         }
         if let (Some(t), Lifecycle::Starting) = (self.started_at, self.state) {
             if t.elapsed() > self.start_timeout {
-                let why = self.last_error.clone().unwrap_or_else(|| "no health check passed".into());
-                self.fail(format!("not up after {}: {why}", humantime::format_duration(self.start_timeout)));
+                let why = self
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no health check passed".into());
+                self.fail(format!(
+                    "not up after {}: {why}",
+                    humantime::format_duration(self.start_timeout)
+                ));
                 return;
             }
         }
-        let Some(check) = &self.spec.health else { return };
+        let Some(check) = &self.spec.health else {
+            return;
+        };
         // Probing a container the engine says is not running tells nothing new.
         if self.board.get(s::SERVICE_STATE) != Some(&json!("running")) {
             return;
         }
-        let every = if self.state == Lifecycle::Running { check.interval } else { STARTING_PROBE_EVERY };
+        let every = if self.state == Lifecycle::Running {
+            check.interval
+        } else {
+            STARTING_PROBE_EVERY
+        };
         if self.last_probe.is_none_or(|t| t.elapsed() >= every) {
             self.probe_now(ctx);
         }
@@ -406,8 +494,14 @@ impl Actor for ContainerEntity {
         // A mailbox bound keeps a storm of engine events from growing memory
         // without limit; the periodic resync corrects anything dropped.
         ctx.set_mailbox_capacity(256);
-        self.board.set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
-        let tick = self.spec.health.as_ref().map(|h| h.interval.min(STARTING_PROBE_EVERY)).unwrap_or(Duration::from_secs(1));
+        self.board
+            .set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
+        let tick = self
+            .spec
+            .health
+            .as_ref()
+            .map(|h| h.interval.min(STARTING_PROBE_EVERY))
+            .unwrap_or(Duration::from_secs(1));
         ctx.run_interval(tick, |act, ctx| act.tick(ctx));
     }
 }
@@ -415,7 +509,8 @@ impl Actor for ContainerEntity {
 impl Handler<Subscribe> for ContainerEntity {
     type Result = ();
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board.subscribe(msg.0, &self.me, EntityKind::Container, self.state);
+        self.board
+            .subscribe(msg.0, &self.me, EntityKind::Container, self.state);
     }
 }
 
@@ -424,7 +519,9 @@ impl Handler<Invoke> for ContainerEntity {
 
     fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
         if self.tearing_down {
-            return Box::pin(fut::ready(Err(EntityError::Stopping { entity: self.me.to_string() })));
+            return Box::pin(fut::ready(Err(EntityError::Stopping {
+                entity: self.me.to_string(),
+            })));
         }
         match msg.effector.as_str() {
             "start" => {
@@ -440,13 +537,21 @@ impl Handler<Invoke> for ContainerEntity {
                     if let Some(id) = self.container_id.take() {
                         let host = self.at.host.clone();
                         self.busy = true;
-                        ctx.spawn(async move { host.send(Operate { container: id, op: ContainerOp::Remove }).await }
+                        ctx.spawn(
+                            async move {
+                                host.send(Operate {
+                                    container: id,
+                                    op: ContainerOp::Remove,
+                                })
+                                .await
+                            }
                             .into_actor(self)
                             .map(|_, act, ctx| {
                                 act.busy = false;
                                 act.state = Lifecycle::Created;
                                 act.start(ctx);
-                            }));
+                            }),
+                        );
                     } else {
                         self.start(ctx);
                     }
@@ -459,7 +564,10 @@ impl Handler<Invoke> for ContainerEntity {
                         match rx.await {
                             Ok(Ok(())) => Ok(json!({ "state": "running" })),
                             Ok(Err(e)) => Err(e),
-                            Err(_) => Err(EntityError::Unreachable { entity: me, message: "start was abandoned".into() }),
+                            Err(_) => Err(EntityError::Unreachable {
+                                entity: me,
+                                message: "start was abandoned".into(),
+                            }),
                         }
                     }
                     .into_actor(self),
@@ -495,8 +603,14 @@ impl Handler<Teardown> for ContainerEntity {
         self.tearing_down = true;
         self.want_running = false;
         self.state = Lifecycle::Stopping;
-        self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::Container, state: Lifecycle::Stopping });
-        self.resolve_waiters(Err(EntityError::Stopping { entity: self.me.to_string() }));
+        self.board.emit(EntityEvent::State {
+            source: self.me.clone(),
+            kind: EntityKind::Container,
+            state: Lifecycle::Stopping,
+        });
+        self.resolve_waiters(Err(EntityError::Stopping {
+            entity: self.me.to_string(),
+        }));
         let host = self.at.host.clone();
         // Remove by name as well as by id: a create may be in flight, and its
         // container carries the deterministic name.
@@ -504,15 +618,35 @@ impl Handler<Teardown> for ContainerEntity {
             .container_id
             .iter()
             .cloned()
-            .chain(std::iter::once(host::container_name(&self.me.app, &self.me.entity)))
+            .chain(std::iter::once(host::container_name(
+                &self.me.app,
+                &self.me.entity,
+            )))
             .collect();
         let me = self.me.clone();
         let fut = async move {
             for t in targets {
-                match host.send(Operate { container: t, op: ContainerOp::Remove }).await {
+                match host
+                    .send(Operate {
+                        container: t,
+                        op: ContainerOp::Remove,
+                    })
+                    .await
+                {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(EntityError::Engine { entity: me.to_string(), operation: "remove".into(), message: e.to_string() }),
-                    Err(e) => return Err(EntityError::Unreachable { entity: me.to_string(), message: e.to_string() }),
+                    Ok(Err(e)) => {
+                        return Err(EntityError::Engine {
+                            entity: me.to_string(),
+                            operation: "remove".into(),
+                            message: e.to_string(),
+                        })
+                    }
+                    Err(e) => {
+                        return Err(EntityError::Unreachable {
+                            entity: me.to_string(),
+                            message: e.to_string(),
+                        })
+                    }
                 }
             }
             Ok(())
@@ -520,8 +654,14 @@ impl Handler<Teardown> for ContainerEntity {
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             if res.is_ok() {
                 act.state = Lifecycle::Stopped;
-                act.board.emit(EntityEvent::State { source: act.me.clone(), kind: EntityKind::Container, state: Lifecycle::Stopped });
-                act.board.emit(EntityEvent::Gone { source: act.me.clone() });
+                act.board.emit(EntityEvent::State {
+                    source: act.me.clone(),
+                    kind: EntityKind::Container,
+                    state: Lifecycle::Stopped,
+                });
+                act.board.emit(EntityEvent::Gone {
+                    source: act.me.clone(),
+                });
                 ctx.stop();
             }
             res
@@ -549,7 +689,11 @@ impl Handler<ContainerEvent> for ContainerEntity {
 impl ContainerEntity {
     fn on_event(&mut self, ev: ContainerEvent) {
         // Events of an earlier container of this entity are history.
-        if self.container_id.as_deref().is_some_and(|id| id != ev.container_id) {
+        if self
+            .container_id
+            .as_deref()
+            .is_some_and(|id| id != ev.container_id)
+        {
             return;
         }
         match ev.action.as_str() {
@@ -557,7 +701,11 @@ impl ContainerEntity {
             "die" => self.on_engine_state("exited"),
             "oom" => {
                 self.last_error = Some("killed for lack of memory (OOM)".into());
-                self.board.set(&self.me, s::ENTITY_ERROR, json!("killed for lack of memory (OOM)"));
+                self.board.set(
+                    &self.me,
+                    s::ENTITY_ERROR,
+                    json!("killed for lack of memory (OOM)"),
+                );
             }
             "pause" => self.on_engine_state("paused"),
             "destroy" => {
@@ -572,9 +720,16 @@ impl ContainerEntity {
     /// Replays what happened after the last `start` seen during an operation.
     fn replay_stash(&mut self) {
         let stash = std::mem::take(&mut self.stashed);
-        let Some(id) = self.container_id.clone() else { return };
-        let ours: Vec<ContainerEvent> = stash.into_iter().filter(|e| e.container_id == id).collect();
-        let from = ours.iter().rposition(|e| e.action == "start").map(|i| i + 1).unwrap_or(0);
+        let Some(id) = self.container_id.clone() else {
+            return;
+        };
+        let ours: Vec<ContainerEvent> =
+            stash.into_iter().filter(|e| e.container_id == id).collect();
+        let from = ours
+            .iter()
+            .rposition(|e| e.action == "start")
+            .map(|i| i + 1)
+            .unwrap_or(0);
         for ev in ours.into_iter().skip(from) {
             self.on_event(ev);
         }
@@ -584,7 +739,11 @@ impl ContainerEntity {
 impl Handler<EmitNotice> for ContainerEntity {
     type Result = ();
     fn handle(&mut self, msg: EmitNotice, _: &mut Context<Self>) {
-        self.board.emit(EntityEvent::Notice { source: self.me.clone(), name: msg.name, detail: msg.detail });
+        self.board.emit(EntityEvent::Notice {
+            source: self.me.clone(),
+            name: msg.name,
+            detail: msg.detail,
+        });
     }
 }
 

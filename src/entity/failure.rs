@@ -29,7 +29,10 @@ pub struct FailureDetectorConfig {
 
 impl Default for FailureDetectorConfig {
     fn default() -> Self {
-        FailureDetectorConfig { failed_stabilization: Duration::ZERO, recovered_stabilization: Duration::ZERO }
+        FailureDetectorConfig {
+            failed_stabilization: Duration::ZERO,
+            recovered_stabilization: Duration::ZERO,
+        }
     }
 }
 
@@ -56,7 +59,10 @@ pub struct FailureDetector {
 
 impl FailureDetector {
     pub fn new(cfg: FailureDetectorConfig) -> Self {
-        FailureDetector { cfg, ..Default::default() }
+        FailureDetector {
+            cfg,
+            ..Default::default()
+        }
     }
 
     pub fn failed(&self) -> bool {
@@ -139,7 +145,10 @@ mod tests {
 
     #[test]
     fn stabilization_delays_hold_verdicts_back() {
-        let cfg = FailureDetectorConfig { failed_stabilization: Duration::from_millis(100), recovered_stabilization: Duration::from_millis(50) };
+        let cfg = FailureDetectorConfig {
+            failed_stabilization: Duration::from_millis(100),
+            recovered_stabilization: Duration::from_millis(50),
+        };
         let mut d = FailureDetector::new(cfg);
         d.observe(Running, 0);
         assert_eq!(d.observe(OnFire, 1000), Verdict::CheckAt(1100));
@@ -151,7 +160,10 @@ mod tests {
 
     #[test]
     fn a_blip_shorter_than_the_stabilization_is_not_reported() {
-        let cfg = FailureDetectorConfig { failed_stabilization: Duration::from_millis(100), ..Default::default() };
+        let cfg = FailureDetectorConfig {
+            failed_stabilization: Duration::from_millis(100),
+            ..Default::default()
+        };
         let mut d = FailureDetector::new(cfg);
         d.observe(Running, 0);
         assert_eq!(d.observe(OnFire, 10), Verdict::CheckAt(110));

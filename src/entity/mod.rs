@@ -96,8 +96,12 @@ pub enum EntityKind {
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 4] =
-        [EntityKind::Application, EntityKind::Cluster, EntityKind::Container, EntityKind::LoadBalancer];
+    pub const ALL: [EntityKind; 4] = [
+        EntityKind::Application,
+        EntityKind::Cluster,
+        EntityKind::Container,
+        EntityKind::LoadBalancer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -119,7 +123,10 @@ pub struct EntityRef {
 
 impl EntityRef {
     pub fn new(app: impl Into<String>, entity: impl Into<String>) -> Self {
-        EntityRef { app: app.into(), entity: entity.into() }
+        EntityRef {
+            app: app.into(),
+            entity: entity.into(),
+        }
     }
 }
 
@@ -138,7 +145,10 @@ pub struct SensorValue {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// What an entity tells its subscribers.
@@ -146,14 +156,26 @@ pub fn now_ms() -> u64 {
 #[rtype(result = "()")]
 pub enum EntityEvent {
     /// A sensor changed (published only when the value differs).
-    Sensor { source: EntityRef, name: String, value: SensorValue },
+    Sensor {
+        source: EntityRef,
+        name: String,
+        value: SensorValue,
+    },
     /// The lifecycle state changed.
-    State { source: EntityRef, kind: EntityKind, state: Lifecycle },
+    State {
+        source: EntityRef,
+        kind: EntityKind,
+        state: Lifecycle,
+    },
     /// The entity is gone (destroyed); subscribers drop what they hold of it.
     Gone { source: EntityRef },
     /// A one-off event, not a lasting value: `entity.failed`,
     /// `entity.recovered`, `entity.failed.restart` (Brooklyn's sensor events).
-    Notice { source: EntityRef, name: String, detail: serde_json::Value },
+    Notice {
+        source: EntityRef,
+        name: String,
+        detail: serde_json::Value,
+    },
 }
 
 /// Subscribe to an entity's events. The subscriber first receives the
@@ -171,10 +193,24 @@ pub struct SensorBoard {
 }
 
 impl SensorBoard {
-    pub fn subscribe(&mut self, who: Recipient<EntityEvent>, me: &EntityRef, kind: EntityKind, state: Lifecycle) {
-        who.do_send(EntityEvent::State { source: me.clone(), kind, state });
+    pub fn subscribe(
+        &mut self,
+        who: Recipient<EntityEvent>,
+        me: &EntityRef,
+        kind: EntityKind,
+        state: Lifecycle,
+    ) {
+        who.do_send(EntityEvent::State {
+            source: me.clone(),
+            kind,
+            state,
+        });
         for (name, value) in &self.values {
-            who.do_send(EntityEvent::Sensor { source: me.clone(), name: name.clone(), value: value.clone() });
+            who.do_send(EntityEvent::Sensor {
+                source: me.clone(),
+                name: name.clone(),
+                value: value.clone(),
+            });
         }
         self.subscribers.push(who);
     }
@@ -184,9 +220,16 @@ impl SensorBoard {
         if self.values.get(name).map(|v| &v.value) == Some(&value) {
             return;
         }
-        let value = SensorValue { value, timestamp_ms: now_ms() };
+        let value = SensorValue {
+            value,
+            timestamp_ms: now_ms(),
+        };
         self.values.insert(name.to_string(), value.clone());
-        self.emit(EntityEvent::Sensor { source: me.clone(), name: name.to_string(), value });
+        self.emit(EntityEvent::Sensor {
+            source: me.clone(),
+            name: name.to_string(),
+            value,
+        });
     }
 
     pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
@@ -196,8 +239,15 @@ impl SensorBoard {
     /// Removes a sensor (published as `null`).
     pub fn clear(&mut self, me: &EntityRef, name: &str) {
         if self.values.remove(name).is_some() {
-            let value = SensorValue { value: serde_json::Value::Null, timestamp_ms: now_ms() };
-            self.emit(EntityEvent::Sensor { source: me.clone(), name: name.to_string(), value });
+            let value = SensorValue {
+                value: serde_json::Value::Null,
+                timestamp_ms: now_ms(),
+            };
+            self.emit(EntityEvent::Sensor {
+                source: me.clone(),
+                name: name.to_string(),
+                value,
+            });
         }
     }
 
@@ -220,11 +270,17 @@ pub struct Invoke {
 
 impl Invoke {
     pub fn new(effector: &str) -> Self {
-        Invoke { effector: effector.to_string(), args: serde_json::Value::Object(Default::default()) }
+        Invoke {
+            effector: effector.to_string(),
+            args: serde_json::Value::Object(Default::default()),
+        }
     }
 
     pub fn with_args(effector: &str, args: serde_json::Value) -> Self {
-        Invoke { effector: effector.to_string(), args }
+        Invoke {
+            effector: effector.to_string(),
+            args,
+        }
     }
 }
 
@@ -232,15 +288,27 @@ impl Invoke {
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 pub enum EntityError {
     #[error("entity {entity} has no effector `{effector}`; it has: {known}")]
-    UnknownEffector { entity: String, effector: String, known: String },
+    UnknownEffector {
+        entity: String,
+        effector: String,
+        known: String,
+    },
     #[error("bad arguments for effector `{effector}`: {message}")]
     BadArguments { effector: String, message: String },
     #[error("{entity} failed to start: {message}")]
     StartFailed { entity: String, message: String },
     #[error("{entity}: {operation} failed on the engine: {message}")]
-    Engine { entity: String, operation: String, message: String },
+    Engine {
+        entity: String,
+        operation: String,
+        message: String,
+    },
     #[error("{entity}: no member `{member}`; members are: {known}")]
-    NoSuchMember { entity: String, member: String, known: String },
+    NoSuchMember {
+        entity: String,
+        member: String,
+        known: String,
+    },
     #[error("{entity}: {message}")]
     Failed { entity: String, message: String },
     #[error("{entity} is stopping and takes no more effector calls")]
@@ -250,9 +318,19 @@ pub enum EntityError {
 }
 
 /// Parses an effector's named arguments into a typed struct.
-pub fn parse_args<T: serde::de::DeserializeOwned>(effector: &str, args: &serde_json::Value) -> Result<T, EntityError> {
-    let args = if args.is_null() { serde_json::Value::Object(Default::default()) } else { args.clone() };
-    serde_json::from_value(args).map_err(|e| EntityError::BadArguments { effector: effector.to_string(), message: e.to_string() })
+pub fn parse_args<T: serde::de::DeserializeOwned>(
+    effector: &str,
+    args: &serde_json::Value,
+) -> Result<T, EntityError> {
+    let args = if args.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        args.clone()
+    };
+    serde_json::from_value(args).map_err(|e| EntityError::BadArguments {
+        effector: effector.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Common tear-down: stop and remove every container, then stop the actor.
@@ -279,7 +357,9 @@ pub struct ContainerInbox {
 
 impl std::fmt::Debug for EntityHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EntityHandle").field("kind", &self.kind).finish()
+        f.debug_struct("EntityHandle")
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 

@@ -21,7 +21,12 @@ fn reconnect_delay(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
 
-pub async fn follow(host: String, docker: Docker, events_to: Recipient<ContainerEvent>, resync_to: Recipient<HostResync>) {
+pub async fn follow(
+    host: String,
+    docker: Docker,
+    events_to: Recipient<ContainerEvent>,
+    resync_to: Recipient<HostResync>,
+) {
     let mut since: Option<i64> = None;
     let mut attempt = 0u32;
     loop {
@@ -37,7 +42,10 @@ pub async fn follow(host: String, docker: Docker, events_to: Recipient<Container
         // Reconcile after (re)subscribing, so nothing between the last event
         // seen and now is missed.
         if let Ok(containers) = list_managed(&docker, None).await {
-            resync_to.do_send(HostResync { host: host.clone(), containers });
+            resync_to.do_send(HostResync {
+                host: host.clone(),
+                containers,
+            });
         }
         while let Some(item) = stream.next().await {
             match item {
@@ -48,10 +56,19 @@ pub async fn follow(host: String, docker: Docker, events_to: Recipient<Container
                     }
                     let Some(actor) = ev.actor else { continue };
                     let attrs = actor.attributes.unwrap_or_default();
-                    let (Some(app), Some(entity)) = (attrs.get(labels::APP), attrs.get(labels::ENTITY)) else { continue };
+                    let (Some(app), Some(entity)) =
+                        (attrs.get(labels::APP), attrs.get(labels::ENTITY))
+                    else {
+                        continue;
+                    };
                     let action = ev.action.unwrap_or_default();
                     // `exec_*` and `health_status: ...` carry a suffix.
-                    let action = action.split(':').next().unwrap_or_default().trim().to_string();
+                    let action = action
+                        .split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
                     events_to.do_send(ContainerEvent {
                         host: host.clone(),
                         app: app.clone(),

@@ -13,28 +13,46 @@ use crate::blueprint::HealthCheck;
 
 /// The container port a check targets.
 pub fn check_port(check: &HealthCheck) -> Option<u16> {
-    check.http.as_ref().map(|h| h.port).or(check.tcp.as_ref().map(|t| t.port))
+    check
+        .http
+        .as_ref()
+        .map(|h| h.port)
+        .or(check.tcp.as_ref().map(|t| t.port))
 }
 
 /// Runs one probe against `address:port` (the published port). `Ok` is healthy.
 pub async fn probe(check: &HealthCheck, address: &str, port: u16) -> Result<(), String> {
     let fut = async {
-        let mut stream = TcpStream::connect((address, port)).await.map_err(|e| format!("connect {address}:{port}: {e}"))?;
-        let Some(http) = &check.http else { return Ok(()) };
-        let req = format!("GET {} HTTP/1.0\r\nHost: {address}:{port}\r\nConnection: close\r\n\r\n", http.path);
-        stream.write_all(req.as_bytes()).await.map_err(|e| format!("send request: {e}"))?;
+        let mut stream = TcpStream::connect((address, port))
+            .await
+            .map_err(|e| format!("connect {address}:{port}: {e}"))?;
+        let Some(http) = &check.http else {
+            return Ok(());
+        };
+        let req = format!(
+            "GET {} HTTP/1.0\r\nHost: {address}:{port}\r\nConnection: close\r\n\r\n",
+            http.path
+        );
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("send request: {e}"))?;
         let mut buf = [0u8; 64];
         let mut n = 0;
         // Read only as far as the status code.
         while n < 12 {
-            let r = stream.read(&mut buf[n..]).await.map_err(|e| format!("read response: {e}"))?;
+            let r = stream
+                .read(&mut buf[n..])
+                .await
+                .map_err(|e| format!("read response: {e}"))?;
             if r == 0 {
                 break;
             }
             n += r;
         }
         let line = String::from_utf8_lossy(&buf[..n]);
-        let status = parse_status(&line).ok_or_else(|| format!("not an HTTP response: {:?}", line))?;
+        let status =
+            parse_status(&line).ok_or_else(|| format!("not an HTTP response: {:?}", line))?;
         if (200..400).contains(&status) {
             Ok(())
         } else {
@@ -43,7 +61,10 @@ pub async fn probe(check: &HealthCheck, address: &str, port: u16) -> Result<(), 
     };
     match tokio::time::timeout(check.timeout, fut).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {}", humantime::format_duration(check.timeout))),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(check.timeout)
+        )),
     }
 }
 

@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use actix::prelude::*;
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -52,14 +55,20 @@ pub enum HostError {
 
 impl HostError {
     fn engine(operation: impl Into<String>, e: bollard::errors::Error) -> Self {
-        HostError::Engine { operation: operation.into(), message: docker_message(&e) }
+        HostError::Engine {
+            operation: operation.into(),
+            message: docker_message(&e),
+        }
     }
 }
 
 /// The engine's own message, without bollard's wrapping.
 pub fn docker_message(e: &bollard::errors::Error) -> String {
     match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, message } => format!("{message} (HTTP {status_code})"),
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("{message} (HTTP {status_code})"),
         other => other.to_string(),
     }
 }
@@ -81,12 +90,21 @@ pub async fn connect(endpoint: &str) -> Result<Docker, HostError> {
     } else {
         Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)
     }
-    .map_err(|e| HostError::Connect { endpoint: endpoint.to_string(), message: e.to_string() })?;
+    .map_err(|e| HostError::Connect {
+        endpoint: endpoint.to_string(),
+        message: e.to_string(),
+    })?;
     let docker = docker
         .negotiate_version()
         .await
-        .map_err(|e| HostError::Connect { endpoint: endpoint.to_string(), message: docker_message(&e) })?;
-    docker.ping().await.map_err(|e| HostError::Connect { endpoint: endpoint.to_string(), message: docker_message(&e) })?;
+        .map_err(|e| HostError::Connect {
+            endpoint: endpoint.to_string(),
+            message: docker_message(&e),
+        })?;
+    docker.ping().await.map_err(|e| HostError::Connect {
+        endpoint: endpoint.to_string(),
+        message: docker_message(&e),
+    })?;
     Ok(docker)
 }
 
@@ -173,7 +191,14 @@ impl DockerHost {
         events_to: Recipient<ContainerEvent>,
         resync_to: Recipient<HostResync>,
     ) -> Self {
-        DockerHost { name, address, docker, events_to, resync_to, resync_every: Duration::from_secs(10) }
+        DockerHost {
+            name,
+            address,
+            docker,
+            events_to,
+            resync_to,
+            resync_every: Duration::from_secs(10),
+        }
     }
 }
 
@@ -219,7 +244,10 @@ pub struct HostDescription {
 impl Handler<Describe> for DockerHost {
     type Result = HostDescription;
     fn handle(&mut self, _: Describe, _: &mut Context<Self>) -> HostDescription {
-        HostDescription { name: self.name.clone(), address: self.address.clone() }
+        HostDescription {
+            name: self.name.clone(),
+            address: self.address.clone(),
+        }
     }
 }
 
@@ -243,15 +271,24 @@ async fn ensure_image(docker: &Docker, host: &str, image: &str) -> Result<(), Ho
         return Ok(());
     }
     if workload::is_workload_image(image) {
-        workload::ensure_workload_image(docker).await.map_err(|e| HostError::Workload(e.to_string()))?;
+        workload::ensure_workload_image(docker)
+            .await
+            .map_err(|e| HostError::Workload(e.to_string()))?;
         return Ok(());
     }
-    Err(HostError::ImageMissing { host: host.to_string(), image: image.to_string() })
+    Err(HostError::ImageMissing {
+        host: host.to_string(),
+        image: image.to_string(),
+    })
 }
 
 fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
     let spec = &req.spec;
-    let mut labels: HashMap<String, String> = spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     labels.insert(labels::MANAGED.into(), "true".into());
     labels.insert(labels::APP.into(), req.app.clone());
     labels.insert(labels::ENTITY.into(), req.entity.clone());
@@ -261,7 +298,10 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
         .iter()
         .map(|p| {
             // An empty host port asks the engine for a free one.
-            let b = PortBinding { host_ip: Some("0.0.0.0".into()), host_port: Some(String::new()) };
+            let b = PortBinding {
+                host_ip: Some("0.0.0.0".into()),
+                host_port: Some(String::new()),
+            };
             (format!("{p}/tcp"), Some(vec![b]))
         })
         .collect();
@@ -275,7 +315,10 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
     let networking_config = req.network.as_ref().map(|n| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             n.clone(),
-            EndpointSettings { aliases: Some(vec![req.entity.clone()]), ..Default::default() },
+            EndpointSettings {
+                aliases: Some(vec![req.entity.clone()]),
+                ..Default::default()
+            },
         )])),
     });
     ContainerCreateBody {
@@ -290,7 +333,11 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
     }
 }
 
-async fn create_and_start(docker: &Docker, host: &str, req: ContainerRequest) -> Result<ContainerInfo, HostError> {
+async fn create_and_start(
+    docker: &Docker,
+    host: &str,
+    req: ContainerRequest,
+) -> Result<ContainerInfo, HostError> {
     let name = container_name(&req.app, &req.entity);
     let image = req.spec.image.clone().unwrap_or_default();
     ensure_image(docker, host, &image).await?;
@@ -300,9 +347,18 @@ async fn create_and_start(docker: &Docker, host: &str, req: ContainerRequest) ->
         // 409: a container of that name exists, left by an earlier attempt.
         // Adopt it if it is ours and for this entity.
         Err(e) if status_of(&e) == Some(409) => {
-            let found = docker.inspect_container(&name, None).await.map_err(|e| HostError::engine("inspect container", e))?;
-            let labels = found.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
-            if labels.get(labels::APP) != Some(&req.app) || labels.get(labels::ENTITY) != Some(&req.entity) {
+            let found = docker
+                .inspect_container(&name, None)
+                .await
+                .map_err(|e| HostError::engine("inspect container", e))?;
+            let labels = found
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default();
+            if labels.get(labels::APP) != Some(&req.app)
+                || labels.get(labels::ENTITY) != Some(&req.entity)
+            {
                 return Err(HostError::NameTaken { name });
             }
             found.id.unwrap_or_default()
@@ -319,7 +375,10 @@ async fn create_and_start(docker: &Docker, host: &str, req: ContainerRequest) ->
 }
 
 async fn inspect(docker: &Docker, id: &str) -> Result<ContainerInfo, HostError> {
-    let c = docker.inspect_container(id, None).await.map_err(|e| HostError::engine("inspect container", e))?;
+    let c = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| HostError::engine("inspect container", e))?;
     let state = c
         .state
         .as_ref()
@@ -329,7 +388,9 @@ async fn inspect(docker: &Docker, id: &str) -> Result<ContainerInfo, HostError> 
     let mut ports = BTreeMap::new();
     if let Some(map) = c.network_settings.as_ref().and_then(|n| n.ports.as_ref()) {
         for (key, bindings) in map {
-            let Some(cport) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else { continue };
+            let Some(cport) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
             let hport = bindings
                 .iter()
                 .flatten()
@@ -342,7 +403,11 @@ async fn inspect(docker: &Docker, id: &str) -> Result<ContainerInfo, HostError> 
     }
     Ok(ContainerInfo {
         id: c.id.unwrap_or_default(),
-        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
         state,
         ports,
     })
@@ -399,18 +464,46 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
     let r = match op {
         ContainerOp::Start => docker.start_container(id, None).await,
         ContainerOp::Stop => {
-            docker.stop_container(id, Some(StopContainerOptionsBuilder::default().t(STOP_TIMEOUT_SECS).build())).await
+            docker
+                .stop_container(
+                    id,
+                    Some(
+                        StopContainerOptionsBuilder::default()
+                            .t(STOP_TIMEOUT_SECS)
+                            .build(),
+                    ),
+                )
+                .await
         }
         ContainerOp::Restart => {
             // A paused container cannot be restarted; unpausing one that is
             // not paused is a harmless error.
             let _ = docker.unpause_container(id).await;
-            docker.restart_container(id, Some(RestartContainerOptionsBuilder::default().t(STOP_TIMEOUT_SECS).build())).await
+            docker
+                .restart_container(
+                    id,
+                    Some(
+                        RestartContainerOptionsBuilder::default()
+                            .t(STOP_TIMEOUT_SECS)
+                            .build(),
+                    ),
+                )
+                .await
         }
         ContainerOp::Remove => {
             // Force removal kills at once; members are stateless, and the
             // graceful path (stop first) is the entity's choice.
-            let r = docker.remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build())).await;
+            let r = docker
+                .remove_container(
+                    id,
+                    Some(
+                        RemoveContainerOptionsBuilder::default()
+                            .force(true)
+                            .v(true)
+                            .build(),
+                    ),
+                )
+                .await;
             match r {
                 Err(e) if status_of(&e) == Some(404) => Ok(()),
                 // 409: removal already in progress.
@@ -418,7 +511,11 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
                 other => other,
             }
         }
-        ContainerOp::Kill => docker.kill_container(id, None::<bollard::query_parameters::KillContainerOptions>).await,
+        ContainerOp::Kill => {
+            docker
+                .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
+                .await
+        }
         ContainerOp::Pause => docker.pause_container(id).await,
         ContainerOp::Unpause => docker.unpause_container(id).await,
     };
@@ -426,7 +523,10 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
         Ok(()) => Ok(()),
         // 304: already in the requested state.
         Err(e) if status_of(&e) == Some(304) => Ok(()),
-        Err(e) => Err(HostError::engine(format!("{op:?} container {id}").to_lowercase(), e)),
+        Err(e) => Err(HostError::engine(
+            format!("{op:?} container {id}").to_lowercase(),
+            e,
+        )),
     }
 }
 
@@ -443,7 +543,14 @@ impl Handler<EnsureNetwork> for DockerHost {
         let docker = self.docker.clone();
         Box::pin(async move {
             let name = network_name(&msg.app);
-            if docker.inspect_network(&name, None::<bollard::query_parameters::InspectNetworkOptions>).await.is_ok() {
+            if docker
+                .inspect_network(
+                    &name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+                .is_ok()
+            {
                 return Ok(name);
             }
             let req = NetworkCreateRequest {
@@ -501,21 +608,37 @@ impl Handler<ListManaged> for DockerHost {
     }
 }
 
-pub async fn list_managed(docker: &Docker, app: Option<&str>) -> Result<Vec<ManagedContainer>, HostError> {
+pub async fn list_managed(
+    docker: &Docker,
+    app: Option<&str>,
+) -> Result<Vec<ManagedContainer>, HostError> {
     let mut label_filters = vec![format!("{}=true", labels::MANAGED)];
     if let Some(app) = app {
         label_filters.push(format!("{}={app}", labels::APP));
     }
     let filters = HashMap::from([("label".to_string(), label_filters)]);
-    let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    let list = docker.list_containers(Some(opts)).await.map_err(|e| HostError::engine("list containers", e))?;
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let list = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(|e| HostError::engine("list containers", e))?;
     Ok(list
         .into_iter()
         .map(|c| {
             let labels = c.labels.unwrap_or_default();
             ManagedContainer {
                 id: c.id.unwrap_or_default(),
-                name: c.names.unwrap_or_default().first().cloned().unwrap_or_default().trim_start_matches('/').to_string(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .cloned()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
                 app: labels.get(labels::APP).cloned().unwrap_or_default(),
                 entity: labels.get(labels::ENTITY).cloned().unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),

@@ -123,10 +123,13 @@ pub async fn ensure_workload_image(docker: &Docker) -> Result<String, ImageError
             }
             build_unlocked(docker).await
         }
-        Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
-            build_unlocked(docker).await
-        }
-        Err(source) => Err(ImageError::Inspect { image: WORKLOAD_IMAGE.to_string(), source }),
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => build_unlocked(docker).await,
+        Err(source) => Err(ImageError::Inspect {
+            image: WORKLOAD_IMAGE.to_string(),
+            source,
+        }),
     }
 }
 
@@ -155,7 +158,9 @@ async fn build_unlocked(docker: &Docker) -> Result<String, ImageError> {
         detail,
     };
     match docker.inspect_image(WORKLOAD_IMAGE).await {
-        Ok(inspect) => inspect.id.ok_or_else(|| missing("the engine reported no image id".into())),
+        Ok(inspect) => inspect
+            .id
+            .ok_or_else(|| missing("the engine reported no image id".into())),
         Err(e) => Err(missing(e.to_string())),
     }
 }
@@ -184,11 +189,20 @@ async fn run_build(docker: &Docker, context: Vec<u8>) -> Result<(), ImageError> 
             Err(DockerError::DockerStreamError { error }) => {
                 return Err(build_failed(error, &log));
             }
-            Err(DockerError::DockerResponseServerError { message, status_code }) => {
-                return Err(build_failed(format!("{message} (HTTP {status_code})"), &log));
+            Err(DockerError::DockerResponseServerError {
+                message,
+                status_code,
+            }) => {
+                return Err(build_failed(
+                    format!("{message} (HTTP {status_code})"),
+                    &log,
+                ));
             }
             Err(source) => {
-                return Err(ImageError::BuildTransport { image: WORKLOAD_IMAGE.to_string(), source });
+                return Err(ImageError::BuildTransport {
+                    image: WORKLOAD_IMAGE.to_string(),
+                    source,
+                });
             }
         }
     }
@@ -335,16 +349,28 @@ mod tests {
         fn drop(&mut self) {
             let name = self.name.clone();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
-                    let docker = Docker::connect_with_local_defaults()?.negotiate_version().await?;
-                    let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+                    let docker = Docker::connect_with_local_defaults()?
+                        .negotiate_version()
+                        .await?;
+                    let opts = RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build();
                     match docker.remove_container(&name, Some(opts)).await {
-                        Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+                        Err(DockerError::DockerResponseServerError {
+                            status_code: 404, ..
+                        }) => Ok(()),
                         other => other,
                     }
                 })
-                .unwrap_or_else(|e| eprintln!("warning: could not remove test container {name}: {e}"))
+                .unwrap_or_else(|e| {
+                    eprintln!("warning: could not remove test container {name}: {e}")
+                })
             })
             .join();
         }
@@ -355,7 +381,10 @@ mod tests {
         reader: &mut BufReader<TcpStream>,
         path: &str,
     ) -> std::io::Result<(u16, String, String)> {
-        write!(reader.get_mut(), "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+        write!(
+            reader.get_mut(),
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )?;
         reader.get_mut().flush()?;
         let mut line = String::new();
         reader.read_line(&mut line)?;
@@ -380,10 +409,15 @@ mod tests {
                 }
             }
         }
-        let length = length.ok_or_else(|| std::io::Error::other("response without Content-Length"))?;
+        let length =
+            length.ok_or_else(|| std::io::Error::other("response without Content-Length"))?;
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
-        Ok((status, String::from_utf8_lossy(&body).into_owned(), connection))
+        Ok((
+            status,
+            String::from_utf8_lossy(&body).into_owned(),
+            connection,
+        ))
     }
 
     /// Connects and answers `/health` once the published port is ready.
@@ -417,11 +451,19 @@ mod tests {
         let context = build_context("FROM scratch\nCOPY no-such-file-in-context /x\n").unwrap();
         match run_build(&docker, context).await {
             Err(e @ ImageError::Build { .. }) => {
-                let ImageError::Build { message, log, .. } = &e else { unreachable!() };
-                assert!(message.contains("no-such-file-in-context"), "message: {message}");
+                let ImageError::Build { message, log, .. } = &e else {
+                    unreachable!()
+                };
+                assert!(
+                    message.contains("no-such-file-in-context"),
+                    "message: {message}"
+                );
                 assert!(log.contains("Step 2/2"), "log: {log}");
                 let shown = e.to_string();
-                assert!(shown.contains(message.as_str()) && shown.contains(log.as_str()), "{shown}");
+                assert!(
+                    shown.contains(message.as_str()) && shown.contains(log.as_str()),
+                    "{shown}"
+                );
             }
             other => panic!("expected ImageError::Build, got {other:?}"),
         }
@@ -431,16 +473,27 @@ mod tests {
     async fn builds_and_serves_against_real_engine() {
         let docker = engine().await;
 
-        let built = build_workload_image(&docker).await.expect("build_workload_image");
+        let built = build_workload_image(&docker)
+            .await
+            .expect("build_workload_image");
         assert!(built.starts_with("sha256:"), "unexpected image id {built}");
         // Idempotent, and safe to race with itself. (Not compared with `built`: another
         // process may legitimately rebuild and retag in between.)
-        let (a, b) = tokio::join!(ensure_workload_image(&docker), ensure_workload_image(&docker));
-        let (a, b) = (a.expect("ensure_workload_image"), b.expect("ensure_workload_image"));
+        let (a, b) = tokio::join!(
+            ensure_workload_image(&docker),
+            ensure_workload_image(&docker)
+        );
+        let (a, b) = (
+            a.expect("ensure_workload_image"),
+            b.expect("ensure_workload_image"),
+        );
         assert!(a.starts_with("sha256:"), "unexpected image id {a}");
         assert_eq!(a, b);
 
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let name = format!("drover-workload-test-{}-{nanos}", std::process::id());
         let _guard = ContainerGuard { name: name.clone() };
 
@@ -448,7 +501,10 @@ mod tests {
         let body = ContainerCreateBody {
             image: Some(WORKLOAD_IMAGE.to_string()),
             exposed_ports: Some(vec![port_key.clone()]),
-            labels: Some(HashMap::from([("io.drover.test".to_string(), "true".to_string())])),
+            labels: Some(HashMap::from([(
+                "io.drover.test".to_string(),
+                "true".to_string(),
+            )])),
             host_config: Some(HostConfig {
                 port_bindings: Some(HashMap::from([(
                     port_key.clone(),
@@ -462,12 +518,21 @@ mod tests {
             ..Default::default()
         };
         let created = docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
             .await
             .expect("create_container");
-        docker.start_container(&name, None).await.expect("start_container");
+        docker
+            .start_container(&name, None)
+            .await
+            .expect("start_container");
 
-        let inspect = docker.inspect_container(&name, None).await.expect("inspect_container");
+        let inspect = docker
+            .inspect_container(&name, None)
+            .await
+            .expect("inspect_container");
         let host_port: u16 = inspect
             .network_settings
             .and_then(|n| n.ports)
@@ -489,7 +554,10 @@ mod tests {
         .expect("HTTP checks panicked");
 
         assert_eq!(connection, "keep-alive");
-        assert!(root.ends_with('\n'), "GET / body should end with a newline: {root:?}");
+        assert!(
+            root.ends_with('\n'),
+            "GET / body should end with a newline: {root:?}"
+        );
         let hostname = root.trim();
         assert!(
             !hostname.is_empty() && id.starts_with(hostname),
@@ -499,12 +567,27 @@ mod tests {
         // SIGTERM is handled even though the workload is PID 1: stop is immediate.
         let started = Instant::now();
         docker
-            .stop_container(&name, Some(StopContainerOptionsBuilder::default().t(10).build()))
+            .stop_container(
+                &name,
+                Some(StopContainerOptionsBuilder::default().t(10).build()),
+            )
             .await
             .expect("stop_container");
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(3), "docker stop took {took:?}; SIGTERM not handled?");
-        let state = docker.inspect_container(&name, None).await.expect("inspect").state.unwrap();
-        assert_eq!(state.exit_code, Some(0), "workload should exit 0 on SIGTERM");
+        assert!(
+            took < Duration::from_secs(3),
+            "docker stop took {took:?}; SIGTERM not handled?"
+        );
+        let state = docker
+            .inspect_container(&name, None)
+            .await
+            .expect("inspect")
+            .state
+            .unwrap();
+        assert_eq!(
+            state.exit_code,
+            Some(0),
+            "workload should exit 0 on SIGTERM"
+        );
     }
 }

@@ -16,8 +16,8 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::entity::{
-    sensors as s, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard,
-    Subscribe, Teardown,
+    sensors as s, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle,
+    SensorBoard, Subscribe, Teardown,
 };
 use proxy::{Backend, Proxy, ProxyConfig};
 
@@ -57,7 +57,10 @@ pub fn backends_for(endpoints: &[Endpoint], target_port: u16) -> Vec<Backend> {
         .filter_map(|e| {
             let port = *e.ports.get(&target_port)?;
             let addr = (e.address.as_str(), port).to_socket_addrs().ok()?.next()?;
-            Some(Backend { member: e.member.clone(), addr })
+            Some(Backend {
+                member: e.member.clone(),
+                addr,
+            })
         })
         .collect()
 }
@@ -77,7 +80,13 @@ pub struct LoadBalancerEntity {
 }
 
 impl LoadBalancerEntity {
-    pub fn new(me: EntityRef, target: EntityRef, target_subscribe: Recipient<Subscribe>, listen: SocketAddr, target_port: u16) -> Self {
+    pub fn new(
+        me: EntityRef,
+        target: EntityRef,
+        target_subscribe: Recipient<Subscribe>,
+        listen: SocketAddr,
+        target_port: u16,
+    ) -> Self {
         LoadBalancerEntity {
             me,
             target,
@@ -106,8 +115,13 @@ impl LoadBalancerEntity {
     fn set_state(&mut self, state: Lifecycle) {
         if state != self.state {
             self.state = state;
-            self.board.set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-            self.board.emit(EntityEvent::State { source: self.me.clone(), kind: EntityKind::LoadBalancer, state });
+            self.board
+                .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
+            self.board.emit(EntityEvent::State {
+                source: self.me.clone(),
+                kind: EntityKind::LoadBalancer,
+                state,
+            });
         }
     }
 
@@ -128,21 +142,51 @@ impl LoadBalancerEntity {
             Some((t, total, _)) => {
                 let dt = now.duration_since(*t).as_secs_f64().max(1e-3);
                 let rate = (st.connections_total.saturating_sub(*total)) as f64 / dt;
-                let members = self.board.get(sensors::BACKENDS).and_then(|b| b.as_array().map(|a| a.len())).unwrap_or(0);
-                (rate, if members > 0 { rate / members as f64 } else { 0.0 })
+                let members = self
+                    .board
+                    .get(sensors::BACKENDS)
+                    .and_then(|b| b.as_array().map(|a| a.len()))
+                    .unwrap_or(0);
+                (
+                    rate,
+                    if members > 0 {
+                        rate / members as f64
+                    } else {
+                        0.0
+                    },
+                )
             }
             None => (0.0, 0.0),
         };
         let round = |x: f64| (x * 1000.0).round() / 1000.0;
-        self.board.set(&self.me, sensors::CONNECTIONS_TOTAL, json!(st.connections_total));
+        self.board.set(
+            &self.me,
+            sensors::CONNECTIONS_TOTAL,
+            json!(st.connections_total),
+        );
         self.board.set(&self.me, sensors::ACTIVE, json!(st.active));
-        self.board.set(&self.me, sensors::ERRORS_TOTAL, json!(st.errors_total));
-        self.board.set(&self.me, sensors::RETRIES_TOTAL, json!(st.retries_total));
-        self.board.set(&self.me, sensors::REQS_PER_SEC, json!(round(rate)));
-        self.board.set(&self.me, sensors::REQS_PER_SEC_PER_MEMBER, json!(round(per_member_rate)));
-        self.board.set(&self.me, sensors::PER_MEMBER, json!(st.per_member));
+        self.board
+            .set(&self.me, sensors::ERRORS_TOTAL, json!(st.errors_total));
+        self.board
+            .set(&self.me, sensors::RETRIES_TOTAL, json!(st.retries_total));
+        self.board
+            .set(&self.me, sensors::REQS_PER_SEC, json!(round(rate)));
+        self.board.set(
+            &self.me,
+            sensors::REQS_PER_SEC_PER_MEMBER,
+            json!(round(per_member_rate)),
+        );
+        self.board
+            .set(&self.me, sensors::PER_MEMBER, json!(st.per_member));
         if st.connect_seconds_count > 0 {
-            self.board.set(&self.me, sensors::CONNECT_LATENCY, json!(round(st.connect_seconds_sum / st.connect_seconds_count as f64 * 1000.0) / 1000.0));
+            self.board.set(
+                &self.me,
+                sensors::CONNECT_LATENCY,
+                json!(
+                    round(st.connect_seconds_sum / st.connect_seconds_count as f64 * 1000.0)
+                        / 1000.0
+                ),
+            );
         }
         self.last_stats = Some((now, st.connections_total, st.per_member));
     }
@@ -157,8 +201,10 @@ impl Actor for LoadBalancerEntity {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.board.set(&self.me, sensors::TARGET, json!(self.target.entity));
-        self.target_subscribe.do_send(Subscribe(ctx.address().recipient()));
+        self.board
+            .set(&self.me, sensors::TARGET, json!(self.target.entity));
+        self.target_subscribe
+            .do_send(Subscribe(ctx.address().recipient()));
         ctx.run_interval(STATS_EVERY, |act, _| act.publish_stats());
     }
 
@@ -172,14 +218,20 @@ impl Actor for LoadBalancerEntity {
 impl Handler<Subscribe> for LoadBalancerEntity {
     type Result = ();
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board.subscribe(msg.0, &self.me, EntityKind::LoadBalancer, self.state);
+        self.board
+            .subscribe(msg.0, &self.me, EntityKind::LoadBalancer, self.state);
     }
 }
 
 impl Handler<EntityEvent> for LoadBalancerEntity {
     type Result = ();
     fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
-        if let EntityEvent::Sensor { source, name, value } = ev {
+        if let EntityEvent::Sensor {
+            source,
+            name,
+            value,
+        } = ev
+        {
             if source == self.target && name == s::GROUP_ENDPOINTS {
                 self.endpoints = serde_json::from_value(value.value).unwrap_or_default();
                 self.apply_endpoints();
@@ -237,7 +289,9 @@ impl Handler<Teardown> for LoadBalancerEntity {
             p.shutdown();
         }
         self.set_state(Lifecycle::Stopped);
-        self.board.emit(EntityEvent::Gone { source: self.me.clone() });
+        self.board.emit(EntityEvent::Gone {
+            source: self.me.clone(),
+        });
         ctx.stop();
         Ok(())
     }
@@ -250,10 +304,24 @@ mod tests {
     #[test]
     fn backends_come_from_endpoints_with_the_target_port() {
         let eps = vec![
-            Endpoint { member: "web-1".into(), address: "127.0.0.1".into(), ports: [(8080, 32001)].into() },
-            Endpoint { member: "web-2".into(), address: "127.0.0.1".into(), ports: [(9090, 32002)].into() },
+            Endpoint {
+                member: "web-1".into(),
+                address: "127.0.0.1".into(),
+                ports: [(8080, 32001)].into(),
+            },
+            Endpoint {
+                member: "web-2".into(),
+                address: "127.0.0.1".into(),
+                ports: [(9090, 32002)].into(),
+            },
         ];
         let b = backends_for(&eps, 8080);
-        assert_eq!(b, vec![Backend { member: "web-1".into(), addr: "127.0.0.1:32001".parse().unwrap() }]);
+        assert_eq!(
+            b,
+            vec![Backend {
+                member: "web-1".into(),
+                addr: "127.0.0.1:32001".parse().unwrap()
+            }]
+        );
     }
 }

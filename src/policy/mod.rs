@@ -62,38 +62,74 @@ pub struct PolicyConfigError {
 
 /// Resolves a blueprint's policy entry against the presets: the preset's
 /// config with the entry's keys laid over it, checked as the kind's config.
-pub fn resolve(spec: &crate::blueprint::PolicySpec, presets: &Presets) -> Result<ResolvedPolicy, Vec<PolicyConfigError>> {
-    let err = |path: &str, message: String| vec![PolicyConfigError { path: path.to_string(), message }];
+pub fn resolve(
+    spec: &crate::blueprint::PolicySpec,
+    presets: &Presets,
+) -> Result<ResolvedPolicy, Vec<PolicyConfigError>> {
+    let err = |path: &str, message: String| {
+        vec![PolicyConfigError {
+            path: path.to_string(),
+            message,
+        }]
+    };
     let mut config = serde_yaml::Mapping::new();
     let (kind, name) = match (&spec.preset, &spec.kind) {
         (Some(p), kind) => {
             let Some(preset) = presets.get(p) else {
-                return Err(err("use", format!("unknown policy preset `{p}`; presets in {}: {}", presets.dir_display(), presets.names().join(", "))));
+                return Err(err(
+                    "use",
+                    format!(
+                        "unknown policy preset `{p}`; presets in {}: {}",
+                        presets.dir_display(),
+                        presets.names().join(", ")
+                    ),
+                ));
             };
             if let Some(k) = kind {
                 if k != &preset.kind {
-                    return Err(err("type", format!("preset `{p}` is a {} policy, not {k}", preset.kind)));
+                    return Err(err(
+                        "type",
+                        format!("preset `{p}` is a {} policy, not {k}", preset.kind),
+                    ));
                 }
             }
             config = preset.config.clone();
             (preset.kind.clone(), p.clone())
         }
         (None, Some(k)) => (k.clone(), k.clone()),
-        (None, None) => return Err(err("", "a policy needs `type` (one of restarter, replacer) or `use` (a preset name)".into())),
+        (None, None) => {
+            return Err(err(
+                "",
+                "a policy needs `type` (one of restarter, replacer) or `use` (a preset name)"
+                    .into(),
+            ))
+        }
     };
     for (k, v) in &spec.config {
         config.insert(serde_yaml::Value::String(k.clone()), v.clone());
     }
     let config = parse_config(&kind, serde_yaml::Value::Mapping(config))?;
-    Ok(ResolvedPolicy { name, preset: spec.preset.clone(), config })
+    Ok(ResolvedPolicy {
+        name,
+        preset: spec.preset.clone(),
+        config,
+    })
 }
 
 /// Checks a config value as the config of `kind`.
-pub fn parse_config(kind: &str, value: serde_yaml::Value) -> Result<PolicyConfig, Vec<PolicyConfigError>> {
-    fn typed<T: serde::de::DeserializeOwned>(v: serde_yaml::Value) -> Result<T, Vec<PolicyConfigError>> {
+pub fn parse_config(
+    kind: &str,
+    value: serde_yaml::Value,
+) -> Result<PolicyConfig, Vec<PolicyConfigError>> {
+    fn typed<T: serde::de::DeserializeOwned>(
+        v: serde_yaml::Value,
+    ) -> Result<T, Vec<PolicyConfigError>> {
         serde_path_to_error::deserialize(v).map_err(|e| {
             let path = e.path().to_string();
-            vec![PolicyConfigError { path: if path == "." { String::new() } else { path }, message: e.into_inner().to_string() }]
+            vec![PolicyConfigError {
+                path: if path == "." { String::new() } else { path },
+                message: e.into_inner().to_string(),
+            }]
         })
     }
     match kind {

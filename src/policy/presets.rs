@@ -56,7 +56,10 @@ impl Presets {
     }
 
     pub fn dir_display(&self) -> String {
-        self.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(no preset directory)".into())
+        self.dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "(no preset directory)".into())
     }
 
     /// Parses and checks one preset file's text.
@@ -65,16 +68,39 @@ impl Presets {
         let preset: Preset = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-            PresetError { file: file.to_string(), line, column, path, message: strip_location(&inner.to_string()) }
+            let (line, column) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            PresetError {
+                file: file.to_string(),
+                line,
+                column,
+                path,
+                message: strip_location(&inner.to_string()),
+            }
         })?;
         // The config must be valid for its kind: a bad preset is refused
         // whole, never half-applied.
-        super::parse_config(&preset.kind, serde_yaml::Value::Mapping(preset.config.clone())).map_err(|errs| {
+        super::parse_config(
+            &preset.kind,
+            serde_yaml::Value::Mapping(preset.config.clone()),
+        )
+        .map_err(|errs| {
             let e = &errs[0];
             let (line, column) = locate_key(text, e.path.split('.').next().unwrap_or(""));
-            let path = if e.path.is_empty() || e.path == "type" { "kind".to_string() } else { format!("config.{}", e.path) };
-            PresetError { file: file.to_string(), line, column, path, message: e.message.clone() }
+            let path = if e.path.is_empty() || e.path == "type" {
+                "kind".to_string()
+            } else {
+                format!("config.{}", e.path)
+            };
+            PresetError {
+                file: file.to_string(),
+                line,
+                column,
+                path,
+                message: e.message.clone(),
+            }
         })?;
         Ok(preset)
     }
@@ -102,7 +128,13 @@ impl Presets {
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
             }
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+            let Some(name) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
             let file = path.display().to_string();
             match std::fs::read_to_string(&path) {
                 Ok(text) => match Self::parse(&file, &text) {
@@ -111,11 +143,20 @@ impl Presets {
                     }
                     Err(e) => errors.push(e),
                 },
-                Err(e) => errors.push(PresetError { file, line: 0, column: 0, path: String::new(), message: e.to_string() }),
+                Err(e) => errors.push(PresetError {
+                    file,
+                    line: 0,
+                    column: 0,
+                    path: String::new(),
+                    message: e.to_string(),
+                }),
             }
         }
         if errors.is_empty() {
-            Ok(Presets { dir: Some(dir.to_path_buf()), presets })
+            Ok(Presets {
+                dir: Some(dir.to_path_buf()),
+                presets,
+            })
         } else {
             Err(errors)
         }
@@ -164,7 +205,10 @@ mod tests {
     #[test]
     fn an_unknown_kind_is_refused() {
         let e = Presets::parse("p.yaml", "kind: teleporter\n").unwrap_err();
-        assert!(e.message.contains("unknown policy type `teleporter`"), "{e}");
+        assert!(
+            e.message.contains("unknown policy type `teleporter`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -177,6 +221,9 @@ mod tests {
     fn every_shipped_preset_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
         let presets = Presets::load(&dir).unwrap_or_else(|e| panic!("{e:?}"));
-        assert!(presets.get("resilient").is_some(), "policies/resilient.yaml ships");
+        assert!(
+            presets.get("resilient").is_some(),
+            "policies/resilient.yaml ships"
+        );
     }
 }

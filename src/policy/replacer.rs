@@ -86,7 +86,8 @@ impl ReplacerHistory {
     /// Records a failed replacement and decides (pure).
     pub fn on_failure(&mut self, now_ms: u64, cfg: &ReplacerConfig) -> ReplaceDecision {
         let window = cfg.window.as_millis() as u64;
-        self.failures_ms.retain(|t| now_ms.saturating_sub(*t) < window);
+        self.failures_ms
+            .retain(|t| now_ms.saturating_sub(*t) < window);
         self.failures_ms.push(now_ms);
         let n = self.failures_ms.len();
         if n >= cfg.max_failures as usize {
@@ -129,16 +130,37 @@ impl Replacer {
         activities: Recipient<RecordActivity>,
         cfg: ReplacerConfig,
     ) -> Self {
-        Replacer { cluster, subscribe, invoke, problem, activities, cfg, history: ReplacerHistory::default(), in_flight: BTreeSet::new() }
+        Replacer {
+            cluster,
+            subscribe,
+            invoke,
+            problem,
+            activities,
+            cfg,
+            history: ReplacerHistory::default(),
+            in_flight: BTreeSet::new(),
+        }
     }
 
     fn record(&self, name: &str, args: serde_json::Value, outcome: &str, message: String) {
-        self.activities.do_send(RecordActivity(Activity::policy(&self.cluster.app, &self.cluster.entity, name, args, outcome, message)));
+        self.activities.do_send(RecordActivity(Activity::policy(
+            &self.cluster.app,
+            &self.cluster.entity,
+            name,
+            args,
+            outcome,
+            message,
+        )));
     }
 
     fn replace(&mut self, member: String, reason: String, ctx: &mut Context<Self>) {
         if let Some(why) = &self.history.stopped {
-            self.record("replacer.skip", json!({ "member": member }), "stopped", why.clone());
+            self.record(
+                "replacer.skip",
+                json!({ "member": member }),
+                "stopped",
+                why.clone(),
+            );
             return;
         }
         if !self.in_flight.insert(member.clone()) {
@@ -147,39 +169,57 @@ impl Replacer {
         let invoke = self.invoke.clone();
         let args = json!({ "member": member });
         let t0 = std::time::Instant::now();
-        ctx.spawn(async move { invoke.send(Invoke::with_args("replace_member", args)).await }.into_actor(self).map(
-            move |res, act, ctx| {
-                act.in_flight.remove(&member);
-                let res = res.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string()));
-                match res {
-                    Ok(v) => {
-                        let new = v.get("new").and_then(|n| n.as_str()).unwrap_or("?").to_string();
-                        let mut a = Activity::policy(
-                            &act.cluster.app,
-                            &act.cluster.entity,
-                            "replacer.replace",
-                            json!({ "member": member, "new": new, "reason": reason }),
-                            "ok",
-                            format!("replaced {member} with {new}: {reason}"),
-                        );
-                        a.duration_seconds = t0.elapsed().as_secs_f64();
-                        act.activities.do_send(RecordActivity(a));
+        ctx.spawn(
+            async move { invoke.send(Invoke::with_args("replace_member", args)).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.in_flight.remove(&member);
+                    let res = res
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    match res {
+                        Ok(v) => {
+                            let new = v
+                                .get("new")
+                                .and_then(|n| n.as_str())
+                                .unwrap_or("?")
+                                .to_string();
+                            let mut a = Activity::policy(
+                                &act.cluster.app,
+                                &act.cluster.entity,
+                                "replacer.replace",
+                                json!({ "member": member, "new": new, "reason": reason }),
+                                "ok",
+                                format!("replaced {member} with {new}: {reason}"),
+                            );
+                            a.duration_seconds = t0.elapsed().as_secs_f64();
+                            act.activities.do_send(RecordActivity(a));
+                        }
+                        // The member is already gone (resized away): nothing to do.
+                        Err(e) if e.contains("no member") => {}
+                        Err(e) => match act.history.on_failure(now_ms(), &act.cfg) {
+                            ReplaceDecision::RetryIn(d) => {
+                                act.record(
+                                    "replacer.replace",
+                                    json!({ "member": member }),
+                                    "error",
+                                    format!("{e}; retrying in {}", humantime::format_duration(d)),
+                                );
+                                ctx.run_later(d, move |act, ctx| act.replace(member, reason, ctx));
+                            }
+                            ReplaceDecision::Stop(why) => {
+                                act.record(
+                                    "replacer.stop",
+                                    json!({ "member": member }),
+                                    "stopped",
+                                    format!("{why}; last error: {e}"),
+                                );
+                                act.problem.do_send(MarkProblem(Some(why)));
+                            }
+                        },
                     }
-                    // The member is already gone (resized away): nothing to do.
-                    Err(e) if e.contains("no member") => {}
-                    Err(e) => match act.history.on_failure(now_ms(), &act.cfg) {
-                        ReplaceDecision::RetryIn(d) => {
-                            act.record("replacer.replace", json!({ "member": member }), "error", format!("{e}; retrying in {}", humantime::format_duration(d)));
-                            ctx.run_later(d, move |act, ctx| act.replace(member, reason, ctx));
-                        }
-                        ReplaceDecision::Stop(why) => {
-                            act.record("replacer.stop", json!({ "member": member }), "stopped", format!("{why}; last error: {e}"));
-                            act.problem.do_send(MarkProblem(Some(why)));
-                        }
-                    },
-                }
-            },
-        ));
+                }),
+        );
     }
 }
 
@@ -194,13 +234,21 @@ impl Handler<EntityEvent> for Replacer {
     type Result = ();
     fn handle(&mut self, ev: EntityEvent, ctx: &mut Context<Self>) {
         match ev {
-            EntityEvent::Notice { source, name, detail } if source != self.cluster => {
+            EntityEvent::Notice {
+                source,
+                name,
+                detail,
+            } if source != self.cluster => {
                 let wanted = match self.cfg.trigger {
                     Trigger::FailedRestart => s::ENTITY_FAILED_RESTART,
                     Trigger::Failed => s::ENTITY_FAILED,
                 };
                 if name == wanted {
-                    let reason = detail.get("reason").and_then(|r| r.as_str()).unwrap_or(&name).to_string();
+                    let reason = detail
+                        .get("reason")
+                        .and_then(|r| r.as_str())
+                        .unwrap_or(&name)
+                        .to_string();
                     self.replace(source.entity, reason, ctx);
                 }
             }
@@ -218,8 +266,14 @@ mod tests {
     fn stops_after_the_failure_limit_within_the_window() {
         let c = ReplacerConfig::default();
         let mut h = ReplacerHistory::default();
-        assert_eq!(h.on_failure(0, &c), ReplaceDecision::RetryIn(Duration::from_secs(1)));
-        assert_eq!(h.on_failure(1_000, &c), ReplaceDecision::RetryIn(Duration::from_secs(2)));
+        assert_eq!(
+            h.on_failure(0, &c),
+            ReplaceDecision::RetryIn(Duration::from_secs(1))
+        );
+        assert_eq!(
+            h.on_failure(1_000, &c),
+            ReplaceDecision::RetryIn(Duration::from_secs(2))
+        );
         assert!(matches!(h.on_failure(3_000, &c), ReplaceDecision::Stop(_)));
         assert!(h.stopped.is_some());
     }
@@ -230,7 +284,10 @@ mod tests {
         let mut h = ReplacerHistory::default();
         h.on_failure(0, &c);
         h.on_failure(1, &c);
-        assert!(matches!(h.on_failure(700_000, &c), ReplaceDecision::RetryIn(_)));
+        assert!(matches!(
+            h.on_failure(700_000, &c),
+            ReplaceDecision::RetryIn(_)
+        ));
     }
 
     #[test]

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::activity::{Activity, RecordActivity};
-use crate::entity::{now_ms, sensors as s, EmitNotice, EntityEvent, EntityRef, Invoke, Lifecycle, Subscribe};
+use crate::entity::{
+    now_ms, sensors as s, EmitNotice, EntityEvent, EntityRef, Invoke, Lifecycle, Subscribe,
+};
 
 /// Tunables of the restarter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +120,8 @@ impl RestartHistory {
             }
         }
         let window = cfg.window.as_millis() as u64;
-        self.failures_ms.retain(|t| now_ms.saturating_sub(*t) < window);
+        self.failures_ms
+            .retain(|t| now_ms.saturating_sub(*t) < window);
         self.failures_ms.push(now_ms);
         let n = self.failures_ms.len();
         if n > cfg.max_restarts as usize {
@@ -167,7 +170,14 @@ impl Restarter {
     }
 
     fn record(&self, name: &str, args: serde_json::Value, outcome: &str, message: String) {
-        self.activities.do_send(RecordActivity(Activity::policy(&self.target.app, &self.target.entity, name, args, outcome, message)));
+        self.activities.do_send(RecordActivity(Activity::policy(
+            &self.target.app,
+            &self.target.entity,
+            name,
+            args,
+            outcome,
+            message,
+        )));
     }
 
     fn on_failed(&mut self, reason: String, ctx: &mut Context<Self>) {
@@ -194,11 +204,20 @@ impl Restarter {
                         return;
                     }
                     let invoke = act.invoke.clone();
-                    ctx.spawn(async move { invoke.send(Invoke::new("restart")).await }.into_actor(act).map(|res, act, _| {
-                        if let Ok(Err(e)) = res {
-                            act.record("restarter.restart", json!({}), "error", e.to_string());
-                        }
-                    }));
+                    ctx.spawn(
+                        async move { invoke.send(Invoke::new("restart")).await }
+                            .into_actor(act)
+                            .map(|res, act, _| {
+                                if let Ok(Err(e)) = res {
+                                    act.record(
+                                        "restarter.restart",
+                                        json!({}),
+                                        "error",
+                                        e.to_string(),
+                                    );
+                                }
+                            }),
+                    );
                 }));
             }
             RestartDecision::GiveUp { failures } => {
@@ -208,8 +227,16 @@ impl Restarter {
                     humantime::format_duration(self.cfg.window),
                     self.cfg.max_restarts
                 );
-                self.record("restarter.give_up", json!({ "failures_in_window": failures, "reason": reason }), "gave-up", why.clone());
-                self.notice.do_send(EmitNotice { name: s::ENTITY_FAILED_RESTART.into(), detail: json!({ "reason": why }) });
+                self.record(
+                    "restarter.give_up",
+                    json!({ "failures_in_window": failures, "reason": reason }),
+                    "gave-up",
+                    why.clone(),
+                );
+                self.notice.do_send(EmitNotice {
+                    name: s::ENTITY_FAILED_RESTART.into(),
+                    detail: json!({ "reason": why }),
+                });
             }
         }
     }
@@ -228,7 +255,11 @@ impl Handler<EntityEvent> for Restarter {
         match ev {
             EntityEvent::State { state, .. } => self.state = state,
             EntityEvent::Notice { name, detail, .. } if name == s::ENTITY_FAILED => {
-                let reason = detail.get("reason").and_then(|r| r.as_str()).unwrap_or("failed").to_string();
+                let reason = detail
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .unwrap_or("failed")
+                    .to_string();
                 self.on_failed(reason, ctx);
             }
             EntityEvent::Notice { name, .. } if name == s::ENTITY_RECOVERED => {
@@ -262,7 +293,10 @@ mod tests {
             }
         }
         assert_eq!(delays, vec![0, 100, 200, 400, 800]);
-        assert_eq!(h.on_failure(600, &c), RestartDecision::GiveUp { failures: 6 });
+        assert_eq!(
+            h.on_failure(600, &c),
+            RestartDecision::GiveUp { failures: 6 }
+        );
     }
 
     #[test]
@@ -273,7 +307,10 @@ mod tests {
         h.on_failure(100, &c);
         h.on_recovered(200);
         // Healthy for 10 s: the next failure is a first failure again.
-        assert_eq!(h.on_failure(10_200, &c), RestartDecision::RestartIn(Duration::ZERO));
+        assert_eq!(
+            h.on_failure(10_200, &c),
+            RestartDecision::RestartIn(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -282,16 +319,29 @@ mod tests {
         let mut h = RestartHistory::default();
         h.on_failure(0, &c);
         h.on_recovered(100);
-        assert_eq!(h.on_failure(1_000, &c), RestartDecision::RestartIn(Duration::from_millis(100)));
+        assert_eq!(
+            h.on_failure(1_000, &c),
+            RestartDecision::RestartIn(Duration::from_millis(100))
+        );
     }
 
     #[test]
     fn failures_outside_the_window_are_forgotten() {
-        let c = RestarterConfig { max_restarts: 1, reset_after: Duration::from_secs(3600), ..cfg() };
+        let c = RestarterConfig {
+            max_restarts: 1,
+            reset_after: Duration::from_secs(3600),
+            ..cfg()
+        };
         let mut h = RestartHistory::default();
         h.on_failure(0, &c);
-        assert_eq!(h.on_failure(61_000, &c), RestartDecision::RestartIn(Duration::ZERO));
-        assert!(matches!(h.on_failure(61_500, &c), RestartDecision::GiveUp { .. }));
+        assert_eq!(
+            h.on_failure(61_000, &c),
+            RestartDecision::RestartIn(Duration::ZERO)
+        );
+        assert!(matches!(
+            h.on_failure(61_500, &c),
+            RestartDecision::GiveUp { .. }
+        ));
     }
 
     proptest! {

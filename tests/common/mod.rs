@@ -13,7 +13,10 @@ use serde_json::Value;
 /// Panics (never skips) when the engine is missing: these tests exist to
 /// prove behaviour against a real engine.
 pub fn require_docker() {
-    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().map(|o| o.status.success());
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success());
     assert!(
         matches!(ok, Ok(true)),
         "Docker engine is not reachable: the integration tests need a running dockerd (see README). They never skip."
@@ -49,7 +52,10 @@ impl Drover {
         let mut child = Command::new(drover_bin())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -84,7 +90,11 @@ impl Drover {
         let mut resp = r.expect("drover answers");
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, body)
     }
 
@@ -93,12 +103,21 @@ impl Drover {
     }
 
     pub fn get_text(&self, path: &str) -> String {
-        let mut r = self.agent.get(&format!("{}{path}", self.url)).call().expect("drover answers");
+        let mut r = self
+            .agent
+            .get(&format!("{}{path}", self.url))
+            .call()
+            .expect("drover answers");
         r.body_mut().read_to_string().expect("body")
     }
 
     pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        self.answer(self.agent.post(&format!("{}{path}", self.url)).header("content-type", "application/yaml").send(body))
+        self.answer(
+            self.agent
+                .post(&format!("{}{path}", self.url))
+                .header("content-type", "application/yaml")
+                .send(body),
+        )
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
@@ -108,13 +127,19 @@ impl Drover {
     pub fn deploy(&self, yaml: &str) -> String {
         let (status, body) = self.post("/v1/applications", yaml);
         assert_eq!(status, 201, "deploy answered {status}: {body}");
-        body["id"].as_str().expect("id in deploy answer").to_string()
+        body["id"]
+            .as_str()
+            .expect("id in deploy answer")
+            .to_string()
     }
 
     pub fn invoke(&self, app: &str, entity: &str, effector: &str, args: Value) -> (u16, Value) {
         self.answer(
             self.agent
-                .post(&format!("{}/v1/applications/{app}/entities/{entity}/effectors/{effector}", self.url))
+                .post(&format!(
+                    "{}/v1/applications/{app}/entities/{entity}/effectors/{effector}",
+                    self.url
+                ))
                 .header("content-type", "application/json")
                 .send(args.to_string()),
         )
@@ -128,7 +153,13 @@ impl Drover {
 
     pub fn entity(&self, app: &str, entity: &str) -> Value {
         let detail = self.app(app);
-        detail["entities"].as_array().unwrap().iter().find(|e| e["id"] == entity).cloned().unwrap_or(Value::Null)
+        detail["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == entity)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     pub fn sensors(&self, app: &str, entity: &str) -> Value {
@@ -141,20 +172,29 @@ impl Drover {
     pub fn wait_running(&self, app: &str, deadline: Duration) -> Value {
         wait_for(deadline, &format!("application {app} running"), || {
             let d = self.app(app);
-            let all = d["entities"].as_array().unwrap().iter().all(|e| e["state"] == "running");
+            let all = d["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["state"] == "running");
             (d["state"] == "running" && all).then_some(d)
         })
     }
 
     /// SIGTERM, as an operator's stop would send.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let t0 = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().expect("wait drover") {
                 return s;
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "drover did not stop within 30 s of SIGTERM");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "drover did not stop within 30 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -174,7 +214,10 @@ pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option
         if let Some(v) = f() {
             return v;
         }
-        assert!(t0.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -191,31 +234,54 @@ impl Drop for AppGuard {
 pub fn remove_app_leftovers(app: &str) {
     let ids = containers_of(app, true);
     if !ids.is_empty() {
-        let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+        let _ = Command::new("docker")
+            .arg("rm")
+            .arg("-f")
+            .args(&ids)
+            .output();
     }
-    let _ = Command::new("docker").args(["network", "rm", &format!("drover-{app}")]).output();
+    let _ = Command::new("docker")
+        .args(["network", "rm", &format!("drover-{app}")])
+        .output();
 }
 
 /// Container ids carrying `io.drover.app=<app>` (all, or running only).
 pub fn containers_of(app: &str, all: bool) -> Vec<String> {
     let mut cmd = Command::new("docker");
-    cmd.args(["ps", "-q", "--no-trunc", "--filter", &format!("label=io.drover.app={app}")]);
+    cmd.args([
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("label=io.drover.app={app}"),
+    ]);
     if all {
         cmd.arg("-a");
     }
     let out = cmd.output().expect("docker ps runs");
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// `docker inspect` of one container.
 pub fn inspect(id: &str) -> Value {
-    let out = Command::new("docker").args(["inspect", id]).output().expect("docker inspect runs");
+    let out = Command::new("docker")
+        .args(["inspect", id])
+        .output()
+        .expect("docker inspect runs");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     v.get(0).cloned().unwrap_or(Value::Null)
 }
 
 pub fn network_exists(name: &str) -> bool {
-    Command::new("docker").args(["network", "inspect", name]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("docker")
+        .args(["network", "inspect", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// A plain HTTP GET over std; returns (status, body).
@@ -223,11 +289,18 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
