@@ -118,6 +118,16 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         settle: Duration,
     },
+    /// Show or change a policy: `drover policy get shop web web-autoscaler`, `drover policy set shop web web-autoscaler upper=50`.
+    Policy {
+        /// ls, get, set, start or stop.
+        action: String,
+        app: String,
+        entity: String,
+        policy: Option<String>,
+        /// For `set`: a file with the config (YAML or JSON), or key=value pairs laid over the current config.
+        config: Vec<String>,
+    },
     /// Build the project's HTTP workload image (`drover/workload:latest`) on the local engine.
     WorkloadImage {
         #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
@@ -206,6 +216,22 @@ fn main() -> ExitCode {
                     }
                 })
         }
+        Command::Policy {
+            action,
+            app,
+            entity,
+            policy,
+            config,
+        } => cli::policy(
+            &client,
+            &action,
+            &app,
+            &entity,
+            policy.as_deref(),
+            &config,
+            out,
+        )
+        .map_err(|e| e.to_string()),
         Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
         Command::Activities { app, limit } => {
             cli::activities(&client, app.as_deref(), limit, out).map_err(|e| e.to_string())

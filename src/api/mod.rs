@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::blueprint::{BlueprintError, BlueprintErrors};
 use crate::management::{
     ActivityFilter, CollectMetrics, Deploy, Destroy, GetApp, GetEntities, GetSensors,
-    InvokeEffector, ListActivities, ListApps, ListHosts, Management, ManagementError,
+    InvokeEffector, ListActivities, ListApps, ListHosts, ListPresets, Management, ManagementError,
+    PolicyRequest, PolicyRequestOp,
 };
 
 /// The JSON body of every error answer. Blueprint errors carry the position
@@ -47,9 +48,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Blueprint(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Management(m) => match m {
-                ManagementError::NoApplication(_) | ManagementError::NoEntity { .. } => {
-                    StatusCode::NOT_FOUND
-                }
+                ManagementError::NoApplication(_)
+                | ManagementError::NoEntity { .. }
+                | ManagementError::NoPolicy(_) => StatusCode::NOT_FOUND,
                 ManagementError::Exists(_) | ManagementError::Destroying(_) => StatusCode::CONFLICT,
                 ManagementError::UnknownLocation { .. } | ManagementError::Blueprint(_) => {
                     StatusCode::BAD_REQUEST
@@ -116,6 +117,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/applications/{app}/entities/{entity}/effectors/{effector}",
                     web::post().to(invoke),
                 )
+                .route(
+                    "/applications/{app}/entities/{entity}/policies",
+                    web::get().to(policies_list),
+                )
+                .route(
+                    "/applications/{app}/entities/{entity}/policies/{policy}",
+                    web::get().to(policy_get),
+                )
+                .route(
+                    "/applications/{app}/entities/{entity}/policies/{policy}",
+                    web::put().to(policy_put),
+                )
+                .route(
+                    "/applications/{app}/entities/{entity}/policies/{policy}/start",
+                    web::post().to(policy_start),
+                )
+                .route(
+                    "/applications/{app}/entities/{entity}/policies/{policy}/stop",
+                    web::post().to(policy_stop),
+                )
+                .route("/presets", web::get().to(presets))
                 .route("/hosts", web::get().to(hosts))
                 .route("/activities", web::get().to(activities))
                 .route("/chaos/faults", web::post().to(chaos_fault)),
@@ -127,10 +149,10 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn metrics(m: Mgmt) -> Result<HttpResponse, ApiError> {
-    m.send(CollectMetrics).await?;
+    let text = m.send(CollectMetrics).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::render()))
+        .body(text))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -215,7 +237,7 @@ async fn hosts(m: Mgmt) -> Result<HttpResponse, ApiError> {
 async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let filter = web::Query::<ActivityFilter>::from_query(req.query_string()).map_err(|e| {
         ApiError::BadRequest(format!(
-            "bad activity filter: {e}; use application, entity, kind, limit"
+            "bad activity filter: {e}; use application, entity, kind, name, limit"
         ))
     })?;
     Ok(HttpResponse::Ok().json(m.send(ListActivities(filter.into_inner())).await?))
@@ -242,4 +264,80 @@ async fn chaos_fault(body: web::Json<ChaosFault>) -> Result<HttpResponse, ApiErr
         .inc();
     tracing::info!(app = %body.application, entity = %body.entity, fault = %body.fault, "chaos fault injected");
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn policy_op(
+    m: Mgmt,
+    app: String,
+    entity: String,
+    policy: String,
+    op: PolicyRequestOp,
+) -> Result<HttpResponse, ApiError> {
+    let v = m
+        .send(PolicyRequest {
+            app,
+            entity,
+            policy,
+            op,
+        })
+        .await?
+        .map_err(|e| match e {
+            ManagementError::Blueprint(errs) => ApiError::Blueprint(errs),
+            other => ApiError::Management(other),
+        })?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+async fn policies_list(
+    m: Mgmt,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, entity) = path.into_inner();
+    policy_op(m, app, entity, String::new(), PolicyRequestOp::List).await
+}
+
+async fn policy_get(
+    m: Mgmt,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, entity, policy) = path.into_inner();
+    policy_op(m, app, entity, policy, PolicyRequestOp::Get).await
+}
+
+async fn policy_put(
+    m: Mgmt,
+    path: web::Path<(String, String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (app, entity, policy) = path.into_inner();
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
+    policy_op(
+        m,
+        app,
+        entity,
+        policy,
+        PolicyRequestOp::Put(text.to_string()),
+    )
+    .await
+}
+
+async fn policy_start(
+    m: Mgmt,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, entity, policy) = path.into_inner();
+    policy_op(m, app, entity, policy, PolicyRequestOp::Start).await
+}
+
+async fn policy_stop(
+    m: Mgmt,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, entity, policy) = path.into_inner();
+    policy_op(m, app, entity, policy, PolicyRequestOp::Stop).await
+}
+
+async fn presets(m: Mgmt) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(m.send(ListPresets).await??))
 }

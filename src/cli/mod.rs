@@ -101,6 +101,15 @@ impl Client {
         )
     }
 
+    pub fn agent_put(&self, path: &str, body: &str) -> Result<Answer, CliError> {
+        self.finish(
+            self.agent
+                .put(&self.url(path))
+                .header("content-type", "application/yaml")
+                .send(body),
+        )
+    }
+
     /// GET that must succeed.
     pub fn get_ok(&self, path: &str) -> Result<Value, CliError> {
         let a = self.get(path)?;
@@ -487,6 +496,74 @@ pub fn activities(
                 .and_then(|d| d.as_f64())
                 .unwrap_or(0.0)
         );
+    }
+    Ok(())
+}
+
+/// `drover policy get|set|start|stop|ls APP ENTITY [POLICY]`.
+pub fn policy(
+    c: &Client,
+    action: &str,
+    app: &str,
+    entity: &str,
+    policy: Option<&str>,
+    config: &[String],
+    out: Output,
+) -> Result<(), CliError> {
+    let base = format!("/v1/applications/{app}/entities/{entity}/policies");
+    let need = || {
+        policy.ok_or_else(|| CliError::Invalid(format!("`drover policy {action}` needs a policy name; `drover policy ls {app} {entity}` lists them")))
+    };
+    let answer = match action {
+        "ls" => c.get(&base)?,
+        "get" => c.get(&format!("{base}/{}", need()?))?,
+        "start" | "stop" => c.post(
+            &format!("{base}/{}/{action}", need()?),
+            "application/json",
+            "",
+        )?,
+        "set" => {
+            // Either a file (YAML/JSON of the config keys) or k=v pairs.
+            let body = match config {
+                [one] if !one.contains('=') => {
+                    std::fs::read_to_string(one).map_err(|source| CliError::Read {
+                        path: one.clone(),
+                        source,
+                    })?
+                }
+                pairs => parse_kv(pairs)?.to_string(),
+            };
+            let name = need()?;
+            // k=v sets keys over the current config (a PUT is a full config).
+            let body = if config.iter().all(|a| a.contains('=')) {
+                let current = c.get_ok(&format!("{base}/{name}"))?;
+                let mut cfg = current.get("config").cloned().unwrap_or_default();
+                if let (Some(obj), Ok(serde_json::Value::Object(new))) = (
+                    cfg.as_object_mut(),
+                    serde_json::from_str::<serde_json::Value>(&body),
+                ) {
+                    obj.extend(new);
+                }
+                cfg.to_string()
+            } else {
+                body
+            };
+            let mut r = c.agent_put(&format!("{base}/{name}"), &body)?;
+            if r.status == 400 {
+                r.body = serde_json::json!({ "error": error_text(&r.body) });
+            }
+            r
+        }
+        other => {
+            return Err(CliError::Invalid(format!(
+                "unknown policy action `{other}`: use ls, get, set, start or stop"
+            )))
+        }
+    };
+    let v = ok(answer)?;
+    match out {
+        Output::Json => print_json(&v),
+        Output::Text => println!("{}", serde_yaml::to_string(&v).unwrap_or_default()),
     }
     Ok(())
 }

@@ -18,9 +18,10 @@ use super::{
 use crate::blueprint::{default_initial_size, Blueprint, ServiceType};
 use crate::host::{EnsureNetwork, RemoveNetwork};
 use crate::lb::LoadBalancerEntity;
+use crate::policy::autoscaler::Autoscaler;
 use crate::policy::replacer::{Replacer, Trigger};
 use crate::policy::restarter::Restarter;
-use crate::policy::{PolicyConfig, ResolvedPolicy};
+use crate::policy::{PolicyConfig, PolicyControl, PolicyRegistered, ResolvedPolicy};
 
 struct Child {
     handle: EntityHandle,
@@ -104,11 +105,43 @@ impl ApplicationEntity {
         }
     }
 
+    fn register_policy(
+        &self,
+        entity: &str,
+        policy: &ResolvedPolicy,
+        control: Recipient<PolicyControl>,
+    ) {
+        let spec = self
+            .blueprint
+            .services
+            .iter()
+            .find(|s| s.id == entity)
+            .and_then(|s| {
+                s.policies.iter().find(|p| {
+                    p.preset.as_deref().or(p.kind.as_deref()) == Some(policy.name.as_str())
+                })
+            })
+            .cloned()
+            .unwrap_or(crate::blueprint::PolicySpec {
+                preset: policy.preset.clone(),
+                kind: Some(policy.config.kind().into()),
+                config: Default::default(),
+            });
+        self.links.policies.do_send(PolicyRegistered {
+            app: self.me.app.clone(),
+            entity: entity.to_string(),
+            policy: policy.clone(),
+            spec,
+            control,
+        });
+    }
+
     /// Makes the children that are missing. Returns their handles.
     fn ensure_children(&mut self, ctx: &mut Context<Self>, at: &Placement) -> Vec<EntityHandle> {
         // Load balancers last: they subscribe to their target cluster.
         let mut services = self.blueprint.services.clone();
         services.sort_by_key(|s| s.kind == ServiceType::LoadBalancer);
+        let mut clusters: BTreeMap<String, Addr<ClusterEntity>> = BTreeMap::new();
         for svc in services {
             if self.children.contains_key(&svc.id) {
                 continue;
@@ -123,7 +156,7 @@ impl ApplicationEntity {
                     for p in &policies {
                         if let PolicyConfig::Restarter(cfg) = &p.config {
                             let r = addr.clone();
-                            Restarter::new(
+                            let pa = Restarter::new(
                                 child.clone(),
                                 r.clone().recipient(),
                                 r.clone().recipient(),
@@ -131,7 +164,9 @@ impl ApplicationEntity {
                                 activities.clone(),
                                 cfg.clone(),
                             )
+                            .named(p.name.clone())
                             .start();
+                            self.register_policy(&svc.id, p, pa.recipient());
                         }
                     }
                     ContainerEntity::handle(&addr)
@@ -161,19 +196,29 @@ impl ApplicationEntity {
                     )
                     .start();
                     for p in &policies {
-                        if let PolicyConfig::Replacer(cfg) = &p.config {
-                            let c = addr.clone();
-                            Replacer::new(
-                                child.clone(),
-                                c.clone().recipient(),
-                                c.clone().recipient(),
-                                c.recipient(),
-                                activities.clone(),
-                                cfg.clone(),
-                            )
-                            .start();
+                        match &p.config {
+                            PolicyConfig::Replacer(cfg) => {
+                                let c = addr.clone();
+                                let pa = Replacer::new(
+                                    child.clone(),
+                                    c.clone().recipient(),
+                                    c.clone().recipient(),
+                                    c.recipient(),
+                                    activities.clone(),
+                                    cfg.clone(),
+                                )
+                                .named(p.name.clone())
+                                .start();
+                                self.register_policy(&svc.id, p, pa.recipient());
+                            }
+                            // The cluster answers for its members' restarters.
+                            PolicyConfig::Restarter(_) if !replaces_at_once => {
+                                self.register_policy(&svc.id, p, addr.clone().recipient());
+                            }
+                            _ => {}
                         }
                     }
+                    clusters.insert(svc.id.clone(), addr.clone());
                     ClusterEntity::handle(&addr)
                 }
                 ServiceType::LoadBalancer => {
@@ -230,6 +275,39 @@ impl ApplicationEntity {
                     state: Lifecycle::Created,
                 },
             );
+        }
+        // Autoscalers last: their metric may come from any child (a load balancer).
+        for (cluster_id, addr) in &clusters {
+            for p in self.policies.get(cluster_id).cloned().unwrap_or_default() {
+                let PolicyConfig::Autoscaler(cfg) = &p.config else {
+                    continue;
+                };
+                let cluster = EntityRef::new(self.me.app.clone(), cluster_id.clone());
+                let source_id = cfg.entity.clone().unwrap_or_else(|| cluster_id.clone());
+                let source = EntityRef::new(self.me.app.clone(), source_id.clone());
+                let mut subscribe_to = vec![addr.clone().recipient()];
+                if source_id != *cluster_id {
+                    match self.children.get(&source_id) {
+                        Some(c) => subscribe_to.push(c.handle.subscribe.clone()),
+                        None => {
+                            tracing::error!(app = %self.me.app, entity = %source_id, "autoscaler metric entity missing");
+                            continue;
+                        }
+                    }
+                }
+                let pa = Autoscaler::new(
+                    p.name.clone(),
+                    cluster,
+                    source,
+                    addr.clone().recipient(),
+                    addr.clone().recipient(),
+                    subscribe_to,
+                    self.links.activities.clone(),
+                    cfg.clone(),
+                )
+                .start();
+                self.register_policy(cluster_id, &p, pa.recipient());
+            }
         }
         self.children.values().map(|c| c.handle.clone()).collect()
     }

@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::container::ContainerEntity;
+use super::EmitNotice;
 use super::{
     parse_args, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind,
     EntityRef, Invoke, Lifecycle, Links, Placement, SensorBoard, Subscribe, Teardown,
@@ -21,7 +22,7 @@ use super::{
 use crate::blueprint::ContainerSpec;
 use crate::policy::replacer::MarkProblem;
 use crate::policy::restarter::Restarter;
-use crate::policy::{PolicyConfig, ResolvedPolicy};
+use crate::policy::{PolicyConfig, PolicyControl, PolicyOp, PolicyStatus, ResolvedPolicy};
 
 /// Upper bound on a cluster's size, so a typo (`resize 100000`) cannot
 /// exhaust the engine.
@@ -51,6 +52,10 @@ pub struct ClusterEntity {
     desired: u32,
     next_index: u32,
     members: BTreeMap<u32, Member>,
+    /// The member restarters, by member index, so a policy change reaches them.
+    member_restarters: BTreeMap<u32, Addr<Restarter>>,
+    /// Member policies stopped by an operator.
+    stopped_policies: BTreeSet<String>,
     /// New members of a replacement: not counted toward the size until the
     /// member they replace is gone, so reconcile does not shrink them away.
     surge: BTreeSet<u32>,
@@ -108,6 +113,8 @@ impl ClusterEntity {
             desired: initial_size,
             next_index: 1,
             members: BTreeMap::new(),
+            member_restarters: BTreeMap::new(),
+            stopped_policies: BTreeSet::new(),
             surge: BTreeSet::new(),
             removing: BTreeSet::new(),
             waiters: Vec::new(),
@@ -231,7 +238,7 @@ impl ClusterEntity {
         addr.do_send(Subscribe(ctx.address().recipient()));
         for p in &self.member_policies {
             if let PolicyConfig::Restarter(cfg) = &p.config {
-                Restarter::new(
+                let r = Restarter::new(
                     child.clone(),
                     addr.clone().recipient(),
                     addr.clone().recipient(),
@@ -239,7 +246,15 @@ impl ClusterEntity {
                     self.links.activities.clone(),
                     cfg.clone(),
                 )
+                .named(p.name.clone())
                 .start();
+                if self.stopped_policies.contains(&p.name) {
+                    r.do_send(PolicyControl {
+                        policy: p.name.clone(),
+                        op: PolicyOp::Stop,
+                    });
+                }
+                self.member_restarters.insert(index, r);
             }
         }
         self.members.insert(
@@ -453,6 +468,64 @@ impl Handler<EntityEvent> for ClusterEntity {
             }
             _ => {}
         }
+    }
+}
+
+impl Handler<EmitNotice> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, msg: EmitNotice, _: &mut Context<Self>) {
+        self.board.emit(EntityEvent::Notice {
+            source: self.me.clone(),
+            name: msg.name,
+            detail: msg.detail,
+        });
+    }
+}
+
+/// The cluster answers for the restarter it gives every member: one
+/// config, one start/stop, applied to each member's restarter.
+impl Handler<PolicyControl> for ClusterEntity {
+    type Result = Result<PolicyStatus, String>;
+    fn handle(&mut self, msg: PolicyControl, _: &mut Context<Self>) -> Self::Result {
+        let Some(i) = self
+            .member_policies
+            .iter()
+            .position(|p| p.name == msg.policy)
+        else {
+            return Err(format!("{} has no member policy `{}`", self.me, msg.policy));
+        };
+        match &msg.op {
+            PolicyOp::Get => {}
+            PolicyOp::Set(c) => {
+                if c.kind() != self.member_policies[i].config.kind() {
+                    return Err(format!(
+                        "policy `{}` is a {}, not a {}",
+                        msg.policy,
+                        self.member_policies[i].config.kind(),
+                        c.kind()
+                    ));
+                }
+                self.member_policies[i].config = c.clone();
+            }
+            PolicyOp::Start => {
+                self.stopped_policies.remove(&msg.policy);
+            }
+            PolicyOp::Stop => {
+                self.stopped_policies.insert(msg.policy.clone());
+            }
+        }
+        if !matches!(msg.op, PolicyOp::Get) {
+            for r in self.member_restarters.values() {
+                r.do_send(msg.clone());
+            }
+        }
+        let p = &self.member_policies[i];
+        Ok(PolicyStatus::of(
+            &p.name,
+            &p.config,
+            !self.stopped_policies.contains(&p.name),
+            json!({ "members": self.member_restarters.len() }),
+        ))
     }
 }
 

@@ -396,6 +396,7 @@ pub type ChildSink = Recipient<ChildAdded>;
 pub struct Links {
     pub children: Recipient<ChildAdded>,
     pub activities: Recipient<crate::activity::RecordActivity>,
+    pub policies: Recipient<crate::policy::PolicyRegistered>,
 }
 
 /// Asks an entity to emit a notice to its subscribers (a policy telling the

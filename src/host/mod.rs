@@ -251,6 +251,35 @@ impl Handler<Describe> for DockerHost {
     }
 }
 
+/// The engine's capacity: CPUs and memory (`docker info`), for the host
+/// capacity metrics.
+#[derive(Message)]
+#[rtype(result = "Result<HostCapacity, HostError>")]
+pub struct Capacity;
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HostCapacity {
+    pub cpus: i64,
+    pub memory_bytes: i64,
+}
+
+impl Handler<Capacity> for DockerHost {
+    type Result = ResponseFuture<Result<HostCapacity, HostError>>;
+    fn handle(&mut self, _: Capacity, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        Box::pin(async move {
+            let info = docker
+                .info()
+                .await
+                .map_err(|e| HostError::engine("engine info", e))?;
+            Ok(HostCapacity {
+                cpus: info.ncpu.unwrap_or(0),
+                memory_bytes: info.mem_total.unwrap_or(0),
+            })
+        })
+    }
+}
+
 /// Creates (or adopts, if a container of that name and entity exists) and
 /// starts a container. Idempotent.
 #[derive(Message)]

@@ -1,19 +1,38 @@
 //! The Prometheus metric catalogue.
 //!
-//! Names are `drover_*` in base units. Labels are bounded: application,
-//! entity, kind, state, effector, outcome; never a container id. Gauges that
-//! describe entities are rebuilt from the management actor's read model at
-//! every scrape, so the series of a destroyed entity disappear with it.
-//! [`CATALOGUE`] lists every metric; a test checks it against the registry
-//! and the README so the three cannot drift.
+//! Names are `drover_*` in base units (`_seconds`, `_bytes`, `_total` for
+//! counters). [`CATALOGUE`] lists every metric with its type, labels and
+//! help; the registered metrics take their help and label names from it,
+//! and tests check it against the registry and against the README's table,
+//! so the three cannot drift.
+//!
+//! # Bounded labels
+//!
+//! Label values come from a small, known set: `application` and `entity`
+//! (a *service* of a blueprint: a cluster, a container or a load balancer,
+//! never a cluster member: members are numbered without bound as they are
+//! replaced, so a member's failure counts under its cluster), `host`,
+//! `kind`, `state`, `effector`, `outcome`, `policy`, `action`, `fault`.
+//! Never a container id.
+//!
+//! # Where the numbers come from
+//!
+//! Metrics that describe the *current* state (entity states, cluster sizes,
+//! load-balancer traffic, host capacity) are rebuilt from the management
+//! actor's read model at every scrape, the way kube-state-metrics works:
+//! the sensor path does no metric work at all, and the series of a
+//! destroyed entity disappear with it. Counters and histograms of events
+//! (failures, recoveries, policy actions) are updated where the event
+//! arrives, and [`forget_application`] removes an application's series when
+//! it is destroyed.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
-    register_histogram_vec_with_registry, register_histogram_with_registry,
-    register_int_counter_vec_with_registry, register_int_counter_with_registry,
-    register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Encoder, Histogram,
-    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -21,6 +40,14 @@ pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 /// Buckets for operations on a local engine: tens of milliseconds to a minute.
 const DURATION_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Buckets for failure-to-recovery time: an immediate local restart takes a
+/// few hundred milliseconds (our goal is p99 under 1 s); backoff and
+/// replacements stretch it to minutes (the restarter's cap is 30 s, a
+/// replacer retries for up to 5 min).
+const RECOVERY_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
 /// (name, type, labels, help): the catalogue, in the README's order.
@@ -36,6 +63,12 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "gauge",
         "kind, state",
         "Entities by kind (application, cluster, container, load-balancer) and lifecycle state.",
+    ),
+    (
+        "drover_application_entities",
+        "gauge",
+        "application, kind, state",
+        "Entities of an application by kind and lifecycle state (every state of every kind the application has, zeros included).",
     ),
     (
         "drover_cluster_size",
@@ -80,90 +113,257 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Engine events about managed containers received from the event streams.",
     ),
     (
+        "drover_failures_total",
+        "counter",
+        "application, entity",
+        "Failures detected (entity.failed), by application and service; a cluster member counts under its cluster.",
+    ),
+    (
+        "drover_recovery_seconds",
+        "histogram",
+        "application, entity",
+        "Time from a failure (entity.failed) to recovery (entity.recovered) or to the failed member's replacement, by application and service.",
+    ),
+    (
+        "drover_restarts_total",
+        "counter",
+        "application, entity",
+        "Restarts ordered by the restarter (restarter.restart scheduled), by application and service.",
+    ),
+    (
+        "drover_replacements_total",
+        "counter",
+        "application, entity, outcome",
+        "Member replacements (replace_member, by the replacer or an operator), by application, cluster and outcome (ok, error).",
+    ),
+    (
+        "drover_policy_actions_total",
+        "counter",
+        "application, policy, action, outcome",
+        "Policy decisions and actions in the activity record (restarter.restart is policy restarter, action restart), by outcome.",
+    ),
+    (
+        "drover_lb_backends",
+        "gauge",
+        "application, entity",
+        "Members in a load balancer's pool (sensor lb.backends).",
+    ),
+    (
+        "drover_lb_active_connections",
+        "gauge",
+        "application, entity",
+        "Client connections a load balancer is proxying now (sensor lb.active_connections).",
+    ),
+    (
+        "drover_lb_connections_total",
+        "counter",
+        "application, entity",
+        "Client connections a load balancer accepted (sensor lb.connections_total).",
+    ),
+    (
+        "drover_lb_requests_per_second",
+        "gauge",
+        "application, entity",
+        "Client connections per second over the last second (sensor lb.reqs_per_sec); rate(drover_lb_connections_total) is its smoothed form.",
+    ),
+    (
+        "drover_lb_errors_total",
+        "counter",
+        "application, entity",
+        "Client connections a load balancer could not serve (sensor lb.errors_total).",
+    ),
+    (
+        "drover_lb_retries_total",
+        "counter",
+        "application, entity",
+        "Connections replayed to another member after a backend failed (sensor lb.retries_total).",
+    ),
+    (
+        "drover_host_containers",
+        "gauge",
+        "host",
+        "Managed containers on a Docker host, running or not (from the last full list).",
+    ),
+    (
+        "drover_host_cpus",
+        "gauge",
+        "host",
+        "CPUs of a Docker host, as its engine reports them.",
+    ),
+    (
+        "drover_host_memory_bytes",
+        "gauge",
+        "host",
+        "Memory of a Docker host, as its engine reports it.",
+    ),
+    (
+        "drover_host_reserved_cpus",
+        "gauge",
+        "host",
+        "CPU limits (resources.cpus) of the managed containers on a host that are starting, running or on fire.",
+    ),
+    (
+        "drover_host_reserved_memory_bytes",
+        "gauge",
+        "host",
+        "Memory limits (resources.memory) of the managed containers on a host that are starting, running or on fire.",
+    ),
+    (
         "drover_chaos_faults_total",
         "counter",
         "fault",
         "Faults injected by `drover chaos`, by fault (kill, stop, pause).",
     ),
+    ("drover_policy_preset_errors", "gauge", "", "Preset files whose last edit was refused as invalid (the previous version stays in force)."),
 ];
 
-pub static APPLICATIONS: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge_with_registry!("drover_applications", CATALOGUE[0].3, REGISTRY)
-        .expect("metric registers once")
+/// The catalogue entry of a metric. Panics on a name that is not in the
+/// catalogue: that is a programming error the unit tests catch.
+fn entry(name: &str, kind: &str) -> (&'static str, Vec<&'static str>) {
+    let (_, k, labels, help) = CATALOGUE
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .unwrap_or_else(|| panic!("{name} is not in the metric catalogue"));
+    assert_eq!(*k, kind, "{name} is a {k} in the catalogue");
+    let labels = labels
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (help, labels)
+}
+
+fn register<C: Collector + Clone + 'static>(c: C) -> C {
+    REGISTRY
+        .register(Box::new(c.clone()))
+        .expect("metric registers once");
+    c
+}
+
+fn gauge(name: &str) -> IntGauge {
+    let (help, _) = entry(name, "gauge");
+    register(IntGauge::new(name, help).expect("valid metric"))
+}
+
+fn gauge_vec(name: &str) -> IntGaugeVec {
+    let (help, labels) = entry(name, "gauge");
+    register(IntGaugeVec::new(Opts::new(name, help), &labels).expect("valid metric"))
+}
+
+fn counter(name: &str) -> IntCounter {
+    let (help, _) = entry(name, "counter");
+    register(IntCounter::new(name, help).expect("valid metric"))
+}
+
+fn counter_vec(name: &str) -> IntCounterVec {
+    let (help, labels) = entry(name, "counter");
+    register(IntCounterVec::new(Opts::new(name, help), &labels).expect("valid metric"))
+}
+
+fn histogram(name: &str, buckets: &[f64]) -> Histogram {
+    let (help, _) = entry(name, "histogram");
+    register(
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+            .expect("valid metric"),
+    )
+}
+
+fn histogram_vec(name: &str, buckets: &[f64]) -> HistogramVec {
+    let (help, labels) = entry(name, "histogram");
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            &labels,
+        )
+        .expect("valid metric"),
+    )
+}
+
+pub static APPLICATIONS: LazyLock<IntGauge> = LazyLock::new(|| gauge("drover_applications"));
+pub static ENTITIES: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_entities"));
+pub static APPLICATION_ENTITIES: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_application_entities"));
+pub static CLUSTER_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_cluster_size"));
+pub static CLUSTER_DESIRED_SIZE: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_cluster_desired_size"));
+pub static CONTAINERS_STARTED: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("drover_containers_started_total"));
+pub static CONTAINERS_FAILED: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("drover_containers_failed_total"));
+pub static CONTAINER_START_SECONDS: LazyLock<Histogram> =
+    LazyLock::new(|| histogram("drover_container_start_seconds", DURATION_BUCKETS));
+pub static EFFECTOR_DURATION: LazyLock<HistogramVec> =
+    LazyLock::new(|| histogram_vec("drover_effector_duration_seconds", DURATION_BUCKETS));
+pub static ENGINE_EVENTS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("drover_engine_events_total"));
+pub static FAILURES: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_failures_total"));
+pub static RECOVERY_SECONDS: LazyLock<HistogramVec> =
+    LazyLock::new(|| histogram_vec("drover_recovery_seconds", RECOVERY_BUCKETS));
+pub static RESTARTS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_restarts_total"));
+pub static REPLACEMENTS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_replacements_total"));
+pub static POLICY_ACTIONS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_policy_actions_total"));
+pub static LB_BACKENDS: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_lb_backends"));
+pub static LB_ACTIVE: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_lb_active_connections"));
+pub static LB_CONNECTIONS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_lb_connections_total"));
+/// A float gauge: rates are fractional.
+pub static LB_REQUESTS_PER_SECOND: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    let (help, labels) = entry("drover_lb_requests_per_second", "gauge");
+    register(
+        prometheus::GaugeVec::new(Opts::new("drover_lb_requests_per_second", help), &labels)
+            .expect("valid metric"),
+    )
 });
-pub static ENTITIES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec_with_registry!(
-        "drover_entities",
-        CATALOGUE[1].3,
-        &["kind", "state"],
+pub static LB_ERRORS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_lb_errors_total"));
+pub static LB_RETRIES: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_lb_retries_total"));
+pub static HOST_CONTAINERS: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_host_containers"));
+pub static HOST_CPUS: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_host_cpus"));
+pub static HOST_MEMORY: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_host_memory_bytes"));
+/// A float gauge: `resources.cpus` is fractional.
+pub static HOST_RESERVED_CPUS: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    let (help, labels) = entry("drover_host_reserved_cpus", "gauge");
+    register(
+        prometheus::GaugeVec::new(Opts::new("drover_host_reserved_cpus", help), &labels)
+            .expect("valid metric"),
+    )
+});
+pub static HOST_RESERVED_MEMORY: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_host_reserved_memory_bytes"));
+pub static CHAOS_FAULTS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_chaos_faults_total"));
+
+pub static PRESET_ERRORS: LazyLock<IntGauge> = LazyLock::new(|| {
+    prometheus::register_int_gauge_with_registry!(
+        "drover_policy_preset_errors",
+        catalogue_help("drover_policy_preset_errors"),
         REGISTRY
     )
     .expect("metric registers once")
-});
-pub static CLUSTER_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec_with_registry!(
-        "drover_cluster_size",
-        CATALOGUE[2].3,
-        &["application", "entity"],
-        REGISTRY
-    )
-    .expect("metric registers once")
-});
-pub static CLUSTER_DESIRED_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec_with_registry!(
-        "drover_cluster_desired_size",
-        CATALOGUE[3].3,
-        &["application", "entity"],
-        REGISTRY
-    )
-    .expect("metric registers once")
-});
-pub static CONTAINERS_STARTED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter_with_registry!("drover_containers_started_total", CATALOGUE[4].3, REGISTRY)
-        .expect("metric registers once")
-});
-pub static CONTAINERS_FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter_with_registry!("drover_containers_failed_total", CATALOGUE[5].3, REGISTRY)
-        .expect("metric registers once")
-});
-pub static CONTAINER_START_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
-    register_histogram_with_registry!(
-        "drover_container_start_seconds",
-        CATALOGUE[6].3,
-        DURATION_BUCKETS.to_vec(),
-        REGISTRY
-    )
-    .expect("metric registers once")
-});
-pub static EFFECTOR_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    register_histogram_vec_with_registry!(
-        "drover_effector_duration_seconds",
-        CATALOGUE[7].3,
-        &["effector", "outcome"],
-        DURATION_BUCKETS.to_vec(),
-        REGISTRY
-    )
-    .expect("metric registers once")
-});
-pub static ENGINE_EVENTS: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter_with_registry!("drover_engine_events_total", CATALOGUE[8].3, REGISTRY)
-        .expect("metric registers once")
 });
 
-pub static CHAOS_FAULTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec_with_registry!(
-        "drover_chaos_faults_total",
-        CATALOGUE[9].3,
-        &["fault"],
-        REGISTRY
-    )
-    .expect("metric registers once")
-});
+/// The help text of a catalogue entry.
+fn catalogue_help(name: &str) -> &'static str {
+    CATALOGUE
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|(_, _, _, h)| *h)
+        .unwrap_or("")
+}
 
 /// Registers every metric, so a scrape shows them all from the start.
 pub fn init() {
     LazyLock::force(&APPLICATIONS);
     LazyLock::force(&ENTITIES);
+    LazyLock::force(&APPLICATION_ENTITIES);
     LazyLock::force(&CLUSTER_SIZE);
     LazyLock::force(&CLUSTER_DESIRED_SIZE);
     LazyLock::force(&CONTAINERS_STARTED);
@@ -171,7 +371,75 @@ pub fn init() {
     LazyLock::force(&CONTAINER_START_SECONDS);
     LazyLock::force(&EFFECTOR_DURATION);
     LazyLock::force(&ENGINE_EVENTS);
+    LazyLock::force(&FAILURES);
+    LazyLock::force(&RECOVERY_SECONDS);
+    LazyLock::force(&RESTARTS);
+    LazyLock::force(&REPLACEMENTS);
+    LazyLock::force(&POLICY_ACTIONS);
+    LazyLock::force(&LB_BACKENDS);
+    LazyLock::force(&LB_ACTIVE);
+    LazyLock::force(&LB_CONNECTIONS);
+    LazyLock::force(&LB_REQUESTS_PER_SECOND);
+    LazyLock::force(&LB_ERRORS);
+    LazyLock::force(&LB_RETRIES);
+    LazyLock::force(&HOST_CONTAINERS);
+    LazyLock::force(&HOST_CPUS);
+    LazyLock::force(&HOST_MEMORY);
+    LazyLock::force(&HOST_RESERVED_CPUS);
+    LazyLock::force(&HOST_RESERVED_MEMORY);
     LazyLock::force(&CHAOS_FAULTS);
+    LazyLock::force(&PRESET_ERRORS);
+}
+
+/// Removes every series of `vec` whose `application` label is `app`.
+fn remove_app<T: MetricVecBuilder>(vec: &MetricVec<T>, app: &str) {
+    for family in vec.collect() {
+        for m in family.get_metric() {
+            let labels: HashMap<&str, &str> = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if labels.get("application") == Some(&app) {
+                let _ = vec.remove(&labels);
+            }
+        }
+    }
+}
+
+/// Removes the event-driven series of a destroyed application (the
+/// scrape-time gauges go away on their own at the next scrape).
+pub fn forget_application(app: &str) {
+    remove_app(&FAILURES, app);
+    remove_app(&RECOVERY_SECONDS, app);
+    remove_app(&RESTARTS, app);
+    remove_app(&REPLACEMENTS, app);
+    remove_app(&POLICY_ACTIONS, app);
+}
+
+/// Clears the gauges rebuilt from the read model at every scrape, before
+/// they are set again.
+pub fn reset_state_metrics() {
+    APPLICATION_ENTITIES.reset();
+    CLUSTER_SIZE.reset();
+    CLUSTER_DESIRED_SIZE.reset();
+    LB_BACKENDS.reset();
+    LB_ACTIVE.reset();
+    LB_CONNECTIONS.reset();
+    LB_REQUESTS_PER_SECOND.reset();
+    LB_ERRORS.reset();
+    LB_RETRIES.reset();
+    HOST_CONTAINERS.reset();
+    HOST_CPUS.reset();
+    HOST_MEMORY.reset();
+    HOST_RESERVED_CPUS.reset();
+    HOST_RESERVED_MEMORY.reset();
+}
+
+/// Splits a policy activity's name (`restarter.restart`) into policy and
+/// action; a name without a dot is its own policy with action `decide`.
+pub fn policy_and_action(name: &str) -> (&str, &str) {
+    name.split_once('.').unwrap_or((name, "decide"))
 }
 
 /// The text exposition of every metric.
@@ -187,31 +455,78 @@ pub fn render() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn catalogue_matches_registry() {
+    /// Gives every vec metric a series so that it shows in a gather.
+    fn touch_all() {
         init();
-        // Vec metrics appear once they have a series; give each one.
         ENTITIES.with_label_values(&["container", "running"]).set(0);
-        CLUSTER_SIZE.with_label_values(&["a", "b"]).set(0);
-        CLUSTER_DESIRED_SIZE.with_label_values(&["a", "b"]).set(0);
+        for v in [
+            &*CLUSTER_SIZE,
+            &*CLUSTER_DESIRED_SIZE,
+            &*LB_BACKENDS,
+            &*LB_ACTIVE,
+        ] {
+            v.with_label_values(&["a", "b"]).set(0);
+        }
+        APPLICATION_ENTITIES
+            .with_label_values(&["a", "container", "running"])
+            .set(0);
+        for v in [&*HOST_CONTAINERS, &*HOST_CPUS, &*HOST_MEMORY] {
+            v.with_label_values(&["h"]).set(0);
+        }
+        HOST_RESERVED_MEMORY.with_label_values(&["h"]).set(0);
+        HOST_RESERVED_CPUS.with_label_values(&["h"]).set(0.0);
+        LB_REQUESTS_PER_SECOND
+            .with_label_values(&["a", "b"])
+            .set(0.0);
+        for v in [
+            &*FAILURES,
+            &*RESTARTS,
+            &*LB_CONNECTIONS,
+            &*LB_ERRORS,
+            &*LB_RETRIES,
+        ] {
+            v.with_label_values(&["a", "b"]).inc_by(0);
+        }
+        REPLACEMENTS.with_label_values(&["a", "b", "ok"]).inc_by(0);
+        POLICY_ACTIONS
+            .with_label_values(&["a", "restarter", "restart", "scheduled"])
+            .inc_by(0);
         EFFECTOR_DURATION
             .with_label_values(&["start", "ok"])
             .observe(0.0);
+        RECOVERY_SECONDS.with_label_values(&["a", "b"]).observe(0.0);
         CHAOS_FAULTS.with_label_values(&["kill"]).inc_by(0);
-        let names: Vec<String> = REGISTRY
-            .gather()
-            .iter()
-            .map(|f| f.name().to_string())
-            .collect();
-        for (name, ..) in CATALOGUE {
-            assert!(
-                names.contains(&name.to_string()),
-                "{name} is in the catalogue but not registered"
-            );
+    }
+
+    #[test]
+    fn catalogue_matches_registry() {
+        touch_all();
+        let families = REGISTRY.gather();
+        for (name, kind, labels, _) in CATALOGUE {
+            let f = families
+                .iter()
+                .find(|f| f.name() == *name)
+                .unwrap_or_else(|| panic!("{name} is in the catalogue but not registered"));
+            let t = format!("{:?}", f.get_field_type()).to_lowercase();
+            assert_eq!(&t, kind, "{name}");
+            let mut want: Vec<&str> = labels
+                .split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            want.sort();
+            let mut got: Vec<&str> = f.get_metric()[0]
+                .get_label()
+                .iter()
+                .map(|l| l.name())
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "labels of {name}");
         }
-        for n in &names {
+        for f in &families {
+            let n = f.name();
             assert!(
-                CATALOGUE.iter().any(|(c, ..)| c == n),
+                CATALOGUE.iter().any(|(c, ..)| *c == n),
                 "{n} is registered but not in the catalogue"
             );
             assert!(n.starts_with("drover_"));
@@ -219,7 +534,39 @@ mod tests {
     }
 
     #[test]
-    fn readme_lists_every_metric() {
+    fn names_follow_prometheus_conventions() {
+        const ALLOWED_LABELS: &[&str] = &[
+            "application",
+            "entity",
+            "host",
+            "policy",
+            "action",
+            "kind",
+            "state",
+            "effector",
+            "outcome",
+            "fault",
+        ];
+        for (name, kind, labels, help) in CATALOGUE {
+            assert!(name.starts_with("drover_"), "{name}");
+            assert_eq!(
+                *kind == "counter",
+                name.ends_with("_total"),
+                "{name}: counters, and only counters, end in _total"
+            );
+            if *kind == "histogram" {
+                assert!(name.ends_with("_seconds"), "{name}: durations in seconds");
+            }
+            for l in labels.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+                assert!(ALLOWED_LABELS.contains(&l), "{name}: unbounded label {l}?");
+            }
+            assert!(help.ends_with('.'), "{name}: help is a sentence");
+            assert!(!help.contains('|'), "{name}: help breaks the README table");
+        }
+    }
+
+    #[test]
+    fn readme_lists_every_metric_and_nothing_else() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
             .expect("README.md exists");
         for (name, kind, labels, help) in CATALOGUE {
@@ -229,5 +576,44 @@ mod tests {
                 "README's metric table lacks or differs for {name}; expected the row:\n{row}"
             );
         }
+        for line in readme.lines() {
+            if let Some(rest) = line.strip_prefix("| `drover_") {
+                let name = format!("drover_{}", rest.split('`').next().unwrap_or(""));
+                assert!(
+                    CATALOGUE.iter().any(|(n, ..)| *n == name),
+                    "README lists {name}, which the code does not export"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn forget_application_removes_only_that_applications_series() {
+        init();
+        FAILURES.with_label_values(&["gone-app", "web"]).inc();
+        FAILURES.with_label_values(&["kept-app", "web"]).inc();
+        RECOVERY_SECONDS
+            .with_label_values(&["gone-app", "web"])
+            .observe(0.5);
+        POLICY_ACTIONS
+            .with_label_values(&["gone-app", "restarter", "restart", "scheduled"])
+            .inc();
+        forget_application("gone-app");
+        let text = render();
+        assert!(!text.contains("gone-app"), "{text}");
+        assert!(text.contains("kept-app"), "{text}");
+    }
+
+    #[test]
+    fn policy_names_split_into_policy_and_action() {
+        assert_eq!(
+            policy_and_action("restarter.restart"),
+            ("restarter", "restart")
+        );
+        assert_eq!(
+            policy_and_action("replacer.give_up"),
+            ("replacer", "give_up")
+        );
+        assert_eq!(policy_and_action("odd"), ("odd", "decide"));
     }
 }

@@ -8,7 +8,9 @@
 //! - [`restarter`]: restart a failed container in place, with backoff.
 //! - [`replacer`]: replace a cluster member the restarter gave up on.
 
+pub mod autoscaler;
 pub mod presets;
+pub mod registry;
 pub mod replacer;
 pub mod restarter;
 
@@ -22,6 +24,7 @@ pub use presets::{Preset, PresetError, Presets};
 pub enum PolicyConfig {
     Restarter(restarter::RestarterConfig),
     Replacer(replacer::ReplacerConfig),
+    Autoscaler(autoscaler::AutoscalerConfig),
 }
 
 impl PolicyConfig {
@@ -29,6 +32,7 @@ impl PolicyConfig {
         match self {
             PolicyConfig::Restarter(_) => "restarter",
             PolicyConfig::Replacer(_) => "replacer",
+            PolicyConfig::Autoscaler(_) => "autoscaler",
         }
     }
 
@@ -37,12 +41,12 @@ impl PolicyConfig {
         match self {
             // On a cluster, the restarter watches every member.
             PolicyConfig::Restarter(_) => matches!(service_type, "container" | "cluster"),
-            PolicyConfig::Replacer(_) => service_type == "cluster",
+            PolicyConfig::Replacer(_) | PolicyConfig::Autoscaler(_) => service_type == "cluster",
         }
     }
 }
 
-pub const KINDS: &[&str] = &["restarter", "replacer"];
+pub const KINDS: &[&str] = &["restarter", "replacer", "autoscaler"];
 
 /// A policy as attached: its name (the preset's, or the kind) and config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -135,11 +139,77 @@ pub fn parse_config(
     match kind {
         "restarter" => Ok(PolicyConfig::Restarter(typed(value)?)),
         "replacer" => Ok(PolicyConfig::Replacer(typed(value)?)),
+        "autoscaler" => {
+            let c: autoscaler::AutoscalerConfig = typed(value)?;
+            c.check()
+                .map_err(|(path, message)| vec![PolicyConfigError { path, message }])?;
+            Ok(PolicyConfig::Autoscaler(c))
+        }
         other => Err(vec![PolicyConfigError {
             path: "type".into(),
             message: format!("unknown policy type `{other}`; known: {}", KINDS.join(", ")),
         }]),
     }
+}
+
+/// Operations on a running policy (REST `GET`/`PUT` of its config,
+/// `start`, `stop`). `policy` names it where one actor answers for several
+/// (a cluster for its members' restarters).
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "Result<PolicyStatus, String>")]
+pub struct PolicyControl {
+    pub policy: String,
+    pub op: PolicyOp,
+}
+
+#[derive(Debug, Clone)]
+pub enum PolicyOp {
+    Get,
+    Set(PolicyConfig),
+    Start,
+    Stop,
+}
+
+/// What `GET .../policies/{policy}` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyStatus {
+    pub name: String,
+    pub kind: String,
+    pub running: bool,
+    pub config: serde_json::Value,
+    /// What the policy remembers (history, backoff), for operators.
+    pub state: serde_json::Value,
+}
+
+impl PolicyStatus {
+    pub fn of(
+        name: &str,
+        config: &PolicyConfig,
+        running: bool,
+        state: serde_json::Value,
+    ) -> PolicyStatus {
+        let full = serde_json::to_value(config).unwrap_or_default();
+        PolicyStatus {
+            name: name.to_string(),
+            kind: config.kind().to_string(),
+            running,
+            config: full.get("config").cloned().unwrap_or_default(),
+            state,
+        }
+    }
+}
+
+/// A policy actor announces itself to the management actor, which routes
+/// REST calls and preset reloads to it.
+#[derive(Clone, actix::Message)]
+#[rtype(result = "()")]
+pub struct PolicyRegistered {
+    pub app: String,
+    pub entity: String,
+    pub policy: ResolvedPolicy,
+    /// The blueprint's entry (preset name and overrides), to re-resolve on reload.
+    pub spec: crate::blueprint::PolicySpec,
+    pub control: actix::Recipient<PolicyControl>,
 }
 
 /// Humane durations in configs: `100ms`, `5s`, `2m`.

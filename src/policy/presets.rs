@@ -51,6 +51,14 @@ impl Presets {
         self.presets.get(name)
     }
 
+    pub fn insert(&mut self, name: String, preset: Preset) {
+        self.presets.insert(name, preset);
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.presets.keys().cloned().collect()
     }

@@ -117,6 +117,8 @@ pub struct Replacer {
     problem: Recipient<MarkProblem>,
     activities: Recipient<RecordActivity>,
     cfg: ReplacerConfig,
+    name: String,
+    running: bool,
     history: ReplacerHistory,
     in_flight: BTreeSet<String>,
 }
@@ -137,6 +139,8 @@ impl Replacer {
             problem,
             activities,
             cfg,
+            name: "replacer".into(),
+            running: true,
             history: ReplacerHistory::default(),
             in_flight: BTreeSet::new(),
         }
@@ -154,6 +158,15 @@ impl Replacer {
     }
 
     fn replace(&mut self, member: String, reason: String, ctx: &mut Context<Self>) {
+        if !self.running {
+            self.record(
+                "replacer.skip",
+                json!({ "member": member }),
+                "stopped",
+                "the policy is stopped".into(),
+            );
+            return;
+        }
         if let Some(why) = &self.history.stopped {
             self.record(
                 "replacer.skip",
@@ -220,6 +233,14 @@ impl Replacer {
                     }
                 }),
         );
+    }
+}
+
+impl Replacer {
+    /// The policy's name as attached (its preset's, or its kind).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 }
 
@@ -295,5 +316,30 @@ mod tests {
         let c: ReplacerConfig = serde_yaml::from_str("trigger: entity.failed\n").unwrap();
         assert_eq!(c.trigger, Trigger::Failed);
         assert!(serde_yaml::from_str::<ReplacerConfig>("trigger: sometimes\n").is_err());
+    }
+}
+
+impl Handler<super::PolicyControl> for Replacer {
+    type Result = Result<super::PolicyStatus, String>;
+    fn handle(&mut self, msg: super::PolicyControl, _: &mut Context<Self>) -> Self::Result {
+        match msg.op {
+            super::PolicyOp::Get => {}
+            super::PolicyOp::Set(super::PolicyConfig::Replacer(c)) => self.cfg = c,
+            super::PolicyOp::Set(other) => {
+                return Err(format!(
+                    "this policy is a {}, not a {}",
+                    "replacer",
+                    other.kind()
+                ))
+            }
+            super::PolicyOp::Start => self.running = true,
+            super::PolicyOp::Stop => self.running = false,
+        }
+        Ok(super::PolicyStatus::of(
+            &self.name,
+            &super::PolicyConfig::Replacer(self.cfg.clone()),
+            self.running,
+            serde_json::to_value(&self.history).unwrap_or_default(),
+        ))
     }
 }

@@ -140,6 +140,8 @@ pub struct Restarter {
     notice: Recipient<EmitNotice>,
     activities: Recipient<RecordActivity>,
     cfg: RestarterConfig,
+    name: String,
+    running: bool,
     history: RestartHistory,
     state: Lifecycle,
     gave_up: bool,
@@ -162,6 +164,8 @@ impl Restarter {
             notice,
             activities,
             cfg,
+            name: "restarter".into(),
+            running: true,
             history: RestartHistory::default(),
             state: Lifecycle::Created,
             gave_up: false,
@@ -181,7 +185,7 @@ impl Restarter {
     }
 
     fn on_failed(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.gave_up {
+        if self.gave_up || !self.running {
             return;
         }
         let now = now_ms();
@@ -239,6 +243,14 @@ impl Restarter {
                 });
             }
         }
+    }
+}
+
+impl Restarter {
+    /// The policy's name as attached (its preset's, or its kind).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 }
 
@@ -369,5 +381,30 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+impl Handler<super::PolicyControl> for Restarter {
+    type Result = Result<super::PolicyStatus, String>;
+    fn handle(&mut self, msg: super::PolicyControl, _: &mut Context<Self>) -> Self::Result {
+        match msg.op {
+            super::PolicyOp::Get => {}
+            super::PolicyOp::Set(super::PolicyConfig::Restarter(c)) => self.cfg = c,
+            super::PolicyOp::Set(other) => {
+                return Err(format!(
+                    "this policy is a {}, not a {}",
+                    "restarter",
+                    other.kind()
+                ))
+            }
+            super::PolicyOp::Start => self.running = true,
+            super::PolicyOp::Stop => self.running = false,
+        }
+        Ok(super::PolicyStatus::of(
+            &self.name,
+            &super::PolicyConfig::Restarter(self.cfg.clone()),
+            self.running,
+            serde_json::to_value(&self.history).unwrap_or_default(),
+        ))
     }
 }
