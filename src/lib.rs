@@ -9,12 +9,14 @@
 //! | module | concept |
 //! | --- | --- |
 //! | [`blueprint`] | the YAML model, parsing with precise error positions, validation (pure: no actors, Docker or HTTP) |
+//! | [`enricher`] | actors deriving sensors from sensors: aggregate over members, rolling mean, rate |
 //! | [`entity`] | one actor per managed thing: application, cluster, container; sensors, lifecycle, effectors |
 //! | [`host`] | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
 //! | [`activity`] | the record of effector calls, policy decisions and events |
 //! | [`lb`] | the built-in TCP load balancer entity and its proxy |
 //! | [`management`] | the actor that owns the applications, routes engine events and keeps the read model the API serves |
 //! | [`api`] | the REST API (actix-web): `/v1`, `/healthz`, `/metrics` |
+//! | [`placement`] | where a container goes: the filter and scorer chain, its explanations, and the pool's headroom verdict (pure) |
 //! | [`policy`] | policy actors (restarter, replacer) with their pure decisions and presets |
 //! | [`metrics`] | the Prometheus metric catalogue |
 //! | [`serve`] | `drover serve`: wires the actors and the HTTP server in one actix System, and stops them gracefully |
@@ -28,10 +30,12 @@ pub mod activity;
 pub mod api;
 pub mod blueprint;
 pub mod cli;
+pub mod enricher;
 pub mod entity;
 pub mod host;
 pub mod lb;
 pub mod management;
 pub mod metrics;
+pub mod placement;
 pub mod policy;
 pub mod serve;

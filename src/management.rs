@@ -134,6 +134,9 @@ pub struct HostView {
     pub name: String,
     pub address: String,
     pub containers: usize,
+    /// CPU, memory and load of the engine's machine, when drover runs on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::host::machine::MachineStats>,
 }
 
 pub struct Management {
@@ -153,6 +156,7 @@ pub struct Management {
     preset_stamps: BTreeMap<std::path::PathBuf, (std::time::SystemTime, u64)>,
     /// Presets whose file is invalid now (the previous version stays in force).
     preset_errors: BTreeMap<String, String>,
+    host_machine: HashMap<String, crate::host::machine::MachineStats>,
 }
 
 impl Management {
@@ -171,6 +175,7 @@ impl Management {
             policies: Default::default(),
             preset_stamps: BTreeMap::new(),
             preset_errors: BTreeMap::new(),
+            host_machine: HashMap::new(),
         }
     }
 
@@ -802,6 +807,22 @@ impl Handler<Deploy> for Management {
             },
         );
         tracing::info!(app = %id, "deploying");
+        {
+            use crate::blueprint::ServiceType;
+            let bp = &self.apps[&id].blueprint;
+            let of = |kinds: &[ServiceType]| -> Vec<&str> {
+                bp.services
+                    .iter()
+                    .filter(|s| kinds.contains(&s.kind))
+                    .map(|s| s.id.as_str())
+                    .collect()
+            };
+            metrics::init_application(
+                &id,
+                &of(&[ServiceType::Container, ServiceType::Cluster]),
+                &of(&[ServiceType::Cluster]),
+            );
+        }
         // The start is an effector call like any other, recorded as such.
         ctx.notify(
             InvokeEffector {
@@ -1100,6 +1121,7 @@ impl Handler<ListHosts> for Management {
                 name: p.host_name.clone(),
                 address: p.host_address.clone(),
                 containers: self.host_containers.get(&p.host_name).copied().unwrap_or(0),
+                machine: self.host_machine.get(&p.host_name).cloned(),
             })
             .collect()
     }
@@ -1420,4 +1442,11 @@ fn parse_policy_body(
             e.message.clone(),
         )
     })
+}
+
+impl Handler<crate::host::HostMachine> for Management {
+    type Result = ();
+    fn handle(&mut self, msg: crate::host::HostMachine, _: &mut Context<Self>) {
+        self.host_machine.insert(msg.host, msg.stats);
+    }
 }

@@ -94,6 +94,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             ctx.address().recipient(),
             ctx.address().recipient(),
         )
+        .with_machine_stats(ctx.address().recipient())
         .start();
         let placement = Placement {
             host,

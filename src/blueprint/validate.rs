@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::model::{Blueprint, ContainerSpec, PolicySpec, ServiceSpec, ServiceType};
+use super::model::{Blueprint, ContainerSpec, PlacementSpec, PolicySpec, ServiceSpec, ServiceType};
 
 /// Pattern of the application name and of every service id.
 pub const ID_PATTERN: &str = "^[a-z][a-z0-9-]{0,39}$";
@@ -176,6 +176,7 @@ pub fn validate(bp: &Blueprint) -> Vec<ValidationError> {
         .collect();
     errs.extend(validate_unique_ids(&ids));
     errs.extend(validate_references(bp));
+    errs.extend(super::wiring::validate_wiring(bp));
     errs
 }
 
@@ -184,6 +185,46 @@ pub fn validate(bp: &Blueprint) -> Vec<ValidationError> {
 /// member's ports.
 pub fn validate_references(bp: &Blueprint) -> Vec<ValidationError> {
     let mut errs = Vec::new();
+    for (i, svc) in bp.services.iter().enumerate() {
+        for (k, e) in svc.enrichers.iter().enumerate() {
+            if let Some(src) = &e.entity {
+                if !bp.services.iter().any(|s| &s.id == src) {
+                    errs.push(ValidationError::at(
+                        service_path(i).key("enrichers").index(k).key("entity"),
+                        format!("no service `{src}` in this application"),
+                    ));
+                }
+            }
+        }
+    }
+    // Affinity to a named entity: it must be a service of this application.
+    for (i, svc) in bp.services.iter().enumerate() {
+        let path = service_path(i);
+        let specs = [
+            (path.key("placement"), svc.placement.as_ref()),
+            (
+                path.key("member").key("placement"),
+                svc.member.as_ref().and_then(|m| m.placement.as_ref()),
+            ),
+        ];
+        for (ppath, p) in specs {
+            for (k, rule) in p.iter().flat_map(|p| p.affinity.iter().enumerate()) {
+                let Some(e) = rule.entity.as_deref() else {
+                    continue;
+                };
+                if is_valid_id(e) && !bp.services.iter().any(|s| s.id == e) {
+                    let ids: Vec<&str> = bp.services.iter().map(|s| s.id.as_str()).collect();
+                    errs.push(ValidationError::at(
+                        ppath.key("affinity").index(k).key("entity"),
+                        format!(
+                            "no service `{e}` in this application; services: {}",
+                            ids.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     for (i, svc) in bp.services.iter().enumerate() {
         if svc.kind != ServiceType::LoadBalancer {
             continue;
@@ -353,6 +394,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("labels", !spec.labels.is_empty()),
                 ("initial_size", spec.initial_size.is_some()),
                 ("member", spec.member.is_some()),
+                ("placement", spec.placement.is_some()),
             ];
             for (field, present) in misplaced {
                 if present {
@@ -401,6 +443,9 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                     ));
                 }
             }
+            if let Some(p) = &spec.placement {
+                validate_placement(&path.key("placement"), p, &mut errs);
+            }
             if let Some(size) = spec.initial_size {
                 if size > MAX_INITIAL_SIZE {
                     errs.push(ValidationError::at(
@@ -443,6 +488,48 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
             }
         }
     }
+    for (k, e) in spec.enrichers.iter().enumerate() {
+        let epath = path.key("enrichers").index(k);
+        if e.sensor.trim().is_empty() {
+            errs.push(ValidationError::at(
+                epath.key("sensor"),
+                "`sensor` must name the input sensor, such as cpu.usage",
+            ));
+        }
+        match e.kind {
+            super::model::EnricherKind::Aggregate => {
+                if spec.kind != ServiceType::Cluster {
+                    errs.push(ValidationError::at(epath.key("type"), "an `aggregate` enricher works over a cluster's members: attach it to a cluster"));
+                }
+                if e.entity.is_some() {
+                    errs.push(ValidationError::at_key(
+                        epath.key("entity"),
+                        "`entity` is not for `aggregate`: it reads this cluster's members",
+                    ));
+                }
+            }
+            _ => {
+                if e.function.is_some() {
+                    errs.push(ValidationError::at_key(
+                        epath.key("function"),
+                        "`function` is only for `type: aggregate`",
+                    ));
+                }
+            }
+        }
+        if e.window.is_some() && e.kind != super::model::EnricherKind::RollingMean {
+            errs.push(ValidationError::at_key(
+                epath.key("window"),
+                "`window` is only for `type: rolling-mean`",
+            ));
+        }
+        if e.window.is_some_and(|w| w.is_zero()) {
+            errs.push(ValidationError::at(
+                epath.key("window"),
+                "`window` must be more than 0",
+            ));
+        }
+    }
     for (k, policy) in spec.policies.iter().enumerate() {
         validate_policy(&path.key("policies").index(k), policy, &mut errs);
     }
@@ -453,15 +540,29 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
 /// service itself, or a cluster's `member`).
 fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<ValidationError>) {
     match c.image.as_deref() {
+        None if c.build.is_some() => {}
         None => errs.push(ValidationError::at(
             path.clone(),
             "a container needs `image`, e.g. `image: drover/workload:latest`",
+        )),
+        Some(_) if c.build.is_some() => errs.push(ValidationError::at_key(
+            path.key("build"),
+            "a container has both `image` and `build`; keep exactly one \
+             (`build` makes the image from a Dockerfile)",
         )),
         Some(image) if image.trim().is_empty() => errs.push(ValidationError::at(
             path.key("image"),
             "`image` must not be empty, e.g. `image: drover/workload:latest`",
         )),
         Some(_) => {}
+    }
+    if let Some(b) = &c.build {
+        if b.context.trim().is_empty() {
+            errs.push(ValidationError::at(
+                path.key("build"),
+                "`build` context must not be empty, e.g. `build: ./web`",
+            ));
+        }
     }
     if c.command.as_ref().is_some_and(|cmd| cmd.is_empty()) {
         errs.push(ValidationError::at(
@@ -572,6 +673,9 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
             }
         }
     }
+    if let Some(p) = &c.placement {
+        validate_placement(&path.key("placement"), p, errs);
+    }
     for key in c.labels.keys() {
         if key.starts_with(RESERVED_LABEL_PREFIX) {
             errs.push(ValidationError::at_key(
@@ -581,6 +685,53 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
                      drover sets those labels itself"
                 ),
             ));
+        }
+    }
+}
+
+/// Checks placement rules, of an entity or of a location in `drover.yaml`.
+pub fn validate_placement(path: &FieldPath, p: &PlacementSpec, errs: &mut Vec<ValidationError>) {
+    if p.max_containers == Some(0) {
+        errs.push(ValidationError::at(
+            path.key("max_containers"),
+            "`max_containers` must be at least 1",
+        ));
+    }
+    if let Some(u) = p.max_cpu_usage {
+        // Written so that NaN fails too.
+        if !(u > 0.0 && u <= 1.0) {
+            errs.push(ValidationError::at(
+                path.key("max_cpu_usage"),
+                format!(
+                    "`max_cpu_usage` is a fraction of the host's CPUs, more than 0 and at most 1 \
+                     (0.8 is 80%), got {u}"
+                ),
+            ));
+        }
+    }
+    if p.hostname.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        errs.push(ValidationError::at(
+            path.key("hostname"),
+            "`hostname` must not be empty",
+        ));
+    }
+    for (k, rule) in p.affinity.iter().enumerate() {
+        let rpath = path.key("affinity").index(k);
+        match (&rule.same, &rule.entity) {
+            (None, None) => errs.push(ValidationError::at(
+                rpath,
+                "an affinity rule needs one of `same` (application or entity) or `entity` \
+                 (an entity id), e.g. `{ same: entity, not: true }`",
+            )),
+            (Some(_), Some(_)) => errs.push(ValidationError::at(
+                rpath,
+                "an affinity rule has both `same` and `entity`; keep exactly one",
+            )),
+            (None, Some(e)) if !is_valid_id(e) => errs.push(ValidationError::at(
+                rpath.key("entity"),
+                bad_id_message("entity", e),
+            )),
+            _ => {}
         }
     }
 }
@@ -918,6 +1069,68 @@ mod tests {
                     true
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn placement_rules() {
+        let with = |p: &str| service(&format!("type: container\nimage: x\nplacement: {p}"));
+        assert!(with("{}").is_empty());
+        assert!(with(
+            "{ strategy: depth-first, max_containers: 4, max_cpu_usage: 0.8, \
+             reservation_fit: false, hostname: h1, labels: { zone: a }, \
+             affinity: [{ same: entity, not: true }, { same: application }] }"
+        )
+        .is_empty());
+        assert_eq!(
+            with("{ max_containers: 0 }"),
+            ["services[0].placement.max_containers: `max_containers` must be at least 1"]
+        );
+        assert_eq!(
+            with("{ max_cpu_usage: 1.5 }"),
+            [
+                "services[0].placement.max_cpu_usage: `max_cpu_usage` is a fraction of the host's \
+              CPUs, more than 0 and at most 1 (0.8 is 80%), got 1.5"
+            ]
+        );
+        assert_eq!(
+            with("{ hostname: ' ' }"),
+            ["services[0].placement.hostname: `hostname` must not be empty"]
+        );
+        assert_eq!(
+            with("{ affinity: [{ not: true }] }"),
+            ["services[0].placement.affinity[0]: an affinity rule needs one of `same` \
+              (application or entity) or `entity` (an entity id), e.g. `{ same: entity, not: true }`"]
+        );
+        assert_eq!(
+            with("{ affinity: [{ same: application, entity: svc }] }"),
+            [
+                "services[0].placement.affinity[0]: an affinity rule has both `same` and \
+              `entity`; keep exactly one"
+            ]
+        );
+        assert_eq!(
+            with("{ affinity: [{ entity: nope }] }"),
+            [
+                "services[0].placement.affinity[0].entity: no service `nope` in this \
+              application; services: svc"
+            ]
+        );
+        let cluster = service(
+            "type: cluster\nplacement: { max_containers: 0 }\n\
+             member: { image: x, placement: { max_cpu_usage: 0 } }",
+        );
+        assert_eq!(
+            cluster,
+            [
+                "services[0].placement.max_containers: `max_containers` must be at least 1",
+                "services[0].member.placement.max_cpu_usage: `max_cpu_usage` is a fraction of \
+                 the host's CPUs, more than 0 and at most 1 (0.8 is 80%), got 0",
+            ]
+        );
+        let lb = service("type: load-balancer\ntarget: s\nport: 1\nplacement: {}");
+        assert!(
+            lb[0].starts_with("services[0].placement: `placement` is not a load balancer setting")
         );
     }
 

@@ -301,7 +301,15 @@ pub fn status(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
         .and_then(|e| e.as_array())
         .cloned()
         .unwrap_or_default();
-    println!("{:<28} {:<12} {:<10} SENSORS", "ENTITY", "TYPE", "STATE");
+    let latest = detail
+        .get("latest_activities")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let now = crate::entity::now_ms();
+    println!(
+        "{:<28} {:<12} {:<10} {:<40} SENSORS",
+        "ENTITY", "TYPE", "STATE", "LAST ACTIVITY"
+    );
     for e in &entities {
         let get = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let depth = match get("type").as_str() {
@@ -336,15 +344,29 @@ pub fn status(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
             shown.insert(0, format!("container={}", &id[..id.len().min(12)]));
         }
         let name = format!("{}{}", "  ".repeat(depth), get("id"));
+        let activity = latest_activity_text(latest.get(get("id")), now);
         println!(
-            "{:<28} {:<12} {:<10} {}",
+            "{:<28} {:<12} {:<10} {:<40} {}",
             name,
             get("type"),
             get("state"),
+            activity,
             shown.join(" ")
         );
     }
     Ok(())
+}
+
+/// `restarter.restart scheduled 3s ago`: an entity's latest activity, for
+/// `drover status` (`-` when it has none).
+fn latest_activity_text(a: Option<&Value>, now_ms: u64) -> String {
+    let Some(a) = a.filter(|a| a.is_object()) else {
+        return "-".into();
+    };
+    let s = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let ago = now_ms.saturating_sub(a.get("time_ms").and_then(|t| t.as_u64()).unwrap_or(now_ms));
+    let ago = humantime::format_duration(Duration::from_secs(ago / 1000)).to_string();
+    format!("{} {} {ago} ago", s("name"), s("outcome"))
 }
 
 /// Parses `k=v` effector arguments; values are JSON where they parse as

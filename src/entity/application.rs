@@ -82,6 +82,7 @@ impl ApplicationEntity {
             subscribe: addr.clone().recipient(),
             teardown: addr.clone().recipient(),
             container: None,
+            publish: None,
         }
     }
 
@@ -276,6 +277,37 @@ impl ApplicationEntity {
                 },
             );
         }
+        // Enrichers after every child exists: their input may be any child.
+        for svc in self.blueprint.services.clone() {
+            for spec in &svc.enrichers {
+                let owner = EntityRef::new(self.me.app.clone(), svc.id.clone());
+                let Some(owner_child) = self.children.get(&svc.id) else {
+                    continue;
+                };
+                let publish_to = match (svc.kind, clusters.get(&svc.id)) {
+                    (ServiceType::Cluster, Some(c)) => c.clone().recipient(),
+                    _ => match owner_child.handle.publish.clone() {
+                        Some(p) => p,
+                        None => continue,
+                    },
+                };
+                let source_id = spec.entity.clone().unwrap_or_else(|| svc.id.clone());
+                let source = EntityRef::new(self.me.app.clone(), source_id.clone());
+                let feed = if spec.kind == crate::blueprint::EnricherKind::Aggregate {
+                    match clusters.get(&svc.id) {
+                        Some(c) => crate::enricher::Feed::Members(c.clone().recipient()),
+                        None => continue,
+                    }
+                } else {
+                    match self.children.get(&source_id) {
+                        Some(c) => crate::enricher::Feed::Entity(c.handle.subscribe.clone()),
+                        None => continue,
+                    }
+                };
+                crate::enricher::Enricher::new(spec.clone(), owner, source, publish_to, feed)
+                    .start();
+            }
+        }
         // Autoscalers last: their metric may come from any child (a load balancer).
         for (cluster_id, addr) in &clusters {
             for p in self.policies.get(cluster_id).cloned().unwrap_or_default() {
@@ -318,8 +350,38 @@ impl ApplicationEntity {
         let host = self.at.host.clone();
         let app = self.me.app.clone();
         let me = self.me.to_string();
-        // The network first: every container joins it at creation.
-        let net = async move { host.send(EnsureNetwork { app }).await };
+        let declared: Vec<String> = self
+            .blueprint
+            .networks
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        // The networks first: every container joins them at creation. The
+        // application network is created before the declared ones so it gets
+        // the first free subnet of the pool.
+        let net = async move {
+            let main = host
+                .send(EnsureNetwork {
+                    app: app.clone(),
+                    network: None,
+                })
+                .await;
+            if !matches!(main, Ok(Ok(_))) {
+                return main;
+            }
+            for n in declared {
+                let r = host
+                    .send(EnsureNetwork {
+                        app: app.clone(),
+                        network: Some(n),
+                    })
+                    .await;
+                if !matches!(r, Ok(Ok(_))) {
+                    return r;
+                }
+            }
+            main
+        };
         Box::pin(net.into_actor(self).then(move |res, act, ctx| {
             let res = match res {
                 Ok(Ok(network)) => Ok(network),

@@ -54,6 +54,8 @@ pub struct ClusterEntity {
     members: BTreeMap<u32, Member>,
     /// The member restarters, by member index, so a policy change reaches them.
     member_restarters: BTreeMap<u32, Addr<Restarter>>,
+    /// Who follows the members' sensors (aggregating enrichers).
+    member_subscribers: Vec<Recipient<EntityEvent>>,
     /// Member policies stopped by an operator.
     stopped_policies: BTreeSet<String>,
     /// New members of a replacement: not counted toward the size until the
@@ -115,6 +117,7 @@ impl ClusterEntity {
             members: BTreeMap::new(),
             member_restarters: BTreeMap::new(),
             stopped_policies: BTreeSet::new(),
+            member_subscribers: Vec::new(),
             surge: BTreeSet::new(),
             removing: BTreeSet::new(),
             waiters: Vec::new(),
@@ -130,6 +133,7 @@ impl ClusterEntity {
             subscribe: addr.clone().recipient(),
             teardown: addr.clone().recipient(),
             container: None,
+            publish: Some(addr.clone().recipient()),
         }
     }
 
@@ -226,8 +230,9 @@ impl ClusterEntity {
         self.next_index += 1;
         let id = format!("{}-{index}", self.me.entity);
         let child = EntityRef::new(self.me.app.clone(), id.clone());
-        let addr =
-            ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone()).start();
+        let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone())
+            .member_of(&self.me.entity)
+            .start();
         // Register with management before the first engine call, so engine
         // events for the new container always find their entity.
         self.links.children.do_send(ChildAdded {
@@ -236,6 +241,10 @@ impl ClusterEntity {
             handle: ContainerEntity::handle(&addr),
         });
         addr.do_send(Subscribe(ctx.address().recipient()));
+        self.member_subscribers.retain(|s| s.connected());
+        for s in &self.member_subscribers {
+            addr.do_send(Subscribe(s.clone()));
+        }
         for p in &self.member_policies {
             if let PolicyConfig::Restarter(cfg) = &p.config {
                 let r = Restarter::new(
@@ -640,5 +649,33 @@ mod tests {
         assert_eq!(cluster_state(2, &[Running, Running], 1), Starting);
         assert_eq!(cluster_state(3, &[Running, OnFire, Starting], 0), OnFire);
         assert_eq!(cluster_state(0, &[], 0), Running);
+    }
+}
+
+impl Handler<crate::entity::PublishSensor> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, msg: crate::entity::PublishSensor, _: &mut Context<Self>) {
+        if msg.value.is_null() {
+            self.board.clear(&self.me, &msg.name);
+        } else {
+            self.board.set(&self.me, &msg.name, msg.value);
+        }
+    }
+}
+
+/// Follow the members' sensors (each member's current sensors first).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeMembers(pub Recipient<EntityEvent>);
+
+impl Handler<SubscribeMembers> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, msg: SubscribeMembers, _: &mut Context<Self>) {
+        // Subscribed to each member directly (members replay their current
+        // sensors); new members get the same subscribers in `add_member`.
+        for m in self.members.values() {
+            m.addr.do_send(Subscribe(msg.0.clone()));
+        }
+        self.member_subscribers.push(msg.0);
     }
 }

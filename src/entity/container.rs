@@ -55,11 +55,15 @@ pub struct ContainerEntity {
     up: Option<bool>,
     last_error: Option<String>,
     detector: FailureDetector,
+    /// The container the stats feed follows.
+    stats_for: Option<String>,
     /// A stabilization delay runs out at this time (ms).
     recheck_at: Option<u64>,
     /// Engine events that arrived while an operation was in flight; replayed
     /// (from the last `start` on) once it completes.
     stashed: Vec<ContainerEvent>,
+    /// The cluster this container is a member of: also its DNS alias.
+    cluster: Option<String>,
 }
 
 impl ContainerEntity {
@@ -84,8 +88,17 @@ impl ContainerEntity {
             last_error: None,
             detector: FailureDetector::default(),
             recheck_at: None,
+            stats_for: None,
             stashed: Vec::new(),
+            cluster: None,
         }
+    }
+
+    /// Marks the container as a member of `cluster` (an extra DNS alias, and
+    /// the name of its built image).
+    pub fn member_of(mut self, cluster: &str) -> Self {
+        self.cluster = Some(cluster.to_string());
+        self
     }
 
     pub fn with_failure_detector(mut self, cfg: FailureDetectorConfig) -> Self {
@@ -103,6 +116,7 @@ impl ContainerEntity {
                 events: addr.clone().recipient(),
                 observed: addr.clone().recipient(),
             }),
+            publish: Some(addr.clone().recipient()),
         }
     }
 
@@ -217,7 +231,16 @@ impl ContainerEntity {
         }
     }
 
-    fn apply_info(&mut self, info: ContainerInfo) {
+    fn apply_info(&mut self, info: ContainerInfo, ctx: &mut Context<Self>) {
+        if self.container_id.as_ref() != Some(&info.id) || self.stats_for.as_ref() != Some(&info.id)
+        {
+            // A new container: a new stats feed (the old one ended with it).
+            self.stats_for = Some(info.id.clone());
+            self.at.host.do_send(crate::host::FollowStats {
+                container: info.id.clone(),
+                to: ctx.address().recipient(),
+            });
+        }
         self.container_id = Some(info.id.clone());
         self.board.set(&self.me, s::CONTAINER_ID, json!(info.id));
         self.board
@@ -251,6 +274,13 @@ impl ContainerEntity {
             entity: self.me.entity.clone(),
             spec: self.spec.clone(),
             network: self.at.network.clone(),
+            extra_networks: self
+                .spec
+                .networks
+                .iter()
+                .map(|n| host::network::docker_network_name(&self.me.app, Some(n)))
+                .collect(),
+            aliases: self.cluster.iter().cloned().collect(),
         };
         let host = self.at.host.clone();
         let t0 = Instant::now();
@@ -265,7 +295,7 @@ impl ContainerEntity {
                     metrics::CONTAINERS_STARTED.inc();
                     metrics::CONTAINER_START_SECONDS.observe(t0.elapsed().as_secs_f64());
                     let engine_running = info.state == "running";
-                    act.apply_info(info);
+                    act.apply_info(info, ctx);
                     if act.spec.health.is_none() {
                         act.up = Some(engine_running);
                         act.board.set(&act.me, s::SERVICE_UP, json!(engine_running));
@@ -337,7 +367,7 @@ impl ContainerEntity {
                 Ok(info) => {
                     if let Some(info) = info {
                         let engine_running = info.state == "running";
-                        act.apply_info(info);
+                        act.apply_info(info, ctx);
                         if act.spec.health.is_none() {
                             act.set_up(engine_running);
                         } else {
@@ -766,6 +796,37 @@ impl Handler<Observed> for ContainerEntity {
                 self.board.clear(&self.me, s::CONTAINER_ID);
                 self.on_engine_state("removed");
             }
+        }
+    }
+}
+
+impl Handler<crate::host::stats::StatsSample> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, sample: crate::host::stats::StatsSample, _: &mut Context<Self>) {
+        if self.tearing_down || self.container_id.as_ref() != Some(&sample.container_id) {
+            return;
+        }
+        if let Some(cpu) = sample.cpu {
+            // Rounded: a change in the fourth decimal is not worth an event.
+            self.board.set(
+                &self.me,
+                s::CPU_USAGE,
+                json!((cpu * 10_000.0).round() / 10_000.0),
+            );
+        }
+        if let Some(m) = sample.memory_bytes {
+            self.board.set(&self.me, s::MEMORY_USAGE, json!(m));
+        }
+    }
+}
+
+impl Handler<crate::entity::PublishSensor> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, msg: crate::entity::PublishSensor, _: &mut Context<Self>) {
+        if msg.value.is_null() {
+            self.board.clear(&self.me, &msg.name);
+        } else {
+            self.board.set(&self.me, &msg.name, msg.value);
         }
     }
 }

@@ -39,6 +39,10 @@ pub mod sensors {
     pub const GROUP_ENDPOINTS: &str = "group.endpoints";
     pub const ENTITY_STATE: &str = "entity.state";
     pub const ENTITY_ERROR: &str = "entity.error";
+    /// CPU in use, in cores (1.0 = one whole core), from the stats stream.
+    pub const CPU_USAGE: &str = "cpu.usage";
+    /// Memory in use, in bytes, less reclaimable page cache.
+    pub const MEMORY_USAGE: &str = "memory.usage_bytes";
     /// Notices (events, not values).
     pub const ENTITY_FAILED: &str = "entity.failed";
     pub const ENTITY_RECOVERED: &str = "entity.recovered";
@@ -347,6 +351,8 @@ pub struct EntityHandle {
     pub teardown: Recipient<Teardown>,
     /// Containers only: engine events and resync observations.
     pub container: Option<ContainerInbox>,
+    /// Where enrichers publish (containers, clusters, load balancers).
+    pub publish: Option<Recipient<PublishSensor>>,
 }
 
 #[derive(Clone)]
@@ -406,4 +412,13 @@ pub struct Links {
 pub struct EmitNotice {
     pub name: String,
     pub detail: serde_json::Value,
+}
+
+/// Sets a sensor on an entity from outside (an enricher's result). `null`
+/// clears it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PublishSensor {
+    pub name: String,
+    pub value: serde_json::Value,
 }

@@ -7,6 +7,10 @@
 
 pub mod events;
 pub mod health;
+pub mod machine;
+pub mod network;
+pub mod stats;
+pub mod subnets;
 pub mod workload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +18,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -25,6 +28,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 use crate::blueprint::ContainerSpec;
+pub use network::{EnsureNetwork, RemoveNetwork};
 
 /// The labels every container drover creates carries.
 pub mod labels {
@@ -127,6 +131,20 @@ pub struct ContainerRequest {
     pub spec: ContainerSpec,
     /// Network to join, with the entity id as DNS alias.
     pub network: Option<String>,
+    /// More networks to join (Docker names), with the same aliases.
+    pub extra_networks: Vec<String>,
+    /// DNS aliases besides the entity id: a cluster member also answers to
+    /// its cluster's id, as compose's replicas answer to the service name.
+    pub aliases: Vec<String>,
+}
+
+impl ContainerRequest {
+    /// The entity id, then the extra aliases.
+    pub fn all_aliases(&self) -> Vec<String> {
+        let mut a = vec![self.entity.clone()];
+        a.extend(self.aliases.iter().filter(|x| **x != self.entity).cloned());
+        a
+    }
 }
 
 /// A container as drover sees it after creating or inspecting it.
@@ -172,6 +190,15 @@ pub struct HostResync {
     pub containers: Vec<ManagedContainer>,
 }
 
+/// The machine's CPU, memory and load, sampled every few seconds for
+/// engines on this machine.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct HostMachine {
+    pub host: String,
+    pub stats: machine::MachineStats,
+}
+
 /// One actor per Docker engine.
 pub struct DockerHost {
     name: String,
@@ -181,6 +208,13 @@ pub struct DockerHost {
     events_to: Recipient<ContainerEvent>,
     resync_to: Recipient<HostResync>,
     resync_every: Duration,
+    /// Where application subnets come from.
+    subnets: subnets::SubnetPool,
+    /// Held while a subnet is chosen and its network created, so two
+    /// applications deploying at once cannot pick the same subnet.
+    network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where machine stats go; set for engines on this machine.
+    machine_to: Option<Recipient<HostMachine>>,
 }
 
 impl DockerHost {
@@ -198,7 +232,28 @@ impl DockerHost {
             events_to,
             resync_to,
             resync_every: Duration::from_secs(10),
+            machine_to: None,
+            subnets: subnets::SubnetPool::default(),
+            network_lock: Default::default(),
         }
+    }
+
+    /// Application networks get their subnet from this pool.
+    pub fn with_subnet_pool(mut self, pool: subnets::SubnetPool) -> Self {
+        self.subnets = pool;
+        self
+    }
+}
+
+/// How often machine stats are sampled.
+const MACHINE_EVERY: Duration = Duration::from_secs(5);
+
+impl DockerHost {
+    /// Sample this machine's CPU, memory and load for the engine (only for
+    /// engines on this machine).
+    pub fn with_machine_stats(mut self, to: Recipient<HostMachine>) -> Self {
+        self.machine_to = Some(to);
+        self
     }
 }
 
@@ -206,6 +261,20 @@ impl Actor for DockerHost {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(to) = self.machine_to.clone() {
+            let host = self.name.clone();
+            ctx.run_interval(MACHINE_EVERY, move |act, ctx| {
+                let (to, host) = (to.clone(), host.clone());
+                ctx.spawn(
+                    async move {
+                        if let Ok(stats) = tokio::task::spawn_blocking(machine::sample).await {
+                            to.do_send(HostMachine { host, stats });
+                        }
+                    }
+                    .into_actor(act),
+                );
+            });
+        }
         // The follower runs on the actor's arbiter but only awaits: no
         // blocking. It owns clones, so it needs no access to `self`.
         let fut = events::follow(
@@ -345,7 +414,7 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
         endpoints_config: Some(HashMap::from([(
             n.clone(),
             EndpointSettings {
-                aliases: Some(vec![req.entity.clone()]),
+                aliases: Some(req.all_aliases()),
                 ..Default::default()
             },
         )])),
@@ -394,6 +463,28 @@ async fn create_and_start(
         }
         Err(e) => return Err(HostError::engine(format!("create container {name}"), e)),
     };
+    // Engine API 1.41 joins one network at creation; the others are
+    // connected before the start, so the process sees all of them.
+    for net in &req.extra_networks {
+        let connect = bollard::models::NetworkConnectRequest {
+            container: id.clone(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(req.all_aliases()),
+                ..Default::default()
+            }),
+        };
+        match docker.connect_network(net, connect).await {
+            Ok(()) => {}
+            // An adopted container may be connected already.
+            Err(e) if docker_message(&e).contains("already exists") => {}
+            Err(e) => {
+                return Err(HostError::engine(
+                    format!("connect {name} to network {net}"),
+                    e,
+                ))
+            }
+        }
+    }
     match docker.start_container(&id, None).await {
         Ok(()) => {}
         // 304: already started.
@@ -559,69 +650,6 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
     }
 }
 
-/// Creates the application's network if it is missing. Idempotent.
-#[derive(Message)]
-#[rtype(result = "Result<String, HostError>")]
-pub struct EnsureNetwork {
-    pub app: String,
-}
-
-impl Handler<EnsureNetwork> for DockerHost {
-    type Result = ResponseFuture<Result<String, HostError>>;
-    fn handle(&mut self, msg: EnsureNetwork, _: &mut Context<Self>) -> Self::Result {
-        let docker = self.docker.clone();
-        Box::pin(async move {
-            let name = network_name(&msg.app);
-            if docker
-                .inspect_network(
-                    &name,
-                    None::<bollard::query_parameters::InspectNetworkOptions>,
-                )
-                .await
-                .is_ok()
-            {
-                return Ok(name);
-            }
-            let req = NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                labels: Some(HashMap::from([
-                    (labels::MANAGED.to_string(), "true".to_string()),
-                    (labels::APP.to_string(), msg.app.clone()),
-                ])),
-                ..Default::default()
-            };
-            match docker.create_network(req).await {
-                Ok(_) => Ok(name),
-                Err(e) if status_of(&e) == Some(409) => Ok(name),
-                Err(e) => Err(HostError::engine(format!("create network {name}"), e)),
-            }
-        })
-    }
-}
-
-/// Removes the application's network. A missing network counts as removed.
-#[derive(Message)]
-#[rtype(result = "Result<(), HostError>")]
-pub struct RemoveNetwork {
-    pub app: String,
-}
-
-impl Handler<RemoveNetwork> for DockerHost {
-    type Result = ResponseFuture<Result<(), HostError>>;
-    fn handle(&mut self, msg: RemoveNetwork, _: &mut Context<Self>) -> Self::Result {
-        let docker = self.docker.clone();
-        Box::pin(async move {
-            let name = network_name(&msg.app);
-            match docker.remove_network(&name).await {
-                Ok(()) => Ok(()),
-                Err(e) if status_of(&e) == Some(404) => Ok(()),
-                Err(e) => Err(HostError::engine(format!("remove network {name}"), e)),
-            }
-        })
-    }
-}
-
 /// Lists managed containers, optionally of one application.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<ManagedContainer>, HostError>")]
@@ -674,4 +702,22 @@ pub async fn list_managed(
             }
         })
         .collect())
+}
+
+/// Starts a stats feed for a container; samples go to `to` until the
+/// container goes or `to` closes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FollowStats {
+    pub container: String,
+    pub to: Recipient<stats::StatsSample>,
+}
+
+impl Handler<FollowStats> for DockerHost {
+    type Result = ();
+    fn handle(&mut self, msg: FollowStats, _: &mut Context<Self>) {
+        // On the multi-thread runtime, not the actor's thread: a hundred
+        // feeds decode JSON every second.
+        tokio::spawn(stats::follow(self.docker.clone(), msg.container, msg.to));
+    }
 }

@@ -109,6 +109,7 @@ impl LoadBalancerEntity {
             subscribe: addr.clone().recipient(),
             teardown: addr.clone().recipient(),
             container: None,
+            publish: Some(addr.clone().recipient()),
         }
     }
 
@@ -323,5 +324,16 @@ mod tests {
                 addr: "127.0.0.1:32001".parse().unwrap()
             }]
         );
+    }
+}
+
+impl Handler<crate::entity::PublishSensor> for LoadBalancerEntity {
+    type Result = ();
+    fn handle(&mut self, msg: crate::entity::PublishSensor, _: &mut Context<Self>) {
+        if msg.value.is_null() {
+            self.board.clear(&self.me, &msg.name);
+        } else {
+            self.board.set(&self.me, &msg.name, msg.value);
+        }
     }
 }

@@ -359,6 +359,20 @@ fn catalogue_help(name: &str) -> &'static str {
         .unwrap_or("")
 }
 
+/// The effectors of drover's entities (and `destroy`), whose duration series
+/// start at zero.
+const EFFECTORS: &[&str] = &[
+    "start",
+    "stop",
+    "restart",
+    "kill",
+    "pause",
+    "unpause",
+    "resize",
+    "replace_member",
+    "destroy",
+];
+
 /// Registers every metric, so a scrape shows them all from the start.
 pub fn init() {
     LazyLock::force(&APPLICATIONS);
@@ -388,7 +402,34 @@ pub fn init() {
     LazyLock::force(&HOST_RESERVED_CPUS);
     LazyLock::force(&HOST_RESERVED_MEMORY);
     LazyLock::force(&CHAOS_FAULTS);
+    // Known label sets start at zero, so that the first event shows in
+    // `rate()` and `increase()` (a series born at its first event has no
+    // earlier sample to compare with).
+    for fault in ["kill", "stop", "pause"] {
+        CHAOS_FAULTS.with_label_values(&[fault]);
+    }
+    for effector in EFFECTORS {
+        EFFECTOR_DURATION.with_label_values(&[effector, "ok"]);
+    }
     LazyLock::force(&PRESET_ERRORS);
+}
+
+/// Creates the event series of a new application at zero. A counter series
+/// born at its first event has no earlier sample, so `rate()` and
+/// `increase()` would miss that first failure, restart or recovery;
+/// Prometheus' advice is to initialise known label sets. `services` are the
+/// blueprint's clusters and containers, `clusters` its clusters.
+pub fn init_application(app: &str, services: &[&str], clusters: &[&str]) {
+    for service in services {
+        FAILURES.with_label_values(&[app, service]);
+        RESTARTS.with_label_values(&[app, service]);
+        RECOVERY_SECONDS.with_label_values(&[app, service]);
+    }
+    for cluster in clusters {
+        for outcome in ["ok", "error"] {
+            REPLACEMENTS.with_label_values(&[app, cluster, outcome]);
+        }
+    }
 }
 
 /// Removes every series of `vec` whose `application` label is `app`.

@@ -158,6 +158,10 @@ impl Replacer {
     }
 
     fn replace(&mut self, member: String, reason: String, ctx: &mut Context<Self>) {
+        // One span per evaluation, carrying the ids every log line needs.
+        let span = tracing::info_span!("policy", policy = "replacer", app = %self.cluster.app, entity = %self.cluster.entity, %member);
+        let _entered = span.enter();
+        tracing::debug!(%reason, "replacer evaluating a failed member");
         if !self.running {
             self.record(
                 "replacer.skip",

@@ -185,6 +185,10 @@ impl Restarter {
     }
 
     fn on_failed(&mut self, reason: String, ctx: &mut Context<Self>) {
+        // One span per evaluation, carrying the ids every log line needs.
+        let span = tracing::info_span!("policy", policy = "restarter", app = %self.target.app, entity = %self.target.entity);
+        let _entered = span.enter();
+        tracing::debug!(%reason, "restarter evaluating a failure");
         if self.gave_up || !self.running {
             return;
         }

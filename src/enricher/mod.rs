@@ -1,0 +1,284 @@
+//! Enrichers: actors that derive sensors from sensors.
+//!
+//! - `aggregate`: a function (average, sum, min, max) of a sensor over a
+//!   cluster's members, such as `cpu.usage.average`;
+//! - `rolling-mean`: the mean of a sensor over a time window;
+//! - `rate`: the change of a sensor per second.
+//!
+//! The computations are pure ([`aggregate`], [`RollingMean`], [`Rate`]);
+//! the actor subscribes, feeds them and publishes the result on its entity.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::json;
+
+use crate::blueprint::{AggregateFn, EnricherKind, EnricherSpec};
+use crate::entity::{now_ms, EntityEvent, EntityRef, PublishSensor, Subscribe};
+
+/// The aggregate of the members' values; `None` without values.
+pub fn aggregate(values: &[f64], f: AggregateFn) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(match f {
+        AggregateFn::Average => values.iter().sum::<f64>() / values.len() as f64,
+        AggregateFn::Sum => values.iter().sum(),
+        AggregateFn::Min => values.iter().cloned().fold(f64::INFINITY, f64::min),
+        AggregateFn::Max => values.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+/// Mean over a time window of samples (time in ms).
+#[derive(Debug, Clone)]
+pub struct RollingMean {
+    window_ms: u64,
+    samples: VecDeque<(u64, f64)>,
+}
+
+impl RollingMean {
+    pub fn new(window: Duration) -> Self {
+        RollingMean {
+            window_ms: window.as_millis() as u64,
+            samples: VecDeque::new(),
+        }
+    }
+
+    pub fn push(&mut self, now_ms: u64, v: f64) {
+        self.samples.push_back((now_ms, v));
+        self.prune(now_ms);
+    }
+
+    /// The mean at `now`; the latest sample stands for the whole window
+    /// since it was taken (a sensor keeps its value until it changes).
+    pub fn mean(&mut self, now_ms: u64) -> Option<f64> {
+        self.prune(now_ms);
+        let start = now_ms.saturating_sub(self.window_ms);
+        // Time-weighted: each value holds until the next one.
+        let mut total = 0.0;
+        let mut weight = 0.0;
+        let n = self.samples.len();
+        for i in 0..n {
+            let (t, v) = self.samples[i];
+            let from = t.max(start);
+            let to = if i + 1 < n {
+                self.samples[i + 1].0
+            } else {
+                now_ms
+            };
+            let w = to.saturating_sub(from) as f64;
+            total += v * w;
+            weight += w;
+        }
+        match (weight > 0.0, self.samples.back()) {
+            (true, _) => Some(total / weight),
+            (false, Some((_, v))) => Some(*v),
+            (false, None) => None,
+        }
+    }
+
+    fn prune(&mut self, now_ms: u64) {
+        let start = now_ms.saturating_sub(self.window_ms);
+        // Keep the last sample before the window: it is the value at its start.
+        while self.samples.len() > 1 && self.samples[1].0 <= start {
+            self.samples.pop_front();
+        }
+    }
+}
+
+/// Change per second between consecutive samples.
+#[derive(Debug, Clone, Default)]
+pub struct Rate {
+    last: Option<(u64, f64)>,
+}
+
+impl Rate {
+    /// A counter that went down (a restart) restarts the rate at the next sample.
+    pub fn push(&mut self, now_ms: u64, v: f64) -> Option<f64> {
+        let r = match self.last {
+            Some((t, prev)) if now_ms > t && v >= prev => {
+                Some((v - prev) / ((now_ms - t) as f64 / 1000.0))
+            }
+            _ => None,
+        };
+        self.last = Some((now_ms, v));
+        r
+    }
+}
+
+enum State {
+    Aggregate(BTreeMap<String, f64>),
+    RollingMean(RollingMean),
+    Rate(Rate),
+}
+
+pub struct Enricher {
+    spec: EnricherSpec,
+    owner: EntityRef,
+    source: EntityRef,
+    output: String,
+    publish_to: Recipient<PublishSensor>,
+    feed: Feed,
+    state: State,
+}
+
+/// Where an enricher's input comes from.
+pub enum Feed {
+    /// One entity's sensors.
+    Entity(Recipient<Subscribe>),
+    /// A cluster's members' sensors.
+    Members(Recipient<crate::entity::cluster::SubscribeMembers>),
+}
+
+impl Enricher {
+    pub fn new(
+        spec: EnricherSpec,
+        owner: EntityRef,
+        source: EntityRef,
+        publish_to: Recipient<PublishSensor>,
+        feed: Feed,
+    ) -> Self {
+        let state = match spec.kind {
+            EnricherKind::Aggregate => State::Aggregate(BTreeMap::new()),
+            EnricherKind::RollingMean => State::RollingMean(RollingMean::new(
+                spec.window.unwrap_or(Duration::from_secs(30)),
+            )),
+            EnricherKind::Rate => State::Rate(Rate::default()),
+        };
+        let output = spec.output();
+        Enricher {
+            spec,
+            owner,
+            source,
+            output,
+            publish_to,
+            feed,
+            state,
+        }
+    }
+
+    fn publish(&self, v: Option<f64>) {
+        let value = v
+            .filter(|x| x.is_finite())
+            .map(|x| json!((x * 10_000.0).round() / 10_000.0))
+            .unwrap_or(serde_json::Value::Null);
+        self.publish_to.do_send(PublishSensor {
+            name: self.output.clone(),
+            value,
+        });
+    }
+
+    fn recompute(&mut self) {
+        let v = match &mut self.state {
+            State::Aggregate(values) => {
+                let vals: Vec<f64> = values.values().copied().collect();
+                aggregate(&vals, self.spec.function.unwrap_or(AggregateFn::Average))
+            }
+            State::RollingMean(m) => m.mean(now_ms()),
+            State::Rate(_) => return,
+        };
+        self.publish(v);
+    }
+}
+
+impl Actor for Enricher {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        match &self.feed {
+            Feed::Entity(s) => s.do_send(Subscribe(ctx.address().recipient())),
+            Feed::Members(s) => s.do_send(crate::entity::cluster::SubscribeMembers(
+                ctx.address().recipient(),
+            )),
+        }
+        if matches!(self.state, State::RollingMean(_)) {
+            // Values leave the window even when no new sample comes.
+            ctx.run_interval(Duration::from_secs(1), |act, _| act.recompute());
+        }
+    }
+}
+
+impl Handler<EntityEvent> for Enricher {
+    type Result = ();
+    fn handle(&mut self, ev: EntityEvent, ctx: &mut Context<Self>) {
+        match ev {
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } if name == self.spec.sensor => {
+                let v = value.value.as_f64();
+                match &mut self.state {
+                    State::Aggregate(values) => {
+                        if source.app != self.owner.app || source == self.owner {
+                            return;
+                        }
+                        match v {
+                            Some(v) => values.insert(source.entity, v),
+                            None => values.remove(&source.entity),
+                        };
+                        self.recompute();
+                    }
+                    State::RollingMean(m) if source == self.source => {
+                        if let Some(v) = v {
+                            m.push(now_ms(), v);
+                        }
+                        self.recompute();
+                    }
+                    State::Rate(r) if source == self.source => {
+                        if let Some(v) = v {
+                            if let Some(rate) = r.push(now_ms(), v) {
+                                self.publish(Some(rate));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            EntityEvent::Gone { source } => {
+                if source == self.owner || source == self.source {
+                    ctx.stop();
+                } else if let State::Aggregate(values) = &mut self.state {
+                    if values.remove(&source.entity).is_some() {
+                        self.recompute();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates() {
+        let v = [1.0, 2.0, 6.0];
+        assert_eq!(aggregate(&v, AggregateFn::Average), Some(3.0));
+        assert_eq!(aggregate(&v, AggregateFn::Sum), Some(9.0));
+        assert_eq!(aggregate(&v, AggregateFn::Min), Some(1.0));
+        assert_eq!(aggregate(&v, AggregateFn::Max), Some(6.0));
+        assert_eq!(aggregate(&[], AggregateFn::Average), None);
+    }
+
+    #[test]
+    fn rolling_mean_is_time_weighted_over_the_window() {
+        let mut m = RollingMean::new(Duration::from_secs(10));
+        m.push(0, 10.0);
+        m.push(5_000, 20.0);
+        assert_eq!(m.mean(10_000), Some(15.0));
+        // At 15 s the window is [5 s, 15 s]: only 20 remains.
+        assert_eq!(m.mean(15_000), Some(20.0));
+    }
+
+    #[test]
+    fn rate_is_change_per_second_and_survives_resets() {
+        let mut r = Rate::default();
+        assert_eq!(r.push(0, 100.0), None);
+        assert_eq!(r.push(2_000, 300.0), Some(100.0));
+        assert_eq!(r.push(3_000, 5.0), None, "a reset is not a negative rate");
+        assert_eq!(r.push(4_000, 15.0), Some(10.0));
+    }
+}

@@ -1,0 +1,185 @@
+//! Application networks: one bridge network per application (and one per
+//! extra network a blueprint declares), each with its own subnet from the
+//! host's pool, labelled so destroy and cleanup find them all.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
+use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptionsBuilder};
+use bollard::Docker;
+
+use super::subnets::{Ipv4Net, SubnetPool};
+use super::{labels, network_name, status_of, DockerHost, HostError};
+
+/// Label naming which of an application's networks this is: `default` for
+/// the application network, else the blueprint's network name.
+pub const NETWORK_LABEL: &str = "io.drover.network";
+
+/// The Docker name of an application's network: `drover-<app>` for the
+/// application network, `drover-<app>-<name>` for a declared one.
+pub fn docker_network_name(app: &str, network: Option<&str>) -> String {
+    match network {
+        None => network_name(app),
+        Some(n) => format!("{}-{n}", network_name(app)),
+    }
+}
+
+/// Creates one of an application's networks if it is missing, with a
+/// subnet from the pool. Idempotent. Answers the Docker network name.
+#[derive(Message)]
+#[rtype(result = "Result<String, HostError>")]
+pub struct EnsureNetwork {
+    pub app: String,
+    /// `None`: the application network; else a network the blueprint declares.
+    pub network: Option<String>,
+}
+
+impl Handler<EnsureNetwork> for DockerHost {
+    type Result = ResponseFuture<Result<String, HostError>>;
+    fn handle(&mut self, msg: EnsureNetwork, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        let pool = self.subnets;
+        let lock = self.network_lock.clone();
+        Box::pin(async move {
+            // One allocation at a time on this engine: listing the used
+            // subnets and creating the network must not interleave.
+            let _guard = lock.lock().await;
+            ensure_network(&docker, pool, &msg.app, msg.network.as_deref()).await
+        })
+    }
+}
+
+async fn ensure_network(
+    docker: &Docker,
+    pool: SubnetPool,
+    app: &str,
+    network: Option<&str>,
+) -> Result<String, HostError> {
+    let name = docker_network_name(app, network);
+    if docker
+        .inspect_network(&name, None::<InspectNetworkOptions>)
+        .await
+        .is_ok()
+    {
+        return Ok(name);
+    }
+    // Another engine user may create a network between our list and our
+    // create; the engine then refuses the overlapping pool and we try again
+    // with a fresh list.
+    let mut last_error = None;
+    for _ in 0..3 {
+        let used = used_subnets(docker).await?;
+        let Some(subnet) = pool.allocate(&used) else {
+            return Err(HostError::Engine {
+                operation: format!("create network {name}"),
+                message: format!(
+                    "the subnet pool {} has no free /{} left ({} networks use it); \
+                     destroy applications or start drover with a larger --subnet-pool",
+                    pool.pool,
+                    pool.size,
+                    used.iter().filter(|u| u.overlaps(&pool.pool)).count()
+                ),
+            });
+        };
+        let req = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                driver: Some("default".into()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    gateway: Some(subnet.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                options: None,
+            }),
+            labels: Some(HashMap::from([
+                (labels::MANAGED.to_string(), "true".to_string()),
+                (labels::APP.to_string(), app.to_string()),
+                (
+                    NETWORK_LABEL.to_string(),
+                    network.unwrap_or("default").to_string(),
+                ),
+            ])),
+            ..Default::default()
+        };
+        match docker.create_network(req).await {
+            Ok(_) => {
+                tracing::info!(network = %name, %subnet, "created network");
+                return Ok(name);
+            }
+            Err(e) if status_of(&e) == Some(409) => return Ok(name),
+            Err(e) => {
+                let message = super::docker_message(&e);
+                if !message.contains("overlap") {
+                    return Err(HostError::Engine {
+                        operation: format!("create network {name} ({subnet})"),
+                        message,
+                    });
+                }
+                last_error = Some(message);
+            }
+        }
+    }
+    Err(HostError::Engine {
+        operation: format!("create network {name}"),
+        message: last_error.unwrap_or_default(),
+    })
+}
+
+/// Every IPv4 subnet any network on the engine uses.
+async fn used_subnets(docker: &Docker) -> Result<Vec<Ipv4Net>, HostError> {
+    let networks = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .map_err(|e| HostError::engine("list networks", e))?;
+    Ok(networks
+        .iter()
+        .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+        .flatten()
+        .filter_map(|c| c.subnet.as_deref()?.parse().ok())
+        .collect())
+}
+
+/// Removes every network of an application (found by label). Missing
+/// networks count as removed.
+#[derive(Message)]
+#[rtype(result = "Result<(), HostError>")]
+pub struct RemoveNetwork {
+    pub app: String,
+}
+
+impl Handler<RemoveNetwork> for DockerHost {
+    type Result = ResponseFuture<Result<(), HostError>>;
+    fn handle(&mut self, msg: RemoveNetwork, _: &mut Context<Self>) -> Self::Result {
+        let docker = self.docker.clone();
+        Box::pin(async move {
+            let filters = HashMap::from([(
+                "label".to_string(),
+                vec![format!("{}={}", labels::APP, msg.app)],
+            )]);
+            let opts = ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build();
+            let listed = docker
+                .list_networks(Some(opts))
+                .await
+                .map_err(|e| HostError::engine("list networks", e))?;
+            let mut names: Vec<String> = listed.into_iter().filter_map(|n| n.name).collect();
+            // The application network even if its labels were lost.
+            let main = network_name(&msg.app);
+            if !names.contains(&main) {
+                names.push(main);
+            }
+            for name in names {
+                match docker.remove_network(&name).await {
+                    Ok(()) => {}
+                    Err(e) if status_of(&e) == Some(404) => {}
+                    Err(e) => return Err(HostError::engine(format!("remove network {name}"), e)),
+                }
+            }
+            Ok(())
+        })
+    }
+}
