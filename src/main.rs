@@ -61,6 +61,12 @@ enum Command {
         /// Log format on stderr. `RUST_LOG` sets the level (default `info`).
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Pool that application networks take their subnet from (IPv4 CIDR).
+        #[arg(long, default_value = drover::host::subnets::DEFAULT_POOL, env = "DROVER_SUBNET_POOL")]
+        subnet_pool: String,
+        /// Prefix length of each application network's subnet (24: 254 addresses).
+        #[arg(long, default_value_t = drover::host::subnets::DEFAULT_SIZE)]
+        subnet_size: u8,
     },
     /// Deploy a blueprint.
     Deploy {
@@ -158,9 +164,22 @@ fn main() -> ExitCode {
             docker,
             policies,
             log_format,
+            subnet_pool,
+            subnet_size,
         } => {
             init_logs(log_format);
+            let subnets = match subnet_pool
+                .parse()
+                .and_then(|pool| drover::host::subnets::SubnetPool::new(pool, subnet_size))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: --subnet-pool/--subnet-size: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             drover::serve::run(drover::serve::ServeOptions {
+                subnets,
                 listen,
                 deploy,
                 docker,

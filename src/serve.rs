@@ -25,6 +25,8 @@ pub struct ServeOptions {
     pub docker: String,
     /// Directory of policy presets (`policies/`).
     pub policies: PathBuf,
+    /// Application networks get a subnet of `subnet_size` from this pool.
+    pub subnets: host::subnets::SubnetPool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             ctx.address().recipient(),
             ctx.address().recipient(),
         )
+        .with_subnet_pool(opts.subnets)
         .with_machine_stats(ctx.address().recipient())
         .start();
         let placement = Placement {

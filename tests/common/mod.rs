@@ -243,6 +243,43 @@ pub fn remove_app_leftovers(app: &str) {
     let _ = Command::new("docker")
         .args(["network", "rm", &format!("drover-{app}")])
         .output();
+    // Declared networks (`drover-<app>-<name>`) carry the app label.
+    for net in networks_of(app) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &net])
+            .output();
+    }
+}
+
+/// Names of the Docker networks labelled `io.drover.app=<app>`.
+pub fn networks_of(app: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "network",
+            "ls",
+            "-q",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &format!("label=io.drover.app={app}"),
+        ])
+        .output()
+        .expect("docker network ls runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `docker network inspect` of one network.
+pub fn inspect_network(name: &str) -> Value {
+    let out = Command::new("docker")
+        .args(["network", "inspect", name])
+        .output()
+        .expect("docker network inspect runs");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v.get(0).cloned().unwrap_or(Value::Null)
 }
 
 /// Container ids carrying `io.drover.app=<app>` (all, or running only).
