@@ -195,3 +195,250 @@ fn subnet_pool_is_configurable() {
     let _ = json!(null);
     let _: Option<Value> = None;
 }
+
+fn env_of(container: &str) -> Vec<String> {
+    inspect(container)["Config"]["Env"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn container_of_entity(app: &str, entity: &str) -> Option<String> {
+    containers_of(app, false)
+        .into_iter()
+        .find(|id| inspect(id)["Config"]["Labels"]["io.drover.entity"].as_str() == Some(entity))
+}
+
+fn two_tier(app: &str) -> String {
+    format!(
+        r#"name: {app}
+services:
+  - id: web
+    type: cluster
+    initial_size: 2
+    member:
+      image: drover/workload:latest
+      ports: [8080]
+      env:
+        DB_ADDR: "${{db.host.address}}:${{db.host.port.8080}}"
+        DB_ID: "${{db.container.id}}"
+      health: {{ http: {{ port: 8080, path: /health }} }}
+  - id: db
+    type: container
+    image: drover/workload:latest
+    ports: [8080]
+    health: {{ http: {{ port: 8080, path: /health }} }}
+    policies: [{{ type: restarter }}]
+"#
+    )
+}
+
+/// The web members' DB_ADDR and DB_ID, once every member holds the values
+/// of the current db container.
+fn web_sees_db(d: &Drover, app: &str) -> Option<(String, String)> {
+    let db = d.sensors(app, "db");
+    let addr = format!(
+        "{}:{}",
+        db["host.address"]["value"].as_str()?,
+        db["host.port.8080"]["value"].as_u64()?
+    );
+    let id = db["container.id"]["value"].as_str()?.to_string();
+    let members: Vec<String> = containers_of(app, false)
+        .into_iter()
+        .filter(|c| {
+            inspect(c)["Config"]["Labels"]["io.drover.entity"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("web-"))
+        })
+        .collect();
+    if members.len() != 2 {
+        return None;
+    }
+    let want = [format!("DB_ADDR={addr}"), format!("DB_ID={id}")];
+    members
+        .iter()
+        .all(|m| {
+            let env = env_of(m);
+            want.iter().all(|w| env.contains(w))
+        })
+        .then_some((addr, id))
+}
+
+#[test]
+fn references_order_the_start_and_follow_the_source() {
+    let app = unique("refs");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    d.deploy(&two_tier(&app));
+    d.wait_running(&app, DEADLINE);
+
+    // The web tier's environment holds the database's address and port.
+    let (addr, db_id) = web_sees_db(&d, &app).expect("members hold db's address and id");
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    // Start order followed the references: every member was created after
+    // the database container started.
+    let db_started = inspect(&db_id)["State"]["StartedAt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for m in containers_of(&app, false) {
+        if m != db_id {
+            let created = inspect(&m)["Created"].as_str().unwrap().to_string();
+            assert!(created > db_started, "{created} after {db_started}");
+        }
+    }
+    let web1 = d.sensors(&app, "web-1");
+    assert_eq!(
+        web1["references.resolved"]["value"]["${db.host.port.8080}"],
+        addr.rsplit(':').next().unwrap()
+    );
+
+    // Kill and remove the database: the restarter makes a new container
+    // (new id, new published port) and the web tier is recreated with the
+    // new values.
+    let out = std::process::Command::new("docker")
+        .args(["rm", "-f", &db_id])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (addr2, id2) = wait_for(DEADLINE, "web members see the new db", || {
+        web_sees_db(&d, &app).filter(|(_, id)| *id != db_id)
+    });
+    assert_ne!(id2, db_id);
+    d.wait_running(&app, DEADLINE);
+    let restarts = d.sensors(&app, "web-1")["references.restarts"]["value"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(restarts >= 1, "web-1 was recreated: {restarts}");
+    eprintln!("db moved from {addr} to {addr2}");
+}
+
+#[test]
+fn cycles_and_unknown_sensors_are_rejected_with_paths_and_nothing_is_created() {
+    let app = unique("badref");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    let yaml = format!(
+        r#"name: {app}
+services:
+  - id: a
+    type: container
+    image: drover/workload:latest
+    env:
+      B_ADDR: "${{b.host.address}}"
+  - id: b
+    type: container
+    image: drover/workload:latest
+    env:
+      A_PORT: "${{a.host.port.8080}}"
+      A_NAME: "${{a.container.name}}"
+  - id: c
+    type: container
+    image: drover/workload:latest
+    command: ["/workload", "${{b.group.size}}"]
+"#
+    );
+    let (status, body) = d.post("/v1/applications", &yaml);
+    assert_eq!(status, 400, "{body}");
+    let errors: Vec<(String, u64, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["line"].as_u64().unwrap(),
+                e["error"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let paths: Vec<&str> = errors.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "services[0].env.B_ADDR",
+            "services[1].env.A_PORT",
+            "services[2].command[1]"
+        ],
+        // (one error per cycle, at the first reference that closes it)
+        "{errors:?}"
+    );
+    assert_eq!(errors[0].1, 7, "line of B_ADDR's value");
+    assert!(
+        errors[0].2.contains("reference cycle: a → b → a"),
+        "{}",
+        errors[0].2
+    );
+    assert!(
+        errors[1].2.contains("`a` publishes no port 8080"),
+        "{}",
+        errors[1].2
+    );
+    assert!(
+        errors[2]
+            .2
+            .contains("`b` has no sensor `group.size`; a container publishes: "),
+        "{}",
+        errors[2].2
+    );
+    assert!(containers_of(&app, true).is_empty());
+    assert!(!network_exists(&format!("drover-{app}")));
+    let (status, _) = d.get(&format!("/v1/applications/{app}"));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn a_dependant_gives_up_on_timeout_or_when_its_source_is_on_fire() {
+    let app = unique("refwait");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    d.deploy(&format!(
+        r#"name: {app}
+services:
+  - id: sick
+    type: container
+    image: drover/workload:latest
+    ports: [8080]
+    env: {{ HEALTH_FAIL: "1" }}
+    health: {{ http: {{ port: 8080, path: /health }} }}
+  - id: dead
+    type: container
+    image: drover/workload:latest
+    env: {{ CRASH_AT_START: "1" }}
+  - id: patient
+    type: container
+    image: drover/workload:latest
+    depends_on: [sick]
+    reference_timeout: 2s
+  - id: aborts
+    type: container
+    image: drover/workload:latest
+    env: {{ DEAD: "${{dead.container.id}}" }}
+    depends_on: [dead]
+"#
+    ));
+    let patient = wait_for(DEADLINE, "patient on fire", || {
+        let e = d.entity(&app, "patient");
+        (e["state"] == "on-fire").then_some(e)
+    });
+    let err = patient["sensors"]["entity.error"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("waited 2s (reference_timeout) for `sick` to be running (it is starting)"),
+        "{err}"
+    );
+    let aborts = wait_for(DEADLINE, "aborts on fire", || {
+        let e = d.entity(&app, "aborts");
+        (e["state"] == "on-fire").then_some(e)
+    });
+    let err = aborts["sensors"]["entity.error"]["value"].as_str().unwrap();
+    assert!(
+        err.contains("source `dead` is on-fire (abort_if_source_on_fire)"),
+        "{err}"
+    );
+    // Neither dependant made a container.
+    assert!(container_of_entity(&app, "patient").is_none());
+    assert!(container_of_entity(&app, "aborts").is_none());
+}

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::cluster::ClusterEntity;
 use super::container::ContainerEntity;
+use super::references::{ReferenceOptions, WireReferences};
 use super::{
     sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef,
     Invoke, Lifecycle, Links, Placement, SensorBoard, Subscribe, Teardown,
@@ -22,6 +23,16 @@ use crate::policy::autoscaler::Autoscaler;
 use crate::policy::replacer::{Replacer, Trigger};
 use crate::policy::restarter::Restarter;
 use crate::policy::{PolicyConfig, PolicyControl, PolicyRegistered, ResolvedPolicy};
+
+/// Whether a service waits for others (references or `depends_on`).
+fn needs_wiring(svc: &crate::blueprint::ServiceSpec) -> bool {
+    let spec = match svc.kind {
+        ServiceType::Container => svc.own_container(),
+        ServiceType::Cluster => svc.member.clone().unwrap_or_default(),
+        ServiceType::LoadBalancer => return false,
+    };
+    !svc.depends_on.is_empty() || !crate::blueprint::wiring::container_refs(&spec).is_empty()
+}
 
 struct Child {
     handle: EntityHandle,
@@ -143,6 +154,8 @@ impl ApplicationEntity {
         let mut services = self.blueprint.services.clone();
         services.sort_by_key(|s| s.kind == ServiceType::LoadBalancer);
         let mut clusters: BTreeMap<String, Addr<ClusterEntity>> = BTreeMap::new();
+        // Dependants (references or depends_on), wired once every child exists.
+        let mut dependants: Vec<(Recipient<WireReferences>, ReferenceOptions)> = Vec::new();
         for svc in services {
             if self.children.contains_key(&svc.id) {
                 continue;
@@ -153,7 +166,11 @@ impl ApplicationEntity {
             let handle = match svc.kind {
                 ServiceType::Container => {
                     let addr = ContainerEntity::new(child.clone(), svc.own_container(), at.clone())
+                        .with_activities(activities.clone())
                         .start();
+                    if needs_wiring(&svc) {
+                        dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));
+                    }
                     for p in &policies {
                         if let PolicyConfig::Restarter(cfg) = &p.config {
                             let r = addr.clone();
@@ -200,6 +217,9 @@ impl ApplicationEntity {
                         match &p.config {
                             PolicyConfig::Replacer(cfg) => {
                                 let c = addr.clone();
+                    if needs_wiring(&svc) {
+                        dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));
+                    }
                                 let pa = Replacer::new(
                                     child.clone(),
                                     c.clone().recipient(),
@@ -316,6 +336,22 @@ impl ApplicationEntity {
                 };
                 let cluster = EntityRef::new(self.me.app.clone(), cluster_id.clone());
                 let source_id = cfg.entity.clone().unwrap_or_else(|| cluster_id.clone());
+        // Every child exists now: give dependants their sources. The message
+        // is queued before the `start` the caller sends next, so a
+        // dependant knows what to wait for before it is asked to start.
+        if !dependants.is_empty() {
+            let sources: BTreeMap<String, Recipient<Subscribe>> = self
+                .children
+                .iter()
+                .map(|(id, c)| (id.clone(), c.handle.subscribe.clone()))
+                .collect();
+            for (to, options) in dependants {
+                to.do_send(WireReferences {
+                    sources: sources.clone(),
+                    options,
+                });
+            }
+        }
                 let source = EntityRef::new(self.me.app.clone(), source_id.clone());
                 let mut subscribe_to = vec![addr.clone().recipient()];
                 if source_id != *cluster_id {

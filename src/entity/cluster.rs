@@ -74,6 +74,8 @@ struct ResizeArgs {
     size: u32,
 }
 
+    /// Sources of the member spec's references, given to every member.
+    wiring: Option<super::references::WireReferences>,
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplaceArgs {
@@ -135,6 +137,7 @@ impl ClusterEntity {
             container: None,
             publish: Some(addr.clone().recipient()),
         }
+            wiring: None,
     }
 
     fn counted(&self) -> impl DoubleEndedIterator<Item = (&u32, &Member)> {
@@ -249,6 +252,7 @@ impl ClusterEntity {
             if let PolicyConfig::Restarter(cfg) = &p.config {
                 let r = Restarter::new(
                     child.clone(),
+            .with_activities(self.links.activities.clone())
                     addr.clone().recipient(),
                     addr.clone().recipient(),
                     addr.clone().recipient(),

@@ -14,12 +14,14 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::failure::{FailureDetector, FailureDetectorConfig, Verdict};
+use super::references::{ReferenceOptions, Rendered, Wait, WireReferences};
 use super::{
     now_ms, sensors as s, ContainerInbox, EmitNotice, EntityError, EntityEvent, EntityHandle,
     EntityKind, EntityRef, Invoke, Lifecycle, Observed, Placement, SensorBoard, Subscribe,
     Teardown,
 };
 use crate::blueprint::ContainerSpec;
+use crate::host::build::{BuildProgress, EnsureImage, ImageReady};
 use crate::host::{
     self, health, ContainerEvent, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart,
     Operate,
@@ -64,6 +66,16 @@ pub struct ContainerEntity {
     stashed: Vec<ContainerEvent>,
     /// The cluster this container is a member of: also its DNS alias.
     cluster: Option<String>,
+    /// Sensor references and dependencies: what the start waits for.
+    wait: Wait,
+    /// Set once the application gave this container its sources.
+    ref_opts: Option<ReferenceOptions>,
+    /// Waiting for references since then.
+    waiting_since: Option<Instant>,
+    /// The env and command the current container was created with.
+    applied: Option<Rendered>,
+    /// Where image builds are recorded.
+    activities: Option<Recipient<crate::activity::RecordActivity>>,
 }
 
 impl ContainerEntity {
@@ -91,7 +103,18 @@ impl ContainerEntity {
             stats_for: None,
             stashed: Vec::new(),
             cluster: None,
+            wait: Wait::default(),
+            ref_opts: None,
+            waiting_since: None,
+            applied: None,
+            activities: None,
         }
+    }
+
+    /// Records image builds (and reuses) as activities there.
+    pub fn with_activities(mut self, to: Recipient<crate::activity::RecordActivity>) -> Self {
+        self.activities = Some(to);
+        self
     }
 
     /// Marks the container as a member of `cluster` (an extra DNS alias, and
@@ -264,15 +287,26 @@ impl ContainerEntity {
         if self.state == Lifecycle::Running || self.busy {
             return;
         }
+        if !self.references_ready() {
+            return;
+        }
         self.busy = true;
         self.started_at = Some(Instant::now());
         self.up = None;
         self.last_error = None;
         self.set_state(Lifecycle::Starting);
+        let mut spec = self.spec.clone();
+        if self.ref_opts.is_some() {
+            if let Some(r) = self.wait.render(&self.spec) {
+                spec.env = r.env.clone();
+                spec.command = r.command.clone();
+                self.applied = Some(r);
+            }
+        }
         let req = ContainerRequest {
             app: self.me.app.clone(),
             entity: self.me.entity.clone(),
-            spec: self.spec.clone(),
+            spec,
             network: self.at.network.clone(),
             extra_networks: self
                 .spec
@@ -284,9 +318,41 @@ impl ContainerEntity {
         };
         let host = self.at.host.clone();
         let t0 = Instant::now();
-        let fut = async move { host.send(CreateAndStart(req)).await };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+        // A built image first: found by its context's hash, or built now.
+        let ensure = self.spec.build.is_some().then(|| EnsureImage {
+            app: self.me.app.clone(),
+            service: self
+                .cluster
+                .clone()
+                .unwrap_or_else(|| self.me.entity.clone()),
+            spec: self.spec.clone(),
+            progress: Some(ctx.address().recipient()),
+        });
+        if ensure.is_some() {
+            self.board
+                .set(&self.me, IMAGE_BUILD, json!("checking the build context"));
+        }
+        let fut = async move {
+            let mut req = req;
+            let mut image = None;
+            if let Some(e) = ensure {
+                match host.send(e).await {
+                    Ok(Ok(ready)) => {
+                        req.spec.image = Some(ready.image.clone());
+                        req.spec.build = None;
+                        image = Some(Ok(ready));
+                    }
+                    Ok(Err(e)) => return (Ok(Err(e.clone())), Some(Err(e))),
+                    Err(e) => return (Err(e), None),
+                }
+            }
+            (host.send(CreateAndStart(req)).await, image)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |(res, image), act, ctx| {
             act.busy = false;
+            if let Some(outcome) = image {
+                act.on_image(outcome);
+            }
             if act.tearing_down {
                 return;
             }
@@ -473,6 +539,19 @@ impl ContainerEntity {
         }
         if self.tearing_down || !self.want_running || self.busy {
             return;
+        }
+        if let (Some(t), Some(o)) = (self.waiting_since, &self.ref_opts) {
+            if t.elapsed() > o.timeout {
+                let missing: Vec<String> =
+                    self.wait.missing().iter().map(|m| m.to_string()).collect();
+                let message = format!(
+                    "waited {} (reference_timeout) for {}",
+                    humantime::format_duration(o.timeout),
+                    missing.join(", ")
+                );
+                self.abort_wait(message);
+                return;
+            }
         }
         if let (Some(t), Lifecycle::Starting) = (self.started_at, self.state) {
             if t.elapsed() > self.start_timeout {
@@ -827,6 +906,237 @@ impl Handler<crate::entity::PublishSensor> for ContainerEntity {
             self.board.clear(&self.me, &msg.name);
         } else {
             self.board.set(&self.me, &msg.name, msg.value);
+        }
+    }
+}
+
+/// Sensor names a dependant publishes about its references.
+pub const REFERENCES_WAITING: &str = "references.waiting";
+pub const REFERENCES_RESOLVED: &str = "references.resolved";
+
+impl ContainerEntity {
+    /// Whether the start may go on: every reference resolves and every
+    /// dependency runs. If not, the entity is `starting` and waits (the
+    /// events of its sources call `start` again).
+    fn references_ready(&mut self) -> bool {
+        if self.ref_opts.is_none() || self.wait.is_empty() {
+            return true;
+        }
+        let missing = self.wait.missing();
+        if missing.is_empty() {
+            self.waiting_since = None;
+            self.board.clear(&self.me, REFERENCES_WAITING);
+            return true;
+        }
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(Instant::now());
+            tracing::info!(entity = %self.me, missing = ?missing.iter().map(|m| m.to_string()).collect::<Vec<_>>(), "waiting for references");
+        }
+        self.board.set(
+            &self.me,
+            REFERENCES_WAITING,
+            json!(missing.iter().map(|m| m.to_string()).collect::<Vec<_>>()),
+        );
+        self.set_state(Lifecycle::Starting);
+        // A source already on fire fails the wait at once.
+        if let Some(src) = self.wait.source_on_fire().filter(|_| {
+            self.ref_opts
+                .as_ref()
+                .is_some_and(|o| o.abort_if_source_on_fire)
+        }) {
+            self.abort_wait(format!(
+                "source `{src}` is on-fire (abort_if_source_on_fire); it was waited for: {}",
+                missing
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        false
+    }
+
+    fn abort_wait(&mut self, message: String) {
+        self.waiting_since = None;
+        self.board.clear(&self.me, REFERENCES_WAITING);
+        self.fail(message.clone());
+        self.resolve_waiters(Err(EntityError::StartFailed {
+            entity: self.me.to_string(),
+            message,
+        }));
+    }
+
+    /// A source changed: go on with a waiting start, or recreate the
+    /// container if the values it was made with are out of date.
+    fn on_references_changed(&mut self, ctx: &mut Context<Self>) {
+        if self.tearing_down || self.ref_opts.is_none() {
+            return;
+        }
+        if self.waiting_since.is_some() {
+            if self.want_running && !self.busy {
+                self.start(ctx);
+            }
+            return;
+        }
+        let restart = self
+            .ref_opts
+            .as_ref()
+            .is_some_and(|o| o.on_change == crate::blueprint::OnReferenceChange::Restart);
+        if !restart || self.busy || !self.want_running || self.container_id.is_none() {
+            return;
+        }
+        // Unresolved now (a source's container is gone): keep running with
+        // the old values until the new ones are published.
+        let Some(now) = self.wait.render(&self.spec) else {
+            return;
+        };
+        if self.applied.as_ref() == Some(&now) {
+            return;
+        }
+        self.recreate(ctx);
+    }
+
+    /// Removes the container and creates it again with the current values.
+    fn recreate(&mut self, ctx: &mut Context<Self>) {
+        let Some(id) = self.container_id.take() else {
+            return;
+        };
+        tracing::info!(entity = %self.me, "a referenced sensor changed: recreating the container with the new values");
+        self.board.set(
+            &self.me,
+            "references.restarts",
+            json!(
+                self.board
+                    .get("references.restarts")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                    + 1
+            ),
+        );
+        self.set_state(Lifecycle::Starting);
+        self.busy = true;
+        let host = self.at.host.clone();
+        ctx.spawn(
+            async move {
+                host.send(Operate {
+                    container: id,
+                    op: ContainerOp::Remove,
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(|_, act, ctx| {
+                act.busy = false;
+                act.stashed.clear();
+                if act.tearing_down {
+                    return;
+                }
+                act.state = Lifecycle::Created;
+                act.start(ctx);
+            }),
+        );
+    }
+}
+
+impl Handler<WireReferences> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, msg: WireReferences, ctx: &mut Context<Self>) {
+        self.wait = Wait::new(&self.spec, &msg.options.depends_on);
+        for source in self.wait.sources() {
+            if let Some(to) = msg.sources.get(&source) {
+                to.do_send(Subscribe(ctx.address().recipient()));
+            }
+        }
+        self.ref_opts = Some(msg.options);
+    }
+}
+
+/// Events of the sources this container references.
+impl Handler<EntityEvent> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, ev: EntityEvent, ctx: &mut Context<Self>) {
+        match ev {
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } => {
+                if self.wait.on_sensor(&source.entity, &name, &value.value) {
+                    let resolved = self.wait.resolved();
+                    self.board.set(&self.me, REFERENCES_RESOLVED, resolved);
+                    self.on_references_changed(ctx);
+                }
+            }
+            EntityEvent::State { source, state, .. } => {
+                if self.wait.sources().contains(&source.entity) {
+                    self.wait.on_state(&source.entity, state);
+                    self.on_references_changed(ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The image build of a container with `build`: `building`, the current
+/// build step, then `built <tag>`, `reused <tag>` or `failed: ...`.
+pub const IMAGE_BUILD: &str = "image.build";
+
+impl ContainerEntity {
+    fn on_image(&mut self, outcome: Result<ImageReady, crate::host::HostError>) {
+        let (text, name, result, message, seconds) = match &outcome {
+            Ok(r) if r.built => (
+                format!("built {} in {:.1}s", r.image, r.seconds),
+                "image.build",
+                "ok",
+                format!("built {} ({})", r.image, r.id),
+                r.seconds,
+            ),
+            Ok(r) => (
+                format!("reused {}", r.image),
+                "image.reused",
+                "ok",
+                format!(
+                    "reused {} ({}): the build context is unchanged",
+                    r.image, r.id
+                ),
+                r.seconds,
+            ),
+            Err(e) => (
+                format!("failed: {e}"),
+                "image.build",
+                "error",
+                e.to_string(),
+                0.0,
+            ),
+        };
+        self.board.set(&self.me, IMAGE_BUILD, json!(text));
+        if let Ok(r) = &outcome {
+            self.board.set(&self.me, "image.id", json!(r.id));
+        }
+        if let Some(to) = &self.activities {
+            to.do_send(crate::activity::RecordActivity(crate::activity::Activity {
+                id: 0,
+                time_ms: now_ms(),
+                application: self.me.app.clone(),
+                entity: self.me.entity.clone(),
+                kind: "event".into(),
+                name: name.into(),
+                args: json!({ "context": self.spec.build.as_ref().map(|b| b.context.clone()) }),
+                outcome: result.into(),
+                message: Some(message),
+                duration_seconds: seconds,
+            }));
+        }
+    }
+}
+
+impl Handler<BuildProgress> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, BuildProgress(line): BuildProgress, _: &mut Context<Self>) {
+        if line.starts_with("Step ") {
+            self.board
+                .set(&self.me, IMAGE_BUILD, json!(format!("building: {line}")));
         }
     }
 }

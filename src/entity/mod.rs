@@ -12,6 +12,7 @@ pub mod application;
 pub mod cluster;
 pub mod container;
 pub mod failure;
+pub mod references;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -5,6 +5,7 @@
 //! event stream (reconnecting with `since` and re-listing to reconcile) and
 //! forwards every event of a drover-managed container to whoever manages it.
 
+pub mod build;
 pub mod events;
 pub mod health;
 pub mod machine;
@@ -364,7 +365,11 @@ impl Handler<CreateAndStart> for DockerHost {
     }
 }
 
-async fn ensure_image(docker: &Docker, host: &str, image: &str) -> Result<(), HostError> {
+pub(crate) async fn ensure_image(
+    docker: &Docker,
+    host: &str,
+    image: &str,
+) -> Result<(), HostError> {
     if docker.inspect_image(image).await.is_ok() {
         return Ok(());
     }
