@@ -19,6 +19,7 @@
 //! | [`placement`] | where a container goes: the filter and scorer chain, its explanations, and the pool's headroom verdict (pure) |
 //! | [`policy`] | policy actors (restarter, replacer) with their pure decisions and presets |
 //! | [`metrics`] | the Prometheus metric catalogue |
+//! | [`store`] | durable state in redb: applications, cluster membership, policy memory; the only code touching the database |
 //! | [`serve`] | `drover serve`: wires the actors and the HTTP server in one actix System, and stops them gracefully |
 //! | [`cli`] | the client commands; they reach the service over REST only |
 //!
@@ -39,3 +40,4 @@ pub mod metrics;
 pub mod placement;
 pub mod policy;
 pub mod serve;
+pub mod store;

@@ -55,6 +55,9 @@ enum Command {
         /// Docker endpoint of the `local` location: `local`, `unix:///path/docker.sock` or `tcp://host:port`.
         #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
         docker: String,
+        /// The durable store (redb). Default: $XDG_DATA_HOME/drover/drover.redb or ~/.local/share/drover/drover.redb.
+        #[arg(long, env = "DROVER_STORE")]
+        store: Option<PathBuf>,
         /// Directory of policy presets.
         #[arg(long, default_value = "policies", env = "DROVER_POLICIES")]
         policies: PathBuf,
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
             log_format,
             subnet_pool,
             subnet_size,
+            store,
         } => {
             init_logs(log_format);
             let subnets = match subnet_pool
@@ -179,6 +183,7 @@ fn main() -> ExitCode {
                 }
             };
             drover::serve::run(drover::serve::ServeOptions {
+                store: store.unwrap_or_else(drover::store::default_path),
                 subnets,
                 listen,
                 deploy,

@@ -43,6 +43,11 @@ const GONE_FAILURE_GRACE_MS: u64 = 60_000;
 /// subscribes to both, so each member notice arrives twice.
 const RECENT_NOTICES: usize = 8;
 
+/// The forwarded copy of a notice arrives one mailbox hop after the
+/// original, within milliseconds; an identical notice later than this is a
+/// new one (a second give-up with the same reason, say).
+const NOTICE_ECHO_WINDOW: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 pub enum ManagementError {
     #[error("no application `{0}`; `drover ls` lists them")]
@@ -63,6 +68,8 @@ pub enum ManagementError {
     Blueprint(crate::blueprint::BlueprintErrors),
     #[error("{0}")]
     NoPolicy(String),
+    #[error("the store refused the write: {0}")]
+    Store(String),
     #[error(transparent)]
     Entity(#[from] EntityError),
 }
@@ -83,11 +90,14 @@ struct EntityRecord {
     view: EntityView,
     handle: EntityHandle,
     /// The last few notices seen, to drop the duplicate a cluster forwards.
-    recent_notices: VecDeque<(String, serde_json::Value)>,
+    recent_notices: VecDeque<(String, serde_json::Value, Instant)>,
 }
 
 struct AppRecord {
     blueprint: Blueprint,
+    /// The blueprint as deployed, and where it came from (for the store).
+    text: String,
+    file: String,
     created_ms: u64,
     destroying: bool,
     /// Service id → resource limits of one of its containers (cpus, memory
@@ -157,6 +167,14 @@ pub struct Management {
     /// Presets whose file is invalid now (the previous version stays in force).
     preset_errors: BTreeMap<String, String>,
     host_machine: HashMap<String, crate::host::machine::MachineStats>,
+    /// The durable store, if any (`drover serve` always has one).
+    store: Option<Addr<crate::store::StoreActor>>,
+    /// What the store held at start: applications to rebind.
+    rebind: Option<crate::store::Snapshot>,
+    /// Saved cluster membership and policy memory, for entities being rebuilt.
+    saved: std::sync::Arc<crate::entity::Saved>,
+    /// Deploys whose store write is in flight (their names are taken).
+    pending_deploys: std::collections::BTreeSet<String>,
 }
 
 impl Management {
@@ -176,6 +194,10 @@ impl Management {
             preset_stamps: BTreeMap::new(),
             preset_errors: BTreeMap::new(),
             host_machine: HashMap::new(),
+            store: None,
+            rebind: None,
+            saved: Default::default(),
+            pending_deploys: Default::default(),
         }
     }
 
@@ -184,8 +206,26 @@ impl Management {
         self
     }
 
+    /// Uses a durable store; `snapshot` is what it held at start, rebound
+    /// when the actor starts.
+    pub fn with_store(
+        mut self,
+        store: Addr<crate::store::StoreActor>,
+        snapshot: crate::store::Snapshot,
+    ) -> Self {
+        self.saved = std::sync::Arc::new(crate::entity::Saved {
+            clusters: snapshot.clusters.clone(),
+            policies: snapshot.policies.clone(),
+        });
+        self.store = Some(store);
+        self.rebind = Some(snapshot);
+        self
+    }
+
     fn links(&self, ctx: &mut Context<Self>) -> Links {
         Links {
+            store: self.store.clone().map(|s| s.recipient()),
+            saved: self.saved.clone(),
             policies: ctx.address().recipient(),
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
@@ -560,6 +600,7 @@ impl Actor for Management {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.rebind(ctx);
         // Preset files are polled: a change is in force within about a
         // second, with no watcher to lose events on editors' rename-and-replace.
         ctx.run_interval(PRESET_POLL, |act, ctx| act.check_presets(ctx));
@@ -614,11 +655,14 @@ impl Handler<EntityEvent> for Management {
                 let Some(rec) = self.entities.get_mut(&source) else {
                     return;
                 };
-                let seen = (name.clone(), detail.clone());
-                if rec.recent_notices.contains(&seen) {
+                let echo = rec.recent_notices.iter().any(|(n, d, at)| {
+                    n == &name && d == &detail && at.elapsed() < NOTICE_ECHO_WINDOW
+                });
+                if echo {
                     return;
                 }
-                rec.recent_notices.push_back(seen);
+                rec.recent_notices
+                    .push_back((name.clone(), detail.clone(), Instant::now()));
                 if rec.recent_notices.len() > RECENT_NOTICES {
                     rec.recent_notices.pop_front();
                 }
@@ -710,7 +754,7 @@ pub struct Deploy {
 impl Management {
     /// The checks that need this service's context, with blueprint paths.
     fn context_checks(&self, bp: &Blueprint) -> Vec<ValidationError> {
-        let mut errs = Vec::new();
+        let mut errs = build_context_checks(bp);
         if !self.locations.contains_key(&bp.location) {
             errs.push(ValidationError::at(
                 FieldPath::root().key("location"),
@@ -761,23 +805,97 @@ impl Management {
     }
 }
 
-impl Handler<Deploy> for Management {
-    type Result = Result<String, ManagementError>;
-    fn handle(&mut self, msg: Deploy, ctx: &mut Context<Self>) -> Self::Result {
-        let bp = crate::blueprint::parse_blueprint_with(&msg.file, &msg.text, &|bp| {
-            self.context_checks(bp)
-        })
-        .map_err(ManagementError::Blueprint)?;
-        let id = bp.name.clone();
-        if self.apps.contains_key(&id) {
-            return Err(ManagementError::Exists(id));
+/// Build contexts must be absolute paths to directories on this machine,
+/// holding their Dockerfile (the service cannot know what a relative path
+/// was relative to; `drover deploy` resolves them).
+fn build_context_checks(bp: &Blueprint) -> Vec<ValidationError> {
+    let mut errs = crate::blueprint::wiring::validate_absolute_contexts(bp);
+    for (path, b) in crate::blueprint::wiring::builds(bp) {
+        let dir = std::path::Path::new(&b.context);
+        if !dir.is_absolute() {
+            continue;
         }
-        let Some(at) = self.locations.get(&bp.location).cloned() else {
-            return Err(ManagementError::UnknownLocation {
-                location: bp.location.clone(),
-                known: String::new(),
-            });
+        if !dir.is_dir() {
+            errs.push(ValidationError::at(
+                path,
+                format!(
+                    "build context `{}` is not a directory on the drover host",
+                    b.context
+                ),
+            ));
+        } else if !dir.join(b.dockerfile()).is_file() {
+            errs.push(ValidationError::at(
+                path,
+                format!("build context `{}` has no `{}`", b.context, b.dockerfile()),
+            ));
+        }
+    }
+    errs
+}
+
+impl Handler<Deploy> for Management {
+    type Result = ResponseActFuture<Self, Result<String, ManagementError>>;
+    fn handle(&mut self, msg: Deploy, _: &mut Context<Self>) -> Self::Result {
+        let bp = match crate::blueprint::parse_blueprint_with(&msg.file, &msg.text, &|bp| {
+            self.context_checks(bp)
+        }) {
+            Ok(bp) => bp,
+            Err(e) => return Box::pin(fut::ready(Err(ManagementError::Blueprint(e)))),
         };
+        let id = bp.name.clone();
+        if self.apps.contains_key(&id) || !self.pending_deploys.insert(id.clone()) {
+            return Box::pin(fut::ready(Err(ManagementError::Exists(id))));
+        }
+        let stored = crate::store::StoredApp {
+            id: id.clone(),
+            file: msg.file.clone(),
+            text: msg.text.clone(),
+            created_ms: now_ms(),
+            destroying: false,
+        };
+        // Acknowledged only once stored: a crash after the answer cannot
+        // lose the application.
+        let store = self.store.clone();
+        let write = stored.clone();
+        Box::pin(
+            async move {
+                match store {
+                    Some(s) => s
+                        .send(crate::store::StoreWrite::PutApp(write))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string()),
+                    None => Ok(()),
+                }
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                act.pending_deploys.remove(&id);
+                res.map_err(ManagementError::Store)?;
+                act.create_app(ctx, bp, stored.created_ms, stored.file, stored.text);
+                Ok(id)
+            }),
+        )
+    }
+}
+
+impl Management {
+    /// Builds an application's actors and starts it (deploy and rebind).
+    fn create_app(
+        &mut self,
+        ctx: &mut Context<Self>,
+        bp: Blueprint,
+        created_ms: u64,
+        file: String,
+        text: String,
+    ) -> String {
+        let id = bp.name.clone();
+        let at = self
+            .locations
+            .get(&bp.location)
+            .cloned()
+            .or_else(|| self.locations.values().next().cloned())
+            .expect("at least the local location");
         // Checked above: every policy resolves.
         let policies: BTreeMap<String, Vec<crate::policy::ResolvedPolicy>> = bp
             .services
@@ -802,7 +920,9 @@ impl Handler<Deploy> for Management {
             AppRecord {
                 reservations: reservations(&bp),
                 blueprint: bp,
-                created_ms: now_ms(),
+                text,
+                file,
+                created_ms,
                 destroying: false,
             },
         );
@@ -833,7 +953,7 @@ impl Handler<Deploy> for Management {
             }
             .detached(),
         );
-        Ok(id)
+        id
     }
 }
 
@@ -859,8 +979,31 @@ impl Handler<Destroy> for Management {
             return Box::pin(fut::ready(Ok(())));
         };
         let t0 = Instant::now();
+        // The intent first: a crash mid-destroy is finished on rebind.
+        let store = self.store.clone();
+        let intent = self.apps.get(&app).map(|r| crate::store::StoredApp {
+            id: app.clone(),
+            file: r.file.clone(),
+            text: r.text.clone(),
+            created_ms: r.created_ms,
+            destroying: true,
+        });
+        let app_id = app.clone();
         Box::pin(
-            async move { handle.teardown.send(Teardown).await }
+            async move {
+                if let (Some(s), Some(intent)) = (&store, intent) {
+                    if let Ok(Err(e)) = s.send(crate::store::StoreWrite::PutApp(intent)).await {
+                        tracing::error!(app = %app_id, error = %e, "cannot record the destroy intent; destroying anyway");
+                    }
+                }
+                let res = handle.teardown.send(Teardown).await;
+                if matches!(res, Ok(Ok(()))) {
+                    if let Some(s) = &store {
+                        let _ = s.send(crate::store::StoreWrite::DeleteApp(app_id)).await;
+                    }
+                }
+                res
+            }
                 .into_actor(self)
                 .map(move |res, act, _| {
                     let res: Result<(), EntityError> = res.unwrap_or_else(|e| {
@@ -1450,3 +1593,110 @@ impl Handler<crate::host::HostMachine> for Management {
         self.host_machine.insert(msg.host, msg.stats);
     }
 }
+
+impl Management {
+    /// Rebuilds every stored application and reconciles with the engines:
+    /// containers are adopted by name (deterministic), missing ones are
+    /// created, interrupted operations resume from the saved intents, and
+    /// containers labelled as drover's that nothing expects are removed.
+    fn rebind(&mut self, ctx: &mut Context<Self>) {
+        let Some(snap) = self.rebind.take() else {
+            return;
+        };
+        let mut expected: std::collections::BTreeSet<(String, String)> = Default::default();
+        for (id, app) in snap.apps {
+            let bp = match crate::blueprint::parse_blueprint_with(&app.file, &app.text, &|bp| {
+                self.context_checks(bp)
+            }) {
+                Ok(bp) => bp,
+                Err(e) => {
+                    // Kept as it is (its containers too): an operator decides.
+                    tracing::error!(app = %id, error = %e, "a stored application no longer validates; not rebound");
+                    expected.insert((id.clone(), "*".into()));
+                    continue;
+                }
+            };
+            for svc in &bp.services {
+                match svc.kind {
+                    crate::blueprint::ServiceType::Cluster => {
+                        let members: Vec<u32> =
+                            match snap.clusters.get(&(id.clone(), svc.id.clone())) {
+                                Some(st) => st
+                                    .members
+                                    .iter()
+                                    .copied()
+                                    .chain(st.replacing.iter().flat_map(|(a, b)| [*a, *b]))
+                                    .collect(),
+                                None => (1..=svc.initial_size.unwrap_or(1)).collect(),
+                            };
+                        for m in members {
+                            expected.insert((id.clone(), format!("{}-{m}", svc.id)));
+                        }
+                    }
+                    _ => {
+                        expected.insert((id.clone(), svc.id.clone()));
+                    }
+                }
+            }
+            tracing::info!(app = %id, destroying = app.destroying, "rebinding");
+            self.create_app(ctx, bp, app.created_ms, app.file.clone(), app.text.clone());
+            self.record(Activity::policy(
+                &id,
+                &id,
+                "rebind",
+                serde_json::json!({}),
+                "ok",
+                "rebuilt from the store".to_string(),
+            ));
+            if app.destroying {
+                // A destroy was under way: finish it.
+                ctx.address().do_send(Destroy(id));
+            }
+        }
+        // After the rebuilt entities had time to register their members.
+        ctx.run_later(ORPHAN_SWEEP_AFTER, move |act, ctx| {
+            act.sweep_orphans(ctx, expected)
+        });
+    }
+
+    /// Removes containers labelled as drover's that no entity expects (left
+    /// by an interrupted deploy, or an interrupted shrink).
+    fn sweep_orphans(
+        &mut self,
+        ctx: &mut Context<Self>,
+        expected: std::collections::BTreeSet<(String, String)>,
+    ) {
+        let mut hosts: Vec<Addr<crate::host::DockerHost>> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for p in self.locations.values() {
+            if seen.insert(p.host_name.clone()) {
+                hosts.push(p.host.clone());
+            }
+        }
+        let expected = std::sync::Arc::new(expected);
+        for host in hosts {
+            let h = host.clone();
+            let expected = expected.clone();
+            ctx.spawn(async move { h.send(crate::host::ListManaged { app: None }).await }.into_actor(self).map(move |res, act, _| {
+                let Ok(Ok(list)) = res else { return };
+                for c in list {
+                    let known_app = act.apps.contains_key(&c.app) || act.pending_deploys.contains(&c.app);
+                    let keep = expected.contains(&(c.app.clone(), "*".into()))
+                        || expected.contains(&(c.app.clone(), c.entity.clone()))
+                        || (known_app && act.entities.contains_key(&EntityRef::new(c.app.clone(), c.entity.clone())));
+                    if keep {
+                        continue;
+                    }
+                    tracing::warn!(app = %c.app, entity = %c.entity, container = %c.name, "removing an orphaned container");
+                    act.record(Activity::policy(&c.app, &c.entity, "rebind.remove_orphan", serde_json::json!({ "container": c.name }), "ok",
+                        "a container labelled as drover's that no entity expects".to_string()));
+                    host.do_send(crate::host::Operate { container: c.id, op: crate::host::ContainerOp::Remove });
+                }
+            }));
+        }
+    }
+}
+
+/// How long after start the orphan sweep runs: rebuilt clusters register
+/// their members first.
+const ORPHAN_SWEEP_AFTER: std::time::Duration = std::time::Duration::from_secs(3);

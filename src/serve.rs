@@ -25,6 +25,8 @@ pub struct ServeOptions {
     pub docker: String,
     /// Directory of policy presets (`policies/`).
     pub policies: PathBuf,
+    /// The durable store (redb file).
+    pub store: PathBuf,
     /// Application networks get a subnet of `subnet_size` from this pool.
     pub subnets: host::subnets::SubnetPool,
 }
@@ -49,6 +51,8 @@ pub enum ServeError {
     Deploy { path: String, message: String },
     #[error("policy presets are invalid:\n{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Presets(Vec<crate::policy::PresetError>),
+    #[error("{0}")]
+    Store(crate::store::StoreError),
     #[error("the runtime failed: {0}")]
     Runtime(std::io::Error),
 }
@@ -86,6 +90,19 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         tracing::warn!(dir = %opts.policies.display(), "no policy preset directory; blueprints can use `type:` policies only");
         crate::policy::Presets::empty()
     };
+    // The store before anything else: a bad one stops start-up before
+    // drover manages (or removes) anything.
+    let store_path = opts.store.clone();
+    let (store, snapshot) = tokio::task::spawn_blocking(move || {
+        let store = crate::store::Store::open(&store_path)?;
+        let snapshot = store.load()?;
+        Ok::<_, crate::store::StoreError>((store, snapshot))
+    })
+    .await
+    .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))?
+    .map_err(ServeError::Store)?;
+    tracing::info!(store = %opts.store.display(), applications = snapshot.apps.len(), "store opened");
+    let store = crate::store::StoreActor::start(store);
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
     let mgmt = Management::create(|ctx| {
@@ -105,7 +122,9 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             host_address: host_address.clone(),
             network: None,
         };
-        Management::new(BTreeMap::from([("local".to_string(), placement)])).with_presets(presets)
+        Management::new(BTreeMap::from([("local".to_string(), placement)]))
+            .with_presets(presets)
+            .with_store(store, snapshot)
     });
 
     let data = web::Data::new(mgmt.clone());

@@ -59,6 +59,7 @@ impl ResponseError for ApiError {
                     E::UnknownEffector { .. } | E::BadArguments { .. } | E::NoSuchMember { .. },
                 ) => StatusCode::BAD_REQUEST,
                 ManagementError::Entity(E::Stopping { .. }) => StatusCode::CONFLICT,
+                ManagementError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ManagementError::Entity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,

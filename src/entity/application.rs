@@ -183,6 +183,10 @@ impl ApplicationEntity {
                                 cfg.clone(),
                             )
                             .named(p.name.clone())
+                            .persisted(
+                                self.links.store.clone(),
+                                self.links.saved_policy(&self.me.app, &svc.id, &p.name),
+                            )
                             .start();
                             self.register_policy(&svc.id, p, pa.recipient());
                         }
@@ -213,13 +217,13 @@ impl ApplicationEntity {
                         member_policies,
                     )
                     .start();
+                    if needs_wiring(&svc) {
+                        dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));
+                    }
                     for p in &policies {
                         match &p.config {
                             PolicyConfig::Replacer(cfg) => {
                                 let c = addr.clone();
-                    if needs_wiring(&svc) {
-                        dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));
-                    }
                                 let pa = Replacer::new(
                                     child.clone(),
                                     c.clone().recipient(),
@@ -229,6 +233,10 @@ impl ApplicationEntity {
                                     cfg.clone(),
                                 )
                                 .named(p.name.clone())
+                                .persisted(
+                                    self.links.store.clone(),
+                                    self.links.saved_policy(&self.me.app, &svc.id, &p.name),
+                                )
                                 .start();
                                 self.register_policy(&svc.id, p, pa.recipient());
                             }
@@ -328,14 +336,6 @@ impl ApplicationEntity {
                     .start();
             }
         }
-        // Autoscalers last: their metric may come from any child (a load balancer).
-        for (cluster_id, addr) in &clusters {
-            for p in self.policies.get(cluster_id).cloned().unwrap_or_default() {
-                let PolicyConfig::Autoscaler(cfg) = &p.config else {
-                    continue;
-                };
-                let cluster = EntityRef::new(self.me.app.clone(), cluster_id.clone());
-                let source_id = cfg.entity.clone().unwrap_or_else(|| cluster_id.clone());
         // Every child exists now: give dependants their sources. The message
         // is queued before the `start` the caller sends next, so a
         // dependant knows what to wait for before it is asked to start.
@@ -352,6 +352,14 @@ impl ApplicationEntity {
                 });
             }
         }
+        // Autoscalers last: their metric may come from any child (a load balancer).
+        for (cluster_id, addr) in &clusters {
+            for p in self.policies.get(cluster_id).cloned().unwrap_or_default() {
+                let PolicyConfig::Autoscaler(cfg) = &p.config else {
+                    continue;
+                };
+                let cluster = EntityRef::new(self.me.app.clone(), cluster_id.clone());
+                let source_id = cfg.entity.clone().unwrap_or_else(|| cluster_id.clone());
                 let source = EntityRef::new(self.me.app.clone(), source_id.clone());
                 let mut subscribe_to = vec![addr.clone().recipient()];
                 if source_id != *cluster_id {
@@ -372,6 +380,10 @@ impl ApplicationEntity {
                     subscribe_to,
                     self.links.activities.clone(),
                     cfg.clone(),
+                )
+                .persisted(
+                    self.links.store.clone(),
+                    self.links.saved_policy(&self.me.app, cluster_id, &p.name),
                 )
                 .start();
                 self.register_policy(cluster_id, &p, pa.recipient());

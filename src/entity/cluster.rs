@@ -54,6 +54,14 @@ pub struct ClusterEntity {
     members: BTreeMap<u32, Member>,
     /// The member restarters, by member index, so a policy change reaches them.
     member_restarters: BTreeMap<u32, Addr<Restarter>>,
+    /// Members made but not started: they start once the store holds them.
+    unstarted: Vec<Addr<ContainerEntity>>,
+    /// Members to tear down once the store no longer holds them.
+    to_teardown: Vec<(String, Addr<ContainerEntity>)>,
+    /// Replacements under way: (old, new) member numbers.
+    replacing: Vec<(u32, u32)>,
+    /// The saved membership was applied (once, at the first start).
+    restored: bool,
     /// Who follows the members' sensors (aggregating enrichers).
     member_subscribers: Vec<Recipient<EntityEvent>>,
     /// Member policies stopped by an operator.
@@ -66,6 +74,8 @@ pub struct ClusterEntity {
     waiters: Vec<oneshot::Sender<Result<serde_json::Value, EntityError>>>,
     started: bool,
     tearing_down: bool,
+    /// Sources of the member spec's references, given to every member.
+    wiring: Option<super::references::WireReferences>,
 }
 
 #[derive(Deserialize)]
@@ -74,8 +84,6 @@ struct ResizeArgs {
     size: u32,
 }
 
-    /// Sources of the member spec's references, given to every member.
-    wiring: Option<super::references::WireReferences>,
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplaceArgs {
@@ -120,11 +128,16 @@ impl ClusterEntity {
             member_restarters: BTreeMap::new(),
             stopped_policies: BTreeSet::new(),
             member_subscribers: Vec::new(),
+            unstarted: Vec::new(),
+            to_teardown: Vec::new(),
+            replacing: Vec::new(),
+            restored: false,
             surge: BTreeSet::new(),
             removing: BTreeSet::new(),
             waiters: Vec::new(),
             started: false,
             tearing_down: false,
+            wiring: None,
         }
     }
 
@@ -137,7 +150,6 @@ impl ClusterEntity {
             container: None,
             publish: Some(addr.clone().recipient()),
         }
-            wiring: None,
     }
 
     fn counted(&self) -> impl DoubleEndedIterator<Item = (&u32, &Member)> {
@@ -231,10 +243,16 @@ impl ClusterEntity {
     fn add_member(&mut self, ctx: &mut Context<Self>) -> u32 {
         let index = self.next_index;
         self.next_index += 1;
+        self.add_member_at(index, ctx)
+    }
+
+    fn add_member_at(&mut self, index: u32, ctx: &mut Context<Self>) -> u32 {
+        self.next_index = self.next_index.max(index + 1);
         let id = format!("{}-{index}", self.me.entity);
         let child = EntityRef::new(self.me.app.clone(), id.clone());
         let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone())
             .member_of(&self.me.entity)
+            .with_activities(self.links.activities.clone())
             .start();
         // Register with management before the first engine call, so engine
         // events for the new container always find their entity.
@@ -252,7 +270,6 @@ impl ClusterEntity {
             if let PolicyConfig::Restarter(cfg) = &p.config {
                 let r = Restarter::new(
                     child.clone(),
-            .with_activities(self.links.activities.clone())
                     addr.clone().recipient(),
                     addr.clone().recipient(),
                     addr.clone().recipient(),
@@ -260,6 +277,10 @@ impl ClusterEntity {
                     cfg.clone(),
                 )
                 .named(p.name.clone())
+                .persisted(
+                    self.links.store.clone(),
+                    self.links.saved_policy(&child.app, &child.entity, &p.name),
+                )
                 .start();
                 if self.stopped_policies.contains(&p.name) {
                     r.do_send(PolicyControl {
@@ -281,35 +302,137 @@ impl ClusterEntity {
                 ports: BTreeMap::new(),
             },
         );
-        addr.do_send(Invoke::new("start"));
+        // References resolve per member: each subscribes to the sources
+        // itself, before its first start.
+        if let Some(w) = &self.wiring {
+            addr.do_send(w.clone());
+        }
+        // Started by `commit`, once the store holds the new member.
+        self.unstarted.push(addr.clone());
         index
     }
 
-    fn remove_member(&mut self, index: u32, ctx: &mut Context<Self>) {
+    fn remove_member(&mut self, index: u32, _ctx: &mut Context<Self>) {
+        self.member_restarters.remove(&index);
         let Some(m) = self.members.remove(&index) else {
             return;
         };
         self.surge.remove(&index);
         self.removing.insert(m.id.clone());
-        let id = m.id.clone();
-        ctx.spawn(
-            async move { m.addr.send(Teardown).await }
-                .into_actor(self)
-                .map(move |res, act, _| {
-                    let res = res.unwrap_or_else(|e| {
-                        Err(EntityError::Unreachable {
-                            entity: id.clone(),
-                            message: e.to_string(),
-                        })
-                    });
-                    if let Err(e) = res {
-                        tracing::warn!(member = %id, error = %e, "member teardown failed");
+        // Torn down by `commit`, once the store no longer holds it.
+        self.to_teardown.push((m.id, m.addr));
+    }
+
+    /// What the store keeps of this cluster.
+    fn saved_state(&self) -> crate::store::ClusterState {
+        crate::store::ClusterState {
+            desired: self.desired,
+            next_index: self.next_index,
+            members: self.members.keys().copied().collect(),
+            replacing: self.replacing.clone(),
+        }
+    }
+
+    /// Writes the membership, then acts on it: starts the new members and
+    /// tears down the removed ones. Intent before action: a crash between
+    /// the two is finished on rebind, never doubled.
+    fn commit(&mut self, ctx: &mut Context<Self>) {
+        let starts = std::mem::take(&mut self.unstarted);
+        let stops = std::mem::take(&mut self.to_teardown);
+        let write = self.persist();
+        ctx.spawn(write.into_actor(self).map(move |_, act, ctx| {
+            for a in starts {
+                a.do_send(Invoke::new("start"));
+            }
+            for (id, addr) in stops {
+                ctx.spawn(
+                    async move { addr.send(Teardown).await }
+                        .into_actor(act)
+                        .map(move |res, act, _| {
+                            let res = res.unwrap_or_else(|e| {
+                                Err(EntityError::Unreachable {
+                                    entity: id.clone(),
+                                    message: e.to_string(),
+                                })
+                            });
+                            if let Err(e) = res {
+                                tracing::warn!(member = %id, error = %e, "member teardown failed");
+                            }
+                            act.removing.remove(&id);
+                            act.publish();
+                            act.update_state();
+                        }),
+                );
+            }
+        }));
+    }
+
+    /// The store write of the current membership (done at once without a store).
+    fn persist(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        let Some(store) = self.links.store.clone() else {
+            return Box::pin(async {});
+        };
+        let w = crate::store::StoreWrite::PutCluster {
+            app: self.me.app.clone(),
+            entity: self.me.entity.clone(),
+            state: self.saved_state(),
+        };
+        let me = self.me.to_string();
+        Box::pin(async move {
+            match store.send(w).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(cluster = %me, error = %e, "cannot save the membership")
+                }
+                Err(e) => tracing::error!(cluster = %me, error = %e, "the store is not answering"),
+            }
+        })
+    }
+
+    /// At the first start after a rebind: the members the store knows, at
+    /// their numbers (their containers are adopted by name), and the
+    /// replacements that were under way.
+    fn restore(&mut self, ctx: &mut Context<Self>) {
+        if self.restored {
+            return;
+        }
+        self.restored = true;
+        let Some(st) = self
+            .links
+            .saved
+            .clusters
+            .get(&(self.me.app.clone(), self.me.entity.clone()))
+            .cloned()
+        else {
+            return;
+        };
+        tracing::info!(cluster = %self.me, members = ?st.members, replacing = ?st.replacing, "restoring membership");
+        self.desired = st.desired;
+        self.next_index = st.next_index.max(1);
+        for i in &st.members {
+            self.add_member_at(*i, ctx);
+        }
+        for (old, new) in st.replacing {
+            if self.members.contains_key(&old) && self.members.contains_key(&new) {
+                self.surge.insert(new);
+                self.replacing.push((old, new));
+                let addr = self.members[&new].addr.clone();
+                let new_id = self.members[&new].id.clone();
+                ctx.spawn(async move { addr.send(Invoke::new("start")).await }.into_actor(self).map(move |res, act, ctx| {
+                    act.replacing.retain(|p| *p != (old, new));
+                    if matches!(res, Ok(Ok(_))) {
+                        act.surge.remove(&new);
+                        act.remove_member(old, ctx);
+                    } else {
+                        tracing::warn!(member = %new_id, "resumed replacement failed; keeping the old member");
+                        act.remove_member(new, ctx);
                     }
-                    act.removing.remove(&id);
+                    act.commit(ctx);
                     act.publish();
                     act.update_state();
-                }),
-        );
+                }));
+            }
+        }
     }
 
     /// Moves the members toward the desired size.
@@ -330,6 +453,7 @@ impl ClusterEntity {
             }
             count -= 1;
         }
+        self.commit(ctx);
         self.publish();
         self.update_state();
     }
@@ -392,32 +516,54 @@ impl ClusterEntity {
         };
         let new_index = self.add_member(ctx);
         self.surge.insert(new_index);
+        // Started below, after the store holds the replacement.
+        self.unstarted
+            .retain(|a| a != &self.members[&new_index].addr);
+        self.replacing.push((old_index, new_index));
         let new_addr = self.members[&new_index].addr.clone();
         let new_id = self.members[&new_index].id.clone();
+        let write = self.persist();
         // The new member starts before the old one is removed (Brooklyn's
         // replaceMember), so capacity never dips.
-        Box::pin(async move { new_addr.send(Invoke::new("start")).await }.into_actor(self).map(move |res, act, ctx| {
-            let res = res.unwrap_or_else(|e| Err(EntityError::Unreachable { entity: new_id.clone(), message: e.to_string() }));
-            match res {
-                Ok(_) => {
-                    act.surge.remove(&new_index);
-                    if act.members.contains_key(&old_index) {
-                        act.remove_member(old_index, ctx);
-                    }
-                    act.publish();
-                    act.update_state();
-                    Ok(json!({ "old": member, "new": new_id }))
-                }
-                Err(e) => {
-                    act.remove_member(new_index, ctx);
-                    act.publish();
-                    Err(EntityError::Failed {
-                        entity: act.me.to_string(),
-                        message: format!("replacement {new_id} for {member} failed: {e}; {member} is kept"),
-                    })
-                }
+        Box::pin(
+            async move {
+                write.await;
+                new_addr.send(Invoke::new("start")).await
             }
-        }))
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let res = res.unwrap_or_else(|e| {
+                    Err(EntityError::Unreachable {
+                        entity: new_id.clone(),
+                        message: e.to_string(),
+                    })
+                });
+                act.replacing.retain(|p| *p != (old_index, new_index));
+                match res {
+                    Ok(_) => {
+                        act.surge.remove(&new_index);
+                        if act.members.contains_key(&old_index) {
+                            act.remove_member(old_index, ctx);
+                        }
+                        act.commit(ctx);
+                        act.publish();
+                        act.update_state();
+                        Ok(json!({ "old": member, "new": new_id }))
+                    }
+                    Err(e) => {
+                        act.remove_member(new_index, ctx);
+                        act.commit(ctx);
+                        act.publish();
+                        Err(EntityError::Failed {
+                            entity: act.me.to_string(),
+                            message: format!(
+                                "replacement {new_id} for {member} failed: {e}; {member} is kept"
+                            ),
+                        })
+                    }
+                }
+            }),
+        )
     }
 }
 
@@ -481,6 +627,16 @@ impl Handler<EntityEvent> for ClusterEntity {
             }
             _ => {}
         }
+    }
+}
+
+impl Handler<super::references::WireReferences> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, msg: super::references::WireReferences, _: &mut Context<Self>) {
+        for m in self.members.values() {
+            m.addr.do_send(msg.clone());
+        }
+        self.wiring = Some(msg);
     }
 }
 
@@ -566,7 +722,10 @@ impl Handler<Invoke> for ClusterEntity {
         match msg.effector.as_str() {
             // Start: reconcile to the current desired size (initially the
             // blueprint's `initial_size`).
-            "start" => self.resize(self.desired, ctx),
+            "start" => {
+                self.restore(ctx);
+                self.resize(self.desired, ctx)
+            }
             "resize" => match parse_args::<ResizeArgs>("resize", &msg.args) {
                 Ok(a) => self.resize(a.size, ctx),
                 Err(e) => Box::pin(fut::ready(Err(e))),

@@ -401,6 +401,10 @@ pub type ChildSink = Recipient<ChildAdded>;
 /// The management actor's inboxes every entity may need.
 #[derive(Clone)]
 pub struct Links {
+    /// The durable store; `None` in tests that run without one.
+    pub store: Option<Recipient<crate::store::StoreWrite>>,
+    /// What the store held at start, for entities and policies rebuilt by a rebind.
+    pub saved: std::sync::Arc<Saved>,
     pub children: Recipient<ChildAdded>,
     pub activities: Recipient<crate::activity::RecordActivity>,
     pub policies: Recipient<crate::policy::PolicyRegistered>,
@@ -422,4 +426,33 @@ pub struct EmitNotice {
 pub struct PublishSensor {
     pub name: String,
     pub value: serde_json::Value,
+}
+
+/// Saved state for a rebind: cluster membership and policy memory.
+#[derive(Debug, Default)]
+pub struct Saved {
+    pub clusters: std::collections::BTreeMap<(String, String), crate::store::ClusterState>,
+    pub policies: std::collections::BTreeMap<(String, String, String), serde_json::Value>,
+}
+
+impl Links {
+    /// Saves a policy's memory (fire and forget: policies act on their
+    /// in-memory state; the store follows).
+    pub fn save_policy(&self, app: &str, entity: &str, policy: &str, state: serde_json::Value) {
+        if let Some(s) = &self.store {
+            s.do_send(crate::store::StoreWrite::PutPolicy {
+                app: app.to_string(),
+                entity: entity.to_string(),
+                policy: policy.to_string(),
+                state,
+            });
+        }
+    }
+
+    pub fn saved_policy(&self, app: &str, entity: &str, policy: &str) -> Option<serde_json::Value> {
+        self.saved
+            .policies
+            .get(&(app.to_string(), entity.to_string(), policy.to_string()))
+            .cloned()
+    }
 }

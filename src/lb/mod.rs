@@ -139,6 +139,12 @@ impl LoadBalancerEntity {
         let Some(p) = &self.proxy else { return };
         let st = p.stats();
         let now = Instant::now();
+        // A rate needs two samples: publishing 0 from the first would tell
+        // an autoscaler the load vanished (a restart is not a lull).
+        if self.last_stats.is_none() {
+            self.last_stats = Some((now, st.connections_total, st.per_member));
+            return;
+        }
         let (rate, per_member_rate) = match &self.last_stats {
             Some((t, total, _)) => {
                 let dt = now.duration_since(*t).as_secs_f64().max(1e-3);

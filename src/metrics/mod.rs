@@ -215,6 +215,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Faults injected by `drover chaos`, by fault (kill, stop, pause).",
     ),
     ("drover_policy_preset_errors", "gauge", "", "Preset files whose last edit was refused as invalid (the previous version stays in force)."),
+    ("drover_store_write_seconds", "histogram", "", "Time to commit one write to the durable store (an fsync)."),
 ];
 
 /// The catalogue entry of a metric. Panics on a name that is not in the
@@ -373,6 +374,16 @@ const EFFECTORS: &[&str] = &[
     "destroy",
 ];
 
+pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    prometheus::register_histogram_with_registry!(
+        "drover_store_write_seconds",
+        catalogue_help("drover_store_write_seconds"),
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+        REGISTRY
+    )
+    .expect("metric registers once")
+});
+
 /// Registers every metric, so a scrape shows them all from the start.
 pub fn init() {
     LazyLock::force(&APPLICATIONS);
@@ -412,6 +423,7 @@ pub fn init() {
         EFFECTOR_DURATION.with_label_values(&[effector, "ok"]);
     }
     LazyLock::force(&PRESET_ERRORS);
+    LazyLock::force(&STORE_WRITE_SECONDS);
 }
 
 /// Creates the event series of a new application at zero. A counter series

@@ -182,9 +182,9 @@ pub enum Rejection {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostVerdict {
     Rejected(Rejection),
-    /// Passed every filter; rank 1 is the chosen host.
+    /// Passed every filter, with its score (lower is better; see
+    /// [`Decision::ranks`]).
     Ranked {
-        rank: usize,
         score: (f64, f64),
     },
 }
@@ -210,31 +210,31 @@ pub fn decide(hosts: &[HostState], req: &Request, rules: &Rules) -> Decision {
         .map(|a| !a.negated() && hosts.iter().any(|h| affinity_holds(h, req, a)))
         .collect();
     let mut verdicts = Vec::with_capacity(hosts.len());
-    let mut ranked: Vec<(f64, f64, usize)> = Vec::new();
+    // The best host is a running minimum; the full ranking is only needed
+    // when someone reads the explanation ([`Decision::ranks`]), so no sort
+    // on the hot path.
+    let mut best: Option<((f64, f64), usize)> = None;
     for (i, h) in hosts.iter().enumerate() {
         match filter(h, req, rules, &present) {
             Some(r) => verdicts.push(HostVerdict::Rejected(r)),
             None => {
                 let s = score(h, req, rules.strategy);
-                ranked.push((s.0, s.1, i));
-                verdicts.push(HostVerdict::Ranked { rank: 0, score: s });
+                if best.is_none_or(|(b, _)| better(s, b)) {
+                    best = Some((s, i));
+                }
+                verdicts.push(HostVerdict::Ranked { score: s });
             }
         }
     }
-    ranked.sort_unstable_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then(a.1.total_cmp(&b.1))
-            .then(a.2.cmp(&b.2))
-    });
-    for (rank, (_, _, i)) in ranked.iter().enumerate() {
-        if let HostVerdict::Ranked { rank: r, .. } = &mut verdicts[*i] {
-            *r = rank + 1;
-        }
-    }
     Decision {
-        chosen: ranked.first().map(|r| r.2),
+        chosen: best.map(|b| b.1),
         verdicts,
     }
+}
+
+/// Strictly better (lower) score; equal scores keep the earlier host.
+fn better(a: (f64, f64), b: (f64, f64)) -> bool {
+    a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)) == std::cmp::Ordering::Less
 }
 
 fn affinity_holds(h: &HostState, req: &Request, a: &Affinity) -> bool {
@@ -354,17 +354,45 @@ fn rejection_text(r: &Rejection, rules: &Rules) -> String {
 }
 
 impl Decision {
+    /// The rank of every host that passed the filters (1 is the chosen
+    /// host), `None` for rejected hosts.
+    pub fn ranks(&self) -> Vec<Option<usize>> {
+        let mut ranked: Vec<((f64, f64), usize)> = self
+            .verdicts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| match v {
+                HostVerdict::Ranked { score } => Some((*score, i)),
+                HostVerdict::Rejected(_) => None,
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            a.0 .0
+                .total_cmp(&b.0 .0)
+                .then(a.0 .1.total_cmp(&b.0 .1))
+                .then(a.1.cmp(&b.1))
+        });
+        let mut ranks = vec![None; self.verdicts.len()];
+        for (r, (_, i)) in ranked.iter().enumerate() {
+            ranks[*i] = Some(r + 1);
+        }
+        ranks
+    }
+
     /// One line per host: `host-2: rejected by max-containers(8): runs 8`,
     /// `host-1: ranked 1 by breadth-first (0 of this entity, 3 containers)`.
     pub fn explain(&self, hosts: &[HostState], req: &Request, rules: &Rules) -> Vec<String> {
+        let ranks = self.ranks();
         self.verdicts
             .iter()
             .zip(hosts)
-            .map(|(v, h)| match v {
+            .zip(ranks)
+            .map(|((v, h), rank)| match v {
                 HostVerdict::Rejected(r) => {
                     format!("{}: rejected by {}", h.name, rejection_text(r, rules))
                 }
-                HostVerdict::Ranked { rank, .. } => {
+                HostVerdict::Ranked { .. } => {
+                    let rank = rank.unwrap_or(0);
                     let why = match rules.strategy {
                         PlacementStrategy::DepthFirst => {
                             format!("{} containers", h.containers())
@@ -706,10 +734,7 @@ mod tests {
         ) {
             let d = decide(&hs, &req, &r);
             prop_assert_eq!(d.verdicts.len(), hs.len());
-            let ranked: Vec<(usize, usize)> = d.verdicts.iter().enumerate().filter_map(|(i, v)| match v {
-                HostVerdict::Ranked { rank, .. } => Some((i, *rank)),
-                _ => None,
-            }).collect();
+            let ranked: Vec<(usize, usize)> = d.ranks().iter().enumerate().filter_map(|(i, r)| r.map(|r| (i, r))).collect();
             // Ranks are 1..=n, each once.
             let mut ranks: Vec<usize> = ranked.iter().map(|r| r.1).collect();
             ranks.sort();

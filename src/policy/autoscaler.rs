@@ -619,6 +619,9 @@ pub struct Autoscaler {
     running: bool,
     last_hold: Option<u32>,
     tick: Option<actix::SpawnHandle>,
+    /// Where the policy's memory is saved (the durable store).
+    store: Option<actix::Recipient<crate::store::StoreWrite>>,
+    last_saved: Option<serde_json::Value>,
 }
 
 impl Autoscaler {
@@ -634,6 +637,8 @@ impl Autoscaler {
         cfg: AutoscalerConfig,
     ) -> Self {
         Autoscaler {
+            store: None,
+            last_saved: None,
             name,
             cluster,
             source,
@@ -770,6 +775,15 @@ impl actix::Actor for Autoscaler {
             s.do_send(crate::entity::Subscribe(ctx.address().recipient()));
         }
         self.schedule(ctx);
+        // The history changes at every evaluation: saved once a second, so a
+        // decision after a restart uses (almost) all of it.
+        ctx.run_interval(std::time::Duration::from_secs(1), |act, _| {
+            let now = serde_json::to_value(&act.history).unwrap_or_default();
+            if act.last_saved.as_ref() != Some(&now) {
+                act.save();
+                act.last_saved = Some(now);
+            }
+        });
     }
 }
 
@@ -838,5 +852,32 @@ impl actix::Handler<super::PolicyControl> for Autoscaler {
             self.running,
             serde_json::json!({ "pool": self.pool, "size": self.size, "metric": self.metric.map(|m| m.0), "history": self.history }),
         ))
+    }
+}
+
+impl Autoscaler {
+    /// Saves the policy's memory to the store on every change, starting
+    /// from `saved` (what the store held for it at start, on a rebind).
+    pub fn persisted(
+        mut self,
+        store: Option<actix::Recipient<crate::store::StoreWrite>>,
+        saved: Option<serde_json::Value>,
+    ) -> Self {
+        if let Some(h) = saved.and_then(|v| serde_json::from_value::<AutoscalerHistory>(v).ok()) {
+            self.history = h;
+        }
+        self.store = store;
+        self
+    }
+
+    fn save(&self) {
+        if let Some(s) = &self.store {
+            s.do_send(crate::store::StoreWrite::PutPolicy {
+                app: self.cluster.app.clone(),
+                entity: self.cluster.entity.clone(),
+                policy: self.name.clone(),
+                state: serde_json::to_value(&self.history).unwrap_or_default(),
+            });
+        }
     }
 }

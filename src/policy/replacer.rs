@@ -121,6 +121,8 @@ pub struct Replacer {
     running: bool,
     history: ReplacerHistory,
     in_flight: BTreeSet<String>,
+    /// Where the policy's memory is saved (the durable store).
+    store: Option<actix::Recipient<crate::store::StoreWrite>>,
 }
 
 impl Replacer {
@@ -133,6 +135,7 @@ impl Replacer {
         cfg: ReplacerConfig,
     ) -> Self {
         Replacer {
+            store: None,
             cluster,
             subscribe,
             invoke,
@@ -214,7 +217,11 @@ impl Replacer {
                         }
                         // The member is already gone (resized away): nothing to do.
                         Err(e) if e.contains("no member") => {}
-                        Err(e) => match act.history.on_failure(now_ms(), &act.cfg) {
+                        Err(e) => match {
+                            let d = act.history.on_failure(now_ms(), &act.cfg);
+                            act.save();
+                            d
+                        } {
                             ReplaceDecision::RetryIn(d) => {
                                 act.record(
                                     "replacer.replace",
@@ -345,5 +352,32 @@ impl Handler<super::PolicyControl> for Replacer {
             self.running,
             serde_json::to_value(&self.history).unwrap_or_default(),
         ))
+    }
+}
+
+impl Replacer {
+    /// Saves the policy's memory to the store on every change, starting
+    /// from `saved` (what the store held for it at start, on a rebind).
+    pub fn persisted(
+        mut self,
+        store: Option<actix::Recipient<crate::store::StoreWrite>>,
+        saved: Option<serde_json::Value>,
+    ) -> Self {
+        if let Some(h) = saved.and_then(|v| serde_json::from_value::<ReplacerHistory>(v).ok()) {
+            self.history = h;
+        }
+        self.store = store;
+        self
+    }
+
+    fn save(&self) {
+        if let Some(s) = &self.store {
+            s.do_send(crate::store::StoreWrite::PutPolicy {
+                app: self.cluster.app.clone(),
+                entity: self.cluster.entity.clone(),
+                policy: self.name.clone(),
+                state: serde_json::to_value(&self.history).unwrap_or_default(),
+            });
+        }
     }
 }

@@ -146,6 +146,8 @@ pub struct Restarter {
     state: Lifecycle,
     gave_up: bool,
     pending: Option<SpawnHandle>,
+    /// Where the policy's memory is saved (the durable store).
+    store: Option<actix::Recipient<crate::store::StoreWrite>>,
 }
 
 impl Restarter {
@@ -158,6 +160,7 @@ impl Restarter {
         cfg: RestarterConfig,
     ) -> Self {
         Restarter {
+            store: None,
             target,
             subscribe,
             invoke,
@@ -193,7 +196,9 @@ impl Restarter {
             return;
         }
         let now = now_ms();
-        match self.history.on_failure(now, &self.cfg) {
+        let decision = self.history.on_failure(now, &self.cfg);
+        self.save();
+        match decision {
             RestartDecision::RestartIn(delay) => {
                 let n = self.history.failures_ms.len();
                 self.record(
@@ -280,6 +285,7 @@ impl Handler<EntityEvent> for Restarter {
             }
             EntityEvent::Notice { name, .. } if name == s::ENTITY_RECOVERED => {
                 self.history.on_recovered(now_ms());
+                self.save();
                 self.gave_up = false;
             }
             EntityEvent::Gone { .. } => ctx.stop(),
@@ -410,5 +416,32 @@ impl Handler<super::PolicyControl> for Restarter {
             self.running,
             serde_json::to_value(&self.history).unwrap_or_default(),
         ))
+    }
+}
+
+impl Restarter {
+    /// Saves the policy's memory to the store on every change, starting
+    /// from `saved` (what the store held for it at start, on a rebind).
+    pub fn persisted(
+        mut self,
+        store: Option<actix::Recipient<crate::store::StoreWrite>>,
+        saved: Option<serde_json::Value>,
+    ) -> Self {
+        if let Some(h) = saved.and_then(|v| serde_json::from_value::<RestartHistory>(v).ok()) {
+            self.history = h;
+        }
+        self.store = store;
+        self
+    }
+
+    fn save(&self) {
+        if let Some(s) = &self.store {
+            s.do_send(crate::store::StoreWrite::PutPolicy {
+                app: self.target.app.clone(),
+                entity: self.target.entity.clone(),
+                policy: self.name.clone(),
+                state: serde_json::to_value(&self.history).unwrap_or_default(),
+            });
+        }
     }
 }

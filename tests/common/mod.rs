@@ -40,6 +40,8 @@ pub struct Drover {
     pub child: Child,
     pub url: String,
     agent: ureq::Agent,
+    /// The store's directory, when the harness made it (removed on drop).
+    _store_dir: Option<tempfile::TempDir>,
 }
 
 impl Drover {
@@ -48,6 +50,26 @@ impl Drover {
     }
 
     pub fn start_with(extra: &[&str]) -> Drover {
+        // Every drover of the tests has its own store: none rebinds
+        // another test's applications.
+        if extra.contains(&"--store") {
+            return Self::launch(extra, None);
+        }
+        let dir = tempfile::tempdir().expect("temp dir for the store");
+        let path = dir.path().join("drover.redb");
+        let mut args: Vec<&str> = extra.to_vec();
+        let p = path.to_str().unwrap().to_string();
+        args.push("--store");
+        args.push(&p);
+        Self::launch(&args, Some(dir))
+    }
+
+    /// A drover on a given store (to restart one on the same state).
+    pub fn start_on(store: &std::path::Path) -> Drover {
+        Self::launch(&["--store", store.to_str().unwrap()], None)
+    }
+
+    fn launch(extra: &[&str], store_dir: Option<tempfile::TempDir>) -> Drover {
         require_docker();
         let mut child = Command::new(drover_bin())
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -83,7 +105,18 @@ impl Drover {
             .timeout_global(Some(Duration::from_secs(300)))
             .build()
             .into();
-        Drover { child, url, agent }
+        Drover {
+            child,
+            url,
+            agent,
+            _store_dir: store_dir,
+        }
+    }
+
+    /// `kill -9`: no chance to clean up or to finish anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn answer(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
