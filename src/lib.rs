@@ -21,6 +21,7 @@
 //! | [`metrics`] | the Prometheus metric catalogue |
 //! | [`store`] | durable state in redb: applications, cluster membership, policy memory; the only code touching the database |
 //! | [`serve`] | `drover serve`: wires the actors and the HTTP server in one actix System, and stops them gracefully |
+//! | [`compose`] | docker-compose files to blueprints (pure), every untranslated key listed with its reason |
 //! | [`cli`] | the client commands; they reach the service over REST only |
 //!
 //! Dependencies run one way: `blueprint` knows nothing of the others;
@@ -31,6 +32,7 @@ pub mod activity;
 pub mod api;
 pub mod blueprint;
 pub mod cli;
+pub mod compose;
 pub mod enricher;
 pub mod entity;
 pub mod host;

@@ -36,6 +36,21 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand)]
+enum ImportWhat {
+    /// `drover import compose docker-compose.yml [--name APP] [--deploy]`: every
+    /// compose key that is not translated is listed with its reason.
+    Compose {
+        file: String,
+        /// Application name (default: the file's `name:`, else its directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Deploy the translation instead of printing it.
+        #[arg(long)]
+        deploy: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -80,6 +95,11 @@ enum Command {
         /// How long --wait waits.
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         timeout: Duration,
+    },
+    /// Translate a docker-compose file into a blueprint (printed), or deploy it.
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
     },
     /// List applications.
     Ls,
@@ -198,6 +218,10 @@ fn main() -> ExitCode {
             wait,
             timeout,
         } => cli::deploy(&client, &file, wait, timeout, out).map_err(|e| e.to_string()),
+        Command::Import {
+            what: ImportWhat::Compose { file, name, deploy },
+        } => cli::import::import_compose(&client, &file, name.as_deref(), deploy, out)
+            .map_err(|e| e.to_string()),
         Command::Ls => cli::ls(&client, out).map_err(|e| e.to_string()),
         Command::Status { app } => cli::status(&client, &app, out).map_err(|e| e.to_string()),
         Command::Invoke {

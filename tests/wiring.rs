@@ -442,3 +442,253 @@ services:
     assert!(container_of_entity(&app, "patient").is_none());
     assert!(container_of_entity(&app, "aborts").is_none());
 }
+
+/// Removes the images built for an application when dropped.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let out = std::process::Command::new("docker")
+            .args([
+                "images",
+                "-q",
+                "--filter",
+                &format!("reference=drover-build/{}-*", self.0),
+            ])
+            .output();
+        if let Ok(out) = out {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["rmi", "-f"])
+                    .args(&ids)
+                    .output();
+            }
+        }
+    }
+}
+
+fn drover_cli(d: &Drover, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(drover_bin())
+        .args(args)
+        .env("DROVER_URL", &d.url)
+        .output()
+        .expect("drover runs")
+}
+
+#[test]
+fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
+    let app = unique("build");
+    let bad = unique("badbuild");
+    let _g = AppGuard(app.clone());
+    let _gb = AppGuard(bad.clone());
+    let _i = ImageGuard(app.clone());
+    let _ib = ImageGuard(bad.clone());
+    let d = Drover::start();
+    // The base image of the Dockerfiles.
+    let out = std::process::Command::new(drover_bin())
+        .arg("workload-image")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("web");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM drover/workload:latest\nLABEL io.example.built=yes\nENV GREETING=hi\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "*.log\n").unwrap();
+    std::fs::write(ctx.join("noise.log"), "ignored").unwrap();
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: {app}\nservices:\n  - id: web\n    type: cluster\n    initial_size: 2\n    member:\n      build: ./web\n      ports: [8080]\n      health: {{ http: {{ port: 8080, path: /health }} }}\n"
+        ),
+    )
+    .unwrap();
+    // The CLI resolves `./web` against the file's directory.
+    let deploy = |d: &Drover| {
+        let out = drover_cli(d, &["deploy", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    deploy(&d);
+    d.wait_running(&app, DEADLINE);
+    let s = d.sensors(&app, "web-1");
+    let built = s["image.build"]["value"].as_str().unwrap().to_string();
+    let first_id = s["image.id"]["value"].as_str().unwrap().to_string();
+    // Two members asked; one built, the other found the result.
+    let s2 = d.sensors(&app, "web-2");
+    let texts = [
+        built.clone(),
+        s2["image.build"]["value"].as_str().unwrap().to_string(),
+    ];
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.starts_with("built drover-build/"))
+            .count(),
+        1,
+        "{texts:?}"
+    );
+    assert_eq!(s2["image.id"]["value"], first_id.as_str());
+    let c = inspect(&containers_of(&app, false)[0]);
+    assert!(c["Config"]["Image"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("drover-build/{app}-web:")));
+    assert!(c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "GREETING=hi"));
+    assert_eq!(c["Config"]["Labels"]["io.example.built"], "yes");
+
+    // A changed ignored file leaves the context unchanged: the second
+    // deploy reuses the image.
+    std::fs::write(ctx.join("noise.log"), "still ignored").unwrap();
+    let (status, _) = d.delete(&format!("/v1/applications/{app}"));
+    assert_eq!(status, 204);
+    deploy(&d);
+    d.wait_running(&app, DEADLINE);
+    for m in ["web-1", "web-2"] {
+        let s = d.sensors(&app, m);
+        assert!(
+            s["image.build"]["value"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("reused drover-build/{app}-web:")),
+            "{s}"
+        );
+        assert_eq!(s["image.id"]["value"], first_id.as_str(), "same image");
+    }
+    let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
+    let names: Vec<&str> = acts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "image.build").count(),
+        1,
+        "{names:?}"
+    );
+    assert!(
+        names.iter().filter(|n| **n == "image.reused").count() >= 3,
+        "{names:?}"
+    );
+
+    // A broken Dockerfile: the error names the failing step.
+    let bctx = dir.path().join("broken");
+    std::fs::create_dir(&bctx).unwrap();
+    std::fs::write(
+        bctx.join("Dockerfile"),
+        "FROM drover/workload:latest\nCOPY missing-file /x\n",
+    )
+    .unwrap();
+    d.deploy(&format!(
+        "name: {bad}\nservices:\n  - {{ id: api, type: container, build: {{ context: {} }} }}\n",
+        bctx.display()
+    ));
+    let e = wait_for(DEADLINE, "the broken build fails", || {
+        let e = d.entity(&bad, "api");
+        (e["state"] == "on-fire").then_some(e)
+    });
+    let err = e["sensors"]["entity.error"]["value"].as_str().unwrap();
+    assert!(
+        err.contains("at `Step 2/2 : COPY missing-file /x`"),
+        "{err}"
+    );
+    assert!(err.contains("missing-file"), "{err}");
+    assert!(err.contains("last build output:"), "{err}");
+    assert!(e["sensors"]["image.build"]["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed: "));
+
+    // The service refuses relative contexts (only the CLI can resolve them).
+    let (status, body) = d.post(
+        "/v1/applications",
+        &format!("name: {bad}x\nservices:\n  - {{ id: api, type: container, build: ./web }}\n"),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["path"], "services[0].build", "{body}");
+}
+
+#[test]
+fn compose_files_import_and_deploy() {
+    let d = Drover::start();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/compose");
+    // Import prints the blueprint and lists what it did not translate.
+    let out = drover_cli(
+        &d,
+        &[
+            "import",
+            "compose",
+            &format!("{data}/webapp.yml"),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["blueprint"]["services"][0]["id"], "web");
+    assert!(v["untranslated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["path"] == "services.db.volumes"
+            && u["reason"].as_str().unwrap().contains("stateless")));
+    let out = drover_cli(&d, &["import", "compose", &format!("{data}/webapp.yml")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("untranslated: services.web.volumes: "),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: compose"));
+
+    // `drover deploy` takes a compose file as it is.
+    let app = unique("compose");
+    let _g = AppGuard(app.clone());
+    let out = drover_cli(
+        &d,
+        &[
+            "import",
+            "compose",
+            &format!("{data}/two-tier.yml"),
+            "--name",
+            &app,
+            "--deploy",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_running(&app, DEADLINE);
+    let web = container_of_entity(&app, "web").unwrap();
+    assert!(env_of(&web).contains(&"DB_HOST=db".to_string()));
+    let (status, _) = d.delete(&format!("/v1/applications/{app}"));
+    assert_eq!(status, 204);
+    let _ = json!(null);
+}

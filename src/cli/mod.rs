@@ -2,6 +2,7 @@
 //! (`DROVER_URL`, default `http://127.0.0.1:7780`).
 
 pub mod chaos;
+pub mod import;
 
 use std::time::{Duration, Instant};
 
@@ -163,13 +164,13 @@ pub fn deploy(
     timeout: Duration,
     out: Output,
 ) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(file).map_err(|source| CliError::Read {
-        path: file.to_string(),
-        source,
-    })?;
-    // Validate locally first so errors name the user's file, not `<request>`.
-    crate::blueprint::parse_blueprint(file, &text).map_err(|e| CliError::Invalid(e.to_string()))?;
-    let a = c.post("/v1/applications", "application/yaml", &text)?;
+    // A compose file is translated; relative build contexts made absolute;
+    // errors name the user's file, not `<request>`.
+    let prepared = import::prepare(file, None)?;
+    if out == Output::Text {
+        import::warn_untranslated(&prepared.untranslated);
+    }
+    let a = c.post("/v1/applications", "application/yaml", &prepared.text)?;
     let body = ok(a)?;
     let id = body
         .get("id")
