@@ -14,6 +14,7 @@
 //! | [`host`] | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
 //! | [`activity`] | the record of effector calls, policy decisions and events |
 //! | [`lb`] | the built-in TCP load balancer entity and its proxy |
+//! | [`location`] | `drover.yaml` locations: the host pool actor (placement, headroom, provisioning, failed hosts) and its provisioners |
 //! | [`management`] | the actor that owns the applications, routes engine events and keeps the read model the API serves |
 //! | [`api`] | the REST API (actix-web): `/v1`, `/healthz`, `/metrics` |
 //! | [`placement`] | where a container goes: the filter and scorer chain, its explanations, and the pool's headroom verdict (pure) |
@@ -37,6 +38,7 @@ pub mod enricher;
 pub mod entity;
 pub mod host;
 pub mod lb;
+pub mod location;
 pub mod management;
 pub mod metrics;
 pub mod placement;

@@ -6,6 +6,7 @@
 //! forwards every event of a drover-managed container to whoever manages it.
 
 pub mod build;
+pub mod engines;
 pub mod events;
 pub mod health;
 pub mod machine;

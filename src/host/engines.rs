@@ -1,0 +1,120 @@
+//! What a host pool needs of its engines: connections with TLS, image
+//! copies between engines (no registry here), and the engine's CPU usage.
+//!
+//! These stay in the host module (the only code that talks to Docker);
+//! the pool calls them with clients it gets from [`GetClient`].
+
+use std::path::Path;
+
+use actix::prelude::*;
+use bollard::query_parameters::{
+    ImportImageOptionsBuilder, ListContainersOptionsBuilder, StatsOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::{docker_message, DockerHost, HostError};
+
+/// Connects to an engine (`local`, `unix://`, `tcp://`, or `tcp://` with
+/// TLS client certificates) and negotiates the API version.
+pub async fn connect_endpoint(
+    endpoint: &str,
+    tls: Option<(&Path, &Path, &Path)>,
+) -> Result<Docker, HostError> {
+    let Some((ca, cert, key)) = tls else {
+        return super::connect(endpoint).await;
+    };
+    let err = |message: String| HostError::Connect {
+        endpoint: endpoint.to_string(),
+        message,
+    };
+    let docker =
+        Docker::connect_with_ssl(endpoint, key, cert, ca, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| err(e.to_string()))?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| err(docker_message(&e)))?;
+    docker.ping().await.map_err(|e| err(docker_message(&e)))?;
+    Ok(docker)
+}
+
+/// The host's client, for the functions of this file.
+#[derive(Message)]
+#[rtype(result = "Docker")]
+pub struct GetClient;
+
+impl Handler<GetClient> for DockerHost {
+    type Result = MessageResult<GetClient>;
+    fn handle(&mut self, _: GetClient, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.docker.clone())
+    }
+}
+
+pub async fn has_image(docker: &Docker, image: &str) -> bool {
+    docker.inspect_image(image).await.is_ok()
+}
+
+/// Streams `image` from one engine into another (`docker save | docker
+/// load`, without a file in between).
+pub async fn copy_image(from: &Docker, to: &Docker, image: &str) -> Result<(), HostError> {
+    let export = from.export_image(image);
+    let opts = ImportImageOptionsBuilder::default().quiet(true).build();
+    let mut import = Box::pin(to.import_image_stream(opts, export, None));
+    while let Some(r) = import.next().await {
+        let info = r.map_err(|e| HostError::Engine {
+            operation: format!("copy image {image}"),
+            message: docker_message(&e),
+        })?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            return Err(HostError::Engine {
+                operation: format!("copy image {image}"),
+                message: e,
+            });
+        }
+    }
+    if !has_image(to, image).await {
+        return Err(HostError::Engine {
+            operation: format!("copy image {image}"),
+            message: "the image is not there after the copy".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The engine's running containers and their CPU use in cores (the sum of
+/// one stats sample each, taken concurrently).
+pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> {
+    let opts = ListContainersOptionsBuilder::default().all(false).build();
+    let list = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(|e| HostError::Engine {
+            operation: "list containers".into(),
+            message: docker_message(&e),
+        })?;
+    let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
+    let n = ids.len() as u32;
+    let samples = futures_util::future::join_all(ids.iter().map(|id| async move {
+        // stream=false: one frame whose `precpu_stats` is the engine's
+        // previous sample, so one call gives a rate.
+        let opts = StatsOptionsBuilder::default().stream(false).build();
+        let mut s = Box::pin(docker.stats(id, Some(opts)));
+        let frame = s.next().await?.ok()?;
+        let cur = frame.cpu_stats.as_ref()?;
+        let pre = frame.precpu_stats.as_ref()?;
+        let c = (
+            cur.cpu_usage.as_ref()?.total_usage?,
+            cur.system_cpu_usage?,
+            cur.online_cpus.unwrap_or(1),
+        );
+        let p = (
+            pre.cpu_usage.as_ref()?.total_usage?,
+            pre.system_cpu_usage?,
+            pre.online_cpus.unwrap_or(1),
+        );
+        super::stats::cpu_fraction(p, c)
+    }))
+    .await;
+    Ok((samples.into_iter().flatten().sum(), n))
+}

@@ -1,0 +1,426 @@
+//! Provisioners: how a location gets new Docker hosts and gives them back.
+//!
+//! - `static`: a fixed list; never makes a host.
+//! - `local-dockerd`: an extra dockerd on this machine with its own data
+//!   root, exec root, socket, pidfile and bridge (single-machine testing,
+//!   partitioning one machine). Decommission stops it and removes all of it.
+//! - `command`: the operator's scripts (clouds, Terraform, bare metal):
+//!   `create NAME` prints the endpoint as JSON, `destroy NAME` removes it.
+//!
+//! The work is blocking (processes, files), so every call runs on
+//! `spawn_blocking`: never on an actor's thread.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::config::{ProvisionerConfig, ProvisionerKind, TlsConfig};
+
+/// A host a provisioner made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHost {
+    pub name: String,
+    pub endpoint: String,
+    pub tls: Option<TlsConfig>,
+    pub address: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("the `static` provisioner makes no hosts; add hosts to drover.yaml or pick `local-dockerd` or `command`")]
+    Static,
+    #[error("provisioning host {host} failed: {message}")]
+    Create { host: String, message: String },
+    #[error("decommissioning host {host} failed: {message}")]
+    Destroy { host: String, message: String },
+}
+
+/// Makes and removes hosts. Blocking: called from `spawn_blocking`.
+pub trait Provisioner: Send + Sync {
+    /// Makes host `name` (its `index`-th in the pool) and returns how to
+    /// reach it once its engine answers.
+    fn create(&self, name: &str, index: u32) -> Result<NewHost, ProvisionError>;
+    /// Removes a host this provisioner made. Idempotent.
+    fn destroy(&self, name: &str) -> Result<(), ProvisionError>;
+}
+
+pub fn from_config(location: &str, cfg: &ProvisionerConfig) -> Box<dyn Provisioner> {
+    match cfg.kind {
+        ProvisionerKind::Static => Box::new(StaticProvisioner),
+        ProvisionerKind::LocalDockerd => Box::new(LocalDockerd {
+            location: location.to_string(),
+            dir: cfg
+                .dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/tmp/drover-hosts")),
+            subnet: cfg
+                .subnet
+                .as_deref()
+                .and_then(parse_subnet16)
+                .unwrap_or((10, 213)),
+            dockerd: cfg.dockerd.clone().unwrap_or_else(|| "dockerd".into()),
+        }),
+        ProvisionerKind::Command => Box::new(CommandProvisioner {
+            create: cfg.create.clone(),
+            destroy: cfg.destroy.clone(),
+            timeout: cfg.timeout.unwrap_or(Duration::from_secs(300)),
+        }),
+    }
+}
+
+/// `10.213.0.0/16` → (10, 213).
+pub fn parse_subnet16(s: &str) -> Option<(u8, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    if len != "16" {
+        return None;
+    }
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    let o = ip.octets();
+    (o[2] == 0 && o[3] == 0).then_some((o[0], o[1]))
+}
+
+pub struct StaticProvisioner;
+
+impl Provisioner for StaticProvisioner {
+    fn create(&self, _: &str, _: u32) -> Result<NewHost, ProvisionError> {
+        Err(ProvisionError::Static)
+    }
+    fn destroy(&self, _: &str) -> Result<(), ProvisionError> {
+        Ok(())
+    }
+}
+
+/// Extra dockerd processes on this machine.
+pub struct LocalDockerd {
+    pub location: String,
+    pub dir: PathBuf,
+    pub subnet: (u8, u8),
+    pub dockerd: PathBuf,
+}
+
+/// Where one local engine keeps everything.
+#[derive(Debug, Clone)]
+pub struct LocalEngine {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub pidfile: PathBuf,
+    pub bridge: String,
+}
+
+impl LocalEngine {
+    pub fn at(dir: &Path, name: &str) -> LocalEngine {
+        let root = dir.join(name);
+        // Interface names are at most 15 bytes: `dr` + a short hash of the
+        // host's directory keeps two pools' bridges apart.
+        let hash = root
+            .to_string_lossy()
+            .bytes()
+            .fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            });
+        LocalEngine {
+            socket: root.join("docker.sock"),
+            pidfile: root.join("docker.pid"),
+            bridge: format!("drv{:010x}", hash & 0xff_ffff_ffff),
+            root,
+        }
+    }
+
+    /// Starts dockerd with its own bridge (`a.b.index.1/24`) and waits
+    /// until its socket answers. `--iptables=false`: engines side by side
+    /// must not rewrite each other's NAT rules; published ports still work
+    /// through docker-proxy.
+    pub fn start(
+        &self,
+        dockerd: &Path,
+        subnet: (u8, u8),
+        index: u32,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let _ = self.stop();
+        std::fs::create_dir_all(self.root.join("data")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(self.root.join("exec")).map_err(|e| e.to_string())?;
+        // An empty config file: the machine's /etc/docker/daemon.json sets
+        // `data-root`, which clashes with our flag.
+        let cfg = self.root.join("daemon.json");
+        std::fs::write(&cfg, "{}").map_err(|e| e.to_string())?;
+        let cidr = format!("{}.{}.{}.1/24", subnet.0, subnet.1, index % 250 + 1);
+        run("ip", &["link", "add", &self.bridge, "type", "bridge"])?;
+        run("ip", &["addr", "add", &cidr, "dev", &self.bridge])?;
+        run("ip", &["link", "set", &self.bridge, "up"])?;
+        let log =
+            std::fs::File::create(self.root.join("dockerd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(dockerd)
+            .arg("--config-file")
+            .arg(&cfg)
+            .arg("--data-root")
+            .arg(self.root.join("data"))
+            .arg("--exec-root")
+            .arg(self.root.join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--pidfile")
+            .arg(&self.pidfile)
+            .arg("--bridge")
+            .arg(&self.bridge)
+            .args(["--iptables=false", "--ip-masq=false"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", dockerd.display()))?;
+        // Reap it when it exits so it never lingers as a zombie.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() && self.pid().is_some()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(self.root.join("dockerd.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        Err(format!(
+            "dockerd did not answer on {} within {timeout:?}: {}",
+            self.socket.display(),
+            tail.join(" | ")
+        ))
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Stops dockerd (TERM, then KILL after 10 s), then removes its
+    /// bridge and directories. Idempotent.
+    pub fn stop(&self) -> Result<(), String> {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let t0 = Instant::now();
+            while Path::new(&format!("/proc/{pid}")).exists()
+                && t0.elapsed() < Duration::from_secs(10)
+            {
+                // A zombie counts as gone.
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                if stat.split_whitespace().nth(2) == Some("Z") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        // Mounts left under the roots (overlay, netns) must go before the files.
+        for sub in ["exec", "data"] {
+            let _ = Command::new("umount")
+                .arg("-R")
+                .arg(self.root.join(sub))
+                .stderr(Stdio::null())
+                .status();
+        }
+        if self.root.exists() {
+            std::fs::remove_dir_all(&self.root).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+impl Provisioner for LocalDockerd {
+    fn create(&self, name: &str, index: u32) -> Result<NewHost, ProvisionError> {
+        let engine = LocalEngine::at(&self.dir.join(&self.location), name);
+        engine
+            .start(&self.dockerd, self.subnet, index, Duration::from_secs(30))
+            .map_err(|message| ProvisionError::Create {
+                host: name.to_string(),
+                message,
+            })?;
+        Ok(NewHost {
+            name: name.to_string(),
+            endpoint: format!("unix://{}", engine.socket.display()),
+            tls: None,
+            address: "127.0.0.1".into(),
+            labels: Default::default(),
+        })
+    }
+
+    fn destroy(&self, name: &str) -> Result<(), ProvisionError> {
+        LocalEngine::at(&self.dir.join(&self.location), name)
+            .stop()
+            .map_err(|message| ProvisionError::Destroy {
+                host: name.to_string(),
+                message,
+            })
+    }
+}
+
+/// The operator's scripts.
+pub struct CommandProvisioner {
+    pub create: Vec<String>,
+    pub destroy: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// What `create` prints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Created {
+    endpoint: String,
+    #[serde(default)]
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+fn run_script(argv: &[String], name: &str, timeout: Duration) -> Result<String, String> {
+    let (cmd, args) = argv.split_first().ok_or("no command")?;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .arg(name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(_) => break,
+            None if t0.elapsed() > timeout => {
+                let _ = child.kill();
+                return Err(format!("{cmd} did not finish within {timeout:?}"));
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+impl Provisioner for CommandProvisioner {
+    fn create(&self, name: &str, _: u32) -> Result<NewHost, ProvisionError> {
+        let err = |message: String| ProvisionError::Create {
+            host: name.to_string(),
+            message,
+        };
+        let out = run_script(&self.create, name, self.timeout).map_err(err)?;
+        // The last non-empty line is the JSON: scripts may log before it.
+        let line = out
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let c: Created = serde_json::from_str(line).map_err(|e| {
+            err(format!(
+                "its output's last line must be JSON like {{\"endpoint\": \"tcp://10.0.0.5:2376\", \"tls\": {{\"ca\": ..., \"cert\": ..., \"key\": ...}}}}: {e}"
+            ))
+        })?;
+        Ok(NewHost {
+            name: name.to_string(),
+            address: c
+                .address
+                .unwrap_or_else(|| super::address_of_endpoint(&c.endpoint)),
+            endpoint: c.endpoint,
+            tls: c.tls,
+            labels: c.labels,
+        })
+    }
+
+    fn destroy(&self, name: &str) -> Result<(), ProvisionError> {
+        run_script(&self.destroy, name, self.timeout)
+            .map(|_| ())
+            .map_err(|message| ProvisionError::Destroy {
+                host: name.to_string(),
+                message,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        assert_eq!(parse_subnet16("10.213.0.0/16"), Some((10, 213)));
+        assert_eq!(parse_subnet16("10.213.1.0/16"), None);
+        assert_eq!(parse_subnet16("10.213.0.0/24"), None);
+    }
+
+    #[test]
+    fn bridge_names_fit_linux_limits_and_differ() {
+        let a = LocalEngine::at(Path::new("/tmp/x"), "pool-1");
+        let b = LocalEngine::at(Path::new("/tmp/x"), "pool-2");
+        assert!(a.bridge.len() <= 15);
+        assert_ne!(a.bridge, b.bridge);
+    }
+
+    #[test]
+    fn command_provisioner_reads_the_last_json_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("create.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho creating $1 >&2\necho log line\necho '{\"endpoint\": \"tcp://10.0.0.5:2376\", \"labels\": {\"zone\": \"a\"}}'\n",
+        )
+        .unwrap();
+        let p = CommandProvisioner {
+            create: vec!["sh".into(), script.display().to_string()],
+            destroy: vec!["true".into()],
+            timeout: Duration::from_secs(10),
+        };
+        let h = p.create("pool-3", 3).unwrap();
+        assert_eq!(h.endpoint, "tcp://10.0.0.5:2376");
+        assert_eq!(h.address, "10.0.0.5");
+        assert_eq!(h.labels["zone"], "a");
+        p.destroy("pool-3").unwrap();
+        let bad = CommandProvisioner {
+            create: vec!["sh".into(), "-c".into(), "echo nope".into()],
+            ..p
+        };
+        assert!(bad
+            .create("x", 1)
+            .unwrap_err()
+            .to_string()
+            .contains("must be JSON"));
+    }
+}
