@@ -1679,7 +1679,12 @@ impl Management {
             let expected = expected.clone();
             ctx.spawn(async move { h.send(crate::host::ListManaged { app: None }).await }.into_actor(self).map(move |res, act, _| {
                 let Ok(Ok(list)) = res else { return };
+                let ours = crate::host::OWNER.get();
                 for c in list {
+                    // Another drover's container (one engine, several drovers): not ours to judge.
+                    if ours.is_some() && c.owner.as_ref() != ours {
+                        continue;
+                    }
                     let known_app = act.apps.contains_key(&c.app) || act.pending_deploys.contains(&c.app);
                     let keep = expected.contains(&(c.app.clone(), "*".into()))
                         || expected.contains(&(c.app.clone(), c.entity.clone()))

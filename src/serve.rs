@@ -96,6 +96,8 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let (store, snapshot) = tokio::task::spawn_blocking(move || {
         let store = crate::store::Store::open(&store_path)?;
         let snapshot = store.load()?;
+        let owner = store.instance_id()?;
+        let _ = host::OWNER.set(owner);
         Ok::<_, crate::store::StoreError>((store, snapshot))
     })
     .await
@@ -121,6 +123,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             host_name: "local".into(),
             host_address: host_address.clone(),
             network: None,
+            pool: None,
         };
         Management::new(BTreeMap::from([("local".to_string(), placement)]))
             .with_presets(presets)

@@ -414,3 +414,28 @@ fn destroy_is_the_only_thing_that_removes_an_application() {
         "a destroyed application stays destroyed"
     );
 }
+
+#[test]
+fn a_rebind_never_touches_another_drovers_containers() {
+    let app = unique("other");
+    let _g = AppGuard(app.clone());
+    let a = Drover::start();
+    a.deploy(&blueprint(&app, 2));
+    a.wait_running(&app, DEADLINE);
+    let before: BTreeSet<String> = containers_of(&app, false).into_iter().collect();
+    // A second drover on the same engine, with its own (empty) store: its
+    // orphan sweep runs 3 s after start.
+    let _b = Drover::start();
+    std::thread::sleep(Duration::from_secs(5));
+    let after: BTreeSet<String> = containers_of(&app, false).into_iter().collect();
+    assert_eq!(
+        before, after,
+        "the other drover's sweep left these containers alone"
+    );
+    let owner =
+        inspect(before.iter().next().unwrap())["Config"]["Labels"]["io.drover.owner"].clone();
+    assert!(
+        owner.as_str().is_some_and(|o| o.len() == 16),
+        "containers carry their drover's identity: {owner}"
+    );
+}

@@ -37,6 +37,8 @@ pub mod labels {
     pub const MANAGED: &str = "io.drover.managed";
     pub const APP: &str = "io.drover.app";
     pub const ENTITY: &str = "io.drover.entity";
+    /// Which drover made the container (its store's identity).
+    pub const OWNER: &str = "io.drover.owner";
 }
 
 /// How long `docker stop` waits before SIGKILL. Short because drover's
@@ -114,6 +116,10 @@ pub async fn connect(endpoint: &str) -> Result<Docker, HostError> {
     Ok(docker)
 }
 
+/// This drover's identity (set once at start, from the store): every
+/// container it creates carries it, and it only ever sweeps its own.
+pub static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The Docker network of an application.
 pub fn network_name(app: &str) -> String {
     format!("drover-{app}")
@@ -163,6 +169,8 @@ pub struct ContainerInfo {
 /// A managed container found on the engine.
 #[derive(Debug, Clone, Serialize)]
 pub struct ManagedContainer {
+    /// The drover that made it (`io.drover.owner`), if labelled.
+    pub owner: Option<String>,
     pub id: String,
     pub name: String,
     pub app: String,
@@ -396,6 +404,9 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
     labels.insert(labels::MANAGED.into(), "true".into());
     labels.insert(labels::APP.into(), req.app.clone());
     labels.insert(labels::ENTITY.into(), req.entity.clone());
+    if let Some(owner) = OWNER.get() {
+        labels.insert(labels::OWNER.into(), owner.clone());
+    }
     let exposed: Vec<String> = spec.ports.iter().map(|p| format!("{p}/tcp")).collect();
     let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
         .ports
@@ -693,6 +704,7 @@ pub async fn list_managed(
         .map(|c| {
             let labels = c.labels.unwrap_or_default();
             ManagedContainer {
+                owner: labels.get(labels::OWNER).cloned(),
                 id: c.id.unwrap_or_default(),
                 name: c
                     .names

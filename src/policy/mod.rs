@@ -212,6 +212,31 @@ pub struct PolicyRegistered {
     pub control: actix::Recipient<PolicyControl>,
 }
 
+/// Saves a policy's memory to the store (fire and forget: the policy acts
+/// on its in-memory state; the store follows).
+pub(crate) fn save_memory<T: Serialize>(
+    store: &Option<actix::Recipient<crate::store::StoreWrite>>,
+    on: &crate::entity::EntityRef,
+    policy: &str,
+    memory: &T,
+) {
+    if let Some(s) = store {
+        s.do_send(crate::store::StoreWrite::PutPolicy {
+            app: on.app.clone(),
+            entity: on.entity.clone(),
+            policy: policy.to_string(),
+            state: serde_json::to_value(memory).unwrap_or_default(),
+        });
+    }
+}
+
+/// A policy's memory from what the store held at start, if it still reads.
+pub(crate) fn restore_memory<T: serde::de::DeserializeOwned>(
+    saved: Option<serde_json::Value>,
+) -> Option<T> {
+    saved.and_then(|v| serde_json::from_value(v).ok())
+}
+
 /// Humane durations in configs: `100ms`, `5s`, `2m`.
 pub(crate) mod dur {
     pub use humantime_serde::{deserialize, serialize};

@@ -363,7 +363,7 @@ impl Replacer {
         store: Option<actix::Recipient<crate::store::StoreWrite>>,
         saved: Option<serde_json::Value>,
     ) -> Self {
-        if let Some(h) = saved.and_then(|v| serde_json::from_value::<ReplacerHistory>(v).ok()) {
+        if let Some(h) = super::restore_memory::<ReplacerHistory>(saved) {
             self.history = h;
         }
         self.store = store;
@@ -371,13 +371,6 @@ impl Replacer {
     }
 
     fn save(&self) {
-        if let Some(s) = &self.store {
-            s.do_send(crate::store::StoreWrite::PutPolicy {
-                app: self.cluster.app.clone(),
-                entity: self.cluster.entity.clone(),
-                policy: self.name.clone(),
-                state: serde_json::to_value(&self.history).unwrap_or_default(),
-            });
-        }
+        super::save_memory(&self.store, &self.cluster, &self.name, &self.history);
     }
 }

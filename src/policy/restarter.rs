@@ -427,7 +427,7 @@ impl Restarter {
         store: Option<actix::Recipient<crate::store::StoreWrite>>,
         saved: Option<serde_json::Value>,
     ) -> Self {
-        if let Some(h) = saved.and_then(|v| serde_json::from_value::<RestartHistory>(v).ok()) {
+        if let Some(h) = super::restore_memory::<RestartHistory>(saved) {
             self.history = h;
         }
         self.store = store;
@@ -435,13 +435,6 @@ impl Restarter {
     }
 
     fn save(&self) {
-        if let Some(s) = &self.store {
-            s.do_send(crate::store::StoreWrite::PutPolicy {
-                app: self.target.app.clone(),
-                entity: self.target.entity.clone(),
-                policy: self.name.clone(),
-                state: serde_json::to_value(&self.history).unwrap_or_default(),
-            });
-        }
+        super::save_memory(&self.store, &self.target, &self.name, &self.history);
     }
 }

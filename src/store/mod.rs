@@ -192,6 +192,31 @@ impl Store {
         tx.commit().map_err(|e| io("commit", e))
     }
 
+    /// This drover's identity, made once and kept: the containers it
+    /// creates carry it (`io.drover.owner`), so a rebind never touches the
+    /// containers of another drover sharing the engine.
+    pub fn instance_id(&self) -> Result<String, StoreError> {
+        {
+            let tx = self.db.begin_read().map_err(|e| io("read", e))?;
+            let t = tx.open_table(META).map_err(|e| io("read meta", e))?;
+            if let Some(v) = t.get("instance").map_err(|e| io("read meta", e))? {
+                return Ok(format!("{:016x}", v.value()));
+            }
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let id = nanos ^ ((std::process::id() as u64) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+        let tx = self.db.begin_write().map_err(|e| io("write", e))?;
+        tx.open_table(META)
+            .map_err(|e| io("write meta", e))?
+            .insert("instance", id)
+            .map_err(|e| io("write meta", e))?;
+        tx.commit().map_err(|e| io("commit", e))?;
+        Ok(format!("{id:016x}"))
+    }
+
     /// Everything stored.
     pub fn load(&self) -> Result<Snapshot, StoreError> {
         let tx = self.db.begin_read().map_err(|e| io("read", e))?;
