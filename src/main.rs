@@ -85,6 +85,9 @@ enum Command {
         /// Prefix length of each application network's subnet (24: 254 addresses).
         #[arg(long, default_value_t = drover::host::subnets::DEFAULT_SIZE)]
         subnet_size: u8,
+        /// drover.yaml: locations (pools of Docker hosts) beyond `local`.
+        #[arg(long, env = "DROVER_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Deploy a blueprint.
     Deploy {
@@ -190,6 +193,7 @@ fn main() -> ExitCode {
             subnet_pool,
             subnet_size,
             store,
+            config,
         } => {
             init_logs(log_format);
             let subnets = match subnet_pool
@@ -205,6 +209,7 @@ fn main() -> ExitCode {
             drover::serve::run(drover::serve::ServeOptions {
                 store: store.unwrap_or_else(drover::store::default_path),
                 subnets,
+                config,
                 listen,
                 deploy,
                 docker,

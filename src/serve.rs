@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub store: PathBuf,
     /// Application networks get a subnet of `subnet_size` from this pool.
     pub subnets: host::subnets::SubnetPool,
+    /// `drover.yaml`: the locations beyond `local` (see [`crate::location`]).
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub enum ServeError {
     Presets(Vec<crate::policy::PresetError>),
     #[error("{0}")]
     Store(crate::store::StoreError),
+    #[error("{0}")]
+    Config(String),
     #[error("the runtime failed: {0}")]
     Runtime(std::io::Error),
 }
@@ -105,6 +109,22 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     .map_err(ServeError::Store)?;
     tracing::info!(store = %opts.store.display(), applications = snapshot.apps.len(), "store opened");
     let store = crate::store::StoreActor::start(store);
+    // Locations of drover.yaml: their engines answer (or start-up stops)
+    // before anything is managed.
+    let config = match &opts.config {
+        Some(p) => {
+            crate::location::config::load(p).map_err(|e| ServeError::Config(e.to_string()))?
+        }
+        None => crate::location::DroverConfig::default(),
+    };
+    let mut pools = Vec::new();
+    for (name, loc) in &config.locations {
+        let hosts = crate::location::start::connect_location(name, loc)
+            .await
+            .map_err(ServeError::Config)?;
+        tracing::info!(location = %name, hosts = hosts.len(), "location connected");
+        pools.push((name.clone(), loc.clone(), hosts));
+    }
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
     let mgmt = Management::create(|ctx| {
@@ -125,7 +145,18 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             network: None,
             pool: None,
         };
-        Management::new(BTreeMap::from([("local".to_string(), placement)]))
+        let mut locations = BTreeMap::from([("local".to_string(), placement)]);
+        for (name, loc, hosts) in pools {
+            let at = crate::location::start::start_location(
+                &name,
+                loc,
+                hosts,
+                ctx.address().recipient(),
+                ctx.address().recipient(),
+            );
+            locations.insert(name, at);
+        }
+        Management::new(locations)
             .with_presets(presets)
             .with_store(store, snapshot)
     });

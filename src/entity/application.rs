@@ -194,7 +194,12 @@ impl ApplicationEntity {
                     ContainerEntity::handle(&addr)
                 }
                 ServiceType::Cluster => {
-                    let member = svc.member.clone().unwrap_or_default();
+                    let mut member = svc.member.clone().unwrap_or_default();
+                    // The cluster's own `placement:` under the member's.
+                    member.placement = crate::placement::rules::overlay(
+                        svc.placement.as_ref(),
+                        member.placement.as_ref(),
+                    );
                     let size = svc.initial_size.unwrap_or_else(default_initial_size);
                     // A replacer that acts on `entity.failed` replaces the
                     // member, so it must not also be restarted.

@@ -13,6 +13,8 @@ use actix::prelude::*;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+mod pooled;
+
 use super::failure::{FailureDetector, FailureDetectorConfig, Verdict};
 use super::references::{ReferenceOptions, Rendered, Wait, WireReferences};
 use super::{
@@ -76,6 +78,8 @@ pub struct ContainerEntity {
     applied: Option<Rendered>,
     /// Where image builds are recorded.
     activities: Option<Recipient<crate::activity::RecordActivity>>,
+    /// The location's host pool chose `at.host` for this container.
+    pool_placed: bool,
 }
 
 impl ContainerEntity {
@@ -108,6 +112,7 @@ impl ContainerEntity {
             waiting_since: None,
             applied: None,
             activities: None,
+            pool_placed: false,
         }
     }
 
@@ -288,6 +293,10 @@ impl ContainerEntity {
             return;
         }
         if !self.references_ready() {
+            return;
+        }
+        if self.needs_place() {
+            self.place_first(ctx);
             return;
         }
         self.busy = true;
@@ -762,6 +771,7 @@ impl Handler<Teardown> for ContainerEntity {
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             if res.is_ok() {
+                act.release();
                 act.state = Lifecycle::Stopped;
                 act.board.emit(EntityEvent::State {
                     source: act.me.clone(),

@@ -393,6 +393,10 @@ pub struct Placement {
     pub host_name: String,
     pub host_address: String,
     pub network: Option<String>,
+    /// The location's host pool: containers ask it for a host (`host` is
+    /// then the pool's home engine, where application networks are made).
+    /// `None`: every container runs on `host`.
+    pub pool: Option<actix::Addr<crate::location::HostPool>>,
 }
 
 /// Who is told about new children: the management actor.

@@ -82,8 +82,9 @@ pub async fn copy_image(from: &Docker, to: &Docker, image: &str) -> Result<(), H
     Ok(())
 }
 
-/// The engine's running containers and their CPU use in cores (the sum of
-/// one stats sample each, taken concurrently).
+/// The CPU use in cores of the engine's running containers (the sum of one
+/// stats sample each, taken concurrently), and how many of them drover
+/// does not manage.
 pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> {
     let opts = ListContainersOptionsBuilder::default().all(false).build();
     let list = docker
@@ -93,8 +94,19 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
             operation: "list containers".into(),
             message: docker_message(&e),
         })?;
+    // Containers drover manages are counted by the pool from its own
+    // placements (a sample is older than the last placement); only the
+    // others are counted here.
+    let unmanaged = list
+        .iter()
+        .filter(|c| {
+            !c.labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(super::labels::MANAGED))
+        })
+        .count() as u32;
     let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
-    let n = ids.len() as u32;
+    let n = unmanaged;
     let samples = futures_util::future::join_all(ids.iter().map(|id| async move {
         // stream=false: one frame whose `precpu_stats` is the engine's
         // previous sample, so one call gives a rate.

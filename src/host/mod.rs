@@ -502,11 +502,23 @@ async fn create_and_start(
             }
         }
     }
-    match docker.start_container(&id, None).await {
-        Ok(()) => {}
-        // 304: already started.
-        Err(e) if status_of(&e) == Some(304) => {}
-        Err(e) => return Err(HostError::engine(format!("start container {name}"), e)),
+    // Several engines on one machine each allocate published ports from
+    // the same ephemeral range without knowing of the others: a port
+    // another engine holds fails the start with "address already in use".
+    // The engine's allocator moves on to the next port, so a few retries
+    // settle it.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match docker.start_container(&id, None).await {
+            Ok(()) => break,
+            // 304: already started.
+            Err(e) if status_of(&e) == Some(304) => break,
+            Err(e) if attempt < 8 && docker_message(&e).contains("address already in use") => {
+                continue
+            }
+            Err(e) => return Err(HostError::engine(format!("start container {name}"), e)),
+        }
     }
     inspect(docker, &id).await
 }

@@ -134,12 +134,38 @@ async fn used_subnets(docker: &Docker) -> Result<Vec<Ipv4Net>, HostError> {
         .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
         .await
         .map_err(|e| HostError::engine("list networks", e))?;
-    Ok(networks
+    let mut used: Vec<Ipv4Net> = networks
         .iter()
         .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
         .flatten()
         .filter_map(|c| c.subnet.as_deref()?.parse().ok())
-        .collect())
+        .collect();
+    // Engines side by side on one machine share its kernel: a subnet
+    // another engine's bridge (or a stale one) routes here is taken too.
+    used.extend(local_routes());
+    Ok(used)
+}
+
+/// The IPv4 networks this machine routes to directly (`/proc/net/route`,
+/// gateway 0). Empty where the file is missing.
+fn local_routes() -> Vec<Ipv4Net> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let gw = u32::from_str_radix(f.get(2)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            // Little-endian in the file; the default route is not a subnet.
+            if gw != 0 || dest == 0 {
+                return None;
+            }
+            let addr = std::net::Ipv4Addr::from(u32::from_be(dest.to_be()).swap_bytes());
+            let prefix = u32::from_be(mask.to_be()).swap_bytes().leading_ones() as u8;
+            Ipv4Net::new(addr, prefix).ok()
+        })
+        .collect()
 }
 
 /// Removes every network of an application (found by label). Missing

@@ -178,7 +178,7 @@ pub struct ProvisionerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// `local-dockerd`: the bridges' address space; host number `n` gets
-    /// `a.b.n.1/24`. Default `10.213.0.0/16`.
+    /// `a.b.n.1/24`. Default `10.215.0.0/16`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
     /// `local-dockerd`: the dockerd binary. Default `dockerd` (on PATH).

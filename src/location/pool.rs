@@ -122,6 +122,8 @@ struct PoolHost {
     members: HashMap<(String, String), Member>,
     cpu_sampling: bool,
     pinging: bool,
+    /// Has had an answer (or a timeout) to a ping: its capacity is known.
+    pinged_once: bool,
 }
 
 type Waiter = (
@@ -151,6 +153,8 @@ pub struct InitialHost {
     pub address: String,
     pub labels: BTreeMap<String, String>,
     pub addr: Addr<DockerHost>,
+    /// Made by the provisioner (so it may be decommissioned).
+    pub provisioned: bool,
 }
 
 impl HostPool {
@@ -168,11 +172,13 @@ impl HostPool {
             .map(|h| {
                 let mut state = HostState::new(h.name.clone(), 0.0, 0);
                 state.labels = h.labels;
+                // Placeable once its first ping tells its capacity.
+                state.available = false;
                 PoolHost {
                     state,
                     addr: h.addr,
                     address: h.address,
-                    provisioned: false,
+                    provisioned: h.provisioned,
                     last_ok: Instant::now(),
                     on_fire: false,
                     decommissioning: false,
@@ -180,6 +186,7 @@ impl HostPool {
                     members: HashMap::new(),
                     cpu_sampling: false,
                     pinging: false,
+                    pinged_once: false,
                 }
             })
             .collect();
@@ -315,6 +322,14 @@ impl HostPool {
         }));
     }
 
+    /// Every host has answered (or failed) its first ping: until then a
+    /// decision would see unknown capacities, so placements wait.
+    fn ready(&self) -> bool {
+        self.hosts
+            .iter()
+            .all(|h| h.pinged_once || h.decommissioning)
+    }
+
     fn can_grow(&self) -> bool {
         self.live_hosts() < self.cfg.max_hosts
             && self.cfg.provisioner.kind != super::config::ProvisionerKind::Static
@@ -381,6 +396,7 @@ impl HostPool {
             self.events_to.clone(),
             self.resync_to.clone(),
         )
+        .with_subnet_pool(super::host_subnet_pool())
         .start();
         let mut state = HostState::new(new.name.clone(), 0.0, 0);
         state.labels = new.labels;
@@ -398,6 +414,7 @@ impl HostPool {
             members: HashMap::new(),
             cpu_sampling: false,
             pinging: false,
+            pinged_once: false,
         });
         self.hosts.sort_by(|a, b| a.state.name.cmp(&b.state.name));
         let i = self
@@ -410,6 +427,9 @@ impl HostPool {
 
     /// Retries the queued placements (after a host came up or a slot freed).
     fn drain_waiting(&mut self, ctx: &mut Context<Self>) {
+        if !self.ready() {
+            return;
+        }
         let waiting = std::mem::take(&mut self.waiting);
         for (msg, tx) in waiting {
             match self.try_place(&msg) {
@@ -459,6 +479,8 @@ impl HostPool {
                 return;
             };
             act.hosts[i].pinging = false;
+            let first = !act.hosts[i].pinged_once;
+            act.hosts[i].pinged_once = true;
             match cap {
                 Some(c) => {
                     let h = &mut act.hosts[i];
@@ -481,6 +503,9 @@ impl HostPool {
                     let h = &mut act.hosts[i];
                     if !h.on_fire && h.last_ok.elapsed() >= act.cfg.on_fire_after {
                         act.host_failed(i);
+                    }
+                    if first && act.ready() {
+                        act.drain_waiting(ctx);
                     }
                 }
             }
@@ -533,13 +558,13 @@ impl HostPool {
                     return;
                 };
                 h.cpu_sampling = false;
-                if let Some((cores, running)) = r {
+                if let Some((cores, unmanaged)) = r {
                     if h.state.cpus > 0.0 {
                         h.state.cpu_usage = (cores / h.state.cpus).clamp(0.0, 1.0);
                     }
-                    // Containers drover did not place count against
+                    // Containers drover does not manage count against
                     // max-containers too.
-                    h.state.other_containers = running.saturating_sub(h.state.placed.len() as u32);
+                    h.state.other_containers = unmanaged;
                 }
             }));
         }
@@ -674,8 +699,9 @@ impl Handler<Place> for HostPool {
     type Result = ResponseFuture<Result<PlacedOn, String>>;
     fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // Placements queue behind a provisioning in progress, in order.
-        if !self.waiting.is_empty() {
+        // Placements queue behind a provisioning in progress, in order,
+        // and until every host's capacity is known.
+        if !self.waiting.is_empty() || !self.ready() {
             self.waiting.push_back((msg, tx));
         } else {
             match self.try_place(&msg) {

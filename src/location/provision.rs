@@ -60,7 +60,7 @@ pub fn from_config(location: &str, cfg: &ProvisionerConfig) -> Box<dyn Provision
                 .subnet
                 .as_deref()
                 .and_then(parse_subnet16)
-                .unwrap_or((10, 213)),
+                .unwrap_or((10, 215)),
             dockerd: cfg.dockerd.clone().unwrap_or_else(|| "dockerd".into()),
         }),
         ProvisionerKind::Command => Box::new(CommandProvisioner {
@@ -205,6 +205,31 @@ impl LocalEngine {
     /// Stops dockerd (TERM, then KILL after 10 s), then removes its
     /// bridge and directories. Idempotent.
     pub fn stop(&self) -> Result<(), String> {
+        // The bridges of the engine's own networks (`br-<id>`) outlive a
+        // killed dockerd; list them while it answers, delete them after.
+        let mut bridges: Vec<String> = Vec::new();
+        if self.socket.exists() {
+            if let Ok(out) = Command::new("docker")
+                .arg("-H")
+                .arg(format!("unix://{}", self.socket.display()))
+                .args([
+                    "network",
+                    "ls",
+                    "-q",
+                    "--no-trunc",
+                    "--filter",
+                    "driver=bridge",
+                ])
+                .stderr(Stdio::null())
+                .output()
+            {
+                bridges = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|id| id.len() >= 12)
+                    .map(|id| format!("br-{}", &id[..12]))
+                    .collect();
+            }
+        }
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").arg(pid.to_string()).status();
             let t0 = Instant::now();
@@ -222,10 +247,12 @@ impl LocalEngine {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
+        for b in bridges.iter().chain(std::iter::once(&self.bridge)) {
+            let _ = Command::new("ip")
+                .args(["link", "del", b])
+                .stderr(Stdio::null())
+                .status();
+        }
         // Mounts left under the roots (overlay, netns) must go before the files.
         for sub in ["exec", "data"] {
             let _ = Command::new("umount")

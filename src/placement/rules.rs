@@ -155,6 +155,31 @@ impl Rules {
     }
 }
 
+/// `top`'s keys over `base`'s (affinity rules add up): a cluster's
+/// `placement:` under its member's.
+pub fn overlay(base: Option<&PlacementSpec>, top: Option<&PlacementSpec>) -> Option<PlacementSpec> {
+    match (base, top) {
+        (None, None) => None,
+        (Some(b), None) => Some(b.clone()),
+        (None, Some(t)) => Some(t.clone()),
+        (Some(b), Some(t)) => {
+            let mut m = b.clone();
+            m.strategy = t.strategy.or(b.strategy);
+            m.max_containers = t.max_containers.or(b.max_containers);
+            m.max_cpu_usage = t.max_cpu_usage.or(b.max_cpu_usage);
+            m.reservation_fit = t.reservation_fit.or(b.reservation_fit);
+            m.hostname = t.hostname.clone().or(b.hostname.clone());
+            m.labels.extend(t.labels.clone());
+            for a in &t.affinity {
+                if !m.affinity.contains(a) {
+                    m.affinity.push(a.clone());
+                }
+            }
+            Some(m)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +229,20 @@ mod tests {
         let e =
             serde_yaml::from_str::<PlacementSpec>("{ affinity: [{ sme: entity }] }").unwrap_err();
         assert!(e.to_string().contains("unknown field `sme`"), "{e}");
+    }
+
+    #[test]
+    fn overlay_puts_the_member_over_the_cluster() {
+        let cluster =
+            spec("{ strategy: depth-first, max_containers: 4, affinity: [{ same: application }] }");
+        let member = spec("{ max_containers: 2, affinity: [{ same: entity, not: true }] }");
+        let m = overlay(Some(&cluster), Some(&member)).unwrap();
+        let r = Rules::resolve(&m, &[]);
+        assert_eq!(r.strategy, PlacementStrategy::DepthFirst);
+        assert_eq!(r.max_containers, 2);
+        assert_eq!(r.affinity.len(), 2);
+        assert_eq!(overlay(None, None), None);
+        assert_eq!(overlay(Some(&cluster), None), Some(cluster.clone()));
     }
 
     #[test]

@@ -1,0 +1,109 @@
+//! A container in a location with a host pool: it asks the pool for a host
+//! before its first create, releases the slot when it is removed, and
+//! starts again elsewhere when its host fails ([`Relocate`]).
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use serde_json::json;
+
+use super::ContainerEntity;
+use crate::entity::{sensors as s, Lifecycle};
+use crate::location::{Place, PlacedOn, Release, Relocate};
+use crate::placement::Request;
+
+/// Sensor: the placement decision that chose this container's host.
+pub const PLACEMENT_DECISION: &str = "placement.decision";
+
+impl ContainerEntity {
+    /// A pool location and no host chosen yet.
+    pub(super) fn needs_place(&self) -> bool {
+        self.at.pool.is_some() && !self.pool_placed
+    }
+
+    /// Asks the pool for a host, then starts there.
+    pub(super) fn place_first(&mut self, ctx: &mut Context<Self>) {
+        let Some(pool) = self.at.pool.clone() else {
+            return;
+        };
+        self.busy = true;
+        self.started_at = Some(Instant::now());
+        self.up = None;
+        self.last_error = None;
+        self.set_state(Lifecycle::Starting);
+        let mut request = Request::new(self.me.app.clone(), self.me.entity.clone()).resources(
+            self.spec.resources.cpus.unwrap_or(0.0),
+            self.spec.resources.memory.map(|m| m.0).unwrap_or(0),
+        );
+        if let Some(c) = &self.cluster {
+            request = request.member_of(c.clone());
+        }
+        let msg = Place {
+            request,
+            rules: self.spec.placement.iter().cloned().collect(),
+            image: self.spec.image.clone(),
+            relocate: Some(ctx.address().recipient()),
+        };
+        ctx.spawn(
+            async move { pool.send(msg).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.busy = false;
+                    if act.tearing_down {
+                        return;
+                    }
+                    match res {
+                        Ok(Ok(PlacedOn {
+                            host,
+                            host_name,
+                            host_address,
+                            explanation,
+                        })) => {
+                            act.at.host = host;
+                            act.at.host_name = host_name;
+                            act.at.host_address = host_address;
+                            act.pool_placed = true;
+                            act.board
+                                .set(&act.me, PLACEMENT_DECISION, json!(explanation));
+                            // Back to Created so `start` runs its create path.
+                            act.state = Lifecycle::Created;
+                            act.start(ctx);
+                        }
+                        Ok(Err(e)) => act.fail(e),
+                        Err(e) => act.fail(format!("host pool unreachable: {e}")),
+                    }
+                }),
+        );
+    }
+
+    /// Frees the slot in the pool (the container is gone).
+    pub(super) fn release(&mut self) {
+        if let (Some(pool), true) = (&self.at.pool, self.pool_placed) {
+            pool.do_send(Release {
+                app: self.me.app.clone(),
+                entity: self.me.entity.clone(),
+            });
+        }
+        self.pool_placed = false;
+    }
+}
+
+impl Handler<Relocate> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, msg: Relocate, ctx: &mut Context<Self>) {
+        if self.tearing_down || self.at.pool.is_none() {
+            return;
+        }
+        tracing::info!(entity = %self.me, host = %msg.host, "starting again on another host: {}", msg.reason);
+        // The slot on the failed host is already forgotten by the pool.
+        self.pool_placed = false;
+        self.container_id = None;
+        self.board.clear(&self.me, s::CONTAINER_ID);
+        self.last_error = Some(msg.reason.clone());
+        self.board.set(&self.me, s::SERVICE_STATE, json!("removed"));
+        if self.want_running && !self.busy {
+            self.state = Lifecycle::Created;
+            self.start(ctx);
+        }
+    }
+}

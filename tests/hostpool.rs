@@ -1,0 +1,421 @@
+//! Host pools against real engines: each test starts its own extra
+//! dockerd processes (own data root, exec root, socket, pidfile, bridge)
+//! and a drover whose `drover.yaml` names them. [`Engines`] stops every
+//! engine the test started, and every engine drover provisioned under the
+//! test's directory, even when the test fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{wait_for, Drover};
+use drover::location::provision::LocalEngine;
+use serde_json::{json, Value};
+
+/// Engines of one test, stopped and removed on drop.
+struct Engines {
+    dir: tempfile::TempDir,
+    engines: Vec<(String, LocalEngine)>,
+}
+
+impl Engines {
+    /// Starts `n` engines `e-1..e-n`, bridges in `10.<octet>.<i>.0/24`.
+    fn start(n: usize, octet: u8) -> Engines {
+        common::require_docker();
+        let dir = tempfile::Builder::new()
+            .prefix("drover-pool-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut me = Engines {
+            dir,
+            engines: Vec::new(),
+        };
+        for i in 1..=n {
+            let name = format!("e-{i}");
+            let e = LocalEngine::at(&me.dir.path().join("static"), &name);
+            // Pushed first: a failed start is cleaned up too.
+            me.engines.push((name, e.clone()));
+            e.start(
+                Path::new("dockerd"),
+                (10, octet),
+                i as u32,
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|err| panic!("dockerd {i} did not start: {err}"));
+        }
+        me
+    }
+
+    fn socket(&self, i: usize) -> String {
+        format!("unix://{}", self.engines[i].1.socket.display())
+    }
+
+    fn provision_dir(&self) -> PathBuf {
+        self.dir.path().join("provisioned")
+    }
+
+    /// `docker` against engine `i`.
+    fn docker(&self, i: usize, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(self.socket(i))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Stops engine `i`'s dockerd only (a crashed machine).
+    fn kill_engine(&self, i: usize) {
+        if let Some(pid) = self.engines[i].1.pid() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        for (_, e) in &self.engines {
+            let _ = e.stop();
+        }
+        // Hosts drover provisioned: DIR/provisioned/<location>/<host>.
+        if let Ok(locs) = std::fs::read_dir(self.provision_dir()) {
+            for loc in locs.flatten() {
+                if let Ok(hosts) = std::fs::read_dir(loc.path()) {
+                    for h in hosts.flatten() {
+                        let name = h.file_name().to_string_lossy().to_string();
+                        let _ = LocalEngine::at(&loc.path(), &name).stop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_config(engines: &Engines, yaml: &str) -> PathBuf {
+    let p = engines.dir.path().join("drover.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+/// Member → host name, from the sensors.
+fn hosts_of_members(d: &Drover, app: &str, cluster: &str) -> BTreeMap<String, String> {
+    let app_v = d.app(app);
+    app_v["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["parent"] == cluster)
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["sensors"]["host.name"]["value"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn counts(m: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+    let mut c = BTreeMap::new();
+    for h in m.values() {
+        *c.entry(h.clone()).or_insert(0) += 1;
+    }
+    c
+}
+
+fn cluster_yaml(app: &str, size: u32, image: &str, placement: &str) -> String {
+    format!(
+        "name: {app}\nlocation: pool\nservices:\n  - id: web\n    type: cluster\n    \
+         initial_size: {size}\n    member:\n      image: {image}\n      ports: [8080]\n      \
+         health: {{ http: {{ port: 8080, path: /health }} }}\n{placement}"
+    )
+}
+
+/// Waits until every entity runs; on timeout, shows the tree.
+fn running(d: &Drover, app: &str, deadline: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let v = d.app(app);
+        let all = v["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["state"] == "running");
+        if v["state"] == "running" && all {
+            return;
+        }
+        if t0.elapsed() > deadline {
+            let rows: Vec<String> = v["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} host={} error={}",
+                        e["id"],
+                        e["state"],
+                        e["sensors"]["host.name"]["value"],
+                        e["sensors"]["entity.error"]["value"]
+                    )
+                })
+                .collect();
+            panic!("{app} not running after {deadline:?}:\n{}", rows.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn destroy(d: &Drover, app: &str) {
+    let (s, b) = d.delete(&format!("/v1/applications/{app}"));
+    assert!(s == 204 || s == 404, "destroy {app}: {s} {b}");
+}
+
+#[test]
+fn placement_spreads_packs_and_separates_across_three_engines() {
+    let engines = Engines::start(3, 241);
+    let cfg = write_config(
+        &engines,
+        &format!(
+            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
+             - {{ name: e-2, endpoint: '{}' }}\n      - {{ name: e-3, endpoint: '{}' }}\n    \
+             placement: {{ strategy: breadth-first }}\n",
+            engines.socket(0),
+            engines.socket(1),
+            engines.socket(2)
+        ),
+    );
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let image = "drover/workload:latest";
+
+    // Breadth-first: 6 members, 2/2/2.
+    let app = common::unique("spread");
+    d.deploy(&cluster_yaml(&app, 6, image, ""));
+    running(&d, &app, Duration::from_secs(90));
+    let placed = hosts_of_members(&d, &app, "web");
+    assert_eq!(
+        counts(&placed),
+        BTreeMap::from([("e-1".into(), 2), ("e-2".into(), 2), ("e-3".into(), 2)]),
+        "{placed:?}"
+    );
+    // The engines agree with the sensors.
+    for i in 0..3 {
+        let out = engines.docker(
+            i,
+            &[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=io.drover.app={app}"),
+            ],
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    }
+    destroy(&d, &app);
+
+    // Depth-first, max 4 per host: 5 members, 4/1/0.
+    let app = common::unique("pack");
+    d.deploy(&cluster_yaml(
+        &app,
+        5,
+        image,
+        "    placement: { strategy: depth-first, max_containers: 4 }\n",
+    ));
+    running(&d, &app, Duration::from_secs(90));
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    let mut sizes: Vec<usize> = c.values().copied().collect();
+    sizes.sort();
+    assert_eq!(sizes, [1, 4], "{c:?}");
+    destroy(&d, &app);
+
+    // Anti-affinity: 3 members on 3 different hosts; a 4th fits nowhere,
+    // and the error says why, host by host.
+    let app = common::unique("apart");
+    d.deploy(&cluster_yaml(
+        &app,
+        3,
+        image,
+        "    placement: { affinity: [{ same: entity, not: true }] }\n",
+    ));
+    running(&d, &app, Duration::from_secs(90));
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    assert_eq!(c.len(), 3, "{c:?}");
+    let (status, body) = d.invoke(&app, "web", "resize", json!({ "size": 4 }));
+    let text = body.to_string();
+    assert_ne!(status, 200, "{body}");
+    assert!(text.contains("insufficient capacity"), "{text}");
+    for h in ["e-1", "e-2", "e-3"] {
+        assert!(
+            text.contains(&format!("{h}: rejected by anti-affinity(same-entity)")),
+            "{text}"
+        );
+    }
+    destroy(&d, &app);
+}
+
+#[test]
+fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
+    let engines = Engines::start(1, 242);
+    // An image only the first engine has: new hosts must get it by copy.
+    let image = format!("drover-test/copied:{}", std::process::id());
+    let st = Command::new(common::drover_bin())
+        .args(["workload-image", "--docker", &engines.socket(0)])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let out = engines.docker(0, &["tag", "drover/workload:latest", &image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let cfg = write_config(
+        &engines,
+        &format!(
+            "locations:\n  pool:\n    hosts:\n      - {{ name: pool-0, endpoint: '{}' }}\n    \
+             placement: {{ max_containers: 4 }}\n    max_hosts: 3\n    cold_window: 2s\n    \
+             provisioner: {{ type: local-dockerd, dir: '{}', subnet: 10.243.0.0/16 }}\n",
+            engines.socket(0),
+            engines.provision_dir().display()
+        ),
+    );
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let app = common::unique("grow");
+    d.deploy(&cluster_yaml(&app, 2, &image, ""));
+    running(&d, &app, Duration::from_secs(60));
+    // 2 → 4 fits on the one host.
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 4 }));
+    assert_eq!(s, 200, "{b}");
+    // 4 → 5: no host fits; the pool provisions one. Timed until running.
+    let t0 = Instant::now();
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 5 }));
+    assert_eq!(s, 200, "{b}");
+    running(&d, &app, Duration::from_secs(90));
+    let first_new = t0.elapsed();
+    println!(
+        "MEASURED no_host_fits_to_running_on_new_local_host_seconds={:.2}",
+        first_new.as_secs_f64()
+    );
+    // 5 → 10: a third host.
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 10 }));
+    assert_eq!(s, 200, "{b}");
+    running(&d, &app, Duration::from_secs(120));
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    assert_eq!(
+        c,
+        BTreeMap::from([
+            ("pool-0".into(), 4),
+            ("pool-2".into(), 4),
+            ("pool-3".into(), 2)
+        ]),
+        "{c:?}"
+    );
+    // The image was copied to the new engines.
+    for host in ["pool-2", "pool-3"] {
+        let e = LocalEngine::at(&engines.provision_dir().join("pool"), host);
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", e.socket.display()))
+            .args(["image", "inspect", &image])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{image} is not on {host}");
+    }
+    // Beyond max_hosts: insufficient capacity.
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 13 }));
+    assert_ne!(s, 200, "{b}");
+    assert!(b.to_string().contains("insufficient capacity"), "{b}");
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 10 }));
+    assert_eq!(s, 200, "{b}");
+    // Shrink back to 2 (newest first: the provisioned hosts empty).
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 2 }));
+    assert_eq!(s, 200, "{b}");
+    wait_for(
+        Duration::from_secs(60),
+        "emptied hosts decommissioned",
+        || {
+            let gone = ["pool-2", "pool-3"]
+                .iter()
+                .all(|h| !engines.provision_dir().join("pool").join(h).exists());
+            gone.then_some(())
+        },
+    );
+    // The static host and its two members stay.
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    assert_eq!(c, BTreeMap::from([("pool-0".into(), 2)]), "{c:?}");
+    let out = engines.docker(
+        0,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=io.drover.app={app}"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    destroy(&d, &app);
+}
+
+#[test]
+fn a_failed_engine_s_containers_start_again_on_the_others() {
+    let engines = Engines::start(2, 244);
+    let cfg = write_config(
+        &engines,
+        &format!(
+            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
+             - {{ name: e-2, endpoint: '{}' }}\n    on_fire_after: 2s\n",
+            engines.socket(0),
+            engines.socket(1),
+        ),
+    );
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let app = common::unique("failover");
+    d.deploy(&cluster_yaml(&app, 4, "drover/workload:latest", ""));
+    running(&d, &app, Duration::from_secs(90));
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    assert_eq!(
+        c,
+        BTreeMap::from([("e-1".into(), 2), ("e-2".into(), 2)]),
+        "{c:?}"
+    );
+    let t0 = Instant::now();
+    engines.kill_engine(1);
+    wait_for(Duration::from_secs(60), "every member back on e-1", || {
+        let m = hosts_of_members(&d, &app, "web");
+        let app_v = d.app(&app);
+        let all_running = app_v["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["parent"] == "web")
+            .all(|e| e["state"] == "running");
+        (m.len() == 4 && m.values().all(|h| h == "e-1") && all_running).then_some(())
+    });
+    println!(
+        "MEASURED engine_killed_to_full_size_seconds={:.2}",
+        t0.elapsed().as_secs_f64()
+    );
+    let web = d.sensors(&app, "web");
+    assert_eq!(web["group.size"]["value"], json!(4), "{web}");
+    let out = engines.docker(
+        0,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=io.drover.app={app}"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    destroy(&d, &app);
+    let _: Value = Value::Null;
+}
