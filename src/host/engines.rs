@@ -130,3 +130,16 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
     .await;
     Ok((samples.into_iter().flatten().sum(), n))
 }
+
+/// Stops the host actor (its event follower and resync with it): the
+/// engine was decommissioned.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopHost;
+
+impl Handler<StopHost> for DockerHost {
+    type Result = ();
+    fn handle(&mut self, _: StopHost, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -648,7 +648,9 @@ impl HostPool {
                         Ok(Err(e)) => act.event(format!("{e}")),
                         Err(e) => act.event(format!("decommissioning {name}: {e}")),
                     }
-                    // Its actor stops with its last address.
+                    if let Some(h) = act.hosts.iter().find(|h| h.state.name == name) {
+                        h.addr.do_send(engines::StopHost);
+                    }
                     act.hosts.retain(|h| h.state.name != name);
                 }),
         );

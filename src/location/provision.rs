@@ -230,6 +230,13 @@ impl LocalEngine {
                     .collect();
             }
         }
+        // A dead engine cannot list them: its network store names them too.
+        for id in network_ids_in_store(&self.root.join("data/network/files/local-kv.db")) {
+            let b = format!("br-{}", &id[..12]);
+            if !bridges.contains(&b) {
+                bridges.push(b);
+            }
+        }
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").arg(pid.to_string()).status();
             let t0 = Instant::now();
@@ -253,6 +260,12 @@ impl LocalEngine {
                 .stderr(Stdio::null())
                 .status();
         }
+        // A killed dockerd leaves its containers' shims (and so the
+        // containers) running: they name this engine's root on their
+        // command line.
+        for pid in processes_naming(&self.root) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
         // Mounts left under the roots (overlay, netns) must go before the files.
         for sub in ["exec", "data"] {
             let _ = Command::new("umount")
@@ -266,6 +279,48 @@ impl LocalEngine {
         }
         Ok(())
     }
+}
+
+/// Network ids in an engine's network store (a boltdb file whose keys
+/// read `docker/network/v1.0/network/<id>/`).
+fn network_ids_in_store(path: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let key = b"docker/network/v1.0/network/";
+    let mut ids = Vec::new();
+    let mut i = 0;
+    while i + key.len() + 64 <= bytes.len() {
+        if &bytes[i..i + key.len()] == key {
+            let id = &bytes[i + key.len()..i + key.len() + 64];
+            if id.iter().all(|b| b.is_ascii_hexdigit()) {
+                let id = String::from_utf8_lossy(id).to_string();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            i += key.len();
+        } else {
+            i += 1;
+        }
+    }
+    ids
+}
+
+/// Processes whose command line mentions `root`.
+fn processes_naming(root: &Path) -> Vec<u32> {
+    let needle = root.to_string_lossy().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
