@@ -424,6 +424,50 @@ mod tests {
         assert_eq!(parse("again.yaml", &text).unwrap(), cfg);
     }
 
+    /// The README's `drover.yaml` and `placement:` snippets parse.
+    #[test]
+    fn readme_snippets_parse() {
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+        )
+        .unwrap();
+        let mut blocks = Vec::new();
+        let mut cur: Option<String> = None;
+        for line in readme.lines() {
+            match (&mut cur, line.trim_start()) {
+                (None, "```yaml") => cur = Some(String::new()),
+                (Some(b), "```") => {
+                    blocks.push(std::mem::take(b));
+                    cur = None;
+                }
+                (Some(b), _) => {
+                    b.push_str(line);
+                    b.push('\n');
+                }
+                _ => {}
+            }
+        }
+        let configs: Vec<&String> = blocks
+            .iter()
+            .filter(|b| b.starts_with("locations:"))
+            .collect();
+        assert!(!configs.is_empty());
+        for b in configs {
+            parse("README.md", b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+        }
+        let placements: Vec<&String> = blocks
+            .iter()
+            .filter(|b| b.starts_with("placement:"))
+            .collect();
+        assert!(!placements.is_empty());
+        for b in placements {
+            let v: BTreeMap<String, PlacementSpec> = serde_yaml::from_str(b).unwrap();
+            let mut errs = Vec::new();
+            validate_placement(&FieldPath::root(), &v["placement"], &mut errs);
+            assert!(errs.is_empty(), "{errs:?}");
+        }
+    }
+
     #[test]
     fn defaults() {
         let cfg = parse(
