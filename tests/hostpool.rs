@@ -419,3 +419,110 @@ fn a_failed_engine_s_containers_start_again_on_the_others() {
     destroy(&d, &app);
     let _: Value = Value::Null;
 }
+
+/// `GET path` on addr:port, the body (or nothing on any error).
+fn http_get(addr: &str, port: u64, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((addr, port as u16)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
+    let engines = Engines::start(3, 245);
+    let cfg = write_config(
+        &engines,
+        &format!(
+            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
+             - {{ name: e-2, endpoint: '{}' }}\n      - {{ name: e-3, endpoint: '{}' }}\n",
+            engines.socket(0),
+            engines.socket(1),
+            engines.socket(2)
+        ),
+    );
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let app = common::unique("cpu");
+    d.deploy(&cluster_yaml(
+        &app,
+        2,
+        "drover/workload:latest",
+        "    placement: { rebalance: { above: 0.2, for: 3s, cooldown: 10m } }\n",
+    ));
+    running(&d, &app, Duration::from_secs(60));
+    let before = hosts_of_members(&d, &app, "web");
+    let busy_host = before["web-1"].clone();
+    // Keep web-1 busy wherever it runs: ~1 core on its host.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (url, app, stop) = (d.url.clone(), app.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let s: Option<Value> = agent
+                    .get(&format!(
+                        "{url}/v1/applications/{app}/entities/web-1/sensors"
+                    ))
+                    .call()
+                    .ok()
+                    .and_then(|mut r| r.body_mut().read_json().ok());
+                let port = s
+                    .as_ref()
+                    .and_then(|s| s["host.port.8080"]["value"].as_u64());
+                match port {
+                    Some(p) => {
+                        let _ = http_get("127.0.0.1", p, "/work?cpu_ms=300");
+                    }
+                    None => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        })
+    };
+    let t0 = Instant::now();
+    let moved_to = wait_for(
+        Duration::from_secs(60),
+        "web-1 moved off its busy host",
+        || {
+            let h = hosts_of_members(&d, &app, "web");
+            h.get("web-1")
+                .filter(|h| **h != busy_host && h.as_str() != "?")
+                .cloned()
+        },
+    );
+    println!(
+        "MEASURED busy_host_to_move_seconds={:.1} ({busy_host} → {moved_to})",
+        t0.elapsed().as_secs_f64()
+    );
+    // To the idle host, not to the one running web-2.
+    assert_ne!(moved_to, before["web-2"]);
+    running(&d, &app, Duration::from_secs(30));
+    // The load follows it, but the cooldown keeps it there: no ping-pong.
+    std::thread::sleep(Duration::from_secs(12));
+    let after = hosts_of_members(&d, &app, "web");
+    assert_eq!(after["web-1"], moved_to, "{after:?}");
+    assert_eq!(after["web-2"], before["web-2"], "{after:?}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = load.join();
+    // The old container is gone from the busy host.
+    let i = ["e-1", "e-2", "e-3"]
+        .iter()
+        .position(|h| *h == busy_host)
+        .unwrap();
+    let out = engines.docker(
+        i,
+        &[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.drover.app={app}"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);
+    destroy(&d, &app);
+}

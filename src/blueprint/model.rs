@@ -549,6 +549,39 @@ pub struct PlacementSpec {
     /// Affinity and anti-affinity rules; a host must satisfy all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub affinity: Vec<AffinityRule>,
+    /// The CPU placement policy: move a container off a host whose CPU
+    /// stays above a threshold (stateless members only). Default: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSpec>,
+}
+
+/// When to move a container to a cooler host: its host's CPU usage (0 to
+/// 1 of its CPUs) above `above` for `for`; the new container starts on a
+/// host below `above` first, then the old one is removed; at most one move
+/// per cluster at a time, and none for `cooldown` after one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebalanceSpec {
+    /// Default 0.8.
+    #[serde(default = "default_rebalance_above")]
+    pub above: f64,
+    /// Default 30s (long enough that a burst is not a trend).
+    #[serde(rename = "for", default = "default_rebalance_for", with = "humantime_serde")]
+    pub window: Duration,
+    /// Default 10m: a moved container's load moves with it; without a
+    /// pause it would chase itself from host to host.
+    #[serde(default = "default_rebalance_cooldown", with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+pub fn default_rebalance_above() -> f64 {
+    0.8
+}
+pub fn default_rebalance_for() -> Duration {
+    Duration::from_secs(30)
+}
+pub fn default_rebalance_cooldown() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// How hosts are ranked.

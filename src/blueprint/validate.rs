@@ -715,6 +715,14 @@ pub fn validate_placement(path: &FieldPath, p: &PlacementSpec, errs: &mut Vec<Va
             "`hostname` must not be empty",
         ));
     }
+    if let Some(r) = &p.rebalance {
+        if !(r.above > 0.0 && r.above < 1.0) {
+            errs.push(ValidationError::at(
+                path.key("rebalance").key("above"),
+                format!("`above` is a fraction of the host's CPUs, between 0 and 1, got {}", r.above),
+            ));
+        }
+    }
     for (k, rule) in p.affinity.iter().enumerate() {
         let rpath = path.key("affinity").index(k);
         match (&rule.same, &rule.entity) {
@@ -1085,6 +1093,12 @@ mod tests {
         assert_eq!(
             with("{ max_containers: 0 }"),
             ["services[0].placement.max_containers: `max_containers` must be at least 1"]
+        );
+        assert!(with("{ rebalance: { above: 0.5, for: 10s, cooldown: 5m } }").is_empty());
+        assert_eq!(
+            with("{ rebalance: { above: 1.5 } }"),
+            ["services[0].placement.rebalance.above: `above` is a fraction of the host's CPUs, \
+              between 0 and 1, got 1.5"]
         );
         assert_eq!(
             with("{ max_cpu_usage: 1.5 }"),

@@ -80,6 +80,9 @@ pub struct ContainerEntity {
     activities: Option<Recipient<crate::activity::RecordActivity>>,
     /// The location's host pool chose `at.host` for this container.
     pool_placed: bool,
+    /// A move in progress: the old container (host, name, id) to remove
+    /// once the new one runs.
+    retiring: Option<pooled::Retiring>,
 }
 
 impl ContainerEntity {
@@ -113,6 +116,7 @@ impl ContainerEntity {
             applied: None,
             activities: None,
             pool_placed: false,
+            retiring: None,
         }
     }
 
@@ -164,7 +168,11 @@ impl ContainerEntity {
         let verdict = self.detector.observe(state, now_ms());
         self.on_verdict(verdict);
         match state {
-            Lifecycle::Running => self.resolve_waiters(Ok(())),
+            Lifecycle::Running => {
+                self.resolve_waiters(Ok(()));
+                // A move's old container goes once the new one runs.
+                self.retire_old();
+            }
             Lifecycle::OnFire if self.started_at.is_some() && !self.busy => {
                 let message = self
                     .last_error

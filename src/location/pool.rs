@@ -55,6 +55,10 @@ pub struct Place {
     pub image: Option<String>,
     /// Where to send [`Relocate`] if the host fails.
     pub relocate: Option<Recipient<Relocate>>,
+    /// A host not to choose (the one a move leaves).
+    pub avoid: Option<String>,
+    /// Where the CPU placement policy sends [`Move`].
+    pub mover: Option<Recipient<Move>>,
 }
 
 /// The chosen host.
@@ -72,6 +76,15 @@ pub struct PlacedOn {
 pub struct Release {
     pub app: String,
     pub entity: String,
+    /// Only on this host (a move's old host); `None`: wherever it is.
+    pub host: Option<String>,
+}
+
+/// The CPU placement policy tells a container to move to a cooler host.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Move {
+    pub reason: String,
 }
 
 /// The pool as the API shows it.
@@ -106,6 +119,9 @@ struct Member {
     cpus: f64,
     memory_bytes: u64,
     relocate: Option<Recipient<Relocate>>,
+    group: Option<String>,
+    rebalance: Option<crate::blueprint::RebalanceSpec>,
+    mover: Option<Recipient<Move>>,
 }
 
 struct PoolHost {
@@ -145,6 +161,10 @@ pub struct HostPool {
     decisions: VecDeque<String>,
     events: VecDeque<String>,
     last_cpu: Instant,
+    /// Host → busy (above some member's threshold) since.
+    busy_since: HashMap<String, Instant>,
+    /// (app, cluster or entity) → when its last move was asked.
+    last_move: HashMap<(String, String), Instant>,
 }
 
 /// An engine the pool starts with (connected by the caller).
@@ -204,6 +224,67 @@ impl HostPool {
             decisions: VecDeque::new(),
             events: VecDeque::new(),
             last_cpu: Instant::now(),
+            busy_since: HashMap::new(),
+            last_move: HashMap::new(),
+        }
+    }
+
+    /// The CPU placement policy: a host above a member's `rebalance.above`
+    /// for its window loses that member to a cooler host (one move per
+    /// cluster at a time, then its cooldown).
+    fn rebalance(&mut self) {
+        let now = Instant::now();
+        let mut orders: Vec<(Recipient<Move>, String, (String, String))> = Vec::new();
+        for h in &self.hosts {
+            if h.on_fire || h.decommissioning {
+                continue;
+            }
+            let lowest = h
+                .members
+                .values()
+                .filter_map(|m| m.rebalance.as_ref().map(|r| r.above))
+                .fold(f64::INFINITY, f64::min);
+            if h.state.cpu_usage <= lowest {
+                self.busy_since.remove(&h.state.name);
+                continue;
+            }
+            let since = *self.busy_since.entry(h.state.name.clone()).or_insert(now);
+            for ((app, entity), m) in &h.members {
+                let Some(r) = &m.rebalance else { continue };
+                if h.state.cpu_usage <= r.above || since.elapsed() < r.window {
+                    continue;
+                }
+                let key = (
+                    app.clone(),
+                    m.group.clone().unwrap_or_else(|| entity.clone()),
+                );
+                if self
+                    .last_move
+                    .get(&key)
+                    .is_some_and(|t| t.elapsed() < r.cooldown)
+                    || orders.iter().any(|o| o.2 == key)
+                {
+                    continue;
+                }
+                let Some(to) = &m.mover else { continue };
+                orders.push((
+                    to.clone(),
+                    format!(
+                        "host {} at {:.0}% CPU for {:?} (above {:.0}%)",
+                        h.state.name,
+                        h.state.cpu_usage * 100.0,
+                        r.window,
+                        r.above * 100.0
+                    ),
+                    key,
+                ));
+                break;
+            }
+        }
+        for (to, reason, key) in orders {
+            self.event(format!("moving a member of {}/{}: {reason}", key.0, key.1));
+            self.last_move.insert(key, now);
+            to.do_send(Move { reason });
         }
     }
 
@@ -247,7 +328,18 @@ impl HostPool {
     fn try_place(&mut self, msg: &Place) -> Result<usize, String> {
         let layers: Vec<&PlacementSpec> = msg.rules.iter().collect();
         let rules = Rules::resolve(&self.cfg.placement, &layers);
-        let states = self.states();
+        let mut states = self.states();
+        if let Some(avoid) = &msg.avoid {
+            for st in states.iter_mut().filter(|st| &st.name == avoid) {
+                st.available = false;
+            }
+            // A move goes only to a host below its threshold.
+            if let Some(r) = msg.rules.iter().rev().find_map(|r| r.rebalance.as_ref()) {
+                for st in states.iter_mut().filter(|st| st.cpu_usage >= r.above) {
+                    st.available = false;
+                }
+            }
+        }
         let d = decide(&states, &msg.request, &rules);
         let summary = d.summary(&states, &msg.request, &rules);
         tracing::debug!(location = %self.name, "{summary}");
@@ -266,6 +358,9 @@ impl HostPool {
                         cpus: msg.request.cpus,
                         memory_bytes: msg.request.memory_bytes,
                         relocate: msg.relocate.clone(),
+                        group: msg.request.group.clone(),
+                        rebalance: msg.rules.iter().rev().find_map(|r| r.rebalance.clone()),
+                        mover: msg.mover.clone(),
                     },
                 );
                 Ok(i)
@@ -446,7 +541,7 @@ impl HostPool {
         summary: String,
         ctx: &mut Context<Self>,
     ) {
-        if self.can_grow() || self.provisioning {
+        if msg.avoid.is_none() && (self.can_grow() || self.provisioning) {
             self.waiting.push_back((msg, tx));
             self.provision("a container fits on no host", ctx);
         } else {
@@ -578,6 +673,7 @@ impl HostPool {
             self.last_cpu = Instant::now();
             self.sample_cpu(ctx);
         }
+        self.rebalance();
         let hr = self.headroom();
         match hr.verdict {
             HeadroomVerdict::Hot => {
@@ -722,6 +818,9 @@ impl Handler<Release> for HostPool {
     type Result = ();
     fn handle(&mut self, msg: Release, _: &mut Context<Self>) {
         for h in self.hosts.iter_mut() {
+            if msg.host.as_ref().is_some_and(|n| n != &h.state.name) {
+                continue;
+            }
             if let Some(m) = h.members.remove(&(msg.app.clone(), msg.entity.clone())) {
                 h.state
                     .unplace(&msg.app, &msg.entity, m.cpus, m.memory_bytes);

@@ -170,6 +170,7 @@ pub fn overlay(base: Option<&PlacementSpec>, top: Option<&PlacementSpec>) -> Opt
             m.reservation_fit = t.reservation_fit.or(b.reservation_fit);
             m.hostname = t.hostname.clone().or(b.hostname.clone());
             m.labels.extend(t.labels.clone());
+            m.rebalance = t.rebalance.clone().or(b.rebalance.clone());
             for a in &t.affinity {
                 if !m.affinity.contains(a) {
                     m.affinity.push(a.clone());

@@ -9,11 +9,20 @@ use serde_json::json;
 
 use super::ContainerEntity;
 use crate::entity::{sensors as s, Lifecycle};
+use crate::host::{ContainerOp, DockerHost, Operate};
+use crate::location::pool::Move;
 use crate::location::{Place, PlacedOn, Release, Relocate};
 use crate::placement::Request;
 
 /// Sensor: the placement decision that chose this container's host.
 pub const PLACEMENT_DECISION: &str = "placement.decision";
+
+/// The container a move leaves behind, removed once the new one runs.
+pub struct Retiring {
+    pub host: Addr<DockerHost>,
+    pub host_name: String,
+    pub container: String,
+}
 
 impl ContainerEntity {
     /// A pool location and no host chosen yet.
@@ -43,6 +52,8 @@ impl ContainerEntity {
             rules: self.spec.placement.iter().cloned().collect(),
             image: self.spec.image.clone(),
             relocate: Some(ctx.address().recipient()),
+            avoid: self.retiring.as_ref().map(|r| r.host_name.clone()),
+            mover: Some(ctx.address().recipient()),
         };
         ctx.spawn(
             async move { pool.send(msg).await }
@@ -69,6 +80,10 @@ impl ContainerEntity {
                             act.state = Lifecycle::Created;
                             act.start(ctx);
                         }
+                        Ok(Err(e)) if act.retiring.is_some() => {
+                            // A move that finds no cooler host: stay.
+                            act.abandon_move(e, ctx);
+                        }
                         Ok(Err(e)) => act.fail(e),
                         Err(e) => act.fail(format!("host pool unreachable: {e}")),
                     }
@@ -82,9 +97,47 @@ impl ContainerEntity {
             pool.do_send(Release {
                 app: self.me.app.clone(),
                 entity: self.me.entity.clone(),
+                host: None,
             });
         }
         self.pool_placed = false;
+    }
+
+    /// The new container of a move runs: remove the old one and free its
+    /// slot on the old host.
+    pub(super) fn retire_old(&mut self) {
+        let Some(old) = self.retiring.take() else {
+            return;
+        };
+        tracing::info!(entity = %self.me, from = %old.host_name, to = %self.at.host_name, "moved to a cooler host");
+        old.host.do_send(Operate {
+            container: old.container,
+            op: ContainerOp::Remove,
+        });
+        if let Some(pool) = &self.at.pool {
+            pool.do_send(Release {
+                app: self.me.app.clone(),
+                entity: self.me.entity.clone(),
+                host: Some(old.host_name),
+            });
+        }
+    }
+
+    /// No host to move to: keep the old container.
+    fn abandon_move(&mut self, why: String, _: &mut Context<Self>) {
+        let Some(old) = self.retiring.take() else {
+            return;
+        };
+        tracing::info!(entity = %self.me, "no move: {why}");
+        self.at.host = old.host;
+        self.at.host_name = old.host_name;
+        self.container_id = Some(old.container.clone());
+        self.board
+            .set(&self.me, s::CONTAINER_ID, json!(old.container));
+        self.pool_placed = true;
+        self.set_up(true);
+        self.state = Lifecycle::Starting;
+        self.set_state(Lifecycle::Running);
     }
 }
 
@@ -105,5 +158,34 @@ impl Handler<Relocate> for ContainerEntity {
             self.state = Lifecycle::Created;
             self.start(ctx);
         }
+    }
+}
+
+impl Handler<Move> for ContainerEntity {
+    type Result = ();
+    fn handle(&mut self, msg: Move, ctx: &mut Context<Self>) {
+        if self.tearing_down
+            || self.busy
+            || self.state != Lifecycle::Running
+            || self.retiring.is_some()
+            || !self.want_running
+        {
+            return;
+        }
+        let Some(id) = self.container_id.clone() else {
+            return;
+        };
+        tracing::info!(entity = %self.me, host = %self.at.host_name, "moving: {}", msg.reason);
+        self.retiring = Some(Retiring {
+            host: self.at.host.clone(),
+            host_name: self.at.host_name.clone(),
+            container: id,
+        });
+        // Start afresh: the pool picks another host (avoiding this one);
+        // the same container name is free there (another engine).
+        self.pool_placed = false;
+        self.container_id = None;
+        self.state = Lifecycle::Created;
+        self.start(ctx);
     }
 }
