@@ -1270,6 +1270,31 @@ impl Handler<ListHosts> for Management {
     }
 }
 
+/// The locations with host pools, each with its hosts (and their
+/// sensors), headroom, recent placement decisions and pool events
+/// (`GET /v1/locations`).
+#[derive(Message)]
+#[rtype(result = "Vec<crate::location::pool::PoolView>")]
+pub struct ListLocations;
+
+impl Handler<ListLocations> for Management {
+    type Result = ResponseFuture<Vec<crate::location::pool::PoolView>>;
+    fn handle(&mut self, _: ListLocations, _: &mut Context<Self>) -> Self::Result {
+        let pools: Vec<_> = self
+            .locations
+            .values()
+            .filter_map(|p| p.pool.clone())
+            .collect();
+        Box::pin(async move {
+            let views = futures_util::future::join_all(
+                pools.iter().map(|p| p.send(crate::location::pool::GetPool)),
+            )
+            .await;
+            views.into_iter().filter_map(Result::ok).collect()
+        })
+    }
+}
+
 /// Rebuilds the state metrics from the read model and renders every metric:
 /// one scrape. Rendering here, in the actor, makes a scrape consistent (two
 /// concurrent scrapes never see each other's half-rebuilt gauges); it takes

@@ -319,6 +319,45 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
         ]),
         "{c:?}"
     );
+    // The pool's view: three hosts with their sensors, and why.
+    let (st, locs) = d.get("/v1/locations");
+    assert_eq!(st, 200, "{locs}");
+    let pool = locs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["location"] == "pool")
+        .expect("pool listed");
+    let per_host: BTreeMap<String, u64> = pool["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["sensors"]["host.containers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_host,
+        BTreeMap::from([
+            ("pool-0".into(), 4),
+            ("pool-2".into(), 4),
+            ("pool-3".into(), 2)
+        ]),
+        "{pool}"
+    );
+    assert!(
+        pool["hosts"][0]["sensors"]["host.cpus"].as_f64().unwrap() >= 1.0,
+        "{pool}"
+    );
+    assert!(
+        pool["events"]
+            .to_string()
+            .contains("provisioning host pool-2"),
+        "{pool}"
+    );
     // The image was copied to the new engines.
     for host in ["pool-2", "pool-3"] {
         let e = LocalEngine::at(&engines.provision_dir().join("pool"), host);

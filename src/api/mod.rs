@@ -140,6 +140,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/presets", web::get().to(presets))
                 .route("/hosts", web::get().to(hosts))
+                .route("/locations", web::get().to(locations))
                 .route("/activities", web::get().to(activities))
                 .route("/chaos/faults", web::post().to(chaos_fault)),
         );
@@ -233,6 +234,10 @@ async fn invoke(
 
 async fn hosts(m: Mgmt) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(m.send(ListHosts).await?))
+}
+
+async fn locations(m: Mgmt) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(m.send(crate::management::ListLocations).await?))
 }
 
 async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -266,11 +266,20 @@ impl LocalEngine {
         for pid in processes_naming(&self.root) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        // Mounts left under the roots (overlay, netns) must go before the files.
-        for sub in ["exec", "data"] {
+        // Mounts left under the root (overlay, netns files) must go before
+        // the files: every mount point below it, deepest first, lazily (a
+        // dying shim may still hold one).
+        let root = self.root.to_string_lossy().to_string();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .filter(|m| m.starts_with(&format!("{root}/")))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
             let _ = Command::new("umount")
-                .arg("-R")
-                .arg(self.root.join(sub))
+                .args(["-l", &m])
                 .stderr(Stdio::null())
                 .status();
         }
