@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -764,20 +764,46 @@ fn json_logs_carry_application_and_entity_and_rust_log_filters() {
 fn the_activity_record_is_bounded_filtered_and_newest_first() {
     let app = unique("acts");
     let _g = AppGuard(app.clone());
-    let d = Drover::start();
-    d.deploy(&single_container(&app));
-    d.wait_running(&app, DEADLINE);
+    // Its stderr is captured: the 1,010 refused calls below are warnings.
+    let d = LoggingDrover::start("warn");
+    let a = agent();
+    let get = |path: &str| -> (u16, Value) {
+        let mut r = a.get(&format!("{}{path}", d.url)).call().unwrap();
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    };
+    let list = |query: &str| -> Vec<Value> {
+        let (status, body) = get(&format!("/v1/activities?{query}"));
+        assert_eq!(status, 200, "{body}");
+        body.as_array().unwrap().clone()
+    };
+    let r = a
+        .post(&format!("{}/v1/applications", d.url))
+        .send(single_container(&app))
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    wait_for(DEADLINE, "box running", || {
+        (get(&format!("/v1/applications/{app}")).1["state"] == "running").then_some(())
+    });
     // 1,010 quick records: an unknown effector is refused and recorded.
     for _ in 0..1_010 {
-        let (status, _) = d.invoke(&app, "box", "nothing", json!({}));
-        assert_eq!(status, 400);
+        let r = a
+            .post(&format!(
+                "{}/v1/applications/{app}/entities/box/effectors/nothing",
+                d.url
+            ))
+            .header("content-type", "application/json")
+            .send("{}")
+            .unwrap();
+        assert_eq!(r.status(), 400);
     }
-    let capped = activities(&d, "limit=5000");
+    let capped = list("limit=5000");
     assert_eq!(capped.len(), 1_000, "limit is capped at 1,000");
-    assert_eq!(activities(&d, "").len(), 100, "default limit 100");
+    assert_eq!(list("").len(), 100, "default limit 100");
     let ids: Vec<u64> = capped.iter().map(|a| a["id"].as_u64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
-    let start = activities(&d, &format!("application={app}&kind=effector&name=start"));
+    let start = list(&format!("application={app}&kind=effector&name=start"));
     assert!(
         !start.is_empty()
             && start
@@ -785,16 +811,24 @@ fn the_activity_record_is_bounded_filtered_and_newest_first() {
                 .all(|a| a["name"] == "start" && a["application"] == app.as_str()),
         "{start:#?}"
     );
-    let by_entity = activities(&d, &format!("application={app}&entity=box&limit=3"));
+    let by_entity = list(&format!("application={app}&entity=box&limit=3"));
     assert_eq!(by_entity.len(), 3);
     assert!(by_entity
         .iter()
         .all(|a| a["entity"] == "box" && a["name"] == "nothing" && a["outcome"] == "error"));
-    let (status, body) = d.get("/v1/activities?app=typo");
+    let (status, body) = get("/v1/activities?app=typo");
     assert_eq!(status, 400, "unknown filters are refused: {body}");
     // `drover status`: the latest activity of the container.
-    let detail = d.app(&app);
+    let (_, detail) = get(&format!("/v1/applications/{app}"));
     assert_eq!(detail["latest_activities"]["box"]["name"], "nothing");
+    let (status, _) = {
+        let r = a
+            .delete(&format!("{}/v1/applications/{app}", d.url))
+            .call()
+            .unwrap();
+        (r.status().as_u16(), ())
+    };
+    assert_eq!(status, 204);
 }
 
 /// Measurements for the closing notes (run by hand):

@@ -384,6 +384,16 @@ pub struct HealthCheck {
     /// A check slower than this fails. Default 1s.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Consecutive failing checks before a running container is down.
+    /// Default 2: one slow answer on a busy machine is not a failure (a
+    /// container that dies or is paused is seen from the engine's events
+    /// at once, whatever this says).
+    #[serde(default = "default_unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+}
+
+pub fn default_unhealthy_threshold() -> u32 {
+    2
 }
 
 pub fn default_interval() -> Duration {
@@ -566,7 +576,11 @@ pub struct RebalanceSpec {
     #[serde(default = "default_rebalance_above")]
     pub above: f64,
     /// Default 30s (long enough that a burst is not a trend).
-    #[serde(rename = "for", default = "default_rebalance_for", with = "humantime_serde")]
+    #[serde(
+        rename = "for",
+        default = "default_rebalance_for",
+        with = "humantime_serde"
+    )]
     pub window: Duration,
     /// Default 10m: a moved container's load moves with it; without a
     /// pause it would chase itself from host to host.

@@ -719,7 +719,10 @@ pub fn validate_placement(path: &FieldPath, p: &PlacementSpec, errs: &mut Vec<Va
         if !(r.above > 0.0 && r.above < 1.0) {
             errs.push(ValidationError::at(
                 path.key("rebalance").key("above"),
-                format!("`above` is a fraction of the host's CPUs, between 0 and 1, got {}", r.above),
+                format!(
+                    "`above` is a fraction of the host's CPUs, between 0 and 1, got {}",
+                    r.above
+                ),
             ));
         }
     }
@@ -1097,8 +1100,10 @@ mod tests {
         assert!(with("{ rebalance: { above: 0.5, for: 10s, cooldown: 5m } }").is_empty());
         assert_eq!(
             with("{ rebalance: { above: 1.5 } }"),
-            ["services[0].placement.rebalance.above: `above` is a fraction of the host's CPUs, \
-              between 0 and 1, got 1.5"]
+            [
+                "services[0].placement.rebalance.above: `above` is a fraction of the host's CPUs, \
+              between 0 and 1, got 1.5"
+            ]
         );
         assert_eq!(
             with("{ max_cpu_usage: 1.5 }"),

@@ -32,7 +32,7 @@ use crate::metrics;
 
 /// While starting, probe this often: a fast first "up" is most of a fast
 /// deploy and a fast recovery.
-const STARTING_PROBE_EVERY: Duration = Duration::from_millis(50);
+const STARTING_PROBE_EVERY: Duration = Duration::from_millis(25);
 
 /// A start that has not passed its health check by then has failed.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -59,6 +59,8 @@ pub struct ContainerEntity {
     up: Option<bool>,
     last_error: Option<String>,
     detector: FailureDetector,
+    /// Consecutive failing health probes.
+    probe_failures: u32,
     /// The container the stats feed follows.
     stats_for: Option<String>,
     /// A stabilization delay runs out at this time (ms).
@@ -106,6 +108,7 @@ impl ContainerEntity {
             up: None,
             last_error: None,
             detector: FailureDetector::default(),
+            probe_failures: 0,
             recheck_at: None,
             stats_for: None,
             stashed: Vec::new(),
@@ -532,12 +535,24 @@ impl ContainerEntity {
                         return;
                     }
                     match res {
-                        Ok(()) => act.set_up(true),
+                        Ok(()) => {
+                            act.probe_failures = 0;
+                            act.set_up(true)
+                        }
                         Err(message) => {
                             // While starting, failing probes are expected: keep the
                             // reason for the timeout message but do not flap `service.up`.
                             act.last_error = Some(format!("health check: {message}"));
-                            if act.state != Lifecycle::Starting || act.up == Some(true) {
+                            act.probe_failures += 1;
+                            let threshold = act
+                                .spec
+                                .health
+                                .as_ref()
+                                .map(|h| h.unhealthy_threshold.max(1))
+                                .unwrap_or(1);
+                            if (act.state != Lifecycle::Starting || act.up == Some(true))
+                                && act.probe_failures >= threshold
+                            {
                                 act.set_up(false);
                             }
                         }
@@ -705,6 +720,16 @@ impl Handler<Invoke> for ContainerEntity {
             "restart" if self.container_id.is_none() && !self.busy => {
                 self.state = Lifecycle::Created;
                 self.handle(Invoke::new("start"), ctx)
+            }
+            // An exited container only needs a start (no stop, no unpause):
+            // the fast path of every restart after a crash.
+            "restart"
+                if matches!(
+                    self.board.get(s::SERVICE_STATE).and_then(|v| v.as_str()),
+                    Some("exited" | "created" | "dead")
+                ) =>
+            {
+                self.operate(ctx, ContainerOp::Start, true)
             }
             "restart" => self.operate(ctx, ContainerOp::Restart, true),
             // Faults, for `drover chaos` and operators: drover does not change
