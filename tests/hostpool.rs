@@ -388,6 +388,11 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
             gone.then_some(())
         },
     );
+    // The pool said why: cold, then the decommissions.
+    let (_, locs) = d.get("/v1/locations");
+    let events = locs[0]["events"].to_string();
+    assert!(events.contains("pool cold"), "{events}");
+    assert!(events.contains("host pool-2 decommissioned"), "{events}");
     // The static host and its two members stay.
     let c = counts(&hosts_of_members(&d, &app, "web"));
     assert_eq!(c, BTreeMap::from([("pool-0".into(), 2)]), "{c:?}");

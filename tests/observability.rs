@@ -639,13 +639,19 @@ struct LoggingDrover {
     child: Child,
     url: String,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Its own store: the default one would let a later drover rebind this
+    /// test's applications.
+    _store: tempfile::TempDir,
 }
 
 impl LoggingDrover {
     fn start(rust_log: &str) -> LoggingDrover {
         require_docker();
+        let store = tempfile::tempdir().expect("temp dir for the store");
         let mut child = Command::new(drover_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--store")
+            .arg(store.path().join("drover.redb"))
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -677,7 +683,12 @@ impl LoggingDrover {
                 s.clear();
             }
         });
-        LoggingDrover { child, url, lines }
+        LoggingDrover {
+            child,
+            url,
+            lines,
+            _store: store,
+        }
     }
 }
 

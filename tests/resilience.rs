@@ -392,3 +392,45 @@ fn chaos_with_a_fixed_seed_converges_with_high_probe_success() {
         .collect();
     assert!(kinds.iter().all(|k| *k == "kill"));
 }
+
+#[test]
+fn a_failed_stabilization_delay_holds_the_failure_back() {
+    let app = unique("stab");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    let bp = format!(
+        r#"name: {app}
+services:
+  - id: web
+    type: cluster
+    initial_size: 1
+    member:
+      image: drover/workload:latest
+      ports: [8080]
+      health: {{ http: {{ port: 8080, path: /health }} }}
+      failure_detector: {{ failed_stabilization: 1500ms }}
+    policies:
+      - use: resilient
+"#
+    );
+    d.deploy(&bp);
+    d.wait_running(&app, DEADLINE);
+    let victim = containers_of(&app, false)[0].clone();
+    let t0 = std::time::Instant::now();
+    docker(&["kill", &victim]);
+    // On fire at once, but reported failed (and so restarted) only after 1.5 s.
+    wait_for(Duration::from_secs(5), "on fire", || {
+        (d.entity(&app, "web-1")["state"] == "on-fire").then_some(())
+    });
+    let failed_at = wait_for(DEADLINE, "entity.failed", || {
+        activities(&d, &app)
+            .iter()
+            .any(|a| a["name"] == "entity.failed")
+            .then(|| t0.elapsed())
+    });
+    assert!(
+        failed_at >= Duration::from_millis(1400),
+        "entity.failed came after {failed_at:?}, before the 1.5 s stabilization"
+    );
+    wait_full_health(&d, &app, 1);
+}

@@ -178,6 +178,9 @@ pub struct ServiceSpec {
     /// Declared networks to join besides the application network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
+    /// Failure detection tunables (Brooklyn's ServiceFailureDetector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_detector: Option<FailureDetectorSpec>,
 
     // -- references (containers and clusters) --
     /// Services that must be `running` before this one starts.
@@ -254,6 +257,7 @@ impl ServiceSpec {
             placement: self.placement.clone(),
             build: self.build.clone(),
             networks: self.networks.clone(),
+            failure_detector: self.failure_detector,
         }
     }
 }
@@ -300,6 +304,9 @@ pub struct ContainerSpec {
     /// Declared networks to join besides the application network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
+    /// Failure detection tunables (Brooklyn's ServiceFailureDetector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_detector: Option<FailureDetectorSpec>,
 }
 
 /// Resource limits of a container.
@@ -656,4 +663,18 @@ pub enum AffinityScope {
     Application,
     #[serde(alias = "cluster")]
     Entity,
+}
+
+/// Failure detection tunables of a container (Brooklyn's
+/// ServiceFailureDetector): how long an entity stays on fire before
+/// `entity.failed` is emitted, and how long it runs again before
+/// `entity.recovered`. Both default to 0s, as in Brooklyn: every failure is
+/// acted on at once.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureDetectorSpec {
+    #[serde(default, with = "humantime_serde")]
+    pub failed_stabilization: Duration,
+    #[serde(default, with = "humantime_serde")]
+    pub recovered_stabilization: Duration,
 }

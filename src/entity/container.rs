@@ -89,6 +89,7 @@ pub struct ContainerEntity {
 
 impl ContainerEntity {
     pub fn new(me: EntityRef, spec: ContainerSpec, at: Placement) -> Self {
+        let detector = FailureDetector::new(spec.failure_detector.unwrap_or_default());
         ContainerEntity {
             me,
             spec,
@@ -107,7 +108,7 @@ impl ContainerEntity {
             last_probe: None,
             up: None,
             last_error: None,
-            detector: FailureDetector::default(),
+            detector,
             probe_failures: 0,
             recheck_at: None,
             stats_for: None,

@@ -8,33 +8,10 @@
 //! `starting`) can fail anew, so a failed restart is reported again: that is
 //! what drives the restarter's backoff. Time comes in as an argument.
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-
 use super::Lifecycle;
 
 /// Tunables of the failure detector (blueprint key `failure_detector`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FailureDetectorConfig {
-    /// How long an entity stays on fire before it is reported failed.
-    /// Default 0s (Brooklyn's default): every failure is acted on at once.
-    #[serde(default, with = "humantime_serde")]
-    pub failed_stabilization: Duration,
-    /// How long a failed entity runs before it is reported recovered. Default 0s.
-    #[serde(default, with = "humantime_serde")]
-    pub recovered_stabilization: Duration,
-}
-
-impl Default for FailureDetectorConfig {
-    fn default() -> Self {
-        FailureDetectorConfig {
-            failed_stabilization: Duration::ZERO,
-            recovered_stabilization: Duration::ZERO,
-        }
-    }
-}
+pub type FailureDetectorConfig = crate::blueprint::FailureDetectorSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -119,6 +96,7 @@ impl FailureDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use Lifecycle::*;
 
     #[test]

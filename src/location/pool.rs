@@ -161,6 +161,8 @@ pub struct HostPool {
     decisions: VecDeque<String>,
     events: VecDeque<String>,
     last_cpu: Instant,
+    /// The last headroom verdict, to tell its changes (hot, ok, cold).
+    last_verdict: Option<HeadroomVerdict>,
     /// Host → busy (above some member's threshold) since.
     busy_since: HashMap<String, Instant>,
     /// (app, cluster or entity) → when its last move was asked.
@@ -226,6 +228,7 @@ impl HostPool {
             last_cpu: Instant::now(),
             busy_since: HashMap::new(),
             last_move: HashMap::new(),
+            last_verdict: None,
         }
     }
 
@@ -675,6 +678,18 @@ impl HostPool {
         }
         self.rebalance();
         let hr = self.headroom();
+        if self.last_verdict != Some(hr.verdict) && self.ready() {
+            self.last_verdict = Some(hr.verdict);
+            self.event(format!(
+                "pool {}: {} hosts, {} of {} container slots used, {} free, headroom wants {}",
+                hr.verdict.as_str(),
+                hr.hosts,
+                hr.used,
+                hr.possible,
+                hr.free,
+                hr.wanted
+            ));
+        }
         match hr.verdict {
             HeadroomVerdict::Hot => {
                 let since = *self.hot_since.get_or_insert_with(Instant::now);
