@@ -252,6 +252,9 @@ impl Drover {
         let policies = format!("{}/policies", manifest_dir());
         let mut child = Command::new(drover_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--policies", &policies])
+            // Its own store: a bench never rebinds another run's applications.
+            .arg("--store")
+            .arg(dir.path().join("drover.redb"))
             .current_dir(manifest_dir())
             .env(
                 "RUST_LOG",
