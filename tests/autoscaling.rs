@@ -374,24 +374,29 @@ services:
             (s["cpu.usage.average"]["value"].as_f64().unwrap_or(0.0) > 0.05).then_some(s)
         },
     );
-    stop.store(true, Ordering::SeqCst);
-    burner.join().unwrap();
     assert!(
         s["memory.total_bytes"]["value"].as_f64().unwrap_or(0.0) > 100_000.0,
         "memory summed over members: {s}"
     );
-    wait_for(
-        Duration::from_secs(30),
-        "rolling mean and rate published",
-        || {
-            let s = d.sensors(&app, "web");
-            (s["cpu.usage.average.mean"]["value"].as_f64().is_some()
-                && s["lb.connections_total.per_sec"]["value"]
-                    .as_f64()
-                    .is_some())
-            .then_some(())
-        },
-    );
+    let t = std::time::Instant::now();
+    loop {
+        let s = d.sensors(&app, "web");
+        if s["cpu.usage.average.mean"]["value"].as_f64().is_some()
+            && s["lb.connections_total.per_sec"]["value"]
+                .as_f64()
+                .is_some()
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "rolling mean and rate not published: web {s}; lb {}",
+            d.sensors(&app, "lb")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::SeqCst);
+    burner.join().unwrap();
     wait_for(Duration::from_secs(10), "members publish cpu.usage", || {
         d.sensors(&app, "web-1")["cpu.usage"]["value"]
             .as_f64()

@@ -141,10 +141,7 @@ impl LoadBalancerEntity {
         let now = Instant::now();
         // A rate needs two samples: publishing 0 from the first would tell
         // an autoscaler the load vanished (a restart is not a lull).
-        if self.last_stats.is_none() {
-            self.last_stats = Some((now, st.connections_total, st.per_member));
-            return;
-        }
+        let first = self.last_stats.is_none();
         let (rate, per_member_rate) = match &self.last_stats {
             Some((t, total, _)) => {
                 let dt = now.duration_since(*t).as_secs_f64().max(1e-3);
@@ -176,13 +173,15 @@ impl LoadBalancerEntity {
             .set(&self.me, sensors::ERRORS_TOTAL, json!(st.errors_total));
         self.board
             .set(&self.me, sensors::RETRIES_TOTAL, json!(st.retries_total));
-        self.board
-            .set(&self.me, sensors::REQS_PER_SEC, json!(round(rate)));
-        self.board.set(
-            &self.me,
-            sensors::REQS_PER_SEC_PER_MEMBER,
-            json!(round(per_member_rate)),
-        );
+        if !first {
+            self.board
+                .set(&self.me, sensors::REQS_PER_SEC, json!(round(rate)));
+            self.board.set(
+                &self.me,
+                sensors::REQS_PER_SEC_PER_MEMBER,
+                json!(round(per_member_rate)),
+            );
+        }
         self.board
             .set(&self.me, sensors::PER_MEMBER, json!(st.per_member));
         if st.connect_seconds_count > 0 {

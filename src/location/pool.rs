@@ -318,12 +318,23 @@ impl HostPool {
             .filter(|h| !h.decommissioning && !h.on_fire)
             .collect();
         let used: u32 = live.iter().map(|h| h.state.containers()).sum();
-        headroom(
+        let h = headroom(
             live.len() as u32,
             self.max_per_host(),
             used,
             &self.cfg.headroom,
-        )
+        );
+        let loc = [self.name.as_str()];
+        crate::metrics::LOCATION_HOSTS
+            .with_label_values(&loc)
+            .set(h.hosts as i64);
+        crate::metrics::LOCATION_HEADROOM_FREE
+            .with_label_values(&loc)
+            .set(h.free as i64);
+        crate::metrics::LOCATION_HEADROOM_WANTED
+            .with_label_values(&loc)
+            .set(h.wanted as i64);
+        h
     }
 
     /// Decides for one request; on success reserves the slot and returns
@@ -343,7 +354,11 @@ impl HostPool {
                 }
             }
         }
+        let t0 = std::time::Instant::now();
         let d = decide(&states, &msg.request, &rules);
+        crate::metrics::PLACEMENT_SECONDS
+            .with_label_values(&[self.name.as_str()])
+            .observe(t0.elapsed().as_secs_f64());
         let summary = d.summary(&states, &msg.request, &rules);
         tracing::debug!(location = %self.name, "{summary}");
         self.decisions.push_back(summary.clone());

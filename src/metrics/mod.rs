@@ -185,6 +185,30 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Managed containers on a Docker host, running or not (from the last full list).",
     ),
     (
+        "drover_placement_decision_seconds",
+        "histogram",
+        "location",
+        "Time to choose a host for one container through the placement chain, by location.",
+    ),
+    (
+        "drover_location_hosts",
+        "gauge",
+        "location",
+        "Live hosts in a location's pool.",
+    ),
+    (
+        "drover_location_headroom_free",
+        "gauge",
+        "location",
+        "Free container slots in a location's pool.",
+    ),
+    (
+        "drover_location_headroom_wanted",
+        "gauge",
+        "location",
+        "Free container slots the location's headroom asks for (below it the pool is hot).",
+    ),
+    (
         "drover_host_cpus",
         "gauge",
         "host",
@@ -327,6 +351,18 @@ pub static LB_RETRIES: LazyLock<IntCounterVec> =
 pub static HOST_CONTAINERS: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_host_containers"));
 pub static HOST_CPUS: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_host_cpus"));
+pub static PLACEMENT_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram_vec(
+        "drover_placement_decision_seconds",
+        &[0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05],
+    )
+});
+pub static LOCATION_HOSTS: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_location_hosts"));
+pub static LOCATION_HEADROOM_FREE: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_location_headroom_free"));
+pub static LOCATION_HEADROOM_WANTED: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| gauge_vec("drover_location_headroom_wanted"));
 pub static HOST_MEMORY: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_host_memory_bytes"));
 /// A float gauge: `resources.cpus` is fractional.
@@ -408,6 +444,10 @@ pub fn init() {
     LazyLock::force(&LB_ERRORS);
     LazyLock::force(&LB_RETRIES);
     LazyLock::force(&HOST_CONTAINERS);
+    LazyLock::force(&PLACEMENT_SECONDS);
+    LazyLock::force(&LOCATION_HOSTS);
+    LazyLock::force(&LOCATION_HEADROOM_FREE);
+    LazyLock::force(&LOCATION_HEADROOM_WANTED);
     LazyLock::force(&HOST_CPUS);
     LazyLock::force(&HOST_MEMORY);
     LazyLock::force(&HOST_RESERVED_CPUS);
@@ -589,6 +629,7 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions() {
         const ALLOWED_LABELS: &[&str] = &[
+            "location",
             "application",
             "entity",
             "host",
