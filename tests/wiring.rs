@@ -405,6 +405,11 @@ services:
     type: container
     image: drover/workload:latest
     env: {{ CRASH_AT_START: "1" }}
+    # A health check it can never pass: without one, a container that
+    # crashes at start is `running` for the few milliseconds before its
+    # `die` event, and a dependant may legitimately start in that window.
+    ports: [8080]
+    health: {{ http: {{ port: 8080, path: /health }} }}
   - id: patient
     type: container
     image: drover/workload:latest

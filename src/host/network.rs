@@ -68,8 +68,12 @@ async fn ensure_network(
     // create; the engine then refuses the overlapping pool and we try again
     // with a fresh list.
     let mut last_error = None;
-    for _ in 0..3 {
-        let used = used_subnets(docker).await?;
+    // Subnets refused as overlapping in this call: several drovers on one
+    // engine may race for the same free subnet, so each retry moves on.
+    let mut refused: Vec<Ipv4Net> = Vec::new();
+    for attempt in 0..10u64 {
+        let mut used = used_subnets(docker).await?;
+        used.extend(refused.iter().cloned());
         let Some(subnet) = pool.allocate(&used) else {
             return Err(HostError::Engine {
                 operation: format!("create network {name}"),
@@ -119,6 +123,10 @@ async fn ensure_network(
                     });
                 }
                 last_error = Some(message);
+                refused.push(subnet);
+                // A short, growing pause: the winner's network shows up in
+                // the next list.
+                tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1))).await;
             }
         }
     }

@@ -589,6 +589,14 @@ mod tests {
             .observe(0.0);
         RECOVERY_SECONDS.with_label_values(&["a", "b"]).observe(0.0);
         CHAOS_FAULTS.with_label_values(&["kill"]).inc_by(0);
+        PLACEMENT_SECONDS.with_label_values(&["l"]).observe(0.0);
+        for g in [
+            &*LOCATION_HOSTS,
+            &*LOCATION_HEADROOM_FREE,
+            &*LOCATION_HEADROOM_WANTED,
+        ] {
+            g.with_label_values(&["l"]).set(0);
+        }
     }
 
     #[test]
