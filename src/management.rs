@@ -1693,15 +1693,42 @@ impl Management {
     ) {
         let mut hosts: Vec<Addr<crate::host::DockerHost>> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
+        let expected = std::sync::Arc::new(expected);
         for p in self.locations.values() {
-            if seen.insert(p.host_name.clone()) {
-                hosts.push(p.host.clone());
+            match &p.pool {
+                // Every engine of a pool, not only its home engine.
+                Some(pool) => {
+                    let (pool, expected) = (pool.clone(), expected.clone());
+                    ctx.spawn(
+                        async move { pool.send(crate::location::pool::GetHosts).await }
+                            .into_actor(self)
+                            .map(move |res, act, ctx| {
+                                for host in res.unwrap_or_default() {
+                                    act.sweep_host(ctx, host, expected.clone());
+                                }
+                            }),
+                    );
+                }
+                None => {
+                    if seen.insert(p.host_name.clone()) {
+                        hosts.push(p.host.clone());
+                    }
+                }
             }
         }
-        let expected = std::sync::Arc::new(expected);
         for host in hosts {
+            self.sweep_host(ctx, host, expected.clone());
+        }
+    }
+
+    fn sweep_host(
+        &mut self,
+        ctx: &mut Context<Self>,
+        host: Addr<crate::host::DockerHost>,
+        expected: std::sync::Arc<std::collections::BTreeSet<(String, String)>>,
+    ) {
+        {
             let h = host.clone();
-            let expected = expected.clone();
             ctx.spawn(async move { h.send(crate::host::ListManaged { app: None }).await }.into_actor(self).map(move |res, act, _| {
                 let Ok(Ok(list)) = res else { return };
                 let ours = crate::host::OWNER.get();

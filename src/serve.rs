@@ -119,11 +119,25 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
     let mut pools = Vec::new();
     for (name, loc) in &config.locations {
-        let hosts = crate::location::start::connect_location(name, loc)
-            .await
-            .map_err(ServeError::Config)?;
+        let hosts =
+            crate::location::start::connect_location(name, loc, snapshot.locations.get(name))
+                .await
+                .map_err(ServeError::Config)?;
         tracing::info!(location = %name, hosts = hosts.len(), "location connected");
-        pools.push((name.clone(), loc.clone(), hosts));
+        let services = crate::location::pool::PoolServices {
+            store: Some(store.clone().recipient()),
+            activities: None,
+            saved: snapshot.locations.get(name).cloned(),
+            autoscaler_saved: snapshot
+                .policies
+                .get(&(
+                    crate::location::pool::POOL_APP.to_string(),
+                    name.clone(),
+                    crate::location::pool::POOL_AUTOSCALER.to_string(),
+                ))
+                .cloned(),
+        };
+        pools.push((name.clone(), loc.clone(), hosts, services));
     }
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
@@ -146,13 +160,15 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             pool: None,
         };
         let mut locations = BTreeMap::from([("local".to_string(), placement)]);
-        for (name, loc, hosts) in pools {
+        for (name, loc, hosts, mut services) in pools {
+            services.activities = Some(ctx.address().recipient());
             let at = crate::location::start::start_location(
                 &name,
                 loc,
                 hosts,
                 ctx.address().recipient(),
                 ctx.address().recipient(),
+                services,
             );
             locations.insert(name, at);
         }

@@ -165,7 +165,9 @@ impl ApplicationEntity {
             let activities = self.links.activities.clone();
             let handle = match svc.kind {
                 ServiceType::Container => {
-                    let addr = ContainerEntity::new(child.clone(), svc.own_container(), at.clone())
+                    let mut spec = svc.own_container();
+                    cpu_placement(&mut spec.placement, &policies);
+                    let addr = ContainerEntity::new(child.clone(), spec, at.clone())
                         .with_activities(activities.clone())
                         .start();
                     if needs_wiring(&svc) {
@@ -200,6 +202,7 @@ impl ApplicationEntity {
                         svc.placement.as_ref(),
                         member.placement.as_ref(),
                     );
+                    cpu_placement(&mut member.placement, &policies);
                     let size = svc.initial_size.unwrap_or_else(default_initial_size);
                     // A replacer that acts on `entity.failed` replaces the
                     // member, so it must not also be restarted.
@@ -634,5 +637,24 @@ mod tests {
         assert_eq!(application_state(&[Running, Running]), Running);
         assert_eq!(application_state(&[Running, Starting]), Starting);
         assert_eq!(application_state(&[Running, OnFire]), OnFire);
+    }
+}
+
+/// A `cpu-placement` policy (or preset) sets `placement.rebalance` for the
+/// containers it is attached to, unless the blueprint set one itself: the
+/// location's placement policy then watches them.
+fn cpu_placement(
+    placement: &mut Option<crate::blueprint::PlacementSpec>,
+    policies: &[ResolvedPolicy],
+) {
+    let Some(cfg) = policies.iter().find_map(|p| match &p.config {
+        PolicyConfig::CpuPlacement(c) => Some(c.clone()),
+        _ => None,
+    }) else {
+        return;
+    };
+    let p = placement.get_or_insert_with(Default::default);
+    if p.rebalance.is_none() {
+        p.rebalance = Some(cfg);
     }
 }

@@ -13,6 +13,7 @@ pub mod machine;
 pub mod network;
 pub mod stats;
 pub mod subnets;
+pub mod usage;
 pub mod workload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -225,6 +226,8 @@ pub struct DockerHost {
     network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Where machine stats go; set for engines on this machine.
     machine_to: Option<Recipient<HostMachine>>,
+    /// Who gets the engine's capacity and usage sensors.
+    usage: usage::Subscribers,
 }
 
 impl DockerHost {
@@ -245,6 +248,7 @@ impl DockerHost {
             machine_to: None,
             subnets: subnets::SubnetPool::default(),
             network_lock: Default::default(),
+            usage: Default::default(),
         }
     }
 

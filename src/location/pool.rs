@@ -1,17 +1,25 @@
 //! The host pool: one actor per location.
 //!
-//! It keeps a [`HostState`] per host (capacity from `docker info`, CPU use
-//! from the engine's stats, reservations from the placements it made) and
-//! answers [`Place`] with the pure [`decide`]. A container that fits
-//! nowhere makes the pool provision a host (one at a time; waiting
-//! placements queue); at `max_hosts` it fails with "insufficient
-//! capacity", which the cluster autoscaler takes as its high-water mark.
-//! Every second it pings its engines: one silent for `on_fire_after` is
-//! on fire, and the containers placed there are told to start again
-//! elsewhere ([`Relocate`]). Headroom (hot / ok / cold, with their
-//! windows) adds hosts before they are needed and decommissions provisioned
-//! hosts that stayed empty for the cold window; a host with containers is
-//! never removed.
+//! It keeps a [`HostState`] per host (capacity and CPU use from the host
+//! actors' sensors, reservations from the placements it made) and answers
+//! [`Place`] by asking the location's [`PlacementPolicy`] to decide, one
+//! request at a time so two decisions never see the same free slot. A
+//! container that fits nowhere makes the pool provision a host (one at a
+//! time; waiting placements queue); at `max_hosts` it fails with
+//! "insufficient capacity", which the cluster autoscaler takes as its
+//! high-water mark. Every second it pings its engines: one silent for
+//! `on_fire_after` is on fire, and the containers placed there are told to
+//! start again elsewhere ([`Relocate`]).
+//!
+//! The pool is also an entity to its own autoscaler (the same
+//! [`Autoscaler`] policy clusters use): it publishes `group.size` (its
+//! running hosts) and `pool.demand` (the hosts its containers and headroom
+//! need, per host it has: 1.0 is exactly right) and answers `resize` by
+//! provisioning hosts, or by decommissioning empty provisioned ones; a
+//! host with containers is never removed.
+//!
+//! The hosts it provisioned are stored ([`LocationState`]), so a restarted
+//! drover adopts them again, and the containers running on them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,22 +27,40 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
+use serde_json::json;
 
-use super::config::LocationConfig;
+use super::config::{LocationConfig, ProvisionerKind};
 use super::provision::{NewHost, Provisioner};
 use crate::blueprint::PlacementSpec;
+use crate::entity::{
+    EmitNotice, EntityError, EntityEvent, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard,
+    SensorValue, Subscribe,
+};
 use crate::host::engines::{self, GetClient};
 use crate::host::network::EnsureNetwork;
-use crate::host::{Capacity, ContainerEvent, DockerHost, HostResync};
-use crate::placement::{self, decide, headroom, HeadroomVerdict, HostState, Request, Rules};
+use crate::host::usage::{HostSensors, SubscribeHostSensors};
+use crate::host::{Capacity, ContainerEvent, DockerHost, HostResync, ListManaged};
+use crate::placement::{self, headroom, HeadroomVerdict, HostState, Request};
+use crate::policy::autoscaler::{Autoscaler, AutoscalerConfig};
+pub use crate::policy::placement::Move;
+use crate::policy::placement::{
+    Decide, Decided, Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy,
+    PlacementView,
+};
+use crate::store::{LocationState, SavedHost, StoreWrite};
 
 /// How often engines are pinged and headroom is judged.
 const TICK: Duration = Duration::from_secs(1);
-/// How often the engines' CPU use is sampled (each sample is one stats
-/// call per running container).
-const CPU_EVERY: Duration = Duration::from_secs(2);
 /// Recent decisions kept for `GET /v1/locations/{name}`.
 const KEEP_DECISIONS: usize = 50;
+/// The application part of a pool's entity reference (activities, the
+/// autoscaler's stored memory): not a valid application id, so it never
+/// meets one.
+pub const POOL_APP: &str = "@location";
+/// The pool's autoscaler, by name.
+pub const POOL_AUTOSCALER: &str = "host-autoscaler";
+/// The pool's demand sensor.
+pub const POOL_DEMAND: &str = "pool.demand";
 
 /// Tells a container entity that its host is gone: start again elsewhere.
 #[derive(Debug, Clone, Message)]
@@ -80,13 +106,6 @@ pub struct Release {
     pub host: Option<String>,
 }
 
-/// The CPU placement policy tells a container to move to a cooler host.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Move {
-    pub reason: String,
-}
-
 /// The pool as the API shows it.
 #[derive(Message)]
 #[rtype(result = "PoolView")]
@@ -101,6 +120,8 @@ pub struct PoolView {
     pub waiting: usize,
     pub decisions: Vec<String>,
     pub events: Vec<String>,
+    /// The CPU placement policy's view (watched containers, moves).
+    pub placement: PlacementView,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,58 +136,76 @@ pub struct PoolHostView {
     pub sensors: BTreeMap<String, serde_json::Value>,
 }
 
+/// The engines of a pool, for the orphan sweep.
+#[derive(Message)]
+#[rtype(result = "Vec<Addr<DockerHost>>")]
+pub struct GetHosts;
+
 struct Member {
     cpus: f64,
     memory_bytes: u64,
     relocate: Option<Recipient<Relocate>>,
-    group: Option<String>,
-    rebalance: Option<crate::blueprint::RebalanceSpec>,
-    mover: Option<Recipient<Move>>,
 }
 
 struct PoolHost {
     state: HostState,
     addr: Addr<DockerHost>,
     address: String,
-    /// Made by the provisioner (and so may be decommissioned).
-    provisioned: bool,
+    /// Made by the provisioner (and so may be decommissioned), with how
+    /// to reach it again after a restart.
+    provisioned: Option<SavedHost>,
     last_ok: Instant,
     on_fire: bool,
     decommissioning: bool,
-    /// Empty (and the pool cold or ok) since.
-    empty_since: Option<Instant>,
     members: HashMap<(String, String), Member>,
-    cpu_sampling: bool,
     pinging: bool,
     /// Has had an answer (or a timeout) to a ping: its capacity is known.
     pinged_once: bool,
+    /// Its containers have been listed (or the list failed): what runs
+    /// there is adopted rather than placed again.
+    listed: bool,
 }
 
 type Waiter = (
     Place,
     tokio::sync::oneshot::Sender<Result<PlacedOn, String>>,
 );
+type ResizeWaiter = tokio::sync::oneshot::Sender<Result<serde_json::Value, EntityError>>;
 
 pub struct HostPool {
     name: String,
+    me: EntityRef,
     cfg: LocationConfig,
     provisioner: Arc<dyn Provisioner>,
     hosts: Vec<PoolHost>,
     events_to: Recipient<ContainerEvent>,
     resync_to: Recipient<HostResync>,
+    /// The location's placement policy (built in `new`, started in
+    /// `started`, where the pool's address exists for its memory).
+    policy: Option<Addr<PlacementPolicy>>,
+    policy_init: Option<PlacementPolicy>,
     provisioning: bool,
     next_index: u32,
     waiting: VecDeque<Waiter>,
-    hot_since: Option<Instant>,
+    /// A decision is out at the placement policy.
+    deciding: bool,
     decisions: VecDeque<String>,
     events: VecDeque<String>,
-    last_cpu: Instant,
     /// The last headroom verdict, to tell its changes (hot, ok, cold).
     last_verdict: Option<HeadroomVerdict>,
-    /// Host → busy (above some member's threshold) since.
-    busy_since: HashMap<String, Instant>,
-    /// (app, cluster or entity) → when its last move was asked.
-    last_move: HashMap<(String, String), Instant>,
+    /// The pool as an entity: sensors for its autoscaler.
+    board: SensorBoard,
+    /// Hosts the autoscaler asked for, and who waits for them.
+    want_hosts: Option<u32>,
+    resize_waiters: Vec<ResizeWaiter>,
+    /// Containers found running on the hosts at start: (app, entity) →
+    /// host. Their entities' first placement adopts them there.
+    found: HashMap<(String, String), String>,
+    store: Option<Recipient<StoreWrite>>,
+    activities: Option<Recipient<crate::activity::RecordActivity>>,
+    /// The autoscaler's memory saved before a restart.
+    autoscaler_saved: Option<serde_json::Value>,
+    placement_memory: serde_json::Value,
 }
 
 /// An engine the pool starts with (connected by the caller).
@@ -176,7 +215,18 @@ pub struct InitialHost {
     pub labels: BTreeMap<String, String>,
     pub addr: Addr<DockerHost>,
     /// Made by the provisioner (so it may be decommissioned).
-    pub provisioned: bool,
+    pub provisioned: Option<SavedHost>,
+}
+
+/// What a pool needs from the rest of drover besides its hosts.
+#[derive(Default)]
+pub struct PoolServices {
+    pub store: Option<Recipient<StoreWrite>>,
+    pub activities: Option<Recipient<crate::activity::RecordActivity>>,
+    /// What the store held for this location.
+    pub saved: Option<LocationState>,
+    /// What the store held for the pool's autoscaler.
+    pub autoscaler_saved: Option<serde_json::Value>,
 }
 
 impl HostPool {
@@ -187,8 +237,26 @@ impl HostPool {
         initial: Vec<InitialHost>,
         events_to: Recipient<ContainerEvent>,
         resync_to: Recipient<HostResync>,
+        services: PoolServices,
     ) -> Self {
-        let next_index = initial.len() as u32 + 1;
+        let saved = services.saved.unwrap_or_default();
+        // Past every host number in use: a name is never made twice.
+        let next_index = initial
+            .iter()
+            .filter_map(|h| h.provisioned.as_ref().map(|p| p.index + 1))
+            .chain([initial.len() as u32 + 1, saved.next_index])
+            .max()
+            .unwrap_or(1);
+        let policy = {
+            let mut p = PlacementPolicy::new(&name, cfg.placement.clone());
+            if let Some(m) = crate::policy::restore_memory(Some(saved.placement.clone())) {
+                p = p.with_memory(m);
+            }
+            if let Some(a) = &services.activities {
+                p = p.with_activities(a.clone());
+            }
+            p
+        };
         let hosts = initial
             .into_iter()
             .map(|h| {
@@ -204,93 +272,43 @@ impl HostPool {
                     last_ok: Instant::now(),
                     on_fire: false,
                     decommissioning: false,
-                    empty_since: None,
                     members: HashMap::new(),
-                    cpu_sampling: false,
                     pinging: false,
                     pinged_once: false,
+                    listed: false,
                 }
             })
             .collect();
         HostPool {
+            me: EntityRef::new(POOL_APP, name.clone()),
             name,
             cfg,
             provisioner: Arc::from(provisioner),
             hosts,
             events_to,
             resync_to,
+            policy: None,
+            policy_init: Some(policy),
             provisioning: false,
             next_index,
             waiting: VecDeque::new(),
-            hot_since: None,
+            deciding: false,
             decisions: VecDeque::new(),
             events: VecDeque::new(),
-            last_cpu: Instant::now(),
-            busy_since: HashMap::new(),
-            last_move: HashMap::new(),
             last_verdict: None,
+            board: SensorBoard::default(),
+            want_hosts: None,
+            resize_waiters: Vec::new(),
+            found: HashMap::new(),
+            store: services.store,
+            activities: services.activities,
+            autoscaler_saved: services.autoscaler_saved,
+            placement_memory: saved.placement,
         }
     }
+}
 
-    /// The CPU placement policy: a host above a member's `rebalance.above`
-    /// for its window loses that member to a cooler host (one move per
-    /// cluster at a time, then its cooldown).
-    fn rebalance(&mut self) {
-        let now = Instant::now();
-        let mut orders: Vec<(Recipient<Move>, String, (String, String))> = Vec::new();
-        for h in &self.hosts {
-            if h.on_fire || h.decommissioning {
-                continue;
-            }
-            let lowest = h
-                .members
-                .values()
-                .filter_map(|m| m.rebalance.as_ref().map(|r| r.above))
-                .fold(f64::INFINITY, f64::min);
-            if h.state.cpu_usage <= lowest {
-                self.busy_since.remove(&h.state.name);
-                continue;
-            }
-            let since = *self.busy_since.entry(h.state.name.clone()).or_insert(now);
-            for ((app, entity), m) in &h.members {
-                let Some(r) = &m.rebalance else { continue };
-                if h.state.cpu_usage <= r.above || since.elapsed() < r.window {
-                    continue;
-                }
-                let key = (
-                    app.clone(),
-                    m.group.clone().unwrap_or_else(|| entity.clone()),
-                );
-                if self
-                    .last_move
-                    .get(&key)
-                    .is_some_and(|t| t.elapsed() < r.cooldown)
-                    || orders.iter().any(|o| o.2 == key)
-                {
-                    continue;
-                }
-                let Some(to) = &m.mover else { continue };
-                orders.push((
-                    to.clone(),
-                    format!(
-                        "host {} at {:.0}% CPU for {:?} (above {:.0}%)",
-                        h.state.name,
-                        h.state.cpu_usage * 100.0,
-                        r.window,
-                        r.above * 100.0
-                    ),
-                    key,
-                ));
-                break;
-            }
-        }
-        for (to, reason, key) in orders {
-            self.event(format!("moving a member of {}/{}: {reason}", key.0, key.1));
-            self.last_move.insert(key, now);
-            to.do_send(Move { reason });
-        }
-    }
-
+impl HostPool {
     fn event(&mut self, text: String) {
         tracing::info!(location = %self.name, "{text}");
         self.events.push_back(text);
@@ -299,16 +317,34 @@ impl HostPool {
         }
     }
 
+    fn record_decision(&mut self, summary: String) {
+        tracing::debug!(location = %self.name, "{summary}");
+        self.decisions.push_back(summary);
+        while self.decisions.len() > KEEP_DECISIONS {
+            self.decisions.pop_front();
+        }
+    }
+
     fn max_per_host(&self) -> u32 {
-        Rules::resolve(&self.cfg.placement, &[]).max_containers
+        crate::policy::placement::rules_for(&self.cfg.placement, &[]).max_containers
     }
 
     fn states(&self) -> Vec<HostState> {
         self.hosts.iter().map(|h| h.state.clone()).collect()
     }
 
+    /// Hosts not being decommissioned (on fire or not): what `max_hosts`
+    /// bounds.
     fn live_hosts(&self) -> u32 {
         self.hosts.iter().filter(|h| !h.decommissioning).count() as u32
+    }
+
+    /// Hosts that can take containers: the pool's size to its autoscaler.
+    fn running_hosts(&self) -> u32 {
+        self.hosts
+            .iter()
+            .filter(|h| !h.decommissioning && !h.on_fire)
+            .count() as u32
     }
 
     fn headroom(&self) -> placement::Headroom {
@@ -337,54 +373,155 @@ impl HostPool {
         h
     }
 
-    /// Decides for one request; on success reserves the slot and returns
-    /// the host's index.
-    fn try_place(&mut self, msg: &Place) -> Result<usize, String> {
-        let layers: Vec<&PlacementSpec> = msg.rules.iter().collect();
-        let rules = Rules::resolve(&self.cfg.placement, &layers);
-        let mut states = self.states();
-        if let Some(avoid) = &msg.avoid {
-            for st in states.iter_mut().filter(|st| &st.name == avoid) {
-                st.available = false;
-            }
-            // A move goes only to a host below its threshold.
-            if let Some(r) = msg.rules.iter().rev().find_map(|r| r.rebalance.as_ref()) {
-                for st in states.iter_mut().filter(|st| st.cpu_usage >= r.above) {
-                    st.available = false;
-                }
-            }
+    /// The sensors the pool's autoscaler reads.
+    fn publish(&mut self, hr: &placement::Headroom) {
+        let size = self.running_hosts();
+        let me = self.me.clone();
+        self.board
+            .set(&me, crate::entity::sensors::GROUP_SIZE, json!(size));
+        self.board.set(
+            &me,
+            POOL_DEMAND,
+            json!(hr.desired_hosts as f64 / size.max(1) as f64),
+        );
+        self.board.set(&me, "pool.headroom.free", json!(hr.free));
+        self.board
+            .set(&me, "pool.headroom.wanted", json!(hr.wanted));
+        self.board
+            .set(&me, "pool.headroom.verdict", json!(hr.verdict.as_str()));
+    }
+
+    /// The host pool's autoscaler: the shared autoscaler over `pool.demand`
+    /// with lower = upper = 1 (a set point: exactly the hosts needed), the
+    /// hot window as its up stabilization and the cold window as its down
+    /// stabilization.
+    pub fn autoscaler_config(cfg: &LocationConfig) -> AutoscalerConfig {
+        AutoscalerConfig {
+            metric: POOL_DEMAND.into(),
+            entity: None,
+            lower: 1.0,
+            upper: 1.0,
+            min_size: cfg.min_hosts,
+            max_size: cfg.max_hosts,
+            tolerance: 0.0,
+            up_stabilization: cfg.hot_window,
+            down_stabilization: cfg.cold_window,
+            step_increment: 1,
+            // One host at a time each way: provisioning is one at a time
+            // anyway, and a shrink re-judges after each host goes.
+            max_step_up: Some(1),
+            max_step_down: Some(1),
+            metric_max_age: Duration::from_secs(10),
+            evaluation_interval: TICK,
+            high_water_hold: Duration::from_secs(60),
         }
-        let t0 = std::time::Instant::now();
-        let d = decide(&states, &msg.request, &rules);
-        crate::metrics::PLACEMENT_SECONDS
-            .with_label_values(&[self.name.as_str()])
-            .observe(t0.elapsed().as_secs_f64());
-        let summary = d.summary(&states, &msg.request, &rules);
-        tracing::debug!(location = %self.name, "{summary}");
-        self.decisions.push_back(summary.clone());
-        while self.decisions.len() > KEEP_DECISIONS {
-            self.decisions.pop_front();
+    }
+
+    /// Saves the provisioned hosts and the placement policy's memory.
+    fn save(&self) {
+        let Some(store) = &self.store else { return };
+        let state = LocationState {
+            next_index: self.next_index,
+            hosts: self
+                .hosts
+                .iter()
+                // Decommissioning ones too, until they are gone: a crash
+                // mid-way makes the next start finish the job, never
+                // leaves an engine nobody claims.
+                .filter_map(|h| h.provisioned.clone())
+                .collect(),
+            placement: self.placement_memory.clone(),
+        };
+        store.do_send(StoreWrite::PutLocation {
+            name: self.name.clone(),
+            state,
+        });
+    }
+
+    /// Takes the next waiting placement to the placement policy, if none is
+    /// out and nothing holds the queue.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.deciding || self.provisioning || !self.ready() {
+            return;
         }
-        match d.chosen {
-            Some(i) => {
-                let h = &mut self.hosts[i];
-                h.state.place(&msg.request);
-                h.empty_since = None;
-                h.members.insert(
-                    (msg.request.app.clone(), msg.request.entity.clone()),
-                    Member {
-                        cpus: msg.request.cpus,
-                        memory_bytes: msg.request.memory_bytes,
-                        relocate: msg.relocate.clone(),
-                        group: msg.request.group.clone(),
-                        rebalance: msg.rules.iter().rev().find_map(|r| r.rebalance.clone()),
-                        mover: msg.mover.clone(),
-                    },
-                );
-                Ok(i)
-            }
-            None => Err(summary),
+        let Some((msg, tx)) = self.waiting.pop_front() else {
+            return;
+        };
+        if let Some(i) = self.adoptable(&msg) {
+            let summary = format!(
+                "{}/{}: adopted on {}, where its container already runs",
+                msg.request.app, msg.request.entity, self.hosts[i].state.name
+            );
+            self.record_decision(summary.clone());
+            self.reserve(i, &msg);
+            self.answer(i, msg, tx, summary, ctx);
+            return self.pump(ctx);
         }
+        let states = self.states();
+        let names: Vec<String> = states.iter().map(|s| s.name.clone()).collect();
+        let decide = Decide {
+            states,
+            request: msg.request.clone(),
+            layers: msg.rules.clone(),
+            avoid: msg.avoid.clone(),
+            mover: msg.mover.clone(),
+        };
+        let Some(policy) = self.policy.clone() else {
+            self.waiting.push_front((msg, tx));
+            return;
+        };
+        self.deciding = true;
+        ctx.spawn(
+            async move { policy.send(decide).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.deciding = false;
+                    let d = res.unwrap_or_else(|e| Decided {
+                        chosen: None,
+                        summary: format!("the placement policy did not answer: {e}"),
+                    });
+                    act.record_decision(d.summary.clone());
+                    let at = d
+                        .chosen
+                        .and_then(|i| names.get(i))
+                        .and_then(|n| act.hosts.iter().position(|h| &h.state.name == n))
+                        .filter(|i| act.hosts[*i].state.available);
+                    match at {
+                        Some(i) => {
+                            act.reserve(i, &msg);
+                            act.answer(i, msg, tx, d.summary, ctx);
+                        }
+                        None => act.no_fit(msg, tx, d.summary, ctx),
+                    }
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    /// A container found on a host at start is adopted there (not on a
+    /// move: that one leaves its host on purpose).
+    fn adoptable(&mut self, msg: &Place) -> Option<usize> {
+        if msg.avoid.is_some() {
+            return None;
+        }
+        let key = (msg.request.app.clone(), msg.request.entity.clone());
+        let host = self.found.remove(&key)?;
+        self.hosts
+            .iter()
+            .position(|h| h.state.name == host && !h.on_fire && !h.decommissioning)
+    }
+
+    fn reserve(&mut self, i: usize, msg: &Place) {
+        let h = &mut self.hosts[i];
+        h.state.place(&msg.request);
+        h.members.insert(
+            (msg.request.app.clone(), msg.request.entity.clone()),
+            Member {
+                cpus: msg.request.cpus,
+                memory_bytes: msg.request.memory_bytes,
+                relocate: msg.relocate.clone(),
+            },
+        );
     }
 
     /// Answers a placement: ensures the network and the image on the host.
@@ -393,6 +530,7 @@ impl HostPool {
         i: usize,
         msg: Place,
         tx: tokio::sync::oneshot::Sender<Result<PlacedOn, String>>,
+        explanation: String,
         ctx: &mut Context<Self>,
     ) {
         let h = &self.hosts[i];
@@ -400,7 +538,7 @@ impl HostPool {
             host: h.addr.clone(),
             host_name: h.state.name.clone(),
             host_address: h.address.clone(),
-            explanation: self.decisions.back().cloned().unwrap_or_default(),
+            explanation,
         };
         // Sources of the image: every other answering host.
         let sources: Vec<Addr<DockerHost>> = self
@@ -435,17 +573,18 @@ impl HostPool {
         }));
     }
 
-    /// Every host has answered (or failed) its first ping: until then a
-    /// decision would see unknown capacities, so placements wait.
+    /// Every host has answered (or failed) its first ping and had its
+    /// containers listed: until then a decision would see unknown
+    /// capacities, or place again what already runs, so placements wait.
     fn ready(&self) -> bool {
         self.hosts
             .iter()
-            .all(|h| h.pinged_once || h.decommissioning)
+            .all(|h| (h.pinged_once && h.listed) || h.decommissioning)
     }
 
     fn can_grow(&self) -> bool {
         self.live_hosts() < self.cfg.max_hosts
-            && self.cfg.provisioner.kind != super::config::ProvisionerKind::Static
+            && self.cfg.provisioner.kind != ProvisionerKind::Static
     }
 
     fn provision(&mut self, why: &str, ctx: &mut Context<Self>) {
@@ -485,10 +624,11 @@ impl HostPool {
                         new.endpoint,
                         t0.elapsed().as_secs_f64()
                     ));
-                    act.add_host(new, docker, ctx);
+                    act.add_host(new, index, docker, ctx);
                 }
                 Err(e) => {
                     act.event(format!("provisioning {name} failed: {e}"));
+                    act.save();
                     // Whoever waits fails now rather than at a timeout.
                     for (msg, tx) in std::mem::take(&mut act.waiting) {
                         let _ = tx.send(Err(format!(
@@ -496,12 +636,25 @@ impl HostPool {
                             act.name, msg.request.entity
                         )));
                     }
+                    act.want_hosts = None;
+                    for w in std::mem::take(&mut act.resize_waiters) {
+                        let _ = w.send(Err(EntityError::Failed {
+                            entity: act.me.to_string(),
+                            message: format!("insufficient capacity: provisioning a host failed: {e}"),
+                        }));
+                    }
                 }
             }
         }));
     }
 
-    fn add_host(&mut self, new: NewHost, docker: bollard::Docker, ctx: &mut Context<Self>) {
+    fn add_host(
+        &mut self,
+        new: NewHost,
+        index: u32,
+        docker: bollard::Docker,
+        ctx: &mut Context<Self>,
+    ) {
         let addr = DockerHost::new(
             new.name.clone(),
             new.address.clone(),
@@ -512,43 +665,111 @@ impl HostPool {
         .with_subnet_pool(super::host_subnet_pool())
         .start();
         let mut state = HostState::new(new.name.clone(), 0.0, 0);
-        state.labels = new.labels;
+        state.labels = new.labels.clone();
         // Not placeable until its capacity is known (the first ping).
         state.available = false;
+        let saved = super::start::saved_host(&new, index);
         self.hosts.push(PoolHost {
             state,
             addr,
             address: new.address,
-            provisioned: true,
+            provisioned: Some(saved),
             last_ok: Instant::now(),
             on_fire: false,
             decommissioning: false,
-            empty_since: Some(Instant::now()),
             members: HashMap::new(),
-            cpu_sampling: false,
             pinging: false,
             pinged_once: false,
+            // New: nothing runs there yet.
+            listed: true,
         });
         self.hosts.sort_by(|a, b| a.state.name.cmp(&b.state.name));
+        // Stored before anything is placed there: a restart adopts it.
+        self.save();
         let i = self
             .hosts
             .iter()
             .position(|h| h.state.name == new.name)
             .unwrap_or(0);
+        self.watch(i, ctx);
         self.ping(i, ctx);
+        self.grow(ctx);
     }
 
-    /// Retries the queued placements (after a host came up or a slot freed).
-    fn drain_waiting(&mut self, ctx: &mut Context<Self>) {
-        if !self.ready() {
+    /// Subscribes the pool and its placement policy to a host's sensors.
+    fn watch(&self, i: usize, ctx: &mut Context<Self>) {
+        let h = &self.hosts[i];
+        h.addr
+            .do_send(SubscribeHostSensors(ctx.address().recipient()));
+        if let Some(p) = &self.policy {
+            h.addr.do_send(SubscribeHostSensors(p.clone().recipient()));
+        }
+    }
+
+    /// Lists what already runs on a host (drover's own containers), so
+    /// their entities are adopted there.
+    fn list(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let name = self.hosts[i].state.name.clone();
+        let addr = self.hosts[i].addr.clone();
+        let fut = async move {
+            tokio::time::timeout(Duration::from_secs(5), addr.send(ListManaged { app: None }))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .and_then(|r| r.ok())
+        };
+        ctx.spawn(fut.into_actor(self).map(move |list, act, ctx| {
+            let ours = crate::host::OWNER.get();
+            for c in list.unwrap_or_default() {
+                if ours.is_some() && c.owner.as_ref() != ours {
+                    continue;
+                }
+                act.found.insert((c.app, c.entity), name.clone());
+            }
+            if let Some(h) = act.hosts.iter_mut().find(|h| h.state.name == name) {
+                h.listed = true;
+            }
+            act.pump(ctx);
+        }));
+    }
+
+    /// Provisions towards the autoscaler's wanted host count, one host at
+    /// a time; answers its resize once there.
+    fn grow(&mut self, ctx: &mut Context<Self>) {
+        let Some(want) = self.want_hosts else { return };
+        if self.running_hosts() >= want {
+            self.want_hosts = None;
+            let size = self.running_hosts();
+            for w in std::mem::take(&mut self.resize_waiters) {
+                let _ = w.send(Ok(json!({ "size": size })));
+            }
             return;
         }
-        let waiting = std::mem::take(&mut self.waiting);
-        for (msg, tx) in waiting {
-            match self.try_place(&msg) {
-                Ok(i) => self.answer(i, msg, tx, ctx),
-                Err(summary) => self.no_fit(msg, tx, summary, ctx),
+        if !self.provisioning {
+            if self.can_grow() {
+                self.provision(&format!("the host autoscaler wants {want} hosts"), ctx);
+            } else {
+                self.want_hosts = None;
+                for w in std::mem::take(&mut self.resize_waiters) {
+                    let _ = w.send(Err(self.insufficient(want)));
+                }
             }
+        }
+    }
+
+    fn insufficient(&self, want: u32) -> EntityError {
+        EntityError::Failed {
+            entity: self.me.to_string(),
+            message: format!(
+                "insufficient capacity: {want} hosts wanted, location {} has at most {} ({})",
+                self.name,
+                self.cfg.max_hosts,
+                if self.cfg.provisioner.kind == ProvisionerKind::Static {
+                    "its provisioner is `static`"
+                } else {
+                    "max_hosts"
+                }
+            ),
         }
     }
 
@@ -560,7 +781,8 @@ impl HostPool {
         ctx: &mut Context<Self>,
     ) {
         if msg.avoid.is_none() && (self.can_grow() || self.provisioning) {
-            self.waiting.push_back((msg, tx));
+            // First in line again once the new host is up.
+            self.waiting.push_front((msg, tx));
             self.provision("a container fits on no host", ctx);
         } else {
             let _ = tx.send(Err(format!(
@@ -592,7 +814,6 @@ impl HostPool {
                 return;
             };
             act.hosts[i].pinging = false;
-            let first = !act.hosts[i].pinged_once;
             act.hosts[i].pinged_once = true;
             match cap {
                 Some(c) => {
@@ -600,7 +821,6 @@ impl HostPool {
                     h.last_ok = Instant::now();
                     h.state.cpus = c.cpus as f64;
                     h.state.memory_bytes = c.memory_bytes.max(0) as u64;
-                    let was_down = !h.state.available;
                     if !h.decommissioning {
                         h.state.available = true;
                     }
@@ -608,20 +828,15 @@ impl HostPool {
                         h.on_fire = false;
                         act.event(format!("host {name} answers again"));
                     }
-                    if was_down {
-                        act.drain_waiting(ctx);
-                    }
                 }
                 None => {
                     let h = &mut act.hosts[i];
                     if !h.on_fire && h.last_ok.elapsed() >= act.cfg.on_fire_after {
                         act.host_failed(i);
                     }
-                    if first && act.ready() {
-                        act.drain_waiting(ctx);
-                    }
                 }
             }
+            act.pump(ctx);
         }));
     }
 
@@ -635,6 +850,13 @@ impl HostPool {
         h.state.placed.clear();
         h.state.reserved_cpus = 0.0;
         h.state.reserved_memory_bytes = 0;
+        self.found.retain(|_, host| host != &name);
+        if let Some(p) = &self.policy {
+            p.do_send(HostDown {
+                host: name.clone(),
+                removed: false,
+            });
+        }
         self.event(format!(
             "host {name} is on fire: its engine has not answered for {:?}; {} containers go elsewhere",
             self.cfg.on_fire_after,
@@ -650,49 +872,14 @@ impl HostPool {
         }
     }
 
-    fn sample_cpu(&mut self, ctx: &mut Context<Self>) {
-        for i in 0..self.hosts.len() {
-            let h = &mut self.hosts[i];
-            if h.cpu_sampling || h.on_fire || h.decommissioning {
-                continue;
-            }
-            h.cpu_sampling = true;
-            let name = h.state.name.clone();
-            let addr = h.addr.clone();
-            let fut = async move {
-                let docker = addr.send(GetClient).await.ok()?;
-                tokio::time::timeout(Duration::from_secs(5), engines::cpu_cores_in_use(&docker))
-                    .await
-                    .ok()?
-                    .ok()
-            };
-            ctx.spawn(fut.into_actor(self).map(move |r, act, _| {
-                let Some(h) = act.hosts.iter_mut().find(|h| h.state.name == name) else {
-                    return;
-                };
-                h.cpu_sampling = false;
-                if let Some((cores, unmanaged)) = r {
-                    if h.state.cpus > 0.0 {
-                        h.state.cpu_usage = (cores / h.state.cpus).clamp(0.0, 1.0);
-                    }
-                    // Containers drover does not manage count against
-                    // max-containers too.
-                    h.state.other_containers = unmanaged;
-                }
-            }));
-        }
-    }
-
     fn tick(&mut self, ctx: &mut Context<Self>) {
         for i in 0..self.hosts.len() {
             self.ping(i, ctx);
         }
-        if self.last_cpu.elapsed() >= CPU_EVERY {
-            self.last_cpu = Instant::now();
-            self.sample_cpu(ctx);
-        }
-        self.rebalance();
         let hr = self.headroom();
+        if self.ready() {
+            self.publish(&hr);
+        }
         if self.last_verdict != Some(hr.verdict) && self.ready() {
             self.last_verdict = Some(hr.verdict);
             self.event(format!(
@@ -705,54 +892,57 @@ impl HostPool {
                 hr.wanted
             ));
         }
-        match hr.verdict {
-            HeadroomVerdict::Hot => {
-                let since = *self.hot_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.cfg.hot_window && !self.provisioning && self.can_grow() {
-                    self.hot_since = None;
-                    self.provision(
-                        &format!(
-                            "pool hot: {} free slots, headroom wants {}",
-                            hr.free, hr.wanted
-                        ),
-                        ctx,
-                    );
-                }
+        self.grow(ctx);
+    }
+
+    /// The autoscaler's `resize`: grow by provisioning, shrink by
+    /// decommissioning empty provisioned hosts (never one with containers,
+    /// never one drover did not make, never below `min_hosts`).
+    fn resize(&mut self, size: u32, ctx: &mut Context<Self>) -> Result<Option<u32>, EntityError> {
+        let running = self.running_hosts();
+        if size > running {
+            if size > self.cfg.max_hosts || self.cfg.provisioner.kind == ProvisionerKind::Static {
+                return Err(self.insufficient(size));
             }
-            _ => self.hot_since = None,
+            self.want_hosts = Some(size);
+            return Ok(None);
         }
-        // Empty provisioned hosts beyond what the pool needs go after the
-        // cold window; never one with containers, never below min_hosts.
-        let now = Instant::now();
-        for h in self.hosts.iter_mut() {
-            if h.state.placed.is_empty() {
-                h.empty_since.get_or_insert(now);
-            } else {
-                h.empty_since = None;
-            }
-        }
-        if hr.verdict == HeadroomVerdict::Cold
-            && self.live_hosts() > self.cfg.min_hosts
-            && self.waiting.is_empty()
-            && !self.provisioning
-        {
-            let candidate = self
-                .hosts
-                .iter()
-                .enumerate()
-                .filter(|(_, h)| {
-                    h.provisioned
+        if size < running {
+            let floor = size.max(self.cfg.min_hosts);
+            let mut removed = 0;
+            while running - removed > floor && self.waiting.is_empty() && !self.provisioning {
+                let Some(i) = self.hosts.iter().rposition(|h| {
+                    h.provisioned.is_some()
                         && !h.decommissioning
+                        && !h.on_fire
                         && h.state.placed.is_empty()
-                        && h.empty_since
-                            .is_some_and(|t| t.elapsed() >= self.cfg.cold_window)
-                })
-                .map(|(i, _)| i)
-                .next_back();
-            if let Some(i) = candidate {
+                }) else {
+                    break;
+                };
                 self.decommission(i, ctx);
+                removed += 1;
             }
+            // The size is republished even if unchanged: the autoscaler
+            // must not believe a shrink happened that did not.
+            let now = self.running_hosts();
+            let me = self.me.clone();
+            self.board.emit(EntityEvent::Sensor {
+                source: me,
+                name: crate::entity::sensors::GROUP_SIZE.into(),
+                value: SensorValue {
+                    value: json!(now),
+                    timestamp_ms: crate::entity::now_ms(),
+                },
+            });
+            if removed == 0 {
+                return Err(EntityError::Failed {
+                    entity: self.me.to_string(),
+                    message: "no empty host drover provisioned can be decommissioned now".into(),
+                });
+            }
+            return Ok(Some(now));
         }
+        Ok(Some(running))
     }
 
     fn decommission(&mut self, i: usize, ctx: &mut Context<Self>) {
@@ -761,8 +951,15 @@ impl HostPool {
         h.state.available = false;
         let name = h.state.name.clone();
         self.event(format!(
-            "decommissioning host {name}: empty for the cold window"
+            "decommissioning host {name}: empty, and the pool cold for {:?}",
+            self.cfg.cold_window
         ));
+        if let Some(p) = &self.policy {
+            p.do_send(HostDown {
+                host: name.clone(),
+                removed: false,
+            });
+        }
         let p = self.provisioner.clone();
         let n = name.clone();
         ctx.spawn(
@@ -777,7 +974,14 @@ impl HostPool {
                     if let Some(h) = act.hosts.iter().find(|h| h.state.name == name) {
                         h.addr.do_send(engines::StopHost);
                     }
+                    if let Some(p) = &act.policy {
+                        p.do_send(HostDown {
+                            host: name.clone(),
+                            removed: true,
+                        });
+                    }
                     act.hosts.retain(|h| h.state.name != name);
+                    act.save();
                 }),
         );
     }
@@ -811,15 +1015,41 @@ impl Actor for HostPool {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(p) = self.policy_init.take() {
+            self.policy = Some(p.saving_to(ctx.address().recipient()).start());
+        }
         for i in 0..self.hosts.len() {
+            self.watch(i, ctx);
             self.ping(i, ctx);
+            self.list(i, ctx);
         }
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+        // The hosts are the pool's to size only if it can make hosts.
+        if let (true, Some(activities)) = (
+            self.cfg.provisioner.kind != ProvisionerKind::Static,
+            self.activities.clone(),
+        ) {
+            let me = ctx.address();
+            Autoscaler::new(
+                POOL_AUTOSCALER.into(),
+                self.me.clone(),
+                self.me.clone(),
+                me.clone().recipient(),
+                me.clone().recipient(),
+                vec![me.recipient()],
+                activities,
+                Self::autoscaler_config(&self.cfg),
+            )
+            .persisted(self.store.clone(), self.autoscaler_saved.take())
+            .start();
+        }
+        self.save();
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Provisioned hosts are machines drover made: a stopping drover
-        // leaves them (and their containers) running for the next start.
+        // leaves them (and their containers) running for the next start,
+        // which adopts them from the store.
     }
 }
 
@@ -827,16 +1057,10 @@ impl Handler<Place> for HostPool {
     type Result = ResponseFuture<Result<PlacedOn, String>>;
     fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // Placements queue behind a provisioning in progress, in order,
-        // and until every host's capacity is known.
-        if !self.waiting.is_empty() || !self.ready() {
-            self.waiting.push_back((msg, tx));
-        } else {
-            match self.try_place(&msg) {
-                Ok(i) => self.answer(i, msg, tx, ctx),
-                Err(summary) => self.no_fit(msg, tx, summary, ctx),
-            }
-        }
+        // In order, one decision at a time, behind a provisioning in
+        // progress and until every host's capacity is known.
+        self.waiting.push_back((msg, tx));
+        self.pump(ctx);
         Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err("the host pool stopped".to_string()))
@@ -846,7 +1070,7 @@ impl Handler<Place> for HostPool {
 
 impl Handler<Release> for HostPool {
     type Result = ();
-    fn handle(&mut self, msg: Release, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
         for h in self.hosts.iter_mut() {
             if msg.host.as_ref().is_some_and(|n| n != &h.state.name) {
                 continue;
@@ -856,11 +1080,111 @@ impl Handler<Release> for HostPool {
                     .unplace(&msg.app, &msg.entity, m.cpus, m.memory_bytes);
             }
         }
+        if msg.host.is_none() {
+            self.found.remove(&(msg.app.clone(), msg.entity.clone()));
+        }
+        if let Some(p) = &self.policy {
+            p.do_send(Forget {
+                app: msg.app,
+                entity: msg.entity,
+                host: msg.host,
+            });
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<HostSensors> for HostPool {
+    type Result = ();
+    fn handle(&mut self, s: HostSensors, _: &mut Context<Self>) {
+        if let Some(h) = self.hosts.iter_mut().find(|h| h.state.name == s.host) {
+            h.state.cpu_usage = s.cpu_usage;
+            // Containers drover does not manage count against
+            // max-containers too.
+            h.state.other_containers = s.unmanaged_containers;
+        }
+    }
+}
+
+impl Handler<PlacementMemory> for HostPool {
+    type Result = ();
+    fn handle(&mut self, m: PlacementMemory, _: &mut Context<Self>) {
+        self.placement_memory = serde_json::to_value(&m.0).unwrap_or_default();
+        self.save();
+    }
+}
+
+impl Handler<Subscribe> for HostPool {
+    type Result = ();
+    fn handle(&mut self, Subscribe(who): Subscribe, _: &mut Context<Self>) {
+        let me = self.me.clone();
+        // A pool of hosts is a cluster whose members are engines.
+        self.board
+            .subscribe(who, &me, EntityKind::Cluster, Lifecycle::Running);
+    }
+}
+
+impl Handler<EmitNotice> for HostPool {
+    type Result = ();
+    fn handle(&mut self, n: EmitNotice, _: &mut Context<Self>) {
+        let reason = n.detail["reason"].as_str().unwrap_or_default().to_string();
+        self.event(format!("{}: {reason}", n.name));
+    }
+}
+
+impl Handler<Invoke> for HostPool {
+    type Result = ResponseFuture<Result<serde_json::Value, EntityError>>;
+    fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Resize {
+            size: u32,
+        }
+        if msg.effector != "resize" {
+            let err = EntityError::UnknownEffector {
+                entity: self.me.to_string(),
+                effector: msg.effector,
+                known: "resize".into(),
+            };
+            return Box::pin(async move { Err(err) });
+        }
+        let r = crate::entity::parse_args::<Resize>("resize", &msg.args)
+            .and_then(|a| self.resize(a.size, ctx));
+        match r {
+            Ok(Some(size)) => Box::pin(async move { Ok(json!({ "size": size })) }),
+            Ok(None) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.resize_waiters.push(tx);
+                self.grow(ctx);
+                Box::pin(async move {
+                    rx.await.unwrap_or_else(|_| {
+                        Err(EntityError::Unreachable {
+                            entity: "host pool".into(),
+                            message: "stopped".into(),
+                        })
+                    })
+                })
+            }
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl Handler<GetHosts> for HostPool {
+    type Result = MessageResult<GetHosts>;
+    fn handle(&mut self, _: GetHosts, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.hosts
+                .iter()
+                .filter(|h| !h.on_fire && !h.decommissioning)
+                .map(|h| h.addr.clone())
+                .collect(),
+        )
     }
 }
 
 impl Handler<GetPool> for HostPool {
-    type Result = MessageResult<GetPool>;
+    type Result = ResponseFuture<PoolView>;
     fn handle(&mut self, _: GetPool, _: &mut Context<Self>) -> Self::Result {
         let hosts = self
             .hosts
@@ -876,7 +1200,7 @@ impl Handler<GetPool> for HostPool {
                     "running"
                 }
                 .into(),
-                provisioned: h.provisioned,
+                provisioned: h.provisioned.is_some(),
                 sensors: BTreeMap::from([
                     ("host.cpus".to_string(), serde_json::json!(h.state.cpus)),
                     (
@@ -902,7 +1226,7 @@ impl Handler<GetPool> for HostPool {
                 ]),
             })
             .collect();
-        MessageResult(PoolView {
+        let mut view = PoolView {
             location: self.name.clone(),
             hosts,
             headroom: self.headroom(),
@@ -910,6 +1234,16 @@ impl Handler<GetPool> for HostPool {
             waiting: self.waiting.len(),
             decisions: self.decisions.iter().cloned().collect(),
             events: self.events.iter().cloned().collect(),
+            placement: PlacementView::default(),
+        };
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            if let Some(p) = policy {
+                if let Ok(v) = p.send(GetPlacement).await {
+                    view.placement = v;
+                }
+            }
+            view
         })
     }
 }

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use actix::prelude::*;
 use bollard::Docker;
 
-use super::config::{LocationConfig, ProvisionerKind};
-use super::pool::{HostPool, InitialHost};
-use super::provision::{self, Provisioner};
+use super::config::{LocationConfig, ProvisionerKind, TlsConfig};
+use super::pool::{HostPool, InitialHost, PoolServices};
+use super::provision::{self, NewHost, Provisioner};
 use crate::entity::Placement;
 use crate::host::{engines, Capacity, ContainerEvent, DockerHost, HostResync};
+use crate::store::{LocationState, SavedHost};
 
 /// An engine that answered.
 pub struct Connected {
@@ -19,12 +20,59 @@ pub struct Connected {
     pub address: String,
     pub labels: BTreeMap<String, String>,
     pub docker: Docker,
-    pub provisioned: bool,
+    /// Made by the provisioner: how to reach it again after a restart.
+    pub provisioned: Option<SavedHost>,
 }
 
-/// Connects every configured host; a pool without hosts gets its first
-/// one from its provisioner now, so applications have a home engine.
-pub async fn connect_location(name: &str, cfg: &LocationConfig) -> Result<Vec<Connected>, String> {
+/// A provisioned host as the store keeps it.
+pub fn saved_host(new: &NewHost, index: u32) -> SavedHost {
+    SavedHost {
+        name: new.name.clone(),
+        index,
+        endpoint: new.endpoint.clone(),
+        address: new.address.clone(),
+        labels: new.labels.clone(),
+        tls: new
+            .tls
+            .as_ref()
+            .map(|t| (t.ca.clone(), t.cert.clone(), t.key.clone())),
+    }
+}
+
+async fn connect_new(new: &NewHost) -> Result<Docker, String> {
+    let tls = new
+        .tls
+        .as_ref()
+        .map(|t| (t.ca.as_path(), t.cert.as_path(), t.key.as_path()));
+    engines::connect_endpoint(&new.endpoint, tls)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Provisions host `name` (blocking work off the runtime's threads).
+async fn create(
+    p: &std::sync::Arc<dyn Provisioner>,
+    name: &str,
+    index: u32,
+) -> Result<NewHost, String> {
+    let (p, n) = (p.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || p.create(&n, index))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Connects every configured host, then every host the provisioner made
+/// before a restart (`saved`): one that does not answer is created again
+/// under its name (a `local-dockerd` engine restarts on its data root, with
+/// its containers; a `command` provisioner's create script gets the same
+/// name). A pool without hosts gets its first one from its provisioner now,
+/// so applications have a home engine.
+pub async fn connect_location(
+    name: &str,
+    cfg: &LocationConfig,
+    saved: Option<&LocationState>,
+) -> Result<Vec<Connected>, String> {
     let mut out = Vec::new();
     for h in &cfg.hosts {
         let tls = h
@@ -39,30 +87,60 @@ pub async fn connect_location(name: &str, cfg: &LocationConfig) -> Result<Vec<Co
             address: h.address(),
             labels: h.labels.clone(),
             docker,
-            provisioned: false,
+            provisioned: None,
         });
     }
+    let p: std::sync::Arc<dyn Provisioner> = provision::from_config(name, &cfg.provisioner).into();
+    for s in saved.map(|s| s.hosts.as_slice()).unwrap_or_default() {
+        let new = NewHost {
+            name: s.name.clone(),
+            endpoint: s.endpoint.clone(),
+            tls: s
+                .tls
+                .clone()
+                .map(|(ca, cert, key)| TlsConfig { ca, cert, key }),
+            address: s.address.clone(),
+            labels: s.labels.clone(),
+        };
+        let docker = match connect_new(&new).await {
+            Ok(d) => Some((new, d)),
+            Err(e) => {
+                tracing::warn!(location = %name, host = %s.name, error = %e, "a provisioned host does not answer; creating it again");
+                match create(&p, &s.name, s.index).await {
+                    Ok(again) => connect_new(&again).await.ok().map(|d| (again, d)),
+                    Err(e) => {
+                        tracing::error!(location = %name, host = %s.name, error = %e, "a provisioned host is lost; its containers start elsewhere");
+                        None
+                    }
+                }
+            }
+        };
+        if let Some((new, docker)) = docker {
+            tracing::info!(location = %name, host = %new.name, "adopted a provisioned host");
+            out.push(Connected {
+                name: new.name.clone(),
+                address: new.address.clone(),
+                labels: new.labels.clone(),
+                docker,
+                provisioned: Some(saved_host(&new, s.index)),
+            });
+        }
+    }
     if out.is_empty() && cfg.provisioner.kind != ProvisionerKind::Static {
-        let p = provision::from_config(name, &cfg.provisioner);
-        let host = format!("{name}-1");
-        let h = host.clone();
-        let new = tokio::task::spawn_blocking(move || p.create(&h, 1))
+        let index = saved.map(|s| s.next_index).unwrap_or(1).max(1);
+        let host = format!("{name}-{index}");
+        let new = create(&p, &host, index)
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| format!("location {name}: {e}"))?;
-        let tls = new
-            .tls
-            .as_ref()
-            .map(|t| (t.ca.as_path(), t.cert.as_path(), t.key.as_path()));
-        let docker = engines::connect_endpoint(&new.endpoint, tls)
+        let docker = connect_new(&new)
             .await
             .map_err(|e| format!("location {name}, host {host}: {e}"))?;
         out.push(Connected {
-            name: new.name,
-            address: new.address,
-            labels: new.labels,
+            name: new.name.clone(),
+            address: new.address.clone(),
+            labels: new.labels.clone(),
             docker,
-            provisioned: true,
+            provisioned: Some(saved_host(&new, index)),
         });
     }
     if out.is_empty() {
@@ -81,6 +159,7 @@ pub fn start_location(
     hosts: Vec<Connected>,
     events_to: Recipient<ContainerEvent>,
     resync_to: Recipient<HostResync>,
+    services: PoolServices,
 ) -> Placement {
     let provisioner: Box<dyn Provisioner> = provision::from_config(name, &cfg.provisioner);
     let initial: Vec<InitialHost> = hosts
@@ -113,6 +192,7 @@ pub fn start_location(
         initial,
         events_to,
         resync_to,
+        services,
     )
     .start();
     Placement {

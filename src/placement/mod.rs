@@ -11,10 +11,12 @@
 //! - [`rules`]: the chain ([`Rules`]) built from a location's defaults and an
 //!   entity's overrides (the blueprint's `placement:` key);
 //! - [`decide`](mod@decide): the decision over (hosts, request, rules);
-//! - [`headroom`]: the pool's spare capacity verdict (hot, cold, ok).
+//! - [`headroom`]: the pool's spare capacity verdict (hot, cold, ok);
+//! - [`rebalance`]: the CPU placement policy's moves off busy hosts.
 
 pub mod decide;
 pub mod headroom;
+pub mod rebalance;
 pub mod rules;
 
 pub use decide::{decide, Decision, HostState, HostVerdict, Placed, Rejection, Request};

@@ -116,11 +116,11 @@ impl AutoscalerConfig {
                 "`lower` and `upper` must be finite and not negative".into(),
             );
         }
-        if self.lower >= self.upper {
+        if self.lower > self.upper {
             return e(
                 "upper",
                 format!(
-                    "`upper` ({}) must be above `lower` ({})",
+                    "`upper` ({}) must be at least `lower` ({})",
                     self.upper, self.lower
                 ),
             );
@@ -234,7 +234,8 @@ fn step(current: u32, target: u32, cfg: &AutoscalerConfig) -> u32 {
 /// The size the metric asks for (Brooklyn's rule), before clamping.
 pub fn recommend(cfg: &AutoscalerConfig, metric: f64, size: u32) -> (Pool, u32) {
     let n = size.max(1) as f64;
-    let total = metric * n;
+    // Rounded to 1e-9: 7/3 × 3 must ask for 7, not 8.
+    let total = (metric * n * 1e9).round() / 1e9;
     if metric > cfg.upper * (1.0 + cfg.tolerance) {
         (Pool::Hot, (total / cfg.upper).ceil() as u32)
     } else if metric < cfg.lower * (1.0 - cfg.tolerance) {

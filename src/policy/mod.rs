@@ -7,8 +7,13 @@
 //!
 //! - [`restarter`]: restart a failed container in place, with backoff.
 //! - [`replacer`]: replace a cluster member the restarter gave up on.
+//! - [`autoscaler`]: resize a cluster (or a host pool) to keep a metric
+//!   between bounds.
+//! - [`placement`]: the CPU placement policy, one per location: decides
+//!   where containers go and moves them off busy hosts.
 
 pub mod autoscaler;
+pub mod placement;
 pub mod presets;
 pub mod registry;
 pub mod replacer;
@@ -25,6 +30,9 @@ pub enum PolicyConfig {
     Restarter(restarter::RestarterConfig),
     Replacer(replacer::ReplacerConfig),
     Autoscaler(autoscaler::AutoscalerConfig),
+    /// Sets `placement.rebalance` for the containers it is attached to:
+    /// the location's placement policy then moves them off busy hosts.
+    CpuPlacement(placement::CpuPlacementConfig),
 }
 
 impl PolicyConfig {
@@ -33,6 +41,7 @@ impl PolicyConfig {
             PolicyConfig::Restarter(_) => "restarter",
             PolicyConfig::Replacer(_) => "replacer",
             PolicyConfig::Autoscaler(_) => "autoscaler",
+            PolicyConfig::CpuPlacement(_) => "cpu-placement",
         }
     }
 
@@ -42,11 +51,12 @@ impl PolicyConfig {
             // On a cluster, the restarter watches every member.
             PolicyConfig::Restarter(_) => matches!(service_type, "container" | "cluster"),
             PolicyConfig::Replacer(_) | PolicyConfig::Autoscaler(_) => service_type == "cluster",
+            PolicyConfig::CpuPlacement(_) => matches!(service_type, "container" | "cluster"),
         }
     }
 }
 
-pub const KINDS: &[&str] = &["restarter", "replacer", "autoscaler"];
+pub const KINDS: &[&str] = &["restarter", "replacer", "autoscaler", "cpu-placement"];
 
 /// A policy as attached: its name (the preset's, or the kind) and config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -144,6 +154,19 @@ pub fn parse_config(
             c.check()
                 .map_err(|(path, message)| vec![PolicyConfigError { path, message }])?;
             Ok(PolicyConfig::Autoscaler(c))
+        }
+        "cpu-placement" => {
+            let c: placement::CpuPlacementConfig = typed(value)?;
+            if !(c.above > 0.0 && c.above <= 1.0) {
+                return Err(vec![PolicyConfigError {
+                    path: "above".into(),
+                    message: format!(
+                        "`above` is a fraction of the host's CPUs, in (0, 1]; got {}",
+                        c.above
+                    ),
+                }]);
+            }
+            Ok(PolicyConfig::CpuPlacement(c))
         }
         other => Err(vec![PolicyConfigError {
             path: "type".into(),

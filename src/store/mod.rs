@@ -30,6 +30,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
 const CLUSTERS: TableDefinition<&str, &str> = TableDefinition::new("clusters");
 const POLICIES: TableDefinition<&str, &str> = TableDefinition::new("policies");
+/// Added within schema 1: a store without it has no location state yet.
+const LOCATIONS: TableDefinition<&str, &str> = TableDefinition::new("locations");
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -77,6 +79,32 @@ pub struct ClusterState {
     pub replacing: Vec<(u32, u32)>,
 }
 
+/// A host pool's own state: the hosts its provisioner made (to adopt them
+/// again after a restart) and its policies' memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocationState {
+    /// The next provisioned host's number (`<location>-<n>`).
+    pub next_index: u32,
+    pub hosts: Vec<SavedHost>,
+    /// The CPU placement policy's memory (busy hosts, last moves).
+    #[serde(default)]
+    pub placement: serde_json::Value,
+}
+
+/// A provisioned host as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SavedHost {
+    pub name: String,
+    pub index: u32,
+    pub endpoint: String,
+    pub address: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// TLS client files (ca, cert, key), if the engine uses TLS.
+    #[serde(default)]
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
 /// Everything a rebind needs.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -85,6 +113,8 @@ pub struct Snapshot {
     pub clusters: BTreeMap<(String, String), ClusterState>,
     /// (app, entity, policy) → the policy's own state (JSON).
     pub policies: BTreeMap<(String, String, String), serde_json::Value>,
+    /// Location name → its pool's state.
+    pub locations: BTreeMap<String, LocationState>,
 }
 
 /// The default store path: `$XDG_DATA_HOME/drover/drover.redb`, else
@@ -188,6 +218,7 @@ impl Store {
             tx.open_table(APPS).map_err(|e| io("init", e))?;
             tx.open_table(CLUSTERS).map_err(|e| io("init", e))?;
             tx.open_table(POLICIES).map_err(|e| io("init", e))?;
+            tx.open_table(LOCATIONS).map_err(|e| io("init", e))?;
         }
         tx.commit().map_err(|e| io("commit", e))
     }
@@ -279,6 +310,21 @@ impl Store {
                 decode(k.value(), v.value())?,
             );
         }
+        match tx.open_table(LOCATIONS) {
+            Ok(t) => {
+                for entry in t.iter().map_err(|e| io("read locations", e))? {
+                    let (k, v) = entry.map_err(|e| io("read locations", e))?;
+                    let st: LocationState = serde_json::from_value(decode(k.value(), v.value())?)
+                        .map_err(|e| StoreError::Decode {
+                        key: format!("locations/{}", k.value()),
+                        message: e.to_string(),
+                    })?;
+                    snap.locations.insert(k.value().to_string(), st);
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(io("read locations", e)),
+        }
         Ok(snap)
     }
 
@@ -319,6 +365,13 @@ impl Store {
                         .insert(key2(app, entity).as_str(), v.as_str())
                         .map_err(|e| io("write", e))?;
                 }
+                StoreWrite::PutLocation { name, state } => {
+                    let v = serde_json::to_string(state).map_err(|e| io("encode", e))?;
+                    tx.open_table(LOCATIONS)
+                        .map_err(|e| io("write", e))?
+                        .insert(name.as_str(), v.as_str())
+                        .map_err(|e| io("write", e))?;
+                }
                 StoreWrite::PutPolicy {
                     app,
                     entity,
@@ -353,6 +406,10 @@ pub enum StoreWrite {
         entity: String,
         policy: String,
         state: serde_json::Value,
+    },
+    PutLocation {
+        name: String,
+        state: LocationState,
     },
 }
 

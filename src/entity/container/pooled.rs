@@ -10,9 +10,9 @@ use serde_json::json;
 use super::ContainerEntity;
 use crate::entity::{sensors as s, Lifecycle};
 use crate::host::{ContainerOp, DockerHost, Operate};
-use crate::location::pool::Move;
 use crate::location::{Place, PlacedOn, Release, Relocate};
 use crate::placement::Request;
+use crate::policy::placement::Move;
 
 /// Sensor: the placement decision that chose this container's host.
 pub const PLACEMENT_DECISION: &str = "placement.decision";

@@ -1,0 +1,97 @@
+//! The engine's capacity and usage sensors, for whoever places containers
+//! on it: the host pool of its location and the CPU placement policy.
+//!
+//! Sampling costs one stats call per running container, so it only runs
+//! while somebody has subscribed (engines of a pool), every
+//! [`SAMPLE_EVERY`], one sample in flight at a time.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::{engines, DockerHost};
+
+/// How often a subscribed engine is sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
+
+/// One sample of an engine: the sensors `host.cpus`, `host.memory_bytes`,
+/// `host.cpu.usage` (0 to 1 of its CPUs) and the containers drover does not
+/// manage (they count against max-containers too).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct HostSensors {
+    pub host: String,
+    pub cpus: f64,
+    pub memory_bytes: u64,
+    pub cpu_usage: f64,
+    pub unmanaged_containers: u32,
+}
+
+/// Sends this engine's [`HostSensors`] to `0` from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeHostSensors(pub Recipient<HostSensors>);
+
+/// Subscribers and the sampler's state, kept in the [`DockerHost`].
+#[derive(Default)]
+pub struct Subscribers {
+    to: Vec<Recipient<HostSensors>>,
+    ticking: bool,
+    sampling: bool,
+}
+
+impl Handler<SubscribeHostSensors> for DockerHost {
+    type Result = ();
+    fn handle(&mut self, msg: SubscribeHostSensors, ctx: &mut Context<Self>) {
+        self.usage.to.push(msg.0);
+        if !self.usage.ticking {
+            self.usage.ticking = true;
+            sample(self, ctx);
+            ctx.run_interval(SAMPLE_EVERY, sample);
+        }
+    }
+}
+
+fn sample(act: &mut DockerHost, ctx: &mut Context<DockerHost>) {
+    act.usage.to.retain(|r| r.connected());
+    if act.usage.sampling || act.usage.to.is_empty() {
+        return;
+    }
+    act.usage.sampling = true;
+    let docker = act.docker.clone();
+    let fut = async move {
+        let info = tokio::time::timeout(Duration::from_secs(5), docker.info())
+            .await
+            .ok()?
+            .ok()?;
+        let (cores, unmanaged) =
+            tokio::time::timeout(Duration::from_secs(5), engines::cpu_cores_in_use(&docker))
+                .await
+                .ok()?
+                .ok()?;
+        Some((info, cores, unmanaged))
+    };
+    ctx.spawn(fut.into_actor(act).map(|r, act, _| {
+        act.usage.sampling = false;
+        let Some((info, cores, unmanaged)) = r else {
+            // A silent engine publishes nothing: the pool's own pings
+            // judge whether it is on fire.
+            return;
+        };
+        let cpus = info.ncpu.unwrap_or(0).max(0) as f64;
+        let s = HostSensors {
+            host: act.name.clone(),
+            cpus,
+            memory_bytes: info.mem_total.unwrap_or(0).max(0) as u64,
+            cpu_usage: if cpus > 0.0 {
+                (cores / cpus).clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            unmanaged_containers: unmanaged,
+        };
+        for to in &act.usage.to {
+            to.do_send(s.clone());
+        }
+    }));
+}

@@ -1,0 +1,321 @@
+//! The CPU placement policy: one actor per location, beside the
+//! autoscaling and resilience policies.
+//!
+//! - It answers the host pool's placement requests ([`Decide`]) with its
+//!   chain: the location's defaults under the entity's `placement:` layers,
+//!   through the pure [`decide`](crate::placement::decide()).
+//! - It subscribes to the hosts' CPU sensors ([`HostSensors`]).
+//! - For containers whose placement enables `rebalance` (in the blueprint,
+//!   or with a `cpu-placement` policy or preset on their cluster) it moves
+//!   one off a host whose CPU stays above the threshold for the window:
+//!   the container is told to [`Move`]; it starts its new container on a
+//!   cooler host first and removes the old one after. The decision is the
+//!   pure [`plan`]: one move per cluster at a time, then the cooldown.
+//!
+//! The pool keeps the reservations (and so serializes decisions: one
+//! [`Decide`] in flight per pool); the policy keeps only what it needs to
+//! move containers, and its memory (busy hosts, last moves) is saved in
+//! the store with the location's state.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::blueprint::{PlacementSpec, RebalanceSpec};
+use crate::host::usage::HostSensors;
+use crate::placement::rebalance::{plan, HostCpu, RebalanceMemory, Watched};
+use crate::placement::{decide, HostState, Request, Rules};
+
+/// How often the policy looks for busy hosts.
+const EVERY: Duration = Duration::from_secs(1);
+/// Recent moves kept for the location's view.
+const KEEP_MOVES: usize = 20;
+
+/// The `cpu-placement` policy's config on a cluster (or a preset): the
+/// same keys as `placement.rebalance` in a blueprint, which it sets for
+/// every member.
+pub type CpuPlacementConfig = RebalanceSpec;
+
+/// Tells a container to move to a cooler host.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Move {
+    pub reason: String,
+}
+
+/// A placement request from the pool: the hosts as the pool sees them
+/// (reservations included), the request and the entity's layers.
+#[derive(Message)]
+#[rtype(result = "Decided")]
+pub struct Decide {
+    pub states: Vec<HostState>,
+    pub request: Request,
+    /// The entity's `placement:` layers (cluster, then member).
+    pub layers: Vec<PlacementSpec>,
+    /// A host not to choose (the one a move leaves).
+    pub avoid: Option<String>,
+    /// Where a move is sent, if the layers enable `rebalance`.
+    pub mover: Option<Recipient<Move>>,
+}
+
+/// The answer: the index of the chosen host in `states`, and the decision
+/// explained host by host.
+#[derive(Debug, Clone, MessageResponse)]
+pub struct Decided {
+    pub chosen: Option<usize>,
+    pub summary: String,
+}
+
+/// The container left its host (removed, or its host failed).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Forget {
+    pub app: String,
+    pub entity: String,
+    /// Only if it is on this host; `None`: wherever.
+    pub host: Option<String>,
+}
+
+/// A host can take no containers (on fire or decommissioned): its
+/// containers are placed again elsewhere, each with a new [`Decide`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct HostDown {
+    pub host: String,
+    /// Gone for good (decommissioned), not just silent.
+    pub removed: bool,
+}
+
+/// What the policy knows, for `GET /v1/locations`.
+#[derive(Message)]
+#[rtype(result = "PlacementView")]
+pub struct GetPlacement;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, MessageResponse)]
+pub struct PlacementView {
+    /// Containers watched for CPU moves, as `app/entity@host`.
+    pub watched: Vec<String>,
+    pub memory: RebalanceMemory,
+    pub recent_moves: Vec<String>,
+}
+
+/// Where the policy's memory is saved.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PlacementMemory(pub RebalanceMemory);
+
+pub struct PlacementPolicy {
+    location: String,
+    defaults: PlacementSpec,
+    hosts: BTreeMap<String, HostCpu>,
+    watched: BTreeMap<(String, String), (Watched, Recipient<Move>)>,
+    memory: RebalanceMemory,
+    moves: VecDeque<String>,
+    activities: Option<Recipient<crate::activity::RecordActivity>>,
+    /// Where a changed memory goes (the pool, which stores the location).
+    save_to: Option<Recipient<PlacementMemory>>,
+    last_saved: Option<RebalanceMemory>,
+}
+
+impl PlacementPolicy {
+    pub fn new(location: &str, defaults: PlacementSpec) -> Self {
+        PlacementPolicy {
+            location: location.to_string(),
+            defaults,
+            hosts: BTreeMap::new(),
+            watched: BTreeMap::new(),
+            memory: RebalanceMemory::default(),
+            moves: VecDeque::new(),
+            activities: None,
+            save_to: None,
+            last_saved: None,
+        }
+    }
+
+    /// Starts from the memory saved before a restart.
+    pub fn with_memory(mut self, memory: RebalanceMemory) -> Self {
+        self.last_saved = Some(memory.clone());
+        self.memory = memory;
+        self
+    }
+
+    pub fn with_activities(mut self, to: Recipient<crate::activity::RecordActivity>) -> Self {
+        self.activities = Some(to);
+        self
+    }
+
+    pub fn saving_to(mut self, to: Recipient<PlacementMemory>) -> Self {
+        self.save_to = Some(to);
+        self
+    }
+
+    fn tick(&mut self) {
+        let hosts: Vec<HostCpu> = self.hosts.values().cloned().collect();
+        let watched: Vec<Watched> = self.watched.values().map(|(w, _)| w.clone()).collect();
+        let orders = plan(&hosts, &watched, &mut self.memory, crate::entity::now_ms());
+        for o in orders {
+            let Some((_, to)) = self.watched.get(&(o.app.clone(), o.entity.clone())) else {
+                continue;
+            };
+            let text = format!("moving {}/{} off {}: {}", o.app, o.entity, o.from, o.reason);
+            tracing::info!(location = %self.location, "{text}");
+            if let Some(a) = &self.activities {
+                a.do_send(crate::activity::RecordActivity(
+                    crate::activity::Activity::policy(
+                        &o.app,
+                        &o.entity,
+                        "placement.move",
+                        serde_json::json!({ "from": o.from, "location": self.location }),
+                        "decided",
+                        o.reason.clone(),
+                    ),
+                ));
+            }
+            self.moves.push_back(text);
+            while self.moves.len() > KEEP_MOVES {
+                self.moves.pop_front();
+            }
+            to.do_send(Move { reason: o.reason });
+        }
+        if self.last_saved.as_ref() != Some(&self.memory) {
+            if let Some(s) = &self.save_to {
+                s.do_send(PlacementMemory(self.memory.clone()));
+            }
+            self.last_saved = Some(self.memory.clone());
+        }
+    }
+}
+
+impl Actor for PlacementPolicy {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(EVERY, |act, _| act.tick());
+    }
+}
+
+/// The chain a request is decided with: the location's defaults, then the
+/// entity's layers.
+pub fn rules_for(defaults: &PlacementSpec, layers: &[PlacementSpec]) -> Rules {
+    let layers: Vec<&PlacementSpec> = layers.iter().collect();
+    Rules::resolve(defaults, &layers)
+}
+
+/// The `rebalance` rule in force for a request (the innermost layer that
+/// sets one, else the location's default).
+pub fn rebalance_of(defaults: &PlacementSpec, layers: &[PlacementSpec]) -> Option<RebalanceSpec> {
+    layers
+        .iter()
+        .rev()
+        .find_map(|l| l.rebalance.clone())
+        .or_else(|| defaults.rebalance.clone())
+}
+
+impl Handler<Decide> for PlacementPolicy {
+    type Result = Decided;
+    fn handle(&mut self, msg: Decide, _: &mut Context<Self>) -> Decided {
+        let rules = rules_for(&self.defaults, &msg.layers);
+        let rebalance = rebalance_of(&self.defaults, &msg.layers);
+        let mut states = msg.states;
+        if let Some(avoid) = &msg.avoid {
+            for st in states.iter_mut().filter(|st| &st.name == avoid) {
+                st.available = false;
+            }
+            // A move goes only to a host below its threshold.
+            if let Some(r) = &rebalance {
+                for st in states.iter_mut().filter(|st| st.cpu_usage >= r.above) {
+                    st.available = false;
+                }
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let d = decide(&states, &msg.request, &rules);
+        crate::metrics::PLACEMENT_SECONDS
+            .with_label_values(&[self.location.as_str()])
+            .observe(t0.elapsed().as_secs_f64());
+        let summary = d.summary(&states, &msg.request, &rules);
+        let key = (msg.request.app.clone(), msg.request.entity.clone());
+        if msg.avoid.is_some() {
+            // The move found its new host, or none: it is over either way.
+            self.memory.settled(&key.0, &key.1);
+        }
+        match (d.chosen, rebalance, msg.mover) {
+            (Some(i), Some(rule), Some(mover)) => {
+                let w = Watched {
+                    app: key.0.clone(),
+                    entity: key.1.clone(),
+                    group: msg.request.group.clone().unwrap_or_else(|| key.1.clone()),
+                    host: states[i].name.clone(),
+                    rule,
+                };
+                self.watched.insert(key, (w, mover));
+            }
+            (Some(_), _, _) => {
+                self.watched.remove(&key);
+            }
+            // No host: it stays where it was (a refused move) or is not placed.
+            (None, _, _) => {}
+        }
+        Decided {
+            chosen: d.chosen,
+            summary,
+        }
+    }
+}
+
+impl Handler<Forget> for PlacementPolicy {
+    type Result = ();
+    fn handle(&mut self, msg: Forget, _: &mut Context<Self>) {
+        let key = (msg.app, msg.entity);
+        if self
+            .watched
+            .get(&key)
+            .is_some_and(|(w, _)| msg.host.as_ref().is_none_or(|h| &w.host == h))
+        {
+            self.watched.remove(&key);
+        }
+    }
+}
+
+impl Handler<HostDown> for PlacementPolicy {
+    type Result = ();
+    fn handle(&mut self, msg: HostDown, _: &mut Context<Self>) {
+        if msg.removed {
+            self.hosts.remove(&msg.host);
+            self.memory.busy_since.remove(&msg.host);
+        } else if let Some(h) = self.hosts.get_mut(&msg.host) {
+            h.available = false;
+        }
+        self.watched.retain(|_, (w, _)| w.host != msg.host);
+    }
+}
+
+impl Handler<HostSensors> for PlacementPolicy {
+    type Result = ();
+    fn handle(&mut self, s: HostSensors, _: &mut Context<Self>) {
+        self.hosts.insert(
+            s.host.clone(),
+            HostCpu {
+                name: s.host,
+                usage: s.cpu_usage,
+                available: true,
+            },
+        );
+    }
+}
+
+impl Handler<GetPlacement> for PlacementPolicy {
+    type Result = PlacementView;
+    fn handle(&mut self, _: GetPlacement, _: &mut Context<Self>) -> PlacementView {
+        PlacementView {
+            watched: self
+                .watched
+                .values()
+                .map(|(w, _)| format!("{}/{}@{}", w.app, w.entity, w.host))
+                .collect(),
+            memory: self.memory.clone(),
+            recent_moves: self.moves.iter().cloned().collect(),
+        }
+    }
+}
