@@ -15,23 +15,99 @@ use common::{wait_for, Drover};
 use drover::location::provision::LocalEngine;
 use serde_json::{json, Value};
 
+/// A `10.<octet>.0.0/16` claimed for one test's bridges: no route on the
+/// machine uses it, and no other test process holds it (a claim is a file
+/// naming its process, taken over only if that process is gone).
+struct Octet {
+    octet: u8,
+    claim: PathBuf,
+}
+
+impl Octet {
+    fn claim() -> Octet {
+        let dir = Path::new("/tmp/drover-test-octets");
+        std::fs::create_dir_all(dir).unwrap();
+        let routes = Command::new("ip")
+            .args(["-4", "route"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        // 10.213/16 is drover's default subnet pool, 10.216–223 the pool
+        // hosts' application networks.
+        for octet in (200u8..=250).filter(|o| *o != 213 && !(216..=223).contains(o)) {
+            if routes.contains(&format!("10.{octet}.")) {
+                continue;
+            }
+            let claim = dir.join(octet.to_string());
+            let mine = std::process::id().to_string();
+            let taken = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&claim)
+                .map(|mut f| {
+                    use std::io::Write;
+                    f.write_all(mine.as_bytes()).is_ok()
+                })
+                .unwrap_or(false);
+            if taken {
+                return Octet { octet, claim };
+            }
+            // Left by a test process that is gone: take it over.
+            let holder = std::fs::read_to_string(&claim).unwrap_or_default();
+            let alive = Path::new(&format!("/proc/{}", holder.trim())).exists();
+            if !alive && holder.trim() != mine {
+                let _ = std::fs::remove_file(&claim);
+                if std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&claim)
+                    .and_then(|mut f| {
+                        use std::io::Write;
+                        f.write_all(mine.as_bytes())
+                    })
+                    .is_ok()
+                {
+                    return Octet { octet, claim };
+                }
+            }
+        }
+        panic!("no free 10.x.0.0/16 in 10.200–250 for test bridges: remove stale claims in /tmp/drover-test-octets");
+    }
+}
+
+impl Drop for Octet {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.claim);
+    }
+}
+
 /// Engines of one test, stopped and removed on drop.
 struct Engines {
     dir: tempfile::TempDir,
     engines: Vec<(String, LocalEngine)>,
+    /// Claimed address ranges; released after the engines stop (fields
+    /// drop after `Drop::drop`).
+    octets: Vec<Octet>,
 }
 
 impl Engines {
-    /// Starts `n` engines `e-1..e-n`, bridges in `10.<octet>.<i>.0/24`.
-    fn start(n: usize, octet: u8) -> Engines {
+    /// Starts `n` engines `e-1..e-n`, bridges in `10.<claimed>.<i>.0/24`.
+    fn start(n: usize) -> Engines {
         common::require_docker();
         let dir = tempfile::Builder::new()
             .prefix("drover-pool-")
             .tempdir_in("/tmp")
             .unwrap();
+        let octet = Octet::claim();
         let mut me = Engines {
             dir,
             engines: Vec::new(),
+            octets: Vec::new(),
+        };
+        let octet = {
+            let o = octet.octet;
+            me.octets.push(octet);
+            o
         };
         for i in 1..=n {
             let name = format!("e-{i}");
@@ -47,6 +123,14 @@ impl Engines {
             .unwrap_or_else(|err| panic!("dockerd {i} did not start: {err}"));
         }
         me
+    }
+
+    /// A `/16` of its own for the hosts drover provisions in this test.
+    fn provision_subnet(&mut self) -> String {
+        let o = Octet::claim();
+        let s = format!("10.{}.0.0/16", o.octet);
+        self.octets.push(o);
+        s
     }
 
     fn socket(&self, i: usize) -> String {
@@ -177,7 +261,7 @@ fn destroy(d: &Drover, app: &str) {
 
 #[test]
 fn placement_spreads_packs_and_separates_across_three_engines() {
-    let engines = Engines::start(3, 241);
+    let engines = Engines::start(3);
     let cfg = write_config(
         &engines,
         &format!(
@@ -259,7 +343,8 @@ fn placement_spreads_packs_and_separates_across_three_engines() {
 
 #[test]
 fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
-    let engines = Engines::start(1, 242);
+    let mut engines = Engines::start(1);
+    let subnet = engines.provision_subnet();
     // An image only the first engine has: new hosts must get it by copy.
     let image = format!("drover-test/copied:{}", std::process::id());
     let st = Command::new(common::drover_bin())
@@ -283,7 +368,7 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
         &format!(
             "locations:\n  pool:\n    hosts:\n      - {{ name: pool-0, endpoint: '{}' }}\n    \
              placement: {{ max_containers: 4 }}\n    max_hosts: 3\n    cold_window: 2s\n    \
-             provisioner: {{ type: local-dockerd, dir: '{}', subnet: 10.243.0.0/16 }}\n",
+             provisioner: {{ type: local-dockerd, dir: '{}', subnet: {subnet} }}\n",
             engines.socket(0),
             engines.provision_dir().display()
         ),
@@ -393,6 +478,11 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
     let events = locs[0]["events"].to_string();
     assert!(events.contains("pool cold"), "{events}");
     assert!(events.contains("host pool-2 decommissioned"), "{events}");
+    // Decided by the host pool's autoscaler (the shared autoscaler policy).
+    let (_, acts) = d.get("/v1/activities?application=%40location&entity=pool");
+    let acts = acts.to_string();
+    assert!(acts.contains("autoscaler.resize"), "{acts}");
+    assert!(acts.contains("shrink to"), "{acts}");
     // The static host and its two members stay.
     let c = counts(&hosts_of_members(&d, &app, "web"));
     assert_eq!(c, BTreeMap::from([("pool-0".into(), 2)]), "{c:?}");
@@ -411,7 +501,7 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
 
 #[test]
 fn a_failed_engine_s_containers_start_again_on_the_others() {
-    let engines = Engines::start(2, 244);
+    let engines = Engines::start(2);
     let cfg = write_config(
         &engines,
         &format!(
@@ -477,7 +567,7 @@ fn http_get(addr: &str, port: u64, path: &str) -> Option<String> {
 
 #[test]
 fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
-    let engines = Engines::start(3, 245);
+    let engines = Engines::start(3);
     let cfg = write_config(
         &engines,
         &format!(
@@ -494,7 +584,8 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
         &app,
         2,
         "drover/workload:latest",
-        "    placement: { rebalance: { above: 0.2, for: 3s, cooldown: 10m } }\n",
+        // The shipped preset, tuned down for a test.
+        "    policies:\n      - use: cpu-rebalance\n        above: 0.2\n        for: 3s\n",
     ));
     running(&d, &app, Duration::from_secs(60));
     let before = hosts_of_members(&d, &app, "web");
@@ -545,6 +636,15 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
     );
     // To the idle host, not to the one running web-2.
     assert_ne!(moved_to, before["web-2"]);
+    // The location's placement policy decided it and says why.
+    let (_, locs) = d.get("/v1/locations");
+    let moves = locs[0]["placement"]["recent_moves"].to_string();
+    assert!(
+        moves.contains(&format!("{app}/web-1 off {busy_host}")),
+        "{moves}"
+    );
+    let (_, acts) = d.get(&format!("/v1/activities?application={app}&entity=web-1"));
+    assert!(acts.to_string().contains("placement.move"), "{acts}");
     running(&d, &app, Duration::from_secs(30));
     // The load follows it, but the cooldown keeps it there: no ping-pong.
     std::thread::sleep(Duration::from_secs(12));
@@ -568,5 +668,93 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
         ],
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);
+    destroy(&d, &app);
+}
+
+#[test]
+fn a_restarted_drover_adopts_its_provisioned_hosts_and_their_containers() {
+    let mut engines = Engines::start(0);
+    let subnet = engines.provision_subnet();
+    let store = engines.dir.path().join("drover.redb");
+    let cfg = write_config(
+        &engines,
+        &format!(
+            "locations:\n  pool:\n    placement: {{ max_containers: 2 }}\n    max_hosts: 3\n    \
+             cold_window: 10m\n    \
+             provisioner: {{ type: local-dockerd, dir: '{}', subnet: {subnet} }}\n",
+            engines.provision_dir().display()
+        ),
+    );
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut d = Drover::start_with(&args);
+    let app = common::unique("adopt");
+    // pool-1 comes up with drover; 3 members at 2 per host need pool-2.
+    d.deploy(&cluster_yaml(&app, 3, "drover/workload:latest", ""));
+    running(&d, &app, Duration::from_secs(120));
+    let before = hosts_of_members(&d, &app, "web");
+    assert_eq!(
+        counts(&before),
+        BTreeMap::from([("pool-1".into(), 2), ("pool-2".into(), 1)]),
+        "{before:?}"
+    );
+    let ids = |host: &str| -> Vec<String> {
+        let e = LocalEngine::at(&engines.provision_dir().join("pool"), host);
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", e.socket.display()))
+            .args(["ps", "-aq", "--no-trunc", "--filter"])
+            .arg(format!("label=io.drover.app={app}"))
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let (ids1, ids2) = (ids("pool-1"), ids("pool-2"));
+    assert_eq!((ids1.len(), ids2.len()), (2, 1));
+
+    // kill -9: the provisioned engines keep running, drover forgets all.
+    d.kill9();
+    let d = Drover::start_with(&args);
+    running(&d, &app, Duration::from_secs(120));
+    // The same hosts, adopted from the store (none provisioned anew) ...
+    let (_, locs) = d.get("/v1/locations");
+    let hosts: Vec<(String, bool)> = locs[0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["provisioned"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        vec![("pool-1".to_string(), true), ("pool-2".to_string(), true)],
+        "{locs}"
+    );
+    // ... the same members on the same hosts, the same containers: none
+    // recreated, none doubled, even after the orphan sweep.
+    assert_eq!(hosts_of_members(&d, &app, "web"), before);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!((ids("pool-1"), ids("pool-2")), (ids1, ids2));
+    let decisions = locs[0]["decisions"].to_string();
+    assert!(decisions.contains("adopted on pool-2"), "{decisions}");
+    // And the pool still grows from where it was: the next host is pool-3.
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 5 }));
+    assert_eq!(s, 200, "{b}");
+    running(&d, &app, Duration::from_secs(120));
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    assert_eq!(c.get("pool-3"), Some(&1), "{c:?}");
     destroy(&d, &app);
 }

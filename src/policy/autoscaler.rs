@@ -408,6 +408,19 @@ mod tests {
     }
 
     #[test]
+    fn a_set_point_follows_the_metric_exactly() {
+        // lower = upper: the host pool's autoscaler (demand per host).
+        let c: AutoscalerConfig =
+            serde_yaml::from_str("metric: d\nlower: 1\nupper: 1\ntolerance: 0\nmax_size: 100\n")
+                .unwrap();
+        c.check().unwrap();
+        for (want, have) in [(7u32, 3u32), (3, 7), (10, 3), (1, 9), (5, 5)] {
+            let (_, got) = recommend(&c, want as f64 / have as f64, have);
+            assert_eq!(got, want, "{want} wanted of {have}");
+        }
+    }
+
+    #[test]
     fn hot_grows_by_brooklyns_rule() {
         let c = cfg();
         let mut h = AutoscalerHistory::default();

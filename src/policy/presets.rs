@@ -233,5 +233,9 @@ mod tests {
             presets.get("resilient").is_some(),
             "policies/resilient.yaml ships"
         );
+        match presets.get("cpu-rebalance").map(|p| p.kind.as_str()) {
+            Some("cpu-placement") => {}
+            other => panic!("policies/cpu-rebalance.yaml ships as cpu-placement: {other:?}"),
+        }
     }
 }

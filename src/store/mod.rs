@@ -494,6 +494,23 @@ mod tests {
             1
         );
         s.apply(&StoreWrite::DeleteApp("a".into())).unwrap();
+        let loc = LocationState {
+            next_index: 4,
+            hosts: vec![SavedHost {
+                name: "pool-3".into(),
+                index: 3,
+                endpoint: "unix:///tmp/x.sock".into(),
+                address: "127.0.0.1".into(),
+                ..Default::default()
+            }],
+            placement: serde_json::json!({ "last_move": { "a/web": 5 } }),
+        };
+        s.apply(&StoreWrite::PutLocation {
+            name: "pool".into(),
+            state: loc.clone(),
+        })
+        .unwrap();
+        assert_eq!(s.load().unwrap().locations.get("pool"), Some(&loc));
         let snap = s.load().unwrap();
         assert!(snap.apps.is_empty() && snap.clusters.is_empty() && snap.policies.is_empty());
     }
