@@ -114,8 +114,10 @@ pub fn resolve(
         (None, None) => {
             return Err(err(
                 "",
-                "a policy needs `type` (one of restarter, replacer) or `use` (a preset name)"
-                    .into(),
+                format!(
+                    "a policy needs `type` (one of {}) or `use` (a preset name)",
+                    KINDS.join(", ")
+                ),
             ))
         }
     };
