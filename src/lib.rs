@@ -14,13 +14,13 @@
 //! | [`host`] | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
 //! | [`activity`] | the record of effector calls, policy decisions and events |
 //! | [`lb`] | the built-in TCP load balancer entity and its proxy |
-//! | [`location`] | `drover.yaml` locations: the host pool actor (placement, headroom, provisioning, failed hosts) and its provisioners |
+//! | [`location`] | `drover.yaml` locations: the host pool actor (reservations, provisioning, failed hosts, adoption after a restart; sized by the shared autoscaler) and its provisioners |
 //! | [`management`] | the actor that owns the applications, routes engine events and keeps the read model the API serves |
 //! | [`api`] | the REST API (actix-web): `/v1`, `/healthz`, `/metrics` |
-//! | [`placement`] | where a container goes: the filter and scorer chain, its explanations, and the pool's headroom verdict (pure) |
-//! | [`policy`] | policy actors (restarter, replacer) with their pure decisions and presets |
+//! | [`placement`] | where a container goes: the filter and scorer chain, its explanations, the pool's headroom verdict, the CPU moves (pure) |
+//! | [`policy`] | policy actors (restarter, replacer, autoscaler, the per-location placement policy) with their pure decisions and presets |
 //! | [`metrics`] | the Prometheus metric catalogue |
-//! | [`store`] | durable state in redb: applications, cluster membership, policy memory; the only code touching the database |
+//! | [`store`] | durable state in redb: applications, cluster membership, policy memory, host pools' provisioned hosts; the only code touching the database |
 //! | [`serve`] | `drover serve`: wires the actors and the HTTP server in one actix System, and stops them gracefully |
 //! | [`compose`] | docker-compose files to blueprints (pure), every untranslated key listed with its reason |
 //! | [`cli`] | the client commands; they reach the service over REST only |

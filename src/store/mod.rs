@@ -4,7 +4,9 @@
 //! duplicating anything: every application (its blueprint text), every
 //! cluster's membership (desired size, member numbers, replacements under
 //! way), and every policy's memory (the autoscaler's recommendations, the
-//! restarter's failures and backoff, the replacer's failures).
+//! restarter's failures and backoff, the replacer's failures), and every
+//! host pool's provisioned hosts (to adopt them again) with its placement
+//! policy's memory.
 //!
 //! Writes are *intents*: a cluster records a new member before creating its
 //! container and forgets a member before removing it, so a crash between the
