@@ -3,6 +3,8 @@
 //! guards that remove whatever a test made, even when it fails.
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
