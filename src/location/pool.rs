@@ -382,13 +382,28 @@ impl HostPool {
         self.board.set(
             &me,
             POOL_DEMAND,
-            json!(hr.desired_hosts as f64 / size.max(1) as f64),
+            json!(self.demand(hr) as f64 / size.max(1) as f64),
         );
         self.board.set(&me, "pool.headroom.free", json!(hr.free));
         self.board
             .set(&me, "pool.headroom.wanted", json!(hr.wanted));
         self.board
             .set(&me, "pool.headroom.verdict", json!(hr.verdict.as_str()));
+    }
+
+    /// The hosts the pool needs: what its containers and headroom need,
+    /// but never fewer than the hosts that cannot go (static ones, and
+    /// those with containers). Spread containers keep every host busy:
+    /// the pool is then not cold, rather than cold with nothing to remove
+    /// (which would make its autoscaler ask for a shrink every second).
+    fn demand(&self, hr: &placement::Headroom) -> u32 {
+        let staying = self
+            .hosts
+            .iter()
+            .filter(|h| !h.decommissioning && !h.on_fire)
+            .filter(|h| h.provisioned.is_none() || !h.state.placed.is_empty())
+            .count() as u32;
+        placement::headroom::hosts_needed(hr, staying)
     }
 
     /// The host pool's autoscaler: the shared autoscaler over `pool.demand`
@@ -981,6 +996,7 @@ impl HostPool {
                         });
                     }
                     act.hosts.retain(|h| h.state.name != name);
+                    let _ = crate::metrics::HOST_CPU_USAGE.remove_label_values(&[name.as_str()]);
                     act.save();
                 }),
         );
@@ -1098,6 +1114,12 @@ impl Handler<HostSensors> for HostPool {
     type Result = ();
     fn handle(&mut self, s: HostSensors, _: &mut Context<Self>) {
         if let Some(h) = self.hosts.iter_mut().find(|h| h.state.name == s.host) {
+            if h.decommissioning {
+                return;
+            }
+            crate::metrics::HOST_CPU_USAGE
+                .with_label_values(&[s.host.as_str()])
+                .set(s.cpu_usage);
             h.state.cpu_usage = s.cpu_usage;
             // Containers drover does not manage count against
             // max-containers too.

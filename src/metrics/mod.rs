@@ -209,6 +209,12 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Free container slots the location's headroom asks for (below it the pool is hot).",
     ),
     (
+        "drover_host_cpu_usage_ratio",
+        "gauge",
+        "host",
+        "CPU use of a pool host's containers, as a fraction of its CPUs (the CPU placement policy's input); gone when the host is decommissioned.",
+    ),
+    (
         "drover_host_cpus",
         "gauge",
         "host",
@@ -363,6 +369,14 @@ pub static LOCATION_HEADROOM_FREE: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_location_headroom_free"));
 pub static LOCATION_HEADROOM_WANTED: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_location_headroom_wanted"));
+/// A float gauge: a fraction.
+pub static HOST_CPU_USAGE: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    let (help, labels) = entry("drover_host_cpu_usage_ratio", "gauge");
+    register(
+        prometheus::GaugeVec::new(Opts::new("drover_host_cpu_usage_ratio", help), &labels)
+            .expect("valid metric"),
+    )
+});
 pub static HOST_MEMORY: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_host_memory_bytes"));
 /// A float gauge: `resources.cpus` is fractional.
@@ -450,6 +464,7 @@ pub fn init() {
     LazyLock::force(&LOCATION_HEADROOM_WANTED);
     LazyLock::force(&HOST_CPUS);
     LazyLock::force(&HOST_MEMORY);
+    LazyLock::force(&HOST_CPU_USAGE);
     LazyLock::force(&HOST_RESERVED_CPUS);
     LazyLock::force(&HOST_RESERVED_MEMORY);
     LazyLock::force(&CHAOS_FAULTS);
@@ -568,6 +583,7 @@ mod tests {
         }
         HOST_RESERVED_MEMORY.with_label_values(&["h"]).set(0);
         HOST_RESERVED_CPUS.with_label_values(&["h"]).set(0.0);
+        HOST_CPU_USAGE.with_label_values(&["h"]).set(0.0);
         LB_REQUESTS_PER_SECOND
             .with_label_values(&["a", "b"])
             .set(0.0);

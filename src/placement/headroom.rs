@@ -96,6 +96,14 @@ pub fn headroom(hosts: u32, max_per_host: u32, used: u32, spec: &HeadroomSpec) -
     }
 }
 
+/// The hosts a pool needs, for its autoscaler: what the headroom asks for,
+/// but never fewer than `staying`, the hosts that cannot be removed (static
+/// hosts and hosts with containers): a pool whose containers are spread
+/// over every host is not cold, since nothing could go.
+pub fn hosts_needed(h: &Headroom, staying: u32) -> u32 {
+    h.desired_hosts.max(staying)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +176,15 @@ mod tests {
                 HeadroomVerdict::Ok => prop_assert!(hosts >= d || h.free >= h.wanted),
             }
         }
+    }
+
+    #[test]
+    fn hosts_that_cannot_go_keep_the_pool_from_cold() {
+        // 3 hosts of 4, 3 containers: one host would do...
+        let h = headroom(3, 4, 3, &HeadroomSpec::default());
+        assert_eq!(h.verdict, HeadroomVerdict::Cold);
+        assert_eq!(hosts_needed(&h, 1), 1);
+        // ...but spread one per host, none can go.
+        assert_eq!(hosts_needed(&h, 3), 3);
     }
 }
