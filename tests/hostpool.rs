@@ -596,3 +596,54 @@ fn a_restarted_drover_adopts_its_provisioned_hosts_and_their_containers() {
     assert_eq!(c.get("pool-3"), Some(&1), "{c:?}");
     destroy(&d, &app);
 }
+
+#[test]
+fn headroom_adds_a_host_before_one_is_needed() {
+    let mut engines = Engines::start(0);
+    let subnet = engines.provision_subnet();
+    let cfg = write_config(
+        &engines,
+        &format!(
+            "locations:\n  pool:\n    placement: {{ max_containers: 2 }}\n    max_hosts: 3\n    \
+             headroom: {{ count: 2 }}\n    hot_window: 1s\n    cold_window: 10m\n    \
+             provisioner: {{ type: local-dockerd, dir: '{}', subnet: {subnet} }}\n",
+            engines.provision_dir().display()
+        ),
+    );
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let app = common::unique("headroom");
+    // One member on pool-1 leaves 1 free slot of the 2 the headroom wants:
+    // the pool is hot and its autoscaler adds pool-2, though everything fits.
+    d.deploy(&cluster_yaml(&app, 1, "drover/workload:latest", ""));
+    running(&d, &app, Duration::from_secs(60));
+    wait_for(Duration::from_secs(60), "pool-2 provisioned for headroom", || {
+        let (_, locs) = d.get("/v1/locations");
+        let names: Vec<String> = locs[0]["hosts"]
+            .as_array()?
+            .iter()
+            .filter(|h| h["state"] == "running")
+            .filter_map(|h| h["name"].as_str().map(str::to_string))
+            .collect();
+        (names == ["pool-1", "pool-2"]).then_some(())
+    });
+    let (_, locs) = d.get("/v1/locations");
+    let events = locs[0]["events"].to_string();
+    assert!(events.contains("pool.hot"), "{events}");
+    assert!(
+        events.contains("provisioning host pool-2: the host autoscaler wants 2 hosts"),
+        "{events}"
+    );
+    let (_, acts) = d.get("/v1/activities?application=%40location&entity=pool");
+    assert!(acts.to_string().contains("grow to 2"), "{acts}");
+    // 2 hosts × 2 slots, 1 used: 3 free ≥ 2 wanted. No third host.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, locs) = d.get("/v1/locations");
+    assert_eq!(locs[0]["hosts"].as_array().unwrap().len(), 2, "{locs}");
+    assert_eq!(locs[0]["headroom"]["verdict"], "ok", "{locs}");
+    // The member stayed where it was.
+    assert_eq!(
+        hosts_of_members(&d, &app, "web"),
+        BTreeMap::from([("web-1".to_string(), "pool-1".to_string())])
+    );
+    destroy(&d, &app);
+}
