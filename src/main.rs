@@ -121,10 +121,19 @@ enum Command {
     Validate { file: String },
     /// List Docker hosts.
     Hosts,
-    /// List recent activities (effector calls), newest first.
+    /// Show the host pools of drover.yaml: hosts with their sensors,
+    /// headroom, recent decisions, events and CPU moves.
+    Locations,
+    /// List recent activities (effector calls, policy decisions), newest first.
     Activities {
         #[arg(long)]
         app: Option<String>,
+        /// Only this entity (`web-2`; a host pool's name with `--app @location`).
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only this kind: `effector`, `policy` or `event`.
+        #[arg(long)]
+        kind: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
@@ -286,9 +295,23 @@ fn main() -> ExitCode {
         )
         .map_err(|e| e.to_string()),
         Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
-        Command::Activities { app, limit } => {
-            cli::activities(&client, app.as_deref(), limit, out).map_err(|e| e.to_string())
-        }
+        Command::Locations => cli::locations(&client, out).map_err(|e| e.to_string()),
+        Command::Activities {
+            app,
+            entity,
+            kind,
+            limit,
+        } => cli::activities(
+            &client,
+            &cli::ActivityFilter {
+                app: app.as_deref(),
+                entity: entity.as_deref(),
+                kind: kind.as_deref(),
+            },
+            limit,
+            out,
+        )
+        .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

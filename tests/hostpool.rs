@@ -616,16 +616,20 @@ fn headroom_adds_a_host_before_one_is_needed() {
     // the pool is hot and its autoscaler adds pool-2, though everything fits.
     d.deploy(&cluster_yaml(&app, 1, "drover/workload:latest", ""));
     running(&d, &app, Duration::from_secs(60));
-    wait_for(Duration::from_secs(60), "pool-2 provisioned for headroom", || {
-        let (_, locs) = d.get("/v1/locations");
-        let names: Vec<String> = locs[0]["hosts"]
-            .as_array()?
-            .iter()
-            .filter(|h| h["state"] == "running")
-            .filter_map(|h| h["name"].as_str().map(str::to_string))
-            .collect();
-        (names == ["pool-1", "pool-2"]).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "pool-2 provisioned for headroom",
+        || {
+            let (_, locs) = d.get("/v1/locations");
+            let names: Vec<String> = locs[0]["hosts"]
+                .as_array()?
+                .iter()
+                .filter(|h| h["state"] == "running")
+                .filter_map(|h| h["name"].as_str().map(str::to_string))
+                .collect();
+            (names == ["pool-1", "pool-2"]).then_some(())
+        },
+    );
     let (_, locs) = d.get("/v1/locations");
     let events = locs[0]["events"].to_string();
     assert!(events.contains("pool.hot"), "{events}");
@@ -635,6 +639,36 @@ fn headroom_adds_a_host_before_one_is_needed() {
     );
     let (_, acts) = d.get("/v1/activities?application=%40location&entity=pool");
     assert!(acts.to_string().contains("grow to 2"), "{acts}");
+    // The same through the CLI.
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new(common::drover_bin())
+            .args(args)
+            .env("DROVER_URL", &d.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = cli(&["locations"]);
+    assert!(text.contains("LOCATION pool: 2 hosts"), "{text}");
+    assert!(text.contains("pool-2") && text.contains("yes"), "{text}");
+    let text = cli(&[
+        "activities",
+        "--app",
+        "@location",
+        "--entity",
+        "pool",
+        "--kind",
+        "policy",
+    ]);
+    assert!(
+        text.contains("@location/pool policy autoscaler.resize"),
+        "{text}"
+    );
     // 2 hosts × 2 slots, 1 used: 3 free ≥ 2 wanted. No third host.
     std::thread::sleep(Duration::from_secs(3));
     let (_, locs) = d.get("/v1/locations");

@@ -476,16 +476,120 @@ pub fn hosts(c: &Client, out: Output) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `drover locations`.
+pub fn locations(c: &Client, out: Output) -> Result<(), CliError> {
+    let v = c.get_ok("/v1/locations")?;
+    if out == Output::Json {
+        print_json(&v);
+        return Ok(());
+    }
+    let locs = v.as_array().cloned().unwrap_or_default();
+    if locs.is_empty() {
+        println!(
+            "no host pools: only `local` (add locations in drover.yaml, `drover serve --config`)"
+        );
+    }
+    for l in locs {
+        let hr = &l["headroom"];
+        println!(
+            "LOCATION {}: {} hosts, {} of {} slots used, {} free (headroom wants {}): {}{}",
+            l["location"].as_str().unwrap_or("?"),
+            hr["hosts"],
+            hr["used"],
+            hr["possible"],
+            hr["free"],
+            hr["wanted"],
+            hr["verdict"].as_str().unwrap_or("?"),
+            if l["provisioning"] == true {
+                ", provisioning a host"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "  {:<14} {:<15} {:<11} {:>10} {:>6} {:>13}",
+            "HOST", "STATE", "PROVISIONED", "CONTAINERS", "CPU%", "RESERVED-CPUS"
+        );
+        for h in l["hosts"].as_array().into_iter().flatten() {
+            let s = &h["sensors"];
+            println!(
+                "  {:<14} {:<15} {:<11} {:>10} {:>6.0} {:>13.2}",
+                h["name"].as_str().unwrap_or("?"),
+                h["state"].as_str().unwrap_or("?"),
+                if h["provisioned"] == true {
+                    "yes"
+                } else {
+                    "no"
+                },
+                s["host.containers"].as_u64().unwrap_or(0),
+                s["host.cpu.usage"].as_f64().unwrap_or(0.0) * 100.0,
+                s["host.reserved.cpus"].as_f64().unwrap_or(0.0)
+            );
+        }
+        let last = |key: &str, title: &str| {
+            let items: Vec<&str> = l[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str())
+                .collect();
+            if !items.is_empty() {
+                println!("  {title}:");
+                for e in items.iter().rev().take(5).rev() {
+                    println!("    {e}");
+                }
+            }
+        };
+        last("events", "events");
+        last("decisions", "decisions");
+        let moves = &l["placement"]["recent_moves"];
+        if moves.as_array().is_some_and(|m| !m.is_empty()) {
+            println!("  CPU moves:");
+            for m in moves.as_array().into_iter().flatten() {
+                println!("    {}", m.as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `drover activities` filters on (the REST filters).
+#[derive(Debug, Default)]
+pub struct ActivityFilter<'a> {
+    pub app: Option<&'a str>,
+    pub entity: Option<&'a str>,
+    pub kind: Option<&'a str>,
+}
+
+/// Percent-encodes a query value (application ids are plain, but
+/// `@location` and user input need it).
+fn query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `drover activities`.
 pub fn activities(
     c: &Client,
-    app: Option<&str>,
+    filter: &ActivityFilter,
     limit: usize,
     out: Output,
 ) -> Result<(), CliError> {
     let mut q = format!("/v1/activities?limit={limit}");
-    if let Some(a) = app {
-        q.push_str(&format!("&application={a}"));
+    for (key, value) in [
+        ("application", filter.app),
+        ("entity", filter.entity),
+        ("kind", filter.kind),
+    ] {
+        if let Some(v) = value {
+            q.push_str(&format!("&{key}={}", query_value(v)));
+        }
     }
     let v = c.get_ok(&q)?;
     if out == Output::Json {
