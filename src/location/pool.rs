@@ -5,7 +5,7 @@
 //! [`Place`] by asking the location's [`PlacementPolicy`] to decide, one
 //! request at a time so two decisions never see the same free slot. A
 //! container that fits nowhere makes the pool provision a host (one at a
-//! time; waiting placements queue); at `max_hosts` it fails with
+//! time; placements behind it queue, in order); at `max_hosts` it fails with
 //! "insufficient capacity", which the cluster autoscaler takes as its
 //! high-water mark. Every second it pings its engines: one silent for
 //! `on_fire_after` is on fire, and the containers placed there are told to
@@ -189,6 +189,9 @@ pub struct HostPool {
     waiting: VecDeque<Waiter>,
     /// A decision is out at the placement policy.
     deciding: bool,
+    /// The queue's head fits nowhere and waits for the host being
+    /// provisioned (a provisioning for headroom holds nothing).
+    held: bool,
     decisions: VecDeque<String>,
     events: VecDeque<String>,
     /// The last headroom verdict, to tell its changes (hot, ok, cold).
@@ -293,6 +296,7 @@ impl HostPool {
             next_index,
             waiting: VecDeque::new(),
             deciding: false,
+            held: false,
             decisions: VecDeque::new(),
             events: VecDeque::new(),
             last_verdict: None,
@@ -456,7 +460,7 @@ impl HostPool {
     /// Takes the next waiting placement to the placement policy, if none is
     /// out and nothing holds the queue.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.deciding || self.provisioning || !self.ready() {
+        if self.deciding || self.held || !self.ready() {
             return;
         }
         let Some((msg, tx)) = self.waiting.pop_front() else {
@@ -631,6 +635,9 @@ impl HostPool {
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.provisioning = false;
+            // The held placement is tried again once the new host has
+            // answered its first ping (or fails below).
+            act.held = false;
             match res {
                 Ok((new, docker)) => {
                     act.event(format!(
@@ -798,6 +805,7 @@ impl HostPool {
         if msg.avoid.is_none() && (self.can_grow() || self.provisioning) {
             // First in line again once the new host is up.
             self.waiting.push_front((msg, tx));
+            self.held = true;
             self.provision("a container fits on no host", ctx);
         } else {
             let _ = tx.send(Err(format!(
@@ -1073,8 +1081,8 @@ impl Handler<Place> for HostPool {
     type Result = ResponseFuture<Result<PlacedOn, String>>;
     fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // In order, one decision at a time, behind a provisioning in
-        // progress and until every host's capacity is known.
+        // In order, one decision at a time, behind a placement that waits
+        // for a new host, and once every host's capacity is known.
         self.waiting.push_back((msg, tx));
         self.pump(ctx);
         Box::pin(async move {
