@@ -117,6 +117,12 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
         None => crate::location::DroverConfig::default(),
     };
+    for (name, st) in &snapshot.locations {
+        if !config.locations.contains_key(name) && !st.hosts.is_empty() {
+            let hosts: Vec<&str> = st.hosts.iter().map(|h| h.name.as_str()).collect();
+            tracing::warn!(location = %name, hosts = ?hosts, "the store holds hosts drover provisioned for a location drover.yaml no longer has: they keep running, unmanaged; put the location back to adopt (and later decommission) them, or remove them by hand");
+        }
+    }
     let mut pools = Vec::new();
     for (name, loc) in &config.locations {
         let hosts =
