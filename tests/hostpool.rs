@@ -428,6 +428,14 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
     running(&d, &app, Duration::from_secs(60));
     let before = hosts_of_members(&d, &app, "web");
     let busy_host = before["web-1"].clone();
+    // Operators see and tune it like any policy: stopped first.
+    let policy = format!("/v1/applications/{app}/entities/web/policies/cpu-rebalance");
+    let (s, b) = d.get(&policy);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["kind"], "cpu-placement", "{b}");
+    assert_eq!(b["config"]["above"], 0.2, "{b}");
+    let (s, b) = d.post(&format!("{policy}/stop"), "");
+    assert_eq!(s, 200, "{b}");
     // Keep web-1 busy wherever it runs: ~1 core on its host.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -457,6 +465,11 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
             }
         })
     };
+    // Stopped: busy for longer than its window, it stays put.
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(hosts_of_members(&d, &app, "web")["web-1"], busy_host);
+    let (s, b) = d.post(&format!("{policy}/start"), "");
+    assert_eq!(s, 200, "{b}");
     let t0 = Instant::now();
     let moved_to = wait_for(
         Duration::from_secs(60),

@@ -117,6 +117,24 @@ impl ApplicationEntity {
         }
     }
 
+    /// A `cpu-placement` policy: its handle for operators (the moves are
+    /// the location's placement policy's).
+    fn start_cpu_placement(&self, service: &str, policies: &[ResolvedPolicy], at: &Placement) {
+        for p in policies {
+            if let PolicyConfig::CpuPlacement(cfg) = &p.config {
+                let handle = crate::policy::placement::CpuPlacement::new(
+                    p.name.clone(),
+                    self.me.app.clone(),
+                    service.to_string(),
+                    cfg.clone(),
+                    at.pool.clone().map(|a| a.recipient()),
+                )
+                .start();
+                self.register_policy(service, p, handle.recipient());
+            }
+        }
+    }
+
     fn register_policy(
         &self,
         entity: &str,
@@ -173,6 +191,7 @@ impl ApplicationEntity {
                     if needs_wiring(&svc) {
                         dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));
                     }
+                    self.start_cpu_placement(&svc.id, &policies, &at);
                     for p in &policies {
                         if let PolicyConfig::Restarter(cfg) = &p.config {
                             let r = addr.clone();
@@ -255,6 +274,7 @@ impl ApplicationEntity {
                             _ => {}
                         }
                     }
+                    self.start_cpu_placement(&svc.id, &policies, &at);
                     clusters.insert(svc.id.clone(), addr.clone());
                     ClusterEntity::handle(&addr)
                 }

@@ -1200,6 +1200,15 @@ impl Handler<Invoke> for HostPool {
     }
 }
 
+impl Handler<crate::policy::placement::Tune> for HostPool {
+    type Result = ();
+    fn handle(&mut self, t: crate::policy::placement::Tune, _: &mut Context<Self>) {
+        if let Some(p) = &self.policy {
+            p.do_send(t);
+        }
+    }
+}
+
 impl Handler<GetHosts> for HostPool {
     type Result = MessageResult<GetHosts>;
     fn handle(&mut self, _: GetHosts, _: &mut Context<Self>) -> Self::Result {

@@ -111,6 +111,8 @@ pub struct PlacementPolicy {
     defaults: PlacementSpec,
     hosts: BTreeMap<String, HostCpu>,
     watched: BTreeMap<(String, String), (Watched, Recipient<Move>)>,
+    /// Live changes by (app, group): a new rule, or `None` (stopped).
+    tuned: BTreeMap<(String, String), Option<RebalanceSpec>>,
     memory: RebalanceMemory,
     moves: VecDeque<String>,
     activities: Option<Recipient<crate::activity::RecordActivity>>,
@@ -126,6 +128,7 @@ impl PlacementPolicy {
             defaults,
             hosts: BTreeMap::new(),
             watched: BTreeMap::new(),
+            tuned: BTreeMap::new(),
             memory: RebalanceMemory::default(),
             moves: VecDeque::new(),
             activities: None,
@@ -153,7 +156,21 @@ impl PlacementPolicy {
 
     fn tick(&mut self) {
         let hosts: Vec<HostCpu> = self.hosts.values().cloned().collect();
-        let watched: Vec<Watched> = self.watched.values().map(|(w, _)| w.clone()).collect();
+        // A tuned group's rule replaces the one it was placed with.
+        let watched: Vec<Watched> = self
+            .watched
+            .values()
+            .filter_map(
+                |(w, _)| match self.tuned.get(&(w.app.clone(), w.group.clone())) {
+                    Some(Some(rule)) => Some(Watched {
+                        rule: rule.clone(),
+                        ..w.clone()
+                    }),
+                    Some(None) => None,
+                    None => Some(w.clone()),
+                },
+            )
+            .collect();
         let orders = plan(&hosts, &watched, &mut self.memory, crate::entity::now_ms());
         for o in orders {
             let Some((_, to)) = self.watched.get(&(o.app.clone(), o.entity.clone())) else {
@@ -317,5 +334,131 @@ impl Handler<GetPlacement> for PlacementPolicy {
             memory: self.memory.clone(),
             recent_moves: self.moves.iter().cloned().collect(),
         }
+    }
+}
+
+/// A live change to the CPU moves of one group (cluster, or container):
+/// a new rule, or `None` to stop moving it. Sent by the group's
+/// [`CpuPlacement`] handle through the pool.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Tune {
+    pub app: String,
+    pub group: String,
+    pub rule: Option<RebalanceSpec>,
+    /// The handle is gone (its application destroyed): drop the change.
+    pub forget: bool,
+}
+
+impl Handler<Tune> for PlacementPolicy {
+    type Result = ();
+    fn handle(&mut self, t: Tune, _: &mut Context<Self>) {
+        if t.forget {
+            self.tuned.remove(&(t.app, t.group));
+        } else {
+            self.tuned.insert((t.app, t.group), t.rule);
+        }
+    }
+}
+
+/// The `cpu-placement` policy of one cluster or container, as operators
+/// see it (`GET|PUT .../policies/{name}`, `start`, `stop`, preset
+/// reloads): the moves themselves are the location's [`PlacementPolicy`]'s;
+/// this handle holds the group's config and sends every change there.
+pub struct CpuPlacement {
+    name: String,
+    app: String,
+    group: String,
+    cfg: CpuPlacementConfig,
+    running: bool,
+    /// The location's pool (which hands [`Tune`] to its placement policy);
+    /// `None` in a location without a pool, where nothing moves.
+    pool: Option<Recipient<Tune>>,
+}
+
+impl CpuPlacement {
+    pub fn new(
+        name: String,
+        app: String,
+        group: String,
+        cfg: CpuPlacementConfig,
+        pool: Option<Recipient<Tune>>,
+    ) -> Self {
+        CpuPlacement {
+            name,
+            app,
+            group,
+            cfg,
+            running: true,
+            pool,
+        }
+    }
+
+    fn push(&self) {
+        if let Some(p) = &self.pool {
+            p.do_send(Tune {
+                app: self.app.clone(),
+                group: self.group.clone(),
+                rule: self.running.then(|| self.cfg.clone()),
+                forget: false,
+            });
+        }
+    }
+}
+
+impl Actor for CpuPlacement {
+    type Context = Context<Self>;
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(p) = &self.pool {
+            p.do_send(Tune {
+                app: self.app.clone(),
+                group: self.group.clone(),
+                rule: None,
+                forget: true,
+            });
+        }
+    }
+}
+
+impl Handler<super::PolicyControl> for CpuPlacement {
+    type Result = Result<super::PolicyStatus, String>;
+    fn handle(&mut self, msg: super::PolicyControl, _: &mut Context<Self>) -> Self::Result {
+        match msg.op {
+            super::PolicyOp::Get => {}
+            super::PolicyOp::Set(super::PolicyConfig::CpuPlacement(c)) => {
+                super::parse_config(
+                    "cpu-placement",
+                    serde_yaml::to_value(&c).map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| {
+                    e.iter()
+                        .map(|e| format!("{}: {}", e.path, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })?;
+                self.cfg = c;
+                self.push();
+            }
+            super::PolicyOp::Set(other) => {
+                return Err(format!(
+                    "this policy is a cpu-placement, not a {}",
+                    other.kind()
+                ))
+            }
+            super::PolicyOp::Start => {
+                self.running = true;
+                self.push();
+            }
+            super::PolicyOp::Stop => {
+                self.running = false;
+                self.push();
+            }
+        }
+        Ok(super::PolicyStatus::of(
+            &self.name,
+            &super::PolicyConfig::CpuPlacement(self.cfg.clone()),
+            self.running,
+            serde_json::json!({ "in_a_pool": self.pool.is_some() }),
+        ))
     }
 }
