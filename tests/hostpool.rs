@@ -682,6 +682,36 @@ fn headroom_adds_a_host_before_one_is_needed() {
         text.contains("@location/pool policy autoscaler.resize"),
         "{text}"
     );
+    // The host-pool dashboard: every panel's query answers from a real
+    // Prometheus scraping this drover.
+    let prom = common::prometheus::Prometheus::start(d.url.trim_start_matches("http://"));
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::prometheus::repo_path(&format!(
+            "grafana/dashboards/{}",
+            common::prometheus::LOCATIONS_DASHBOARD
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    let queries = common::prometheus::panel_queries(&dash);
+    assert!(queries.len() >= 4, "{queries:?}");
+    for (title, expr) in queries {
+        let q = common::prometheus::substitute(&expr, &app);
+        wait_for(
+            Duration::from_secs(30),
+            &format!("panel `{title}`: `{q}` answers"),
+            || {
+                let (status, body) = prom.query(&q);
+                assert_eq!(status, 200, "`{q}` is not valid PromQL: {body}");
+                common::prometheus::values(&body)
+                    .iter()
+                    .any(|v| !v.is_nan())
+                    .then_some(())
+            },
+        );
+    }
+    let (_, body) = prom.query("drover_location_hosts{location=\"pool\"}");
+    assert_eq!(common::prometheus::values(&body), vec![2.0], "{body}");
     // 2 hosts × 2 slots, 1 used: 3 free ≥ 2 wanted. No third host.
     std::thread::sleep(Duration::from_secs(3));
     let (_, locs) = d.get("/v1/locations");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod prometheus;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
