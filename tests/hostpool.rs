@@ -618,7 +618,7 @@ fn headroom_adds_a_host_before_one_is_needed() {
         &engines,
         &format!(
             "locations:\n  pool:\n    placement: {{ max_containers: 2 }}\n    max_hosts: 3\n    \
-             headroom: {{ count: 2 }}\n    hot_window: 1s\n    cold_window: 10m\n    \
+             headroom: {{ count: 2 }}\n    hot_window: 1s\n    cold_window: 3s\n    on_fire_after: 2s\n    \
              provisioner: {{ type: local-dockerd, dir: '{}', subnet: {subnet} }}\n",
             engines.provision_dir().display()
         ),
@@ -722,5 +722,41 @@ fn headroom_adds_a_host_before_one_is_needed() {
         hosts_of_members(&d, &app, "web"),
         BTreeMap::from([("web-1".to_string(), "pool-1".to_string())])
     );
+    // The spare host dies: headroom is short again, so a new host comes,
+    // and the dead one is given back to its provisioner after its grace
+    // period and the cold window.
+    let pool_dir = engines.provision_dir().join("pool");
+    let pid = LocalEngine::at(&pool_dir, "pool-2")
+        .pid()
+        .expect("pool-2's dockerd runs");
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    wait_for(
+        Duration::from_secs(90),
+        "pool-3 replaces the dead pool-2",
+        || {
+            let (_, locs) = d.get("/v1/locations");
+            let hosts: Vec<(String, String)> = locs[0]["hosts"]
+                .as_array()?
+                .iter()
+                .map(|h| {
+                    (
+                        h["name"].as_str().unwrap_or("?").to_string(),
+                        h["state"].as_str().unwrap_or("?").to_string(),
+                    )
+                })
+                .collect();
+            (hosts
+                == [
+                    ("pool-1".to_string(), "running".to_string()),
+                    ("pool-3".to_string(), "running".to_string()),
+                ])
+            .then_some(())
+        },
+    );
+    assert!(!pool_dir.join("pool-2").exists(), "pool-2 removed");
+    let (_, locs) = d.get("/v1/locations");
+    let events = locs[0]["events"].to_string();
+    assert!(events.contains("host pool-2 is on fire"), "{events}");
+    assert!(events.contains("given back to its provisioner"), "{events}");
     destroy(&d, &app);
 }

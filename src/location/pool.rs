@@ -915,7 +915,33 @@ impl HostPool {
                 hr.wanted
             ));
         }
+        self.give_up_dead_hosts(ctx);
         self.grow(ctx);
+    }
+
+    /// A host drover provisioned that stays on fire for the cold window
+    /// after its grace period is given back to its provisioner: its
+    /// containers run elsewhere already, and it would count against
+    /// `max_hosts` forever. A static host is the operator's: it stays, on
+    /// fire, until it answers again.
+    fn give_up_dead_hosts(&mut self, ctx: &mut Context<Self>) {
+        let limit = self.cfg.on_fire_after + self.cfg.cold_window;
+        let dead: Vec<usize> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| {
+                h.on_fire
+                    && !h.decommissioning
+                    && h.provisioned.is_some()
+                    && h.last_ok.elapsed() >= limit
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in dead {
+            let why = format!("on fire for {:?}: given back to its provisioner", limit);
+            self.decommission(i, &why, ctx);
+        }
     }
 
     /// The autoscaler's `resize`: grow by provisioning, shrink by
@@ -942,7 +968,8 @@ impl HostPool {
                 }) else {
                     break;
                 };
-                self.decommission(i, ctx);
+                let why = format!("empty, and the pool cold for {:?}", self.cfg.cold_window);
+                self.decommission(i, &why, ctx);
                 removed += 1;
             }
             // The size is republished even if unchanged: the autoscaler
@@ -968,15 +995,12 @@ impl HostPool {
         Ok(Some(running))
     }
 
-    fn decommission(&mut self, i: usize, ctx: &mut Context<Self>) {
+    fn decommission(&mut self, i: usize, why: &str, ctx: &mut Context<Self>) {
         let h = &mut self.hosts[i];
         h.decommissioning = true;
         h.state.available = false;
         let name = h.state.name.clone();
-        self.event(format!(
-            "decommissioning host {name}: empty, and the pool cold for {:?}",
-            self.cfg.cold_window
-        ));
+        self.event(format!("decommissioning host {name}: {why}"));
         if let Some(p) = &self.policy {
             p.do_send(HostDown {
                 host: name.clone(),
