@@ -124,6 +124,11 @@ enum Command {
     /// Show the host pools of drover.yaml: hosts with their sensors,
     /// headroom, recent decisions, events and CPU moves.
     Locations,
+    /// Drain a pool host: it takes no new containers and its containers
+    /// move to other hosts (new first, old removed after).
+    Drain { location: String, host: String },
+    /// Let a drained pool host take containers again.
+    Uncordon { location: String, host: String },
     /// List recent activities (effector calls, policy decisions), newest first.
     Activities {
         #[arg(long)]
@@ -296,6 +301,12 @@ fn main() -> ExitCode {
         .map_err(|e| e.to_string()),
         Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
         Command::Locations => cli::locations(&client, out).map_err(|e| e.to_string()),
+        Command::Drain { location, host } => {
+            cli::host_op(&client, &location, &host, "drain", out).map_err(|e| e.to_string())
+        }
+        Command::Uncordon { location, host } => {
+            cli::host_op(&client, &location, &host, "uncordon", out).map_err(|e| e.to_string())
+        }
         Command::Activities {
             app,
             entity,

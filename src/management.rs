@@ -70,6 +70,8 @@ pub enum ManagementError {
     NoPolicy(String),
     #[error("the store refused the write: {0}")]
     Store(String),
+    #[error("{0}")]
+    NoHost(String),
     #[error(transparent)]
     Entity(#[from] EntityError),
 }
@@ -1291,6 +1293,52 @@ impl Handler<ListLocations> for Management {
             )
             .await;
             views.into_iter().filter_map(Result::ok).collect()
+        })
+    }
+}
+
+/// An operator's drain or uncordon of one pool host.
+#[derive(Message)]
+#[rtype(result = "Result<serde_json::Value, ManagementError>")]
+pub struct PoolHostOp {
+    pub location: String,
+    pub host: String,
+    pub op: crate::location::pool::HostOpKind,
+}
+
+impl Handler<PoolHostOp> for Management {
+    type Result = ResponseFuture<Result<serde_json::Value, ManagementError>>;
+    fn handle(&mut self, msg: PoolHostOp, _: &mut Context<Self>) -> Self::Result {
+        let Some(pool) = self
+            .locations
+            .get(&msg.location)
+            .and_then(|p| p.pool.clone())
+        else {
+            let known: Vec<&str> = self
+                .locations
+                .iter()
+                .filter(|(_, p)| p.pool.is_some())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let e = ManagementError::NoHost(format!(
+                "no host pool `{}`; pools (drover.yaml): {}",
+                msg.location,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+            return Box::pin(async move { Err(e) });
+        };
+        Box::pin(async move {
+            pool.send(crate::location::pool::HostOp {
+                host: msg.host,
+                op: msg.op,
+            })
+            .await
+            .map_err(|e| ManagementError::NoHost(format!("the host pool did not answer: {e}")))?
+            .map_err(ManagementError::NoHost)
         })
     }
 }

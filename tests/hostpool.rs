@@ -760,3 +760,82 @@ fn headroom_adds_a_host_before_one_is_needed() {
     assert!(events.contains("given back to its provisioner"), "{events}");
     destroy(&d, &app);
 }
+
+#[test]
+fn draining_a_host_moves_its_containers_and_uncordon_takes_it_back() {
+    let engines = Engines::start(2);
+    let cfg = write_config(
+        &engines,
+        &format!(
+            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
+             - {{ name: e-2, endpoint: '{}' }}\n",
+            engines.socket(0),
+            engines.socket(1)
+        ),
+    );
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let app = common::unique("drain");
+    d.deploy(&cluster_yaml(&app, 4, "drover/workload:latest", ""));
+    running(&d, &app, Duration::from_secs(60));
+    assert_eq!(
+        counts(&hosts_of_members(&d, &app, "web")),
+        BTreeMap::from([("e-1".into(), 2), ("e-2".into(), 2)])
+    );
+    // Through the CLI, as an operator would.
+    let out = Command::new(common::drover_bin())
+        .args(["drain", "pool", "e-1"])
+        .env("DROVER_URL", &d.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pool/e-1: draining"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_for(Duration::from_secs(60), "every member off e-1", || {
+        let m = hosts_of_members(&d, &app, "web");
+        (m.len() == 4 && m.values().all(|h| h == "e-2")).then_some(())
+    });
+    running(&d, &app, Duration::from_secs(30));
+    // New first, old removed after: nothing of the application is left on e-1.
+    wait_for(Duration::from_secs(30), "e-1 emptied", || {
+        let out = engines.docker(
+            0,
+            &[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=io.drover.app={app}"),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    let (_, locs) = d.get("/v1/locations");
+    assert_eq!(locs[0]["hosts"][0]["state"], "cordoned", "{locs}");
+    // A drained host takes nothing new.
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 5 }));
+    assert_eq!(s, 200, "{b}");
+    running(&d, &app, Duration::from_secs(30));
+    assert_eq!(hosts_of_members(&d, &app, "web")["web-5"], "e-2");
+    // Unknown hosts are a clear 404.
+    let (s, b) = d.post("/v1/locations/pool/hosts/e-9/drain", "");
+    assert_eq!(s, 404, "{b}");
+    assert!(b.to_string().contains("its hosts: e-1, e-2"), "{b}");
+    // Back in service: the next member goes to the emptier host.
+    let (s, b) = d.post("/v1/locations/pool/hosts/e-1/uncordon", "");
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["state"], "running", "{b}");
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 6 }));
+    assert_eq!(s, 200, "{b}");
+    running(&d, &app, Duration::from_secs(30));
+    assert_eq!(hosts_of_members(&d, &app, "web")["web-6"], "e-1");
+    destroy(&d, &app);
+}

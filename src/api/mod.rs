@@ -50,7 +50,8 @@ impl ResponseError for ApiError {
             ApiError::Management(m) => match m {
                 ManagementError::NoApplication(_)
                 | ManagementError::NoEntity { .. }
-                | ManagementError::NoPolicy(_) => StatusCode::NOT_FOUND,
+                | ManagementError::NoPolicy(_)
+                | ManagementError::NoHost(_) => StatusCode::NOT_FOUND,
                 ManagementError::Exists(_) | ManagementError::Destroying(_) => StatusCode::CONFLICT,
                 ManagementError::UnknownLocation { .. } | ManagementError::Blueprint(_) => {
                     StatusCode::BAD_REQUEST
@@ -141,6 +142,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/presets", web::get().to(presets))
                 .route("/hosts", web::get().to(hosts))
                 .route("/locations", web::get().to(locations))
+                .route(
+                    "/locations/{location}/hosts/{host}/drain",
+                    web::post().to(host_drain),
+                )
+                .route(
+                    "/locations/{location}/hosts/{host}/uncordon",
+                    web::post().to(host_uncordon),
+                )
                 .route("/activities", web::get().to(activities))
                 .route("/chaos/faults", web::post().to(chaos_fault)),
         );
@@ -238,6 +247,29 @@ async fn hosts(m: Mgmt) -> Result<HttpResponse, ApiError> {
 
 async fn locations(m: Mgmt) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(m.send(crate::management::ListLocations).await?))
+}
+
+async fn host_op(
+    m: Mgmt,
+    path: web::Path<(String, String)>,
+    op: crate::location::pool::HostOpKind,
+) -> Result<HttpResponse, ApiError> {
+    let (location, host) = path.into_inner();
+    let v = m
+        .send(crate::management::PoolHostOp { location, host, op })
+        .await??;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+async fn host_drain(m: Mgmt, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    host_op(m, path, crate::location::pool::HostOpKind::Drain).await
+}
+
+async fn host_uncordon(
+    m: Mgmt,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    host_op(m, path, crate::location::pool::HostOpKind::Uncordon).await
 }
 
 async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError> {

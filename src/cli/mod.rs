@@ -553,6 +553,35 @@ pub fn locations(c: &Client, out: Output) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `drover drain|uncordon LOCATION HOST`.
+pub fn host_op(
+    c: &Client,
+    location: &str,
+    host: &str,
+    op: &str,
+    out: Output,
+) -> Result<(), CliError> {
+    let v = ok(c.post(
+        &format!(
+            "/v1/locations/{}/hosts/{}/{op}",
+            query_value(location),
+            query_value(host)
+        ),
+        "application/json",
+        "",
+    )?)?;
+    if out == Output::Json {
+        print_json(&v);
+    } else {
+        println!(
+            "{location}/{host}: {} ({} containers there)",
+            v["state"].as_str().unwrap_or("?"),
+            v["containers"]
+        );
+    }
+    Ok(())
+}
+
 /// What `drover activities` filters on (the REST filters).
 #[derive(Debug, Default)]
 pub struct ActivityFilter<'a> {

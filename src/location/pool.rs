@@ -51,6 +51,9 @@ use crate::store::{LocationState, SavedHost, StoreWrite};
 
 /// How often engines are pinged and headroom is judged.
 const TICK: Duration = Duration::from_secs(1);
+/// Containers on a drained host are told to move again every this many
+/// ticks, until it is empty.
+const DRAIN_NUDGE_TICKS: u64 = 3;
 /// Recent decisions kept for `GET /v1/locations/{name}`.
 const KEEP_DECISIONS: usize = 50;
 /// The application part of a pool's entity reference (activities, the
@@ -145,6 +148,27 @@ struct Member {
     cpus: f64,
     memory_bytes: u64,
     relocate: Option<Recipient<Relocate>>,
+    /// Told to move when its host is drained.
+    mover: Option<Recipient<Move>>,
+}
+
+/// An operator's action on one host (`POST
+/// /v1/locations/{location}/hosts/{host}/drain|uncordon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOpKind {
+    /// Take no new containers and move the ones there elsewhere (new
+    /// first, old removed after); a provisioned host left empty is then
+    /// removed by the host autoscaler after the cold window.
+    Drain,
+    /// Take containers again.
+    Uncordon,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<serde_json::Value, String>")]
+pub struct HostOp {
+    pub host: String,
+    pub op: HostOpKind,
 }
 
 struct PoolHost {
@@ -164,6 +188,8 @@ struct PoolHost {
     /// Its containers have been listed (or the list failed): what runs
     /// there is adopted rather than placed again.
     listed: bool,
+    /// Drained by an operator: takes no new containers (stored).
+    cordoned: bool,
 }
 
 type Waiter = (
@@ -189,6 +215,7 @@ pub struct HostPool {
     waiting: VecDeque<Waiter>,
     /// A decision is out at the placement policy.
     deciding: bool,
+    ticks: u64,
     /// The queue's head fits nowhere and waits for the host being
     /// provisioned (a provisioning for headroom holds nothing).
     held: bool,
@@ -260,6 +287,7 @@ impl HostPool {
             }
             p
         };
+        let cordoned = saved.cordoned.clone();
         let hosts = initial
             .into_iter()
             .map(|h| {
@@ -279,6 +307,7 @@ impl HostPool {
                     pinging: false,
                     pinged_once: false,
                     listed: false,
+                    cordoned: cordoned.contains(&h.name),
                 }
             })
             .collect();
@@ -296,6 +325,7 @@ impl HostPool {
             next_index,
             waiting: VecDeque::new(),
             deciding: false,
+            ticks: 0,
             held: false,
             decisions: VecDeque::new(),
             events: VecDeque::new(),
@@ -352,12 +382,15 @@ impl HostPool {
     }
 
     fn headroom(&self) -> placement::Headroom {
+        // A drained host's slots are not capacity (its containers, while
+        // they move, still count as used).
         let live: Vec<&PoolHost> = self
             .hosts
             .iter()
             .filter(|h| !h.decommissioning && !h.on_fire)
             .collect();
         let used: u32 = live.iter().map(|h| h.state.containers()).sum();
+        let live: Vec<&PoolHost> = live.into_iter().filter(|h| !h.cordoned).collect();
         let h = headroom(
             live.len() as u32,
             self.max_per_host(),
@@ -450,6 +483,12 @@ impl HostPool {
                 .filter_map(|h| h.provisioned.clone())
                 .collect(),
             placement: self.placement_memory.clone(),
+            cordoned: self
+                .hosts
+                .iter()
+                .filter(|h| h.cordoned)
+                .map(|h| h.state.name.clone())
+                .collect(),
         };
         store.do_send(StoreWrite::PutLocation {
             name: self.name.clone(),
@@ -483,6 +522,7 @@ impl HostPool {
             request: msg.request.clone(),
             layers: msg.rules.clone(),
             avoid: msg.avoid.clone(),
+            cpu_move: msg.avoid.as_ref().is_some_and(|h| !self.is_cordoned(h)),
             mover: msg.mover.clone(),
         };
         let Some(policy) = self.policy.clone() else {
@@ -517,6 +557,72 @@ impl HostPool {
         );
     }
 
+    fn is_cordoned(&self, host: &str) -> bool {
+        self.hosts
+            .iter()
+            .any(|h| h.state.name == host && h.cordoned)
+    }
+
+    /// Tells every container on a drained host to move (again, each tick
+    /// until it is empty: a container busy starting ignores the first).
+    fn nudge_drained(&mut self) {
+        for h in self.hosts.iter().filter(|h| h.cordoned && !h.on_fire) {
+            for m in h.members.values() {
+                if let Some(to) = &m.mover {
+                    to.do_send(Move {
+                        reason: format!("host {} is drained", h.state.name),
+                    });
+                }
+            }
+        }
+    }
+
+    fn host_op(
+        &mut self,
+        msg: HostOp,
+        ctx: &mut Context<Self>,
+    ) -> Result<serde_json::Value, String> {
+        let Some(i) = self
+            .hosts
+            .iter()
+            .position(|h| h.state.name == msg.host && !h.decommissioning)
+        else {
+            let known: Vec<&str> = self.hosts.iter().map(|h| h.state.name.as_str()).collect();
+            return Err(format!(
+                "location {} has no host `{}`; its hosts: {}",
+                self.name,
+                msg.host,
+                known.join(", ")
+            ));
+        };
+        let h = &mut self.hosts[i];
+        match msg.op {
+            HostOpKind::Drain => {
+                h.cordoned = true;
+                h.state.available = false;
+                let n = h.members.len();
+                self.event(format!(
+                    "host {} drained by an operator: {n} containers move elsewhere",
+                    msg.host
+                ));
+                self.nudge_drained();
+            }
+            HostOpKind::Uncordon => {
+                h.cordoned = false;
+                h.state.available = h.pinged_once && !h.on_fire;
+                self.event(format!("host {} takes containers again", msg.host));
+                self.pump(ctx);
+            }
+        }
+        self.save();
+        let h = &self.hosts[i];
+        Ok(json!({
+            "host": h.state.name,
+            "state": host_state(h),
+            "containers": h.members.len(),
+        }))
+    }
+
     /// A container found on a host at start is adopted there (not on a
     /// move: that one leaves its host on purpose).
     fn adoptable(&mut self, msg: &Place) -> Option<usize> {
@@ -539,6 +645,7 @@ impl HostPool {
                 cpus: msg.request.cpus,
                 memory_bytes: msg.request.memory_bytes,
                 relocate: msg.relocate.clone(),
+                mover: msg.mover.clone(),
             },
         );
     }
@@ -704,6 +811,7 @@ impl HostPool {
             pinged_once: false,
             // New: nothing runs there yet.
             listed: true,
+            cordoned: false,
         });
         self.hosts.sort_by(|a, b| a.state.name.cmp(&b.state.name));
         // Stored before anything is placed there: a restart adopts it.
@@ -802,7 +910,13 @@ impl HostPool {
         summary: String,
         ctx: &mut Context<Self>,
     ) {
-        if msg.avoid.is_none() && (self.can_grow() || self.provisioning) {
+        // A CPU move that finds no cooler host stays; a container leaving a
+        // drained host may need a new one.
+        let may_grow = match &msg.avoid {
+            None => true,
+            Some(h) => self.is_cordoned(h),
+        };
+        if may_grow && (self.can_grow() || self.provisioning) {
             // First in line again once the new host is up.
             self.waiting.push_front((msg, tx));
             self.held = true;
@@ -844,7 +958,7 @@ impl HostPool {
                     h.last_ok = Instant::now();
                     h.state.cpus = c.cpus as f64;
                     h.state.memory_bytes = c.memory_bytes.max(0) as u64;
-                    if !h.decommissioning {
+                    if !h.decommissioning && !h.cordoned {
                         h.state.available = true;
                     }
                     if h.on_fire {
@@ -917,6 +1031,10 @@ impl HostPool {
         }
         self.give_up_dead_hosts(ctx);
         self.grow(ctx);
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % DRAIN_NUDGE_TICKS == 0 {
+            self.nudge_drained();
+        }
     }
 
     /// A host drover provisioned that stays on fire for the cold window
@@ -960,12 +1078,19 @@ impl HostPool {
             let floor = size.max(self.cfg.min_hosts);
             let mut removed = 0;
             while running - removed > floor && self.waiting.is_empty() && !self.provisioning {
-                let Some(i) = self.hosts.iter().rposition(|h| {
+                let removable = |h: &PoolHost| {
                     h.provisioned.is_some()
                         && !h.decommissioning
                         && !h.on_fire
                         && h.state.placed.is_empty()
-                }) else {
+                };
+                // A drained host first, then the newest.
+                let Some(i) = self
+                    .hosts
+                    .iter()
+                    .rposition(|h| removable(h) && h.cordoned)
+                    .or_else(|| self.hosts.iter().rposition(removable))
+                else {
                     break;
                 };
                 let why = format!("empty, and the pool cold for {:?}", self.cfg.cold_window);
@@ -1032,6 +1157,21 @@ impl HostPool {
                     act.save();
                 }),
         );
+    }
+}
+
+/// A host's state as operators see it.
+fn host_state(h: &PoolHost) -> &'static str {
+    if h.decommissioning {
+        "decommissioning"
+    } else if h.on_fire {
+        "on-fire"
+    } else if h.cordoned && !h.members.is_empty() {
+        "draining"
+    } else if h.cordoned {
+        "cordoned"
+    } else {
+        "running"
     }
 }
 
@@ -1233,6 +1373,13 @@ impl Handler<crate::policy::placement::Tune> for HostPool {
     }
 }
 
+impl Handler<HostOp> for HostPool {
+    type Result = Result<serde_json::Value, String>;
+    fn handle(&mut self, msg: HostOp, ctx: &mut Context<Self>) -> Self::Result {
+        self.host_op(msg, ctx)
+    }
+}
+
 impl Handler<GetHosts> for HostPool {
     type Result = MessageResult<GetHosts>;
     fn handle(&mut self, _: GetHosts, _: &mut Context<Self>) -> Self::Result {
@@ -1255,14 +1402,7 @@ impl Handler<GetPool> for HostPool {
             .map(|h| PoolHostView {
                 name: h.state.name.clone(),
                 address: h.address.clone(),
-                state: if h.decommissioning {
-                    "decommissioning"
-                } else if h.on_fire {
-                    "on-fire"
-                } else {
-                    "running"
-                }
-                .into(),
+                state: host_state(h).into(),
                 provisioned: h.provisioned.is_some(),
                 sensors: BTreeMap::from([
                     ("host.cpus".to_string(), serde_json::json!(h.state.cpus)),

@@ -56,6 +56,9 @@ pub struct Decide {
     pub layers: Vec<PlacementSpec>,
     /// A host not to choose (the one a move leaves).
     pub avoid: Option<String>,
+    /// The move is a CPU move (not a drain): only hosts below the
+    /// threshold qualify.
+    pub cpu_move: bool,
     /// Where a move is sent, if the layers enable `rebalance`.
     pub mover: Option<Recipient<Move>>,
 }
@@ -239,8 +242,8 @@ impl Handler<Decide> for PlacementPolicy {
             for st in states.iter_mut().filter(|st| &st.name == avoid) {
                 st.available = false;
             }
-            // A move goes only to a host below its threshold.
-            if let Some(r) = &rebalance {
+            // A CPU move goes only to a host below its threshold.
+            if let (true, Some(r)) = (msg.cpu_move, &rebalance) {
                 for st in states.iter_mut().filter(|st| st.cpu_usage >= r.above) {
                     st.available = false;
                 }

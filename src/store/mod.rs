@@ -91,6 +91,9 @@ pub struct LocationState {
     /// The CPU placement policy's memory (busy hosts, last moves).
     #[serde(default)]
     pub placement: serde_json::Value,
+    /// Hosts an operator drained.
+    #[serde(default)]
+    pub cordoned: Vec<String>,
 }
 
 /// A provisioned host as stored.
@@ -506,6 +509,7 @@ mod tests {
                 ..Default::default()
             }],
             placement: serde_json::json!({ "last_move": { "a/web": 5 } }),
+            cordoned: vec!["pool-3".into()],
         };
         s.apply(&StoreWrite::PutLocation {
             name: "pool".into(),
