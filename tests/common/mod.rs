@@ -268,13 +268,20 @@ impl Drop for AppGuard {
 }
 
 pub fn remove_app_leftovers(app: &str) {
-    let ids = containers_of(app, true);
-    if !ids.is_empty() {
-        let _ = Command::new("docker")
-            .arg("rm")
-            .arg("-f")
-            .args(&ids)
-            .output();
+    // Twice: a create a killed drover had in flight can still complete in
+    // dockerd after the first list (seen: a `Created` member left behind).
+    for pass in 0..2 {
+        if pass == 1 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let ids = containers_of(app, true);
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
+        }
     }
     let _ = Command::new("docker")
         .args(["network", "rm", &format!("drover-{app}")])
