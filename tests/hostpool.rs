@@ -22,6 +22,80 @@ fn write_config(engines: &Engines, yaml: &str) -> PathBuf {
     p
 }
 
+/// `drover.yaml` with one location `pool` of the test's first `n` engines
+/// (`e-1`..), and `extra` location keys (each line indented by 4).
+fn static_pool(engines: &Engines, n: usize, extra: &str) -> PathBuf {
+    let hosts: String = (0..n)
+        .map(|i| {
+            format!(
+                "      - {{ name: e-{}, endpoint: '{}' }}\n",
+                i + 1,
+                engines.socket(i)
+            )
+        })
+        .collect();
+    write_config(
+        engines,
+        &format!("locations:\n  pool:\n    hosts:\n{hosts}{extra}"),
+    )
+}
+
+/// Sorted ids of the application's containers on the engine at `socket`
+/// (`all`: in any state, else running only).
+fn app_containers(socket: &str, app: &str, all: bool) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["-H", socket, "ps", "-q", "--no-trunc", "--filter"])
+        .arg(format!("label=io.drover.app={app}"))
+        .args(all.then_some("-a"))
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The socket of a host drover provisioned in location `pool`.
+fn provisioned_socket(engines: &Engines, host: &str) -> String {
+    let e = LocalEngine::at(&engines.provision_dir().join("pool"), host);
+    format!("unix://{}", e.socket.display())
+}
+
+/// The pool's hosts as `GET /v1/locations` shows them: (name, state,
+/// provisioned).
+fn pool_hosts(d: &Drover) -> Vec<(String, String, bool)> {
+    let (_, locs) = d.get("/v1/locations");
+    locs[0]["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap_or("?").to_string(),
+                h["state"].as_str().unwrap_or("?").to_string(),
+                h["provisioned"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// A CLI command against `d`; its output, which must be a success.
+fn cli(d: &Drover, args: &[&str]) -> String {
+    let out = Command::new(common::drover_bin())
+        .args(args)
+        .env("DROVER_URL", &d.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "drover {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// Member → host name, from the sensors.
 fn hosts_of_members(d: &Drover, app: &str, cluster: &str) -> BTreeMap<String, String> {
     let app_v = d.app(app);
@@ -100,17 +174,7 @@ fn destroy(d: &Drover, app: &str) {
 #[test]
 fn placement_spreads_packs_and_separates_across_three_engines() {
     let engines = Engines::start(3);
-    let cfg = write_config(
-        &engines,
-        &format!(
-            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
-             - {{ name: e-2, endpoint: '{}' }}\n      - {{ name: e-3, endpoint: '{}' }}\n    \
-             placement: {{ strategy: breadth-first }}\n",
-            engines.socket(0),
-            engines.socket(1),
-            engines.socket(2)
-        ),
-    );
+    let cfg = static_pool(&engines, 3, "    placement: { strategy: breadth-first }\n");
     let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
     let image = "drover/workload:latest";
 
@@ -126,16 +190,7 @@ fn placement_spreads_packs_and_separates_across_three_engines() {
     );
     // The engines agree with the sensors.
     for i in 0..3 {
-        let out = engines.docker(
-            i,
-            &[
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=io.drover.app={app}"),
-            ],
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+        assert_eq!(app_containers(&engines.socket(i), &app, false).len(), 2);
     }
     destroy(&d, &app);
 
@@ -283,10 +338,8 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
     );
     // The image was copied to the new engines.
     for host in ["pool-2", "pool-3"] {
-        let e = LocalEngine::at(&engines.provision_dir().join("pool"), host);
         let out = Command::new("docker")
-            .arg("-H")
-            .arg(format!("unix://{}", e.socket.display()))
+            .args(["-H", &provisioned_socket(&engines, host)])
             .args(["image", "inspect", &image])
             .output()
             .unwrap();
@@ -324,31 +377,14 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
     // The static host and its two members stay.
     let c = counts(&hosts_of_members(&d, &app, "web"));
     assert_eq!(c, BTreeMap::from([("pool-0".into(), 2)]), "{c:?}");
-    let out = engines.docker(
-        0,
-        &[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=io.drover.app={app}"),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert_eq!(app_containers(&engines.socket(0), &app, false).len(), 2);
     destroy(&d, &app);
 }
 
 #[test]
 fn a_failed_engine_s_containers_start_again_on_the_others() {
     let engines = Engines::start(2);
-    let cfg = write_config(
-        &engines,
-        &format!(
-            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
-             - {{ name: e-2, endpoint: '{}' }}\n    on_fire_after: 2s\n",
-            engines.socket(0),
-            engines.socket(1),
-        ),
-    );
+    let cfg = static_pool(&engines, 2, "    on_fire_after: 2s\n");
     let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
     let app = common::unique("failover");
     d.deploy(&cluster_yaml(&app, 4, "drover/workload:latest", ""));
@@ -378,18 +414,8 @@ fn a_failed_engine_s_containers_start_again_on_the_others() {
     );
     let web = d.sensors(&app, "web");
     assert_eq!(web["group.size"]["value"], json!(4), "{web}");
-    let out = engines.docker(
-        0,
-        &[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=io.drover.app={app}"),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    assert_eq!(app_containers(&engines.socket(0), &app, false).len(), 4);
     destroy(&d, &app);
-    let _: Value = Value::Null;
 }
 
 /// `GET path` on addr:port, the body (or nothing on any error).
@@ -406,16 +432,7 @@ fn http_get(addr: &str, port: u64, path: &str) -> Option<String> {
 #[test]
 fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
     let engines = Engines::start(3);
-    let cfg = write_config(
-        &engines,
-        &format!(
-            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
-             - {{ name: e-2, endpoint: '{}' }}\n      - {{ name: e-3, endpoint: '{}' }}\n",
-            engines.socket(0),
-            engines.socket(1),
-            engines.socket(2)
-        ),
-    );
+    let cfg = static_pool(&engines, 3, "");
     let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
     let app = common::unique("cpu");
     d.deploy(&cluster_yaml(
@@ -509,16 +526,7 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
         .iter()
         .position(|h| *h == busy_host)
         .unwrap();
-    let out = engines.docker(
-        i,
-        &[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=io.drover.app={app}"),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);
+    assert_eq!(app_containers(&engines.socket(i), &app, true).len(), 0);
     destroy(&d, &app);
 }
 
@@ -553,22 +561,7 @@ fn a_restarted_drover_adopts_its_provisioned_hosts_and_their_containers() {
         BTreeMap::from([("pool-1".into(), 2), ("pool-2".into(), 1)]),
         "{before:?}"
     );
-    let ids = |host: &str| -> Vec<String> {
-        let e = LocalEngine::at(&engines.provision_dir().join("pool"), host);
-        let out = Command::new("docker")
-            .arg("-H")
-            .arg(format!("unix://{}", e.socket.display()))
-            .args(["ps", "-aq", "--no-trunc", "--filter"])
-            .arg(format!("label=io.drover.app={app}"))
-            .output()
-            .unwrap();
-        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        v.sort();
-        v
-    };
+    let ids = |host: &str| app_containers(&provisioned_socket(&engines, host), &app, true);
     let (ids1, ids2) = (ids("pool-1"), ids("pool-2"));
     assert_eq!((ids1.len(), ids2.len()), (2, 1));
 
@@ -577,28 +570,21 @@ fn a_restarted_drover_adopts_its_provisioned_hosts_and_their_containers() {
     let d = Drover::start_with(&args);
     running(&d, &app, Duration::from_secs(120));
     // The same hosts, adopted from the store (none provisioned anew) ...
-    let (_, locs) = d.get("/v1/locations");
-    let hosts: Vec<(String, bool)> = locs[0]["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["name"].as_str().unwrap().to_string(),
-                h["provisioned"].as_bool().unwrap(),
-            )
-        })
-        .collect();
+    let hosts = pool_hosts(&d);
     assert_eq!(
         hosts,
-        vec![("pool-1".to_string(), true), ("pool-2".to_string(), true)],
-        "{locs}"
+        vec![
+            ("pool-1".to_string(), "running".to_string(), true),
+            ("pool-2".to_string(), "running".to_string(), true)
+        ],
+        "{hosts:?}"
     );
     // ... the same members on the same hosts, the same containers: none
     // recreated, none doubled, even after the orphan sweep.
     assert_eq!(hosts_of_members(&d, &app, "web"), before);
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!((ids("pool-1"), ids("pool-2")), (ids1, ids2));
+    let (_, locs) = d.get("/v1/locations");
     let decisions = locs[0]["decisions"].to_string();
     assert!(decisions.contains("adopted on pool-2"), "{decisions}");
     // And the pool still grows from where it was: the next host is pool-3.
@@ -633,12 +619,10 @@ fn headroom_adds_a_host_before_one_is_needed() {
         Duration::from_secs(60),
         "pool-2 provisioned for headroom",
         || {
-            let (_, locs) = d.get("/v1/locations");
-            let names: Vec<String> = locs[0]["hosts"]
-                .as_array()?
-                .iter()
-                .filter(|h| h["state"] == "running")
-                .filter_map(|h| h["name"].as_str().map(str::to_string))
+            let names: Vec<String> = pool_hosts(&d)
+                .into_iter()
+                .filter(|h| h.1 == "running")
+                .map(|h| h.0)
                 .collect();
             (names == ["pool-1", "pool-2"]).then_some(())
         },
@@ -653,31 +637,21 @@ fn headroom_adds_a_host_before_one_is_needed() {
     let (_, acts) = d.get("/v1/activities?application=%40location&entity=pool");
     assert!(acts.to_string().contains("grow to 2"), "{acts}");
     // The same through the CLI.
-    let cli = |args: &[&str]| -> String {
-        let out = Command::new(common::drover_bin())
-            .args(args)
-            .env("DROVER_URL", &d.url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let text = cli(&["locations"]);
+    let text = cli(&d, &["locations"]);
     assert!(text.contains("LOCATION pool: 2 hosts"), "{text}");
     assert!(text.contains("pool-2") && text.contains("yes"), "{text}");
-    let text = cli(&[
-        "activities",
-        "--app",
-        "@location",
-        "--entity",
-        "pool",
-        "--kind",
-        "policy",
-    ]);
+    let text = cli(
+        &d,
+        &[
+            "activities",
+            "--app",
+            "@location",
+            "--entity",
+            "pool",
+            "--kind",
+            "policy",
+        ],
+    );
     assert!(
         text.contains("@location/pool policy autoscaler.resize"),
         "{text}"
@@ -685,7 +659,7 @@ fn headroom_adds_a_host_before_one_is_needed() {
     // The host-pool dashboard: every panel's query answers from a real
     // Prometheus scraping this drover.
     let prom = common::prometheus::Prometheus::start(d.url.trim_start_matches("http://"));
-    let dash: serde_json::Value = serde_json::from_str(
+    let dash: Value = serde_json::from_str(
         &std::fs::read_to_string(common::prometheus::repo_path(&format!(
             "grafana/dashboards/{}",
             common::prometheus::LOCATIONS_DASHBOARD
@@ -734,17 +708,8 @@ fn headroom_adds_a_host_before_one_is_needed() {
         Duration::from_secs(90),
         "pool-3 replaces the dead pool-2",
         || {
-            let (_, locs) = d.get("/v1/locations");
-            let hosts: Vec<(String, String)> = locs[0]["hosts"]
-                .as_array()?
-                .iter()
-                .map(|h| {
-                    (
-                        h["name"].as_str().unwrap_or("?").to_string(),
-                        h["state"].as_str().unwrap_or("?").to_string(),
-                    )
-                })
-                .collect();
+            let hosts: Vec<(String, String)> =
+                pool_hosts(&d).into_iter().map(|h| (h.0, h.1)).collect();
             (hosts
                 == [
                     ("pool-1".to_string(), "running".to_string()),
@@ -764,15 +729,7 @@ fn headroom_adds_a_host_before_one_is_needed() {
 #[test]
 fn draining_a_host_moves_its_containers_and_uncordon_takes_it_back() {
     let engines = Engines::start(2);
-    let cfg = write_config(
-        &engines,
-        &format!(
-            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n      \
-             - {{ name: e-2, endpoint: '{}' }}\n",
-            engines.socket(0),
-            engines.socket(1)
-        ),
-    );
+    let cfg = static_pool(&engines, 2, "");
     let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
     let app = common::unique("drain");
     d.deploy(&cluster_yaml(&app, 4, "drover/workload:latest", ""));
@@ -782,21 +739,8 @@ fn draining_a_host_moves_its_containers_and_uncordon_takes_it_back() {
         BTreeMap::from([("e-1".into(), 2), ("e-2".into(), 2)])
     );
     // Through the CLI, as an operator would.
-    let out = Command::new(common::drover_bin())
-        .args(["drain", "pool", "e-1"])
-        .env("DROVER_URL", &d.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("pool/e-1: draining"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = cli(&d, &["drain", "pool", "e-1"]);
+    assert!(text.contains("pool/e-1: draining"), "{text}");
     wait_for(Duration::from_secs(60), "every member off e-1", || {
         let m = hosts_of_members(&d, &app, "web");
         (m.len() == 4 && m.values().all(|h| h == "e-2")).then_some(())
@@ -804,22 +748,11 @@ fn draining_a_host_moves_its_containers_and_uncordon_takes_it_back() {
     running(&d, &app, Duration::from_secs(30));
     // New first, old removed after: nothing of the application is left on e-1.
     wait_for(Duration::from_secs(30), "e-1 emptied", || {
-        let out = engines.docker(
-            0,
-            &[
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=io.drover.app={app}"),
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
+        app_containers(&engines.socket(0), &app, true)
             .is_empty()
             .then_some(())
     });
-    let (_, locs) = d.get("/v1/locations");
-    assert_eq!(locs[0]["hosts"][0]["state"], "cordoned", "{locs}");
+    assert_eq!(pool_hosts(&d)[0].1, "cordoned");
     // A drained host takes nothing new.
     let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 5 }));
     assert_eq!(s, 200, "{b}");
