@@ -595,6 +595,21 @@ pub struct RebalanceSpec {
     pub cooldown: Duration,
 }
 
+impl RebalanceSpec {
+    /// What serde cannot say (the blueprint's `placement.rebalance` and the
+    /// `cpu-placement` policy share it).
+    pub fn check(&self) -> Result<(), String> {
+        if self.above > 0.0 && self.above < 1.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "`above` is a fraction of the host's CPUs, between 0 and 1, got {}",
+                self.above
+            ))
+        }
+    }
+}
+
 pub fn default_rebalance_above() -> f64 {
     0.8
 }

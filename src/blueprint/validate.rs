@@ -715,16 +715,8 @@ pub fn validate_placement(path: &FieldPath, p: &PlacementSpec, errs: &mut Vec<Va
             "`hostname` must not be empty",
         ));
     }
-    if let Some(r) = &p.rebalance {
-        if !(r.above > 0.0 && r.above < 1.0) {
-            errs.push(ValidationError::at(
-                path.key("rebalance").key("above"),
-                format!(
-                    "`above` is a fraction of the host's CPUs, between 0 and 1, got {}",
-                    r.above
-                ),
-            ));
-        }
+    if let Some(Err(e)) = p.rebalance.as_ref().map(|r| r.check()) {
+        errs.push(ValidationError::at(path.key("rebalance").key("above"), e));
     }
     for (k, rule) in p.affinity.iter().enumerate() {
         let rpath = path.key("affinity").index(k);

@@ -159,15 +159,12 @@ pub fn parse_config(
         }
         "cpu-placement" => {
             let c: placement::CpuPlacementConfig = typed(value)?;
-            if !(c.above > 0.0 && c.above <= 1.0) {
-                return Err(vec![PolicyConfigError {
+            c.check().map_err(|message| {
+                vec![PolicyConfigError {
                     path: "above".into(),
-                    message: format!(
-                        "`above` is a fraction of the host's CPUs, in (0, 1]; got {}",
-                        c.above
-                    ),
-                }]);
-            }
+                    message,
+                }]
+            })?;
             Ok(PolicyConfig::CpuPlacement(c))
         }
         other => Err(vec![PolicyConfigError {

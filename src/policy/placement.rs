@@ -429,16 +429,7 @@ impl Handler<super::PolicyControl> for CpuPlacement {
         match msg.op {
             super::PolicyOp::Get => {}
             super::PolicyOp::Set(super::PolicyConfig::CpuPlacement(c)) => {
-                super::parse_config(
-                    "cpu-placement",
-                    serde_yaml::to_value(&c).map_err(|e| e.to_string())?,
-                )
-                .map_err(|e| {
-                    e.iter()
-                        .map(|e| format!("{}: {}", e.path, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })?;
+                c.check().map_err(|e| format!("above: {e}"))?;
                 self.cfg = c;
                 self.push();
             }
