@@ -33,8 +33,7 @@ use super::config::{LocationConfig, ProvisionerKind};
 use super::provision::{NewHost, Provisioner};
 use crate::blueprint::PlacementSpec;
 use crate::entity::{
-    EmitNotice, EntityError, EntityEvent, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard,
-    SensorValue, Subscribe,
+    EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard, Subscribe,
 };
 use crate::host::engines::{self, GetClient};
 use crate::host::network::EnsureNetwork;
@@ -1097,18 +1096,9 @@ impl HostPool {
                 self.decommission(i, &why, ctx);
                 removed += 1;
             }
-            // The size is republished even if unchanged: the autoscaler
-            // must not believe a shrink happened that did not.
+            // The answer carries the size reached: the autoscaler takes it,
+            // so a shrink by fewer than asked is never believed whole.
             let now = self.running_hosts();
-            let me = self.me.clone();
-            self.board.emit(EntityEvent::Sensor {
-                source: me,
-                name: crate::entity::sensors::GROUP_SIZE.into(),
-                value: SensorValue {
-                    value: json!(now),
-                    timestamp_ms: crate::entity::now_ms(),
-                },
-            });
             if removed == 0 {
                 return Err(EntityError::Failed {
                     entity: self.me.to_string(),

@@ -751,7 +751,11 @@ impl Autoscaler {
                         .map_err(|e| e.to_string())
                         .and_then(|r| r.map_err(|e| e.to_string()));
                     match res {
-                        Ok(_) => act.size = Some(to),
+                        // The size reached, as the target reports it (a
+                        // host pool may shrink by fewer than asked).
+                        Ok(v) => {
+                            act.size = Some(v["size"].as_u64().map(|n| n as u32).unwrap_or(to))
+                        }
                         Err(err) => {
                             if err.contains("insufficient capacity") {
                                 on_insufficient_capacity(
