@@ -13,6 +13,10 @@ use super::{engines, DockerHost};
 
 /// How often a subscribed engine is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
+/// How long the engine's CPUs and memory (`docker info`) are reused: they
+/// rarely change, and the pool already asks `docker info` every second to
+/// judge the engine alive.
+const CAPACITY_EVERY: Duration = Duration::from_secs(60);
 
 /// One sample of an engine: the sensors `host.cpus`, `host.memory_bytes`,
 /// `host.cpu.usage` (0 to 1 of its CPUs) and the containers drover does not
@@ -38,6 +42,8 @@ pub struct Subscribers {
     to: Vec<Recipient<HostSensors>>,
     ticking: bool,
     sampling: bool,
+    /// (cpus, memory bytes, when read).
+    capacity: Option<(f64, u64, std::time::Instant)>,
 }
 
 impl Handler<SubscribeHostSensors> for DockerHost {
@@ -59,30 +65,45 @@ fn sample(act: &mut DockerHost, ctx: &mut Context<DockerHost>) {
     }
     act.usage.sampling = true;
     let docker = act.docker.clone();
+    let known = act
+        .usage
+        .capacity
+        .filter(|(_, _, at)| at.elapsed() < CAPACITY_EVERY);
     let fut = async move {
-        let info = tokio::time::timeout(Duration::from_secs(5), docker.info())
-            .await
-            .ok()?
-            .ok()?;
+        let capacity = match known {
+            Some(c) => c,
+            None => {
+                let info = tokio::time::timeout(Duration::from_secs(5), docker.info())
+                    .await
+                    .ok()?
+                    .ok()?;
+                (
+                    info.ncpu.unwrap_or(0).max(0) as f64,
+                    info.mem_total.unwrap_or(0).max(0) as u64,
+                    std::time::Instant::now(),
+                )
+            }
+        };
         let (cores, unmanaged) =
             tokio::time::timeout(Duration::from_secs(5), engines::cpu_cores_in_use(&docker))
                 .await
                 .ok()?
                 .ok()?;
-        Some((info, cores, unmanaged))
+        Some((capacity, cores, unmanaged))
     };
     ctx.spawn(fut.into_actor(act).map(|r, act, _| {
         act.usage.sampling = false;
-        let Some((info, cores, unmanaged)) = r else {
+        let Some((capacity, cores, unmanaged)) = r else {
             // A silent engine publishes nothing: the pool's own pings
             // judge whether it is on fire.
             return;
         };
-        let cpus = info.ncpu.unwrap_or(0).max(0) as f64;
+        act.usage.capacity = Some(capacity);
+        let (cpus, memory_bytes, _) = capacity;
         let s = HostSensors {
             host: act.name.clone(),
             cpus,
-            memory_bytes: info.mem_total.unwrap_or(0).max(0) as u64,
+            memory_bytes,
             cpu_usage: if cpus > 0.0 {
                 (cores / cpus).clamp(0.0, 1.0)
             } else {
