@@ -95,11 +95,15 @@ fn drover_rounds(engines: &mut Engines) -> Vec<f64> {
     times
 }
 
-fn by_hand_rounds(dir: &Path) -> Vec<f64> {
+fn by_hand_rounds(engines: &mut Engines) -> Vec<f64> {
     let octet = Octet::claim();
+    let dir = engines.dir.path().join("manual");
     let mut times = Vec::new();
     for round in 0..ROUNDS {
-        let e = LocalEngine::at(dir, &format!("manual-{round}"));
+        let name = format!("manual-{round}");
+        let e = LocalEngine::at(&dir, &name);
+        // Stopped by `Engines` on drop too, if a round fails half-way.
+        engines.engines.push((name, e.clone()));
         let sock = format!("unix://{}", e.socket.display());
         let t0 = Instant::now();
         e.start(
@@ -169,7 +173,7 @@ fn main() {
     let mut engines = Engines::start(1);
     // The workload image on the static host: drover copies nothing for it
     // (the embedded workload is imported on any engine), as by hand.
-    let by_hand = by_hand_rounds(&engines.dir.path().join("manual"));
+    let by_hand = by_hand_rounds(&mut engines);
     let drover = drover_rounds(&mut engines);
     let (m_d, m_h) = (median(drover), median(by_hand));
     println!(
