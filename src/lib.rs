@@ -10,7 +10,9 @@
 //! | --- | --- |
 //! | [`blueprint`] | the YAML model, parsing with precise error positions, validation (pure: no actors, Docker or HTTP) |
 //! | [`enricher`] | actors deriving sensors from sensors: aggregate over members, rolling mean, rate |
-//! | [`entity`] | one actor per managed thing: application, cluster, container; sensors, lifecycle, effectors |
+//! | [`protocol`] | the entity protocol (a leaf): references, sensors, events, `Invoke`, `Subscribe`, lifecycle, the sensor board, effector errors, the clock |
+| [`wire`] | the REST API's JSON types, shared by the server, the CLI, `drover chaos` and the tests (a leaf) |
+| [`entity`] | one actor per managed thing: application, cluster, container; sensors, lifecycle, effectors |
 //! | [`host`] | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
 //! | [`activity`] | the record of effector calls, policy decisions and events |
 //! | [`lb`] | the built-in TCP load balancer entity and its proxy |
@@ -43,5 +45,7 @@ pub mod management;
 pub mod metrics;
 pub mod placement;
 pub mod policy;
+pub mod protocol;
 pub mod serve;
 pub mod store;
+pub mod wire;

@@ -76,18 +76,6 @@ pub enum ManagementError {
     Entity(#[from] EntityError),
 }
 
-/// The management actor's view of one entity.
-#[derive(Debug, Clone, Serialize)]
-pub struct EntityView {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: EntityKind,
-    pub state: Lifecycle,
-    pub parent: Option<String>,
-    pub children: Vec<String>,
-    pub sensors: BTreeMap<String, SensorValue>,
-}
-
 struct EntityRecord {
     view: EntityView,
     handle: EntityHandle,
@@ -118,38 +106,9 @@ struct OpenFailure {
     gone_ms: Option<u64>,
 }
 
-/// A summary row of `GET /v1/applications`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AppSummary {
-    pub id: String,
-    pub location: String,
-    pub state: Lifecycle,
-    pub entities: usize,
-    pub created_ms: u64,
-}
-
-/// `GET /v1/applications/{app}`: the summary, the tree, the blueprint, and
-/// the latest activity of each entity that has one (`drover status`).
-#[derive(Debug, Clone, Serialize)]
-pub struct AppDetail {
-    #[serde(flatten)]
-    pub summary: AppSummary,
-    pub entities: Vec<EntityView>,
-    pub blueprint: Blueprint,
-    pub latest_activities: BTreeMap<String, Activity>,
-}
-
 pub use crate::activity::{Activity, RecordActivity};
+pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct HostView {
-    pub name: String,
-    pub address: String,
-    pub containers: usize,
-    /// CPU, memory and load of the engine's machine, when drover runs on it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub machine: Option<crate::host::machine::MachineStats>,
-}
 
 pub struct Management {
     /// Location name → where entities of that location run.

@@ -8,27 +8,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 
-use crate::blueprint::{BlueprintError, BlueprintErrors};
+use crate::blueprint::BlueprintErrors;
 use crate::management::{
     ActivityFilter, CollectMetrics, Deploy, Destroy, GetApp, GetEntities, GetSensors,
     InvokeEffector, ListActivities, ListApps, ListHosts, ListPresets, Management, ManagementError,
     PolicyRequest, PolicyRequestOp,
 };
 
-/// The JSON body of every error answer. Blueprint errors carry the position
-/// of the first error and the full list in `errors`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<BlueprintError>,
-}
+pub use crate::wire::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -6,20 +6,9 @@
 
 use std::sync::Mutex;
 
-use serde::Serialize;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MachineStats {
-    pub cpus: usize,
-    /// Busy fraction of all CPUs together (0..1).
-    pub cpu_usage: f64,
-    pub memory_total_bytes: u64,
-    pub memory_used_bytes: u64,
-    pub load_1m: f64,
-    pub load_5m: f64,
-    pub load_15m: f64,
-}
+pub use crate::wire::MachineStats;
 
 static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
 

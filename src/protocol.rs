@@ -1,0 +1,356 @@
+//! The entity protocol: what every actor that manages or watches an entity
+//! speaks. Entity references, sensor values and events, the effector call
+//! (`Invoke`), subscriptions, lifecycle, the sensor board, effector errors
+//! and the clock.
+//!
+//! This module is a leaf: it imports nothing of drover, so that entities,
+//! policies, enrichers, load balancers, the host pool and the management
+//! actor can all depend on it without depending on each other.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Well-known sensor names.
+pub mod sensors {
+    pub const CONTAINER_ID: &str = "container.id";
+    pub const CONTAINER_NAME: &str = "container.name";
+    pub const HOST_ADDRESS: &str = "host.address";
+    pub const HOST_NAME: &str = "host.name";
+    /// `host.port.<container port>`: the published host port.
+    pub const HOST_PORT_PREFIX: &str = "host.port.";
+    pub const SERVICE_UP: &str = "service.up";
+    /// The engine's view of the container: `created`, `running`, `paused`,
+    /// `exited`, `removed`.
+    pub const SERVICE_STATE: &str = "service.state";
+    pub const GROUP_SIZE: &str = "group.size";
+    pub const GROUP_DESIRED_SIZE: &str = "group.desired_size";
+    pub const GROUP_MEMBERS: &str = "group.members";
+    /// Members that are `running`, with their address and published ports:
+    /// what load balancers route to.
+    pub const GROUP_ENDPOINTS: &str = "group.endpoints";
+    pub const ENTITY_STATE: &str = "entity.state";
+    pub const ENTITY_ERROR: &str = "entity.error";
+    /// CPU in use, in cores (1.0 = one whole core), from the stats stream.
+    pub const CPU_USAGE: &str = "cpu.usage";
+    /// Memory in use, in bytes, less reclaimable page cache.
+    pub const MEMORY_USAGE: &str = "memory.usage_bytes";
+    /// Notices (events, not values).
+    pub const ENTITY_FAILED: &str = "entity.failed";
+    pub const ENTITY_RECOVERED: &str = "entity.recovered";
+    pub const ENTITY_FAILED_RESTART: &str = "entity.failed.restart";
+}
+
+/// Lifecycle of an entity, as in Brooklyn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    Created,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    OnFire,
+}
+
+impl Lifecycle {
+    pub const ALL: [Lifecycle; 6] = [
+        Lifecycle::Created,
+        Lifecycle::Starting,
+        Lifecycle::Running,
+        Lifecycle::Stopping,
+        Lifecycle::Stopped,
+        Lifecycle::OnFire,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Created => "created",
+            Lifecycle::Starting => "starting",
+            Lifecycle::Running => "running",
+            Lifecycle::Stopping => "stopping",
+            Lifecycle::Stopped => "stopped",
+            Lifecycle::OnFire => "on-fire",
+        }
+    }
+}
+
+impl std::fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Kinds of entity, as shown in the API and used as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntityKind {
+    Application,
+    Cluster,
+    Container,
+    LoadBalancer,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 4] = [
+        EntityKind::Application,
+        EntityKind::Cluster,
+        EntityKind::Container,
+        EntityKind::LoadBalancer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Application => "application",
+            EntityKind::Cluster => "cluster",
+            EntityKind::Container => "container",
+            EntityKind::LoadBalancer => "load-balancer",
+        }
+    }
+}
+
+/// Which entity: application id plus entity id. The application entity's
+/// id is the application id itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EntityRef {
+    pub app: String,
+    pub entity: String,
+}
+
+impl EntityRef {
+    pub fn new(app: impl Into<String>, entity: impl Into<String>) -> Self {
+        EntityRef {
+            app: app.into(),
+            entity: entity.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for EntityRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.app, self.entity)
+    }
+}
+
+/// A sensor value with the time it was published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorValue {
+    pub value: serde_json::Value,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What an entity tells its subscribers.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum EntityEvent {
+    /// A sensor changed (published only when the value differs).
+    Sensor {
+        source: EntityRef,
+        name: String,
+        value: SensorValue,
+    },
+    /// The lifecycle state changed.
+    State {
+        source: EntityRef,
+        kind: EntityKind,
+        state: Lifecycle,
+    },
+    /// The entity is gone (destroyed); subscribers drop what they hold of it.
+    Gone { source: EntityRef },
+    /// A one-off event, not a lasting value: `entity.failed`,
+    /// `entity.recovered`, `entity.failed.restart` (Brooklyn's sensor events).
+    Notice {
+        source: EntityRef,
+        name: String,
+        detail: serde_json::Value,
+    },
+}
+
+/// Subscribe to an entity's events. The subscriber first receives the
+/// current state and every current sensor, so nothing is missed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<EntityEvent>);
+
+/// The sensors and subscribers every entity keeps; publishing only on change
+/// keeps event volume proportional to real change.
+#[derive(Default)]
+pub struct SensorBoard {
+    pub values: BTreeMap<String, SensorValue>,
+    subscribers: Vec<Recipient<EntityEvent>>,
+}
+
+impl SensorBoard {
+    pub fn subscribe(
+        &mut self,
+        who: Recipient<EntityEvent>,
+        me: &EntityRef,
+        kind: EntityKind,
+        state: Lifecycle,
+    ) {
+        who.do_send(EntityEvent::State {
+            source: me.clone(),
+            kind,
+            state,
+        });
+        for (name, value) in &self.values {
+            who.do_send(EntityEvent::Sensor {
+                source: me.clone(),
+                name: name.clone(),
+                value: value.clone(),
+            });
+        }
+        self.subscribers.push(who);
+    }
+
+    /// Sets a sensor; tells subscribers only if the value changed.
+    pub fn set(&mut self, me: &EntityRef, name: &str, value: serde_json::Value) {
+        if self.values.get(name).map(|v| &v.value) == Some(&value) {
+            return;
+        }
+        let value = SensorValue {
+            value,
+            timestamp_ms: now_ms(),
+        };
+        self.values.insert(name.to_string(), value.clone());
+        self.emit(EntityEvent::Sensor {
+            source: me.clone(),
+            name: name.to_string(),
+            value,
+        });
+    }
+
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        self.values.get(name).map(|v| &v.value)
+    }
+
+    /// Removes a sensor (published as `null`).
+    pub fn clear(&mut self, me: &EntityRef, name: &str) {
+        if self.values.remove(name).is_some() {
+            let value = SensorValue {
+                value: serde_json::Value::Null,
+                timestamp_ms: now_ms(),
+            };
+            self.emit(EntityEvent::Sensor {
+                source: me.clone(),
+                name: name.to_string(),
+                value,
+            });
+        }
+    }
+
+    pub fn emit(&mut self, event: EntityEvent) {
+        // A subscriber whose mailbox is closed is gone for good: drop it.
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(event.clone());
+        }
+    }
+}
+
+/// An effector call: a named operation with named JSON arguments.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<serde_json::Value, EntityError>")]
+pub struct Invoke {
+    pub effector: String,
+    pub args: serde_json::Value,
+}
+
+impl Invoke {
+    pub fn new(effector: &str) -> Self {
+        Invoke {
+            effector: effector.to_string(),
+            args: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn with_args(effector: &str, args: serde_json::Value) -> Self {
+        Invoke {
+            effector: effector.to_string(),
+            args,
+        }
+    }
+}
+
+/// Errors of effector calls.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+pub enum EntityError {
+    #[error("entity {entity} has no effector `{effector}`; it has: {known}")]
+    UnknownEffector {
+        entity: String,
+        effector: String,
+        known: String,
+    },
+    #[error("bad arguments for effector `{effector}`: {message}")]
+    BadArguments { effector: String, message: String },
+    #[error("{entity} failed to start: {message}")]
+    StartFailed { entity: String, message: String },
+    #[error("{entity}: {operation} failed on the engine: {message}")]
+    Engine {
+        entity: String,
+        operation: String,
+        message: String,
+    },
+    #[error("{entity}: no member `{member}`; members are: {known}")]
+    NoSuchMember {
+        entity: String,
+        member: String,
+        known: String,
+    },
+    #[error("{entity}: {message}")]
+    Failed { entity: String, message: String },
+    #[error("{entity} is stopping and takes no more effector calls")]
+    Stopping { entity: String },
+    #[error("{entity} did not answer: {message}")]
+    Unreachable { entity: String, message: String },
+}
+
+/// Parses an effector's named arguments into a typed struct.
+pub fn parse_args<T: serde::de::DeserializeOwned>(
+    effector: &str,
+    args: &serde_json::Value,
+) -> Result<T, EntityError> {
+    let args = if args.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        args.clone()
+    };
+    serde_json::from_value(args).map_err(|e| EntityError::BadArguments {
+        effector: effector.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Common tear-down: stop and remove every container, then stop the actor.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), EntityError>")]
+pub struct Teardown;
+
+/// Asks an entity to emit a notice to its subscribers (a policy telling the
+/// world it gave up, for example).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct EmitNotice {
+    pub name: String,
+    pub detail: serde_json::Value,
+}
+
+/// Sets a sensor on an entity from outside (an enricher's result). `null`
+/// clears it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PublishSensor {
+    pub name: String,
+    pub value: serde_json::Value,
+}
+
