@@ -12,7 +12,11 @@ use actix_web::{web, App, HttpServer};
 
 use crate::entity::Placement;
 use crate::host::{self, DockerHost};
-use crate::management::{Deploy, Management};
+use crate::management::{DeployAtStart, DeployOutcome, Management};
+
+/// The preset directory `drover serve` reads when given none: the
+/// repository's `policies/`, whose presets are also built in.
+pub const DEFAULT_POLICIES: &str = "policies";
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -23,7 +27,8 @@ pub struct ServeOptions {
     /// Docker endpoint of the `local` location: `local` (the default
     /// socket), `unix:///path`, or `tcp://host:port`.
     pub docker: String,
-    /// Directory of policy presets (`policies/`).
+    /// Directory of policy presets added to (or overriding) the built-in
+    /// ones; edits are reloaded.
     pub policies: PathBuf,
     /// The durable store (redb file).
     pub store: PathBuf,
@@ -75,25 +80,37 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
 }
 
 async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    // The built-in presets, with the preset directory's added or
+    // overriding them. The default directory (`policies`, relative) exists
+    // only in the repository; elsewhere the built-in presets serve alone.
+    let presets = if opts.policies.is_dir() {
+        crate::policy::Presets::builtin()
+            .with_dir(&opts.policies)
+            .map_err(ServeError::Presets)?
+    } else {
+        if opts.policies != std::path::Path::new(DEFAULT_POLICIES) {
+            tracing::warn!(dir = %opts.policies.display(), "no policy preset directory there; the built-in presets only");
+        }
+        crate::policy::Presets::builtin()
+    };
     // Read and validate the blueprints first: a bad file stops start-up
-    // before anything is created.
+    // before anything is created. The same validation as `drover validate`;
+    // the server's deploy adds the location and build-context checks.
     let mut blueprints = Vec::new();
     for path in &opts.deploy {
         let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        crate::blueprint::parse_blueprint(&path.display().to_string(), &text)
-            .map_err(ServeError::Blueprint)?;
+        crate::management::validate::validate_blueprint(
+            &path.display().to_string(),
+            &text,
+            &crate::management::validate::ValidationContext::offline(&presets),
+        )
+        .map_err(ServeError::Blueprint)?;
         blueprints.push((path.display().to_string(), text));
     }
 
-    let presets = if opts.policies.is_dir() {
-        crate::policy::Presets::load(&opts.policies).map_err(ServeError::Presets)?
-    } else {
-        tracing::warn!(dir = %opts.policies.display(), "no policy preset directory; blueprints can use `type:` policies only");
-        crate::policy::Presets::empty()
-    };
     // The store before anything else: a bad one stops start-up before
     // drover manages (or removes) anything.
     let store_path = opts.store.clone();
@@ -206,9 +223,11 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     tracing::info!(addresses = ?addrs, "drover serving");
 
+    // A second start with the same flags finds the application rebound
+    // from the store: it is kept, never deployed twice or replaced.
     for (path, text) in blueprints {
-        let id = mgmt
-            .send(Deploy {
+        let outcome = mgmt
+            .send(DeployAtStart {
                 file: path.clone(),
                 text,
             })
@@ -221,7 +240,15 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        println!("deployed {path} as application `{id}`");
+        match outcome {
+            DeployOutcome::Deployed(id) => println!("deployed {path} as application `{id}`"),
+            DeployOutcome::Kept { id, changed: false } => {
+                println!("application `{id}` of {path} is already running; kept")
+            }
+            DeployOutcome::Kept { id, changed: true } => println!(
+                "warning: {path} differs from the blueprint application `{id}` runs; the running application was kept (`drover apply`, coming, updates it)"
+            ),
+        }
     }
 
     let r = server.await.map_err(ServeError::Runtime);

@@ -31,7 +31,9 @@ pub struct AppSummary {
     pub id: String,
     pub location: String,
     pub state: Lifecycle,
-    pub entities: usize,
+    /// How many entities the application has (its tree is `entities` in
+    /// [`AppDetail`]).
+    pub entity_count: usize,
     pub created_ms: u64,
 }
 

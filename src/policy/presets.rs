@@ -10,6 +10,11 @@
 //! ```
 //!
 //! The file name (without `.yaml`) is the preset's name.
+//!
+//! The presets of the repository's `policies/` are built into the binary
+//! ([`Presets::builtin`]), so `drover serve` and `drover validate` know them
+//! wherever they run; a preset directory (`--policies DIR`) adds presets or
+//! overrides built-in ones by name, and its files are reloaded when edited.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +41,24 @@ pub struct PresetError {
     pub message: String,
 }
 
+/// The shipped presets: `policies/*.yaml`, built in. A test checks that
+/// every file of `policies/` is listed here.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "cpu-rebalance",
+        include_str!("../../policies/cpu-rebalance.yaml"),
+    ),
+    (
+        "replace-failed",
+        include_str!("../../policies/replace-failed.yaml"),
+    ),
+    ("resilient", include_str!("../../policies/resilient.yaml")),
+    (
+        "web-autoscaler",
+        include_str!("../../policies/web-autoscaler.yaml"),
+    ),
+];
+
 #[derive(Debug, Clone, Default)]
 pub struct Presets {
     dir: Option<PathBuf>,
@@ -45,6 +68,31 @@ pub struct Presets {
 impl Presets {
     pub fn empty() -> Self {
         Presets::default()
+    }
+
+    /// The presets shipped with drover (`policies/*.yaml`, built in).
+    pub fn builtin() -> Self {
+        let mut presets = BTreeMap::new();
+        for (name, text) in BUILTIN {
+            // Every shipped preset parses (tested); a broken one is left out
+            // rather than stopping the service.
+            match Self::parse(&format!("policies/{name}.yaml (built in)"), text) {
+                Ok(p) => {
+                    presets.insert(name.to_string(), p);
+                }
+                Err(e) => tracing::error!(error = %e, "a built-in preset does not parse"),
+            }
+        }
+        Presets { dir: None, presets }
+    }
+
+    /// These presets with every preset of `dir` added, a file overriding
+    /// the preset of its name. `dir` is then the directory reloaded on edits.
+    pub fn with_dir(mut self, dir: &Path) -> Result<Presets, Vec<PresetError>> {
+        let loaded = Self::load(dir)?;
+        self.presets.extend(loaded.presets);
+        self.dir = loaded.dir;
+        Ok(self)
     }
 
     pub fn get(&self, name: &str) -> Option<&Preset> {
@@ -64,10 +112,10 @@ impl Presets {
     }
 
     pub fn dir_display(&self) -> String {
-        self.dir
-            .as_ref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|| "(no preset directory)".into())
+        match &self.dir {
+            Some(d) => format!("{} (and the built-in presets)", d.display()),
+            None => "the built-in presets".into(),
+        }
     }
 
     /// Parses and checks one preset file's text.
@@ -223,6 +271,34 @@ mod tests {
     fn a_syntax_error_has_its_position() {
         let e = Presets::parse("p.yaml", "kind: restarter\nconfig: [\n").unwrap_err();
         assert!(e.line >= 2, "{e}");
+    }
+
+    #[test]
+    fn every_shipped_preset_is_built_in_as_written() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let on_disk = Presets::load(&dir).unwrap_or_else(|e| panic!("{e:?}"));
+        let builtin = Presets::builtin();
+        assert_eq!(builtin.names(), on_disk.names(), "BUILTIN lists every file of policies/");
+        for n in on_disk.names() {
+            assert_eq!(builtin.get(&n), on_disk.get(&n), "{n}");
+        }
+        assert_eq!(builtin.dir(), None);
+    }
+
+    #[test]
+    fn a_directory_adds_presets_and_overrides_built_in_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("resilient.yaml"),
+            "kind: restarter\ndescription: mine\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("extra.yaml"), "kind: replacer\n").unwrap();
+        let p = Presets::builtin().with_dir(dir.path()).unwrap();
+        assert_eq!(p.get("resilient").unwrap().description.as_deref(), Some("mine"));
+        assert_eq!(p.get("extra").unwrap().kind, "replacer");
+        assert!(p.get("web-autoscaler").is_some(), "built-in ones stay");
+        assert_eq!(p.dir(), Some(dir.path()));
     }
 
     #[test]

@@ -344,24 +344,20 @@ impl Store {
                         .insert(app.id.as_str(), v.as_str())
                         .map_err(|e| io("write", e))?;
                 }
+                StoreWrite::CreateApp(app) => {
+                    forget_app_state(&tx, &app.id)?;
+                    let v = serde_json::to_string(app).map_err(|e| io("encode", e))?;
+                    tx.open_table(APPS)
+                        .map_err(|e| io("write", e))?
+                        .insert(app.id.as_str(), v.as_str())
+                        .map_err(|e| io("write", e))?;
+                }
                 StoreWrite::DeleteApp(id) => {
                     tx.open_table(APPS)
                         .map_err(|e| io("write", e))?
                         .remove(id.as_str())
                         .map_err(|e| io("write", e))?;
-                    let prefix = format!("{id}\u{0}");
-                    for table in [CLUSTERS, POLICIES] {
-                        let mut t = tx.open_table(table).map_err(|e| io("write", e))?;
-                        let keys: Vec<String> = t
-                            .iter()
-                            .map_err(|e| io("write", e))?
-                            .filter_map(|r| r.ok().map(|(k, _)| k.value().to_string()))
-                            .filter(|k| k.starts_with(&prefix))
-                            .collect();
-                        for k in keys {
-                            t.remove(k.as_str()).map_err(|e| io("write", e))?;
-                        }
-                    }
+                    forget_app_state(&tx, id)?;
                 }
                 StoreWrite::PutCluster { app, entity, state } => {
                     let v = serde_json::to_string(state).map_err(|e| io("encode", e))?;
@@ -395,11 +391,33 @@ impl Store {
     }
 }
 
+/// Removes an application's cluster membership and policy memory.
+fn forget_app_state(tx: &redb::WriteTransaction, app: &str) -> Result<(), StoreError> {
+    let prefix = format!("{app}\u{0}");
+    for table in [CLUSTERS, POLICIES] {
+        let mut t = tx.open_table(table).map_err(|e| io("write", e))?;
+        let keys: Vec<String> = t
+            .iter()
+            .map_err(|e| io("write", e))?
+            .filter_map(|r| r.ok().map(|(k, _)| k.value().to_string()))
+            .filter(|k| k.starts_with(&prefix))
+            .collect();
+        for k in keys {
+            t.remove(k.as_str()).map_err(|e| io("write", e))?;
+        }
+    }
+    Ok(())
+}
+
 /// A change to the store.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), StoreError>")]
 pub enum StoreWrite {
     PutApp(StoredApp),
+    /// A new application: stored, and whatever cluster membership or policy
+    /// memory an earlier application of that name left is dropped (in the
+    /// same transaction), so none of it seeds the new one.
+    CreateApp(StoredApp),
     DeleteApp(String),
     PutCluster {
         app: String,

@@ -1,0 +1,318 @@
+//! The management actor: owns the applications and the read model.
+//!
+//! It creates application entities on deploy and tears them down on
+//! destroy, routes engine events to the container entity they concern, and
+//! subscribes to every entity so that it holds an up-to-date view of the
+//! whole tree. The REST API reads that view through messages; it never
+//! reaches into an entity.
+//!
+//! # Layout
+//!
+//! One concern per file. The pure parts (no actor, no clock, no I/O) hold
+//! the decisions and carry the unit tests; the actor's files only move
+//! messages and do I/O around them.
+//!
+//! | file | concern |
+//! | --- | --- |
+//! | `mod.rs` | the actor, its state, its errors, registration of entities and the activity record |
+//! | [`read_model`] | pure: the view of every entity, the tree, summaries, the latest activity of each entity |
+//! | `routing.rs` | engine events and resyncs to container entities; entity events into the read model |
+//! | [`notices`] | pure: dropping the duplicate of a notice a cluster forwards |
+//! | [`recovery`] | pure: open failures to `drover_recovery_seconds` |
+//! | `observe.rs` | the metrics of notices and activities (failures, restarts, replacements, policy actions) |
+//! | `state_metrics.rs` | the gauges a scrape rebuilds from the read model; host capacity reads |
+//! | [`validate`] | pure: the one blueprint validation, shared by deploy, rebind and `drover validate` |
+//! | `deploy.rs` | deploy (and the start-up deploy that keeps an application already there), building an application |
+//! | `destroy.rs` | destroy, and forgetting the application's saved state |
+//! | `effectors.rs` | effector calls, recorded as activities |
+//! | `queries.rs` | the read-only REST answers: applications, entities, sensors, activities, hosts, locations, metrics |
+//! | `rebind.rs` | rebuilding the stored applications at start, and the orphan sweep |
+//! | `presets.rs` | preset files polled and reloaded into running policies; change detection is pure |
+//! | `policy_rest.rs` | REST operations on a running policy |
+
+mod deploy;
+mod destroy;
+mod effectors;
+pub mod notices;
+mod observe;
+mod policy_rest;
+mod presets;
+mod queries;
+pub mod read_model;
+mod rebind;
+pub mod recovery;
+mod routing;
+mod state_metrics;
+pub mod validate;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use crate::blueprint::Blueprint;
+use crate::entity::{
+    ChildAdded, EntityError, EntityHandle, EntityRef, Links, Placement, Subscribe,
+};
+
+pub use crate::activity::{Activity, RecordActivity};
+pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
+pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
+pub use destroy::Destroy;
+pub use effectors::{Detached, InvokeEffector};
+pub use policy_rest::{PolicyRequest, PolicyRequestOp};
+pub use presets::{ListPresets, PRESET_POLL};
+pub use queries::{
+    ActivityFilter, CollectMetrics, GetApp, GetEntities, GetSensors, ListActivities, ListApps,
+    ListHosts, ListLocations, PoolHostOp,
+};
+
+/// How many activities are kept (newest win).
+pub const ACTIVITY_RETENTION: usize = 10_000;
+
+/// The most activities one `GET /v1/activities` answers (default 100): a
+/// bounded answer keeps one request from serialising the whole record.
+pub const ACTIVITY_LIMIT_MAX: usize = 1_000;
+
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+pub enum ManagementError {
+    #[error("no application `{0}`; `drover ls` lists them")]
+    NoApplication(String),
+    #[error(
+        "application `{app}` has no entity `{entity}`; `drover status {app}` shows its entities"
+    )]
+    NoEntity { app: String, entity: String },
+    #[error(
+        "an application named `{0}` already exists; destroy it first or choose another `name`"
+    )]
+    Exists(String),
+    #[error("unknown location `{location}`; known locations: {known}")]
+    UnknownLocation { location: String, known: String },
+    #[error("application `{0}` is being destroyed")]
+    Destroying(String),
+    #[error("{0}")]
+    Blueprint(crate::blueprint::BlueprintErrors),
+    #[error("{0}")]
+    NoPolicy(String),
+    #[error("the store refused the write: {0}")]
+    Store(String),
+    #[error("{0}")]
+    NoHost(String),
+    #[error(transparent)]
+    Entity(#[from] EntityError),
+}
+
+struct AppRecord {
+    blueprint: Blueprint,
+    /// The blueprint as deployed, and where it came from (for the store).
+    text: String,
+    file: String,
+    /// When this incarnation was deployed: older activities of the same
+    /// name belong to an application destroyed before.
+    created_ms: u64,
+    destroying: bool,
+    /// Service id → resource limits of one of its containers (cpus, memory
+    /// bytes), for the host reservation gauges.
+    reservations: HashMap<String, (f64, i64)>,
+}
+
+pub struct Management {
+    /// Location name → where entities of that location run.
+    locations: BTreeMap<String, Placement>,
+    apps: BTreeMap<String, AppRecord>,
+    model: read_model::ReadModel,
+    /// The actors behind the read model's entities.
+    handles: HashMap<EntityRef, EntityHandle>,
+    notices: HashMap<EntityRef, notices::NoticeEchoes>,
+    activities: VecDeque<Activity>,
+    next_activity: u64,
+    /// This drover's containers on each host, at its last resync.
+    host_containers: HashMap<String, usize>,
+    host_capacity: HashMap<String, crate::host::HostCapacity>,
+    capacity_read: HashMap<String, Instant>,
+    recovery: recovery::RecoveryClock,
+    presets: crate::policy::Presets,
+    policies: crate::policy::registry::PolicyRegistry,
+    /// Preset files as last seen, for reloads.
+    preset_stamps: presets::PresetStamps,
+    /// Presets whose file is invalid now (the previous version stays in force).
+    preset_errors: BTreeMap<String, String>,
+    host_machine: HashMap<String, crate::host::machine::MachineStats>,
+    /// The durable store, if any (`drover serve` always has one).
+    store: Option<Addr<crate::store::StoreActor>>,
+    /// What the store held at start: applications to rebind.
+    rebind: Option<crate::store::Snapshot>,
+    /// Saved cluster membership and policy memory, for entities being rebuilt.
+    saved: std::sync::Arc<crate::entity::Saved>,
+    /// Deploys whose store write is in flight (their names are taken).
+    pending_deploys: BTreeSet<String>,
+}
+
+impl Management {
+    pub fn new(locations: BTreeMap<String, Placement>) -> Self {
+        Management {
+            locations,
+            apps: BTreeMap::new(),
+            model: Default::default(),
+            handles: HashMap::new(),
+            notices: HashMap::new(),
+            activities: VecDeque::new(),
+            next_activity: 1,
+            host_containers: HashMap::new(),
+            host_capacity: HashMap::new(),
+            capacity_read: HashMap::new(),
+            recovery: Default::default(),
+            presets: crate::policy::Presets::empty(),
+            policies: Default::default(),
+            preset_stamps: Default::default(),
+            preset_errors: BTreeMap::new(),
+            host_machine: HashMap::new(),
+            store: None,
+            rebind: None,
+            saved: Default::default(),
+            pending_deploys: Default::default(),
+        }
+    }
+
+    pub fn with_presets(mut self, presets: crate::policy::Presets) -> Self {
+        self.presets = presets;
+        self
+    }
+
+    /// Uses a durable store; `snapshot` is what it held at start, rebound
+    /// when the actor starts.
+    pub fn with_store(
+        mut self,
+        store: Addr<crate::store::StoreActor>,
+        snapshot: crate::store::Snapshot,
+    ) -> Self {
+        // Only stored applications' state is kept: state of an application
+        // destroyed before (a late write) must not seed a new one.
+        self.saved = std::sync::Arc::new(crate::entity::Saved {
+            clusters: snapshot
+                .clusters
+                .iter()
+                .filter(|((app, _), _)| snapshot.apps.contains_key(app))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            policies: snapshot
+                .policies
+                .iter()
+                .filter(|((app, _, _), _)| snapshot.apps.contains_key(app))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+        self.store = Some(store);
+        self.rebind = Some(snapshot);
+        self
+    }
+
+    /// Drops an application's saved cluster membership and policy memory
+    /// (a destroy, or a deploy of a new application under that name).
+    fn forget_saved(&mut self, app: &str) {
+        let saved = &self.saved;
+        let holds = saved.clusters.keys().any(|(a, _)| a == app)
+            || saved.policies.keys().any(|(a, _, _)| a == app);
+        if holds {
+            self.saved = std::sync::Arc::new(crate::entity::Saved {
+                clusters: saved
+                    .clusters
+                    .iter()
+                    .filter(|((a, _), _)| a != app)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                policies: saved
+                    .policies
+                    .iter()
+                    .filter(|((a, _, _), _)| a != app)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            });
+        }
+    }
+
+    fn links(&self, ctx: &mut Context<Self>) -> Links {
+        Links {
+            store: self.store.clone().map(|s| s.recipient()),
+            saved: self.saved.clone(),
+            policies: ctx.address().recipient(),
+            children: ctx.address().recipient(),
+            activities: ctx.address().recipient(),
+        }
+    }
+
+    /// A new entity: into the read model, and subscribed to.
+    fn register(
+        &mut self,
+        ctx: &mut Context<Self>,
+        me: EntityRef,
+        parent: Option<&EntityRef>,
+        handle: EntityHandle,
+    ) {
+        handle
+            .subscribe
+            .do_send(Subscribe(ctx.address().recipient()));
+        self.model.register(&me, handle.kind, parent);
+        self.notices.remove(&me);
+        self.handles.insert(me, handle);
+    }
+
+    fn forget(&mut self, me: &EntityRef) {
+        self.model.forget(me);
+        self.handles.remove(me);
+        self.notices.remove(me);
+    }
+
+    fn summary(&self, id: &str, rec: &AppRecord) -> AppSummary {
+        self.model
+            .summary(id, &rec.blueprint.location, rec.created_ms)
+    }
+
+    fn record(&mut self, mut a: Activity) {
+        a.id = self.next_activity;
+        self.next_activity += 1;
+        self.observe_activity(&a);
+        self.activities.push_front(a);
+        self.activities.truncate(ACTIVITY_RETENTION);
+    }
+}
+
+impl Actor for Management {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.rebind(ctx);
+        // Preset files are polled: a change is in force within about a
+        // second, with no watcher to lose events on editors' rename-and-replace.
+        ctx.run_interval(PRESET_POLL, |act, ctx| act.check_presets(ctx));
+    }
+}
+
+impl Handler<ChildAdded> for Management {
+    type Result = ();
+    fn handle(&mut self, msg: ChildAdded, ctx: &mut Context<Self>) {
+        self.register(ctx, msg.child, Some(&msg.parent), msg.handle);
+    }
+}
+
+impl Handler<RecordActivity> for Management {
+    type Result = ();
+    fn handle(&mut self, RecordActivity(a): RecordActivity, _: &mut Context<Self>) {
+        self.record(a);
+    }
+}
+
+impl Handler<crate::policy::PolicyRegistered> for Management {
+    type Result = ();
+    fn handle(&mut self, msg: crate::policy::PolicyRegistered, _: &mut Context<Self>) {
+        self.policies.register(msg);
+    }
+}
+
+impl Handler<crate::host::HostMachine> for Management {
+    type Result = ();
+    fn handle(&mut self, msg: crate::host::HostMachine, _: &mut Context<Self>) {
+        self.host_machine.insert(msg.host, msg.stats);
+    }
+}

@@ -1,0 +1,204 @@
+//! The gauges a scrape rebuilds from the read model (entities by state,
+//! cluster sizes, load balancers, host containers, capacity and
+//! reservations), and the background reads of host capacity.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::blueprint::Blueprint;
+use crate::entity::{sensors as s, EntityKind, Lifecycle};
+use crate::host::Capacity;
+use crate::metrics;
+
+use super::Management;
+
+/// How often host capacity (`docker info`) is read again. CPUs and memory of
+/// an engine change only when a machine is resized; a minute is plenty.
+const CAPACITY_REFRESH: Duration = Duration::from_secs(60);
+
+impl Management {
+    /// Reads a host's capacity (`docker info`) in the background, at most
+    /// once per [`CAPACITY_REFRESH`].
+    pub(super) fn refresh_capacity(&mut self, host_name: &str, ctx: &mut Context<Self>) {
+        if self
+            .capacity_read
+            .get(host_name)
+            .is_some_and(|t| t.elapsed() < CAPACITY_REFRESH)
+        {
+            return;
+        }
+        let Some(host) = self
+            .locations
+            .values()
+            .find(|p| p.host_name == host_name)
+            .map(|p| p.host.clone())
+        else {
+            return;
+        };
+        self.capacity_read
+            .insert(host_name.to_string(), Instant::now());
+        let name = host_name.to_string();
+        ctx.spawn(
+            async move { host.send(Capacity).await }
+                .into_actor(self)
+                .map(move |res, act, _| match res {
+                    Ok(Ok(c)) => {
+                        act.host_capacity.insert(name, c);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(host = %name, error = %e, "cannot read host capacity")
+                    }
+                    Err(_) => {}
+                }),
+        );
+    }
+
+    /// Sets every metric that describes the current state, from the read
+    /// model: nothing on the sensor path touches a metric.
+    pub(super) fn collect_state_metrics(&self) {
+        metrics::APPLICATIONS.set(self.apps.len() as i64);
+        let mut counts: HashMap<(EntityKind, Lifecycle), i64> = HashMap::new();
+        let mut per_app: HashMap<(&str, EntityKind), HashMap<Lifecycle, i64>> = HashMap::new();
+        for (key, view) in self.model.iter() {
+            *counts.entry((view.kind, view.state)).or_default() += 1;
+            *per_app
+                .entry((key.app.as_str(), view.kind))
+                .or_default()
+                .entry(view.state)
+                .or_default() += 1;
+        }
+        for kind in EntityKind::ALL {
+            for state in Lifecycle::ALL {
+                let n = counts.get(&(kind, state)).copied().unwrap_or(0);
+                metrics::ENTITIES
+                    .with_label_values(&[kind.as_str(), state.as_str()])
+                    .set(n);
+            }
+        }
+        // Reset, then set: series of destroyed entities disappear. The
+        // scrape renders right after, in this same handler, so it never
+        // sees the gap.
+        metrics::reset_state_metrics();
+        for ((app, kind), states) in &per_app {
+            for state in Lifecycle::ALL {
+                metrics::APPLICATION_ENTITIES
+                    .with_label_values(&[app, kind.as_str(), state.as_str()])
+                    .set(states.get(&state).copied().unwrap_or(0));
+            }
+        }
+        let mut reserved: HashMap<&str, (f64, i64)> = HashMap::new();
+        for (key, view) in self.model.iter() {
+            let sensor = |n: &str| view.sensors.get(n).map(|v| &v.value);
+            let int = |n: &str| sensor(n).and_then(|v| v.as_i64()).unwrap_or(0);
+            let labels = [key.app.as_str(), key.entity.as_str()];
+            match view.kind {
+                EntityKind::Cluster => {
+                    metrics::CLUSTER_SIZE
+                        .with_label_values(&labels)
+                        .set(int(s::GROUP_SIZE));
+                    metrics::CLUSTER_DESIRED_SIZE
+                        .with_label_values(&labels)
+                        .set(int(s::GROUP_DESIRED_SIZE));
+                }
+                EntityKind::LoadBalancer => {
+                    use crate::lb::sensors as lb;
+                    let backends = sensor(lb::BACKENDS)
+                        .and_then(|b| b.as_array())
+                        .map_or(0, |b| b.len());
+                    metrics::LB_BACKENDS
+                        .with_label_values(&labels)
+                        .set(backends as i64);
+                    metrics::LB_ACTIVE
+                        .with_label_values(&labels)
+                        .set(int(lb::ACTIVE));
+                    // Counters that mirror a sensor: the series is rebuilt at
+                    // its current value (a load balancer that starts afresh
+                    // restarts at 0, which Prometheus reads as a reset).
+                    let counter = |v: &prometheus::IntCounterVec, n: &str| {
+                        v.with_label_values(&labels)
+                            .inc_by(sensor(n).and_then(|x| x.as_u64()).unwrap_or(0))
+                    };
+                    counter(&metrics::LB_CONNECTIONS, lb::CONNECTIONS_TOTAL);
+                    counter(&metrics::LB_ERRORS, lb::ERRORS_TOTAL);
+                    counter(&metrics::LB_RETRIES, lb::RETRIES_TOTAL);
+                    metrics::LB_REQUESTS_PER_SECOND
+                        .with_label_values(&labels)
+                        .set(
+                            sensor(lb::REQS_PER_SEC)
+                                .and_then(|x| x.as_f64())
+                                .unwrap_or(0.0),
+                        );
+                }
+                EntityKind::Container
+                    if matches!(
+                        view.state,
+                        Lifecycle::Starting | Lifecycle::Running | Lifecycle::OnFire
+                    ) =>
+                {
+                    let Some(host) = sensor(s::HOST_NAME).and_then(|h| h.as_str()) else {
+                        continue;
+                    };
+                    let service = match view.parent.as_deref() {
+                        Some(p) if p != key.app => p,
+                        _ => key.entity.as_str(),
+                    };
+                    if let Some((cpus, mem)) = self
+                        .apps
+                        .get(&key.app)
+                        .and_then(|a| a.reservations.get(service))
+                    {
+                        let r = reserved.entry(host).or_default();
+                        r.0 += cpus;
+                        r.1 += mem;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for p in self.locations.values() {
+            let host = p.host_name.as_str();
+            if !seen.insert(host) {
+                continue;
+            }
+            let labels = [host];
+            metrics::HOST_CONTAINERS
+                .with_label_values(&labels)
+                .set(self.host_containers.get(host).copied().unwrap_or(0) as i64);
+            if let Some(c) = self.host_capacity.get(host) {
+                metrics::HOST_CPUS.with_label_values(&labels).set(c.cpus);
+                metrics::HOST_MEMORY
+                    .with_label_values(&labels)
+                    .set(c.memory_bytes);
+            }
+            let (cpus, mem) = reserved.get(host).copied().unwrap_or_default();
+            metrics::HOST_RESERVED_CPUS
+                .with_label_values(&labels)
+                .set(cpus);
+            metrics::HOST_RESERVED_MEMORY
+                .with_label_values(&labels)
+                .set(mem);
+        }
+    }
+}
+
+/// Resource limits of one container of each service of a blueprint.
+pub(super) fn reservations(bp: &Blueprint) -> HashMap<String, (f64, i64)> {
+    bp.services
+        .iter()
+        .filter_map(|svc| {
+            let spec = match svc.kind {
+                crate::blueprint::ServiceType::Container => svc.own_container(),
+                crate::blueprint::ServiceType::Cluster => svc.member.clone()?,
+                crate::blueprint::ServiceType::LoadBalancer => return None,
+            };
+            let r = &spec.resources;
+            Some((
+                svc.id.clone(),
+                (r.cpus.unwrap_or(0.0), r.memory.map_or(0, |m| m.0 as i64)),
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,194 @@
+//! The one blueprint validation: what the server checks before a deploy
+//! (and again on a rebind) is what `drover validate` checks, so "valid"
+//! means "the server takes it".
+//!
+//! Pure: the checks that need the service's context (its locations, its
+//! presets, the build contexts on its machine) take that context as data;
+//! `drover validate` runs without a service, with the built-in presets (plus
+//! `--policies DIR`) and no location or build-context checks.
+
+use crate::blueprint::{Blueprint, BlueprintErrors, FieldPath, ValidationError};
+use crate::policy::Presets;
+
+/// What the checks beyond the text know.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationContext<'a> {
+    /// Policy presets that `use:` may name.
+    pub presets: &'a Presets,
+    /// The service's locations; `None` (no service) skips the check.
+    pub locations: Option<&'a [String]>,
+    /// Build contexts must be directories on this machine (the server's
+    /// view; `drover deploy` resolves relative ones before sending).
+    pub check_build_contexts: bool,
+}
+
+impl<'a> ValidationContext<'a> {
+    /// `drover validate`: no service, so no locations and no build contexts.
+    pub fn offline(presets: &'a Presets) -> Self {
+        ValidationContext {
+            presets,
+            locations: None,
+            check_build_contexts: false,
+        }
+    }
+}
+
+/// Parses and checks a blueprint: every error with file:line:col.
+pub fn validate_blueprint(
+    file: &str,
+    text: &str,
+    cx: &ValidationContext<'_>,
+) -> Result<Blueprint, BlueprintErrors> {
+    crate::blueprint::parse_blueprint_with(file, text, &|bp| context_checks(bp, cx))
+}
+
+/// The checks that need the context, with blueprint paths.
+fn context_checks(bp: &Blueprint, cx: &ValidationContext<'_>) -> Vec<ValidationError> {
+    let mut errs = if cx.check_build_contexts {
+        build_context_checks(bp)
+    } else {
+        Vec::new()
+    };
+    if let Some(known) = cx.locations {
+        if !known.contains(&bp.location) {
+            errs.push(ValidationError::at(
+                FieldPath::root().key("location"),
+                format!(
+                    "unknown location `{}`; known locations: {}",
+                    bp.location,
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    errs.extend(policy_checks(bp, cx.presets));
+    errs
+}
+
+/// Every policy resolves against the presets, as its kind's config, and
+/// fits the service it is attached to.
+fn policy_checks(bp: &Blueprint, presets: &Presets) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    for (i, svc) in bp.services.iter().enumerate() {
+        for (j, spec) in svc.policies.iter().enumerate() {
+            let base = FieldPath::root()
+                .key("services")
+                .index(i)
+                .key("policies")
+                .index(j);
+            match crate::policy::resolve(spec, presets) {
+                Ok(p) if !p.config.allowed_on(svc.kind.as_str()) => errs.push(ValidationError::at(
+                    base,
+                    format!(
+                        "a {} policy cannot be attached to a {}",
+                        p.config.kind(),
+                        svc.kind.as_str()
+                    ),
+                )),
+                Ok(_) => {}
+                Err(pe) => {
+                    for e in pe {
+                        let path = e
+                            .path
+                            .split('.')
+                            .filter(|k| !k.is_empty())
+                            .fold(base.clone(), |p, k| p.key(k));
+                        errs.push(ValidationError::at(path, e.message));
+                    }
+                }
+            }
+        }
+    }
+    errs
+}
+
+/// Build contexts must be absolute paths to directories on this machine,
+/// holding their Dockerfile (the service cannot know what a relative path
+/// was relative to; `drover deploy` resolves them).
+fn build_context_checks(bp: &Blueprint) -> Vec<ValidationError> {
+    let mut errs = crate::blueprint::wiring::validate_absolute_contexts(bp);
+    for (path, b) in crate::blueprint::wiring::builds(bp) {
+        let dir = std::path::Path::new(&b.context);
+        if !dir.is_absolute() {
+            continue;
+        }
+        if !dir.is_dir() {
+            errs.push(ValidationError::at(
+                path,
+                format!(
+                    "build context `{}` is not a directory on the drover host",
+                    b.context
+                ),
+            ));
+        } else if !dir.join(b.dockerfile()).is_file() {
+            errs.push(ValidationError::at(
+                path,
+                format!("build context `{}` has no `{}`", b.context, b.dockerfile()),
+            ));
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster_with(policy: &str) -> String {
+        format!(
+            "name: shop\nservices:\n  - id: web\n    type: cluster\n    initial_size: 2\n    member:\n      image: nginx\n    policies:\n{policy}"
+        )
+    }
+
+    fn offline_errors(text: &str) -> String {
+        let presets = Presets::builtin();
+        validate_blueprint("b.yaml", text, &ValidationContext::offline(&presets))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn an_unknown_policy_key_is_refused_with_its_position() {
+        let e = offline_errors(&cluster_with("      - type: restarter\n        bakcoff_start: 1s\n"));
+        assert!(e.starts_with("b.yaml:9:"), "{e}");
+        assert!(e.contains("bakcoff_start"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_policy_kind_is_refused() {
+        let e = offline_errors(&cluster_with("      - type: teleporter\n"));
+        assert!(e.starts_with("b.yaml:8:"), "{e}");
+        assert!(e.contains("unknown policy type `teleporter`"), "{e}");
+    }
+
+    #[test]
+    fn an_autoscaler_with_lower_above_upper_is_refused() {
+        let e = offline_errors(&cluster_with(
+            "      - type: autoscaler\n        metric: load\n        lower: 50\n        upper: 10\n",
+        ));
+        assert!(e.contains("must be at least `lower`"), "{e}");
+        assert!(e.starts_with("b.yaml:11:"), "{e}");
+    }
+
+    #[test]
+    fn a_built_in_preset_is_known_offline() {
+        let presets = Presets::builtin();
+        let text = cluster_with("      - use: resilient\n      - use: replace-failed\n");
+        validate_blueprint("b.yaml", &text, &ValidationContext::offline(&presets)).unwrap();
+    }
+
+    #[test]
+    fn the_server_checks_its_locations_and_offline_does_not() {
+        let presets = Presets::builtin();
+        let text = "name: s\nlocation: mars\nservices:\n  - id: a\n    type: container\n    image: nginx\n";
+        validate_blueprint("b.yaml", text, &ValidationContext::offline(&presets)).unwrap();
+        let known = ["local".to_string()];
+        let cx = ValidationContext {
+            presets: &presets,
+            locations: Some(&known),
+            check_build_contexts: true,
+        };
+        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err().to_string();
+        assert!(e.contains("unknown location `mars`; known locations: local"), "{e}");
+    }
+}
