@@ -118,7 +118,12 @@ enum Command {
     /// Destroy an application: remove its containers and network.
     Destroy { app: String },
     /// Check a blueprint without deploying it (no service needed).
-    Validate { file: String },
+    Validate {
+        file: String,
+        /// Preset directory added to the built-in presets (as `serve --policies`).
+        #[arg(long, env = "DROVER_POLICIES")]
+        policies: Option<PathBuf>,
+    },
     /// List Docker hosts.
     Hosts,
     /// Show the host pools of drover.yaml: hosts with their sensors,
@@ -250,7 +255,9 @@ fn main() -> ExitCode {
             args,
         } => cli::invoke(&client, &app, &entity, &effector, &args, out).map_err(|e| e.to_string()),
         Command::Destroy { app } => cli::destroy(&client, &app, out).map_err(|e| e.to_string()),
-        Command::Validate { file } => cli::validate(&file, out).map_err(|e| e.to_string()),
+        Command::Validate { file, policies } => {
+            cli::validate(&file, policies.as_deref(), out).map_err(|e| e.to_string())
+        }
         Command::Chaos {
             app,
             duration,

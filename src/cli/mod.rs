@@ -423,13 +423,30 @@ pub fn destroy(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `drover validate FILE`: local, no service needed.
-pub fn validate(file: &str, out: Output) -> Result<(), CliError> {
+/// `drover validate FILE`: local, no service needed. The server's own
+/// validation, with the built-in presets plus `--policies DIR`.
+pub fn validate(
+    file: &str,
+    policies: Option<&std::path::Path>,
+    out: Output,
+) -> Result<(), CliError> {
     let text = std::fs::read_to_string(file).map_err(|source| CliError::Read {
         path: file.to_string(),
         source,
     })?;
-    match crate::blueprint::parse_blueprint(file, &text) {
+    let mut presets = crate::policy::Presets::builtin();
+    if let Some(dir) = policies {
+        presets = presets.with_dir(dir).map_err(|errs| {
+            CliError::Invalid(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+    }
+    let cx = crate::management::validate::ValidationContext::offline(&presets);
+    match crate::management::validate::validate_blueprint(file, &text, &cx) {
         Ok(bp) => {
             match out {
                 Output::Json => print_json(

@@ -150,14 +150,14 @@ mod tests {
     #[test]
     fn an_unknown_policy_key_is_refused_with_its_position() {
         let e = offline_errors(&cluster_with("      - type: restarter\n        bakcoff_start: 1s\n"));
-        assert!(e.starts_with("b.yaml:9:"), "{e}");
+        assert!(e.starts_with("b.yaml:10:"), "{e}");
         assert!(e.contains("bakcoff_start"), "{e}");
     }
 
     #[test]
     fn an_unknown_policy_kind_is_refused() {
         let e = offline_errors(&cluster_with("      - type: teleporter\n"));
-        assert!(e.starts_with("b.yaml:8:"), "{e}");
+        assert!(e.starts_with("b.yaml:9:"), "{e}");
         assert!(e.contains("unknown policy type `teleporter`"), "{e}");
     }
 
@@ -167,7 +167,7 @@ mod tests {
             "      - type: autoscaler\n        metric: load\n        lower: 50\n        upper: 10\n",
         ));
         assert!(e.contains("must be at least `lower`"), "{e}");
-        assert!(e.starts_with("b.yaml:11:"), "{e}");
+        assert!(e.starts_with("b.yaml:12:"), "{e}");
     }
 
     #[test]

@@ -540,6 +540,49 @@ mod tests {
     }
 
     #[test]
+    fn a_new_application_drops_state_an_earlier_one_of_its_name_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.redb")).unwrap();
+        let app = |id: &str| StoredApp {
+            id: id.into(),
+            file: "f".into(),
+            text: "t".into(),
+            created_ms: 1,
+            destroying: false,
+        };
+        // A late write after a destroy: membership of an application gone.
+        for id in ["shop", "shopping"] {
+            s.apply(&StoreWrite::PutCluster {
+                app: id.into(),
+                entity: "web".into(),
+                state: ClusterState {
+                    desired: 2,
+                    next_index: 10,
+                    members: vec![8, 9],
+                    replacing: vec![],
+                },
+            })
+            .unwrap();
+            s.apply(&StoreWrite::PutPolicy {
+                app: id.into(),
+                entity: "web".into(),
+                policy: "resilient".into(),
+                state: serde_json::json!({ "failures": [1] }),
+            })
+            .unwrap();
+        }
+        s.apply(&StoreWrite::CreateApp(app("shop"))).unwrap();
+        let snap = s.load().unwrap();
+        assert_eq!(snap.apps["shop"], app("shop"));
+        assert_eq!(
+            snap.clusters.keys().collect::<Vec<_>>(),
+            [&("shopping".to_string(), "web".to_string())],
+            "only the new application's own state went"
+        );
+        assert_eq!(snap.policies.len(), 1);
+    }
+
+    #[test]
     fn a_damaged_file_is_refused_and_left_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
