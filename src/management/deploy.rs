@@ -103,7 +103,10 @@ pub enum DeployOutcome {
     Deployed(String),
     /// The application was already there and is kept. `changed`: the file
     /// differs from the blueprint it runs.
-    Kept { id: String, changed: bool },
+    Kept {
+        id: String,
+        changed: bool,
+    },
 }
 
 /// What a start-up deploy does with an application of that name already
@@ -119,7 +122,10 @@ impl Handler<DeployAtStart> for Management {
     type Result = ResponseActFuture<Self, Result<DeployOutcome, ManagementError>>;
     fn handle(&mut self, msg: DeployAtStart, ctx: &mut Context<Self>) -> Self::Result {
         let existing = match self.validate(&msg.file, &msg.text) {
-            Ok(bp) => self.apps.get(&bp.name).map(|rec| (bp.name.clone(), rec.text.clone())),
+            Ok(bp) => self
+                .apps
+                .get(&bp.name)
+                .map(|rec| (bp.name.clone(), rec.text.clone())),
             Err(e) => return Box::pin(fut::ready(Err(ManagementError::Blueprint(e)))),
         };
         let Some((id, stored)) = existing else {
@@ -144,7 +150,10 @@ impl Handler<DeployAtStart> for Management {
             }
             _ => {
                 tracing::info!(app = %id, file = %msg.file, "already deployed from the store; kept as it runs");
-                format!("{} is already deployed; the running application was kept", msg.file)
+                format!(
+                    "{} is already deployed; the running application was kept",
+                    msg.file
+                )
             }
         };
         let changed = matches!(outcome, DeployOutcome::Kept { changed: true, .. });

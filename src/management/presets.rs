@@ -182,7 +182,6 @@ impl Handler<ListPresets> for Management {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +197,9 @@ mod tests {
         assert!(!s.changed(p, t0, 100), "same stamp");
         assert!(s.changed(p, t0, 101), "same time, new length");
         assert!(s.changed(p, t0 + Duration::from_secs(1), 101), "new time");
-        assert!(s.changed(Path::new("policies/other.yaml"), t0, 100), "another file");
+        assert!(
+            s.changed(Path::new("policies/other.yaml"), t0, 100),
+            "another file"
+        );
     }
 }

@@ -199,7 +199,11 @@ mod tests {
     fn shop() -> ReadModel {
         let mut m = ReadModel::default();
         m.register(&r("shop", "shop"), EntityKind::Application, None);
-        m.register(&r("shop", "web"), EntityKind::Cluster, Some(&r("shop", "shop")));
+        m.register(
+            &r("shop", "web"),
+            EntityKind::Cluster,
+            Some(&r("shop", "shop")),
+        );
         for i in [10, 9, 2] {
             m.register(
                 &r("shop", &format!("web-{i}")),
@@ -212,7 +216,11 @@ mod tests {
 
     #[test]
     fn the_tree_lists_parents_first_and_members_by_number() {
-        let ids: Vec<String> = shop().app_entities("shop").into_iter().map(|v| v.id).collect();
+        let ids: Vec<String> = shop()
+            .app_entities("shop")
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
         assert_eq!(ids, ["shop", "web", "web-2", "web-9", "web-10"]);
     }
 
@@ -231,7 +239,10 @@ mod tests {
         m.register(&r("other", "other"), EntityKind::Application, None);
         m.set_state(&r("shop", "shop"), Lifecycle::Running);
         let s = m.summary("shop", "local", 7);
-        assert_eq!((s.entity_count, s.state, s.created_ms), (5, Lifecycle::Running, 7));
+        assert_eq!(
+            (s.entity_count, s.state, s.created_ms),
+            (5, Lifecycle::Running, 7)
+        );
         assert_eq!(m.summary("gone", "local", 0).state, Lifecycle::Stopped);
     }
 
@@ -262,14 +273,25 @@ mod tests {
         // Newest first: many replaced members' activities, then the
         // cluster's own, older one.
         let mut record: Vec<Activity> = (0..20)
-            .map(|i| activity(100 - i, 1000 - i, "shop", &format!("web-{}", 30 + i), "entity.failed"))
+            .map(|i| {
+                activity(
+                    100 - i,
+                    1000 - i,
+                    "shop",
+                    &format!("web-{}", 30 + i),
+                    "entity.failed",
+                )
+            })
             .collect();
         record.push(activity(5, 500, "shop", "web", "resize"));
         let current = BTreeSet::from(["shop", "web", "web-30"]);
         let latest = latest_activities(&record, "shop", &current, 0);
         assert_eq!(latest["web"].name, "resize");
         assert_eq!(latest["web-30"].id, 100);
-        assert!(!latest.contains_key("web-31"), "removed members are not in the tree");
+        assert!(
+            !latest.contains_key("web-31"),
+            "removed members are not in the tree"
+        );
         assert!(!latest.contains_key("shop"));
     }
 

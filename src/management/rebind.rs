@@ -76,11 +76,7 @@ impl Management {
 
     /// Removes containers labelled as drover's that no entity expects (left
     /// by an interrupted deploy, or an interrupted shrink).
-    fn sweep_orphans(
-        &mut self,
-        ctx: &mut Context<Self>,
-        expected: BTreeSet<(String, String)>,
-    ) {
+    fn sweep_orphans(&mut self, ctx: &mut Context<Self>, expected: BTreeSet<(String, String)>) {
         let mut hosts: Vec<Addr<crate::host::DockerHost>> = Vec::new();
         let mut seen = BTreeSet::new();
         let expected = std::sync::Arc::new(expected);

@@ -123,7 +123,10 @@ mod tests {
         c.gone(&web1(), 2_000);
         assert!(c.is_open(&web1()));
         // Another removal, later, sweeps outages gone longer than the grace.
-        c.gone(&EntityRef::new("shop", "web-2"), 2_000 + GONE_FAILURE_GRACE_MS - 1);
+        c.gone(
+            &EntityRef::new("shop", "web-2"),
+            2_000 + GONE_FAILURE_GRACE_MS - 1,
+        );
         assert_eq!(c.ended(&web1(), 3_000).unwrap().seconds, 2.0);
     }
 
@@ -132,7 +135,10 @@ mod tests {
         let mut c = RecoveryClock::default();
         c.failed(&web1(), "web".into(), 1_000);
         c.gone(&web1(), 2_000);
-        c.gone(&EntityRef::new("shop", "web-2"), 2_000 + GONE_FAILURE_GRACE_MS);
+        c.gone(
+            &EntityRef::new("shop", "web-2"),
+            2_000 + GONE_FAILURE_GRACE_MS,
+        );
         assert!(!c.is_open(&web1()));
     }
 

@@ -39,11 +39,11 @@ impl Handler<EntityEvent> for Management {
                 if !self.model.contains(&source) {
                     return;
                 }
-                let new = self
-                    .notices
-                    .entry(source.clone())
-                    .or_default()
-                    .is_new(&name, &detail, Instant::now());
+                let new = self.notices.entry(source.clone()).or_default().is_new(
+                    &name,
+                    &detail,
+                    Instant::now(),
+                );
                 if !new {
                     return;
                 }
@@ -89,7 +89,10 @@ impl Handler<HostResync> for Management {
         self.refresh_capacity(&msg.host, ctx);
         self.host_containers.insert(
             msg.host.clone(),
-            owned_count(&msg.containers, crate::host::OWNER.get().map(String::as_str)),
+            owned_count(
+                &msg.containers,
+                crate::host::OWNER.get().map(String::as_str),
+            ),
         );
         let mut seen: HashMap<EntityRef, ManagedContainer> = HashMap::new();
         for c in msg.containers {

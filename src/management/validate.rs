@@ -149,7 +149,9 @@ mod tests {
 
     #[test]
     fn an_unknown_policy_key_is_refused_with_its_position() {
-        let e = offline_errors(&cluster_with("      - type: restarter\n        bakcoff_start: 1s\n"));
+        let e = offline_errors(&cluster_with(
+            "      - type: restarter\n        bakcoff_start: 1s\n",
+        ));
         assert!(e.starts_with("b.yaml:10:"), "{e}");
         assert!(e.contains("bakcoff_start"), "{e}");
     }
@@ -188,7 +190,12 @@ mod tests {
             locations: Some(&known),
             check_build_contexts: true,
         };
-        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err().to_string();
-        assert!(e.contains("unknown location `mars`; known locations: local"), "{e}");
+        let e = validate_blueprint("b.yaml", text, &cx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown location `mars`; known locations: local"),
+            "{e}"
+        );
     }
 }

@@ -278,7 +278,11 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
         let on_disk = Presets::load(&dir).unwrap_or_else(|e| panic!("{e:?}"));
         let builtin = Presets::builtin();
-        assert_eq!(builtin.names(), on_disk.names(), "BUILTIN lists every file of policies/");
+        assert_eq!(
+            builtin.names(),
+            on_disk.names(),
+            "BUILTIN lists every file of policies/"
+        );
         for n in on_disk.names() {
             assert_eq!(builtin.get(&n), on_disk.get(&n), "{n}");
         }
@@ -295,7 +299,10 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("extra.yaml"), "kind: replacer\n").unwrap();
         let p = Presets::builtin().with_dir(dir.path()).unwrap();
-        assert_eq!(p.get("resilient").unwrap().description.as_deref(), Some("mine"));
+        assert_eq!(
+            p.get("resilient").unwrap().description.as_deref(),
+            Some("mine")
+        );
         assert_eq!(p.get("extra").unwrap().kind, "replacer");
         assert!(p.get("web-autoscaler").is_some(), "built-in ones stay");
         assert_eq!(p.dir(), Some(dir.path()));
