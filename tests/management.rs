@@ -211,6 +211,18 @@ fn drover_validate_refuses_what_the_server_refuses_with_the_same_messages() {
     }
 }
 
+/// Every latest activity the detail shows is of this incarnation.
+fn no_latest_activity_before(detail: &Value) {
+    let created = detail["created_ms"].as_u64().unwrap();
+    for (entity, a) in detail["latest_activities"].as_object().unwrap() {
+        assert!(
+            a["time_ms"].as_u64().unwrap() >= created,
+            "{entity}'s latest activity is of the new application: {a}"
+        );
+        assert_ne!(a["name"], "entity.failed", "{entity}: {a}");
+    }
+}
+
 #[test]
 fn a_redeployed_application_starts_afresh() {
     let app = unique("again-fresh");
@@ -218,6 +230,9 @@ fn a_redeployed_application_starts_afresh() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("drover.redb");
     let mut d = Drover::start_on(&store);
+
+    // In one process: a member fails, the application is destroyed and
+    // deployed again; the new members show none of the old activities.
     d.deploy(&resilient_cluster(&app, 2));
     d.wait_running(&app, DEADLINE);
     let victim = containers_of(&app, false)[0].clone();
@@ -229,7 +244,14 @@ fn a_redeployed_application_starts_afresh() {
     wait_for(DEADLINE, "the failure is recorded", || {
         (!activities(&d, &format!("application={app}&name=entity.failed")).is_empty()).then_some(())
     });
-    // A replacement moves the cluster's numbering on (web-3).
+    let (status, body) = d.delete(&format!("/v1/applications/{app}"));
+    assert!(status < 300, "destroy: {body}");
+    d.deploy(&resilient_cluster(&app, 2));
+    let detail = d.wait_running(&app, DEADLINE);
+    no_latest_activity_before(&detail);
+
+    // A replacement moves the cluster's numbering on (web-3); a restart
+    // puts that saved state in memory; destroy and deploy again.
     let (status, body) = d.invoke(
         &app,
         "web",
@@ -241,7 +263,6 @@ fn a_redeployed_application_starts_afresh() {
         let detail = d.app(&app);
         members(&detail).contains("web-3").then_some(())
     });
-    // The saved state is now in memory too: restart on the same store.
     assert!(d.terminate().success());
     let d = Drover::start_on(&store);
     d.wait_running(&app, DEADLINE);
@@ -254,14 +275,7 @@ fn a_redeployed_application_starts_afresh() {
         BTreeSet::from(["web-1".to_string(), "web-2".to_string()]),
         "members are numbered afresh"
     );
-    let created = detail["created_ms"].as_u64().unwrap();
-    for (entity, a) in detail["latest_activities"].as_object().unwrap() {
-        assert!(
-            a["time_ms"].as_u64().unwrap() >= created,
-            "{entity}'s latest activity is of the new application: {a}"
-        );
-        assert_ne!(a["name"], "entity.failed", "{entity}: {a}");
-    }
+    no_latest_activity_before(&detail);
     // One `entities` key: the tree; the count is `entity_count`.
     let raw = d.get_text(&format!("/v1/applications/{app}"));
     assert_eq!(raw.matches("\"entities\":").count(), 1, "{raw}");

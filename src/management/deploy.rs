@@ -249,3 +249,39 @@ impl Management {
         id
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_file_keeps_the_application_unchanged() {
+        let text = "name: shop\nservices: []\n";
+        assert_eq!(
+            keep_existing("shop", text, text),
+            DeployOutcome::Kept {
+                id: "shop".into(),
+                changed: false
+            }
+        );
+        // An editor's trailing newline is not a change.
+        assert_eq!(
+            keep_existing("shop", text, "name: shop\nservices: []\n\n"),
+            DeployOutcome::Kept {
+                id: "shop".into(),
+                changed: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_different_file_keeps_the_application_and_says_so() {
+        assert_eq!(
+            keep_existing("shop", "name: shop\n", "name: shop\nlocation: local\n"),
+            DeployOutcome::Kept {
+                id: "shop".into(),
+                changed: true
+            }
+        );
+    }
+}
