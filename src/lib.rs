@@ -45,6 +45,7 @@ pub mod management;
 pub mod metrics;
 pub mod placement;
 pub mod policy;
+pub mod policy_factory;
 pub mod protocol;
 pub mod serve;
 pub mod store;

@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::blueprint::{Blueprint, FieldPath, ValidationError};
 use crate::entity::application::ApplicationEntity;
-use crate::entity::{
-    now_ms, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind,
-    EntityRef, Invoke, Lifecycle, Links, Observed, Placement, SensorValue, Subscribe, Teardown,
+use crate::entity::{ChildAdded, EntityHandle, Links, Observed, Placement};
+use crate::protocol::{
+    now_ms, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke, Lifecycle,
+    SensorValue, Subscribe, Teardown,
 };
 use crate::host::{Capacity, ContainerEvent, HostCapacity, HostResync};
 use crate::metrics;
@@ -113,6 +114,8 @@ pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
 pub struct Management {
     /// Location name → where entities of that location run.
     locations: BTreeMap<String, Placement>,
+    /// Location name → its host pool (`drover.yaml` locations only).
+    pools: BTreeMap<String, Addr<crate::location::HostPool>>,
     apps: BTreeMap<String, AppRecord>,
     entities: HashMap<EntityRef, EntityRecord>,
     activities: VecDeque<Activity>,
@@ -142,6 +145,7 @@ impl Management {
     pub fn new(locations: BTreeMap<String, Placement>) -> Self {
         Management {
             locations,
+            pools: BTreeMap::new(),
             apps: BTreeMap::new(),
             entities: HashMap::new(),
             activities: VecDeque::new(),
@@ -160,6 +164,12 @@ impl Management {
             saved: Default::default(),
             pending_deploys: Default::default(),
         }
+    }
+
+    /// The host pools of the `drover.yaml` locations, by location name.
+    pub fn with_pools(mut self, pools: BTreeMap<String, Addr<crate::location::HostPool>>) -> Self {
+        self.pools = pools;
+        self
     }
 
     pub fn with_presets(mut self, presets: crate::policy::Presets) -> Self {
@@ -187,7 +197,6 @@ impl Management {
         Links {
             store: self.store.clone().map(|s| s.recipient()),
             saved: self.saved.clone(),
-            policies: ctx.address().recipient(),
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
         }
@@ -872,7 +881,16 @@ impl Management {
             })
             .collect();
         let links = self.links(ctx);
-        let addr = ApplicationEntity::new(bp.clone(), at, links, policies).start();
+        let tune = self.pools.get(&bp.location).map(|p| p.clone().recipient());
+        let factory = crate::policy_factory::BlueprintPolicies::new(
+            &bp,
+            policies,
+            links.clone(),
+            ctx.address().recipient(),
+            tune,
+        );
+        let addr =
+            ApplicationEntity::new(bp.clone(), at, links, std::sync::Arc::new(factory)).start();
         let handle = ApplicationEntity::handle(&addr);
         let me = EntityRef::new(id.clone(), id.clone());
         self.register(ctx, me.clone(), None, handle);
@@ -1241,11 +1259,7 @@ pub struct ListLocations;
 impl Handler<ListLocations> for Management {
     type Result = ResponseFuture<Vec<crate::location::pool::PoolView>>;
     fn handle(&mut self, _: ListLocations, _: &mut Context<Self>) -> Self::Result {
-        let pools: Vec<_> = self
-            .locations
-            .values()
-            .filter_map(|p| p.pool.clone())
-            .collect();
+        let pools: Vec<_> = self.pools.values().cloned().collect();
         Box::pin(async move {
             let views = futures_util::future::join_all(
                 pools.iter().map(|p| p.send(crate::location::pool::GetPool)),
@@ -1268,17 +1282,8 @@ pub struct PoolHostOp {
 impl Handler<PoolHostOp> for Management {
     type Result = ResponseFuture<Result<serde_json::Value, ManagementError>>;
     fn handle(&mut self, msg: PoolHostOp, _: &mut Context<Self>) -> Self::Result {
-        let Some(pool) = self
-            .locations
-            .get(&msg.location)
-            .and_then(|p| p.pool.clone())
-        else {
-            let known: Vec<&str> = self
-                .locations
-                .iter()
-                .filter(|(_, p)| p.pool.is_some())
-                .map(|(n, _)| n.as_str())
-                .collect();
+        let Some(pool) = self.pools.get(&msg.location).cloned() else {
+            let known: Vec<&str> = self.pools.keys().map(String::as_str).collect();
             let e = ManagementError::NoHost(format!(
                 "no host pool `{}`; pools (drover.yaml): {}",
                 msg.location,
@@ -1564,7 +1569,7 @@ impl Handler<PolicyRequest> for Management {
         Box::pin(async move {
             match control.send(PolicyControl { policy, op }).await {
                 Ok(Ok(st)) => Ok(serde_json::to_value(st).unwrap_or_default()),
-                Ok(Err(e)) => Err(ManagementError::NoPolicy(e)),
+                Ok(Err(e)) => Err(ManagementError::NoPolicy(e.to_string())),
                 Err(e) => Err(ManagementError::NoPolicy(format!(
                     "the policy is not running: {e}"
                 ))),
@@ -1701,8 +1706,8 @@ impl Management {
         let mut hosts: Vec<Addr<crate::host::DockerHost>> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         let expected = std::sync::Arc::new(expected);
-        for p in self.locations.values() {
-            match &p.pool {
+        for (name, p) in &self.locations {
+            match self.pools.get(name) {
                 // Every engine of a pool, not only its home engine.
                 Some(pool) => {
                     let (pool, expected) = (pool.clone(), expected.clone());
