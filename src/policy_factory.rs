@@ -122,10 +122,12 @@ pub fn replaces_at_once(policies: &[ResolvedPolicy]) -> bool {
 
 impl PolicyFactory for BlueprintPolicies {
     fn rebalance(&self, service: &str) -> Option<RebalanceSpec> {
-        self.of(service).iter().find_map(|a| match &a.policy.config {
-            PolicyConfig::CpuPlacement(c) => Some(c.clone()),
-            _ => None,
-        })
+        self.of(service)
+            .iter()
+            .find_map(|a| match &a.policy.config {
+                PolicyConfig::CpuPlacement(c) => Some(c.clone()),
+                _ => None,
+            })
     }
 
     fn members(&self, service: &str) -> Option<Box<dyn MemberPolicies>> {

@@ -402,7 +402,6 @@ pub struct PublishSensor {
     pub value: serde_json::Value,
 }
 
-
 /// Follow the members' sensors of a group entity (each member's current
 /// sensors first); new members get the same subscribers.
 #[derive(Message)]
@@ -478,7 +477,11 @@ mod tests {
 
     #[test]
     fn unknown_effector_lists_the_known_ones() {
-        let e = EntityError::unknown_effector(&EntityRef::new("shop", "web"), "fly", &["start", "stop"]);
+        let e = EntityError::unknown_effector(
+            &EntityRef::new("shop", "web"),
+            "fly",
+            &["start", "stop"],
+        );
         assert_eq!(
             e.to_string(),
             "entity shop/web has no effector `fly`; it has: start, stop"

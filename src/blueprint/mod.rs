@@ -31,8 +31,10 @@
 //! );
 //! ```
 
+pub mod ids;
 pub mod model;
 pub mod parse;
+pub mod problem;
 pub mod validate;
 pub mod wiring;
 

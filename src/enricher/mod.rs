@@ -187,9 +187,7 @@ impl Actor for Enricher {
     fn started(&mut self, ctx: &mut Context<Self>) {
         match &self.feed {
             Feed::Entity(s) => s.do_send(Subscribe(ctx.address().recipient())),
-            Feed::Members(s) => s.do_send(SubscribeMembers(
-                ctx.address().recipient(),
-            )),
+            Feed::Members(s) => s.do_send(SubscribeMembers(ctx.address().recipient())),
         }
         if matches!(self.state, State::RollingMean(_)) {
             // Values leave the window even when no new sample comes.

@@ -189,7 +189,10 @@ pub struct PolicyControl {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PolicyError {
     #[error("this policy is a {is}, not a {asked}; send a {is} config")]
-    WrongKind { is: &'static str, asked: &'static str },
+    WrongKind {
+        is: &'static str,
+        asked: &'static str,
+    },
     #[error("{key}: {message}")]
     BadConfig { key: String, message: String },
     #[error("{entity} has no policy `{policy}`")]

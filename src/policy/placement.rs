@@ -168,7 +168,12 @@ impl PlacementPolicy {
                 },
             )
             .collect();
-        let orders = plan(&hosts, &watched, &mut self.memory, crate::protocol::now_ms());
+        let orders = plan(
+            &hosts,
+            &watched,
+            &mut self.memory,
+            crate::protocol::now_ms(),
+        );
         for o in orders {
             let Some((_, to)) = self.watched.get(&(o.app.clone(), o.entity.clone())) else {
                 continue;

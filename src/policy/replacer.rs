@@ -191,7 +191,8 @@ impl Replacer {
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     act.in_flight.remove(&member);
-                    let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&act.cluster, e)));
+                    let res =
+                        res.unwrap_or_else(|e| Err(EntityError::unreachable(&act.cluster, e)));
                     match res {
                         Ok(v) => {
                             let new = v
