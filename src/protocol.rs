@@ -313,6 +313,54 @@ pub enum EntityError {
     Stopping { entity: String },
     #[error("{entity} did not answer: {message}")]
     Unreachable { entity: String, message: String },
+    /// No host can take what was asked (a pool at `max_hosts`, or whose
+    /// provisioner failed): autoscalers hold their size below it for a while.
+    #[error("{entity}: insufficient capacity: {message}")]
+    InsufficientCapacity { entity: String, message: String },
+}
+
+impl EntityError {
+    /// The answer to an effector an entity does not have, listing those it has.
+    pub fn unknown_effector(entity: &EntityRef, effector: &str, known: &[&str]) -> EntityError {
+        EntityError::UnknownEffector {
+            entity: entity.to_string(),
+            effector: effector.to_string(),
+            known: known.join(", "),
+        }
+    }
+
+    /// A failure of the mailbox (the entity stopped, or its mailbox is full).
+    pub fn unreachable(entity: impl std::fmt::Display, e: impl std::fmt::Display) -> EntityError {
+        EntityError::Unreachable {
+            entity: entity.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Tears down every target at once; one error lists every target that failed.
+pub async fn teardown_all(
+    entity: String,
+    what: &str,
+    targets: Vec<Recipient<Teardown>>,
+) -> Result<(), EntityError> {
+    let results = futures_util::future::join_all(targets.iter().map(|t| t.send(Teardown))).await;
+    let errors: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(EntityError::Failed {
+            entity,
+            message: format!("{what}{}", errors.join("; ")),
+        })
+    }
 }
 
 /// Parses an effector's named arguments into a typed struct.
@@ -354,3 +402,89 @@ pub struct PublishSensor {
     pub value: serde_json::Value,
 }
 
+/// Follow the members' sensors of a group entity (each member's current
+/// sensors first); new members get the same subscribers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeMembers(pub Recipient<EntityEvent>);
+
+/// Tells a group entity it is on fire for a reason of its own (not its
+/// members'): a policy gave up. `None` clears it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct MarkProblem(pub Option<String>);
+
+/// Tells a container to move to a cooler host (sent by the location's CPU
+/// placement policy).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Move {
+    pub reason: String,
+}
+
+/// What every entity actor exposes so the shared handlers can be written
+/// once ([`entity_handlers!`]).
+pub trait Observable {
+    fn me(&self) -> &EntityRef;
+    fn kind(&self) -> EntityKind;
+    fn state(&self) -> Lifecycle;
+    fn board(&mut self) -> &mut SensorBoard;
+
+    /// Subscribes `who`: the current state and sensors first.
+    fn subscribe(&mut self, who: Recipient<EntityEvent>) {
+        let (me, kind, state) = (self.me().clone(), self.kind(), self.state());
+        self.board().subscribe(who, &me, kind, state);
+    }
+
+    /// Sets (or, with `null`, clears) a sensor from outside.
+    fn publish(&mut self, msg: PublishSensor) {
+        let me = self.me().clone();
+        if msg.value.is_null() {
+            self.board().clear(&me, &msg.name);
+        } else {
+            self.board().set(&me, &msg.name, msg.value);
+        }
+    }
+}
+
+/// The `Subscribe` and `PublishSensor` handlers of an [`Observable`] actor.
+/// `entity_handlers!(subscribe: T)` writes only the first.
+macro_rules! entity_handlers {
+    (subscribe: $actor:ty) => {
+        impl ::actix::Handler<$crate::protocol::Subscribe> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::protocol::Subscribe, _: &mut Self::Context) {
+                $crate::protocol::Observable::subscribe(self, msg.0);
+            }
+        }
+    };
+    ($actor:ty) => {
+        $crate::protocol::entity_handlers!(subscribe: $actor);
+
+        impl ::actix::Handler<$crate::protocol::PublishSensor> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::protocol::PublishSensor, _: &mut Self::Context) {
+                $crate::protocol::Observable::publish(self, msg);
+            }
+        }
+    };
+}
+pub(crate) use entity_handlers;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_effector_lists_the_known_ones() {
+        let e = EntityError::unknown_effector(
+            &EntityRef::new("shop", "web"),
+            "fly",
+            &["start", "stop"],
+        );
+        assert_eq!(
+            e.to_string(),
+            "entity shop/web has no effector `fly`; it has: start, stop"
+        );
+    }
+}

@@ -183,9 +183,10 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             pool: None,
         };
         let mut locations = BTreeMap::from([("local".to_string(), placement)]);
+        let mut pool_actors = BTreeMap::new();
         for (name, loc, hosts, mut services) in pools {
             services.activities = Some(ctx.address().recipient());
-            let at = crate::location::start::start_location(
+            let (at, pool) = crate::location::start::start_location(
                 &name,
                 loc,
                 hosts,
@@ -193,9 +194,11 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 ctx.address().recipient(),
                 services,
             );
-            locations.insert(name, at);
+            locations.insert(name.clone(), at);
+            pool_actors.insert(name, pool);
         }
         Management::new(locations)
+            .with_pools(pool_actors)
             .with_presets(presets)
             .with_store(store, snapshot)
     });

@@ -31,7 +31,7 @@ pub enum ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        use crate::entity::EntityError as E;
+        use crate::protocol::EntityError as E;
         match self {
             ApiError::Blueprint(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Management(m) => match m {

@@ -10,7 +10,8 @@
 //! - [`parse`]: text to model, reporting every problem of a file at once, each
 //!   with its line, column and path ([`parse_blueprint`], [`BlueprintError`]);
 //! - [`validate`]: the semantic rules (ids, required fields, ports, limits),
-//!   pure and position-free.
+//!   pure and position-free; [`wiring`]: the rules of references between
+//!   services; both report [`problem`]s and share the [`ids`] rule.
 //!
 //! It knows nothing of actors, Docker or HTTP: the REST API, the CLI and the
 //! deployer all call [`parse_blueprint`] and act on its result.
@@ -31,8 +32,10 @@
 //! );
 //! ```
 
+pub mod ids;
 pub mod model;
 pub mod parse;
+pub mod problem;
 pub mod validate;
 pub mod wiring;
 

@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Blueprint, ContainerSpec, ServiceSpec, ServiceType};
-use super::validate::{is_valid_id, FieldPath, ValidationError};
+use super::ids::is_valid_id;
+use super::problem::{FieldPath, ValidationError};
 
 /// One piece of a value that may hold references.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -306,7 +306,7 @@ pub fn status(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
         .get("latest_activities")
         .cloned()
         .unwrap_or(Value::Null);
-    let now = crate::entity::now_ms();
+    let now = crate::protocol::now_ms();
     println!(
         "{:<28} {:<12} {:<10} {:<40} SENSORS",
         "ENTITY", "TYPE", "STATE", "LAST ACTIVITY"

@@ -15,7 +15,7 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::blueprint::{AggregateFn, EnricherKind, EnricherSpec};
-use crate::entity::{now_ms, EntityEvent, EntityRef, PublishSensor, Subscribe};
+use crate::protocol::{now_ms, EntityEvent, EntityRef, PublishSensor, Subscribe, SubscribeMembers};
 
 /// The aggregate of the members' values; `None` without values.
 pub fn aggregate(values: &[f64], f: AggregateFn) -> Option<f64> {
@@ -128,7 +128,7 @@ pub enum Feed {
     /// One entity's sensors.
     Entity(Recipient<Subscribe>),
     /// A cluster's members' sensors.
-    Members(Recipient<crate::entity::cluster::SubscribeMembers>),
+    Members(Recipient<SubscribeMembers>),
 }
 
 impl Enricher {
@@ -187,9 +187,7 @@ impl Actor for Enricher {
     fn started(&mut self, ctx: &mut Context<Self>) {
         match &self.feed {
             Feed::Entity(s) => s.do_send(Subscribe(ctx.address().recipient())),
-            Feed::Members(s) => s.do_send(crate::entity::cluster::SubscribeMembers(
-                ctx.address().recipient(),
-            )),
+            Feed::Members(s) => s.do_send(SubscribeMembers(ctx.address().recipient())),
         }
         if matches!(self.state, State::RollingMean(_)) {
             // Values leave the window even when no new sample comes.

@@ -5,24 +5,23 @@
 //! children go); `start` makes them again from the blueprint.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use serde_json::json;
 
 use super::cluster::ClusterEntity;
 use super::container::ContainerEntity;
+use super::policies::{PolicyFactory, PolicyTarget};
 use super::references::{ReferenceOptions, WireReferences};
-use super::{
-    sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef,
-    Invoke, Lifecycle, Links, Placement, SensorBoard, Subscribe, Teardown,
-};
+use super::{ChildAdded, EntityHandle, Links, Placement};
 use crate::blueprint::{default_initial_size, Blueprint, ServiceType};
 use crate::host::{EnsureNetwork, RemoveNetwork};
 use crate::lb::LoadBalancerEntity;
-use crate::policy::autoscaler::Autoscaler;
-use crate::policy::replacer::{Replacer, Trigger};
-use crate::policy::restarter::Restarter;
-use crate::policy::{PolicyConfig, PolicyControl, PolicyRegistered, ResolvedPolicy};
+use crate::protocol::{
+    entity_handlers, sensors as s, teardown_all, EntityError, EntityEvent, EntityKind, EntityRef,
+    Invoke, Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
+};
 
 /// Whether a service waits for others (references or `depends_on`).
 fn needs_wiring(svc: &crate::blueprint::ServiceSpec) -> bool {
@@ -44,8 +43,8 @@ pub struct ApplicationEntity {
     blueprint: Blueprint,
     at: Placement,
     links: Links,
-    /// Resolved policies by service id.
-    policies: BTreeMap<String, Vec<ResolvedPolicy>>,
+    /// Builds the policies the blueprint attaches to each service.
+    policies: Arc<dyn PolicyFactory>,
     state: Lifecycle,
     board: SensorBoard,
     children: BTreeMap<String, Child>,
@@ -70,7 +69,7 @@ impl ApplicationEntity {
         blueprint: Blueprint,
         at: Placement,
         links: Links,
-        policies: BTreeMap<String, Vec<ResolvedPolicy>>,
+        policies: Arc<dyn PolicyFactory>,
     ) -> Self {
         ApplicationEntity {
             me: EntityRef::new(blueprint.name.clone(), blueprint.name.clone()),
@@ -117,55 +116,6 @@ impl ApplicationEntity {
         }
     }
 
-    /// A `cpu-placement` policy: its handle for operators (the moves are
-    /// the location's placement policy's).
-    fn start_cpu_placement(&self, service: &str, policies: &[ResolvedPolicy], at: &Placement) {
-        for p in policies {
-            if let PolicyConfig::CpuPlacement(cfg) = &p.config {
-                let handle = crate::policy::placement::CpuPlacement::new(
-                    p.name.clone(),
-                    self.me.app.clone(),
-                    service.to_string(),
-                    cfg.clone(),
-                    at.pool.clone().map(|a| a.recipient()),
-                )
-                .start();
-                self.register_policy(service, p, handle.recipient());
-            }
-        }
-    }
-
-    fn register_policy(
-        &self,
-        entity: &str,
-        policy: &ResolvedPolicy,
-        control: Recipient<PolicyControl>,
-    ) {
-        let spec = self
-            .blueprint
-            .services
-            .iter()
-            .find(|s| s.id == entity)
-            .and_then(|s| {
-                s.policies.iter().find(|p| {
-                    p.preset.as_deref().or(p.kind.as_deref()) == Some(policy.name.as_str())
-                })
-            })
-            .cloned()
-            .unwrap_or(crate::blueprint::PolicySpec {
-                preset: policy.preset.clone(),
-                kind: Some(policy.config.kind().into()),
-                config: Default::default(),
-            });
-        self.links.policies.do_send(PolicyRegistered {
-            app: self.me.app.clone(),
-            entity: entity.to_string(),
-            policy: policy.clone(),
-            spec,
-            control,
-        });
-    }
-
     /// Makes the children that are missing. Returns their handles.
     fn ensure_children(&mut self, ctx: &mut Context<Self>, at: &Placement) -> Vec<EntityHandle> {
         // Load balancers last: they subscribe to their target cluster.
@@ -174,44 +124,34 @@ impl ApplicationEntity {
         let mut clusters: BTreeMap<String, Addr<ClusterEntity>> = BTreeMap::new();
         // Dependants (references or depends_on), wired once every child exists.
         let mut dependants: Vec<(Recipient<WireReferences>, ReferenceOptions)> = Vec::new();
+        // The new children's policies start once every child exists.
+        let mut targets: Vec<(String, PolicyTarget)> = Vec::new();
         for svc in services {
             if self.children.contains_key(&svc.id) {
                 continue;
             }
             let child = EntityRef::new(self.me.app.clone(), svc.id.clone());
-            let policies = self.policies.get(&svc.id).cloned().unwrap_or_default();
             let activities = self.links.activities.clone();
             let handle = match svc.kind {
                 ServiceType::Container => {
                     let mut spec = svc.own_container();
-                    cpu_placement(&mut spec.placement, &policies);
+                    rebalance(&mut spec.placement, self.policies.rebalance(&svc.id));
                     let addr = ContainerEntity::new(child.clone(), spec, at.clone())
                         .with_activities(activities.clone())
                         .start();
                     if needs_wiring(&svc) {
                         dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));
                     }
-                    self.start_cpu_placement(&svc.id, &policies, &at);
-                    for p in &policies {
-                        if let PolicyConfig::Restarter(cfg) = &p.config {
-                            let r = addr.clone();
-                            let pa = Restarter::new(
-                                child.clone(),
-                                r.clone().recipient(),
-                                r.clone().recipient(),
-                                r.recipient(),
-                                activities.clone(),
-                                cfg.clone(),
-                            )
-                            .named(p.name.clone())
-                            .persisted(
-                                self.links.store.clone(),
-                                self.links.saved_policy(&self.me.app, &svc.id, &p.name),
-                            )
-                            .start();
-                            self.register_policy(&svc.id, p, pa.recipient());
-                        }
-                    }
+                    targets.push((
+                        svc.id.clone(),
+                        PolicyTarget {
+                            entity: child.clone(),
+                            subscribe: addr.clone().recipient(),
+                            invoke: addr.clone().recipient(),
+                            notice: addr.clone().recipient(),
+                            problem: None,
+                        },
+                    ));
                     ContainerEntity::handle(&addr)
                 }
                 ServiceType::Cluster => {
@@ -221,60 +161,30 @@ impl ApplicationEntity {
                         svc.placement.as_ref(),
                         member.placement.as_ref(),
                     );
-                    cpu_placement(&mut member.placement, &policies);
+                    rebalance(&mut member.placement, self.policies.rebalance(&svc.id));
                     let size = svc.initial_size.unwrap_or_else(default_initial_size);
-                    // A replacer that acts on `entity.failed` replaces the
-                    // member, so it must not also be restarted.
-                    let replaces_at_once = policies
-                        .iter()
-                        .any(|p| matches!(&p.config, PolicyConfig::Replacer(c) if c.trigger == Trigger::Failed));
-                    let member_policies: Vec<ResolvedPolicy> = policies
-                        .iter()
-                        .filter(|p| {
-                            matches!(p.config, PolicyConfig::Restarter(_)) && !replaces_at_once
-                        })
-                        .cloned()
-                        .collect();
                     let addr = ClusterEntity::new(
                         child.clone(),
                         member,
                         size,
                         at.clone(),
                         self.links.clone(),
-                        member_policies,
+                        self.policies.members(&svc.id),
                     )
                     .start();
                     if needs_wiring(&svc) {
                         dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));
                     }
-                    for p in &policies {
-                        match &p.config {
-                            PolicyConfig::Replacer(cfg) => {
-                                let c = addr.clone();
-                                let pa = Replacer::new(
-                                    child.clone(),
-                                    c.clone().recipient(),
-                                    c.clone().recipient(),
-                                    c.recipient(),
-                                    activities.clone(),
-                                    cfg.clone(),
-                                )
-                                .named(p.name.clone())
-                                .persisted(
-                                    self.links.store.clone(),
-                                    self.links.saved_policy(&self.me.app, &svc.id, &p.name),
-                                )
-                                .start();
-                                self.register_policy(&svc.id, p, pa.recipient());
-                            }
-                            // The cluster answers for its members' restarters.
-                            PolicyConfig::Restarter(_) if !replaces_at_once => {
-                                self.register_policy(&svc.id, p, addr.clone().recipient());
-                            }
-                            _ => {}
-                        }
-                    }
-                    self.start_cpu_placement(&svc.id, &policies, &at);
+                    targets.push((
+                        svc.id.clone(),
+                        PolicyTarget {
+                            entity: child.clone(),
+                            subscribe: addr.clone().recipient(),
+                            invoke: addr.clone().recipient(),
+                            notice: addr.clone().recipient(),
+                            problem: Some(addr.clone().recipient()),
+                        },
+                    ));
                     clusters.insert(svc.id.clone(), addr.clone());
                     ClusterEntity::handle(&addr)
                 }
@@ -314,7 +224,7 @@ impl ApplicationEntity {
                         target_port,
                     )
                     .start();
-                    LoadBalancerEntity::handle(&addr)
+                    load_balancer_handle(&addr)
                 }
             };
             self.links.children.do_send(ChildAdded {
@@ -364,58 +274,23 @@ impl ApplicationEntity {
                     .start();
             }
         }
+        let sources: BTreeMap<String, Recipient<Subscribe>> = self
+            .children
+            .iter()
+            .map(|(id, c)| (id.clone(), c.handle.subscribe.clone()))
+            .collect();
         // Every child exists now: give dependants their sources. The message
         // is queued before the `start` the caller sends next, so a
         // dependant knows what to wait for before it is asked to start.
-        if !dependants.is_empty() {
-            let sources: BTreeMap<String, Recipient<Subscribe>> = self
-                .children
-                .iter()
-                .map(|(id, c)| (id.clone(), c.handle.subscribe.clone()))
-                .collect();
-            for (to, options) in dependants {
-                to.do_send(WireReferences {
-                    sources: sources.clone(),
-                    options,
-                });
-            }
+        for (to, options) in dependants {
+            to.do_send(WireReferences {
+                sources: sources.clone(),
+                options,
+            });
         }
-        // Autoscalers last: their metric may come from any child (a load balancer).
-        for (cluster_id, addr) in &clusters {
-            for p in self.policies.get(cluster_id).cloned().unwrap_or_default() {
-                let PolicyConfig::Autoscaler(cfg) = &p.config else {
-                    continue;
-                };
-                let cluster = EntityRef::new(self.me.app.clone(), cluster_id.clone());
-                let source_id = cfg.entity.clone().unwrap_or_else(|| cluster_id.clone());
-                let source = EntityRef::new(self.me.app.clone(), source_id.clone());
-                let mut subscribe_to = vec![addr.clone().recipient()];
-                if source_id != *cluster_id {
-                    match self.children.get(&source_id) {
-                        Some(c) => subscribe_to.push(c.handle.subscribe.clone()),
-                        None => {
-                            tracing::error!(app = %self.me.app, entity = %source_id, "autoscaler metric entity missing");
-                            continue;
-                        }
-                    }
-                }
-                let pa = Autoscaler::new(
-                    p.name.clone(),
-                    cluster,
-                    source,
-                    addr.clone().recipient(),
-                    addr.clone().recipient(),
-                    subscribe_to,
-                    self.links.activities.clone(),
-                    cfg.clone(),
-                )
-                .persisted(
-                    self.links.store.clone(),
-                    self.links.saved_policy(&self.me.app, cluster_id, &p.name),
-                )
-                .start();
-                self.register_policy(cluster_id, &p, pa.recipient());
-            }
+        // Policies last: their metric may come from any child (a load balancer).
+        for (service, target) in targets {
+            self.policies.attach(&service, target, &sources);
         }
         self.children.values().map(|c| c.handle.clone()).collect()
     }
@@ -509,32 +384,11 @@ impl ApplicationEntity {
 
     /// Tears down every child (removing their containers).
     fn remove_children(&mut self) -> impl std::future::Future<Output = Result<(), EntityError>> {
-        let handles: Vec<EntityHandle> = std::mem::take(&mut self.children)
+        let children: Vec<Recipient<Teardown>> = std::mem::take(&mut self.children)
             .into_values()
-            .map(|c| c.handle)
+            .map(|c| c.handle.teardown)
             .collect();
-        let me = self.me.to_string();
-        async move {
-            let results =
-                futures_util::future::join_all(handles.iter().map(|h| h.teardown.send(Teardown)))
-                    .await;
-            let errors: Vec<String> = results
-                .into_iter()
-                .filter_map(|r| match r {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                })
-                .collect();
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(EntityError::Failed {
-                    entity: me,
-                    message: errors.join("; "),
-                })
-            }
-        }
+        teardown_all(self.me.to_string(), "", children)
     }
 }
 
@@ -547,13 +401,22 @@ impl Actor for ApplicationEntity {
     }
 }
 
-impl Handler<Subscribe> for ApplicationEntity {
-    type Result = ();
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board
-            .subscribe(msg.0, &self.me, EntityKind::Application, self.state);
+impl Observable for ApplicationEntity {
+    fn me(&self) -> &EntityRef {
+        &self.me
+    }
+    fn kind(&self) -> EntityKind {
+        EntityKind::Application
+    }
+    fn state(&self) -> Lifecycle {
+        self.state
+    }
+    fn board(&mut self) -> &mut SensorBoard {
+        &mut self.board
     }
 }
+
+entity_handlers!(subscribe: ApplicationEntity);
 
 impl Handler<EntityEvent> for ApplicationEntity {
     type Result = ();
@@ -590,11 +453,11 @@ impl Handler<Invoke> for ApplicationEntity {
                     res.map(|_| json!({ "state": act.state.as_str() }))
                 }))
             }
-            other => Box::pin(fut::ready(Err(EntityError::UnknownEffector {
-                entity: self.me.to_string(),
-                effector: other.to_string(),
-                known: "start, stop".into(),
-            }))),
+            other => Box::pin(fut::ready(Err(EntityError::unknown_effector(
+                &self.me,
+                other,
+                &["start", "stop"],
+            )))),
         }
     }
 }
@@ -625,10 +488,7 @@ impl Handler<Teardown> for ApplicationEntity {
                     operation: "remove network".into(),
                     message: e.to_string(),
                 }),
-                Err(e) => Err(EntityError::Unreachable {
-                    entity: me,
-                    message: e.to_string(),
-                }),
+                Err(e) => Err(EntityError::unreachable(me, e)),
             }
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
@@ -663,18 +523,28 @@ mod tests {
 /// A `cpu-placement` policy (or preset) sets `placement.rebalance` for the
 /// containers it is attached to, unless the blueprint set one itself: the
 /// location's placement policy then watches them.
-fn cpu_placement(
+fn rebalance(
     placement: &mut Option<crate::blueprint::PlacementSpec>,
-    policies: &[ResolvedPolicy],
+    rule: Option<crate::blueprint::RebalanceSpec>,
 ) {
-    let Some(cfg) = policies.iter().find_map(|p| match &p.config {
-        PolicyConfig::CpuPlacement(c) => Some(c.clone()),
-        _ => None,
-    }) else {
+    let Some(rule) = rule else {
         return;
     };
     let p = placement.get_or_insert_with(Default::default);
     if p.rebalance.is_none() {
-        p.rebalance = Some(cfg);
+        p.rebalance = Some(rule);
+    }
+}
+
+/// How others reach a load balancer (the load balancer knows no entity
+/// handles: it sits below entities).
+fn load_balancer_handle(addr: &Addr<LoadBalancerEntity>) -> EntityHandle {
+    EntityHandle {
+        kind: EntityKind::LoadBalancer,
+        invoke: addr.clone().recipient(),
+        subscribe: addr.clone().recipient(),
+        teardown: addr.clone().recipient(),
+        container: None,
+        publish: Some(addr.clone().recipient()),
     }
 }

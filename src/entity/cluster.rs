@@ -14,15 +14,14 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::container::ContainerEntity;
-use super::EmitNotice;
-use super::{
-    parse_args, sensors as s, ChildAdded, EntityError, EntityEvent, EntityHandle, EntityKind,
-    EntityRef, Invoke, Lifecycle, Links, Placement, SensorBoard, Subscribe, Teardown,
-};
+use super::policies::{MemberPolicies, PolicyTarget};
+use super::{ChildAdded, EntityHandle, Links, Placement};
 use crate::blueprint::ContainerSpec;
-use crate::policy::replacer::MarkProblem;
-use crate::policy::restarter::Restarter;
-use crate::policy::{PolicyConfig, PolicyControl, PolicyOp, PolicyStatus, ResolvedPolicy};
+use crate::protocol::{
+    entity_handlers, parse_args, sensors as s, teardown_all, EmitNotice, EntityError, EntityEvent,
+    EntityKind, EntityRef, Invoke, Lifecycle, MarkProblem, Observable, SensorBoard, Subscribe,
+    SubscribeMembers, Teardown,
+};
 
 /// Upper bound on a cluster's size, so a typo (`resize 100000`) cannot
 /// exhaust the engine.
@@ -42,8 +41,8 @@ pub struct ClusterEntity {
     member_spec: ContainerSpec,
     at: Placement,
     links: Links,
-    /// Policies attached to every member (restarters).
-    member_policies: Vec<ResolvedPolicy>,
+    /// Policies attached to every member (restarters), told of each member.
+    member_policies: Option<Box<dyn MemberPolicies>>,
     /// Set by a policy that gave up (the replacer): the cluster is on fire
     /// for this reason until an operator resizes or restarts it.
     problem: Option<String>,
@@ -52,8 +51,6 @@ pub struct ClusterEntity {
     desired: u32,
     next_index: u32,
     members: BTreeMap<u32, Member>,
-    /// The member restarters, by member index, so a policy change reaches them.
-    member_restarters: BTreeMap<u32, Addr<Restarter>>,
     /// Members made but not started: they start once the store holds them.
     unstarted: Vec<Addr<ContainerEntity>>,
     /// Members to tear down once the store no longer holds them.
@@ -64,8 +61,6 @@ pub struct ClusterEntity {
     restored: bool,
     /// Who follows the members' sensors (aggregating enrichers).
     member_subscribers: Vec<Recipient<EntityEvent>>,
-    /// Member policies stopped by an operator.
-    stopped_policies: BTreeSet<String>,
     /// New members of a replacement: not counted toward the size until the
     /// member they replace is gone, so reconcile does not shrink them away.
     surge: BTreeSet<u32>,
@@ -111,7 +106,7 @@ impl ClusterEntity {
         initial_size: u32,
         at: Placement,
         links: Links,
-        member_policies: Vec<ResolvedPolicy>,
+        member_policies: Option<Box<dyn MemberPolicies>>,
     ) -> Self {
         ClusterEntity {
             me,
@@ -125,8 +120,6 @@ impl ClusterEntity {
             desired: initial_size,
             next_index: 1,
             members: BTreeMap::new(),
-            member_restarters: BTreeMap::new(),
-            stopped_policies: BTreeSet::new(),
             member_subscribers: Vec::new(),
             unstarted: Vec::new(),
             to_teardown: Vec::new(),
@@ -266,30 +259,14 @@ impl ClusterEntity {
         for s in &self.member_subscribers {
             addr.do_send(Subscribe(s.clone()));
         }
-        for p in &self.member_policies {
-            if let PolicyConfig::Restarter(cfg) = &p.config {
-                let r = Restarter::new(
-                    child.clone(),
-                    addr.clone().recipient(),
-                    addr.clone().recipient(),
-                    addr.clone().recipient(),
-                    self.links.activities.clone(),
-                    cfg.clone(),
-                )
-                .named(p.name.clone())
-                .persisted(
-                    self.links.store.clone(),
-                    self.links.saved_policy(&child.app, &child.entity, &p.name),
-                )
-                .start();
-                if self.stopped_policies.contains(&p.name) {
-                    r.do_send(PolicyControl {
-                        policy: p.name.clone(),
-                        op: PolicyOp::Stop,
-                    });
-                }
-                self.member_restarters.insert(index, r);
-            }
+        if let Some(p) = &mut self.member_policies {
+            p.joined(PolicyTarget {
+                entity: child.clone(),
+                subscribe: addr.clone().recipient(),
+                invoke: addr.clone().recipient(),
+                notice: addr.clone().recipient(),
+                problem: None,
+            });
         }
         self.members.insert(
             index,
@@ -313,10 +290,12 @@ impl ClusterEntity {
     }
 
     fn remove_member(&mut self, index: u32, _ctx: &mut Context<Self>) {
-        self.member_restarters.remove(&index);
         let Some(m) = self.members.remove(&index) else {
             return;
         };
+        if let Some(p) = &mut self.member_policies {
+            p.left(&EntityRef::new(self.me.app.clone(), m.id.clone()));
+        }
         self.surge.remove(&index);
         self.removing.insert(m.id.clone());
         // Torn down by `commit`, once the store no longer holds it.
@@ -349,12 +328,7 @@ impl ClusterEntity {
                     async move { addr.send(Teardown).await }
                         .into_actor(act)
                         .map(move |res, act, _| {
-                            let res = res.unwrap_or_else(|e| {
-                                Err(EntityError::Unreachable {
-                                    entity: id.clone(),
-                                    message: e.to_string(),
-                                })
-                            });
+                            let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&id, e)));
                             if let Err(e) = res {
                                 tracing::warn!(member = %id, error = %e, "member teardown failed");
                             }
@@ -532,12 +506,7 @@ impl ClusterEntity {
             }
             .into_actor(self)
             .map(move |res, act, ctx| {
-                let res = res.unwrap_or_else(|e| {
-                    Err(EntityError::Unreachable {
-                        entity: new_id.clone(),
-                        message: e.to_string(),
-                    })
-                });
+                let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&new_id, e)));
                 act.replacing.retain(|p| *p != (old_index, new_index));
                 match res {
                     Ok(_) => {
@@ -577,13 +546,22 @@ impl Actor for ClusterEntity {
     }
 }
 
-impl Handler<Subscribe> for ClusterEntity {
-    type Result = ();
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board
-            .subscribe(msg.0, &self.me, EntityKind::Cluster, self.state);
+impl Observable for ClusterEntity {
+    fn me(&self) -> &EntityRef {
+        &self.me
+    }
+    fn kind(&self) -> EntityKind {
+        EntityKind::Cluster
+    }
+    fn state(&self) -> Lifecycle {
+        self.state
+    }
+    fn board(&mut self) -> &mut SensorBoard {
+        &mut self.board
     }
 }
+
+entity_handlers!(ClusterEntity);
 
 impl Handler<EntityEvent> for ClusterEntity {
     type Result = ();
@@ -651,53 +629,6 @@ impl Handler<EmitNotice> for ClusterEntity {
     }
 }
 
-/// The cluster answers for the restarter it gives every member: one
-/// config, one start/stop, applied to each member's restarter.
-impl Handler<PolicyControl> for ClusterEntity {
-    type Result = Result<PolicyStatus, String>;
-    fn handle(&mut self, msg: PolicyControl, _: &mut Context<Self>) -> Self::Result {
-        let Some(i) = self
-            .member_policies
-            .iter()
-            .position(|p| p.name == msg.policy)
-        else {
-            return Err(format!("{} has no member policy `{}`", self.me, msg.policy));
-        };
-        match &msg.op {
-            PolicyOp::Get => {}
-            PolicyOp::Set(c) => {
-                if c.kind() != self.member_policies[i].config.kind() {
-                    return Err(format!(
-                        "policy `{}` is a {}, not a {}",
-                        msg.policy,
-                        self.member_policies[i].config.kind(),
-                        c.kind()
-                    ));
-                }
-                self.member_policies[i].config = c.clone();
-            }
-            PolicyOp::Start => {
-                self.stopped_policies.remove(&msg.policy);
-            }
-            PolicyOp::Stop => {
-                self.stopped_policies.insert(msg.policy.clone());
-            }
-        }
-        if !matches!(msg.op, PolicyOp::Get) {
-            for r in self.member_restarters.values() {
-                r.do_send(msg.clone());
-            }
-        }
-        let p = &self.member_policies[i];
-        Ok(PolicyStatus::of(
-            &p.name,
-            &p.config,
-            !self.stopped_policies.contains(&p.name),
-            json!({ "members": self.member_restarters.len() }),
-        ))
-    }
-}
-
 impl Handler<MarkProblem> for ClusterEntity {
     type Result = ();
     fn handle(&mut self, MarkProblem(problem): MarkProblem, _: &mut Context<Self>) {
@@ -734,11 +665,11 @@ impl Handler<Invoke> for ClusterEntity {
                 Ok(a) => self.replace(a.member, ctx),
                 Err(e) => Box::pin(fut::ready(Err(e))),
             },
-            other => Box::pin(fut::ready(Err(EntityError::UnknownEffector {
-                entity: self.me.to_string(),
-                effector: other.to_string(),
-                known: "start, resize(size), replace_member(member)".into(),
-            }))),
+            other => Box::pin(fut::ready(Err(EntityError::unknown_effector(
+                &self.me,
+                other,
+                &["start", "resize(size)", "replace_member(member)"],
+            )))),
         }
     }
 }
@@ -759,31 +690,11 @@ impl Handler<Teardown> for ClusterEntity {
                 entity: self.me.to_string(),
             }));
         }
-        let addrs: Vec<Addr<ContainerEntity>> = std::mem::take(&mut self.members)
+        let members: Vec<Recipient<Teardown>> = std::mem::take(&mut self.members)
             .into_values()
-            .map(|m| m.addr)
+            .map(|m| m.addr.recipient())
             .collect();
-        let me = self.me.to_string();
-        let fut = async move {
-            let results =
-                futures_util::future::join_all(addrs.iter().map(|a| a.send(Teardown))).await;
-            let errors: Vec<String> = results
-                .into_iter()
-                .filter_map(|r| match r {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                })
-                .collect();
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(EntityError::Failed {
-                    entity: me,
-                    message: format!("members not removed: {}", errors.join("; ")),
-                })
-            }
-        };
+        let fut = teardown_all(self.me.to_string(), "members not removed: ", members);
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             act.state = Lifecycle::Stopped;
             act.board.emit(EntityEvent::State {
@@ -814,22 +725,6 @@ mod tests {
         assert_eq!(cluster_state(0, &[], 0), Running);
     }
 }
-
-impl Handler<crate::entity::PublishSensor> for ClusterEntity {
-    type Result = ();
-    fn handle(&mut self, msg: crate::entity::PublishSensor, _: &mut Context<Self>) {
-        if msg.value.is_null() {
-            self.board.clear(&self.me, &msg.name);
-        } else {
-            self.board.set(&self.me, &msg.name, msg.value);
-        }
-    }
-}
-
-/// Follow the members' sensors (each member's current sensors first).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SubscribeMembers(pub Recipient<EntityEvent>);
 
 impl Handler<SubscribeMembers> for ClusterEntity {
     type Result = ();

@@ -12,23 +12,27 @@ pub mod application;
 pub mod cluster;
 pub mod container;
 pub mod failure;
+pub mod policies;
+pub mod pool_messages;
 pub mod references;
 
 use actix::prelude::*;
 
+// Other branches still name protocol items through `entity`; nothing in
+// this module relies on it.
 pub use crate::protocol::*;
 
 /// How others reach an entity without knowing its actor type.
 #[derive(Clone)]
 pub struct EntityHandle {
-    pub kind: EntityKind,
-    pub invoke: Recipient<Invoke>,
-    pub subscribe: Recipient<Subscribe>,
-    pub teardown: Recipient<Teardown>,
+    pub kind: crate::protocol::EntityKind,
+    pub invoke: Recipient<crate::protocol::Invoke>,
+    pub subscribe: Recipient<crate::protocol::Subscribe>,
+    pub teardown: Recipient<crate::protocol::Teardown>,
     /// Containers only: engine events and resync observations.
     pub container: Option<ContainerInbox>,
     /// Where enrichers publish (containers, clusters, load balancers).
-    pub publish: Option<Recipient<PublishSensor>>,
+    pub publish: Option<Recipient<crate::protocol::PublishSensor>>,
 }
 
 #[derive(Clone)]
@@ -56,8 +60,8 @@ pub struct Observed(pub Option<crate::host::ManagedContainer>);
 #[derive(Clone, Message)]
 #[rtype(result = "()")]
 pub struct ChildAdded {
-    pub parent: EntityRef,
-    pub child: EntityRef,
+    pub parent: crate::protocol::EntityRef,
+    pub child: crate::protocol::EntityRef,
     pub handle: EntityHandle,
 }
 
@@ -71,7 +75,7 @@ pub struct Placement {
     /// The location's host pool: containers ask it for a host (`host` is
     /// then the pool's home engine, where application networks are made).
     /// `None`: every container runs on `host`.
-    pub pool: Option<actix::Addr<crate::location::HostPool>>,
+    pub pool: Option<pool_messages::PoolLink>,
 }
 
 /// Who is told about new children: the management actor.
@@ -86,7 +90,6 @@ pub struct Links {
     pub saved: std::sync::Arc<Saved>,
     pub children: Recipient<ChildAdded>,
     pub activities: Recipient<crate::activity::RecordActivity>,
-    pub policies: Recipient<crate::policy::PolicyRegistered>,
 }
 
 /// Saved state for a rebind: cluster membership and policy memory.

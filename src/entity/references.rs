@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::{Lifecycle, Subscribe};
+use crate::protocol::{Lifecycle, Subscribe};
 use crate::blueprint::wiring::{self, SensorRef};
 use crate::blueprint::{ContainerSpec, OnReferenceChange, ServiceSpec};
 

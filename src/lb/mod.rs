@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::json;
 
-use crate::entity::{
-    sensors as s, EntityError, EntityEvent, EntityHandle, EntityKind, EntityRef, Invoke, Lifecycle,
-    SensorBoard, Subscribe, Teardown,
+use crate::protocol::{
+    entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke,
+    Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
 use proxy::{Backend, Proxy, ProxyConfig};
 
@@ -99,17 +99,6 @@ impl LoadBalancerEntity {
             endpoints: Vec::new(),
             last_stats: None,
             start_error: None,
-        }
-    }
-
-    pub fn handle(addr: &Addr<LoadBalancerEntity>) -> EntityHandle {
-        EntityHandle {
-            kind: EntityKind::LoadBalancer,
-            invoke: addr.clone().recipient(),
-            subscribe: addr.clone().recipient(),
-            teardown: addr.clone().recipient(),
-            container: None,
-            publish: Some(addr.clone().recipient()),
         }
     }
 
@@ -221,13 +210,22 @@ impl Actor for LoadBalancerEntity {
     }
 }
 
-impl Handler<Subscribe> for LoadBalancerEntity {
-    type Result = ();
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board
-            .subscribe(msg.0, &self.me, EntityKind::LoadBalancer, self.state);
+impl Observable for LoadBalancerEntity {
+    fn me(&self) -> &EntityRef {
+        &self.me
+    }
+    fn kind(&self) -> EntityKind {
+        EntityKind::LoadBalancer
+    }
+    fn state(&self) -> Lifecycle {
+        self.state
+    }
+    fn board(&mut self) -> &mut SensorBoard {
+        &mut self.board
     }
 }
+
+entity_handlers!(LoadBalancerEntity);
 
 impl Handler<EntityEvent> for LoadBalancerEntity {
     type Result = ();
@@ -279,11 +277,11 @@ impl Handler<Invoke> for LoadBalancerEntity {
                     }
                 }))
             }
-            other => Box::pin(fut::ready(Err(EntityError::UnknownEffector {
-                entity: self.me.to_string(),
-                effector: other.to_string(),
-                known: "start".into(),
-            }))),
+            other => Box::pin(fut::ready(Err(EntityError::unknown_effector(
+                &self.me,
+                other,
+                &["start"],
+            )))),
         }
     }
 }
@@ -329,16 +327,5 @@ mod tests {
                 addr: "127.0.0.1:32001".parse().unwrap()
             }]
         );
-    }
-}
-
-impl Handler<crate::entity::PublishSensor> for LoadBalancerEntity {
-    type Result = ();
-    fn handle(&mut self, msg: crate::entity::PublishSensor, _: &mut Context<Self>) {
-        if msg.value.is_null() {
-            self.board.clear(&self.me, &msg.name);
-        } else {
-            self.board.set(&self.me, &msg.name, msg.value);
-        }
     }
 }

@@ -11,7 +11,7 @@ pub mod provision;
 pub mod start;
 
 pub use config::{DroverConfig, LocationConfig};
-pub use pool::{HostPool, Place, PlacedOn, Release, Relocate};
+pub use pool::HostPool;
 
 /// Where published ports of an engine are reached: the host of a `tcp://`
 /// endpoint, else this machine.

@@ -31,17 +31,17 @@ use serde_json::json;
 
 use super::config::{LocationConfig, ProvisionerKind};
 use super::provision::{NewHost, Provisioner};
-use crate::blueprint::PlacementSpec;
-use crate::entity::{
+use crate::entity::pool_messages::{Place, PlaceError, PlacedOn, Release};
+pub use crate::entity::pool_messages::{Move, Relocate};
+use crate::protocol::{
     EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard, Subscribe,
 };
 use crate::host::engines::{self, GetClient};
 use crate::host::network::EnsureNetwork;
 use crate::host::usage::{HostSensors, SubscribeHostSensors};
 use crate::host::{Capacity, ContainerEvent, DockerHost, HostResync, ListManaged};
-use crate::placement::{self, headroom, HeadroomVerdict, HostState, Request};
+use crate::placement::{self, headroom, HeadroomVerdict, HostState};
 use crate::policy::autoscaler::{Autoscaler, AutoscalerConfig};
-pub use crate::policy::placement::Move;
 use crate::policy::placement::{
     Decide, Decided, Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy,
     PlacementView,
@@ -63,50 +63,6 @@ pub const POOL_APP: &str = "@location";
 pub const POOL_AUTOSCALER: &str = "host-autoscaler";
 /// The pool's demand sensor.
 pub const POOL_DEMAND: &str = "pool.demand";
-
-/// Tells a container entity that its host is gone: start again elsewhere.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Relocate {
-    pub host: String,
-    pub reason: String,
-}
-
-/// Asks for a host for one container.
-#[derive(Message)]
-#[rtype(result = "Result<PlacedOn, String>")]
-pub struct Place {
-    pub request: Request,
-    /// The entity's `placement:` layers (cluster, then member).
-    pub rules: Vec<PlacementSpec>,
-    /// Copied to the chosen host from another host if missing there.
-    pub image: Option<String>,
-    /// Where to send [`Relocate`] if the host fails.
-    pub relocate: Option<Recipient<Relocate>>,
-    /// A host not to choose (the one a move leaves).
-    pub avoid: Option<String>,
-    /// Where the CPU placement policy sends [`Move`].
-    pub mover: Option<Recipient<Move>>,
-}
-
-/// The chosen host.
-#[derive(Clone)]
-pub struct PlacedOn {
-    pub host: Addr<DockerHost>,
-    pub host_name: String,
-    pub host_address: String,
-    pub explanation: String,
-}
-
-/// The container is gone: free its slot.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Release {
-    pub app: String,
-    pub entity: String,
-    /// Only on this host (a move's old host); `None`: wherever it is.
-    pub host: Option<String>,
-}
 
 /// The pool as the API shows it.
 #[derive(Message)]
@@ -193,7 +149,7 @@ struct PoolHost {
 
 type Waiter = (
     Place,
-    tokio::sync::oneshot::Sender<Result<PlacedOn, String>>,
+    tokio::sync::oneshot::Sender<Result<PlacedOn, PlaceError>>,
 );
 type ResizeWaiter = tokio::sync::oneshot::Sender<Result<serde_json::Value, EntityError>>;
 
@@ -414,7 +370,7 @@ impl HostPool {
         let size = self.running_hosts();
         let me = self.me.clone();
         self.board
-            .set(&me, crate::entity::sensors::GROUP_SIZE, json!(size));
+            .set(&me, crate::protocol::sensors::GROUP_SIZE, json!(size));
         self.board.set(
             &me,
             POOL_DEMAND,
@@ -654,7 +610,7 @@ impl HostPool {
         &mut self,
         i: usize,
         msg: Place,
-        tx: tokio::sync::oneshot::Sender<Result<PlacedOn, String>>,
+        tx: tokio::sync::oneshot::Sender<Result<PlacedOn, PlaceError>>,
         explanation: String,
         ctx: &mut Context<Self>,
     ) {
@@ -694,7 +650,7 @@ impl HostPool {
             Ok(placed)
         };
         ctx.spawn(fut.into_actor(self).map(move |res, _, _| {
-            let _ = tx.send(res);
+            let _ = tx.send(res.map_err(PlaceError::HostNotReady));
         }));
     }
 
@@ -759,16 +715,19 @@ impl HostPool {
                     act.save();
                     // Whoever waits fails now rather than at a timeout.
                     for (msg, tx) in std::mem::take(&mut act.waiting) {
-                        let _ = tx.send(Err(format!(
-                            "insufficient capacity in location {}: {} fits on no host, and provisioning a host failed: {e}",
-                            act.name, msg.request.entity
-                        )));
+                        let _ = tx.send(Err(PlaceError::InsufficientCapacity {
+                            location: act.name.clone(),
+                            detail: format!(
+                                "{} fits on no host, and provisioning a host failed: {e}",
+                                msg.request.entity
+                            ),
+                        }));
                     }
                     act.want_hosts = None;
                     for w in std::mem::take(&mut act.resize_waiters) {
-                        let _ = w.send(Err(EntityError::Failed {
+                        let _ = w.send(Err(EntityError::InsufficientCapacity {
                             entity: act.me.to_string(),
-                            message: format!("insufficient capacity: provisioning a host failed: {e}"),
+                            message: format!("provisioning a host failed: {e}"),
                         }));
                     }
                 }
@@ -887,10 +846,10 @@ impl HostPool {
     }
 
     fn insufficient(&self, want: u32) -> EntityError {
-        EntityError::Failed {
+        EntityError::InsufficientCapacity {
             entity: self.me.to_string(),
             message: format!(
-                "insufficient capacity: {want} hosts wanted, location {} has at most {} ({})",
+                "{want} hosts wanted, location {} has at most {} ({})",
                 self.name,
                 self.cfg.max_hosts,
                 if self.cfg.provisioner.kind == ProvisionerKind::Static {
@@ -905,7 +864,7 @@ impl HostPool {
     fn no_fit(
         &mut self,
         msg: Place,
-        tx: tokio::sync::oneshot::Sender<Result<PlacedOn, String>>,
+        tx: tokio::sync::oneshot::Sender<Result<PlacedOn, PlaceError>>,
         summary: String,
         ctx: &mut Context<Self>,
     ) {
@@ -921,12 +880,14 @@ impl HostPool {
             self.held = true;
             self.provision("a container fits on no host", ctx);
         } else {
-            let _ = tx.send(Err(format!(
-                "insufficient capacity in location {} ({} of at most {} hosts): {summary}",
-                self.name,
-                self.live_hosts(),
-                self.cfg.max_hosts
-            )));
+            let _ = tx.send(Err(PlaceError::InsufficientCapacity {
+                location: self.name.clone(),
+                detail: format!(
+                    "{summary} ({} of at most {} hosts)",
+                    self.live_hosts(),
+                    self.cfg.max_hosts
+                ),
+            }));
         }
     }
 
@@ -1232,7 +1193,7 @@ impl Actor for HostPool {
 }
 
 impl Handler<Place> for HostPool {
-    type Result = ResponseFuture<Result<PlacedOn, String>>;
+    type Result = ResponseFuture<Result<PlacedOn, PlaceError>>;
     fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
         // In order, one decision at a time, behind a placement that waits
@@ -1240,8 +1201,7 @@ impl Handler<Place> for HostPool {
         self.waiting.push_back((msg, tx));
         self.pump(ctx);
         Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err("the host pool stopped".to_string()))
+            rx.await.unwrap_or(Err(PlaceError::PoolStopped))
         })
     }
 }
@@ -1325,14 +1285,10 @@ impl Handler<Invoke> for HostPool {
             size: u32,
         }
         if msg.effector != "resize" {
-            let err = EntityError::UnknownEffector {
-                entity: self.me.to_string(),
-                effector: msg.effector,
-                known: "resize".into(),
-            };
+            let err = EntityError::unknown_effector(&self.me, &msg.effector, &["resize"]);
             return Box::pin(async move { Err(err) });
         }
-        let r = crate::entity::parse_args::<Resize>("resize", &msg.args)
+        let r = crate::protocol::parse_args::<Resize>("resize", &msg.args)
             .and_then(|a| self.resize(a.size, ctx));
         match r {
             Ok(Some(size)) => Box::pin(async move { Ok(json!({ "size": size })) }),

@@ -10,6 +10,7 @@ use bollard::Docker;
 use super::config::{LocationConfig, ProvisionerKind, TlsConfig};
 use super::pool::{HostPool, InitialHost, PoolServices};
 use super::provision::{self, NewHost, Provisioner};
+use crate::entity::pool_messages::PoolLink;
 use crate::entity::Placement;
 use crate::host::{engines, Capacity, ContainerEvent, DockerHost, HostResync};
 use crate::store::{LocationState, SavedHost};
@@ -151,8 +152,8 @@ pub async fn connect_location(
 
 /// Starts the host actors and the pool of a connected location (inside
 /// the management actor's `create`, which owns the event recipients).
-/// Returns the placement entities of this location use: the home engine
-/// (the first host) and the pool.
+/// Returns the placement entities of this location use (the home engine,
+/// the first host, and the pool's container inboxes) and the pool.
 pub fn start_location(
     name: &str,
     cfg: LocationConfig,
@@ -160,7 +161,7 @@ pub fn start_location(
     events_to: Recipient<ContainerEvent>,
     resync_to: Recipient<HostResync>,
     services: PoolServices,
-) -> Placement {
+) -> (Placement, Addr<HostPool>) {
     let provisioner: Box<dyn Provisioner> = provision::from_config(name, &cfg.provisioner);
     let initial: Vec<InitialHost> = hosts
         .into_iter()
@@ -195,13 +196,18 @@ pub fn start_location(
         services,
     )
     .start();
-    Placement {
+    let link = PoolLink {
+        place: pool.clone().recipient(),
+        release: pool.clone().recipient(),
+    };
+    let at = Placement {
         host: home.0,
         host_name: home.1,
         host_address: home.2,
         network: None,
-        pool: Some(pool),
-    }
+        pool: Some(link),
+    };
+    (at, pool)
 }
 
 /// Reads an engine's capacity (for tests and tools).

@@ -204,7 +204,16 @@ impl Management {
             })
             .collect();
         let links = self.links(ctx);
-        let addr = ApplicationEntity::new(bp.clone(), at, links, policies).start();
+        let tune = self.pools.get(&bp.location).map(|p| p.clone().recipient());
+        let factory = crate::policy_factory::BlueprintPolicies::new(
+            &bp,
+            policies,
+            links.clone(),
+            ctx.address().recipient(),
+            tune,
+        );
+        let addr =
+            ApplicationEntity::new(bp.clone(), at, links, std::sync::Arc::new(factory)).start();
         let handle = ApplicationEntity::handle(&addr);
         let me = EntityRef::new(id.clone(), id.clone());
         self.register(ctx, me.clone(), None, handle);

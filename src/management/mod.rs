@@ -120,6 +120,8 @@ struct AppRecord {
 pub struct Management {
     /// Location name → where entities of that location run.
     locations: BTreeMap<String, Placement>,
+    /// Location name → its host pool (`drover.yaml` locations only).
+    pools: BTreeMap<String, Addr<crate::location::HostPool>>,
     apps: BTreeMap<String, AppRecord>,
     model: read_model::ReadModel,
     /// The actors behind the read model's entities.
@@ -153,6 +155,7 @@ impl Management {
     pub fn new(locations: BTreeMap<String, Placement>) -> Self {
         Management {
             locations,
+            pools: BTreeMap::new(),
             apps: BTreeMap::new(),
             model: Default::default(),
             handles: HashMap::new(),
@@ -173,6 +176,12 @@ impl Management {
             saved: Default::default(),
             pending_deploys: Default::default(),
         }
+    }
+
+    /// The host pools of the `drover.yaml` locations, by location name.
+    pub fn with_pools(mut self, pools: BTreeMap<String, Addr<crate::location::HostPool>>) -> Self {
+        self.pools = pools;
+        self
     }
 
     pub fn with_presets(mut self, presets: crate::policy::Presets) -> Self {
@@ -236,7 +245,6 @@ impl Management {
         Links {
             store: self.store.clone().map(|s| s.recipient()),
             saved: self.saved.clone(),
-            policies: ctx.address().recipient(),
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
         }

@@ -92,7 +92,7 @@ impl Handler<PolicyRequest> for Management {
         Box::pin(async move {
             match control.send(PolicyControl { policy, op }).await {
                 Ok(Ok(st)) => Ok(serde_json::to_value(st).unwrap_or_default()),
-                Ok(Err(e)) => Err(ManagementError::NoPolicy(e)),
+                Ok(Err(e)) => Err(ManagementError::NoPolicy(e.to_string())),
                 Err(e) => Err(ManagementError::NoPolicy(format!(
                     "the policy is not running: {e}"
                 ))),

@@ -161,11 +161,7 @@ pub struct ListLocations;
 impl Handler<ListLocations> for Management {
     type Result = ResponseFuture<Vec<crate::location::pool::PoolView>>;
     fn handle(&mut self, _: ListLocations, _: &mut Context<Self>) -> Self::Result {
-        let pools: Vec<_> = self
-            .locations
-            .values()
-            .filter_map(|p| p.pool.clone())
-            .collect();
+        let pools: Vec<_> = self.pools.values().cloned().collect();
         Box::pin(async move {
             let views = futures_util::future::join_all(
                 pools.iter().map(|p| p.send(crate::location::pool::GetPool)),
@@ -188,17 +184,8 @@ pub struct PoolHostOp {
 impl Handler<PoolHostOp> for Management {
     type Result = ResponseFuture<Result<serde_json::Value, ManagementError>>;
     fn handle(&mut self, msg: PoolHostOp, _: &mut Context<Self>) -> Self::Result {
-        let Some(pool) = self
-            .locations
-            .get(&msg.location)
-            .and_then(|p| p.pool.clone())
-        else {
-            let known: Vec<&str> = self
-                .locations
-                .iter()
-                .filter(|(_, p)| p.pool.is_some())
-                .map(|(n, _)| n.as_str())
-                .collect();
+        let Some(pool) = self.pools.get(&msg.location).cloned() else {
+            let known: Vec<&str> = self.pools.keys().map(String::as_str).collect();
             let e = ManagementError::NoHost(format!(
                 "no host pool `{}`; pools (drover.yaml): {}",
                 msg.location,

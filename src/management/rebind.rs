@@ -80,8 +80,8 @@ impl Management {
         let mut hosts: Vec<Addr<crate::host::DockerHost>> = Vec::new();
         let mut seen = BTreeSet::new();
         let expected = std::sync::Arc::new(expected);
-        for p in self.locations.values() {
-            match &p.pool {
+        for (name, p) in &self.locations {
+            match self.pools.get(name) {
                 // Every engine of a pool, not only its home engine.
                 Some(pool) => {
                     let (pool, expected) = (pool.clone(), expected.clone());

@@ -617,11 +617,11 @@ mod tests {
 /// The autoscaler actor: feeds [`evaluate`] and resizes the cluster.
 pub struct Autoscaler {
     name: String,
-    cluster: crate::entity::EntityRef,
-    source: crate::entity::EntityRef,
-    cluster_invoke: actix::Recipient<crate::entity::Invoke>,
-    cluster_notice: actix::Recipient<crate::entity::EmitNotice>,
-    subscribe_to: Vec<actix::Recipient<crate::entity::Subscribe>>,
+    cluster: crate::protocol::EntityRef,
+    source: crate::protocol::EntityRef,
+    cluster_invoke: actix::Recipient<crate::protocol::Invoke>,
+    cluster_notice: actix::Recipient<crate::protocol::EmitNotice>,
+    subscribe_to: Vec<actix::Recipient<crate::protocol::Subscribe>>,
     activities: actix::Recipient<crate::activity::RecordActivity>,
     cfg: AutoscalerConfig,
     history: AutoscalerHistory,
@@ -642,11 +642,11 @@ impl Autoscaler {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: String,
-        cluster: crate::entity::EntityRef,
-        source: crate::entity::EntityRef,
-        cluster_invoke: actix::Recipient<crate::entity::Invoke>,
-        cluster_notice: actix::Recipient<crate::entity::EmitNotice>,
-        subscribe_to: Vec<actix::Recipient<crate::entity::Subscribe>>,
+        cluster: crate::protocol::EntityRef,
+        source: crate::protocol::EntityRef,
+        cluster_invoke: actix::Recipient<crate::protocol::Invoke>,
+        cluster_notice: actix::Recipient<crate::protocol::EmitNotice>,
+        subscribe_to: Vec<actix::Recipient<crate::protocol::Subscribe>>,
         activities: actix::Recipient<crate::activity::RecordActivity>,
         cfg: AutoscalerConfig,
     ) -> Self {
@@ -697,7 +697,7 @@ impl Autoscaler {
 
     fn evaluate(&mut self, ctx: &mut actix::Context<Self>) {
         use actix::{ActorFutureExt, AsyncContext, WrapFuture};
-        let now = crate::entity::now_ms();
+        let now = crate::protocol::now_ms();
         // A running source with the sensor present keeps its value current:
         // sensors are published on change only.
         if self.source_running {
@@ -714,7 +714,7 @@ impl Autoscaler {
         if e.pool != self.pool {
             self.pool = e.pool;
             if let Some(ev) = e.pool.event() {
-                self.cluster_notice.do_send(crate::entity::EmitNotice {
+                self.cluster_notice.do_send(crate::protocol::EmitNotice {
                     name: ev.to_string(),
                     detail: serde_json::json!({ "reason": e.reason, "metric": self.metric.map(|m| m.0) }),
                 });
@@ -738,7 +738,7 @@ impl Autoscaler {
             ctx.spawn(
                 async move {
                     invoke
-                        .send(crate::entity::Invoke::with_args(
+                        .send(crate::protocol::Invoke::with_args(
                             "resize",
                             serde_json::json!({ "size": to }),
                         ))
@@ -747,9 +747,9 @@ impl Autoscaler {
                 .into_actor(self)
                 .map(move |res, act, _| {
                     act.resizing = false;
-                    let res = res
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    let res = res.unwrap_or_else(|e| {
+                        Err(crate::protocol::EntityError::unreachable(&act.cluster, e))
+                    });
                     match res {
                         // The size reached, as the target reports it (a
                         // host pool may shrink by fewer than asked).
@@ -757,12 +757,15 @@ impl Autoscaler {
                             act.size = Some(v["size"].as_u64().map(|n| n as u32).unwrap_or(to))
                         }
                         Err(err) => {
-                            if err.contains("insufficient capacity") {
+                            if matches!(
+                                err,
+                                crate::protocol::EntityError::InsufficientCapacity { .. }
+                            ) {
                                 on_insufficient_capacity(
                                     &act.cfg,
                                     &mut act.history,
                                     to,
-                                    crate::entity::now_ms(),
+                                    crate::protocol::now_ms(),
                                 );
                             }
                             act.record(
@@ -790,7 +793,7 @@ impl actix::Actor for Autoscaler {
     fn started(&mut self, ctx: &mut actix::Context<Self>) {
         use actix::AsyncContext;
         for s in &self.subscribe_to {
-            s.do_send(crate::entity::Subscribe(ctx.address().recipient()));
+            s.do_send(crate::protocol::Subscribe(ctx.address().recipient()));
         }
         self.schedule(ctx);
         // The history changes at every evaluation: saved once a second, so a
@@ -805,10 +808,10 @@ impl actix::Actor for Autoscaler {
     }
 }
 
-impl actix::Handler<crate::entity::EntityEvent> for Autoscaler {
+impl actix::Handler<crate::protocol::EntityEvent> for Autoscaler {
     type Result = ();
-    fn handle(&mut self, ev: crate::entity::EntityEvent, ctx: &mut actix::Context<Self>) {
-        use crate::entity::{sensors as s, EntityEvent, Lifecycle};
+    fn handle(&mut self, ev: crate::protocol::EntityEvent, ctx: &mut actix::Context<Self>) {
+        use crate::protocol::{sensors as s, EntityEvent, Lifecycle};
         match ev {
             EntityEvent::Sensor {
                 source,
@@ -819,7 +822,7 @@ impl actix::Handler<crate::entity::EntityEvent> for Autoscaler {
                     self.size = value.value.as_u64().map(|v| v as u32);
                 }
                 if source == self.source && name == self.cfg.metric {
-                    self.metric = value.value.as_f64().map(|v| (v, crate::entity::now_ms()));
+                    self.metric = value.value.as_f64().map(|v| (v, crate::protocol::now_ms()));
                 }
             }
             EntityEvent::State { source, state, .. } if source == self.source => {
@@ -834,7 +837,7 @@ impl actix::Handler<crate::entity::EntityEvent> for Autoscaler {
 }
 
 impl actix::Handler<super::PolicyControl> for Autoscaler {
-    type Result = Result<super::PolicyStatus, String>;
+    type Result = Result<super::PolicyStatus, super::PolicyError>;
     fn handle(
         &mut self,
         msg: super::PolicyControl,
@@ -843,7 +846,8 @@ impl actix::Handler<super::PolicyControl> for Autoscaler {
         match msg.op {
             super::PolicyOp::Get => {}
             super::PolicyOp::Set(super::PolicyConfig::Autoscaler(c)) => {
-                c.check().map_err(|(k, m)| format!("{k}: {m}"))?;
+                c.check()
+                    .map_err(|(key, message)| super::PolicyError::BadConfig { key, message })?;
                 let old = std::mem::replace(&mut self.cfg, c);
                 if old.evaluation_interval != self.cfg.evaluation_interval {
                     self.schedule(ctx);
@@ -856,10 +860,7 @@ impl actix::Handler<super::PolicyControl> for Autoscaler {
                 );
             }
             super::PolicyOp::Set(other) => {
-                return Err(format!(
-                    "this policy is an autoscaler, not a {}",
-                    other.kind()
-                ))
+                return Err(super::PolicyError::wrong_kind("autoscaler", &other))
             }
             super::PolicyOp::Start => self.running = true,
             super::PolicyOp::Stop => self.running = false,

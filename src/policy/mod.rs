@@ -13,6 +13,7 @@
 //!   where containers go and moves them off busy hosts.
 
 pub mod autoscaler;
+pub mod members;
 pub mod placement;
 pub mod presets;
 pub mod registry;
@@ -178,10 +179,33 @@ pub fn parse_config(
 /// `start`, `stop`). `policy` names it where one actor answers for several
 /// (a cluster for its members' restarters).
 #[derive(Debug, Clone, actix::Message)]
-#[rtype(result = "Result<PolicyStatus, String>")]
+#[rtype(result = "Result<PolicyStatus, PolicyError>")]
 pub struct PolicyControl {
     pub policy: String,
     pub op: PolicyOp,
+}
+
+/// Why a running policy refused an operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("this policy is a {is}, not a {asked}; send a {is} config")]
+    WrongKind {
+        is: &'static str,
+        asked: &'static str,
+    },
+    #[error("{key}: {message}")]
+    BadConfig { key: String, message: String },
+    #[error("{entity} has no policy `{policy}`")]
+    NoSuchPolicy { entity: String, policy: String },
+}
+
+impl PolicyError {
+    fn wrong_kind(is: &'static str, asked: &PolicyConfig) -> PolicyError {
+        PolicyError::WrongKind {
+            is,
+            asked: asked.kind(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -238,7 +262,7 @@ pub struct PolicyRegistered {
 /// on its in-memory state; the store follows).
 pub(crate) fn save_memory<T: Serialize>(
     store: &Option<actix::Recipient<crate::store::StoreWrite>>,
-    on: &crate::entity::EntityRef,
+    on: &crate::protocol::EntityRef,
     policy: &str,
     memory: &T,
 ) {

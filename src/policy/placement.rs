@@ -27,6 +27,7 @@ use crate::blueprint::{PlacementSpec, RebalanceSpec};
 use crate::host::usage::HostSensors;
 use crate::placement::rebalance::{plan, HostCpu, RebalanceMemory, Watched};
 use crate::placement::{decide, HostState, Request, Rules};
+use crate::protocol::Move;
 
 /// How often the policy looks for busy hosts.
 const EVERY: Duration = Duration::from_secs(1);
@@ -37,13 +38,6 @@ const KEEP_MOVES: usize = 20;
 /// same keys as `placement.rebalance` in a blueprint, which it sets for
 /// every member.
 pub type CpuPlacementConfig = RebalanceSpec;
-
-/// Tells a container to move to a cooler host.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Move {
-    pub reason: String,
-}
 
 /// A placement request from the pool: the hosts as the pool sees them
 /// (reservations included), the request and the entity's layers.
@@ -174,7 +168,12 @@ impl PlacementPolicy {
                 },
             )
             .collect();
-        let orders = plan(&hosts, &watched, &mut self.memory, crate::entity::now_ms());
+        let orders = plan(
+            &hosts,
+            &watched,
+            &mut self.memory,
+            crate::protocol::now_ms(),
+        );
         for o in orders {
             let Some((_, to)) = self.watched.get(&(o.app.clone(), o.entity.clone())) else {
                 continue;
@@ -424,20 +423,20 @@ impl Actor for CpuPlacement {
 }
 
 impl Handler<super::PolicyControl> for CpuPlacement {
-    type Result = Result<super::PolicyStatus, String>;
+    type Result = Result<super::PolicyStatus, super::PolicyError>;
     fn handle(&mut self, msg: super::PolicyControl, _: &mut Context<Self>) -> Self::Result {
         match msg.op {
             super::PolicyOp::Get => {}
             super::PolicyOp::Set(super::PolicyConfig::CpuPlacement(c)) => {
-                c.check().map_err(|e| format!("above: {e}"))?;
+                c.check().map_err(|message| super::PolicyError::BadConfig {
+                    key: "above".into(),
+                    message,
+                })?;
                 self.cfg = c;
                 self.push();
             }
             super::PolicyOp::Set(other) => {
-                return Err(format!(
-                    "this policy is a cpu-placement, not a {}",
-                    other.kind()
-                ))
+                return Err(super::PolicyError::wrong_kind("cpu-placement", &other))
             }
             super::PolicyOp::Start => {
                 self.running = true;

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::activity::{Activity, RecordActivity};
-use crate::entity::{now_ms, sensors as s, EntityEvent, EntityRef, Invoke, Subscribe};
+use crate::protocol::{
+    now_ms, sensors as s, EntityError, EntityEvent, EntityRef, Invoke, MarkProblem, Subscribe,
+};
 
 /// Which member event triggers a replacement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,11 +107,6 @@ impl ReplacerHistory {
     }
 }
 
-/// Tells a cluster it is on fire for a reason of its own (not its members').
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct MarkProblem(pub Option<String>);
-
 pub struct Replacer {
     cluster: EntityRef,
     subscribe: Recipient<Subscribe>,
@@ -194,9 +191,8 @@ impl Replacer {
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     act.in_flight.remove(&member);
-                    let res = res
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    let res =
+                        res.unwrap_or_else(|e| Err(EntityError::unreachable(&act.cluster, e)));
                     match res {
                         Ok(v) => {
                             let new = v
@@ -216,7 +212,7 @@ impl Replacer {
                             act.activities.do_send(RecordActivity(a));
                         }
                         // The member is already gone (resized away): nothing to do.
-                        Err(e) if e.contains("no member") => {}
+                        Err(EntityError::NoSuchMember { .. }) => {}
                         Err(e) => match {
                             let d = act.history.on_failure(now_ms(), &act.cfg);
                             act.save();
@@ -331,17 +327,13 @@ mod tests {
 }
 
 impl Handler<super::PolicyControl> for Replacer {
-    type Result = Result<super::PolicyStatus, String>;
+    type Result = Result<super::PolicyStatus, super::PolicyError>;
     fn handle(&mut self, msg: super::PolicyControl, _: &mut Context<Self>) -> Self::Result {
         match msg.op {
             super::PolicyOp::Get => {}
             super::PolicyOp::Set(super::PolicyConfig::Replacer(c)) => self.cfg = c,
             super::PolicyOp::Set(other) => {
-                return Err(format!(
-                    "this policy is a {}, not a {}",
-                    "replacer",
-                    other.kind()
-                ))
+                return Err(super::PolicyError::wrong_kind("replacer", &other))
             }
             super::PolicyOp::Start => self.running = true,
             super::PolicyOp::Stop => self.running = false,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::activity::{Activity, RecordActivity};
-use crate::entity::{
+use crate::protocol::{
     now_ms, sensors as s, EmitNotice, EntityEvent, EntityRef, Invoke, Lifecycle, Subscribe,
 };
 
@@ -395,17 +395,13 @@ mod tests {
 }
 
 impl Handler<super::PolicyControl> for Restarter {
-    type Result = Result<super::PolicyStatus, String>;
+    type Result = Result<super::PolicyStatus, super::PolicyError>;
     fn handle(&mut self, msg: super::PolicyControl, _: &mut Context<Self>) -> Self::Result {
         match msg.op {
             super::PolicyOp::Get => {}
             super::PolicyOp::Set(super::PolicyConfig::Restarter(c)) => self.cfg = c,
             super::PolicyOp::Set(other) => {
-                return Err(format!(
-                    "this policy is a {}, not a {}",
-                    "restarter",
-                    other.kind()
-                ))
+                return Err(super::PolicyError::wrong_kind("restarter", &other))
             }
             super::PolicyOp::Start => self.running = true,
             super::PolicyOp::Stop => self.running = false,

@@ -8,11 +8,10 @@ use actix::prelude::*;
 use serde_json::json;
 
 use super::ContainerEntity;
-use crate::entity::{sensors as s, Lifecycle};
+use crate::entity::pool_messages::{Move, Place, PlacedOn, Release, Relocate};
 use crate::host::{ContainerOp, DockerHost, Operate};
-use crate::location::{Place, PlacedOn, Release, Relocate};
 use crate::placement::Request;
-use crate::policy::placement::Move;
+use crate::protocol::{sensors as s, Lifecycle};
 
 /// Sensor: the placement decision that chose this container's host.
 pub const PLACEMENT_DECISION: &str = "placement.decision";
@@ -56,7 +55,7 @@ impl ContainerEntity {
             mover: Some(ctx.address().recipient()),
         };
         ctx.spawn(
-            async move { pool.send(msg).await }
+            async move { pool.place.send(msg).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     act.busy = false;
@@ -82,9 +81,9 @@ impl ContainerEntity {
                         }
                         Ok(Err(e)) if act.retiring.is_some() => {
                             // A move that finds no cooler host: stay.
-                            act.abandon_move(e, ctx);
+                            act.abandon_move(e.to_string(), ctx);
                         }
-                        Ok(Err(e)) => act.fail(e),
+                        Ok(Err(e)) => act.fail(e.to_string()),
                         Err(e) => act.fail(format!("host pool unreachable: {e}")),
                     }
                 }),
@@ -94,7 +93,7 @@ impl ContainerEntity {
     /// Frees the slot in the pool (the container is gone).
     pub(super) fn release(&mut self) {
         if let (Some(pool), true) = (&self.at.pool, self.pool_placed) {
-            pool.do_send(Release {
+            pool.release.do_send(Release {
                 app: self.me.app.clone(),
                 entity: self.me.entity.clone(),
                 host: None,
@@ -115,7 +114,7 @@ impl ContainerEntity {
             op: ContainerOp::Remove,
         });
         if let Some(pool) = &self.at.pool {
-            pool.do_send(Release {
+            pool.release.do_send(Release {
                 app: self.me.app.clone(),
                 entity: self.me.entity.clone(),
                 host: Some(old.host_name),
