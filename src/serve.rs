@@ -128,7 +128,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let hosts =
             crate::location::start::connect_location(name, loc, snapshot.locations.get(name))
                 .await
-                .map_err(ServeError::Config)?;
+                .map_err(|e| ServeError::Config(e.to_string()))?;
         tracing::info!(location = %name, hosts = hosts.len(), "location connected");
         let services = crate::location::pool::PoolServices {
             store: Some(store.clone().recipient()),

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::config::{ProvisionerConfig, ProvisionerKind, TlsConfig};
+use super::config::{
+    address_of_endpoint, parse_subnet16, ProvisionerConfig, ProvisionerKind, TlsConfig,
+};
+use crate::store::SavedHost;
 
 /// A host a provisioner made.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,23 @@ pub struct NewHost {
     pub tls: Option<TlsConfig>,
     pub address: String,
     pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl NewHost {
+    /// The host as the store keeps it, to reach it again after a restart.
+    pub fn saved(&self, index: u32) -> SavedHost {
+        SavedHost {
+            name: self.name.clone(),
+            index,
+            endpoint: self.endpoint.clone(),
+            address: self.address.clone(),
+            labels: self.labels.clone(),
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| (t.ca.clone(), t.cert.clone(), t.key.clone())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -69,17 +89,6 @@ pub fn from_config(location: &str, cfg: &ProvisionerConfig) -> Box<dyn Provision
             timeout: cfg.timeout.unwrap_or(Duration::from_secs(300)),
         }),
     }
-}
-
-/// `10.213.0.0/16` → (10, 213).
-pub fn parse_subnet16(s: &str) -> Option<(u8, u8)> {
-    let (ip, len) = s.split_once('/')?;
-    if len != "16" {
-        return None;
-    }
-    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-    let o = ip.octets();
-    (o[2] == 0 && o[3] == 0).then_some((o[0], o[1]))
 }
 
 pub struct StaticProvisioner;
@@ -449,7 +458,7 @@ impl Provisioner for CommandProvisioner {
             name: name.to_string(),
             address: c
                 .address
-                .unwrap_or_else(|| super::address_of_endpoint(&c.endpoint)),
+                .unwrap_or_else(|| address_of_endpoint(&c.endpoint)),
             endpoint: c.endpoint,
             tls: c.tls,
             labels: c.labels,
