@@ -44,18 +44,22 @@ use crate::blueprint::PlacementSpec;
 use crate::entity::{
     EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard, Subscribe,
 };
-use crate::host::engines::{self, GetClient};
-use crate::host::network::EnsureNetwork;
+use crate::host::engines;
 use crate::host::usage::{HostSensors, SubscribeHostSensors};
-use crate::host::{ContainerEvent, DockerHost, HostError, HostResync, ListManaged};
+use crate::host::{ContainerEvent, DockerHost, HostResync, ListManaged};
 use crate::placement::{Headroom, HeadroomVerdict, Request};
 use crate::policy::autoscaler::{Autoscaler, AutoscalerConfig};
 pub use crate::policy::placement::Move;
 use crate::policy::placement::{
-    Decide, Decided, Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy,
-    PlacementView,
+    Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy, PlacementView,
 };
 use crate::store::{LocationState, SavedHost, StoreWrite};
+pub use placing::PlaceFailure;
+
+mod handlers;
+mod placing;
+#[cfg(test)]
+mod tests;
 
 /// How often engines are pinged and headroom is judged.
 const TICK: Duration = Duration::from_secs(1);
@@ -115,36 +119,6 @@ pub struct Release {
     pub entity: String,
     /// Only on this host (a move's old host); `None`: wherever it is.
     pub host: Option<String>,
-}
-
-/// Why the pool could not place a container.
-#[derive(Debug, thiserror::Error)]
-pub enum PlaceFailure {
-    #[error("insufficient capacity in location {location}: {entity} fits on no host, and provisioning a host failed: {cause}")]
-    ProvisionFailed {
-        location: String,
-        entity: String,
-        cause: String,
-    },
-    #[error("insufficient capacity in location {location} ({hosts} of at most {max_hosts} hosts): {summary}")]
-    NoFit {
-        location: String,
-        hosts: u32,
-        max_hosts: u32,
-        summary: String,
-    },
-    #[error("network on {host}: {source}")]
-    Network { host: String, source: HostError },
-    #[error("host {host} unreachable: {source}")]
-    Unreachable { host: String, source: MailboxError },
-    #[error("copying image `{image}` to host {host} failed: {source}")]
-    ImageCopy {
-        host: String,
-        image: String,
-        source: HostError,
-    },
-    #[error("the host pool stopped; drover is shutting down, try again after it restarts")]
-    Stopped,
 }
 
 /// The pool as the API shows it.
@@ -394,67 +368,6 @@ impl HostPool {
         });
     }
 
-    /// Takes the next waiting placement to the placement policy, if none is
-    /// out and nothing holds the queue.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
-            return;
-        };
-        let key = (msg.request.app.clone(), msg.request.entity.clone());
-        if let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) {
-            let summary = format!(
-                "{}/{}: adopted on {}, where its container already runs",
-                key.0,
-                key.1,
-                self.model.host(i).name()
-            );
-            self.record_decision(summary.clone());
-            self.place_on(i, msg, tx, summary, ctx);
-            return self.pump(ctx);
-        }
-        let Some(policy) = self.policy.clone() else {
-            self.queue.put_back((msg, tx));
-            return;
-        };
-        let states = self.model.states();
-        let names: Vec<String> = states.iter().map(|s| s.name.clone()).collect();
-        let decide = Decide {
-            states,
-            request: msg.request.clone(),
-            layers: msg.rules.clone(),
-            avoid: msg.avoid.clone(),
-            cpu_move: msg
-                .avoid
-                .as_ref()
-                .is_some_and(|h| !self.model.is_cordoned(h)),
-            mover: msg.mover.clone(),
-        };
-        self.queue.deciding();
-        ctx.spawn(
-            async move { policy.send(decide).await }
-                .into_actor(self)
-                .map(move |res, act, ctx| {
-                    act.queue.decided();
-                    let d = res.unwrap_or_else(|e| Decided {
-                        chosen: None,
-                        summary: format!("the placement policy did not answer: {e}"),
-                    });
-                    act.record_decision(d.summary.clone());
-                    // Hosts may have come or gone while it decided.
-                    let at = d
-                        .chosen
-                        .and_then(|i| names.get(i))
-                        .and_then(|n| act.model.position(n))
-                        .filter(|i| act.model.host(*i).state.available);
-                    match at {
-                        Some(i) => act.place_on(i, msg, tx, d.summary, ctx),
-                        None => act.no_fit(msg, tx, d.summary, ctx),
-                    }
-                    act.pump(ctx);
-                }),
-        );
-    }
-
     /// Tells every container on a drained host to move (again, each tick
     /// until it is empty: a container busy starting ignores the first).
     fn nudge_drained(&self) {
@@ -494,50 +407,6 @@ impl HostPool {
             "state": h.phase().as_str(),
             "containers": h.members.len(),
         }))
-    }
-
-    /// Reserves the container's slot on host `i` and answers once the
-    /// host has the application's network and the image.
-    fn place_on(
-        &mut self,
-        i: usize,
-        msg: Place,
-        tx: Answer,
-        explanation: String,
-        ctx: &mut Context<Self>,
-    ) {
-        let contact = Contact {
-            relocate: msg.relocate.clone(),
-            mover: msg.mover.clone(),
-        };
-        self.model.reserve(i, &msg.request, contact);
-        let h = self.model.host(i);
-        let placed = PlacedOn {
-            host: h.handle.clone(),
-            host_name: h.name().to_string(),
-            host_address: h.address.clone(),
-            explanation,
-        };
-        let sources: Vec<Addr<DockerHost>> =
-            self.model.image_sources(i).into_iter().cloned().collect();
-        let app = msg.request.app;
-        let image = msg.image;
-        let fut = async move {
-            let target = placed.host.clone();
-            let host = placed.host_name.clone();
-            match target.send(EnsureNetwork { app, network: None }).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(source)) => return Err(PlaceFailure::Network { host, source }),
-                Err(source) => return Err(PlaceFailure::Unreachable { host, source }),
-            }
-            if let Some(image) = image.filter(|i| !crate::host::workload::is_workload_image(i)) {
-                ensure_image(&target, &host, &sources, &image).await?;
-            }
-            Ok(placed)
-        };
-        ctx.spawn(fut.into_actor(self).map(move |res, _, _| {
-            let _ = tx.send(res.map_err(|e| e.to_string()));
-        }));
     }
 
     fn provision(&mut self, why: &str, ctx: &mut Context<Self>) {
@@ -684,22 +553,6 @@ impl HostPool {
         }
     }
 
-    fn no_fit(&mut self, msg: Place, tx: Answer, summary: String, ctx: &mut Context<Self>) {
-        if self.model.may_grow_for(msg.avoid.as_deref()) {
-            // First in line again once the new host is up.
-            self.queue.hold((msg, tx));
-            self.provision("a container fits on no host", ctx);
-        } else {
-            let e = PlaceFailure::NoFit {
-                location: self.name().to_string(),
-                hosts: self.model.live_hosts(),
-                max_hosts: self.model.limits().max_hosts,
-                summary,
-            };
-            let _ = tx.send(Err(e.to_string()));
-        }
-    }
-
     fn ping(&mut self, i: usize, ctx: &mut Context<Self>) {
         if !self.model.begin_ping(i) {
             return;
@@ -837,308 +690,5 @@ fn push_bounded(log: &mut VecDeque<String>, text: String) {
     log.push_back(text);
     while log.len() > KEEP_DECISIONS {
         log.pop_front();
-    }
-}
-
-/// Copies `image` to `target` from the first source that has it.
-async fn ensure_image(
-    target: &Addr<DockerHost>,
-    host: &str,
-    sources: &[Addr<DockerHost>],
-    image: &str,
-) -> Result<(), PlaceFailure> {
-    let to = target
-        .send(GetClient)
-        .await
-        .map_err(|source| PlaceFailure::Unreachable {
-            host: host.to_string(),
-            source,
-        })?;
-    if engines::has_image(&to, image).await {
-        return Ok(());
-    }
-    for s in sources {
-        let Ok(from) = s.send(GetClient).await else {
-            continue;
-        };
-        if engines::has_image(&from, image).await {
-            return engines::copy_image(&from, &to, image)
-                .await
-                .map_err(|source| PlaceFailure::ImageCopy {
-                    host: host.to_string(),
-                    image: image.to_string(),
-                    source,
-                });
-        }
-    }
-    // Nothing to copy from: the host's own create reports the missing image.
-    Ok(())
-}
-
-impl Actor for HostPool {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(p) = self.policy_init.take() {
-            self.policy = Some(p.saving_to(ctx.address().recipient()).start());
-        }
-        for i in 0..self.model.hosts().len() {
-            self.watch(i, ctx);
-            self.ping(i, ctx);
-            self.list(i, ctx);
-        }
-        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
-        // The hosts are the pool's to size only if it can make hosts.
-        if let (true, Some(activities)) =
-            (self.model.limits().can_provision, self.activities.clone())
-        {
-            let me = ctx.address();
-            Autoscaler::new(
-                POOL_AUTOSCALER.into(),
-                self.me.clone(),
-                self.me.clone(),
-                me.clone().recipient(),
-                me.clone().recipient(),
-                vec![me.recipient()],
-                activities,
-                Self::autoscaler_config(&self.cfg),
-            )
-            .persisted(self.store.clone(), self.autoscaler_saved.take())
-            .start();
-        }
-        self.save();
-    }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        // Provisioned hosts are machines drover made: a stopping drover
-        // leaves them (and their containers) running for the next start,
-        // which adopts them from the store.
-    }
-}
-
-impl Handler<Place> for HostPool {
-    type Result = ResponseFuture<Result<PlacedOn, String>>;
-    fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // In order, one decision at a time, behind a placement that waits
-        // for a new host, and once every host's capacity is known.
-        self.queue.push((msg, tx));
-        self.pump(ctx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(PlaceFailure::Stopped.to_string()))
-        })
-    }
-}
-
-impl Handler<Release> for HostPool {
-    type Result = ();
-    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
-        let key = (msg.app, msg.entity);
-        self.model.release(&key, msg.host.as_deref());
-        if let Some(p) = &self.policy {
-            p.do_send(Forget {
-                app: key.0,
-                entity: key.1,
-                host: msg.host,
-            });
-        }
-        self.pump(ctx);
-    }
-}
-
-impl Handler<HostSensors> for HostPool {
-    type Result = ();
-    fn handle(&mut self, s: HostSensors, _: &mut Context<Self>) {
-        if self
-            .model
-            .sensed(&s.host, s.cpu_usage, s.unmanaged_containers)
-        {
-            self.emit_metrics();
-        }
-    }
-}
-
-impl Handler<PlacementMemory> for HostPool {
-    type Result = ();
-    fn handle(&mut self, m: PlacementMemory, _: &mut Context<Self>) {
-        self.placement_memory = serde_json::to_value(&m.0).unwrap_or_default();
-        self.save();
-    }
-}
-
-impl Handler<Subscribe> for HostPool {
-    type Result = ();
-    fn handle(&mut self, Subscribe(who): Subscribe, _: &mut Context<Self>) {
-        let me = self.me.clone();
-        // A pool of hosts is a cluster whose members are engines.
-        self.board
-            .subscribe(who, &me, EntityKind::Cluster, Lifecycle::Running);
-    }
-}
-
-impl Handler<EmitNotice> for HostPool {
-    type Result = ();
-    fn handle(&mut self, n: EmitNotice, _: &mut Context<Self>) {
-        let reason = n.detail["reason"].as_str().unwrap_or_default().to_string();
-        self.event(format!("{}: {reason}", n.name));
-    }
-}
-
-impl Handler<Invoke> for HostPool {
-    type Result = ResponseFuture<Result<serde_json::Value, EntityError>>;
-    fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Resize {
-            size: u32,
-        }
-        if msg.effector != "resize" {
-            let err = EntityError::UnknownEffector {
-                entity: self.me.to_string(),
-                effector: msg.effector,
-                known: "resize".into(),
-            };
-            return Box::pin(async move { Err(err) });
-        }
-        let r = crate::entity::parse_args::<Resize>("resize", &msg.args)
-            .and_then(|a| self.resize(a.size, ctx));
-        match r {
-            Ok(Some(size)) => Box::pin(async move { Ok(json!({ "size": size })) }),
-            Ok(None) => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                self.resize_waiters.push(tx);
-                self.grow(ctx);
-                Box::pin(async move {
-                    rx.await.unwrap_or_else(|_| {
-                        Err(EntityError::Unreachable {
-                            entity: "host pool".into(),
-                            message: "stopped".into(),
-                        })
-                    })
-                })
-            }
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-}
-
-impl Handler<crate::policy::placement::Tune> for HostPool {
-    type Result = ();
-    fn handle(&mut self, t: crate::policy::placement::Tune, _: &mut Context<Self>) {
-        if let Some(p) = &self.policy {
-            p.do_send(t);
-        }
-    }
-}
-
-impl Handler<HostOp> for HostPool {
-    type Result = Result<serde_json::Value, HostOpError>;
-    fn handle(&mut self, msg: HostOp, ctx: &mut Context<Self>) -> Self::Result {
-        self.host_op(msg, ctx)
-    }
-}
-
-impl Handler<GetHosts> for HostPool {
-    type Result = MessageResult<GetHosts>;
-    fn handle(&mut self, _: GetHosts, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            self.model
-                .hosts()
-                .iter()
-                .filter(|h| h.is_running())
-                .map(|h| h.handle.clone())
-                .collect(),
-        )
-    }
-}
-
-impl Handler<GetPool> for HostPool {
-    type Result = ResponseFuture<PoolView>;
-    fn handle(&mut self, _: GetPool, _: &mut Context<Self>) -> Self::Result {
-        let headroom = self.emit_metrics();
-        let mut view = PoolView {
-            location: self.name().to_string(),
-            hosts: self.model.hosts().iter().map(PoolHostView::of).collect(),
-            headroom,
-            provisioning: self.model.is_provisioning(),
-            waiting: self.queue.len(),
-            decisions: self.decisions.iter().cloned().collect(),
-            events: self.events.iter().cloned().collect(),
-            placement: PlacementView::default(),
-        };
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            if let Some(p) = policy {
-                if let Ok(v) = p.send(GetPlacement).await {
-                    view.placement = v;
-                }
-            }
-            view
-        })
-    }
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::placement::headroom;
-    use crate::policy::autoscaler::{evaluate, AutoscalerHistory};
-
-    /// The pool's autoscaler over the pure headroom: the size it asks for
-    /// is exactly the hosts the containers and headroom need.
-    fn wants(cfg: &LocationConfig, hosts: u32, used: u32) -> Option<u32> {
-        let a = HostPool::autoscaler_config(cfg);
-        a.check().unwrap();
-        let hr = headroom(hosts, 4, used, &cfg.headroom);
-        let demand = hr.desired_hosts as f64 / hosts.max(1) as f64;
-        let mut h = AutoscalerHistory::default();
-        // Watched for longer than both windows with the same demand.
-        let mut last = None;
-        for t in (0..=60_000).step_by(1_000) {
-            last = evaluate(&a, &mut h, Some((demand, t)), hosts, t).resize_to;
-        }
-        last
-    }
-
-    fn cfg(yaml: &str) -> LocationConfig {
-        serde_yaml::from_str(yaml).unwrap()
-    }
-
-    #[test]
-    fn the_pool_autoscaler_asks_for_the_hosts_headroom_needs() {
-        let c = cfg("provisioner: { type: local-dockerd }\nmax_hosts: 10\nplacement: { max_containers: 4 }\nheadroom: { count: 2 }\ncold_window: 20s\n");
-        // 3 hosts, 11 used of 12: 1 free, 2 wanted: hot, one more host.
-        assert_eq!(wants(&c, 3, 11), Some(4));
-        // 3 hosts, 10 used: 2 free: exactly right.
-        assert_eq!(wants(&c, 3, 10), None);
-        // 3 hosts, 2 used: 1 host holds 2 + 2: shrink one at a time.
-        assert_eq!(wants(&c, 3, 2), Some(2));
-        // Never below min_hosts.
-        assert_eq!(wants(&c, 1, 0), None);
-        // 7 hosts wanting 3 (float noise must not ask for 4).
-        assert_eq!(wants(&c, 7, 10), Some(6));
-    }
-
-    #[test]
-    fn a_short_spike_does_not_add_a_host() {
-        let c = cfg("provisioner: { type: local-dockerd }\nplacement: { max_containers: 4 }\nhot_window: 5s\n");
-        let a = HostPool::autoscaler_config(&c);
-        let mut h = AutoscalerHistory::default();
-        // 2 hosts full (8 of 8) wants 2 = ok; 9 wants 3 for 3 s only.
-        for t in (0..20_000).step_by(1_000) {
-            let demand = if (5_000..8_000).contains(&t) {
-                1.5
-            } else {
-                1.0
-            };
-            let e = evaluate(&a, &mut h, Some((demand, t)), 2, t);
-            assert_eq!(e.resize_to, None, "at {t} ms: {}", e.reason);
-        }
-        // Sustained for the hot window: grows.
-        let mut grew = None;
-        for t in (20_000..30_000).step_by(1_000) {
-            grew = grew.or(evaluate(&a, &mut h, Some((1.5, t)), 2, t).resize_to);
-        }
-        assert_eq!(grew, Some(3));
     }
 }
