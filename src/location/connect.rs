@@ -1,7 +1,7 @@
 //! Bringing one pool host up: provisioning it (off the runtime's threads),
 //! connecting its engine and starting its host actor. Shared by the
-//! location's start ([`start`](super::start)) and the pool's growth
-//! ([`pool`](super::pool)), so neither needs the other.
+//! location's start (`start`) and the pool's growth (`pool`), so neither
+//! needs the other.
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The host pool's bookkeeping, as a pure model.
 //!
-//! The [`HostPool`](super::pool::HostPool) actor moves messages and does the
+//! The host pool actor (`location::pool`) moves messages and does the
 //! I/O (pings, provisioning, decommissioning, networks, images); every
 //! decision about what it knows lives here, over plain values: which
 //! hosts there are and what is reserved on each, which are on fire,
