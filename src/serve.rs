@@ -102,10 +102,10 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             path: path.display().to_string(),
             source,
         })?;
-        crate::management::validate::validate_blueprint(
+        crate::policy::validate::validate_blueprint(
             &path.display().to_string(),
             &text,
-            &crate::management::validate::ValidationContext::offline(&presets),
+            &crate::policy::validate::ValidationContext::offline(&presets),
         )
         .map_err(ServeError::Blueprint)?;
         blueprints.push((path.display().to_string(), text));
@@ -145,7 +145,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let hosts =
             crate::location::start::connect_location(name, loc, snapshot.locations.get(name))
                 .await
-                .map_err(ServeError::Config)?;
+                .map_err(|e| ServeError::Config(e.to_string()))?;
         tracing::info!(location = %name, hosts = hosts.len(), "location connected");
         let services = crate::location::pool::PoolServices {
             store: Some(store.clone().recipient()),

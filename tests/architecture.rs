@@ -14,7 +14,7 @@
 //! | 2 | policy, enricher, lb: they reach entities only through protocol messages |
 //! | 3 | entity (knows neither policies nor locations) |
 //! | 4 | location, policy_factory (builds policies for entities: it sees both) |
-//! | 5 | management, api, serve; cli uses only wire, blueprint, compose, protocol |
+//! | 5 | management, api, serve; cli uses only wire, blueprint, compose, protocol (and policy's pure validation) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -81,8 +81,8 @@ const SAME_LAYER: &[(&str, &str, &str)] = &[
 const ONLY: &[(&str, &[&str], &str)] = &[
     (
         "cli",
-        &["wire", "blueprint", "compose", "protocol"],
-        "the CLI reaches the service over REST only",
+        &["wire", "blueprint", "compose", "protocol", "policy"],
+        "the CLI reaches the service over REST only; `policy` only for `drover validate`, which runs the server's own pure validation (blueprint + presets) without a service",
     ),
     ("protocol", &[], "the entity protocol is a leaf"),
     (

@@ -445,8 +445,8 @@ pub fn validate(
             )
         })?;
     }
-    let cx = crate::management::validate::ValidationContext::offline(&presets);
-    match crate::management::validate::validate_blueprint(file, &text, &cx) {
+    let cx = crate::policy::validate::ValidationContext::offline(&presets);
+    match crate::policy::validate::validate_blueprint(file, &text, &cx) {
         Ok(bp) => {
             match out {
                 Output::Json => print_json(

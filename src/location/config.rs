@@ -139,7 +139,7 @@ impl HostConfig {
         if let Some(a) = &self.address {
             return a.clone();
         }
-        crate::location::address_of_endpoint(&self.endpoint)
+        address_of_endpoint(&self.endpoint)
     }
 }
 
@@ -397,7 +397,7 @@ pub fn validate(cfg: &DroverConfig) -> Vec<String> {
             _ => {}
         }
         if let Some(s) = &p.subnet {
-            if crate::location::provision::parse_subnet16(s).is_none() {
+            if parse_subnet16(s).is_none() {
                 errs.push(ValidationError::at(
                     ppath.key("subnet"),
                     format!("`subnet` must be an IPv4 /16 such as 10.213.0.0/16, got `{s}`"),
@@ -406,6 +406,27 @@ pub fn validate(cfg: &DroverConfig) -> Vec<String> {
         }
     }
     errs.iter().map(ToString::to_string).collect()
+}
+
+/// Where published ports of an engine are reached: the host of a `tcp://`
+/// endpoint, else this machine.
+pub fn address_of_endpoint(endpoint: &str) -> String {
+    endpoint
+        .strip_prefix("tcp://")
+        .and_then(|rest| rest.split(':').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
+/// `10.213.0.0/16` → (10, 213).
+pub fn parse_subnet16(s: &str) -> Option<(u8, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    if len != "16" {
+        return None;
+    }
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    let o = ip.octets();
+    (o[2] == 0 && o[3] == 0).then_some((o[0], o[1]))
 }
 
 #[cfg(test)]

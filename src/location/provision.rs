@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::config::{ProvisionerConfig, ProvisionerKind, TlsConfig};
+use super::config::{
+    address_of_endpoint, parse_subnet16, ProvisionerConfig, ProvisionerKind, TlsConfig,
+};
+use crate::store::SavedHost;
 
 /// A host a provisioner made.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,14 +31,102 @@ pub struct NewHost {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+impl NewHost {
+    /// The host as the store keeps it, to reach it again after a restart.
+    pub fn saved(&self, index: u32) -> SavedHost {
+        SavedHost {
+            name: self.name.clone(),
+            index,
+            endpoint: self.endpoint.clone(),
+            address: self.address.clone(),
+            labels: self.labels.clone(),
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| (t.ca.clone(), t.cert.clone(), t.key.clone())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error("the `static` provisioner makes no hosts; add hosts to drover.yaml or pick `local-dockerd` or `command`")]
     Static,
-    #[error("provisioning host {host} failed: {message}")]
-    Create { host: String, message: String },
-    #[error("decommissioning host {host} failed: {message}")]
-    Destroy { host: String, message: String },
+    #[error("provisioning host {host} failed: {source}")]
+    Create {
+        host: String,
+        source: ProvisionCause,
+    },
+    #[error("decommissioning host {host} failed: {source}")]
+    Destroy {
+        host: String,
+        source: ProvisionCause,
+    },
+}
+
+/// What went wrong inside a provisioner.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionCause {
+    #[error(transparent)]
+    Engine(#[from] LocalEngineError),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error("its output's last line must be JSON like {{\"endpoint\": \"tcp://10.0.0.5:2376\", \"tls\": {{\"ca\": ..., \"cert\": ..., \"key\": ...}}}}: {0}")]
+    Output(serde_json::Error),
+}
+
+/// Why a local engine did not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalEngineError {
+    #[error("cannot {what} {}: {source}; check that drover may write there (the provisioner's `dir`)", path.display())]
+    Files {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot run {program}: {source}; is it installed and on PATH?")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {stderr}; `local-dockerd` needs root (CAP_NET_ADMIN) to make its bridge")]
+    Command { command: String, stderr: String },
+    #[error("dockerd did not answer on {} within {timeout:?}: {log_tail}; its log is {}", socket.display(), log.display())]
+    NoAnswer {
+        socket: PathBuf,
+        timeout: Duration,
+        log_tail: String,
+        log: PathBuf,
+    },
+}
+
+/// Why an operator's `create` or `destroy` script failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error(
+        "no command is configured; set the provisioner's `create` and `destroy` in drover.yaml"
+    )]
+    NoCommand,
+    #[error(
+        "cannot run {program}: {source}; check the path in the provisioner's `create`/`destroy`"
+    )]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {timeout:?}; raise the provisioner's `timeout` or make the script faster")]
+    Timeout { program: String, timeout: Duration },
+    #[error("waiting for {program}: {source}")]
+    Wait {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} exited with {status}: {stderr}")]
+    Failed {
+        program: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
 }
 
 /// Makes and removes hosts. Blocking: called from `spawn_blocking`.
@@ -69,17 +160,6 @@ pub fn from_config(location: &str, cfg: &ProvisionerConfig) -> Box<dyn Provision
             timeout: cfg.timeout.unwrap_or(Duration::from_secs(300)),
         }),
     }
-}
-
-/// `10.213.0.0/16` → (10, 213).
-pub fn parse_subnet16(s: &str) -> Option<(u8, u8)> {
-    let (ip, len) = s.split_once('/')?;
-    if len != "16" {
-        return None;
-    }
-    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-    let o = ip.octets();
-    (o[2] == 0 && o[3] == 0).then_some((o[0], o[1]))
 }
 
 pub struct StaticProvisioner;
@@ -139,20 +219,21 @@ impl LocalEngine {
         subnet: (u8, u8),
         index: u32,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), LocalEngineError> {
         let _ = self.stop();
-        std::fs::create_dir_all(self.root.join("data")).map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(self.root.join("exec")).map_err(|e| e.to_string())?;
+        for dir in [self.root.join("data"), self.root.join("exec")] {
+            std::fs::create_dir_all(&dir).map_err(files("create", &dir))?;
+        }
         // An empty config file: the machine's /etc/docker/daemon.json sets
         // `data-root`, which clashes with our flag.
         let cfg = self.root.join("daemon.json");
-        std::fs::write(&cfg, "{}").map_err(|e| e.to_string())?;
+        std::fs::write(&cfg, "{}").map_err(files("write", &cfg))?;
         let cidr = format!("{}.{}.{}.1/24", subnet.0, subnet.1, index % 250 + 1);
         run("ip", &["link", "add", &self.bridge, "type", "bridge"])?;
         run("ip", &["addr", "add", &cidr, "dev", &self.bridge])?;
         run("ip", &["link", "set", &self.bridge, "up"])?;
-        let log =
-            std::fs::File::create(self.root.join("dockerd.log")).map_err(|e| e.to_string())?;
+        let log_path = self.root.join("dockerd.log");
+        let log = std::fs::File::create(&log_path).map_err(files("create", &log_path))?;
         let child = Command::new(dockerd)
             .arg("--config-file")
             .arg(&cfg)
@@ -168,10 +249,13 @@ impl LocalEngine {
             .arg(&self.bridge)
             .args(["--iptables=false", "--ip-masq=false"])
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stdout(log.try_clone().map_err(files("open", &log_path))?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", dockerd.display()))?;
+            .map_err(|source| LocalEngineError::Spawn {
+                program: dockerd.display().to_string(),
+                source,
+            })?;
         // Reap it when it exits so it never lingers as a zombie.
         std::thread::spawn(move || {
             let mut child = child;
@@ -185,13 +269,14 @@ impl LocalEngine {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let log = std::fs::read_to_string(self.root.join("dockerd.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(3).collect();
-        Err(format!(
-            "dockerd did not answer on {} within {timeout:?}: {}",
-            self.socket.display(),
-            tail.join(" | ")
-        ))
+        Err(LocalEngineError::NoAnswer {
+            socket: self.socket.clone(),
+            timeout,
+            log_tail: tail.join(" | "),
+            log: log_path,
+        })
     }
 
     pub fn pid(&self) -> Option<i32> {
@@ -204,7 +289,7 @@ impl LocalEngine {
 
     /// Stops dockerd (TERM, then KILL after 10 s), then removes its
     /// bridge and directories. Idempotent.
-    pub fn stop(&self) -> Result<(), String> {
+    pub fn stop(&self) -> Result<(), LocalEngineError> {
         // The bridges of the engine's own networks (`br-<id>`) outlive a
         // killed dockerd; list them while it answers, delete them after.
         let mut bridges: Vec<String> = Vec::new();
@@ -284,7 +369,7 @@ impl LocalEngine {
                 .status();
         }
         if self.root.exists() {
-            std::fs::remove_dir_all(&self.root).map_err(|e| e.to_string())?;
+            std::fs::remove_dir_all(&self.root).map_err(files("remove", &self.root))?;
         }
         Ok(())
     }
@@ -332,17 +417,31 @@ fn processes_naming(root: &Path) -> Vec<u32> {
         .collect()
 }
 
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+/// The error of a file operation on `path`.
+fn files<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> LocalEngineError + 'a {
+    move |source| LocalEngineError::Files {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), LocalEngineError> {
     let out = Command::new(cmd)
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+        .map_err(|source| LocalEngineError::Spawn {
+            program: cmd.to_string(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(format!(
-            "{cmd} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(LocalEngineError::Command {
+            command: format!("{cmd} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -352,9 +451,9 @@ impl Provisioner for LocalDockerd {
         let engine = LocalEngine::at(&self.dir.join(&self.location), name);
         engine
             .start(&self.dockerd, self.subnet, index, Duration::from_secs(30))
-            .map_err(|message| ProvisionError::Create {
+            .map_err(|e| ProvisionError::Create {
                 host: name.to_string(),
-                message,
+                source: e.into(),
             })?;
         Ok(NewHost {
             name: name.to_string(),
@@ -368,9 +467,9 @@ impl Provisioner for LocalDockerd {
     fn destroy(&self, name: &str) -> Result<(), ProvisionError> {
         LocalEngine::at(&self.dir.join(&self.location), name)
             .stop()
-            .map_err(|message| ProvisionError::Destroy {
+            .map_err(|e| ProvisionError::Destroy {
                 host: name.to_string(),
-                message,
+                source: e.into(),
             })
     }
 }
@@ -395,8 +494,9 @@ struct Created {
     labels: std::collections::BTreeMap<String, String>,
 }
 
-fn run_script(argv: &[String], name: &str, timeout: Duration) -> Result<String, String> {
-    let (cmd, args) = argv.split_first().ok_or("no command")?;
+fn run_script(argv: &[String], name: &str, timeout: Duration) -> Result<String, ScriptError> {
+    let (cmd, args) = argv.split_first().ok_or(ScriptError::NoCommand)?;
+    let program = || cmd.to_string();
     let mut child = Command::new(cmd)
         .args(args)
         .arg(name)
@@ -404,52 +504,63 @@ fn run_script(argv: &[String], name: &str, timeout: Duration) -> Result<String, 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+        .map_err(|source| ScriptError::Spawn {
+            program: program(),
+            source,
+        })?;
     let t0 = Instant::now();
     loop {
-        match child.try_wait().map_err(|e| e.to_string())? {
+        let done = child.try_wait().map_err(|source| ScriptError::Wait {
+            program: program(),
+            source,
+        })?;
+        match done {
             Some(_) => break,
             None if t0.elapsed() > timeout => {
                 let _ = child.kill();
-                return Err(format!("{cmd} did not finish within {timeout:?}"));
+                return Err(ScriptError::Timeout {
+                    program: program(),
+                    timeout,
+                });
             }
             None => std::thread::sleep(Duration::from_millis(50)),
         }
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| ScriptError::Wait {
+            program: program(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(format!(
-            "{cmd} exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(ScriptError::Failed {
+            program: program(),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 impl Provisioner for CommandProvisioner {
     fn create(&self, name: &str, _: u32) -> Result<NewHost, ProvisionError> {
-        let err = |message: String| ProvisionError::Create {
+        let err = |source: ProvisionCause| ProvisionError::Create {
             host: name.to_string(),
-            message,
+            source,
         };
-        let out = run_script(&self.create, name, self.timeout).map_err(err)?;
+        let out = run_script(&self.create, name, self.timeout).map_err(|e| err(e.into()))?;
         // The last non-empty line is the JSON: scripts may log before it.
         let line = out
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        let c: Created = serde_json::from_str(line).map_err(|e| {
-            err(format!(
-                "its output's last line must be JSON like {{\"endpoint\": \"tcp://10.0.0.5:2376\", \"tls\": {{\"ca\": ..., \"cert\": ..., \"key\": ...}}}}: {e}"
-            ))
-        })?;
+        let c: Created = serde_json::from_str(line).map_err(|e| err(ProvisionCause::Output(e)))?;
         Ok(NewHost {
             name: name.to_string(),
             address: c
                 .address
-                .unwrap_or_else(|| super::address_of_endpoint(&c.endpoint)),
+                .unwrap_or_else(|| address_of_endpoint(&c.endpoint)),
             endpoint: c.endpoint,
             tls: c.tls,
             labels: c.labels,
@@ -459,9 +570,9 @@ impl Provisioner for CommandProvisioner {
     fn destroy(&self, name: &str) -> Result<(), ProvisionError> {
         run_script(&self.destroy, name, self.timeout)
             .map(|_| ())
-            .map_err(|message| ProvisionError::Destroy {
+            .map_err(|e| ProvisionError::Destroy {
                 host: name.to_string(),
-                message,
+                source: e.into(),
             })
     }
 }

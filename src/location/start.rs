@@ -8,11 +8,12 @@ use actix::prelude::*;
 use bollard::Docker;
 
 use super::config::{LocationConfig, ProvisionerKind, TlsConfig};
+use super::connect::{self, HostUpError};
 use super::pool::{HostPool, InitialHost, PoolServices};
 use super::provision::{self, NewHost, Provisioner};
 use crate::entity::pool_messages::PoolLink;
 use crate::entity::Placement;
-use crate::host::{engines, Capacity, ContainerEvent, DockerHost, HostResync};
+use crate::host::{engines, Capacity, ContainerEvent, DockerHost, HostError, HostResync};
 use crate::store::{LocationState, SavedHost};
 
 /// An engine that answered.
@@ -25,42 +26,22 @@ pub struct Connected {
     pub provisioned: Option<SavedHost>,
 }
 
-/// A provisioned host as the store keeps it.
-pub fn saved_host(new: &NewHost, index: u32) -> SavedHost {
-    SavedHost {
-        name: new.name.clone(),
-        index,
-        endpoint: new.endpoint.clone(),
-        address: new.address.clone(),
-        labels: new.labels.clone(),
-        tls: new
-            .tls
-            .as_ref()
-            .map(|t| (t.ca.clone(), t.cert.clone(), t.key.clone())),
-    }
-}
-
-async fn connect_new(new: &NewHost) -> Result<Docker, String> {
-    let tls = new
-        .tls
-        .as_ref()
-        .map(|t| (t.ca.as_path(), t.cert.as_path(), t.key.as_path()));
-    engines::connect_endpoint(&new.endpoint, tls)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Provisions host `name` (blocking work off the runtime's threads).
-async fn create(
-    p: &std::sync::Arc<dyn Provisioner>,
-    name: &str,
-    index: u32,
-) -> Result<NewHost, String> {
-    let (p, n) = (p.clone(), name.to_string());
-    tokio::task::spawn_blocking(move || p.create(&n, index))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+/// Why a location could not be brought up at `drover serve`.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("location {location}, host {host}: {source}; check its endpoint and TLS files in drover.yaml")]
+    Configured {
+        location: String,
+        host: String,
+        source: HostError,
+    },
+    #[error("location {location}: {source}")]
+    FirstHost {
+        location: String,
+        source: HostUpError,
+    },
+    #[error("location {location} has no hosts; list some under its `hosts:` in drover.yaml, or give it a provisioner that makes them (`local-dockerd`, `command`)")]
+    NoHosts { location: String },
 }
 
 /// Connects every configured host, then every host the provisioner made
@@ -73,7 +54,7 @@ pub async fn connect_location(
     name: &str,
     cfg: &LocationConfig,
     saved: Option<&LocationState>,
-) -> Result<Vec<Connected>, String> {
+) -> Result<Vec<Connected>, StartError> {
     let mut out = Vec::new();
     for h in &cfg.hosts {
         let tls = h
@@ -82,7 +63,11 @@ pub async fn connect_location(
             .map(|t| (t.ca.as_path(), t.cert.as_path(), t.key.as_path()));
         let docker = engines::connect_endpoint(&h.endpoint, tls)
             .await
-            .map_err(|e| format!("location {name}, host {}: {e}", h.name))?;
+            .map_err(|source| StartError::Configured {
+                location: name.to_string(),
+                host: h.name.clone(),
+                source,
+            })?;
         out.push(Connected {
             name: h.name.clone(),
             address: h.address(),
@@ -103,12 +88,12 @@ pub async fn connect_location(
             address: s.address.clone(),
             labels: s.labels.clone(),
         };
-        let docker = match connect_new(&new).await {
+        let docker = match connect::connect(&new).await {
             Ok(d) => Some((new, d)),
             Err(e) => {
                 tracing::warn!(location = %name, host = %s.name, error = %e, "a provisioned host does not answer; creating it again");
-                match create(&p, &s.name, s.index).await {
-                    Ok(again) => connect_new(&again).await.ok().map(|d| (again, d)),
+                match connect::create_and_connect(&p, &s.name, s.index).await {
+                    Ok(up) => Some(up),
                     Err(e) => {
                         tracing::error!(location = %name, host = %s.name, error = %e, "a provisioned host is lost; its containers start elsewhere");
                         None
@@ -123,29 +108,31 @@ pub async fn connect_location(
                 address: new.address.clone(),
                 labels: new.labels.clone(),
                 docker,
-                provisioned: Some(saved_host(&new, s.index)),
+                provisioned: Some(new.saved(s.index)),
             });
         }
     }
     if out.is_empty() && cfg.provisioner.kind != ProvisionerKind::Static {
         let index = saved.map(|s| s.next_index).unwrap_or(1).max(1);
         let host = format!("{name}-{index}");
-        let new = create(&p, &host, index)
+        let (new, docker) = connect::create_and_connect(&p, &host, index)
             .await
-            .map_err(|e| format!("location {name}: {e}"))?;
-        let docker = connect_new(&new)
-            .await
-            .map_err(|e| format!("location {name}, host {host}: {e}"))?;
+            .map_err(|source| StartError::FirstHost {
+                location: name.to_string(),
+                source,
+            })?;
         out.push(Connected {
             name: new.name.clone(),
             address: new.address.clone(),
             labels: new.labels.clone(),
             docker,
-            provisioned: Some(saved_host(&new, index)),
+            provisioned: Some(new.saved(index)),
         });
     }
     if out.is_empty() {
-        return Err(format!("location {name} has no hosts"));
+        return Err(StartError::NoHosts {
+            location: name.to_string(),
+        });
     }
     Ok(out)
 }
@@ -166,15 +153,13 @@ pub fn start_location(
     let initial: Vec<InitialHost> = hosts
         .into_iter()
         .map(|c| InitialHost {
-            addr: DockerHost::new(
-                c.name.clone(),
-                c.address.clone(),
+            addr: connect::start_host(
+                &c.name,
+                &c.address,
                 c.docker,
                 events_to.clone(),
                 resync_to.clone(),
-            )
-            .with_subnet_pool(super::host_subnet_pool())
-            .start(),
+            ),
             name: c.name,
             address: c.address,
             labels: c.labels,

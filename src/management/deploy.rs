@@ -13,7 +13,7 @@ use crate::entity::{now_ms, EntityRef};
 use crate::metrics;
 
 use super::state_metrics::reservations;
-use super::validate::{validate_blueprint, ValidationContext};
+use crate::policy::validate::{validate_blueprint, ValidationContext};
 use super::{Activity, AppRecord, InvokeEffector, Management, ManagementError};
 
 /// Deploys blueprint text: parses and checks it against this service's

@@ -21,7 +21,6 @@
 //! | [`recovery`] | pure: open failures to `drover_recovery_seconds` |
 //! | `observe.rs` | the metrics of notices and activities (failures, restarts, replacements, policy actions) |
 //! | `state_metrics.rs` | the gauges a scrape rebuilds from the read model; host capacity reads |
-//! | [`validate`] | pure: the one blueprint validation, shared by deploy, rebind and `drover validate` |
 //! | `deploy.rs` | deploy (and the start-up deploy that keeps an application already there), building an application |
 //! | `destroy.rs` | destroy, and forgetting the application's saved state |
 //! | `effectors.rs` | effector calls, recorded as activities |
@@ -43,7 +42,6 @@ mod rebind;
 pub mod recovery;
 mod routing;
 mod state_metrics;
-pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;

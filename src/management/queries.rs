@@ -204,7 +204,7 @@ impl Handler<PoolHostOp> for Management {
             })
             .await
             .map_err(|e| ManagementError::NoHost(format!("the host pool did not answer: {e}")))?
-            .map_err(ManagementError::NoHost)
+            .map_err(|e| ManagementError::NoHost(e.to_string()))
         })
     }
 }

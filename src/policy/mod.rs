@@ -19,6 +19,9 @@ pub mod presets;
 pub mod registry;
 pub mod replacer;
 pub mod restarter;
+/// The one blueprint validation (pure: blueprint + presets), shared by deploy,
+/// rebind, `serve`'s start-up check and `drover validate`.
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,207 @@
+//! The host pool's message handlers: each moves a message into the model
+//! or out to the host actors, the provisioner or the placement policy.
+
+use actix::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+impl Actor for HostPool {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(p) = self.policy_init.take() {
+            self.policy = Some(p.saving_to(ctx.address().recipient()).start());
+        }
+        for i in 0..self.model.hosts().len() {
+            self.watch(i, ctx);
+            self.ping(i, ctx);
+            self.list(i, ctx);
+        }
+        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+        // The hosts are the pool's to size only if it can make hosts.
+        if let (true, Some(activities)) =
+            (self.model.limits().can_provision, self.activities.clone())
+        {
+            let me = ctx.address();
+            Autoscaler::new(
+                POOL_AUTOSCALER.into(),
+                self.me.clone(),
+                self.me.clone(),
+                me.clone().recipient(),
+                me.clone().recipient(),
+                vec![me.recipient()],
+                activities,
+                Self::autoscaler_config(&self.cfg),
+            )
+            .persisted(self.store.clone(), self.autoscaler_saved.take())
+            .start();
+        }
+        self.save();
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Provisioned hosts are machines drover made: a stopping drover
+        // leaves them (and their containers) running for the next start,
+        // which adopts them from the store.
+    }
+}
+
+impl Handler<Place> for HostPool {
+    type Result = ResponseFuture<Result<PlacedOn, PlaceError>>;
+    fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // In order, one decision at a time, behind a placement that waits
+        // for a new host, and once every host's capacity is known.
+        self.queue.push((msg, tx));
+        self.pump(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(PlaceFailure::Stopped.into()))
+        })
+    }
+}
+
+impl Handler<Release> for HostPool {
+    type Result = ();
+    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
+        let key = (msg.app, msg.entity);
+        self.model.release(&key, msg.host.as_deref());
+        if let Some(p) = &self.policy {
+            p.do_send(Forget {
+                app: key.0,
+                entity: key.1,
+                host: msg.host,
+            });
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<HostSensors> for HostPool {
+    type Result = ();
+    fn handle(&mut self, s: HostSensors, _: &mut Context<Self>) {
+        if self
+            .model
+            .sensed(&s.host, s.cpu_usage, s.unmanaged_containers)
+        {
+            self.emit_metrics();
+        }
+    }
+}
+
+impl Handler<PlacementMemory> for HostPool {
+    type Result = ();
+    fn handle(&mut self, m: PlacementMemory, _: &mut Context<Self>) {
+        self.placement_memory = serde_json::to_value(&m.0).unwrap_or_default();
+        self.save();
+    }
+}
+
+impl Handler<Subscribe> for HostPool {
+    type Result = ();
+    fn handle(&mut self, Subscribe(who): Subscribe, _: &mut Context<Self>) {
+        let me = self.me.clone();
+        // A pool of hosts is a cluster whose members are engines.
+        self.board
+            .subscribe(who, &me, EntityKind::Cluster, Lifecycle::Running);
+    }
+}
+
+impl Handler<EmitNotice> for HostPool {
+    type Result = ();
+    fn handle(&mut self, n: EmitNotice, _: &mut Context<Self>) {
+        let reason = n.detail["reason"].as_str().unwrap_or_default().to_string();
+        self.event(format!("{}: {reason}", n.name));
+    }
+}
+
+impl Handler<Invoke> for HostPool {
+    type Result = ResponseFuture<Result<serde_json::Value, EntityError>>;
+    fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Resize {
+            size: u32,
+        }
+        if msg.effector != "resize" {
+            let err = EntityError::unknown_effector(&self.me, &msg.effector, &["resize"]);
+            return Box::pin(async move { Err(err) });
+        }
+        let r = crate::entity::parse_args::<Resize>("resize", &msg.args)
+            .and_then(|a| self.resize(a.size, ctx));
+        match r {
+            Ok(Some(size)) => Box::pin(async move { Ok(json!({ "size": size })) }),
+            Ok(None) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.resize_waiters.push(tx);
+                self.grow(ctx);
+                Box::pin(async move {
+                    rx.await.unwrap_or_else(|_| {
+                        Err(EntityError::Unreachable {
+                            entity: "host pool".into(),
+                            message: "stopped".into(),
+                        })
+                    })
+                })
+            }
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl Handler<crate::policy::placement::Tune> for HostPool {
+    type Result = ();
+    fn handle(&mut self, t: crate::policy::placement::Tune, _: &mut Context<Self>) {
+        if let Some(p) = &self.policy {
+            p.do_send(t);
+        }
+    }
+}
+
+impl Handler<HostOp> for HostPool {
+    type Result = Result<serde_json::Value, HostOpError>;
+    fn handle(&mut self, msg: HostOp, ctx: &mut Context<Self>) -> Self::Result {
+        self.host_op(msg, ctx)
+    }
+}
+
+impl Handler<GetHosts> for HostPool {
+    type Result = MessageResult<GetHosts>;
+    fn handle(&mut self, _: GetHosts, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.model
+                .hosts()
+                .iter()
+                .filter(|h| h.is_running())
+                .map(|h| h.handle.clone())
+                .collect(),
+        )
+    }
+}
+
+impl Handler<GetPool> for HostPool {
+    type Result = ResponseFuture<PoolView>;
+    fn handle(&mut self, _: GetPool, _: &mut Context<Self>) -> Self::Result {
+        let headroom = self.emit_metrics();
+        let mut view = PoolView {
+            location: self.name().to_string(),
+            hosts: self.model.hosts().iter().map(PoolHostView::of).collect(),
+            headroom,
+            provisioning: self.model.is_provisioning(),
+            waiting: self.queue.len(),
+            decisions: self.decisions.iter().cloned().collect(),
+            events: self.events.iter().cloned().collect(),
+            placement: PlacementView::default(),
+        };
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            if let Some(p) = policy {
+                if let Ok(v) = p.send(GetPlacement).await {
+                    view.placement = v;
+                }
+            }
+            view
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! Placing a container: the queue to the placement policy, one decision
+//! at a time, and the answer once the chosen host has the application's
+//! network and image.
+
+use actix::prelude::*;
+
+use super::{Answer, Contact, HostPool, Place, PlaceError, PlacedOn};
+use crate::host::engines::{self, GetClient};
+use crate::host::network::EnsureNetwork;
+use crate::host::{DockerHost, HostError};
+use crate::policy::placement::{Decide, Decided};
+
+/// Why the pool could not place a container.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceFailure {
+    #[error("insufficient capacity in location {location}: {entity} fits on no host, and provisioning a host failed: {cause}")]
+    ProvisionFailed {
+        location: String,
+        entity: String,
+        cause: String,
+    },
+    #[error("insufficient capacity in location {location} ({hosts} of at most {max_hosts} hosts): {summary}")]
+    NoFit {
+        location: String,
+        hosts: u32,
+        max_hosts: u32,
+        summary: String,
+    },
+    #[error("network on {host}: {source}")]
+    Network { host: String, source: HostError },
+    #[error("host {host} unreachable: {source}")]
+    Unreachable { host: String, source: MailboxError },
+    #[error("copying image `{image}` to host {host} failed: {source}")]
+    ImageCopy {
+        host: String,
+        image: String,
+        source: HostError,
+    },
+    #[error("the host pool stopped; drover is shutting down, try again after it restarts")]
+    Stopped,
+}
+
+/// What the container hears: capacity failures stay recognisable (the
+/// cluster's autoscaler holds its size below them), the rest say which host
+/// could not be readied.
+impl From<PlaceFailure> for PlaceError {
+    fn from(f: PlaceFailure) -> PlaceError {
+        match f {
+            PlaceFailure::ProvisionFailed {
+                location,
+                entity,
+                cause,
+            } => PlaceError::InsufficientCapacity {
+                location,
+                detail: format!("{entity} fits on no host, and provisioning a host failed: {cause}"),
+            },
+            PlaceFailure::NoFit {
+                location,
+                hosts,
+                max_hosts,
+                summary,
+            } => PlaceError::InsufficientCapacity {
+                location,
+                detail: format!("{hosts} of at most {max_hosts} hosts: {summary}"),
+            },
+            PlaceFailure::Stopped => PlaceError::PoolStopped,
+            other => PlaceError::HostNotReady(other.to_string()),
+        }
+    }
+}
+
+impl HostPool {
+    /// Takes the next waiting placement to the placement policy, if none is
+    /// out and nothing holds the queue.
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
+            return;
+        };
+        let key = (msg.request.app.clone(), msg.request.entity.clone());
+        if let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) {
+            let summary = format!(
+                "{}/{}: adopted on {}, where its container already runs",
+                key.0,
+                key.1,
+                self.model.host(i).name()
+            );
+            self.record_decision(summary.clone());
+            self.place_on(i, msg, tx, summary, ctx);
+            return self.pump(ctx);
+        }
+        let Some(policy) = self.policy.clone() else {
+            self.queue.put_back((msg, tx));
+            return;
+        };
+        let states = self.model.states();
+        let names: Vec<String> = states.iter().map(|s| s.name.clone()).collect();
+        let decide = Decide {
+            states,
+            request: msg.request.clone(),
+            layers: msg.rules.clone(),
+            avoid: msg.avoid.clone(),
+            cpu_move: msg
+                .avoid
+                .as_ref()
+                .is_some_and(|h| !self.model.is_cordoned(h)),
+            mover: msg.mover.clone(),
+        };
+        self.queue.deciding();
+        ctx.spawn(
+            async move { policy.send(decide).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.queue.decided();
+                    let d = res.unwrap_or_else(|e| Decided {
+                        chosen: None,
+                        summary: format!("the placement policy did not answer: {e}"),
+                    });
+                    act.record_decision(d.summary.clone());
+                    // Hosts may have come or gone while it decided.
+                    let at = d
+                        .chosen
+                        .and_then(|i| names.get(i))
+                        .and_then(|n| act.model.position(n))
+                        .filter(|i| act.model.host(*i).state.available);
+                    match at {
+                        Some(i) => act.place_on(i, msg, tx, d.summary, ctx),
+                        None => act.no_fit(msg, tx, d.summary, ctx),
+                    }
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    /// Reserves the container's slot on host `i` and answers once the
+    /// host has the application's network and the image.
+    pub(super) fn place_on(
+        &mut self,
+        i: usize,
+        msg: Place,
+        tx: Answer,
+        explanation: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let contact = Contact {
+            relocate: msg.relocate.clone(),
+            mover: msg.mover.clone(),
+        };
+        self.model.reserve(i, &msg.request, contact);
+        let h = self.model.host(i);
+        let placed = PlacedOn {
+            host: h.handle.clone(),
+            host_name: h.name().to_string(),
+            host_address: h.address.clone(),
+            explanation,
+        };
+        let sources: Vec<Addr<DockerHost>> =
+            self.model.image_sources(i).into_iter().cloned().collect();
+        let app = msg.request.app;
+        let image = msg.image;
+        let fut = async move {
+            let target = placed.host.clone();
+            let host = placed.host_name.clone();
+            match target.send(EnsureNetwork { app, network: None }).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(source)) => return Err(PlaceFailure::Network { host, source }),
+                Err(source) => return Err(PlaceFailure::Unreachable { host, source }),
+            }
+            if let Some(image) = image.filter(|i| !crate::host::workload::is_workload_image(i)) {
+                ensure_image(&target, &host, &sources, &image).await?;
+            }
+            Ok(placed)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, _, _| {
+            let _ = tx.send(res.map_err(PlaceError::from));
+        }));
+    }
+
+    pub(super) fn no_fit(
+        &mut self,
+        msg: Place,
+        tx: Answer,
+        summary: String,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.model.may_grow_for(msg.avoid.as_deref()) {
+            // First in line again once the new host is up.
+            self.queue.hold((msg, tx));
+            self.provision("a container fits on no host", ctx);
+        } else {
+            let e = PlaceFailure::NoFit {
+                location: self.name().to_string(),
+                hosts: self.model.live_hosts(),
+                max_hosts: self.model.limits().max_hosts,
+                summary,
+            };
+            let _ = tx.send(Err(e.into()));
+        }
+    }
+}
+
+/// Copies `image` to `target` from the first source that has it.
+async fn ensure_image(
+    target: &Addr<DockerHost>,
+    host: &str,
+    sources: &[Addr<DockerHost>],
+    image: &str,
+) -> Result<(), PlaceFailure> {
+    let to = target
+        .send(GetClient)
+        .await
+        .map_err(|source| PlaceFailure::Unreachable {
+            host: host.to_string(),
+            source,
+        })?;
+    if engines::has_image(&to, image).await {
+        return Ok(());
+    }
+    for s in sources {
+        let Ok(from) = s.send(GetClient).await else {
+            continue;
+        };
+        if engines::has_image(&from, image).await {
+            return engines::copy_image(&from, &to, image)
+                .await
+                .map_err(|source| PlaceFailure::ImageCopy {
+                    host: host.to_string(),
+                    image: image.to_string(),
+                    source,
+                });
+        }
+    }
+    // Nothing to copy from: the host's own create reports the missing image.
+    Ok(())
+}
