@@ -14,7 +14,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum EngineFault {
     /// 304: the object is already in the requested state (start of a
-    /// running container, stop of a stopped one).
+    /// running container, stop of a stopped one). bollard 0.21 answers 304
+    /// as a success; kept so a client that stops doing so changes nothing.
     NotModified,
     /// 404: no such container, network or image.
     NotFound,
@@ -158,5 +159,192 @@ mod tests {
             status_and_message(&e),
             (Some(404), "No such container: x".to_string())
         );
+    }
+}
+
+/// The classification against the engine on this machine: an engine that
+/// rewords a refusal fails here, not silently in a deploy.
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::host::workload;
+    use crate::host::HostError;
+    use bollard::models::{
+        ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkConnectRequest,
+        NetworkCreateRequest, PortBinding,
+    };
+    use bollard::query_parameters::{
+        CreateContainerOptionsBuilder, InspectNetworkOptions, RemoveContainerOptionsBuilder,
+    };
+    use bollard::Docker;
+    use std::collections::HashMap;
+
+    /// Removes what the test made, including on panic (on its own thread
+    /// and runtime: `Drop` cannot await).
+    struct Cleanup {
+        containers: Vec<String>,
+        networks: Vec<String>,
+    }
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let (containers, networks) = (self.containers.clone(), self.networks.clone());
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let Ok(docker) = Docker::connect_with_local_defaults() else {
+                        return;
+                    };
+                    let Ok(docker) = docker.negotiate_version().await else {
+                        return;
+                    };
+                    for c in containers {
+                        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+                        let _ = docker.remove_container(&c, Some(opts)).await;
+                    }
+                    for n in networks {
+                        let _ = docker.remove_network(&n).await;
+                    }
+                })
+            })
+            .join();
+        }
+    }
+
+    #[track_caller]
+    fn fault_of<T>(operation: &str, r: Result<T, bollard::errors::Error>) -> EngineFault {
+        match r {
+            Ok(_) => panic!("{operation} succeeded; the test expected a refusal"),
+            Err(e) => HostError::engine(operation, e).fault(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_engine_here_refuses_as_classified() {
+        let docker = Docker::connect_with_local_defaults()
+            .expect("this test needs the Docker engine; it does not skip")
+            .negotiate_version()
+            .await
+            .expect("cannot reach the Docker engine (is dockerd running?)");
+        workload::ensure_workload_image(&docker)
+            .await
+            .expect("workload image");
+        let unique = format!(
+            "drover-faulttest-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let (net, twin, c, d) = (
+            format!("{unique}-n"),
+            format!("{unique}-t"),
+            format!("{unique}-c"),
+            format!("{unique}-d"),
+        );
+        let _cleanup = Cleanup {
+            containers: vec![c.clone(), d.clone()],
+            networks: vec![net.clone(), twin.clone()],
+        };
+        let network = |name: &str, subnet: String| NetworkCreateRequest {
+            name: name.to_string(),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // A free subnet (others run tests on this engine too).
+        let mut subnet = None;
+        for third in (0..250u32).map(|i| (std::process::id() + i) % 250) {
+            let s = format!("10.252.{third}.0/24");
+            if docker
+                .create_network(network(&net, s.clone()))
+                .await
+                .is_ok()
+            {
+                subnet = Some(s);
+                break;
+            }
+        }
+        let subnet = subnet.expect("no free /24 in 10.252.0.0/16");
+        assert_eq!(
+            fault_of(
+                "create network",
+                docker.create_network(network(&twin, subnet)).await
+            ),
+            EngineFault::SubnetOverlap
+        );
+        assert_eq!(
+            fault_of(
+                "inspect network",
+                docker
+                    .inspect_network(&twin, None::<InspectNetworkOptions>)
+                    .await
+            ),
+            EngineFault::NotFound
+        );
+
+        let body = |ports: Option<HashMap<String, Option<Vec<PortBinding>>>>| ContainerCreateBody {
+            image: Some(workload::WORKLOAD_IMAGE.to_string()),
+            exposed_ports: ports.as_ref().map(|p| p.keys().cloned().collect()),
+            host_config: Some(HostConfig {
+                port_bindings: ports,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let create = |name: &str| CreateContainerOptionsBuilder::default().name(name).build();
+        docker
+            .create_container(Some(create(&c)), body(None))
+            .await
+            .unwrap();
+        assert_eq!(
+            fault_of(
+                "create container",
+                docker.create_container(Some(create(&c)), body(None)).await
+            ),
+            EngineFault::Conflict
+        );
+        docker.start_container(&c, None).await.unwrap();
+        // 304 (already started): bollard answers it as a success, so the
+        // NotModified arm only guards against a client that stops doing so.
+        docker.start_container(&c, None).await.unwrap();
+        let connect = NetworkConnectRequest {
+            container: c.clone(),
+            ..Default::default()
+        };
+        docker.connect_network(&net, connect.clone()).await.unwrap();
+        assert_eq!(
+            fault_of("connect", docker.connect_network(&net, connect).await),
+            EngineFault::AlreadyConnected
+        );
+
+        // A published port someone else holds.
+        let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let ports = HashMap::from([(
+            "8080/tcp".to_string(),
+            Some(vec![PortBinding {
+                host_ip: Some("0.0.0.0".into()),
+                host_port: Some(port.to_string()),
+            }]),
+        )]);
+        docker
+            .create_container(Some(create(&d)), body(Some(ports)))
+            .await
+            .unwrap();
+        assert_eq!(
+            fault_of("start container", docker.start_container(&d, None).await),
+            EngineFault::AddressInUse
+        );
+        drop(held);
     }
 }
