@@ -105,20 +105,7 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 /// Sibling files of one top-level module that may use each other.
 /// (module, from, to)
-const SUBMODULE_CYCLE_EXCEPTIONS: &[(&str, &str, &str, &str)] = &[
-    (
-        "location",
-        "config",
-        "provision",
-        "TODO(lead): remove after merge (helper \"pool\" removes the location cycles)",
-    ),
-    (
-        "location",
-        "pool",
-        "start",
-        "TODO(lead): remove after merge (helper \"pool\" removes the location cycles)",
-    ),
-];
+const SUBMODULE_CYCLE_EXCEPTIONS: &[(&str, &str, &str, &str)] = &[];
 
 fn layer(m: &str) -> Option<u8> {
     LAYERS.iter().find(|(n, _)| *n == m).map(|(_, l)| *l)

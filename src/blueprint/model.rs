@@ -58,9 +58,24 @@ impl BuildSpec {
     }
 }
 
+/// A `build:` that is neither a directory nor `{ context, dockerfile }`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildSpecError {
+    #[error("`build.{key}` must be a string, got {got}")]
+    NotText { key: String, got: String },
+    #[error("unknown field `{0}` in `build`, expected `context` or `dockerfile`")]
+    UnknownField(String),
+    #[error("`build` needs `context`, the directory to build")]
+    NoContext,
+    #[error(
+        "`build` must be a directory (`build: ./web`) or `{{ context, dockerfile }}`, got {0}"
+    )]
+    Shape(String),
+}
+
 impl TryFrom<serde_yaml::Value> for BuildSpec {
-    type Error = String;
-    fn try_from(v: serde_yaml::Value) -> Result<Self, String> {
+    type Error = BuildSpecError;
+    fn try_from(v: serde_yaml::Value) -> Result<Self, BuildSpecError> {
         use serde_yaml::Value;
         match v {
             Value::String(context) => Ok(BuildSpec {
@@ -75,26 +90,23 @@ impl TryFrom<serde_yaml::Value> for BuildSpec {
                     let text = || {
                         v.as_str()
                             .map(str::to_string)
-                            .ok_or_else(|| format!("`build.{key}` must be a string, got {v:?}"))
+                            .ok_or_else(|| BuildSpecError::NotText {
+                                key: key.clone(),
+                                got: format!("{v:?}"),
+                            })
                     };
                     match key.as_str() {
                         "context" => context = Some(text()?),
                         "dockerfile" => dockerfile = Some(text()?),
-                        other => {
-                            return Err(format!(
-                                "unknown field `{other}` in `build`, expected `context` or `dockerfile`"
-                            ))
-                        }
+                        other => return Err(BuildSpecError::UnknownField(other.to_string())),
                     }
                 }
                 Ok(BuildSpec {
-                    context: context.ok_or("`build` needs `context`, the directory to build")?,
+                    context: context.ok_or(BuildSpecError::NoContext)?,
                     dockerfile,
                 })
             }
-            other => Err(format!(
-                "`build` must be a directory (`build: ./web`) or `{{ context, dockerfile }}`, got {other:?}"
-            )),
+            other => Err(BuildSpecError::Shape(format!("{other:?}"))),
         }
     }
 }
@@ -332,24 +344,35 @@ impl From<MemorySize> for String {
     }
 }
 
+/// A memory size that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    #[error("memory must be a positive whole number of bytes, got {0}")]
+    NotWhole(String),
+    #[error("memory must be a size such as `128Mi`, got {0}")]
+    Shape(String),
+    #[error("memory `{0}` must start with a number, such as `128Mi`")]
+    NoNumber(String),
+    #[error("memory unit `{0}` is unknown; use one of Ki, Mi, Gi, K, M, G")]
+    UnknownUnit(String),
+}
+
 impl TryFrom<serde_yaml::Value> for MemorySize {
-    type Error = String;
-    fn try_from(v: serde_yaml::Value) -> Result<Self, String> {
+    type Error = MemoryError;
+    fn try_from(v: serde_yaml::Value) -> Result<Self, MemoryError> {
         match v {
             serde_yaml::Value::Number(n) => n
                 .as_u64()
                 .map(MemorySize)
-                .ok_or_else(|| format!("memory must be a positive whole number of bytes, got {n}")),
+                .ok_or_else(|| MemoryError::NotWhole(n.to_string())),
             serde_yaml::Value::String(s) => parse_memory(&s).map(MemorySize),
-            other => Err(format!(
-                "memory must be a size such as `128Mi`, got {other:?}"
-            )),
+            other => Err(MemoryError::Shape(format!("{other:?}"))),
         }
     }
 }
 
 /// Parses `128Mi`, `1Gi`, `512M`, `64k`, `1000`.
-pub fn parse_memory(s: &str) -> Result<u64, String> {
+pub fn parse_memory(s: &str) -> Result<u64, MemoryError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -357,7 +380,7 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     let (num, unit) = s.split_at(split);
     let num: f64 = num
         .parse()
-        .map_err(|_| format!("memory `{s}` must start with a number, such as `128Mi`"))?;
+        .map_err(|_| MemoryError::NoNumber(s.to_string()))?;
     let mult: u64 = match unit {
         "" | "b" | "B" => 1,
         "k" | "K" | "kB" | "KB" => 1000,
@@ -366,11 +389,7 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
         "Mi" | "MiB" => 1 << 20,
         "G" | "GB" => 1_000_000_000,
         "Gi" | "GiB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "memory unit `{other}` is unknown; use one of Ki, Mi, Gi, K, M, G"
-            ))
-        }
+        other => return Err(MemoryError::UnknownUnit(other.to_string())),
     };
     Ok((num * mult as f64).round() as u64)
 }
@@ -598,16 +617,20 @@ pub struct RebalanceSpec {
 impl RebalanceSpec {
     /// What serde cannot say (the blueprint's `placement.rebalance` and the
     /// `cpu-placement` policy share it).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RebalanceError> {
         if self.above > 0.0 && self.above < 1.0 {
             Ok(())
         } else {
-            Err(format!(
-                "`above` is a fraction of the host's CPUs, between 0 and 1, got {}",
-                self.above
-            ))
+            Err(RebalanceError::AboveNotFraction(self.above))
         }
     }
+}
+
+/// A rebalance setting serde accepts but drover cannot use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RebalanceError {
+    #[error("`above` is a fraction of the host's CPUs, between 0 and 1, got {0}")]
+    AboveNotFraction(f64),
 }
 
 pub fn default_rebalance_above() -> f64 {
@@ -692,4 +715,59 @@ pub struct FailureDetectorSpec {
     pub failed_stabilization: Duration,
     #[serde(default, with = "humantime_serde")]
     pub recovered_stabilization: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("128Mi"), Ok(128 << 20));
+        assert_eq!(parse_memory(" 1.5G "), Ok(1_500_000_000));
+        assert_eq!(parse_memory("Mi"), Err(MemoryError::NoNumber("Mi".into())));
+        assert_eq!(
+            parse_memory("3Tb").unwrap_err().to_string(),
+            "memory unit `Tb` is unknown; use one of Ki, Mi, Gi, K, M, G"
+        );
+        let v =
+            |t: &str| MemorySize::try_from(serde_yaml::from_str::<serde_yaml::Value>(t).unwrap());
+        assert_eq!(v("1024"), Ok(MemorySize(1024)));
+        assert_eq!(v("-1"), Err(MemoryError::NotWhole("-1".into())));
+        assert!(matches!(v("[1]"), Err(MemoryError::Shape(_))));
+    }
+
+    #[test]
+    fn build_specs() {
+        let b =
+            |t: &str| BuildSpec::try_from(serde_yaml::from_str::<serde_yaml::Value>(t).unwrap());
+        assert_eq!(b("./web").unwrap().dockerfile(), "Dockerfile");
+        assert_eq!(
+            b("{context: ., dockerfile: D}").unwrap().dockerfile,
+            Some("D".into())
+        );
+        assert_eq!(b("{dockerfile: D}"), Err(BuildSpecError::NoContext));
+        assert_eq!(
+            b("{context: ., target: x}"),
+            Err(BuildSpecError::UnknownField("target".into()))
+        );
+        assert!(matches!(
+            b("{context: 7}"),
+            Err(BuildSpecError::NotText { key, .. }) if key == "context"
+        ));
+        assert!(matches!(b("7"), Err(BuildSpecError::Shape(_))));
+    }
+
+    #[test]
+    fn rebalance_above_is_a_fraction() {
+        let r = |above| RebalanceSpec {
+            above,
+            ..serde_yaml::from_str("{}").unwrap()
+        };
+        assert_eq!(r(0.5).check(), Ok(()));
+        assert_eq!(
+            r(1.0).check().unwrap_err().to_string(),
+            "`above` is a fraction of the host's CPUs, between 0 and 1, got 1"
+        );
+    }
 }

@@ -163,6 +163,25 @@ pub fn parse_blueprint_with(
         );
         return Err(out.finish());
     }
+    // Checked on the event stream, before the YAML library builds values,
+    // so its own wording of these refusals (or a future leniency) never
+    // decides what a blueprint is.
+    if let Some((path, key, pos)) = index.duplicates.first() {
+        out.push_at(
+            path,
+            Some(*pos),
+            format!("duplicate key `{key}`: a key may appear only once in a mapping"),
+        );
+        return Err(out.finish());
+    }
+    if let Some(pos) = index.documents.get(1) {
+        out.push_at(
+            &FieldPath::root(),
+            Some(*pos),
+            "a blueprint file holds one YAML document; a second one starts here".to_string(),
+        );
+        return Err(out.finish());
+    }
 
     let mut value: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
@@ -323,33 +342,10 @@ impl Collector<'_> {
         }
     }
 
+    /// A refusal of the YAML library that the event stream did not catch
+    /// first: reported as the library words it, at its position.
     fn syntax_error(&mut self, e: &serde_yaml::Error) {
         let message = e.to_string();
-        if message.contains("duplicate entry with key") {
-            let dup = self
-                .index
-                .duplicates
-                .iter()
-                .find(|(_, key, _)| message.contains(&format!("{key:?}")))
-                .or_else(|| self.index.duplicates.first());
-            if let Some((path, key, pos)) = dup {
-                self.push_at(
-                    path,
-                    Some(*pos),
-                    format!("duplicate key `{key}`: a key may appear only once in a mapping"),
-                );
-                return;
-            }
-        }
-        if message.contains("more than one document") {
-            let pos = self.index.documents.get(1).copied();
-            self.push_at(
-                &FieldPath::root(),
-                pos,
-                "a blueprint file holds one YAML document; a second one starts here".to_string(),
-            );
-            return;
-        }
         let pos = e.location().map(|l| Pos {
             line: l.line(),
             column: l.column(),
@@ -622,7 +618,9 @@ struct PositionIndex {
     values: HashMap<FieldPath, Pos>,
     /// Where each mapping key is (the path is the key's value's).
     keys: HashMap<FieldPath, Pos>,
-    /// Keys written twice in one mapping: path, key, position of the repeat.
+    /// Keys written twice in one mapping (as YAML compares keys: `a` and
+    /// `"a"` are one key, `1` and `"1"` two): path, key, position of the
+    /// repeat. Only the first document, and only up to a syntax error.
     duplicates: Vec<(FieldPath, String, Pos)>,
     /// Where each document starts.
     documents: Vec<Pos>,
@@ -657,8 +655,12 @@ impl PositionIndex {
                     }
                 }
                 Err(e) => {
-                    // yaml-rust2 has its own limit, met while scanning ahead.
-                    if e.info().contains("recursion limit") {
+                    // yaml-rust2 has its own limit on flow nesting, met while
+                    // scanning ahead, before any event of the collections
+                    // reaches the check above: a refusal at an opening
+                    // bracket already nested too deep is that limit.
+                    let at = e.marker().index();
+                    if opens_flow_too_deep(text, at) {
                         builder.index.too_deep = Some(Pos::from_marker(*e.marker()));
                     }
                     break;
@@ -700,7 +702,7 @@ enum Frame {
     Map {
         path: Option<FieldPath>,
         key: KeyState,
-        seen: HashSet<String>,
+        seen: HashSet<Value>,
     },
     Seq {
         path: Option<FieldPath>,
@@ -759,9 +761,9 @@ impl IndexBuilder {
             }
             Some(Frame::Map { path, key, seen }) => match key {
                 KeyState::Expecting => {
-                    let text = match node {
-                        Node::Scalar(s, _) => Some(s.to_string()),
-                        _ => None,
+                    let (text, id) = match node {
+                        Node::Scalar(s, style) => (Some(s.to_string()), Some(key_value(s, style))),
+                        _ => (None, None),
                     };
                     if let (Some(parent), Some(text)) = (path.as_ref(), &text) {
                         // A block mapping's start event is marked after its
@@ -775,8 +777,10 @@ impl IndexBuilder {
                             }
                         }
                         let key_path = parent.key(text.as_str());
-                        if !seen.insert(text.clone()) {
-                            index.duplicates.push((key_path.clone(), text.clone(), pos));
+                        if let Some(id) = id {
+                            if !seen.insert(id) {
+                                index.duplicates.push((key_path.clone(), text.clone(), pos));
+                            }
                         }
                         index.keys.entry(key_path).or_insert(pos);
                     }
@@ -829,6 +833,75 @@ impl IndexBuilder {
             Node::Scalar(..) | Node::Alias => {}
         }
     }
+}
+
+/// A mapping key as YAML compares keys: a quoted scalar is text; a plain
+/// one is resolved (`1` is a number, `~` null, `web` text).
+fn key_value(text: &str, style: TScalarStyle) -> Value {
+    let is_word = text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !matches!(
+            text.to_ascii_lowercase().as_str(),
+            "null" | "true" | "false"
+        );
+    if style != TScalarStyle::Plain || is_word {
+        return Value::String(text.to_string());
+    }
+    // A lone plain scalar is always a valid document; should it ever not
+    // be, the key is compared as text.
+    serde_yaml::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// Whether the character at `at` (a character index) opens a flow
+/// collection (`[`, `{`) nested deeper than [`MAX_NESTING`] by the flow
+/// collections open before it. Quoted scalars and comments are skipped;
+/// block scalars are not, which can only overcount where the parser has
+/// refused the text anyway.
+fn opens_flow_too_deep(text: &str, at: usize) -> bool {
+    let chars: Vec<char> = text.chars().take(at + 1).collect();
+    if chars.len() <= at || !matches!(chars[at], '[' | '{') {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut prev = '\n';
+    while i < at {
+        let c = chars[i];
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '#' if prev.is_whitespace() => {
+                while i < at && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            '\'' | '"' => {
+                i += 1;
+                while i < at {
+                    match chars[i] {
+                        '\\' if c == '"' => i += 1,
+                        q if q == c => {
+                            // `''` is an escaped quote inside single quotes.
+                            if c == '\'' && chars.get(i + 1) == Some(&'\'') {
+                                i += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        prev = c;
+        i += 1;
+    }
+    depth >= MAX_NESTING
 }
 
 #[cfg(test)]
@@ -1493,6 +1566,118 @@ services:
                 column: 10
             }
         );
+    }
+
+    /// Duplicates are found on the event stream, as YAML compares keys,
+    /// whatever the YAML library would say of them.
+    #[test]
+    fn duplicate_keys_are_found_structurally() {
+        let dups = |text: &str| -> Vec<(String, String, Pos)> {
+            PositionIndex::build(text)
+                .duplicates
+                .into_iter()
+                .map(|(p, k, pos)| (p.to_string(), k, pos))
+                .collect()
+        };
+        let at = |line, column| Pos { line, column };
+        assert_eq!(
+            dups("a: 1\nb:\n  x: 1\n  x: 2\na: 3\n"),
+            [
+                ("b.x".to_string(), "x".to_string(), at(4, 3)),
+                ("a".to_string(), "a".to_string(), at(5, 1)),
+            ]
+        );
+        // Flow mappings, and inside lists.
+        assert_eq!(
+            dups("s:\n  - {id: a, id: b}\n"),
+            [("s[0].id".to_string(), "id".to_string(), at(2, 13))]
+        );
+        // Quoting does not make another key of text...
+        assert_eq!(dups("a: 1\n\"a\": 2\n").len(), 1);
+        assert_eq!(dups("a: 1\n'a': 2\n").len(), 1);
+        // ...but a number or null is not text.
+        assert!(dups("1: a\n\"1\": b\n").is_empty());
+        assert!(dups("~: a\n\"~\": b\n").is_empty());
+        assert!(dups("true: a\n\"true\": b\n").is_empty());
+        assert_eq!(dups("1: a\n1: b\n").len(), 1);
+        // The same key in two mappings is no repeat.
+        assert!(dups("- a: 1\n- a: 2\n").is_empty());
+        // Only the first document is a blueprint.
+        assert!(dups("a: 1\n---\na: 1\na: 2\n").is_empty());
+    }
+
+    #[test]
+    fn the_first_duplicate_wins_over_everything_after_it() {
+        // A later syntax error, a later duplicate, a second document.
+        let text = "name: a\nname: b\nservices: [\nx: 1\nx: 2\n---\n";
+        assert_eq!(
+            errors(text),
+            ["t.yaml:2:1: name: duplicate key `name`: a key may appear only once in a mapping"]
+        );
+        // A syntax error before it stops the reading there.
+        let text = "name: [\n}\nname: b\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 1);
+        assert!(!e[0].contains("duplicate"), "{e:?}");
+    }
+
+    #[test]
+    fn documents_are_counted_on_the_event_stream() {
+        let docs = |text: &str| PositionIndex::build(text).documents.len();
+        assert_eq!(docs(""), 0);
+        assert_eq!(docs("a: 1\n"), 1);
+        assert_eq!(docs("---\na: 1\n"), 1);
+        assert_eq!(docs("a: 1\n...\n"), 1);
+        assert_eq!(docs("a: 1\n---\n"), 2);
+        assert_eq!(docs("a: 1\n---\nb: 2\n---\nc: 3\n"), 3);
+        // An empty second document is a second document too, and it is
+        // reported even when the first one has type errors.
+        assert_eq!(
+            errors("name: 7\nservices: 3\n---\n"),
+            ["t.yaml:3:1: a blueprint file holds one YAML document; a second one starts here"]
+        );
+    }
+
+    #[test]
+    fn key_values_follow_yaml_resolution() {
+        use TScalarStyle::*;
+        assert_eq!(key_value("web", Plain), Value::from("web"));
+        assert_eq!(key_value("web-1_x", Plain), Value::from("web-1_x"));
+        assert_eq!(key_value("1", SingleQuoted), Value::from("1"));
+        assert_eq!(key_value("null", DoubleQuoted), Value::from("null"));
+        assert_eq!(key_value("8080", Plain), Value::from(8080));
+        assert_eq!(key_value("~", Plain), Value::Null);
+        assert_eq!(key_value("NULL", Plain), Value::Null);
+        assert_eq!(key_value("True", Plain), Value::Bool(true));
+        assert_eq!(key_value("a b", Plain), Value::from("a b"));
+    }
+
+    #[test]
+    fn flow_depth_before_a_bracket() {
+        let deep = format!("k: {}", "[".repeat(MAX_NESTING + 1));
+        let last = 3 + MAX_NESTING;
+        assert!(opens_flow_too_deep(&deep, last));
+        assert!(
+            !opens_flow_too_deep(&deep, last - 1),
+            "the 64th level is allowed"
+        );
+        // Not at a bracket: not the nesting limit.
+        let text = format!("{}x", "[".repeat(100));
+        assert!(!opens_flow_too_deep(&text, 100));
+        // Out of range.
+        assert!(!opens_flow_too_deep("[", 5));
+        // Brackets in quotes and comments do not nest.
+        let quoted = format!(
+            "k: '{}''' # {}\nv: \"\\\"{}\" [",
+            "[".repeat(70),
+            "{".repeat(70),
+            "[".repeat(70)
+        );
+        let at = quoted.chars().count() - 1;
+        assert!(!opens_flow_too_deep(&quoted, at));
+        // Closed collections do not count.
+        let closed = format!("{}{}[", "[]".repeat(100), "[".repeat(10));
+        assert!(!opens_flow_too_deep(&closed, 210));
     }
 
     #[test]

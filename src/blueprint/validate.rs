@@ -576,7 +576,7 @@ pub fn validate_placement(path: &FieldPath, p: &PlacementSpec, errs: &mut Vec<Va
         ));
     }
     if let Some(Err(e)) = p.rebalance.as_ref().map(|r| r.check()) {
-        errs.push(ValidationError::at(path.key("rebalance").key("above"), e));
+        errs.push(ValidationError::at(path.key("rebalance").key("above"), e.to_string()));
     }
     for (k, rule) in p.affinity.iter().enumerate() {
         let rpath = path.key("affinity").index(k);

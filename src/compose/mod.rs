@@ -186,6 +186,20 @@ fn s(v: impl Into<String>) -> Value {
     Value::String(v.into())
 }
 
+/// Why a file cannot be translated at all (what cannot be translated of a
+/// good file is listed in [`Translation::untranslated`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("not a YAML file: {0}")]
+    NotYaml(serde_yaml::Error),
+    #[error("bad merge key (`<<`): {0}; a merge key takes a mapping or a list of mappings")]
+    BadMerge(serde_yaml::Error),
+    #[error("a compose file is a mapping with `services`")]
+    NotMapping,
+    #[error("not a compose file: no `services` mapping")]
+    NoServices,
+}
+
 /// Translates a compose file. `name` is the application name to use when
 /// the file has no `name:` (already a valid id or made one); `base_dir`
 /// resolves relative build contexts; `env` feeds `${VAR}` interpolation.
@@ -194,18 +208,16 @@ pub fn translate(
     name: &str,
     base_dir: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Translation, String> {
+) -> Result<Translation, ComposeError> {
     let mut unset = BTreeSet::new();
     let text = interpolate(text, env, &mut unset);
-    let mut doc: Value =
-        serde_yaml::from_str(&text).map_err(|e| format!("not a YAML file: {e}"))?;
-    doc.apply_merge()
-        .map_err(|e| format!("bad merge key (`<<`): {e}"))?;
+    let mut doc: Value = serde_yaml::from_str(&text).map_err(ComposeError::NotYaml)?;
+    doc.apply_merge().map_err(ComposeError::BadMerge)?;
     let Value::Mapping(top) = doc else {
-        return Err("a compose file is a mapping with `services`".into());
+        return Err(ComposeError::NotMapping);
     };
     let Some(Value::Mapping(services)) = top.get("services").cloned() else {
-        return Err("not a compose file: no `services` mapping".into());
+        return Err(ComposeError::NoServices);
     };
     let mut cx = Ctx {
         out: unset
@@ -353,8 +365,35 @@ fn duration(v: &Value) -> Option<String> {
     Some(t)
 }
 
+/// Why a compose health check test has no drover equivalent; listed as
+/// untranslated, with what drover would take instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HealthTestError {
+    #[error(
+        "unrecognised test form {0:?}; use [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or [\"NONE\"]"
+    )]
+    Form(Vec<String>),
+    #[error("`test` must be a string or a list")]
+    NotCommand,
+    #[error("`{0}` fetches no http:// URL")]
+    NoUrl(String),
+    #[error("bad port in {0}")]
+    BadPort(String),
+    #[error(
+        "`{0}` is not this container's own address: drover's checks probe the container itself"
+    )]
+    NotLocal(String),
+    #[error("`{0}` names no port")]
+    NoPort(String),
+    #[error(
+        "`{0}` runs inside the container; drover probes from outside (an http GET or a tcp \
+             connect to a published port) and translates only curl/wget of localhost and nc"
+    )]
+    RunsInside(String),
+}
+
 /// A compose health check test → a drover check (`http` or `tcp`).
-fn health_test(test: &Value) -> Result<Option<(Mapping, u16)>, String> {
+fn health_test(test: &Value) -> Result<Option<(Mapping, u16)>, HealthTestError> {
     let tokens: Vec<String> = match test {
         Value::String(line) => split_command(line),
         Value::Sequence(items) => {
@@ -363,10 +402,10 @@ fn health_test(test: &Value) -> Result<Option<(Mapping, u16)>, String> {
                 Some("NONE") => return Ok(None),
                 Some("CMD") => items[1..].to_vec(),
                 Some("CMD-SHELL") => split_command(&items[1..].join(" ")),
-                _ => return Err(format!("unrecognised test form {items:?}")),
+                _ => return Err(HealthTestError::Form(items)),
             }
         }
-        _ => return Err("`test` must be a string or a list".into()),
+        _ => return Err(HealthTestError::NotCommand),
     };
     // Only the first command of `a || exit 1`, `a && b`, `a; b`.
     let cmd: Vec<&str> = tokens
@@ -384,7 +423,7 @@ fn health_test(test: &Value) -> Result<Option<(Mapping, u16)>, String> {
             let url = cmd
                 .iter()
                 .find(|t| t.starts_with("http://"))
-                .ok_or_else(|| format!("`{}` fetches no http:// URL", cmd.join(" ")))?;
+                .ok_or_else(|| HealthTestError::NoUrl(cmd.join(" ")))?;
             let rest = &url["http://".len()..];
             let (hostport, path) = match rest.find('/') {
                 Some(i) => (&rest[..i], &rest[i..]),
@@ -393,14 +432,13 @@ fn health_test(test: &Value) -> Result<Option<(Mapping, u16)>, String> {
             let (host, port) = match hostport.rsplit_once(':') {
                 Some((h, p)) => (
                     h,
-                    p.parse::<u16>().map_err(|_| format!("bad port in {url}"))?,
+                    p.parse::<u16>()
+                        .map_err(|_| HealthTestError::BadPort(url.to_string()))?,
                 ),
                 None => (hostport, 80),
             };
             if !local(host) {
-                return Err(format!(
-                    "`{url}` is not this container's own address: drover's checks probe the container itself"
-                ));
+                return Err(HealthTestError::NotLocal(url.to_string()));
             }
             let mut http = Mapping::new();
             http.insert(s("port"), Value::from(port));
@@ -414,18 +452,14 @@ fn health_test(test: &Value) -> Result<Option<(Mapping, u16)>, String> {
                 .iter()
                 .rev()
                 .find_map(|t| t.parse::<u16>().ok())
-                .ok_or_else(|| format!("`{}` names no port", cmd.join(" ")))?;
+                .ok_or_else(|| HealthTestError::NoPort(cmd.join(" ")))?;
             let mut tcp = Mapping::new();
             tcp.insert(s("port"), Value::from(port));
             let mut m = Mapping::new();
             m.insert(s("tcp"), Value::Mapping(tcp));
             Ok(Some((m, port)))
         }
-        _ => Err(format!(
-            "`{}` runs inside the container; drover probes from outside (an http GET or a tcp \
-             connect to a published port) and translates only curl/wget of localhost and nc",
-            cmd.join(" ")
-        )),
+        _ => Err(HealthTestError::RunsInside(cmd.join(" "))),
     }
 }
 
@@ -670,7 +704,7 @@ fn service(cx: &mut Ctx, name: &str, svc: &Mapping) -> Vec<Value> {
                     match hk.as_str() {
                         "test" => match health_test(hv) {
                             Ok(t) => health = t,
-                            Err(reason) => cx.skip(hat, reason),
+                            Err(reason) => cx.skip(hat, reason.to_string()),
                         },
                         "interval" | "timeout" => match duration(hv) {
                             Some(d) => {
@@ -1126,10 +1160,50 @@ mod tests {
         assert_eq!((p, m["http"]["path"].as_str()), (80, Some("/")));
         let (m, p) = t(r#""nc -z localhost 5432""#).unwrap().unwrap();
         assert_eq!((p, m["tcp"]["port"].as_u64()), (5432, Some(5432)));
-        assert!(t(r#"["CMD", "pg_isready", "-U", "postgres"]"#)
+        assert_eq!(
+            t(r#"["CMD", "pg_isready", "-U", "postgres"]"#),
+            Err(HealthTestError::RunsInside("pg_isready -U postgres".into()))
+        );
+        assert!(t(r#"["CMD", "pg_isready"]"#)
             .unwrap_err()
+            .to_string()
             .contains("runs inside the container"));
+        assert_eq!(
+            t(r#"["CMD", "curl", "http://db:5432/"]"#),
+            Err(HealthTestError::NotLocal("http://db:5432/".into()))
+        );
+        assert_eq!(
+            t(r#"["CMD", "curl", "http://localhost:x/"]"#),
+            Err(HealthTestError::BadPort("http://localhost:x/".into()))
+        );
+        assert_eq!(
+            t(r#"["CMD", "curl", "-f"]"#),
+            Err(HealthTestError::NoUrl("curl -f".into()))
+        );
+        assert_eq!(
+            t(r#"["CMD", "nc", "-z"]"#),
+            Err(HealthTestError::NoPort("nc -z".into()))
+        );
+        assert_eq!(t(r#"["X"]"#), Err(HealthTestError::Form(vec!["X".into()])));
+        assert_eq!(t("7"), Err(HealthTestError::NotCommand));
         assert!(t(r#"["NONE"]"#).unwrap().is_none());
+    }
+
+    #[test]
+    fn files_that_cannot_be_translated() {
+        let no_env = |_: &str| None;
+        let t = |text: &str| translate(text, "a", None, &no_env).map(|_| ());
+        assert!(matches!(t("a: [\n"), Err(ComposeError::NotYaml(_))));
+        assert!(matches!(t("- a\n"), Err(ComposeError::NotMapping)));
+        assert!(matches!(t("name: a\n"), Err(ComposeError::NoServices)));
+        assert!(matches!(
+            t("x: &a 1\nservices:\n  <<: *a\n"),
+            Err(ComposeError::BadMerge(_))
+        ));
+        assert_eq!(
+            ComposeError::NoServices.to_string(),
+            "not a compose file: no `services` mapping"
+        );
     }
 
     #[test]

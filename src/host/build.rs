@@ -308,14 +308,8 @@ async fn pack(build: &BuildSpec) -> Result<PackedContext, HostError> {
         pack_context(&dir2, &df)
     })
     .await
-    .map_err(|e| HostError::Engine {
-        operation: what.clone(),
-        message: e.to_string(),
-    })?;
-    packed.map_err(|e| HostError::Engine {
-        operation: what,
-        message: e.to_string(),
-    })
+    .map_err(|e| HostError::local(what.clone(), e.to_string()))?;
+    packed.map_err(|e| HostError::local(what, e.to_string()))
 }
 
 async fn run_build(
@@ -383,14 +377,14 @@ pub fn build_error(tag: &str, message: &str, log: &[String]) -> HostError {
         .rev()
         .map(String::as_str)
         .collect();
-    HostError::Engine {
-        operation: format!("build of {tag} at `{step}`"),
-        message: format!(
+    HostError::local(
+        format!("build of {tag} at `{step}`"),
+        format!(
             "{}\nlast build output:\n  {}",
             message.trim(),
             tail.join("\n  ")
         ),
-    }
+    )
 }
 
 #[cfg(test)]

@@ -62,22 +62,16 @@ pub async fn copy_image(from: &Docker, to: &Docker, image: &str) -> Result<(), H
     let opts = ImportImageOptionsBuilder::default().quiet(true).build();
     let mut import = Box::pin(to.import_image_stream(opts, export, None));
     while let Some(r) = import.next().await {
-        let info = r.map_err(|e| HostError::Engine {
-            operation: format!("copy image {image}"),
-            message: docker_message(&e),
-        })?;
+        let info = r.map_err(|e| HostError::engine(format!("copy image {image}"), e))?;
         if let Some(e) = info.error_detail.and_then(|d| d.message) {
-            return Err(HostError::Engine {
-                operation: format!("copy image {image}"),
-                message: e,
-            });
+            return Err(HostError::local(format!("copy image {image}"), e));
         }
     }
     if !has_image(to, image).await {
-        return Err(HostError::Engine {
-            operation: format!("copy image {image}"),
-            message: "the image is not there after the copy".into(),
-        });
+        return Err(HostError::local(
+            format!("copy image {image}"),
+            "the image is not there after the copy",
+        ));
     }
     Ok(())
 }
@@ -90,10 +84,7 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
     let list = docker
         .list_containers(Some(opts))
         .await
-        .map_err(|e| HostError::Engine {
-            operation: "list containers".into(),
-            message: docker_message(&e),
-        })?;
+        .map_err(|e| HostError::engine("list containers", e))?;
     // Containers drover manages are counted by the pool from its own
     // placements (a sample is older than the last placement); only the
     // others are counted here.

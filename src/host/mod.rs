@@ -7,7 +7,9 @@
 
 pub mod build;
 pub mod engines;
+pub mod error;
 pub mod events;
+pub mod fault;
 pub mod health;
 pub mod machine;
 pub mod network;
@@ -31,6 +33,8 @@ use bollard::Docker;
 use serde::Serialize;
 
 use crate::blueprint::ContainerSpec;
+pub use error::{docker_message, HostError};
+pub use fault::EngineFault;
 pub use network::{EnsureNetwork, RemoveNetwork};
 
 /// The labels every container drover creates carries.
@@ -46,48 +50,6 @@ pub mod labels {
 /// members are stateless and replaced rather than drained; Docker's default
 /// of 10 s would make every shrink and replace slow.
 pub const STOP_TIMEOUT_SECS: i32 = 3;
-
-/// Errors of engine operations, each naming the operation that failed.
-#[derive(Debug, Clone, thiserror::Error, Serialize)]
-pub enum HostError {
-    #[error("cannot reach the Docker engine at {endpoint}: {message}; is dockerd running and is the socket readable?")]
-    Connect { endpoint: String, message: String },
-    #[error("image `{image}` is not on host {host} and no registry can be reached; build or load it there first (`docker load`, or `drover image workload` for the workload image)")]
-    ImageMissing { host: String, image: String },
-    #[error("{0}")]
-    Workload(String),
-    #[error("container name `{name}` is taken by a container drover does not manage; remove it (`docker rm -f {name}`) or rename the application")]
-    NameTaken { name: String },
-    #[error("{operation} failed: {message}")]
-    Engine { operation: String, message: String },
-}
-
-impl HostError {
-    fn engine(operation: impl Into<String>, e: bollard::errors::Error) -> Self {
-        HostError::Engine {
-            operation: operation.into(),
-            message: docker_message(&e),
-        }
-    }
-}
-
-/// The engine's own message, without bollard's wrapping.
-pub fn docker_message(e: &bollard::errors::Error) -> String {
-    match e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code,
-            message,
-        } => format!("{message} (HTTP {status_code})"),
-        other => other.to_string(),
-    }
-}
-
-fn status_of(e: &bollard::errors::Error) -> Option<u16> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
 
 /// Connects to an engine and negotiates the API version (the engine here
 /// speaks 1.41; bollard defaults to a newer one).
@@ -383,8 +345,14 @@ pub(crate) async fn ensure_image(
     host: &str,
     image: &str,
 ) -> Result<(), HostError> {
-    if docker.inspect_image(image).await.is_ok() {
-        return Ok(());
+    match docker.inspect_image(image).await {
+        Ok(_) => return Ok(()),
+        Err(e) => {
+            let e = HostError::engine(format!("inspect image {image}"), e);
+            if !e.is_not_found() {
+                return Err(e);
+            }
+        }
     }
     if workload::is_workload_image(image) {
         workload::ensure_workload_image(docker)
@@ -461,11 +429,15 @@ async fn create_and_start(
     let image = req.spec.image.clone().unwrap_or_default();
     ensure_image(docker, host, &image).await?;
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-    let id = match docker.create_container(Some(opts), create_body(&req)).await {
+    let created = docker
+        .create_container(Some(opts), create_body(&req))
+        .await
+        .map_err(|e| HostError::engine(format!("create container {name}"), e));
+    let id = match created {
         Ok(r) => r.id,
-        // 409: a container of that name exists, left by an earlier attempt.
+        // A container of that name exists, left by an earlier attempt.
         // Adopt it if it is ours and for this entity.
-        Err(e) if status_of(&e) == Some(409) => {
+        Err(e) if e.is_conflict() => {
             let found = docker
                 .inspect_container(&name, None)
                 .await
@@ -482,7 +454,7 @@ async fn create_and_start(
             }
             found.id.unwrap_or_default()
         }
-        Err(e) => return Err(HostError::engine(format!("create container {name}"), e)),
+        Err(e) => return Err(e),
     };
     // Engine API 1.41 joins one network at creation; the others are
     // connected before the start, so the process sees all of them.
@@ -494,16 +466,15 @@ async fn create_and_start(
                 ..Default::default()
             }),
         };
-        match docker.connect_network(net, connect).await {
+        let connected = docker
+            .connect_network(net, connect)
+            .await
+            .map_err(|e| HostError::engine(format!("connect {name} to network {net}"), e));
+        match connected {
             Ok(()) => {}
             // An adopted container may be connected already.
-            Err(e) if docker_message(&e).contains("already exists") => {}
-            Err(e) => {
-                return Err(HostError::engine(
-                    format!("connect {name} to network {net}"),
-                    e,
-                ))
-            }
+            Err(e) if e.fault() == EngineFault::AlreadyConnected => {}
+            Err(e) => return Err(e),
         }
     }
     // Several engines on one machine each allocate published ports from
@@ -514,14 +485,16 @@ async fn create_and_start(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match docker.start_container(&id, None).await {
+        let started = docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| HostError::engine(format!("start container {name}"), e));
+        match started {
             Ok(()) => break,
-            // 304: already started.
-            Err(e) if status_of(&e) == Some(304) => break,
-            Err(e) if attempt < 8 && docker_message(&e).contains("address already in use") => {
-                continue
-            }
-            Err(e) => return Err(HostError::engine(format!("start container {name}"), e)),
+            // Already started.
+            Err(e) if e.fault() == EngineFault::NotModified => break,
+            Err(e) if attempt < 8 && e.fault() == EngineFault::AddressInUse => continue,
+            Err(e) => return Err(e),
         }
     }
     inspect(docker, &id).await
@@ -578,7 +551,7 @@ impl Handler<Inspect> for DockerHost {
         Box::pin(async move {
             match inspect(&docker, &msg.0).await {
                 Ok(i) => Ok(Some(i)),
-                Err(HostError::Engine { message, .. }) if message.contains("HTTP 404") => Ok(None),
+                Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e),
             }
         })
@@ -646,7 +619,7 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
         ContainerOp::Remove => {
             // Force removal kills at once; members are stateless, and the
             // graceful path (stop first) is the entity's choice.
-            let r = docker
+            docker
                 .remove_container(
                     id,
                     Some(
@@ -656,13 +629,7 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
                             .build(),
                     ),
                 )
-                .await;
-            match r {
-                Err(e) if status_of(&e) == Some(404) => Ok(()),
-                // 409: removal already in progress.
-                Err(e) if status_of(&e) == Some(409) => Ok(()),
-                other => other,
-            }
+                .await
         }
         ContainerOp::Kill => {
             docker
@@ -672,14 +639,26 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
         ContainerOp::Pause => docker.pause_container(id).await,
         ContainerOp::Unpause => docker.unpause_container(id).await,
     };
-    match r {
+    let r = r.map_err(|e| HostError::engine(format!("{op:?} container {id}").to_lowercase(), e));
+    match r.map_err(|e| (e.fault(), e)) {
         Ok(()) => Ok(()),
-        // 304: already in the requested state.
-        Err(e) if status_of(&e) == Some(304) => Ok(()),
-        Err(e) => Err(HostError::engine(
-            format!("{op:?} container {id}").to_lowercase(),
-            e,
-        )),
+        Err((fault, e)) => {
+            if tolerated(op, fault) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether a refusal of `op` means it is done already: the container is
+/// in the requested state, or (for a removal) gone or going.
+fn tolerated(op: ContainerOp, fault: EngineFault) -> bool {
+    match fault {
+        EngineFault::NotModified => true,
+        EngineFault::NotFound | EngineFault::Conflict => op == ContainerOp::Remove,
+        _ => false,
     }
 }
 
@@ -753,5 +732,32 @@ impl Handler<FollowStats> for DockerHost {
         // On the multi-thread runtime, not the actor's thread: a hundred
         // feeds decode JSON every second.
         tokio::spawn(stats::follow(self.docker.clone(), msg.container, msg.to));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_that_mean_done() {
+        use EngineFault::*;
+        for op in [
+            ContainerOp::Start,
+            ContainerOp::Stop,
+            ContainerOp::Restart,
+            ContainerOp::Remove,
+            ContainerOp::Kill,
+            ContainerOp::Pause,
+            ContainerOp::Unpause,
+        ] {
+            assert!(tolerated(op, NotModified), "{op:?}");
+            assert!(!tolerated(op, Other), "{op:?}");
+            assert!(!tolerated(op, AddressInUse), "{op:?}");
+            // Gone or going counts as removed, and only as removed.
+            let removal = op == ContainerOp::Remove;
+            assert_eq!(tolerated(op, NotFound), removal, "{op:?}");
+            assert_eq!(tolerated(op, Conflict), removal, "{op:?}");
+        }
     }
 }

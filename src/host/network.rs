@@ -10,7 +10,7 @@ use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptionsBuilde
 use bollard::Docker;
 
 use super::subnets::{Ipv4Net, SubnetPool};
-use super::{labels, network_name, status_of, DockerHost, HostError};
+use super::{labels, network_name, DockerHost, EngineFault, HostError};
 
 /// Label naming which of an application's networks this is: `default` for
 /// the application network, else the blueprint's network name.
@@ -75,15 +75,11 @@ async fn ensure_network(
         let mut used = used_subnets(docker).await?;
         used.extend(refused.iter().cloned());
         let Some(subnet) = pool.allocate(&used) else {
-            return Err(HostError::Engine {
-                operation: format!("create network {name}"),
-                message: format!(
-                    "the subnet pool {} has no free /{} left ({} networks use it); \
-                     destroy applications or start drover with a larger --subnet-pool",
-                    pool.pool,
-                    pool.size,
-                    used.iter().filter(|u| u.overlaps(&pool.pool)).count()
-                ),
+            return Err(HostError::SubnetsExhausted {
+                network: name,
+                pool: pool.pool.to_string(),
+                size: pool.size,
+                in_use: used.iter().filter(|u| u.overlaps(&pool.pool)).count(),
             });
         };
         let req = NetworkCreateRequest {
@@ -108,21 +104,20 @@ async fn ensure_network(
             ])),
             ..Default::default()
         };
-        match docker.create_network(req).await {
+        let created = docker
+            .create_network(req)
+            .await
+            .map_err(|e| HostError::engine(format!("create network {name} ({subnet})"), e));
+        match created {
             Ok(_) => {
                 tracing::info!(network = %name, %subnet, "created network");
                 return Ok(name);
             }
-            Err(e) if status_of(&e) == Some(409) => return Ok(name),
+            // Created meanwhile by another deploy of the same application.
+            Err(e) if e.is_conflict() => return Ok(name),
+            Err(e) if e.fault() != EngineFault::SubnetOverlap => return Err(e),
             Err(e) => {
-                let message = super::docker_message(&e);
-                if !message.contains("overlap") {
-                    return Err(HostError::Engine {
-                        operation: format!("create network {name} ({subnet})"),
-                        message,
-                    });
-                }
-                last_error = Some(message);
+                last_error = Some(e);
                 refused.push(subnet);
                 // A short, growing pause: the winner's network shows up in
                 // the next list.
@@ -130,10 +125,10 @@ async fn ensure_network(
             }
         }
     }
-    Err(HostError::Engine {
-        operation: format!("create network {name}"),
-        message: last_error.unwrap_or_default(),
-    })
+    // The last overlap refusal, status and all.
+    Err(last_error.unwrap_or_else(|| {
+        HostError::local(format!("create network {name}"), "no attempt was made")
+    }))
 }
 
 /// Every IPv4 subnet any network on the engine uses.
@@ -207,10 +202,14 @@ impl Handler<RemoveNetwork> for DockerHost {
                 names.push(main);
             }
             for name in names {
-                match docker.remove_network(&name).await {
+                let removed = docker
+                    .remove_network(&name)
+                    .await
+                    .map_err(|e| HostError::engine(format!("remove network {name}"), e));
+                match removed {
                     Ok(()) => {}
-                    Err(e) if status_of(&e) == Some(404) => {}
-                    Err(e) => return Err(HostError::engine(format!("remove network {name}"), e)),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
                 }
             }
             Ok(())

@@ -17,6 +17,23 @@ pub const DEFAULT_POOL: &str = "10.213.0.0/16";
 /// The default size of one application's subnet: a /24, 254 addresses.
 pub const DEFAULT_SIZE: u8 = 24;
 
+/// A subnet or pool that cannot be used; each says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubnetError {
+    #[error("prefix /{0} is longer than 32 bits")]
+    PrefixTooLong(u8),
+    #[error("`{0}` is not a CIDR such as 10.213.0.0/16")]
+    NotCidr(String),
+    #[error("`{addr}` in `{cidr}` is not an IPv4 address")]
+    NotIpv4 { addr: String, cidr: String },
+    #[error("`/{prefix}` in `{cidr}` is not a prefix length")]
+    NotPrefix { prefix: String, cidr: String },
+    #[error("--subnet-size /{size} is larger than the pool {pool}; use a prefix of at least /{}", .pool.prefix())]
+    LargerThanPool { size: u8, pool: Ipv4Net },
+    #[error("--subnet-size /{0} leaves too few addresses; use /29 or shorter (a /24 holds 254)")]
+    TooSmall(u8),
+}
+
 /// An IPv4 network: address and prefix length, the address masked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ipv4Net {
@@ -26,9 +43,9 @@ pub struct Ipv4Net {
 
 impl Ipv4Net {
     /// The network containing `addr` with this prefix (host bits cleared).
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Self, String> {
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Self, SubnetError> {
         if prefix > 32 {
-            return Err(format!("prefix /{prefix} is longer than 32 bits"));
+            return Err(SubnetError::PrefixTooLong(prefix));
         }
         Ok(Ipv4Net {
             base: u32::from(addr) & mask(prefix),
@@ -77,17 +94,19 @@ impl fmt::Display for Ipv4Net {
 }
 
 impl FromStr for Ipv4Net {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SubnetError;
+    fn from_str(s: &str) -> Result<Self, SubnetError> {
         let (addr, prefix) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not a CIDR such as 10.213.0.0/16"))?;
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| format!("`{addr}` in `{s}` is not an IPv4 address"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .map_err(|_| format!("`/{prefix}` in `{s}` is not a prefix length"))?;
+            .ok_or_else(|| SubnetError::NotCidr(s.to_string()))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| SubnetError::NotIpv4 {
+            addr: addr.to_string(),
+            cidr: s.to_string(),
+        })?;
+        let prefix: u8 = prefix.parse().map_err(|_| SubnetError::NotPrefix {
+            prefix: prefix.to_string(),
+            cidr: s.to_string(),
+        })?;
         Ipv4Net::new(addr, prefix)
     }
 }
@@ -113,17 +132,12 @@ impl Default for SubnetPool {
 impl SubnetPool {
     /// Checks that a subnet of `size` fits in the pool and leaves room for
     /// hosts (Docker needs a gateway and at least one container address).
-    pub fn new(pool: Ipv4Net, size: u8) -> Result<Self, String> {
+    pub fn new(pool: Ipv4Net, size: u8) -> Result<Self, SubnetError> {
         if size < pool.prefix() {
-            return Err(format!(
-                "--subnet-size /{size} is larger than the pool {pool}; use a prefix of at least /{}",
-                pool.prefix()
-            ));
+            return Err(SubnetError::LargerThanPool { size, pool });
         }
         if size > 29 {
-            return Err(format!(
-                "--subnet-size /{size} leaves too few addresses; use /29 or shorter (a /24 holds 254)"
-            ));
+            return Err(SubnetError::TooSmall(size));
         }
         Ok(SubnetPool { pool, size })
     }
@@ -158,9 +172,22 @@ mod tests {
     fn parses_and_masks() {
         assert_eq!(net("10.213.7.9/16").to_string(), "10.213.0.0/16");
         assert_eq!(net("10.0.0.0/24").gateway().to_string(), "10.0.0.1");
-        assert!("10.0.0.0".parse::<Ipv4Net>().is_err());
-        assert!("10.0.0.0/33".parse::<Ipv4Net>().is_err());
-        assert!("fd00::/64".parse::<Ipv4Net>().is_err());
+        assert_eq!(
+            "10.0.0.0".parse::<Ipv4Net>(),
+            Err(SubnetError::NotCidr("10.0.0.0".into()))
+        );
+        assert_eq!(
+            "10.0.0.0/33".parse::<Ipv4Net>(),
+            Err(SubnetError::PrefixTooLong(33))
+        );
+        assert_eq!(
+            "fd00::/64".parse::<Ipv4Net>().unwrap_err().to_string(),
+            "`fd00::` in `fd00::/64` is not an IPv4 address"
+        );
+        assert!(matches!(
+            "10.0.0.0/x".parse::<Ipv4Net>(),
+            Err(SubnetError::NotPrefix { .. })
+        ));
         assert!(net("0.0.0.0/0").contains("1.2.3.4".parse().unwrap()));
     }
 
@@ -201,8 +228,16 @@ mod tests {
 
     #[test]
     fn pool_rules() {
-        assert!(SubnetPool::new(net("10.0.0.0/16"), 8).is_err());
-        assert!(SubnetPool::new(net("10.0.0.0/16"), 30).is_err());
+        assert_eq!(
+            SubnetPool::new(net("10.0.0.0/16"), 8)
+                .unwrap_err()
+                .to_string(),
+            "--subnet-size /8 is larger than the pool 10.0.0.0/16; use a prefix of at least /16"
+        );
+        assert_eq!(
+            SubnetPool::new(net("10.0.0.0/16"), 30),
+            Err(SubnetError::TooSmall(30))
+        );
         assert_eq!(SubnetPool::default().size, 24);
     }
 }

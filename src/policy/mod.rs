@@ -166,7 +166,7 @@ pub fn parse_config(
             c.check().map_err(|message| {
                 vec![PolicyConfigError {
                     path: "above".into(),
-                    message,
+                    message: message.to_string(),
                 }]
             })?;
             Ok(PolicyConfig::CpuPlacement(c))

@@ -428,9 +428,9 @@ impl Handler<super::PolicyControl> for CpuPlacement {
         match msg.op {
             super::PolicyOp::Get => {}
             super::PolicyOp::Set(super::PolicyConfig::CpuPlacement(c)) => {
-                c.check().map_err(|message| super::PolicyError::BadConfig {
+                c.check().map_err(|e| super::PolicyError::BadConfig {
                     key: "above".into(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 self.cfg = c;
                 self.push();
