@@ -11,8 +11,8 @@
 //! | [`blueprint`] | the YAML model, parsing with precise error positions, validation (pure: no actors, Docker or HTTP) |
 //! | [`enricher`] | actors deriving sensors from sensors: aggregate over members, rolling mean, rate |
 //! | [`protocol`] | the entity protocol (a leaf): references, sensors, events, `Invoke`, `Subscribe`, lifecycle, the sensor board, effector errors, the clock |
-| [`wire`] | the REST API's JSON types, shared by the server, the CLI, `drover chaos` and the tests (a leaf) |
-| [`entity`] | one actor per managed thing: application, cluster, container; sensors, lifecycle, effectors |
+//! | [`wire`] | the REST API's JSON types, shared by the server, the CLI, `drover chaos` and the tests (a leaf) |
+//! | [`entity`] | one actor per managed thing: application, cluster, container; sensors, lifecycle, effectors |
 //! | [`host`] | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
 //! | [`activity`] | the record of effector calls, policy decisions and events |
 //! | [`lb`] | the built-in TCP load balancer entity and its proxy |

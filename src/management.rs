@@ -257,7 +257,7 @@ impl Management {
             id: id.to_string(),
             location: rec.blueprint.location.clone(),
             state: root.map(|r| r.view.state).unwrap_or(Lifecycle::Stopped),
-            entities: self.entities.keys().filter(|r| r.app == id).count(),
+            entity_count: self.entities.keys().filter(|r| r.app == id).count(),
             created_ms: rec.created_ms,
         }
     }

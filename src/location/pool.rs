@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde::Serialize;
 use serde_json::json;
 
 use super::config::{LocationConfig, ProvisionerKind};
@@ -113,30 +112,7 @@ pub struct Release {
 #[rtype(result = "PoolView")]
 pub struct GetPool;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolView {
-    pub location: String,
-    pub hosts: Vec<PoolHostView>,
-    pub headroom: placement::Headroom,
-    pub provisioning: bool,
-    pub waiting: usize,
-    pub decisions: Vec<String>,
-    pub events: Vec<String>,
-    /// The CPU placement policy's view (watched containers, moves).
-    pub placement: PlacementView,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolHostView {
-    pub name: String,
-    pub address: String,
-    /// `running`, `on-fire`, `decommissioning`.
-    pub state: String,
-    pub provisioned: bool,
-    /// Sensors: `host.cpus`, `host.memory_bytes`, `host.containers`,
-    /// `host.reserved.cpus`, `host.reserved.memory_bytes`, `host.cpu.usage`.
-    pub sensors: BTreeMap<String, serde_json::Value>,
-}
+pub use crate::wire::{PoolHostView, PoolView};
 
 /// The engines of a pool, for the orphan sweep.
 #[derive(Message)]
