@@ -271,7 +271,6 @@ pub struct ErrorBody {
     pub errors: Vec<BlueprintError>,
 }
 
-
 impl ErrorBody {
     /// An error with a message only.
     pub fn message(error: impl Into<String>) -> ErrorBody {

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use serde_yaml::Value;
 
-use super::{ok, print_json, CliError, Client, Output};
+use super::output::{print_json, text};
+use super::{send_blueprint, CliError, Client, Output};
 use crate::compose::{self, Untranslated};
+use crate::outln;
 
 /// A blueprint ready to send.
 pub struct Prepared {
@@ -19,6 +21,8 @@ pub struct Prepared {
     pub text: String,
     /// The application name.
     pub name: String,
+    /// What the service's errors name: the user's file as given.
+    pub file: String,
     /// Compose keys not translated (empty for a blueprint).
     pub untranslated: Vec<Untranslated>,
     pub from_compose: bool,
@@ -58,28 +62,27 @@ pub fn prepare(file: &str, name: Option<&str>) -> Result<Prepared, CliError> {
             }
         }
         let yaml = t.yaml();
-        crate::blueprint::parse_blueprint(&format!("{file} (translated from compose)"), &yaml)
+        let label = format!("{file} (translated from compose)");
+        crate::blueprint::parse_blueprint(&label, &yaml)
             .map_err(|e| CliError::Invalid(format!("{e}\nthe translated blueprint:\n{yaml}")))?;
         return Ok(Prepared {
             text: yaml,
             name: t.name,
+            file: label,
             untranslated: t.untranslated,
             from_compose: true,
         });
     }
-    // Validate locally first so errors name the user's file, not `<request>`.
-    let bp = crate::blueprint::parse_blueprint(&text_name(file), &text)
+    // Validate locally first: no round trip for a typo.
+    let bp = crate::blueprint::parse_blueprint(file, &text)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     Ok(Prepared {
         text: absolute_contexts(&text, &base),
         name: bp.name,
+        file: file.to_string(),
         untranslated: Vec::new(),
         from_compose: false,
     })
-}
-
-fn text_name(file: &str) -> String {
-    file.to_string()
 }
 
 /// Rewrites relative `build` contexts (services[*].build,
@@ -149,8 +152,7 @@ pub fn import_compose(
         )));
     }
     let id = if deploy {
-        let body = ok(c.post("/v1/applications", "application/yaml", &p.text)?)?;
-        body.get("id").and_then(|v| v.as_str()).map(str::to_string)
+        Some(send_blueprint(c, &p)?.id)
     } else {
         None
     };
@@ -168,8 +170,8 @@ pub fn import_compose(
         Output::Text => {
             warn_untranslated(&p.untranslated);
             match id {
-                Some(id) => println!("deployed application `{id}`"),
-                None => print!("{}", p.text),
+                Some(id) => outln!("deployed application `{id}`"),
+                None => text(&p.text),
             }
         }
     }
