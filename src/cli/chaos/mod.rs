@@ -14,19 +14,20 @@
 //! same seed gives the same schedule and, against the same sequence of
 //! application states, the same victims.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
+mod probe;
+mod report;
 mod tree;
 
-use super::{error_text, Answer, CliError, Client, Output};
-use crate::outln;
+use super::{error_text, Answer, CliError, Client};
 use crate::wire::{AppDetail, ChaosFault};
+use probe::{probe_loop, ProbeStats};
+pub use report::print_report;
 use tree::{candidates, load_balancers, resolve_target, summarise, victim_back};
 pub use tree::{full_health, recovered};
 
@@ -243,96 +244,6 @@ pub struct ChaosReport {
     pub longest_outage_seconds: f64,
     pub converged: bool,
     pub convergence_detail: String,
-}
-
-// ---------------------------------------------------------------------------
-// Probing.
-
-/// Whether an HTTP status line is `HTTP/1.x 200`.
-fn status_line_ok(line: &[u8]) -> bool {
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end().split(' ');
-    parts.next().is_some_and(|v| v.starts_with("HTTP/1.")) && parts.next() == Some("200")
-}
-
-/// One probe: a new connection, one request, success iff the answer is 200.
-fn probe_once(addr: &SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(addr, PROBE_TIMEOUT) else {
-        return false;
-    };
-    if stream.set_read_timeout(Some(PROBE_TIMEOUT)).is_err()
-        || stream.set_write_timeout(Some(PROBE_TIMEOUT)).is_err()
-    {
-        return false;
-    }
-    if stream.write_all(PROBE_REQUEST).is_err() {
-        return false;
-    }
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    let mut buf: Vec<u8> = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    let ok = loop {
-        if let Some(end) = buf.iter().position(|b| *b == b'\n') {
-            break status_line_ok(&buf[..end]);
-        }
-        if buf.len() > 8192 || Instant::now() >= deadline {
-            return false;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    };
-    // Read the rest (bounded) so the server is not answered with a reset.
-    let mut drained = buf.len();
-    while ok && drained < PROBE_DRAIN_LIMIT && Instant::now() < deadline {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => drained += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    ok
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct ProbeStats {
-    total: u64,
-    failed: u64,
-    longest_outage: Duration,
-}
-
-/// Probes `addr` every [`PROBE_EVERY`] until `stop`, at least once.
-fn probe_loop(addr: SocketAddr, stop: &AtomicBool) -> ProbeStats {
-    let mut stats = ProbeStats::default();
-    let mut outage_since: Option<Instant> = None;
-    let mut last_end;
-    loop {
-        let begin = Instant::now();
-        let ok = probe_once(&addr);
-        let end = Instant::now();
-        stats.total += 1;
-        if ok {
-            if let Some(since) = outage_since.take() {
-                stats.longest_outage = stats.longest_outage.max(end.duration_since(since));
-            }
-        } else {
-            stats.failed += 1;
-            outage_since.get_or_insert(begin);
-        }
-        last_end = end;
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        sleep_until(begin + PROBE_EVERY);
-    }
-    if let Some(since) = outage_since {
-        stats.longest_outage = stats.longest_outage.max(last_end.duration_since(since));
-    }
-    stats
 }
 
 fn sleep_until(t: Instant) {
@@ -677,92 +588,6 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
     })
 }
 
-fn seconds(v: Option<f64>) -> String {
-    v.map(|s| format!("{s:.3}s"))
-        .unwrap_or_else(|| "-".to_string())
-}
-
-/// Prints the report: a summary table in text, the report itself in JSON.
-pub fn print_report(report: &ChaosReport, out: Output) {
-    if out == Output::Json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
-        return;
-    }
-    outln!(
-        "chaos on `{}`: {} of {} faults injected in {:.1}s (seed {})",
-        report.application,
-        report.faults_injected,
-        report.faults.len(),
-        report.duration_seconds,
-        report.seed
-    );
-    if !report.faults.is_empty() {
-        outln!();
-        outln!(
-            "{:>4} {:>9} {:<6} {:<28} RECOVERY",
-            "#",
-            "AT",
-            "FAULT",
-            "TARGET"
-        );
-        for (i, f) in report.faults.iter().enumerate() {
-            let recovery = match (&f.error, f.mttr_seconds) {
-                (Some(e), _) => format!("error: {e}"),
-                (None, Some(s)) => format!("{s:.3}s"),
-                (None, None) => "not recovered".to_string(),
-            };
-            outln!(
-                "{:>4} {:>8.2}s {:<6} {:<28} {}",
-                i + 1,
-                f.at_seconds,
-                f.fault.as_str(),
-                f.target,
-                recovery
-            );
-        }
-    }
-    let recovered = report
-        .faults
-        .iter()
-        .filter(|f| f.mttr_seconds.is_some())
-        .count();
-    outln!();
-    outln!(
-        "{:<18} {recovered} of {} recovered",
-        "recovery",
-        report.faults_injected
-    );
-    outln!(
-        "{:<18} p50 {}  p99 {}  max {}",
-        "MTTR",
-        seconds(report.mttr_p50_seconds),
-        seconds(report.mttr_p99_seconds),
-        seconds(report.mttr_max_seconds)
-    );
-    outln!(
-        "{:<18} {:.3}% of {} probes succeeded ({} failed)",
-        "availability",
-        report.probe_success_rate * 100.0,
-        report.probes_total,
-        report.probes_failed
-    );
-    outln!(
-        "{:<18} {:.3}s",
-        "longest outage",
-        report.longest_outage_seconds
-    );
-    outln!(
-        "{:<18} {}: {}",
-        "converged",
-        if report.converged { "yes" } else { "NO" },
-        report.convergence_detail
-    );
-    outln!("{:<18} --seed {}", "repeat with", report.seed);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -887,19 +712,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn status_lines() {
-        assert!(status_line_ok(b"HTTP/1.1 200 OK\r"));
-        assert!(status_line_ok(b"HTTP/1.0 200"));
-        assert!(!status_line_ok(b"HTTP/1.1 503 Service Unavailable\r"));
-        assert!(!status_line_ok(b"HTTP/1.1 2000 OK"));
-        assert!(!status_line_ok(b"HTTP/2 200"));
-        assert!(!status_line_ok(b""));
-    }
-
     // -- An end-to-end run against a fake service -------------------------
 
-    use std::net::TcpListener;
+    use crate::cli::Output;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
 
     /// A fake drover: one cluster `web` of two members, killed members go
