@@ -223,3 +223,28 @@ fn the_application_summary_counts_entities_once() {
     let (status, _) = d.delete(&format!("/v1/applications/{app}"));
     assert_eq!(status, 204);
 }
+
+#[test]
+fn every_listing_reads_as_its_wire_type() {
+    use drover::wire::{Activity, Health, HostView, PoolView, PresetList};
+    let d = Drover::start();
+    let get = |path: &str| {
+        let (status, body) = d.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    };
+    assert_eq!(decode::<Health>(get("/healthz")).status, "ok");
+    let hosts: Vec<HostView> = decode(get("/v1/hosts"));
+    assert!(!hosts.is_empty());
+    let _: Vec<PoolView> = decode(get("/v1/locations"));
+    let _: PresetList = decode(get("/v1/presets"));
+    let _: Vec<Activity> = decode(get("/v1/activities"));
+    let _: Vec<AppSummary> = decode(get("/v1/applications"));
+    // And the CLI's tables render them.
+    for args in [["hosts"], ["locations"], ["ls"], ["activities"]] {
+        let run = d.cli(&args);
+        assert!(run.ok, "{run:?}");
+    }
+    let run = d.cli(&["hosts"]);
+    assert!(run.stdout.contains("MEMORY"), "{run:?}");
+}
