@@ -187,10 +187,13 @@ enum Command {
 }
 
 fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Colour only for a person at a terminal: a file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -350,11 +353,13 @@ fn workload_image(docker: &str, out: Output) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         match out {
-            Output::Json => println!(
+            Output::Json => drover::outln!(
                 "{}",
                 serde_json::json!({ "image": drover::host::workload::WORKLOAD_IMAGE, "id": id })
             ),
-            Output::Text => println!("built {} ({id})", drover::host::workload::WORKLOAD_IMAGE),
+            Output::Text => {
+                drover::outln!("built {} ({id})", drover::host::workload::WORKLOAD_IMAGE)
+            }
         }
         Ok(())
     })

@@ -3,14 +3,20 @@
 //! `drover chaos` and the tests read them, so the compiler checks both
 //! sides of every route.
 //!
-//! A leaf beside [`crate::protocol`]: it imports only the protocol's and the
-//! blueprint's types.
+//! A leaf beside [`crate::protocol`]: it imports only the protocol's, the
+//! blueprint's and the (pure) placement model's types.
+//!
+//! `serde_json::Value` appears only where a value is dynamic by nature: a
+//! sensor's value, effector arguments and results, a policy's config and
+//! memory.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::blueprint::{Blueprint, BlueprintError};
+use crate::placement::rebalance::RebalanceMemory;
+use crate::placement::Headroom;
 use crate::protocol::{EntityKind, Lifecycle, SensorValue};
 
 /// The management actor's view of one entity.
@@ -31,8 +37,9 @@ pub struct AppSummary {
     pub id: String,
     pub location: String,
     pub state: Lifecycle,
-    /// How many entities the application has (its tree is `entities` in
-    /// [`AppDetail`]).
+    /// How many entities the application has (the tree is `entities` in
+    /// [`AppDetail`]; one name per meaning, so the flattened detail has
+    /// no duplicate key).
     pub entity_count: usize,
     pub created_ms: u64,
 }
@@ -48,6 +55,29 @@ pub struct AppDetail {
     pub latest_activities: BTreeMap<String, Activity>,
 }
 
+impl EntityView {
+    /// A sensor's value, if the entity publishes it.
+    pub fn sensor(&self, name: &str) -> Option<&serde_json::Value> {
+        self.sensors.get(name).map(|s| &s.value)
+    }
+
+    pub fn sensor_str(&self, name: &str) -> Option<&str> {
+        self.sensor(name).and_then(|v| v.as_str())
+    }
+
+    pub fn sensor_u64(&self, name: &str) -> Option<u64> {
+        self.sensor(name).and_then(|v| v.as_u64())
+    }
+}
+
+impl AppDetail {
+    /// The entity with this id.
+    pub fn entity(&self, id: &str) -> Option<&EntityView> {
+        self.entities.iter().find(|e| e.id == id)
+    }
+}
+
+/// A row of `GET /v1/hosts`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostView {
     pub name: String,
@@ -117,9 +147,118 @@ impl Activity {
     }
 }
 
+/// The kinds of [`Activity`], the values `GET /v1/activities?kind=` takes.
+pub const ACTIVITY_KINDS: [&str; 3] = ["effector", "policy", "event"];
+
+/// The answer of `POST /v1/applications` (201).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Created {
+    pub id: String,
+}
+
+/// The answer of `POST .../effectors/{effector}`: whatever the effector
+/// returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EffectorResult {
+    pub result: serde_json::Value,
+}
+
+/// `GET .../entities/{entity}/sensors`.
+pub type Sensors = BTreeMap<String, SensorValue>;
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+/// What `GET .../policies/{policy}` shows (and each row of `GET
+/// .../policies`; `PUT`, `start` and `stop` answer it too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub name: String,
+    pub kind: String,
+    pub running: bool,
+    /// The kind's config keys.
+    pub config: serde_json::Value,
+    /// What the policy remembers (history, backoff), for operators.
+    pub state: serde_json::Value,
+}
+
+/// `GET /v1/presets`: the policy presets directory and what it holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresetList {
+    pub dir: String,
+    pub presets: Vec<PresetView>,
+    /// Preset name → why it did not load.
+    #[serde(default)]
+    pub errors: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresetView {
+    pub name: String,
+    pub kind: Option<String>,
+    pub description: Option<String>,
+    pub config: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// A row of `GET /v1/locations`: a host pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolView {
+    pub location: String,
+    pub hosts: Vec<PoolHostView>,
+    pub headroom: Headroom,
+    pub provisioning: bool,
+    pub waiting: usize,
+    pub decisions: Vec<String>,
+    pub events: Vec<String>,
+    /// The CPU placement policy's view (watched containers, moves).
+    pub placement: PlacementView,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolHostView {
+    pub name: String,
+    pub address: String,
+    /// `running`, `on-fire`, `decommissioning`, `draining`, `cordoned`.
+    pub state: String,
+    pub provisioned: bool,
+    /// Sensors: `host.cpus`, `host.memory_bytes`, `host.containers`,
+    /// `host.reserved.cpus`, `host.reserved.memory_bytes`, `host.cpu.usage`.
+    pub sensors: BTreeMap<String, serde_json::Value>,
+}
+
+/// The CPU placement policy of a pool, as `GET /v1/locations` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, actix::MessageResponse)]
+pub struct PlacementView {
+    /// Containers watched for CPU moves, as `app/entity@host`.
+    pub watched: Vec<String>,
+    pub memory: RebalanceMemory,
+    pub recent_moves: Vec<String>,
+}
+
+/// The answer of `POST /v1/locations/{location}/hosts/{host}/drain|uncordon`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostOpAnswer {
+    pub host: String,
+    pub state: String,
+    pub containers: usize,
+}
+
+/// `POST /v1/chaos/faults`: `drover chaos` reports each fault it injects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosFault {
+    pub application: String,
+    pub entity: String,
+    pub fault: String,
+}
+
 /// The JSON body of every error answer. Blueprint errors carry the position
 /// of the first error and the full list in `errors`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,3 +271,15 @@ pub struct ErrorBody {
     pub errors: Vec<BlueprintError>,
 }
 
+impl ErrorBody {
+    /// An error with a message only.
+    pub fn message(error: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: error.into(),
+            line: None,
+            column: None,
+            path: None,
+            errors: vec![],
+        }
+    }
+}

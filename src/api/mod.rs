@@ -3,10 +3,12 @@
 //! Handlers only translate HTTP to management messages and back; every
 //! decision lives in the actors.
 
+mod errors;
+
 use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::blueprint::BlueprintErrors;
 use crate::management::{
@@ -15,7 +17,8 @@ use crate::management::{
     PolicyRequest, PolicyRequestOp,
 };
 
-pub use crate::wire::ErrorBody;
+use crate::wire::{ChaosFault, EffectorResult, Health, ACTIVITY_KINDS};
+pub use crate::wire::{Created, ErrorBody};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -87,63 +90,74 @@ impl ResponseError for ApiError {
 
 type Mgmt = web::Data<Addr<Management>>;
 
-/// Mounts every route.
+/// Mounts every route. Every error answer is JSON `{error}`, including
+/// those actix-web makes itself: an unknown route (404), a method a route
+/// does not take (405), a body over the limit (413), an unreadable body.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/metrics", web::get().to(metrics))
-        .service(
-            web::scope("/v1")
-                .route("/applications", web::post().to(deploy))
-                .route("/applications", web::get().to(list_apps))
-                .route("/applications/{app}", web::get().to(get_app))
-                .route("/applications/{app}", web::delete().to(destroy))
-                .route("/applications/{app}/entities", web::get().to(entities))
-                .route(
-                    "/applications/{app}/entities/{entity}/sensors",
-                    web::get().to(sensors),
-                )
-                .route(
-                    "/applications/{app}/entities/{entity}/effectors/{effector}",
-                    web::post().to(invoke),
-                )
-                .route(
-                    "/applications/{app}/entities/{entity}/policies",
-                    web::get().to(policies_list),
-                )
-                .route(
-                    "/applications/{app}/entities/{entity}/policies/{policy}",
-                    web::get().to(policy_get),
-                )
-                .route(
-                    "/applications/{app}/entities/{entity}/policies/{policy}",
-                    web::put().to(policy_put),
-                )
-                .route(
-                    "/applications/{app}/entities/{entity}/policies/{policy}/start",
-                    web::post().to(policy_start),
-                )
-                .route(
-                    "/applications/{app}/entities/{entity}/policies/{policy}/stop",
-                    web::post().to(policy_stop),
-                )
-                .route("/presets", web::get().to(presets))
-                .route("/hosts", web::get().to(hosts))
-                .route("/locations", web::get().to(locations))
-                .route(
-                    "/locations/{location}/hosts/{host}/drain",
-                    web::post().to(host_drain),
-                )
-                .route(
-                    "/locations/{location}/hosts/{host}/uncordon",
-                    web::post().to(host_uncordon),
-                )
-                .route("/activities", web::get().to(activities))
-                .route("/chaos/faults", web::post().to(chaos_fault)),
-        );
+    cfg.default_service(web::to(errors::no_route)).service(
+        // One resource per path, so a wrong method is a 405, not a 404.
+        web::scope("")
+            .wrap(errors::json_errors())
+            .default_service(web::to(errors::no_route))
+            .service(web::resource("/healthz").get(healthz))
+            .service(web::resource("/metrics").get(metrics))
+            .service(
+                web::scope("/v1")
+                    .service(web::resource("/applications").post(deploy).get(list_apps))
+                    .service(
+                        web::resource("/applications/{app}")
+                            .get(get_app)
+                            .delete(destroy),
+                    )
+                    .service(web::resource("/applications/{app}/entities").get(entities))
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/sensors").get(sensors),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/effectors/{effector}")
+                            .post(invoke),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/policies")
+                            .get(policies_list),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/policies/{policy}")
+                            .get(policy_get)
+                            .put(policy_put),
+                    )
+                    .service(
+                        web::resource(
+                            "/applications/{app}/entities/{entity}/policies/{policy}/start",
+                        )
+                        .post(policy_start),
+                    )
+                    .service(
+                        web::resource(
+                            "/applications/{app}/entities/{entity}/policies/{policy}/stop",
+                        )
+                        .post(policy_stop),
+                    )
+                    .service(web::resource("/presets").get(presets))
+                    .service(web::resource("/hosts").get(hosts))
+                    .service(web::resource("/locations").get(locations))
+                    .service(
+                        web::resource("/locations/{location}/hosts/{host}/drain").post(host_drain),
+                    )
+                    .service(
+                        web::resource("/locations/{location}/hosts/{host}/uncordon")
+                            .post(host_uncordon),
+                    )
+                    .service(web::resource("/activities").get(activities))
+                    .service(web::resource("/chaos/faults").post(chaos_fault)),
+            ),
+    );
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    })
 }
 
 async fn metrics(m: Mgmt) -> Result<HttpResponse, ApiError> {
@@ -153,17 +167,22 @@ async fn metrics(m: Mgmt) -> Result<HttpResponse, ApiError> {
         .body(text))
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct Created {
-    pub id: String,
+/// `POST /v1/applications?file=shop.yml`: the file the blueprint came
+/// from, named in its errors (`<request>` when not given).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployQuery {
+    file: Option<String>,
 }
 
-async fn deploy(m: Mgmt, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn deploy(m: Mgmt, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<DeployQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad deploy query: {e}; use file=NAME")))?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
     let id = m
         .send(Deploy {
-            file: "<request>".into(),
+            file: blueprint_file_name(query.into_inner().file),
             text: text.to_string(),
         })
         .await?
@@ -174,6 +193,14 @@ async fn deploy(m: Mgmt, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Created()
         .append_header(("Location", format!("/v1/applications/{id}")))
         .json(Created { id }))
+}
+
+/// What a deployed blueprint's errors call it: the client's file name,
+/// else `<request>`.
+fn blueprint_file_name(file: Option<String>) -> String {
+    file.map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "<request>".into())
 }
 
 async fn list_apps(m: Mgmt) -> Result<HttpResponse, ApiError> {
@@ -225,7 +252,7 @@ async fn invoke(
             args,
         })
         .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "result": result })))
+    Ok(HttpResponse::Ok().json(EffectorResult { result }))
 }
 
 async fn hosts(m: Mgmt) -> Result<HttpResponse, ApiError> {
@@ -265,15 +292,23 @@ async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError>
             "bad activity filter: {e}; use application, entity, kind, name, limit"
         ))
     })?;
-    Ok(HttpResponse::Ok().json(m.send(ListActivities(filter.into_inner())).await?))
+    let filter = filter.into_inner();
+    if let Some(kind) = &filter.kind {
+        check_activity_kind(kind)?;
+    }
+    Ok(HttpResponse::Ok().json(m.send(ListActivities(filter)).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChaosFault {
-    application: String,
-    entity: String,
-    fault: String,
+/// An unknown kind would match nothing: say which kinds there are.
+fn check_activity_kind(kind: &str) -> Result<(), ApiError> {
+    if ACTIVITY_KINDS.contains(&kind) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "unknown activity kind `{kind}`; kinds: {}",
+            ACTIVITY_KINDS.join(", ")
+        )))
+    }
 }
 
 /// `drover chaos` reports each fault it injects, for the metrics.
@@ -365,4 +400,29 @@ async fn policy_stop(
 
 async fn presets(m: Mgmt) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(m.send(ListPresets).await??))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_kinds_are_checked() {
+        for k in ACTIVITY_KINDS {
+            assert!(check_activity_kind(k).is_ok());
+        }
+        let e = check_activity_kind("bogus").unwrap_err();
+        assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.to_string(),
+            "unknown activity kind `bogus`; kinds: effector, policy, event"
+        );
+    }
+
+    #[test]
+    fn deploys_name_the_client_file() {
+        assert_eq!(blueprint_file_name(Some("shop.yml".into())), "shop.yml");
+        assert_eq!(blueprint_file_name(Some(" ".into())), "<request>");
+        assert_eq!(blueprint_file_name(None), "<request>");
+    }
 }

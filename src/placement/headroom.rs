@@ -42,7 +42,7 @@ impl HeadroomVerdict {
 }
 
 /// The pool's capacity against its headroom.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Headroom {
     pub hosts: u32,
     pub possible: u32,

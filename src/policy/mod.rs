@@ -219,16 +219,7 @@ pub enum PolicyOp {
     Stop,
 }
 
-/// What `GET .../policies/{policy}` shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyStatus {
-    pub name: String,
-    pub kind: String,
-    pub running: bool,
-    pub config: serde_json::Value,
-    /// What the policy remembers (history, backoff), for operators.
-    pub state: serde_json::Value,
-}
+pub use crate::wire::PolicyStatus;
 
 impl PolicyStatus {
     pub fn of(

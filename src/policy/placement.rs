@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::blueprint::{PlacementSpec, RebalanceSpec};
 use crate::host::usage::HostSensors;
@@ -90,13 +89,7 @@ pub struct HostDown {
 #[rtype(result = "PlacementView")]
 pub struct GetPlacement;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, MessageResponse)]
-pub struct PlacementView {
-    /// Containers watched for CPU moves, as `app/entity@host`.
-    pub watched: Vec<String>,
-    pub memory: RebalanceMemory,
-    pub recent_moves: Vec<String>,
-}
+pub use crate::wire::PlacementView;
 
 /// Where the policy's memory is saved.
 #[derive(Debug, Clone, Message)]

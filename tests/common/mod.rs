@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use drover::wire::{AppDetail, Created, EntityView, ErrorBody};
 use serde_json::Value;
 
 /// Panics (never skips) when the engine is missing: these tests exist to
@@ -163,10 +164,7 @@ impl Drover {
     pub fn deploy(&self, yaml: &str) -> String {
         let (status, body) = self.post("/v1/applications", yaml);
         assert_eq!(status, 201, "deploy answered {status}: {body}");
-        body["id"]
-            .as_str()
-            .expect("id in deploy answer")
-            .to_string()
+        decode::<Created>(body).id
     }
 
     pub fn invoke(&self, app: &str, entity: &str, effector: &str, args: Value) -> (u16, Value) {
@@ -185,6 +183,34 @@ impl Drover {
         let (status, body) = self.get(&format!("/v1/applications/{app}"));
         assert_eq!(status, 200, "GET application {app}: {body}");
         body
+    }
+
+    /// `GET /v1/applications/{app}`, typed.
+    pub fn app_detail(&self, app: &str) -> AppDetail {
+        decode(self.app(app))
+    }
+
+    /// One entity of the application's tree, typed.
+    pub fn entity_view(&self, app: &str, entity: &str) -> Option<EntityView> {
+        self.app_detail(app)
+            .entities
+            .into_iter()
+            .find(|e| e.id == entity)
+    }
+
+    /// Runs a client command of the `drover` binary against this drover.
+    pub fn cli(&self, args: &[&str]) -> CliRun {
+        let out = Command::new(drover_bin())
+            .args(args)
+            .env("DROVER_URL", &self.url)
+            .output()
+            .expect("drover runs");
+        CliRun {
+            ok: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     pub fn entity(&self, app: &str, entity: &str) -> Value {
@@ -206,14 +232,12 @@ impl Drover {
 
     /// Waits until the application's root entity and every entity run.
     pub fn wait_running(&self, app: &str, deadline: Duration) -> Value {
+        use drover::protocol::Lifecycle;
         wait_for(deadline, &format!("application {app} running"), || {
-            let d = self.app(app);
-            let all = d["entities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|e| e["state"] == "running");
-            (d["state"] == "running" && all).then_some(d)
+            let v = self.app(app);
+            let d: AppDetail = decode(v.clone());
+            let all = d.entities.iter().all(|e| e.state == Lifecycle::Running);
+            (d.summary.state == Lifecycle::Running && all).then_some(v)
         })
     }
 
@@ -241,6 +265,30 @@ impl Drop for Drover {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a client command did.
+#[derive(Debug)]
+pub struct CliRun {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// An answer's body as its wire type (panics naming the body if it is not).
+pub fn decode<T: serde::de::DeserializeOwned>(body: Value) -> T {
+    serde_json::from_value(body.clone()).unwrap_or_else(|e| {
+        panic!(
+            "the answer is not a {}: {e}: {body}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// An error answer's `{error}` body.
+pub fn error_body(body: Value) -> ErrorBody {
+    decode(body)
 }
 
 /// Polls `f` until it returns `Some`, or panics naming `what` after `deadline`.

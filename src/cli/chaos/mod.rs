@@ -14,17 +14,22 @@
 //! same seed gives the same schedule and, against the same sequence of
 //! application states, the same victims.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
-use serde_json::{json, Value};
+mod probe;
+mod report;
+mod tree;
 
-use super::{error_text, Answer, CliError, Client, Output};
+use super::{error_text, Answer, CliError, Client};
+use crate::wire::{AppDetail, ChaosFault};
+use probe::{probe_loop, ProbeStats};
+pub use report::print_report;
+use tree::{candidates, load_balancers, resolve_target, summarise, victim_back};
+pub use tree::{full_health, recovered};
 
 /// A new probe starts this long after the previous one started.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
@@ -241,352 +246,6 @@ pub struct ChaosReport {
     pub convergence_detail: String,
 }
 
-// ---------------------------------------------------------------------------
-// The application tree.
-
-fn entity_list(app: &Value) -> &[Value] {
-    app.get("entities")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn text<'a>(e: &'a Value, key: &str) -> &'a str {
-    e.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn sensor<'a>(e: &'a Value, name: &str) -> Option<&'a Value> {
-    e.get("sensors").and_then(|s| s.get(name))
-}
-
-fn sensor_value<'a>(e: &'a Value, name: &str) -> Option<&'a Value> {
-    sensor(e, name)
-        .and_then(|s| s.get("value"))
-        .filter(|v| !v.is_null())
-}
-
-/// A number sensor that may also be published as a numeric string.
-fn sensor_u64(e: &Value, name: &str) -> Option<u64> {
-    let v = sensor_value(e, name)?;
-    v.as_u64()
-        .or_else(|| {
-            v.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
-                .map(|f| f as u64)
-        })
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-}
-
-fn find<'a>(app: &'a Value, id: &str) -> Option<&'a Value> {
-    entity_list(app).iter().find(|e| text(e, "id") == id)
-}
-
-fn ids_of_type(app: &Value, kind: &str) -> Vec<String> {
-    let mut ids: Vec<String> = entity_list(app)
-        .iter()
-        .filter(|e| text(e, "type") == kind)
-        .map(|e| text(e, "id").to_string())
-        .collect();
-    ids.sort();
-    ids
-}
-
-/// The members of the clusters: `(member id, cluster id, state)`.
-fn members(app: &Value) -> Vec<(String, String, String)> {
-    let clusters = ids_of_type(app, "cluster");
-    let mut out: Vec<(String, String, String)> = entity_list(app)
-        .iter()
-        .filter(|e| text(e, "type") == "container")
-        .filter_map(|e| {
-            let parent = e.get("parent").and_then(Value::as_str)?;
-            clusters.iter().any(|c| c == parent).then(|| {
-                (
-                    text(e, "id").to_string(),
-                    parent.to_string(),
-                    text(e, "state").to_string(),
-                )
-            })
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Whether the application is at full health: every entity `running` and
-/// every cluster's `group.size` equal to its `group.desired_size`. The error
-/// says what is still wrong.
-pub fn full_health(app: &Value) -> Result<(), String> {
-    let Some(list) = app.get("entities").and_then(Value::as_array) else {
-        return Err("the service listed no entities for the application".to_string());
-    };
-    if list.is_empty() {
-        return Err("the application has no entities".to_string());
-    }
-    let mut problems = Vec::new();
-    let not_running: Vec<String> = list
-        .iter()
-        .filter(|e| text(e, "state") != "running")
-        .map(|e| {
-            let state = text(e, "state");
-            format!(
-                "{} is {}",
-                text(e, "id"),
-                if state.is_empty() {
-                    "in no state"
-                } else {
-                    state
-                }
-            )
-        })
-        .collect();
-    if !not_running.is_empty() {
-        problems.push(summarise(&not_running, 5));
-    }
-    for c in list.iter().filter(|e| text(e, "type") == "cluster") {
-        let id = text(c, "id");
-        match (
-            sensor_u64(c, "group.size"),
-            sensor_u64(c, "group.desired_size"),
-        ) {
-            (Some(size), Some(desired)) if size == desired => {}
-            (Some(size), Some(desired)) => {
-                problems.push(format!("cluster {id} has {size} of {desired} members"))
-            }
-            _ => problems.push(format!(
-                "cluster {id} reports no group.size and group.desired_size"
-            )),
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
-fn summarise(items: &[String], at_most: usize) -> String {
-    if items.len() <= at_most {
-        items.join(", ")
-    } else {
-        format!(
-            "{} and {} more",
-            items[..at_most].join(", "),
-            items.len() - at_most
-        )
-    }
-}
-
-/// Whether the victim is back: gone from the tree (replaced), or its
-/// `service.up` is `true` with a timestamp after the fault (restarted).
-fn victim_back(app: &Value, victim: &str, injected_ms: u64) -> bool {
-    let Some(e) = find(app, victim) else {
-        return true;
-    };
-    let Some(up) = sensor(e, "service.up") else {
-        return false;
-    };
-    up.get("value") == Some(&Value::Bool(true))
-        && up
-            .get("timestamp_ms")
-            .and_then(Value::as_u64)
-            .is_some_and(|t| t > injected_ms)
-}
-
-/// Whether a fault injected into `victim` at `injected_ms` (ms since the
-/// epoch, the service's clock) has recovered in this application state: the
-/// application is at [`full_health`] and the victim either no longer exists
-/// (it was replaced) or reports `service.up` true since after the fault.
-pub fn recovered(app: &Value, victim: &str, injected_ms: u64) -> bool {
-    full_health(app).is_ok() && victim_back(app, victim, injected_ms)
-}
-
-/// What to fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    All,
-    Cluster(String),
-    Member(String),
-}
-
-impl Target {
-    fn covers(&self, member: &str, cluster: &str) -> bool {
-        match self {
-            Target::All => true,
-            Target::Cluster(c) => c == cluster,
-            Target::Member(m) => m == member,
-        }
-    }
-}
-
-fn resolve_target(app: &Value, app_id: &str, target: Option<&str>) -> Result<Target, CliError> {
-    let clusters = ids_of_type(app, "cluster");
-    let members = members(app);
-    let target = match target.map(str::trim).filter(|t| !t.is_empty()) {
-        None => Target::All,
-        Some(t) if clusters.iter().any(|c| c == t) => Target::Cluster(t.to_string()),
-        Some(t) if members.iter().any(|(m, _, _)| m == t) => Target::Member(t.to_string()),
-        Some(t) => {
-            let known = if clusters.is_empty() {
-                "it has no cluster".to_string()
-            } else {
-                format!("its clusters are {}", clusters.join(", "))
-            };
-            return Err(CliError::Invalid(format!(
-                "chaos target `{t}` is neither a cluster nor a cluster member of application `{app_id}`; {known}"
-            )));
-        }
-    };
-    if !members.iter().any(|(m, c, _)| target.covers(m, c)) {
-        let why = match &target {
-            Target::Cluster(c) => format!("cluster `{c}` of application `{app_id}` has no members to fault"),
-            _ => format!("application `{app_id}` has no cluster members to fault: chaos faults the containers of `type: cluster` services"),
-        };
-        return Err(CliError::Invalid(why));
-    }
-    Ok(target)
-}
-
-/// The running members the target covers.
-fn candidates(app: &Value, target: &Target) -> Vec<String> {
-    members(app)
-        .into_iter()
-        .filter(|(m, c, state)| state == "running" && target.covers(m, c))
-        .map(|(m, _, _)| m)
-        .collect()
-}
-
-/// The addresses of the application's load balancers: `(id, address)`.
-fn load_balancers(app: &Value, app_id: &str) -> Result<Vec<(String, SocketAddr)>, CliError> {
-    let lbs: Vec<&Value> = entity_list(app)
-        .iter()
-        .filter(|e| text(e, "type") == "load-balancer")
-        .collect();
-    if lbs.is_empty() {
-        return Err(CliError::Invalid(format!(
-            "application `{app_id}` has no load balancer: chaos probes through the application's load balancer; add a `type: load-balancer` service"
-        )));
-    }
-    let mut out = Vec::new();
-    for lb in lbs {
-        let id = text(lb, "id");
-        let address = sensor_value(lb, "lb.address").and_then(Value::as_str);
-        let port = sensor_u64(lb, "lb.port")
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0);
-        let (Some(address), Some(port)) = (address, port) else {
-            return Err(CliError::Failed(format!(
-                "load balancer `{id}` of application `{app_id}` publishes no lb.address and lb.port (it is {}); wait until it is running",
-                if text(lb, "state").is_empty() { "in no state" } else { text(lb, "state") }
-            )));
-        };
-        let addr = (address, port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                CliError::Failed(format!(
-                    "cannot resolve load balancer `{id}` at {address}:{port}: {e}"
-                ))
-            })?
-            .next()
-            .ok_or_else(|| {
-                CliError::Failed(format!(
-                    "load balancer `{id}` address {address}:{port} resolves to nothing"
-                ))
-            })?;
-        out.push((id.to_string(), addr));
-    }
-    Ok(out)
-}
-
-// ---------------------------------------------------------------------------
-// Probing.
-
-/// Whether an HTTP status line is `HTTP/1.x 200`.
-fn status_line_ok(line: &[u8]) -> bool {
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end().split(' ');
-    parts.next().is_some_and(|v| v.starts_with("HTTP/1.")) && parts.next() == Some("200")
-}
-
-/// One probe: a new connection, one request, success iff the answer is 200.
-fn probe_once(addr: &SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(addr, PROBE_TIMEOUT) else {
-        return false;
-    };
-    if stream.set_read_timeout(Some(PROBE_TIMEOUT)).is_err()
-        || stream.set_write_timeout(Some(PROBE_TIMEOUT)).is_err()
-    {
-        return false;
-    }
-    if stream.write_all(PROBE_REQUEST).is_err() {
-        return false;
-    }
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    let mut buf: Vec<u8> = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    let ok = loop {
-        if let Some(end) = buf.iter().position(|b| *b == b'\n') {
-            break status_line_ok(&buf[..end]);
-        }
-        if buf.len() > 8192 || Instant::now() >= deadline {
-            return false;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    };
-    // Read the rest (bounded) so the server is not answered with a reset.
-    let mut drained = buf.len();
-    while ok && drained < PROBE_DRAIN_LIMIT && Instant::now() < deadline {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => drained += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    ok
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct ProbeStats {
-    total: u64,
-    failed: u64,
-    longest_outage: Duration,
-}
-
-/// Probes `addr` every [`PROBE_EVERY`] until `stop`, at least once.
-fn probe_loop(addr: SocketAddr, stop: &AtomicBool) -> ProbeStats {
-    let mut stats = ProbeStats::default();
-    let mut outage_since: Option<Instant> = None;
-    let mut last_end;
-    loop {
-        let begin = Instant::now();
-        let ok = probe_once(&addr);
-        let end = Instant::now();
-        stats.total += 1;
-        if ok {
-            if let Some(since) = outage_since.take() {
-                stats.longest_outage = stats.longest_outage.max(end.duration_since(since));
-            }
-        } else {
-            stats.failed += 1;
-            outage_since.get_or_insert(begin);
-        }
-        last_end = end;
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        sleep_until(begin + PROBE_EVERY);
-    }
-    if let Some(since) = outage_since {
-        stats.longest_outage = stats.longest_outage.max(last_end.duration_since(since));
-    }
-    stats
-}
-
 fn sleep_until(t: Instant) {
     let now = Instant::now();
     if t > now {
@@ -626,10 +285,10 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// The error of a non-2xx answer.
 fn answer_error(a: &Answer) -> String {
-    if a.body.is_null() {
+    if a.text.trim().is_empty() {
         format!("HTTP {}", a.status)
     } else {
-        format!("HTTP {}: {}", a.status, error_text(&a.body))
+        format!("HTTP {}: {}", a.status, error_text(a.status, &a.text))
     }
 }
 
@@ -639,7 +298,8 @@ fn poll_loop(client: &Client, app_path: &str, shared: &Mutex<Shared>, stop: &Ato
     while !stop.load(Ordering::Relaxed) {
         let sent = Instant::now();
         if !lock(shared).pending.is_empty() {
-            if let Ok(app) = client.get_ok(app_path) {
+            if let Ok(app) = client.get_ok::<AppDetail>(app_path) {
+                let app = app.entities;
                 let seen = Instant::now();
                 if full_health(&app).is_ok() {
                     let mut guard = lock(shared);
@@ -695,7 +355,12 @@ fn inject(
         return;
     }
     // Record the fault for the service's metrics; older services lack the endpoint.
-    let body = json!({ "application": app, "entity": victim, "fault": kind.as_str() }).to_string();
+    let body = serde_json::to_string(&ChaosFault {
+        application: app.to_string(),
+        entity: victim.to_string(),
+        fault: kind.as_str().to_string(),
+    })
+    .unwrap_or_default();
     let problem = match client.post("/v1/chaos/faults", "application/json", &body) {
         Ok(a) if (200..300).contains(&a.status) || a.status == 404 => None,
         Ok(a) => Some(answer_error(&a)),
@@ -725,9 +390,9 @@ fn settle(
             (s.in_flight, s.pending.len())
         };
         let health = client
-            .get_ok(app_path)
+            .get_ok::<AppDetail>(app_path)
             .map_err(|e| format!("cannot read the application: {e}"))
-            .and_then(|app| full_health(&app));
+            .and_then(|app| full_health(&app.entities));
         // Faults may recover between the two reads: look again.
         let pending = pending.min(lock(shared).pending.len());
         if in_flight == 0 && pending == 0 && health.is_ok() {
@@ -804,8 +469,8 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
         ));
     }
     let app_id = opts.app.as_str();
-    let app_path = format!("/v1/applications/{app_id}");
-    let app = client.get_ok(&app_path)?;
+    let app_path = format!("/v1/applications/{}", super::query_value(app_id));
+    let app = client.get_ok::<AppDetail>(&app_path)?.entities;
     let lbs = load_balancers(&app, app_id)?;
     let target = resolve_target(&app, app_id, opts.target.as_deref())?;
     let plan = schedule(opts.seed, opts.duration, opts.interval, &opts.faults);
@@ -831,10 +496,10 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
             let kind = *kind;
             sleep_until(start + *offset);
             let choice = client
-                .get_ok(&app_path)
+                .get_ok::<AppDetail>(&app_path)
                 .map_err(|e| format!("cannot read the application: {e}"))
                 .and_then(|app| {
-                    pick_victim(&mut victims, &candidates(&app, &target))
+                    pick_victim(&mut victims, &candidates(&app.entities, &target))
                         .ok_or_else(|| "no running member to fault".to_string())
                 });
             let victim = match choice {
@@ -923,90 +588,10 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
     })
 }
 
-fn seconds(v: Option<f64>) -> String {
-    v.map(|s| format!("{s:.3}s"))
-        .unwrap_or_else(|| "-".to_string())
-}
-
-/// Prints the report: a summary table in text, the report itself in JSON.
-pub fn print_report(report: &ChaosReport, out: Output) {
-    if out == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
-        return;
-    }
-    println!(
-        "chaos on `{}`: {} of {} faults injected in {:.1}s (seed {})",
-        report.application,
-        report.faults_injected,
-        report.faults.len(),
-        report.duration_seconds,
-        report.seed
-    );
-    if !report.faults.is_empty() {
-        println!();
-        println!(
-            "{:>4} {:>9} {:<6} {:<28} RECOVERY",
-            "#", "AT", "FAULT", "TARGET"
-        );
-        for (i, f) in report.faults.iter().enumerate() {
-            let recovery = match (&f.error, f.mttr_seconds) {
-                (Some(e), _) => format!("error: {e}"),
-                (None, Some(s)) => format!("{s:.3}s"),
-                (None, None) => "not recovered".to_string(),
-            };
-            println!(
-                "{:>4} {:>8.2}s {:<6} {:<28} {}",
-                i + 1,
-                f.at_seconds,
-                f.fault.as_str(),
-                f.target,
-                recovery
-            );
-        }
-    }
-    let recovered = report
-        .faults
-        .iter()
-        .filter(|f| f.mttr_seconds.is_some())
-        .count();
-    println!();
-    println!(
-        "{:<18} {recovered} of {} recovered",
-        "recovery", report.faults_injected
-    );
-    println!(
-        "{:<18} p50 {}  p99 {}  max {}",
-        "MTTR",
-        seconds(report.mttr_p50_seconds),
-        seconds(report.mttr_p99_seconds),
-        seconds(report.mttr_max_seconds)
-    );
-    println!(
-        "{:<18} {:.3}% of {} probes succeeded ({} failed)",
-        "availability",
-        report.probe_success_rate * 100.0,
-        report.probes_total,
-        report.probes_failed
-    );
-    println!(
-        "{:<18} {:.3}s",
-        "longest outage", report.longest_outage_seconds
-    );
-    println!(
-        "{:<18} {}: {}",
-        "converged",
-        if report.converged { "yes" } else { "NO" },
-        report.convergence_detail
-    );
-    println!("{:<18} --seed {}", "repeat with", report.seed);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn secs(d: Duration) -> f64 {
         d.as_secs_f64()
@@ -1127,249 +712,11 @@ mod tests {
         }
     }
 
-    fn entity(id: &str, kind: &str, state: &str, parent: Option<&str>, sensors: Value) -> Value {
-        json!({ "id": id, "type": kind, "state": state, "parent": parent, "children": [], "sensors": sensors })
-    }
-
-    fn up(value: bool, ts: u64) -> Value {
-        json!({ "service.up": { "value": value, "timestamp_ms": ts } })
-    }
-
-    fn app_with(web1: Option<Value>, size: u64, desired: u64) -> Value {
-        let mut entities = vec![
-            entity("demo", "application", "running", None, json!({})),
-            entity(
-                "web",
-                "cluster",
-                "running",
-                Some("demo"),
-                json!({ "group.size": { "value": size, "timestamp_ms": 1 }, "group.desired_size": { "value": desired, "timestamp_ms": 1 } }),
-            ),
-            entity("web-2", "container", "running", Some("web"), up(true, 100)),
-            entity(
-                "lb",
-                "load-balancer",
-                "running",
-                Some("demo"),
-                json!({ "lb.address": { "value": "127.0.0.1", "timestamp_ms": 1 }, "lb.port": { "value": 8080, "timestamp_ms": 1 } }),
-            ),
-        ];
-        if let Some(w) = web1 {
-            entities.push(w);
-        }
-        json!({ "id": "demo", "state": "running", "entities": entities })
-    }
-
-    #[test]
-    fn full_health_says_what_is_wrong() {
-        assert_eq!(
-            full_health(&app_with(
-                Some(entity(
-                    "web-1",
-                    "container",
-                    "running",
-                    Some("web"),
-                    up(true, 5)
-                )),
-                2,
-                2
-            )),
-            Ok(())
-        );
-        let e = full_health(&app_with(
-            Some(entity(
-                "web-1",
-                "container",
-                "on-fire",
-                Some("web"),
-                up(false, 5),
-            )),
-            2,
-            2,
-        ))
-        .unwrap_err();
-        assert!(e.contains("web-1 is on-fire"), "{e}");
-        let e = full_health(&app_with(None, 1, 2)).unwrap_err();
-        assert!(e.contains("cluster web has 1 of 2 members"), "{e}");
-        let mut no_sizes = app_with(None, 1, 1);
-        no_sizes["entities"][1]["sensors"] = json!({});
-        assert!(full_health(&no_sizes).unwrap_err().contains("group.size"));
-        assert!(full_health(&json!({ "id": "demo" })).is_err());
-        assert!(full_health(&json!({ "id": "demo", "entities": [] })).is_err());
-    }
-
-    #[test]
-    fn recovery_predicate() {
-        let injected = 1_000;
-        // Replaced: the victim is gone and the cluster is back at size.
-        assert!(recovered(&app_with(None, 1, 1), "web-1", injected));
-        // Gone but the cluster is short: not yet.
-        assert!(!recovered(&app_with(None, 1, 2), "web-1", injected));
-        // Restarted in place: service.up true since after the fault.
-        assert!(recovered(
-            &app_with(
-                Some(entity(
-                    "web-1",
-                    "container",
-                    "running",
-                    Some("web"),
-                    up(true, 1_500)
-                )),
-                2,
-                2
-            ),
-            "web-1",
-            injected
-        ));
-        // Still up from before the fault: the fault has not even been seen.
-        assert!(!recovered(
-            &app_with(
-                Some(entity(
-                    "web-1",
-                    "container",
-                    "running",
-                    Some("web"),
-                    up(true, 900)
-                )),
-                2,
-                2
-            ),
-            "web-1",
-            injected
-        ));
-        assert!(!recovered(
-            &app_with(
-                Some(entity(
-                    "web-1",
-                    "container",
-                    "running",
-                    Some("web"),
-                    up(true, 1_000)
-                )),
-                2,
-                2
-            ),
-            "web-1",
-            injected
-        ));
-        // Down since after the fault.
-        assert!(!recovered(
-            &app_with(
-                Some(entity(
-                    "web-1",
-                    "container",
-                    "running",
-                    Some("web"),
-                    up(false, 1_500)
-                )),
-                2,
-                2
-            ),
-            "web-1",
-            injected
-        ));
-        // Up again, but not running yet.
-        assert!(!recovered(
-            &app_with(
-                Some(entity(
-                    "web-1",
-                    "container",
-                    "starting",
-                    Some("web"),
-                    up(true, 1_500)
-                )),
-                2,
-                2
-            ),
-            "web-1",
-            injected
-        ));
-        // No service.up at all.
-        assert!(!recovered(
-            &app_with(
-                Some(entity(
-                    "web-1",
-                    "container",
-                    "running",
-                    Some("web"),
-                    json!({})
-                )),
-                2,
-                2
-            ),
-            "web-1",
-            injected
-        ));
-    }
-
-    #[test]
-    fn targets_and_candidates() {
-        let mut app = app_with(
-            Some(entity(
-                "web-1",
-                "container",
-                "starting",
-                Some("web"),
-                up(false, 5),
-            )),
-            2,
-            2,
-        );
-        app["entities"].as_array_mut().unwrap().push(entity(
-            "db",
-            "container",
-            "running",
-            Some("demo"),
-            json!({}),
-        ));
-        assert_eq!(candidates(&app, &Target::All), vec!["web-2".to_string()]);
-        assert_eq!(
-            resolve_target(&app, "demo", Some("web")).unwrap(),
-            Target::Cluster("web".into())
-        );
-        assert_eq!(
-            resolve_target(&app, "demo", Some("web-1")).unwrap(),
-            Target::Member("web-1".into())
-        );
-        assert_eq!(
-            candidates(&app, &Target::Member("web-1".into())),
-            Vec::<String>::new()
-        );
-        // A container outside any cluster is no target.
-        let e = resolve_target(&app, "demo", Some("db"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("`db`") && e.contains("its clusters are web"),
-            "{e}"
-        );
-        let lbs = load_balancers(&app, "demo").unwrap();
-        assert_eq!(
-            lbs,
-            vec![("lb".to_string(), "127.0.0.1:8080".parse().unwrap())]
-        );
-        let no_lb = json!({ "entities": [entity("web", "cluster", "running", None, json!({}))] });
-        let e = load_balancers(&no_lb, "demo").unwrap_err().to_string();
-        assert!(e.contains("add a `type: load-balancer` service"), "{e}");
-        let e = resolve_target(&no_lb, "demo", None)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no cluster members"), "{e}");
-    }
-
-    #[test]
-    fn status_lines() {
-        assert!(status_line_ok(b"HTTP/1.1 200 OK\r"));
-        assert!(status_line_ok(b"HTTP/1.0 200"));
-        assert!(!status_line_ok(b"HTTP/1.1 503 Service Unavailable\r"));
-        assert!(!status_line_ok(b"HTTP/1.1 2000 OK"));
-        assert!(!status_line_ok(b"HTTP/2 200"));
-        assert!(!status_line_ok(b""));
-    }
-
     // -- An end-to-end run against a fake service -------------------------
 
-    use std::net::TcpListener;
+    use crate::cli::Output;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
 
     /// A fake drover: one cluster `web` of two members, killed members go
@@ -1429,7 +776,10 @@ mod tests {
                 entities.push(json!({ "id": "lb", "type": "load-balancer", "state": "running", "parent": "demo", "children": [], "sensors": {
                     "lb.address": { "value": "127.0.0.1", "timestamp_ms": 1 }, "lb.port": { "value": self.lb_port, "timestamp_ms": 1 } } }));
             }
-            json!({ "id": "demo", "state": state, "entities": entities })
+            let count = entities.len();
+            json!({ "id": "demo", "location": "local", "state": state, "entity_count": count,
+                "created_ms": 0, "entities": entities, "blueprint": { "name": "demo", "services": [] },
+                "latest_activities": {} })
         }
 
         fn handle(&mut self, method: &str, path: &str, body: &str) -> (u16, Value) {
