@@ -248,3 +248,29 @@ fn every_listing_reads_as_its_wire_type() {
     let run = d.cli(&["hosts"]);
     assert!(run.stdout.contains("MEMORY"), "{run:?}");
 }
+
+/// `drover hosts` counts this drover's containers as soon as they run, not
+/// at the engine's next resync (every 10 s), and never another drover's.
+#[test]
+fn hosts_count_this_drovers_containers_at_once() {
+    use drover::wire::HostView;
+    let app = unique("hostcount");
+    let _g = AppGuard(app.clone());
+    let other = Drover::start();
+    let d = Drover::start();
+    let other_app = unique("hostother");
+    let _g2 = AppGuard(other_app.clone());
+    other.deploy(&format!(
+        "name: {other_app}\nservices:\n  - id: web\n    type: cluster\n    initial_size: 1\n    member:\n      image: drover/workload:latest\n"
+    ));
+    other.wait_running(&other_app, std::time::Duration::from_secs(60));
+    d.deploy(&format!(
+        "name: {app}\nservices:\n  - id: web\n    type: cluster\n    initial_size: 2\n    member:\n      image: drover/workload:latest\n"
+    ));
+    d.wait_running(&app, std::time::Duration::from_secs(60));
+    let (status, body) = d.get("/v1/hosts");
+    assert_eq!(status, 200, "{body}");
+    let hosts: Vec<HostView> = decode(body);
+    let local = hosts.iter().find(|h| h.name == "local").expect("the local host");
+    assert_eq!(local.containers, 2, "{hosts:?}");
+}

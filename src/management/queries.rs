@@ -144,7 +144,7 @@ impl Handler<ListHosts> for Management {
             .map(|p| HostView {
                 name: p.host_name.clone(),
                 address: p.host_address.clone(),
-                containers: self.host_containers.get(&p.host_name).copied().unwrap_or(0),
+                containers: self.model.containers_on(&p.host_name),
                 machine: self.host_machine.get(&p.host_name).cloned(),
             })
             .collect()

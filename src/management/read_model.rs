@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::activity::Activity;
-use crate::entity::{EntityKind, EntityRef, Lifecycle, SensorValue};
+use crate::protocol::{sensors as s, EntityKind, EntityRef, Lifecycle, SensorValue};
 use crate::wire::{AppSummary, EntityView};
 
 #[derive(Debug, Default)]
@@ -83,6 +83,17 @@ impl ReadModel {
 
     pub fn iter(&self) -> impl Iterator<Item = (&EntityRef, &EntityView)> {
         self.views.iter()
+    }
+
+    /// This drover's containers on a host, as its entities report them: exact
+    /// at once, where the engine's resync count lags by up to its period.
+    pub fn containers_on(&self, host: &str) -> usize {
+        self.views
+            .values()
+            .filter(|v| v.kind == EntityKind::Container)
+            .filter(|v| v.sensors.contains_key(s::CONTAINER_ID))
+            .filter(|v| v.sensors.get(s::HOST_NAME).and_then(|x| x.value.as_str()) == Some(host))
+            .count()
     }
 
     /// An application's entities: parents before children, members by number.
@@ -212,6 +223,29 @@ mod tests {
             );
         }
         m
+    }
+
+    #[test]
+    fn containers_on_counts_members_with_a_container_on_that_host() {
+        let mut m = shop();
+        let sv = |v: serde_json::Value| SensorValue {
+            value: v,
+            timestamp_ms: 1,
+        };
+        for (e, host, id) in [
+            ("web-2", "local", Some("c2")),
+            ("web-9", "local", None),
+            ("web-10", "pool-1", Some("c10")),
+        ] {
+            m.set_sensor(&r("shop", e), s::HOST_NAME.into(), sv(host.into()));
+            if let Some(id) = id {
+                m.set_sensor(&r("shop", e), s::CONTAINER_ID.into(), sv(id.into()));
+            }
+        }
+        // The cluster itself names no host; web-9 has no container yet.
+        assert_eq!(m.containers_on("local"), 1);
+        assert_eq!(m.containers_on("pool-1"), 1);
+        assert_eq!(m.containers_on("pool-2"), 0);
     }
 
     #[test]
