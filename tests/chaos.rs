@@ -236,3 +236,64 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
         report["faults_injected"].as_u64().unwrap() as usize
     );
 }
+
+#[test]
+fn chaos_engine_stop_stops_a_provisioned_engine_and_the_pool_notices() {
+    let mut engines = common::engines::Engines::start(0);
+    let subnet = engines.provision_subnet();
+    let cfg = engines.dir.path().join("drover.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "locations:\n  pool:\n    placement: {{ max_containers: 2 }}\n    max_hosts: 3\n    \
+             on_fire_after: 2s\n    \
+             provisioner: {{ type: local-dockerd, dir: '{}', subnet: {subnet} }}\n",
+            engines.provision_dir().display()
+        ),
+    )
+    .unwrap();
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let app = unique("enginestop");
+    let _g = AppGuard(app.clone());
+    d.deploy(&resilient_cluster(&app, 2).replacen("services:", "location: pool\nservices:", 1));
+    d.wait_running(&app, DEADLINE);
+    // The listed-not-provisioned case and an unknown host are refused.
+    let (status, body) = d.post("/v1/locations/pool/hosts/nope/faults/engine-stop", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(error_body(body).error.contains("has no host `nope`"));
+
+    let out = Command::new(drover_bin())
+        .args([
+            "chaos", &app, "--faults", "engine-stop", "--duration", "2s", "--interval", "2s",
+            "--seed", "1", "--settle", "120s", "-o", "json",
+        ])
+        .env("DROVER_URL", &d.url)
+        .output()
+        .expect("drover chaos runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("chaos -o json: {e}: {stdout} {}", String::from_utf8_lossy(&out.stderr))
+    });
+    eprintln!(
+        "chaos engine-stop: probe success {}, MTTR {}; fault: {}",
+        report["probe_success_rate"], report["mttr_p50_seconds"], report["faults"][0]
+    );
+    assert_eq!(report["converged"], true, "{report:#}");
+    let f = &report["faults"][0];
+    assert_eq!(f["fault"], "engine-stop", "{f}");
+    assert_eq!(f["target"], "pool-1", "{f}");
+    assert_eq!(f["affected"], serde_json::json!(["web-1", "web-2"]), "{f}");
+    let how = f["how"].as_str().unwrap_or_default();
+    assert!(how.starts_with("SIGTERM to dockerd pid") && how.contains("host pool-1"), "{f}");
+    assert!(f["mttr_seconds"].as_f64().is_some(), "{f}");
+    // The pool noticed by itself (its pings), and the members run elsewhere.
+    let (_, locs) = d.get("/v1/locations");
+    assert!(locs[0]["events"].to_string().contains("host pool-1 is on fire"), "{locs}");
+    for e in d.app_detail(&app).entities.iter().filter(|e| e.parent.as_deref() == Some("web")) {
+        assert_ne!(e.sensor_str("host.name"), Some("pool-1"), "{e:?}");
+    }
+    let (_, acts) = d.get("/v1/activities?application=%40location&entity=pool&name=chaos.fault");
+    assert_eq!(acts[0]["args"]["host"], "pool-1", "{acts}");
+    // No destroy here: the application's network lives on the stopped
+    // engine; the guards remove the engines and what ran on them.
+}
