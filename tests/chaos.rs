@@ -83,15 +83,19 @@ fn fault_is_repaired(d: &Drover, app: &str, entity: &str, kind: FaultKind) -> Fa
     assert_eq!(done.host, "local");
     assert_eq!(done.container.as_deref(), Some(&container[..12]));
     // The restarter restarts it in place (same container, started again).
-    wait_for(DEADLINE, &format!("the restarter restarts {entity} after {kind}"), || {
-        let restarts = activities(d, app, "restarter.restart")
-            .iter()
-            .filter(|a| a.entity == entity)
-            .count();
-        let back = service_up(d, app, entity).is_some_and(|(up, ts)| up && ts > t0);
-        (restarts > restarts_before && back && d.entity(app, entity)["state"] == "running")
-            .then_some(())
-    });
+    wait_for(
+        DEADLINE,
+        &format!("the restarter restarts {entity} after {kind}"),
+        || {
+            let restarts = activities(d, app, "restarter.restart")
+                .iter()
+                .filter(|a| a.entity == entity)
+                .count();
+            let back = service_up(d, app, entity).is_some_and(|(up, ts)| up && ts > t0);
+            (restarts > restarts_before && back && d.entity(app, entity)["state"] == "running")
+                .then_some(())
+        },
+    );
     // Not an order: the entity still wants to run, and runs.
     assert_eq!(inspect(&container)["State"]["Running"], true);
     // Recorded, with how it was done.
@@ -120,23 +124,30 @@ fn faults_through_the_route_are_failures_the_restarter_repairs() {
     assert_eq!(stop.pid, None);
 
     // SIGKILL of the main process from this machine's OS, past the engine.
-    let main_pid = inspect(&containers_of(&app, false)
-        .into_iter()
-        .find(|c| inspect(c)["Config"]["Labels"]["io.drover.entity"] == "web-2")
-        .expect("web-2's container"))["State"]["Pid"]
+    let main_pid = inspect(
+        &containers_of(&app, false)
+            .into_iter()
+            .find(|c| inspect(c)["Config"]["Labels"]["io.drover.entity"] == "web-2")
+            .expect("web-2's container"),
+    )["State"]["Pid"]
         .as_u64()
         .unwrap() as u32;
     let sigkill = fault_is_repaired(&d, &app, "web-2", FaultKind::Sigkill);
     assert_eq!(sigkill.pid, Some(main_pid));
     assert!(
-        sigkill.how.starts_with(&format!("SIGKILL pid {main_pid} on this machine")),
+        sigkill
+            .how
+            .starts_with(&format!("SIGKILL pid {main_pid} on this machine")),
         "{}",
         sigkill.how
     );
 
     // Refusals say why: a cluster is no container, engine-stop strikes a
     // host, and `local` is no pool.
-    let (status, body) = d.post(&format!("/v1/applications/{app}/entities/web/faults/kill"), "");
+    let (status, body) = d.post(
+        &format!("/v1/applications/{app}/entities/web/faults/kill"),
+        "",
+    );
     assert_eq!(status, 400, "{body}");
     assert!(error_body(body).error.contains("not a container"));
     let (status, body) = d.post(
@@ -148,7 +159,10 @@ fn faults_through_the_route_are_failures_the_restarter_repairs() {
     let (status, body) = d.post("/v1/locations/local/hosts/local/faults/engine-stop", "");
     assert_eq!(status, 404, "{body}");
     assert!(error_body(body).error.contains("no host pool `local`"));
-    let (status, body) = d.post(&format!("/v1/applications/{app}/entities/web-1/faults/reboot"), "");
+    let (status, body) = d.post(
+        &format!("/v1/applications/{app}/entities/web-1/faults/reboot"),
+        "",
+    );
     assert_eq!(status, 400, "{body}");
     assert!(error_body(body).error.contains("unknown fault `reboot`"));
 }
@@ -194,11 +208,17 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
         report["mttr_p99_seconds"],
         report["by_fault"]
     );
-    assert!(out.status.success(), "chaos exits 0 when converged: {report:#}");
+    assert!(
+        out.status.success(),
+        "chaos exits 0 when converged: {report:#}"
+    );
     assert_eq!(report["converged"], true, "{report:#}");
     let faults = report["faults"].as_array().unwrap();
     assert_eq!(faults.len(), 20, "{report:#}");
-    assert!(report["faults_injected"].as_u64().unwrap() >= 18, "{report:#}");
+    assert!(
+        report["faults_injected"].as_u64().unwrap() >= 18,
+        "{report:#}"
+    );
     let rate = report["probe_success_rate"].as_f64().unwrap();
     assert!(rate >= 0.99, "probe success {rate} < 0.99: {report:#}");
     // Each fault says how it was injected: through the engine, never an effector.
@@ -264,15 +284,30 @@ fn chaos_engine_stop_stops_a_provisioned_engine_and_the_pool_notices() {
 
     let out = Command::new(drover_bin())
         .args([
-            "chaos", &app, "--faults", "engine-stop", "--duration", "2s", "--interval", "2s",
-            "--seed", "1", "--settle", "120s", "-o", "json",
+            "chaos",
+            &app,
+            "--faults",
+            "engine-stop",
+            "--duration",
+            "2s",
+            "--interval",
+            "2s",
+            "--seed",
+            "1",
+            "--settle",
+            "120s",
+            "-o",
+            "json",
         ])
         .env("DROVER_URL", &d.url)
         .output()
         .expect("drover chaos runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!("chaos -o json: {e}: {stdout} {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "chaos -o json: {e}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     eprintln!(
         "chaos engine-stop: probe success {}, MTTR {}; fault: {}",
@@ -284,12 +319,25 @@ fn chaos_engine_stop_stops_a_provisioned_engine_and_the_pool_notices() {
     assert_eq!(f["target"], "pool-1", "{f}");
     assert_eq!(f["affected"], serde_json::json!(["web-1", "web-2"]), "{f}");
     let how = f["how"].as_str().unwrap_or_default();
-    assert!(how.starts_with("SIGTERM to dockerd pid") && how.contains("host pool-1"), "{f}");
+    assert!(
+        how.starts_with("SIGTERM to dockerd pid") && how.contains("host pool-1"),
+        "{f}"
+    );
     assert!(f["mttr_seconds"].as_f64().is_some(), "{f}");
     // The pool noticed by itself (its pings), and the members run elsewhere.
     let (_, locs) = d.get("/v1/locations");
-    assert!(locs[0]["events"].to_string().contains("host pool-1 is on fire"), "{locs}");
-    for e in d.app_detail(&app).entities.iter().filter(|e| e.parent.as_deref() == Some("web")) {
+    assert!(
+        locs[0]["events"]
+            .to_string()
+            .contains("host pool-1 is on fire"),
+        "{locs}"
+    );
+    for e in d
+        .app_detail(&app)
+        .entities
+        .iter()
+        .filter(|e| e.parent.as_deref() == Some("web"))
+    {
         assert_ne!(e.sensor_str("host.name"), Some("pool-1"), "{e:?}");
     }
     let (_, acts) = d.get("/v1/activities?application=%40location&entity=pool&name=chaos.fault");

@@ -31,7 +31,9 @@ pub struct InjectFault {
 pub enum InjectError {
     #[error("`{0}` is not a container fault; container faults are kill, stop, pause and sigkill")]
     NotAContainerFault(FaultKind),
-    #[error("container {container} on host {host} is {state}, not running: there is nothing to {fault}")]
+    #[error(
+        "container {container} on host {host} is {state}, not running: there is nothing to {fault}"
+    )]
     NotRunning {
         host: String,
         container: String,
@@ -135,7 +137,10 @@ async fn inject(
                 .kill_container(&id, None::<KillContainerOptions>)
                 .await
                 .map_err(|e| engine("kill", e))?;
-            Ok(done(None, format!("docker kill (SIGKILL) through engine {host}")))
+            Ok(done(
+                None,
+                format!("docker kill (SIGKILL) through engine {host}"),
+            ))
         }
         FaultKind::Stop => {
             // No timeout given: the container's own stop timeout (10 s by
@@ -223,9 +228,15 @@ mod tests {
         let v2 = format!("0::/system.slice/docker-{ID}.scope\n");
         assert!(cgroup_names_container(&v2, ID));
         // A process of the machine, or another container.
-        assert!(!cgroup_names_container("0::/user.slice/session-1.scope\n", ID));
+        assert!(!cgroup_names_container(
+            "0::/user.slice/session-1.scope\n",
+            ID
+        ));
         let other = ID.replace('4', "5");
-        assert!(!cgroup_names_container(&format!("0::/docker/{other}\n"), ID));
+        assert!(!cgroup_names_container(
+            &format!("0::/docker/{other}\n"),
+            ID
+        ));
         // No such process (empty text), or an id too short to prove anything.
         assert!(!cgroup_names_container("", ID));
         assert!(!cgroup_names_container(&v1, &ID[..12]));

@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::provision::LocalEngine;
-
 /// How long a stopping engine may take before it is killed: dockerd stops
 /// its containers first, each within its stop timeout (10 s by default).
 const ENGINE_STOP_GRACE: Duration = Duration::from_secs(15);
@@ -25,7 +23,9 @@ pub enum EngineStopError {
     },
     #[error("host `{host}` of location `{location}` was not provisioned by drover (listed hosts are the operator's machines); engine-stop stops only engines drover made")]
     NotProvisioned { location: String, host: String },
-    #[error("host `{host}` of location `{location}` is {state}; engine-stop needs a running engine")]
+    #[error(
+        "host `{host}` of location `{location}` is {state}; engine-stop needs a running engine"
+    )]
     NotRunning {
         location: String,
         host: String,
@@ -74,43 +74,42 @@ pub struct EngineStopped {
     pub how: String,
 }
 
-impl LocalEngine {
-    /// Stops this engine's dockerd as `systemctl stop docker` would
-    /// (SIGTERM: it stops its containers and exits; SIGKILL after
-    /// [`ENGINE_STOP_GRACE`]) and leaves its files, bridge and pidfile
-    /// alone: the host is down, not decommissioned. Blocking.
-    pub fn halt(&self, host: &str) -> Result<EngineStopped, EngineStopError> {
-        let pid = self
-            .pid()
-            .and_then(|p| u32::try_from(p).ok())
-            .filter(|p| alive(*p))
-            .ok_or_else(|| EngineStopError::NoProcess {
-                host: host.to_string(),
-                pidfile: self.pidfile.display().to_string(),
-            })?;
-        signal(pid, "-TERM").map_err(|message| EngineStopError::Signal {
+/// Stops the dockerd whose pidfile is `pidfile` as `systemctl stop docker`
+/// would (SIGTERM: it stops its containers and exits; SIGKILL after
+/// [`ENGINE_STOP_GRACE`]) and leaves its files, bridge and pidfile alone:
+/// the host is down, not decommissioned. Blocking. (The `local-dockerd`
+/// provisioner's engines; see `provision::LocalEngine`.)
+pub fn halt(pidfile: &Path, host: &str) -> Result<EngineStopped, EngineStopError> {
+    let pid = std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|p| *p > 0 && alive(*p))
+        .ok_or_else(|| EngineStopError::NoProcess {
             host: host.to_string(),
-            pid,
-            message,
+            pidfile: pidfile.display().to_string(),
         })?;
-        let t0 = Instant::now();
-        while alive(pid) && t0.elapsed() < ENGINE_STOP_GRACE {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let how = if alive(pid) {
-            let _ = signal(pid, "-KILL");
-            format!(
-                "SIGTERM to dockerd pid {pid} of host {host} on this machine (local-dockerd provisioner), SIGKILL after {}s",
-                ENGINE_STOP_GRACE.as_secs()
-            )
-        } else {
-            format!(
-                "SIGTERM to dockerd pid {pid} of host {host} on this machine (local-dockerd provisioner); the engine exited in {:.1}s",
-                t0.elapsed().as_secs_f64()
-            )
-        };
-        Ok(EngineStopped { pid, how })
+    signal(pid, "-TERM").map_err(|message| EngineStopError::Signal {
+        host: host.to_string(),
+        pid,
+        message,
+    })?;
+    let t0 = Instant::now();
+    while alive(pid) && t0.elapsed() < ENGINE_STOP_GRACE {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let how = if alive(pid) {
+        let _ = signal(pid, "-KILL");
+        format!(
+            "SIGTERM to dockerd pid {pid} of host {host} on this machine (local-dockerd provisioner), SIGKILL after {}s",
+            ENGINE_STOP_GRACE.as_secs()
+        )
+    } else {
+        format!(
+            "SIGTERM to dockerd pid {pid} of host {host} on this machine (local-dockerd provisioner); the engine exited in {:.1}s",
+            t0.elapsed().as_secs_f64()
+        )
+    };
+    Ok(EngineStopped { pid, how })
 }
 
 /// Whether the process lives (a zombie counts as gone: it only waits to
@@ -157,8 +156,7 @@ mod tests {
     #[test]
     fn a_missing_pidfile_is_a_stopped_engine() {
         let dir = std::env::temp_dir().join(format!("drover-halt-{}", std::process::id()));
-        let engine = LocalEngine::at(&dir, "h1");
-        let e = engine.halt("h1").unwrap_err();
+        let e = halt(&dir.join("docker.pid"), "h1").unwrap_err();
         assert!(e.is_conflict(), "{e}");
         assert!(e.to_string().contains("no running dockerd"), "{e}");
     }
@@ -172,6 +170,9 @@ mod tests {
             known: "a, b".into(),
         };
         assert!(e.is_not_found() && !e.is_refusal());
-        assert_eq!(e.to_string(), "location `l` has no host `h`; its hosts: a, b");
+        assert_eq!(
+            e.to_string(),
+            "location `l` has no host `h`; its hosts: a, b"
+        );
     }
 }

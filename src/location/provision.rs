@@ -478,7 +478,8 @@ impl Provisioner for LocalDockerd {
         &self,
         name: &str,
     ) -> Result<super::engine_stop::EngineStopped, super::engine_stop::EngineStopError> {
-        LocalEngine::at(&self.dir.join(&self.location), name).halt(name)
+        let engine = LocalEngine::at(&self.dir.join(&self.location), name);
+        super::engine_stop::halt(&engine.pidfile, name)
     }
 
     fn destroy(&self, name: &str) -> Result<(), ProvisionError> {

@@ -310,7 +310,10 @@ mod tests {
             .status(),
             400
         );
-        assert_eq!(FaultError::EngineStop(EngineStopError::Unsupported).status(), 400);
+        assert_eq!(
+            FaultError::EngineStop(EngineStopError::Unsupported).status(),
+            400
+        );
         assert_eq!(
             FaultError::NoPool {
                 location: "x".into()

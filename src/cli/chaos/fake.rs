@@ -96,7 +96,10 @@ impl Fake {
                         m.1 = Some(Instant::now());
                         m.2 = now_ms();
                         let how = format!("docker {kind} through engine local");
-                        (200, json!({ "fault": kind, "host": "local", "container": "c0ffee", "how": how }))
+                        (
+                            200,
+                            json!({ "fault": kind, "host": "local", "container": "c0ffee", "how": how }),
+                        )
                     }
                     None => (404, json!({ "error": format!("no running entity {id}") })),
                 }
@@ -236,7 +239,10 @@ fn run_against_a_fake_service() {
         .all(|f| f.how.as_deref() == Some("docker kill through engine local")));
     assert_eq!(report.by_fault.len(), 1);
     assert_eq!(report.by_fault[0].recovered, 4);
-    assert_eq!(text["by_fault"][0]["how"][0], "docker kill through engine local");
+    assert_eq!(
+        text["by_fault"][0]["how"][0],
+        "docker kill through engine local"
+    );
 }
 
 #[test]

@@ -42,8 +42,8 @@ mod track;
 mod tree;
 
 use super::{CliError, Client};
-use crate::wire::{AppDetail, PoolHostView, PoolView};
 pub use crate::wire::FaultKind;
+use crate::wire::{AppDetail, PoolHostView, PoolView};
 pub use plan::{percentile, pick_victim, schedule, seed_from_clock, summarise_by_fault};
 use probe::{probe_loop, ProbeStats};
 pub use report::print_report;
@@ -213,7 +213,11 @@ fn choose(
             .ok_or_else(|| "no running member to fault".to_string())?;
         return Ok((victim.clone(), vec![victim]));
     }
-    let hosts = host_candidates(&app.entities, &pool_hosts(client, &opts.app, location)?, target);
+    let hosts = host_candidates(
+        &app.entities,
+        &pool_hosts(client, &opts.app, location)?,
+        target,
+    );
     let names: Vec<String> = hosts.iter().map(|(h, _)| h.clone()).collect();
     let host = pick_victim(rng, &names)
         .ok_or_else(|| "no running host drover provisioned runs a member to fault".to_string())?;
@@ -276,7 +280,15 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
         for (offset, kind) in &plan {
             let kind = *kind;
             sleep_until(start + *offset);
-            let choice = choose(client, &app_path, opts, &location, &target, kind, &mut victims);
+            let choice = choose(
+                client,
+                &app_path,
+                opts,
+                &location,
+                &target,
+                kind,
+                &mut victims,
+            );
             let (victim, members) = match choice {
                 Ok(v) => v,
                 Err(e) => {

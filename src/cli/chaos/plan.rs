@@ -287,7 +287,12 @@ mod tests {
         let stop = "docker stop through engine local";
         let records = vec![
             record(FaultKind::Stop, Some(0.6), Some(stop), false),
-            record(FaultKind::Kill, Some(0.4), Some("docker kill (SIGKILL) through engine local"), false),
+            record(
+                FaultKind::Kill,
+                Some(0.4),
+                Some("docker kill (SIGKILL) through engine local"),
+                false,
+            ),
             record(FaultKind::Stop, Some(0.8), Some(stop), false),
             record(FaultKind::Stop, None, None, true),
             record(FaultKind::Stop, None, Some(stop), false),
@@ -300,7 +305,11 @@ mod tests {
         );
         let stop_summary = &s[1];
         assert_eq!(
-            (stop_summary.attempted, stop_summary.injected, stop_summary.recovered),
+            (
+                stop_summary.attempted,
+                stop_summary.injected,
+                stop_summary.recovered
+            ),
             (4, 3, 2)
         );
         assert_eq!(stop_summary.mttr_p50_seconds, Some(0.6));

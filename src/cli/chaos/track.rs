@@ -44,7 +44,12 @@ fn answer_error(a: &Answer) -> String {
 
 /// Polls the application while faults are pending and marks those that
 /// recovered. One poller serves every outstanding fault.
-pub(super) fn poll_loop(client: &Client, app_path: &str, shared: &Mutex<Shared>, stop: &AtomicBool) {
+pub(super) fn poll_loop(
+    client: &Client,
+    app_path: &str,
+    shared: &Mutex<Shared>,
+    stop: &AtomicBool,
+) {
     while !stop.load(Ordering::Relaxed) {
         let sent = Instant::now();
         if !lock(shared).pending.is_empty() {
@@ -57,7 +62,10 @@ pub(super) fn poll_loop(client: &Client, app_path: &str, shared: &Mutex<Shared>,
                     s.pending.retain(|p| {
                         // A state read before the fault says nothing about it.
                         if p.injected >= sent
-                            || !p.members.iter().all(|m| victim_back(&app, m, p.injected_ms))
+                            || !p
+                                .members
+                                .iter()
+                                .all(|m| victim_back(&app, m, p.injected_ms))
                         {
                             return true;
                         }
@@ -107,12 +115,26 @@ impl Injection<'_> {
 
 /// Asks the service to inject the fault from outside drover (through the
 /// engine, the machine or the provisioner) and records how, or why not.
-pub(super) fn inject(client: &Client, job: Injection<'_>, shared: &Mutex<Shared>, warned: &AtomicBool) {
+pub(super) fn inject(
+    client: &Client,
+    job: Injection<'_>,
+    shared: &Mutex<Shared>,
+    warned: &AtomicBool,
+) {
     let outcome = match client.post(&job.path(), "application/json", "{}") {
         Ok(a) if (200..300).contains(&a.status) => serde_json::from_str::<FaultInjected>(&a.text)
             .map(|done| done.how)
-            .map_err(|e| format!("{} fault: the service's answer is not a fault report: {e}", job.kind)),
-        Ok(a) => Err(format!("{} fault not injected: {}", job.kind, answer_error(&a))),
+            .map_err(|e| {
+                format!(
+                    "{} fault: the service's answer is not a fault report: {e}",
+                    job.kind
+                )
+            }),
+        Ok(a) => Err(format!(
+            "{} fault not injected: {}",
+            job.kind,
+            answer_error(&a)
+        )),
         Err(e) => Err(format!("{} fault not injected: {e}", job.kind)),
     };
     {

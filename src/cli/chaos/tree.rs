@@ -197,9 +197,7 @@ pub(super) fn host_candidates(
     let placed = |host: &str| -> Vec<(String, String, Lifecycle)> {
         members(app)
             .into_iter()
-            .filter(|(m, _, _)| {
-                find(app, m).and_then(|e| e.sensor_str("host.name")) == Some(host)
-            })
+            .filter(|(m, _, _)| find(app, m).and_then(|e| e.sensor_str("host.name")) == Some(host))
             .collect()
     };
     let mut out: Vec<(String, Vec<String>)> = hosts
@@ -457,21 +455,28 @@ mod tests {
             ("web-4", "starting", "h3"),
             ("web-5", "running", "local"),
         ] {
-            app.push(serde_json::from_value(entity(id, "container", state, Some("web"), on(host, 5))).unwrap());
+            app.push(
+                serde_json::from_value(entity(id, "container", state, Some("web"), on(host, 5)))
+                    .unwrap(),
+            );
         }
-        let host = |name: &str, state: &str, provisioned: bool| {
-            json!({ "name": name, "address": "127.0.0.1", "state": state, "provisioned": provisioned, "sensors": {} })
-        };
+        let host = |name: &str, state: &str, provisioned: bool| json!({ "name": name, "address": "127.0.0.1", "state": state, "provisioned": provisioned, "sensors": {} });
         let pool: Vec<PoolHostView> = serde_json::from_value(json!([
-            host("h2", "running", true), host("h1", "running", true), host("h3", "running", true),
-            host("local", "running", false), host("h4", "on-fire", true),
+            host("h2", "running", true),
+            host("h1", "running", true),
+            host("h3", "running", true),
+            host("local", "running", false),
+            host("h4", "on-fire", true),
         ]))
         .unwrap();
         // h3 runs no running member; `local` is the operator's; h4 is down.
         assert_eq!(
             host_candidates(&app, &pool, &Target::All),
             vec![
-                ("h1".to_string(), vec!["web-1".to_string(), "web-2".to_string()]),
+                (
+                    "h1".to_string(),
+                    vec!["web-1".to_string(), "web-2".to_string()]
+                ),
                 ("h2".to_string(), vec!["web-3".to_string()]),
             ]
         );
