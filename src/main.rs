@@ -147,7 +147,7 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Inject faults (kill, stop, pause members) while probing through the load balancer; report MTTR and success.
+    /// Inject faults from outside drover (kill, stop, pause or SIGKILL members, stop a pool host's engine) while probing through the load balancer; report how, MTTR and success.
     Chaos {
         app: String,
         /// How long to inject faults.
@@ -156,7 +156,7 @@ enum Command {
         /// Time between faults.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         interval: Duration,
-        /// Faults to draw from, comma-separated: kill, stop, pause.
+        /// Faults to draw from, comma-separated: kill, stop, pause (through the engine), sigkill (the process, from this machine), engine-stop (a provisioned pool host's engine).
         #[arg(long, default_value = "kill", value_delimiter = ',', value_parser = |s: &str| s.parse::<cli::chaos::FaultKind>())]
         faults: Vec<cli::chaos::FaultKind>,
         /// A cluster or member to aim at (default: every member of every cluster).

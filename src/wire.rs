@@ -256,6 +256,96 @@ pub struct ChaosFault {
     pub fault: String,
 }
 
+/// A fault `drover chaos` (or an operator) injects from outside drover,
+/// as a real failure would happen: through the engine or the machine, never
+/// through drover's own effectors, so the entity must notice it by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// `docker kill`: SIGKILL through the engine.
+    Kill,
+    /// `docker stop`: SIGTERM, then SIGKILL after the container's stop
+    /// timeout, through the engine.
+    Stop,
+    /// `docker pause`: the container's processes are frozen.
+    Pause,
+    /// `kill -9` of the container's main process from this machine's OS,
+    /// past the engine (only where the engine runs on this machine).
+    Sigkill,
+    /// The engine of a provisioned pool host stops (through its
+    /// provisioner), as a crashed or rebooted machine would.
+    EngineStop,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Kill,
+        FaultKind::Stop,
+        FaultKind::Pause,
+        FaultKind::Sigkill,
+        FaultKind::EngineStop,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Stop => "stop",
+            FaultKind::Pause => "pause",
+            FaultKind::Sigkill => "sigkill",
+            FaultKind::EngineStop => "engine-stop",
+        }
+    }
+
+    /// Whether the fault strikes one container (else a whole host).
+    pub fn is_container_fault(self) -> bool {
+        self != FaultKind::EngineStop
+    }
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown fault name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault `{0}`: expected one of kill, stop, pause, sigkill, engine-stop")]
+pub struct UnknownFault(pub String);
+
+impl std::str::FromStr for FaultKind {
+    type Err = UnknownFault;
+
+    /// Case-insensitive: `kill`, `stop`, `pause`, `sigkill`, `engine-stop`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim();
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| UnknownFault(wanted.to_string()))
+    }
+}
+
+/// The answer of `POST /v1/applications/{app}/entities/{entity}/faults/{kind}`
+/// and `POST /v1/locations/{location}/hosts/{host}/faults/engine-stop`: what
+/// was done, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultInjected {
+    pub fault: FaultKind,
+    /// The engine (host) the fault was injected on.
+    pub host: String,
+    /// The container, for a container fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The process signalled: the container's main process (`sigkill`) or
+    /// the engine's (`engine-stop`), as this machine numbers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// How it was injected, for people: `docker stop through engine
+    /// local`, `SIGKILL pid 1234 on this machine`.
+    pub how: String,
+}
+
 /// The JSON body of every error answer. Blueprint errors carry the position
 /// of the first error and the full list in `errors`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,7 +17,8 @@ use crate::management::{
     PolicyRequest, PolicyRequestOp,
 };
 
-use crate::wire::{ChaosFault, EffectorResult, Health, ACTIVITY_KINDS};
+use crate::management::{FaultError, InjectContainerFault, InjectEngineFault};
+use crate::wire::{ChaosFault, EffectorResult, FaultKind, Health, ACTIVITY_KINDS};
 pub use crate::wire::{Created, ErrorBody};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum ApiError {
     Mailbox(#[from] actix::MailboxError),
     #[error("{0}")]
     BadRequest(String),
+    #[error(transparent)]
+    Fault(crate::management::FaultError),
 }
 
 impl ResponseError for ApiError {
@@ -54,6 +57,9 @@ impl ResponseError for ApiError {
                 ManagementError::Entity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Fault(f) => {
+                StatusCode::from_u16(f.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -147,6 +153,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .service(
                         web::resource("/locations/{location}/hosts/{host}/uncordon")
                             .post(host_uncordon),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/faults/{kind}")
+                            .post(container_fault),
+                    )
+                    .service(
+                        web::resource("/locations/{location}/hosts/{host}/faults/{kind}")
+                            .post(engine_fault),
                     )
                     .service(web::resource("/activities").get(activities))
                     .service(web::resource("/chaos/faults").post(chaos_fault)),
@@ -313,17 +327,60 @@ fn check_activity_kind(kind: &str) -> Result<(), ApiError> {
 
 /// `drover chaos` reports each fault it injects, for the metrics.
 async fn chaos_fault(body: web::Json<ChaosFault>) -> Result<HttpResponse, ApiError> {
-    if !matches!(body.fault.as_str(), "kill" | "stop" | "pause") {
-        return Err(ApiError::BadRequest(format!(
-            "unknown fault `{}`; expected kill, stop or pause",
-            body.fault
-        )));
-    }
+    // The label stays bounded: only known fault names count.
+    let kind = fault_kind(&body.fault)?;
     crate::metrics::CHAOS_FAULTS
-        .with_label_values(&[body.fault.as_str()])
+        .with_label_values(&[kind.as_str()])
         .inc();
     tracing::info!(app = %body.application, entity = %body.entity, fault = %body.fault, "chaos fault injected");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The fault named in a fault route.
+fn fault_kind(kind: &str) -> Result<FaultKind, ApiError> {
+    kind.parse::<FaultKind>()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn fault_error(e: FaultError) -> ApiError {
+    match e {
+        FaultError::Management(m) => ApiError::Management(m),
+        other => ApiError::Fault(other),
+    }
+}
+
+/// `POST .../entities/{entity}/faults/{kind}`: a fault injected from
+/// outside drover (through the container's engine, or its process's
+/// machine); the entity must notice it by itself.
+async fn container_fault(
+    m: Mgmt,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, entity, kind) = path.into_inner();
+    let kind = fault_kind(&kind)?;
+    let done = m
+        .send(InjectContainerFault { app, entity, kind })
+        .await?
+        .map_err(fault_error)?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+/// `POST /v1/locations/{location}/hosts/{host}/faults/engine-stop`: a
+/// provisioned host's engine stops; the pool must notice by itself.
+async fn engine_fault(
+    m: Mgmt,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (location, host, kind) = path.into_inner();
+    let kind = fault_kind(&kind)?;
+    if kind != FaultKind::EngineStop {
+        return Err(ApiError::Fault(FaultError::ContainerFault(kind)));
+    }
+    let done = m
+        .send(InjectEngineFault { location, host })
+        .await?
+        .map_err(fault_error)?;
+    Ok(HttpResponse::Ok().json(done))
 }
 
 async fn policy_op(

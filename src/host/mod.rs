@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod fault;
 pub mod health;
+pub mod inject;
 pub mod machine;
 pub mod network;
 pub mod stats;

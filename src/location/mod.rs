@@ -8,10 +8,12 @@
 //!   provisioning, metrics);
 //! - [`connect`]: bringing one pool host up (provision, connect, start);
 //! - [`start`]: bringing a configured location up at `drover serve`;
-//! - [`view`]: the pool as the API shows it.
+//! - [`view`]: the pool as the API shows it;
+//! - [`engine_stop`]: the chaos fault that stops a provisioned host's engine.
 
 pub mod config;
 pub mod connect;
+pub mod engine_stop;
 pub mod model;
 pub mod pool;
 pub mod provision;

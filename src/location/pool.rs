@@ -54,8 +54,10 @@ use crate::policy::placement::{
     Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy, PlacementView,
 };
 use crate::store::{LocationState, SavedHost, StoreWrite};
+pub use faults::{FindHost, StopEngine};
 pub use placing::PlaceFailure;
 
+mod faults;
 mod handlers;
 mod placing;
 #[cfg(test)]

@@ -136,6 +136,16 @@ pub trait Provisioner: Send + Sync {
     fn create(&self, name: &str, index: u32) -> Result<NewHost, ProvisionError>;
     /// Removes a host this provisioner made. Idempotent.
     fn destroy(&self, name: &str) -> Result<(), ProvisionError>;
+    /// Stops the engine of host `name` without removing anything, as a
+    /// crash would (the chaos fault `engine-stop`). Only provisioners that
+    /// can stop an engine short of destroying its host do.
+    fn stop_engine(
+        &self,
+        name: &str,
+    ) -> Result<super::engine_stop::EngineStopped, super::engine_stop::EngineStopError> {
+        let _ = name;
+        Err(super::engine_stop::EngineStopError::Unsupported)
+    }
 }
 
 pub fn from_config(location: &str, cfg: &ProvisionerConfig) -> Box<dyn Provisioner> {
@@ -462,6 +472,14 @@ impl Provisioner for LocalDockerd {
             address: "127.0.0.1".into(),
             labels: Default::default(),
         })
+    }
+
+    fn stop_engine(
+        &self,
+        name: &str,
+    ) -> Result<super::engine_stop::EngineStopped, super::engine_stop::EngineStopError> {
+        let engine = LocalEngine::at(&self.dir.join(&self.location), name);
+        super::engine_stop::halt(&engine.pidfile, name)
     }
 
     fn destroy(&self, name: &str) -> Result<(), ProvisionError> {

@@ -24,6 +24,7 @@
 //! | `deploy.rs` | deploy (and the start-up deploy that keeps an application already there), building an application |
 //! | `destroy.rs` | destroy, and forgetting the application's saved state |
 //! | `effectors.rs` | effector calls, recorded as activities |
+//! | [`faults`] | faults injected from outside (chaos): routed to the container's engine or the pool's provisioner, recorded as activities |
 //! | `queries.rs` | the read-only REST answers: applications, entities, sensors, activities, hosts, locations, metrics |
 //! | `rebind.rs` | rebuilding the stored applications at start, and the orphan sweep |
 //! | `presets.rs` | preset files polled and reloaded into running policies; change detection is pure |
@@ -32,6 +33,7 @@
 mod deploy;
 mod destroy;
 mod effectors;
+pub mod faults;
 pub mod notices;
 mod observe;
 mod policy_rest;
@@ -59,6 +61,7 @@ pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
 pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
 pub use destroy::Destroy;
 pub use effectors::{Detached, InvokeEffector};
+pub use faults::{FaultError, InjectContainerFault, InjectEngineFault};
 pub use policy_rest::{PolicyRequest, PolicyRequestOp};
 pub use presets::{ListPresets, PRESET_POLL};
 pub use queries::{

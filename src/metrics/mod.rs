@@ -471,7 +471,7 @@ pub fn init() {
     // Known label sets start at zero, so that the first event shows in
     // `rate()` and `increase()` (a series born at its first event has no
     // earlier sample to compare with).
-    for fault in ["kill", "stop", "pause"] {
+    for fault in ["kill", "stop", "pause", "sigkill", "engine-stop"] {
         CHAOS_FAULTS.with_label_values(&[fault]);
     }
     for effector in EFFECTORS {

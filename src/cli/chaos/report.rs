@@ -30,25 +30,62 @@ pub fn print_report(report: &ChaosReport, out: Output) {
     if !report.faults.is_empty() {
         outln!();
         outln!(
-            "{:>4} {:>9} {:<6} {:<28} RECOVERY",
+            "{:>4} {:>9} {:<11} {:<28} {:<13} HOW",
             "#",
             "AT",
             "FAULT",
-            "TARGET"
+            "TARGET",
+            "RECOVERY"
         );
         for (i, f) in report.faults.iter().enumerate() {
             let recovery = match (&f.error, f.mttr_seconds) {
-                (Some(e), _) => format!("error: {e}"),
+                (Some(_), _) => "not injected".to_string(),
                 (None, Some(s)) => format!("{s:.3}s"),
                 (None, None) => "not recovered".to_string(),
             };
+            let how = match (&f.error, &f.how) {
+                (Some(e), _) => format!("error: {e}"),
+                (None, Some(h)) => h.clone(),
+                (None, None) => "-".to_string(),
+            };
             outln!(
-                "{:>4} {:>8.2}s {:<6} {:<28} {}",
+                "{:>4} {:>8.2}s {:<11} {:<28} {:<13} {}",
                 i + 1,
                 f.at_seconds,
                 f.fault.as_str(),
                 f.target,
-                recovery
+                recovery,
+                how
+            );
+        }
+    }
+    if !report.by_fault.is_empty() {
+        outln!();
+        outln!(
+            "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  HOW",
+            "FAULT",
+            "ATTEMPTED",
+            "INJECTED",
+            "RECOVERED",
+            "MTTR P50",
+            "MTTR P99",
+            "MTTR MAX"
+        );
+        for k in &report.by_fault {
+            outln!(
+                "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+                k.fault.as_str(),
+                k.attempted,
+                k.injected,
+                k.recovered,
+                seconds(k.mttr_p50_seconds),
+                seconds(k.mttr_p99_seconds),
+                seconds(k.mttr_max_seconds),
+                if k.how.is_empty() {
+                    "-".to_string()
+                } else {
+                    k.how.join("; ")
+                }
             );
         }
     }

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::cli::CliError;
 use crate::protocol::{EntityKind, Lifecycle};
-use crate::wire::EntityView;
+use crate::wire::{EntityView, PoolHostView};
 fn sensor_value<'a>(e: &'a EntityView, name: &str) -> Option<&'a serde_json::Value> {
     e.sensor(name).filter(|v| !v.is_null())
 }
@@ -182,6 +182,37 @@ pub(super) fn candidates(app: &[EntityView], target: &Target) -> Vec<String> {
         .filter(|(m, c, state)| *state == Lifecycle::Running && target.covers(m, c))
         .map(|(m, _, _)| m)
         .collect()
+}
+
+/// The pool hosts an `engine-stop` may strike: provisioned by drover,
+/// running, and running at least one running member the target covers.
+/// Each comes with every cluster member placed on it (whatever its state):
+/// all of them must be back before the fault counts as recovered. Sorted
+/// by host name.
+pub(super) fn host_candidates(
+    app: &[EntityView],
+    hosts: &[PoolHostView],
+    target: &Target,
+) -> Vec<(String, Vec<String>)> {
+    let placed = |host: &str| -> Vec<(String, String, Lifecycle)> {
+        members(app)
+            .into_iter()
+            .filter(|(m, _, _)| find(app, m).and_then(|e| e.sensor_str("host.name")) == Some(host))
+            .collect()
+    };
+    let mut out: Vec<(String, Vec<String>)> = hosts
+        .iter()
+        .filter(|h| h.provisioned && h.state == "running")
+        .filter_map(|h| {
+            let on = placed(&h.name);
+            let struck = on
+                .iter()
+                .any(|(m, c, state)| *state == Lifecycle::Running && target.covers(m, c));
+            struck.then(|| (h.name.clone(), on.into_iter().map(|(m, _, _)| m).collect()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// The addresses of the application's load balancers: `(id, address)`.
@@ -406,6 +437,53 @@ mod tests {
             "web-1",
             injected
         ));
+    }
+
+    #[test]
+    fn engine_stop_strikes_provisioned_running_hosts_with_members() {
+        let on = |host: &str, ts: u64| {
+            let mut s = up(true, ts);
+            s["host.name"] = json!({ "value": host, "timestamp_ms": 1 });
+            s
+        };
+        let mut app = app_with(None, 3, 3);
+        app.retain(|e| e.id != "web-2");
+        for (id, state, host) in [
+            ("web-1", "running", "h1"),
+            ("web-2", "starting", "h1"),
+            ("web-3", "running", "h2"),
+            ("web-4", "starting", "h3"),
+            ("web-5", "running", "local"),
+        ] {
+            app.push(
+                serde_json::from_value(entity(id, "container", state, Some("web"), on(host, 5)))
+                    .unwrap(),
+            );
+        }
+        let host = |name: &str, state: &str, provisioned: bool| json!({ "name": name, "address": "127.0.0.1", "state": state, "provisioned": provisioned, "sensors": {} });
+        let pool: Vec<PoolHostView> = serde_json::from_value(json!([
+            host("h2", "running", true),
+            host("h1", "running", true),
+            host("h3", "running", true),
+            host("local", "running", false),
+            host("h4", "on-fire", true),
+        ]))
+        .unwrap();
+        // h3 runs no running member; `local` is the operator's; h4 is down.
+        assert_eq!(
+            host_candidates(&app, &pool, &Target::All),
+            vec![
+                (
+                    "h1".to_string(),
+                    vec!["web-1".to_string(), "web-2".to_string()]
+                ),
+                ("h2".to_string(), vec!["web-3".to_string()]),
+            ]
+        );
+        assert_eq!(
+            host_candidates(&app, &pool, &Target::Member("web-3".into())),
+            vec![("h2".to_string(), vec!["web-3".to_string()])]
+        );
     }
 
     #[test]
