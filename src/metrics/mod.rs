@@ -242,7 +242,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "drover_chaos_faults_total",
         "counter",
         "fault",
-        "Faults injected by `drover chaos`, by fault (kill, stop, pause).",
+        "Faults injected by `drover chaos`, by fault (kill, stop, pause, sigkill, engine-stop).",
     ),
     ("drover_policy_preset_errors", "gauge", "", "Preset files whose last edit was refused as invalid (the previous version stays in force)."),
     ("drover_store_write_seconds", "histogram", "", "Time to commit one write to the durable store (an fsync)."),
