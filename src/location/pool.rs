@@ -40,9 +40,6 @@ use super::model::{
 pub use super::model::{HostOpError, HostOpKind};
 use super::provision::{NewHost, Provisioner};
 pub use super::view::{PoolHostView, PoolView};
-use crate::entity::{
-    EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard, Subscribe,
-};
 use crate::host::engines;
 use crate::host::usage::{HostSensors, SubscribeHostSensors};
 use crate::host::{ContainerEvent, DockerHost, HostResync, ListManaged};
@@ -52,6 +49,9 @@ use crate::entity::pool_messages::{Place, PlaceError, PlacedOn, Release};
 pub use crate::entity::pool_messages::{Move, Relocate};
 use crate::policy::placement::{
     Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy, PlacementView,
+};
+use crate::protocol::{
+    EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard, Subscribe,
 };
 use crate::store::{LocationState, SavedHost, StoreWrite};
 pub use placing::PlaceFailure;
@@ -308,7 +308,7 @@ impl HostPool {
         let size = self.model.running_hosts();
         let demand = self.model.demand(hr);
         let b = &mut self.board;
-        b.set(&me, crate::entity::sensors::GROUP_SIZE, json!(size));
+        b.set(&me, crate::protocol::sensors::GROUP_SIZE, json!(size));
         b.set(&me, POOL_DEMAND, json!(demand));
         b.set(&me, "pool.headroom.free", json!(hr.free));
         b.set(&me, "pool.headroom.wanted", json!(hr.wanted));

@@ -50,9 +50,8 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::blueprint::Blueprint;
-use crate::entity::{
-    ChildAdded, EntityError, EntityHandle, EntityRef, Links, Placement, Subscribe,
-};
+use crate::entity::{ChildAdded, EntityHandle, Links, Placement};
+use crate::protocol::{EntityError, EntityRef, Subscribe};
 
 pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};

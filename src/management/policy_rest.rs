@@ -4,7 +4,7 @@
 
 use actix::prelude::*;
 
-use crate::entity::EntityError;
+use crate::protocol::EntityError;
 
 use super::{Management, ManagementError};
 

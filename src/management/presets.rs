@@ -10,8 +10,8 @@ use std::time::SystemTime;
 
 use actix::prelude::*;
 
-use crate::entity::now_ms;
 use crate::metrics;
+use crate::protocol::now_ms;
 
 use super::{Activity, Management, ManagementError};
 

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use actix::prelude::*;
 
-use crate::entity::{EntityRef, SensorValue};
 use crate::metrics;
+use crate::protocol::{EntityRef, SensorValue};
 
 use super::read_model::latest_activities;
 use super::{

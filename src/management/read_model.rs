@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::activity::Activity;
-use crate::entity::{EntityKind, EntityRef, Lifecycle, SensorValue};
+use crate::protocol::{EntityKind, EntityRef, Lifecycle, SensorValue};
 use crate::wire::{AppSummary, EntityView};
 
 #[derive(Debug, Default)]

@@ -9,12 +9,12 @@ use serde_json::json;
 
 use super::phase::{EngineOp, Info, Observation};
 use super::{Answer, ContainerEntity, IMAGE_BUILD};
-use crate::entity::{EntityError, Invoke, Teardown};
 use crate::host::build::EnsureImage;
 use crate::host::{
     self, health, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart, Operate,
 };
 use crate::metrics;
+use crate::protocol::{EntityError, Invoke, Teardown};
 
 impl Handler<Invoke> for ContainerEntity {
     type Result = ResponseActFuture<Self, Result<serde_json::Value, EntityError>>;
@@ -299,7 +299,7 @@ impl ContainerEntity {
                 to: ctx.address().recipient(),
             });
         }
-        use crate::entity::sensors as s;
+        use crate::protocol::sensors as s;
         self.board.set(&self.me, s::CONTAINER_ID, json!(info.id));
         self.board
             .set(&self.me, s::CONTAINER_NAME, json!(info.name));

@@ -38,11 +38,12 @@ use self::phase::{
 };
 use super::failure::{FailureDetector, FailureDetectorConfig, Verdict};
 use super::references::{ReferenceOptions, Rendered, Wait};
-use super::{
-    now_ms, sensors as s, ContainerInbox, EmitNotice, EntityError, EntityEvent, EntityHandle,
-    EntityKind, EntityRef, Lifecycle, Placement, SensorBoard, Subscribe,
-};
+use super::{ContainerInbox, EntityHandle, Placement};
 use crate::blueprint::ContainerSpec;
+use crate::protocol::{
+    now_ms, sensors as s, EmitNotice, EntityError, EntityEvent, EntityKind, EntityRef, Lifecycle,
+    SensorBoard, Subscribe,
+};
 
 type Reply = oneshot::Sender<Result<serde_json::Value, EntityError>>;
 
@@ -343,9 +344,9 @@ impl Handler<EmitNotice> for ContainerEntity {
     }
 }
 
-impl Handler<crate::entity::PublishSensor> for ContainerEntity {
+impl Handler<crate::protocol::PublishSensor> for ContainerEntity {
     type Result = ();
-    fn handle(&mut self, msg: crate::entity::PublishSensor, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: crate::protocol::PublishSensor, _: &mut Context<Self>) {
         if msg.value.is_null() {
             self.board.clear(&self.me, &msg.name);
         } else {

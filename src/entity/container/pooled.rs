@@ -148,7 +148,7 @@ impl Handler<Move> for ContainerEntity {
     fn handle(&mut self, msg: Move, ctx: &mut Context<Self>) {
         if self.core.phase.is_torn_down()
             || self.core.phase.is_busy()
-            || self.state() != crate::entity::Lifecycle::Running
+            || self.state() != crate::protocol::Lifecycle::Running
             || self.retiring.is_some()
             || !self.core.want_running
             || self.core.container.is_none()

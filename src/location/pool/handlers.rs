@@ -128,7 +128,7 @@ impl Handler<Invoke> for HostPool {
             let err = EntityError::unknown_effector(&self.me, &msg.effector, &["resize"]);
             return Box::pin(async move { Err(err) });
         }
-        let r = crate::entity::parse_args::<Resize>("resize", &msg.args)
+        let r = crate::protocol::parse_args::<Resize>("resize", &msg.args)
             .and_then(|a| self.resize(a.size, ctx));
         match r {
             Ok(Some(size)) => Box::pin(async move { Ok(json!({ "size": size })) }),
