@@ -51,7 +51,8 @@ use crate::policy::placement::{
     Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy, PlacementView,
 };
 use crate::protocol::{
-    EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard, Subscribe,
+    entity_handlers, EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle,
+    Observable, SensorBoard,
 };
 use crate::store::{LocationState, SavedHost, StoreWrite};
 pub use placing::PlaceFailure;

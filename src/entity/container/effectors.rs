@@ -14,7 +14,7 @@ use crate::host::{
     self, health, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart, Operate,
 };
 use crate::metrics;
-use crate::protocol::{EntityError, Invoke, Teardown};
+use crate::protocol::{EntityError, Invoke, Observable, Teardown};
 
 impl Handler<Invoke> for ContainerEntity {
     type Result = ResponseActFuture<Self, Result<serde_json::Value, EntityError>>;
@@ -36,11 +36,11 @@ impl Handler<Invoke> for ContainerEntity {
             "pause" => return self.fault(ContainerOp::Pause),
             "unpause" => return self.fault(ContainerOp::Unpause),
             other => {
-                return Box::pin(fut::ready(Err(EntityError::UnknownEffector {
-                    entity: self.me.to_string(),
-                    effector: other.to_string(),
-                    known: "start, stop, restart, kill, pause, unpause".into(),
-                })))
+                return Box::pin(fut::ready(Err(EntityError::unknown_effector(
+                    &self.me,
+                    other,
+                    &["start", "stop", "restart", "kill", "pause", "unpause"],
+                ))))
             }
         };
         let me = self.me.to_string();

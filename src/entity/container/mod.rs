@@ -41,8 +41,8 @@ use super::references::{ReferenceOptions, Rendered, Wait};
 use super::{ContainerInbox, EntityHandle, Placement};
 use crate::blueprint::ContainerSpec;
 use crate::protocol::{
-    now_ms, sensors as s, EmitNotice, EntityError, EntityEvent, EntityKind, EntityRef, Lifecycle,
-    SensorBoard, Subscribe,
+    entity_handlers, now_ms, sensors as s, EmitNotice, EntityError, EntityEvent, EntityKind,
+    EntityRef, Lifecycle, Observable, SensorBoard,
 };
 
 type Reply = oneshot::Sender<Result<serde_json::Value, EntityError>>;
@@ -161,10 +161,6 @@ impl ContainerEntity {
             }),
             publish: Some(addr.clone().recipient()),
         }
-    }
-
-    fn state(&self) -> Lifecycle {
-        self.core.lifecycle()
     }
 
     /// Feeds the state machine and performs what it decides.
@@ -325,13 +321,22 @@ impl Actor for ContainerEntity {
     }
 }
 
-impl Handler<Subscribe> for ContainerEntity {
-    type Result = ();
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board
-            .subscribe(msg.0, &self.me, EntityKind::Container, self.state());
+impl Observable for ContainerEntity {
+    fn me(&self) -> &EntityRef {
+        &self.me
+    }
+    fn kind(&self) -> EntityKind {
+        EntityKind::Container
+    }
+    fn state(&self) -> Lifecycle {
+        self.core.lifecycle()
+    }
+    fn board(&mut self) -> &mut SensorBoard {
+        &mut self.board
     }
 }
+
+entity_handlers!(ContainerEntity);
 
 impl Handler<EmitNotice> for ContainerEntity {
     type Result = ();
@@ -341,16 +346,5 @@ impl Handler<EmitNotice> for ContainerEntity {
             name: msg.name,
             detail: msg.detail,
         });
-    }
-}
-
-impl Handler<crate::protocol::PublishSensor> for ContainerEntity {
-    type Result = ();
-    fn handle(&mut self, msg: crate::protocol::PublishSensor, _: &mut Context<Self>) {
-        if msg.value.is_null() {
-            self.board.clear(&self.me, &msg.name);
-        } else {
-            self.board.set(&self.me, &msg.name, msg.value);
-        }
     }
 }

@@ -10,7 +10,7 @@ use super::ContainerEntity;
 use crate::entity::pool_messages::{Move, Place, PlacedOn, Release, Relocate};
 use crate::host::{ContainerOp, DockerHost, Operate};
 use crate::placement::Request;
-use crate::protocol::sensors as s;
+use crate::protocol::{sensors as s, Observable};
 
 /// Sensor: the placement decision that chose this container's host.
 pub const PLACEMENT_DECISION: &str = "placement.decision";

@@ -98,15 +98,23 @@ impl Handler<PlacementMemory> for HostPool {
     }
 }
 
-impl Handler<Subscribe> for HostPool {
-    type Result = ();
-    fn handle(&mut self, Subscribe(who): Subscribe, _: &mut Context<Self>) {
-        let me = self.me.clone();
-        // A pool of hosts is a cluster whose members are engines.
-        self.board
-            .subscribe(who, &me, EntityKind::Cluster, Lifecycle::Running);
+impl Observable for HostPool {
+    fn me(&self) -> &EntityRef {
+        &self.me
+    }
+    /// A pool of hosts is a cluster whose members are engines.
+    fn kind(&self) -> EntityKind {
+        EntityKind::Cluster
+    }
+    fn state(&self) -> Lifecycle {
+        Lifecycle::Running
+    }
+    fn board(&mut self) -> &mut SensorBoard {
+        &mut self.board
     }
 }
+
+entity_handlers!(subscribe: HostPool);
 
 impl Handler<EmitNotice> for HostPool {
     type Result = ();
