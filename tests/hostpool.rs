@@ -225,6 +225,11 @@ fn placement_spreads_packs_and_separates_across_three_engines() {
     let text = body.to_string();
     assert_ne!(status, 200, "{body}");
     assert!(text.contains("insufficient capacity"), "{text}");
+    // The cluster's answer keeps the kind (what its autoscaler holds on).
+    assert!(
+        text.contains(&format!("{app}/web: insufficient capacity: members failed")),
+        "{text}"
+    );
     for h in ["e-1", "e-2", "e-3"] {
         assert!(
             text.contains(&format!("{h}: rejected by anti-affinity(same-entity)")),

@@ -30,7 +30,7 @@ mod refs;
 
 pub use image::IMAGE_BUILD;
 pub use phase::DEFAULT_START_TIMEOUT;
-pub use pooled::PLACEMENT_DECISION;
+pub use pooled::{PLACEMENT_DECISION, PLACEMENT_FAILURE};
 pub use refs::{REFERENCES_RESOLVED, REFERENCES_WAITING};
 
 use self::phase::{
@@ -221,6 +221,7 @@ impl ContainerEntity {
                 Action::BeginMove(id) => self.begin_move(id),
                 Action::AbandonMove(why) => self.abandon_move(why),
                 Action::RetireOld => self.retire_old(),
+                Action::PlaceFailure(kind) => self.place_failure(kind),
                 Action::Release => self.release(),
                 Action::Gone => {
                     self.board.emit(EntityEvent::Gone {

@@ -31,6 +31,14 @@ fn t0() -> Instant {
     Instant::now()
 }
 
+/// The pool's answer when no host fits and it cannot grow.
+fn full_pool() -> PlaceError {
+    PlaceError::InsufficientCapacity {
+        location: "pool".into(),
+        detail: "c1 fits on no host".into(),
+    }
+}
+
 /// Feeds observations with no references, one millisecond apart.
 struct Run {
     core: Core,
@@ -180,7 +188,11 @@ fn observations() -> Vec<Observation> {
         Observation::Tick,
         Observation::Placed,
         Observation::PlaceFailed {
-            reason: "no host".into(),
+            error: PlaceError::HostNotReady("no host".into()),
+            keep: None,
+        },
+        Observation::PlaceFailed {
+            error: full_pool(),
             keep: None,
         },
         Observation::Created(Ok(info("running"))),
@@ -415,6 +427,44 @@ fn a_pool_container_is_placed_first() {
         a,
         vec![Action::Lifecycle(Lifecycle::Starting), Action::Create]
     );
+}
+
+#[test]
+fn a_full_pool_publishes_insufficient_capacity_before_the_failure() {
+    let mut r = Run::new(false, true);
+    r.step(Observation::Start);
+    let a = r.step(Observation::PlaceFailed {
+        error: full_pool(),
+        keep: None,
+    });
+    // The kind comes first: a cluster reads it when the member turns on-fire.
+    let capacity = Action::PlaceFailure(Some(PlaceErrorKind::InsufficientCapacity));
+    let kind_at = a.iter().position(|x| *x == capacity);
+    let fire_at = a
+        .iter()
+        .position(|x| *x == Action::Lifecycle(Lifecycle::OnFire));
+    assert!(
+        matches!((kind_at, fire_at), (Some(k), Some(f)) if k < f),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&Action::ResolveStarts(Err(StartError::Failed(
+            full_pool().to_string()
+        )))),
+        "{a:?}"
+    );
+    // Published once per kind, and cleared once a later attempt is placed.
+    r.step(Observation::Start);
+    assert_eq!(r.core.phase, Phase::Placing);
+    let a = r.step(Observation::PlaceFailed {
+        error: full_pool(),
+        keep: None,
+    });
+    assert!(!a.contains(&capacity), "{a:?}");
+    r.step(Observation::Start);
+    let a = r.step(Observation::Placed);
+    assert_eq!(a[0], Action::PlaceFailure(None));
+    assert_eq!(r.core.place_failure, None);
 }
 
 #[test]
@@ -767,7 +817,7 @@ fn a_move_without_a_cooler_host_keeps_the_old_container() {
     r.step(Observation::Created(Ok(info("running"))));
     r.step(Observation::Move);
     let a = r.step(Observation::PlaceFailed {
-        reason: "no cooler host".into(),
+        error: PlaceError::HostNotReady("no cooler host".into()),
         keep: Some(ID.into()),
     });
     assert_eq!(a[0], Action::AbandonMove("no cooler host".into()));
