@@ -55,6 +55,7 @@ use crate::protocol::{
     Observable, SensorBoard,
 };
 use crate::store::{LocationState, SavedHost, StoreWrite};
+use crate::wire::HostOpAnswer;
 pub use placing::PlaceFailure;
 
 mod handlers;
@@ -88,8 +89,9 @@ pub struct GetPool;
 #[rtype(result = "Vec<Addr<DockerHost>>")]
 pub struct GetHosts;
 
+/// An operator's drain or uncordon of one host.
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, HostOpError>")]
+#[rtype(result = "Result<HostOpAnswer, HostOpError>")]
 pub struct HostOp {
     pub host: String,
     pub op: HostOpKind,
@@ -341,7 +343,7 @@ impl HostPool {
         &mut self,
         msg: HostOp,
         ctx: &mut Context<Self>,
-    ) -> Result<serde_json::Value, HostOpError> {
+    ) -> Result<HostOpAnswer, HostOpError> {
         let i = self.model.host_op(&msg.host, msg.op)?;
         match msg.op {
             HostOpKind::Drain => {
@@ -359,11 +361,11 @@ impl HostPool {
         }
         self.save();
         let h = self.model.host(i);
-        Ok(json!({
-            "host": h.name(),
-            "state": h.phase().as_str(),
-            "containers": h.members.len(),
-        }))
+        Ok(HostOpAnswer {
+            host: h.name().to_string(),
+            state: h.phase().as_str().to_string(),
+            containers: h.members.len(),
+        })
     }
 
     fn provision(&mut self, why: &str, ctx: &mut Context<Self>) {

@@ -58,7 +58,7 @@ pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
 pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
 pub use destroy::Destroy;
 pub use effectors::{Detached, InvokeEffector};
-pub use policy_rest::{PolicyRequest, PolicyRequestOp};
+pub use policy_rest::{ListPolicies, PolicyRequest, PolicyRequestOp};
 pub use presets::{ListPresets, PRESET_POLL};
 pub use queries::{
     ActivityFilter, CollectMetrics, GetApp, GetEntities, GetSensors, ListActivities, ListApps,

@@ -168,7 +168,7 @@ impl Handler<crate::policy::placement::Tune> for HostPool {
 }
 
 impl Handler<HostOp> for HostPool {
-    type Result = Result<serde_json::Value, HostOpError>;
+    type Result = Result<HostOpAnswer, HostOpError>;
     fn handle(&mut self, msg: HostOp, ctx: &mut Context<Self>) -> Self::Result {
         self.host_op(msg, ctx)
     }
