@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use drover::wire::{Activity, PolicyStatus, PresetList};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -33,19 +34,16 @@ services:
 }
 
 fn size(d: &Drover, app: &str) -> u64 {
-    d.entity(app, "web")["sensors"]["group.size"]["value"]
-        .as_u64()
+    d.entity_view(app, "web")
+        .and_then(|e| e.sensor_u64("group.size"))
         .unwrap_or(0)
 }
 
-fn resizes(d: &Drover, app: &str) -> Vec<Value> {
+fn resizes(d: &Drover, app: &str) -> Vec<Activity> {
     let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
-    let mut v: Vec<Value> = acts
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["name"] == "autoscaler.resize" && a["outcome"] == "decided")
-        .cloned()
+    let mut v: Vec<Activity> = decode::<Vec<Activity>>(acts)
+        .into_iter()
+        .filter(|a| a.name == "autoscaler.resize" && a.outcome == "decided")
         .collect();
     v.reverse();
     v
@@ -107,8 +105,8 @@ fn the_cluster_grows_under_load_and_shrinks_back_without_flapping() {
     let sizes: Vec<u64> = r
         .iter()
         .map(|a| {
-            a["message"]
-                .as_str()
+            a.message
+                .as_deref()
                 .unwrap()
                 .rsplit(' ')
                 .next()
@@ -134,8 +132,8 @@ fn the_cluster_grows_under_load_and_shrinks_back_without_flapping() {
     // Every decision carries its inputs and reason.
     assert!(
         r.iter()
-            .all(|a| a["args"]["metric"] == "lb.reqs_per_sec.per_member"
-                && a["message"].as_str().unwrap().contains("bounds")),
+            .all(|a| a.args["metric"] == "lb.reqs_per_sec.per_member"
+                && a.message.as_deref().unwrap().contains("bounds")),
         "{r:#?}"
     );
 }
@@ -160,8 +158,9 @@ fn editing_a_preset_reconfigures_live_and_a_bad_edit_keeps_the_old_config() {
     let path = format!("/v1/applications/{app}/entities/web/policies/t-auto");
     let (status, p) = d.get(&path);
     assert_eq!(status, 200, "{p}");
-    assert_eq!(p["config"]["upper"], 20.0);
-    assert_eq!(p["kind"], "autoscaler");
+    let p: PolicyStatus = decode(p);
+    assert_eq!(p.config["upper"], 20.0);
+    assert_eq!(p.kind, "autoscaler");
 
     // A valid edit is in force within seconds.
     std::thread::sleep(Duration::from_millis(1100)); // a new mtime second
@@ -169,7 +168,7 @@ fn editing_a_preset_reconfigures_live_and_a_bad_edit_keeps_the_old_config() {
     wait_for(
         Duration::from_secs(10),
         "the edited preset in force",
-        || (d.get(&path).1["config"]["upper"] == 33.0).then_some(()),
+        || (decode::<PolicyStatus>(d.get(&path).1).config["upper"] == 33.0).then_some(()),
     );
 
     // An invalid edit is refused, with its position; the old config stays.
@@ -184,25 +183,24 @@ fn editing_a_preset_reconfigures_live_and_a_bad_edit_keeps_the_old_config() {
         "preset.invalid in the activity record",
         || {
             let (_, acts) = d.get("/v1/activities?kind=event&limit=100");
-            acts.as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["name"] == "preset.invalid")
-                .cloned()
+            decode::<Vec<Activity>>(acts)
+                .into_iter()
+                .find(|a| a.name == "preset.invalid")
         },
     );
-    assert_eq!(refused["args"]["line"], 5, "{refused}");
+    assert_eq!(refused.args["line"], 5, "{refused:?}");
     assert!(
-        refused["message"].as_str().unwrap().contains("uper"),
-        "{refused}"
+        refused.message.as_deref().unwrap().contains("uper"),
+        "{refused:?}"
     );
     assert_eq!(
-        d.get(&path).1["config"]["upper"],
+        decode::<PolicyStatus>(d.get(&path).1).config["upper"],
         33.0,
         "the old config stays in force"
     );
     let (_, presets) = d.get("/v1/presets");
-    assert!(presets["errors"]["t-auto"].as_str().is_some(), "{presets}");
+    let presets: PresetList = decode(presets);
+    assert!(presets.errors.contains_key("t-auto"), "{presets:?}");
     assert!(d
         .get_text("/metrics")
         .contains("drover_policy_preset_errors 1"));
@@ -221,15 +219,11 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
     let base = format!("/v1/applications/{app}/entities/web/policies");
     let (status, list) = d.get(&base);
     assert_eq!(status, 200);
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let list: Vec<PolicyStatus> = decode(list);
+    let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
     assert!(
         names.contains(&"resilient") && names.contains(&"web-autoscaler"),
-        "{list}"
+        "{list:?}"
     );
 
     // PUT a bad config: 400 with a position, nothing changes.
@@ -251,16 +245,20 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
     let (status, body) =
         put("metric: lb.reqs_per_sec.per_member\nentity: lb\nlower: 1\nupper: 9\nmax_sise: 3\n");
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["line"], 5, "{body}");
+    assert_eq!(error_body(body.clone()).line, Some(5), "{body}");
     let (status, body) =
         put("metric: lb.reqs_per_sec.per_member\nentity: lb\nlower: 9\nupper: 1\n");
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["path"], "upper", "{body}");
+    assert_eq!(
+        error_body(body.clone()).path.as_deref(),
+        Some("upper"),
+        "{body}"
+    );
     let (status, body) =
         put("metric: lb.reqs_per_sec.per_member\nentity: lb\nlower: 1\nupper: 9\nmax_size: 3\n");
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        d.get(&format!("{base}/web-autoscaler")).1["config"]["max_size"],
+        decode::<PolicyStatus>(d.get(&format!("{base}/web-autoscaler")).1).config["max_size"],
         3
     );
 
@@ -276,7 +274,7 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        serde_json::from_slice::<PolicyStatus>(&out.stdout).unwrap()
     };
     assert_eq!(
         cli(&[
@@ -287,7 +285,8 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
             "web-autoscaler",
             "-o",
             "json"
-        ])["running"],
+        ])
+        .running,
         false
     );
     assert_eq!(
@@ -300,11 +299,12 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
             "upper=12",
             "-o",
             "json"
-        ])["config"]["upper"],
+        ])
+        .config["upper"],
         12.0
     );
     assert_eq!(
-        cli(&["policy", "get", &app, "web", "web-autoscaler", "-o", "json"])["config"]["max_size"],
+        cli(&["policy", "get", &app, "web", "web-autoscaler", "-o", "json"]).config["max_size"],
         3,
         "k=v keeps the other keys"
     );
@@ -317,12 +317,13 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
             "web-autoscaler",
             "-o",
             "json"
-        ])["running"],
+        ])
+        .running,
         true
     );
     // The cluster's member restarter answers through the cluster.
     assert_eq!(
-        cli(&["policy", "get", &app, "web", "resilient", "-o", "json"])["kind"],
+        cli(&["policy", "get", &app, "web", "resilient", "-o", "json"]).kind,
         "restarter"
     );
 }

@@ -182,9 +182,12 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
             "--faults",
             "stop,pause,kill",
             "--duration",
-            "20s",
+            "30s",
+            // One fault every 2 s, the rate the design's availability goal
+            // names: a paused member holds a probe until it is ejected, so
+            // a faster mix measures the probe timeout, not recovery.
             "--interval",
-            "1s",
+            "2s",
             "--seed",
             "7",
             "-o",
@@ -214,9 +217,15 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
     );
     assert_eq!(report["converged"], true, "{report:#}");
     let faults = report["faults"].as_array().unwrap();
-    assert_eq!(faults.len(), 20, "{report:#}");
+    let planned = drover::cli::chaos::schedule(
+        7,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+        &[FaultKind::Stop, FaultKind::Pause, FaultKind::Kill],
+    );
+    assert_eq!(faults.len(), planned.len(), "{report:#}");
     assert!(
-        report["faults_injected"].as_u64().unwrap() >= 18,
+        report["faults_injected"].as_u64().unwrap() + 2 >= planned.len() as u64,
         "{report:#}"
     );
     let rate = report["probe_success_rate"].as_f64().unwrap();

@@ -7,26 +7,23 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
+use drover::protocol::Lifecycle;
+use drover::wire::{Activity, AppSummary, Created};
+use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn member_ports(d: &Drover, app: &str) -> Vec<(String, u16)> {
-    let detail = d.app(app);
-    detail["entities"]
-        .as_array()
-        .unwrap()
+    d.app_detail(app)
+        .entities
         .iter()
-        .filter(|e| e["parent"] == "web")
+        .filter(|e| e.parent.as_deref() == Some("web"))
         .map(|e| {
-            let port = e["sensors"]["host.port.8080"]["value"]
-                .as_u64()
+            let port = e
+                .sensor_u64("host.port.8080")
                 .expect("member publishes host.port.8080") as u16;
             (
-                e["sensors"]["container.id"]["value"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                e.sensor_str("container.id").unwrap_or_default().to_string(),
                 port,
             )
         })
@@ -69,9 +66,9 @@ fn deploys_a_three_member_cluster_that_answers_http() {
             "`/` answers with the container id: {body} vs {cid}"
         );
     }
-    let cluster = d.entity(&app, "web");
-    assert_eq!(cluster["state"], "running");
-    assert_eq!(cluster["sensors"]["group.size"]["value"], 3);
+    let cluster = d.entity_view(&app, "web").expect("cluster web");
+    assert_eq!(cluster.state, Lifecycle::Running);
+    assert_eq!(cluster.sensor_u64("group.size"), Some(3));
     // The application network exists, and members carry their id as alias.
     assert!(network_exists(&format!("drover-{app}")));
     let aliases =
@@ -119,7 +116,8 @@ fn resize_grows_and_shrinks_newest_first_and_is_idempotent() {
     let mut oldest = first_two.clone();
     oldest.sort();
     assert_eq!(left, oldest, "shrinking removes the newest members first");
-    assert_eq!(d.entity(&app, "web")["sensors"]["group.size"]["value"], 2);
+    let web = d.entity_view(&app, "web").expect("cluster web");
+    assert_eq!(web.sensor_u64("group.size"), Some(2));
     let (status, _) = d.invoke(&app, "web", "resize", json!({"size": 2}));
     assert_eq!(status, 200);
     assert_eq!(containers_of(&app, true).len(), 2);
@@ -127,11 +125,11 @@ fn resize_grows_and_shrinks_newest_first_and_is_idempotent() {
     // Bad arguments are a 400 that names the problem.
     let (status, body) = d.invoke(&app, "web", "resize", json!({"count": 3}));
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("size"), "{body}");
+    assert!(error_body(body.clone()).error.contains("size"), "{body}");
     let (status, body) = d.invoke(&app, "web", "explode", json!({}));
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("resize"),
+        error_body(body.clone()).error.contains("resize"),
         "lists known effectors: {body}"
     );
 }
@@ -183,20 +181,12 @@ fn bad_blueprints_are_rejected_with_positions_and_create_nothing() {
         let _g = AppGuard(app.clone());
         let (status, body) = d.post("/v1/applications", yaml);
         assert_eq!(status, 400, "{what}: {body}");
+        let e = error_body(body.clone());
+        assert!(e.line.is_some_and(|l| l >= 1), "{what}: a line: {body}");
+        assert!(e.column.is_some_and(|c| c >= 1), "{what}: a column: {body}");
+        assert!(!e.error.is_empty(), "{what}: {body}");
         assert!(
-            body["line"].as_u64().is_some_and(|l| l >= 1),
-            "{what}: a line: {body}"
-        );
-        assert!(
-            body["column"].as_u64().is_some_and(|c| c >= 1),
-            "{what}: a column: {body}"
-        );
-        assert!(
-            body["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{what}: {body}"
-        );
-        assert!(
-            body["path"].as_str().unwrap_or_default().starts_with(path),
+            e.path.as_deref().unwrap_or_default().starts_with(path),
             "{what}: path {path}: {body}"
         );
         assert!(
@@ -220,7 +210,12 @@ fn bad_blueprints_are_rejected_with_positions_and_create_nothing() {
             .unwrap();
         assert!(!out.status.success(), "{what}: validate exits non-zero");
         let err = String::from_utf8_lossy(&out.stderr);
-        let expected = format!("{}:{}:{}", file.display(), body["line"], body["column"]);
+        let expected = format!(
+            "{}:{}:{}",
+            file.display(),
+            e.line.unwrap(),
+            e.column.unwrap()
+        );
         assert!(
             err.contains(&expected),
             "{what}: validate names {expected}: {err}"
@@ -250,14 +245,14 @@ fn a_container_removed_behind_droversback_is_seen_from_the_event_stream() {
         Duration::from_secs(2),
         "member leaves running after docker rm -f",
         || {
-            let m = d.entity(&app, "web-1");
-            (m["state"] != "running").then_some(m)
+            let m = d.entity_view(&app, "web-1").expect("member web-1");
+            (m.state != Lifecycle::Running).then_some(m)
         },
     );
     assert!(t0.elapsed() < Duration::from_secs(2));
-    assert_eq!(member["state"], "on-fire");
-    assert_eq!(member["sensors"]["service.up"]["value"], false);
-    assert_eq!(member["sensors"]["service.state"]["value"], "removed");
+    assert_eq!(member.state, Lifecycle::OnFire);
+    assert_eq!(member.sensor("service.up"), Some(&json!(false)));
+    assert_eq!(member.sensor_str("service.state"), Some("removed"));
 }
 
 #[test]
@@ -282,17 +277,15 @@ fn the_cli_deploys_shows_invokes_and_destroys() {
     };
     let (ok, stdout, stderr) = cli(&["deploy", file.to_str().unwrap(), "--wait", "-o", "json"]);
     assert!(ok, "deploy --wait: {stdout} {stderr}");
-    let v: Value = serde_json::from_str(&stdout).expect("deploy -o json prints JSON");
-    assert_eq!(v["id"], app.as_str());
+    let v: Created = serde_json::from_str(&stdout).expect("deploy -o json prints JSON");
+    assert_eq!(v.id, app);
 
     let (ok, stdout, _) = cli(&["ls", "-o", "json"]);
     assert!(ok);
-    let apps: Value = serde_json::from_str(&stdout).unwrap();
+    let apps: Vec<AppSummary> = serde_json::from_str(&stdout).unwrap();
     assert!(apps
-        .as_array()
-        .unwrap()
         .iter()
-        .any(|a| a["id"] == app.as_str() && a["state"] == "running"));
+        .any(|a| a.id == app && a.state == Lifecycle::Running));
 
     let (ok, stdout, _) = cli(&["status", &app]);
     assert!(ok);
@@ -314,13 +307,10 @@ fn the_cli_deploys_shows_invokes_and_destroys() {
 
     let (ok, stdout, _) = cli(&["activities", "--app", &app, "-o", "json"]);
     assert!(ok);
-    let acts: Value = serde_json::from_str(&stdout).unwrap();
+    let acts: Vec<Activity> = serde_json::from_str(&stdout).unwrap();
     assert!(
-        acts.as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["name"] == "resize" && a["outcome"] == "ok"),
-        "{acts}"
+        acts.iter().any(|a| a.name == "resize" && a.outcome == "ok"),
+        "{acts:?}"
     );
 
     let (ok, _, stderr) = cli(&["destroy", &app]);

@@ -12,8 +12,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::engines::Engines;
-use common::{wait_for, Drover};
+use common::{decode, wait_for, Drover};
 use drover::location::provision::LocalEngine;
+use drover::placement::HeadroomVerdict;
+use drover::protocol::Lifecycle;
+use drover::wire::{HostOpAnswer, PolicyStatus, PoolView};
 use serde_json::{json, Value};
 
 fn write_config(engines: &Engines, yaml: &str) -> PathBuf {
@@ -63,22 +66,32 @@ fn provisioned_socket(engines: &Engines, host: &str) -> String {
     format!("unix://{}", e.socket.display())
 }
 
+/// `GET /v1/locations`: every host pool.
+fn locations(d: &Drover) -> Vec<PoolView> {
+    let (status, locs) = d.get("/v1/locations");
+    assert_eq!(status, 200, "{locs}");
+    decode(locs)
+}
+
+/// The first (in these tests, the only) host pool.
+fn first_pool(d: &Drover) -> PoolView {
+    locations(d).into_iter().next().expect("a host pool")
+}
+
 /// The pool's hosts as `GET /v1/locations` shows them: (name, state,
 /// provisioned).
 fn pool_hosts(d: &Drover) -> Vec<(String, String, bool)> {
     let (_, locs) = d.get("/v1/locations");
-    locs[0]["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| {
-            (
-                h["name"].as_str().unwrap_or("?").to_string(),
-                h["state"].as_str().unwrap_or("?").to_string(),
-                h["provisioned"].as_bool().unwrap_or(false),
-            )
+    serde_json::from_value::<Vec<PoolView>>(locs)
+        .unwrap_or_default()
+        .first()
+        .map(|p| {
+            p.hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.state.clone(), h.provisioned))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
 }
 
 /// A CLI command against `d`; its output, which must be a success.
@@ -98,19 +111,14 @@ fn cli(d: &Drover, args: &[&str]) -> String {
 
 /// Member → host name, from the sensors.
 fn hosts_of_members(d: &Drover, app: &str, cluster: &str) -> BTreeMap<String, String> {
-    let app_v = d.app(app);
-    app_v["entities"]
-        .as_array()
-        .unwrap()
+    d.app_detail(app)
+        .entities
         .iter()
-        .filter(|e| e["parent"] == cluster)
+        .filter(|e| e.parent.as_deref() == Some(cluster))
         .map(|e| {
             (
-                e["id"].as_str().unwrap().to_string(),
-                e["sensors"]["host.name"]["value"]
-                    .as_str()
-                    .unwrap_or("?")
-                    .to_string(),
+                e.id.clone(),
+                e.sensor_str("host.name").unwrap_or("?").to_string(),
             )
         })
         .collect()
@@ -136,27 +144,22 @@ fn cluster_yaml(app: &str, size: u32, image: &str, placement: &str) -> String {
 fn running(d: &Drover, app: &str, deadline: Duration) {
     let t0 = Instant::now();
     loop {
-        let v = d.app(app);
-        let all = v["entities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["state"] == "running");
-        if v["state"] == "running" && all {
+        let v = d.app_detail(app);
+        let all = v.entities.iter().all(|e| e.state == Lifecycle::Running);
+        if v.summary.state == Lifecycle::Running && all {
             return;
         }
         if t0.elapsed() > deadline {
-            let rows: Vec<String> = v["entities"]
-                .as_array()
-                .unwrap()
+            let rows: Vec<String> = v
+                .entities
                 .iter()
                 .map(|e| {
                     format!(
                         "{} {} host={} error={}",
-                        e["id"],
-                        e["state"],
-                        e["sensors"]["host.name"]["value"],
-                        e["sensors"]["entity.error"]["value"]
+                        e.id,
+                        e.state,
+                        e.sensor("host.name").unwrap_or(&Value::Null),
+                        e.sensor("entity.error").unwrap_or(&Value::Null)
                     )
                 })
                 .collect();
@@ -225,6 +228,11 @@ fn placement_spreads_packs_and_separates_across_three_engines() {
     let text = body.to_string();
     assert_ne!(status, 200, "{body}");
     assert!(text.contains("insufficient capacity"), "{text}");
+    // The cluster's answer keeps the kind (what its autoscaler holds on).
+    assert!(
+        text.contains(&format!("{app}/web: insufficient capacity: members failed")),
+        "{text}"
+    );
     for h in ["e-1", "e-2", "e-3"] {
         assert!(
             text.contains(&format!("{h}: rejected by anti-affinity(same-entity)")),
@@ -298,22 +306,17 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
         "{c:?}"
     );
     // The pool's view: three hosts with their sensors, and why.
-    let (st, locs) = d.get("/v1/locations");
-    assert_eq!(st, 200, "{locs}");
-    let pool = locs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["location"] == "pool")
+    let pool = locations(&d)
+        .into_iter()
+        .find(|l| l.location == "pool")
         .expect("pool listed");
-    let per_host: BTreeMap<String, u64> = pool["hosts"]
-        .as_array()
-        .unwrap()
+    let per_host: BTreeMap<String, u64> = pool
+        .hosts
         .iter()
         .map(|h| {
             (
-                h["name"].as_str().unwrap().to_string(),
-                h["sensors"]["host.containers"].as_u64().unwrap(),
+                h.name.clone(),
+                h.sensors["host.containers"].as_u64().unwrap(),
             )
         })
         .collect();
@@ -324,17 +327,15 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
             ("pool-2".into(), 4),
             ("pool-3".into(), 2)
         ]),
-        "{pool}"
+        "{pool:?}"
     );
     assert!(
-        pool["hosts"][0]["sensors"]["host.cpus"].as_f64().unwrap() >= 1.0,
-        "{pool}"
+        pool.hosts[0].sensors["host.cpus"].as_f64().unwrap() >= 1.0,
+        "{pool:?}"
     );
     assert!(
-        pool["events"]
-            .to_string()
-            .contains("provisioning host pool-2"),
-        "{pool}"
+        pool.events.join("\n").contains("provisioning host pool-2"),
+        "{pool:?}"
     );
     // The image was copied to the new engines.
     for host in ["pool-2", "pool-3"] {
@@ -365,8 +366,7 @@ fn local_dockerd_provisioning_grows_copies_images_and_shrinks() {
         },
     );
     // The pool said why: cold, then the decommissions.
-    let (_, locs) = d.get("/v1/locations");
-    let events = locs[0]["events"].to_string();
+    let events = first_pool(&d).events.join("\n");
     assert!(events.contains("pool cold"), "{events}");
     assert!(events.contains("host pool-2 decommissioned"), "{events}");
     // Decided by the host pool's autoscaler (the shared autoscaler policy).
@@ -399,13 +399,12 @@ fn a_failed_engine_s_containers_start_again_on_the_others() {
     engines.kill_engine(1);
     wait_for(Duration::from_secs(60), "every member back on e-1", || {
         let m = hosts_of_members(&d, &app, "web");
-        let app_v = d.app(&app);
-        let all_running = app_v["entities"]
-            .as_array()
-            .unwrap()
+        let all_running = d
+            .app_detail(&app)
+            .entities
             .iter()
-            .filter(|e| e["parent"] == "web")
-            .all(|e| e["state"] == "running");
+            .filter(|e| e.parent.as_deref() == Some("web"))
+            .all(|e| e.state == Lifecycle::Running);
         (m.len() == 4 && m.values().all(|h| h == "e-1") && all_running).then_some(())
     });
     println!(
@@ -449,8 +448,9 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
     let policy = format!("/v1/applications/{app}/entities/web/policies/cpu-rebalance");
     let (s, b) = d.get(&policy);
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["kind"], "cpu-placement", "{b}");
-    assert_eq!(b["config"]["above"], 0.2, "{b}");
+    let status: PolicyStatus = decode(b.clone());
+    assert_eq!(status.kind, "cpu-placement", "{b}");
+    assert_eq!(status.config["above"], 0.2, "{b}");
     let (s, b) = d.post(&format!("{policy}/stop"), "");
     assert_eq!(s, 200, "{b}");
     // Keep web-1 busy wherever it runs: ~1 core on its host.
@@ -505,8 +505,7 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
     // To the idle host, not to the one running web-2.
     assert_ne!(moved_to, before["web-2"]);
     // The location's placement policy decided it and says why.
-    let (_, locs) = d.get("/v1/locations");
-    let moves = locs[0]["placement"]["recent_moves"].to_string();
+    let moves = first_pool(&d).placement.recent_moves.join("\n");
     assert!(
         moves.contains(&format!("{app}/web-1 off {busy_host}")),
         "{moves}"
@@ -584,8 +583,7 @@ fn a_restarted_drover_adopts_its_provisioned_hosts_and_their_containers() {
     assert_eq!(hosts_of_members(&d, &app, "web"), before);
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!((ids("pool-1"), ids("pool-2")), (ids1, ids2));
-    let (_, locs) = d.get("/v1/locations");
-    let decisions = locs[0]["decisions"].to_string();
+    let decisions = first_pool(&d).decisions.join("\n");
     assert!(decisions.contains("adopted on pool-2"), "{decisions}");
     // And the pool still grows from where it was: the next host is pool-3.
     let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 5 }));
@@ -627,8 +625,7 @@ fn headroom_adds_a_host_before_one_is_needed() {
             (names == ["pool-1", "pool-2"]).then_some(())
         },
     );
-    let (_, locs) = d.get("/v1/locations");
-    let events = locs[0]["events"].to_string();
+    let events = first_pool(&d).events.join("\n");
     assert!(events.contains("pool.hot"), "{events}");
     assert!(
         events.contains("provisioning host pool-2: the host autoscaler wants 2 hosts"),
@@ -688,9 +685,9 @@ fn headroom_adds_a_host_before_one_is_needed() {
     assert_eq!(common::prometheus::values(&body), vec![2.0], "{body}");
     // 2 hosts × 2 slots, 1 used: 3 free ≥ 2 wanted. No third host.
     std::thread::sleep(Duration::from_secs(3));
-    let (_, locs) = d.get("/v1/locations");
-    assert_eq!(locs[0]["hosts"].as_array().unwrap().len(), 2, "{locs}");
-    assert_eq!(locs[0]["headroom"]["verdict"], "ok", "{locs}");
+    let pool = first_pool(&d);
+    assert_eq!(pool.hosts.len(), 2, "{pool:?}");
+    assert_eq!(pool.headroom.verdict, HeadroomVerdict::Ok, "{pool:?}");
     // The member stayed where it was.
     assert_eq!(
         hosts_of_members(&d, &app, "web"),
@@ -719,8 +716,7 @@ fn headroom_adds_a_host_before_one_is_needed() {
         },
     );
     assert!(!pool_dir.join("pool-2").exists(), "pool-2 removed");
-    let (_, locs) = d.get("/v1/locations");
-    let events = locs[0]["events"].to_string();
+    let events = first_pool(&d).events.join("\n");
     assert!(events.contains("host pool-2 is on fire"), "{events}");
     assert!(events.contains("given back to its provisioner"), "{events}");
     destroy(&d, &app);
@@ -765,7 +761,7 @@ fn draining_a_host_moves_its_containers_and_uncordon_takes_it_back() {
     // Back in service: the next member goes to the emptier host.
     let (s, b) = d.post("/v1/locations/pool/hosts/e-1/uncordon", "");
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["state"], "running", "{b}");
+    assert_eq!(decode::<HostOpAnswer>(b.clone()).state, "running", "{b}");
     let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 6 }));
     assert_eq!(s, 200, "{b}");
     running(&d, &app, Duration::from_secs(30));

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::prometheus::*;
 use common::*;
+use drover::protocol::Lifecycle;
+use drover::wire::{Activity, AppDetail};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -71,10 +73,10 @@ fn dashboards() -> Vec<(String, Value)> {
     out
 }
 
-fn activities(d: &Drover, query: &str) -> Vec<Value> {
+fn activities(d: &Drover, query: &str) -> Vec<Activity> {
     let (status, body) = d.get(&format!("/v1/activities?{query}"));
     assert_eq!(status, 200, "{body}");
-    body.as_array().unwrap().clone()
+    decode(body)
 }
 
 /// The value of one sample line of a /metrics text.
@@ -169,7 +171,7 @@ fn every_dashboard_query_answers_from_a_real_prometheus() {
     let replaced = wait_for(DEADLINE, "the replacer's replacement", || {
         activities(&d, &format!("application={app}&name=replacer.replace"))
             .into_iter()
-            .find(|a| a["outcome"] == "ok")
+            .find(|a| a.outcome == "ok")
     });
     d.wait_running(&app, DEADLINE);
     for _ in 0..20 {
@@ -297,40 +299,42 @@ fn every_dashboard_query_answers_from_a_real_prometheus() {
 
     // The activity record: the replacer's replacement and the restarter's
     // restart, each with its reason; newest first; each notice once.
-    assert_eq!(replaced["entity"], "batch");
-    assert_eq!(replaced["args"]["member"], "batch-1");
+    assert_eq!(replaced.entity, "batch");
+    assert_eq!(replaced.args["member"], "batch-1");
     assert!(
-        replaced["args"]["reason"]
+        replaced.args["reason"]
             .as_str()
             .is_some_and(|r| !r.is_empty()),
-        "{replaced}"
+        "{replaced:?}"
     );
     assert!(
-        replaced["message"]
-            .as_str()
+        replaced
+            .message
+            .as_deref()
             .is_some_and(|m| m.starts_with("replaced batch-1 with batch-")),
-        "{replaced}"
+        "{replaced:?}"
     );
     let all = activities(&d, &format!("application={app}&limit=1000"));
-    let ids: Vec<u64> = all.iter().map(|a| a["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = all.iter().map(|a| a.id).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
     let restart = all
         .iter()
-        .find(|a| a["name"] == "restarter.restart" && a["outcome"] == "scheduled")
+        .find(|a| a.name == "restarter.restart" && a.outcome == "scheduled")
         .unwrap_or_else(|| panic!("a restart in {all:#?}"));
-    assert!(restart["entity"].as_str().unwrap().starts_with("web-"));
+    assert!(restart.entity.starts_with("web-"));
     assert!(
-        restart["args"]["reason"]
+        restart.args["reason"]
             .as_str()
             .is_some_and(|r| !r.is_empty())
-            && restart["message"]
-                .as_str()
+            && restart
+                .message
+                .as_deref()
                 .is_some_and(|m| m.contains("restart in")),
-        "{restart}"
+        "{restart:?}"
     );
     let failed_batch = all
         .iter()
-        .filter(|a| a["name"] == "entity.failed" && a["entity"] == "batch-1")
+        .filter(|a| a.name == "entity.failed" && a.entity == "batch-1")
         .count();
     assert_eq!(failed_batch, 1, "one failure, recorded once: {all:#?}");
 
@@ -551,8 +555,8 @@ fn json_logs_carry_application_and_entity_and_rust_log_filters() {
             .get(&format!("{}/v1/applications/{app}", d.url))
             .call()
             .ok()?;
-        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
-        (v["state"] == "running").then_some(())
+        let v: AppDetail = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
+        (v.summary.state == Lifecycle::Running).then_some(())
     });
     assert_eq!(invoke("restart"), 200);
     let found = wait_for(Duration::from_secs(10), "an `effector done` line", || {
@@ -602,10 +606,10 @@ fn the_activity_record_is_bounded_filtered_and_newest_first() {
         let body = r.body_mut().read_to_string().unwrap_or_default();
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     };
-    let list = |query: &str| -> Vec<Value> {
+    let list = |query: &str| -> Vec<Activity> {
         let (status, body) = get(&format!("/v1/activities?{query}"));
         assert_eq!(status, 200, "{body}");
-        body.as_array().unwrap().clone()
+        decode(body)
     };
     let r = a
         .post(&format!("{}/v1/applications", d.url))
@@ -613,7 +617,10 @@ fn the_activity_record_is_bounded_filtered_and_newest_first() {
         .unwrap();
     assert_eq!(r.status(), 201);
     wait_for(DEADLINE, "box running", || {
-        (get(&format!("/v1/applications/{app}")).1["state"] == "running").then_some(())
+        let detail = serde_json::from_value::<AppDetail>(get(&format!("/v1/applications/{app}")).1);
+        detail
+            .is_ok_and(|v| v.summary.state == Lifecycle::Running)
+            .then_some(())
     });
     // 1,010 quick records: an unknown effector is refused and recorded.
     for _ in 0..1_010 {
@@ -630,26 +637,27 @@ fn the_activity_record_is_bounded_filtered_and_newest_first() {
     let capped = list("limit=5000");
     assert_eq!(capped.len(), 1_000, "limit is capped at 1,000");
     assert_eq!(list("").len(), 100, "default limit 100");
-    let ids: Vec<u64> = capped.iter().map(|a| a["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = capped.iter().map(|a| a.id).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
     let start = list(&format!("application={app}&kind=effector&name=start"));
     assert!(
         !start.is_empty()
             && start
                 .iter()
-                .all(|a| a["name"] == "start" && a["application"] == app.as_str()),
+                .all(|a| a.name == "start" && a.application == app),
         "{start:#?}"
     );
     let by_entity = list(&format!("application={app}&entity=box&limit=3"));
     assert_eq!(by_entity.len(), 3);
     assert!(by_entity
         .iter()
-        .all(|a| a["entity"] == "box" && a["name"] == "nothing" && a["outcome"] == "error"));
+        .all(|a| a.entity == "box" && a.name == "nothing" && a.outcome == "error"));
     let (status, body) = get("/v1/activities?app=typo");
     assert_eq!(status, 400, "unknown filters are refused: {body}");
     // `drover status`: the latest activity of the container.
     let (_, detail) = get(&format!("/v1/applications/{app}"));
-    assert_eq!(detail["latest_activities"]["box"]["name"], "nothing");
+    let detail: AppDetail = decode(detail);
+    assert_eq!(detail.latest_activities["box"].name, "nothing");
     let (status, _) = {
         let r = a
             .delete(&format!("{}/v1/applications/{app}", d.url))

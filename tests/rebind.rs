@@ -9,6 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use drover::protocol::Lifecycle;
+use drover::wire::Activity;
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -45,17 +47,16 @@ impl Rng {
 /// The engine holds exactly the members the tree shows, all running, with
 /// drover's labels, and as many as the cluster's desired size.
 fn converged(d: &Drover, app: &str) -> Option<u64> {
-    let detail = d.app(app);
-    let entities = detail["entities"].as_array()?;
-    if !entities.iter().all(|e| e["state"] == "running") {
+    let entities = d.app_detail(app).entities;
+    if !entities.iter().all(|e| e.state == Lifecycle::Running) {
         return None;
     }
-    let web = entities.iter().find(|e| e["id"] == "web")?;
-    let desired = web["sensors"]["group.desired_size"]["value"].as_u64()?;
+    let web = entities.iter().find(|e| e.id == "web")?;
+    let desired = web.sensor_u64("group.desired_size")?;
     let members: BTreeSet<String> = entities
         .iter()
-        .filter(|e| e["parent"] == "web")
-        .map(|e| e["id"].as_str().unwrap().to_string())
+        .filter(|e| e.parent.as_deref() == Some("web"))
+        .map(|e| e.id.clone())
         .collect();
     let all = containers_of(app, true);
     let running = containers_of(app, false);
@@ -88,12 +89,11 @@ fn policies_act(d: &Drover, app: &str, size: u64) {
         DEADLINE,
         "the policies heal a killed member after the rebind",
         || {
-            let detail = d.app(app);
-            let healthy = detail["entities"]
-                .as_array()
-                .unwrap()
+            let healthy = d
+                .app_detail(app)
+                .entities
                 .iter()
-                .filter(|e| e["parent"] == "web" && e["state"] == "running")
+                .filter(|e| e.parent.as_deref() == Some("web") && e.state == Lifecycle::Running)
                 .count() as u64;
             (healthy == size && containers_of(app, false).len() as u64 == size).then_some(())
         },
@@ -239,13 +239,12 @@ services:
             .success());
         wait_for(DEADLINE, "restarted", || {
             let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=100"));
-            let restarts = acts
-                .as_array()
-                .unwrap()
+            let restarts = decode::<Vec<Activity>>(acts)
                 .iter()
-                .filter(|a| a["name"] == "restarter.restart" && a["outcome"] == "scheduled")
+                .filter(|a| a.name == "restarter.restart" && a.outcome == "scheduled")
                 .count();
-            (restarts == n && d.entity(&app, "web-1")["state"] == "running").then_some(())
+            let web_1 = d.entity_view(&app, "web-1");
+            (restarts == n && web_1.is_some_and(|e| e.state == Lifecycle::Running)).then_some(())
         });
     }
     d.kill9();
@@ -260,19 +259,17 @@ services:
         .success());
     let act = wait_for(DEADLINE, "a restart after the rebind", || {
         let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=100"));
-        acts.as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == "restarter.restart" && a["outcome"] == "scheduled")
-            .cloned()
+        decode::<Vec<Activity>>(acts)
+            .into_iter()
+            .find(|a| a.name == "restarter.restart" && a.outcome == "scheduled")
     });
     assert_eq!(
-        act["args"]["failures_in_window"], 4,
-        "the history from before the crash counts: {act}"
+        act.args["failures_in_window"], 4,
+        "the history from before the crash counts: {act:?}"
     );
     assert_eq!(
-        act["args"]["delay_seconds"], 0.4,
-        "the backoff continues (0, 0.1, 0.2, then 0.4): {act}"
+        act.args["delay_seconds"], 0.4,
+        "the backoff continues (0, 0.1, 0.2, then 0.4): {act:?}"
     );
 }
 
@@ -324,7 +321,8 @@ services:
     });
     // 12 s of breach: less than the 20 s window, so no resize yet.
     std::thread::sleep(Duration::from_secs(12));
-    assert_eq!(d.entity(&app, "web")["sensors"]["group.size"]["value"], 1);
+    let web = d.entity_view(&app, "web").expect("cluster web");
+    assert_eq!(web.sensor_u64("group.size"), Some(1));
     d.kill9();
     let d = Drover::start_on(&store);
     let t0 = std::time::Instant::now();
@@ -333,10 +331,9 @@ services:
         "a resize decision after the rebind",
         || {
             let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=200"));
-            acts.as_array()
-                .unwrap()
+            decode::<Vec<Activity>>(acts)
                 .iter()
-                .find(|a| a["name"] == "autoscaler.resize")
+                .find(|a| a.name == "autoscaler.resize")
                 .map(|_| t0.elapsed())
         },
     );

@@ -7,6 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use drover::protocol::Lifecycle;
+use drover::wire::Activity;
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -34,22 +36,20 @@ services:
     )
 }
 
-fn activities(d: &Drover, app: &str) -> Vec<Value> {
+fn activities(d: &Drover, app: &str) -> Vec<Activity> {
     let (status, body) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
     assert_eq!(status, 200);
-    body.as_array().unwrap().clone()
+    decode(body)
 }
 
 fn healthy_members(d: &Drover, app: &str) -> usize {
-    let detail = d.app(app);
-    detail["entities"]
-        .as_array()
-        .unwrap()
+    d.app_detail(app)
+        .entities
         .iter()
         .filter(|e| {
-            e["parent"] == "web"
-                && e["state"] == "running"
-                && e["sensors"]["service.up"]["value"] == true
+            e.parent.as_deref() == Some("web")
+                && e.state == Lifecycle::Running
+                && e.sensor("service.up") == Some(&Value::Bool(true))
         })
         .count()
 }
@@ -59,12 +59,11 @@ fn wait_full_health(d: &Drover, app: &str, size: usize) {
         DEADLINE,
         &format!("{app} back to {size} healthy members"),
         || {
-            let detail = d.app(app);
-            let all_running = detail["entities"]
-                .as_array()
-                .unwrap()
+            let all_running = d
+                .app_detail(app)
+                .entities
                 .iter()
-                .all(|e| e["state"] == "running");
+                .all(|e| e.state == Lifecycle::Running);
             (all_running
                 && healthy_members(d, app) == size
                 && containers_of(app, false).len() == size)
@@ -98,7 +97,7 @@ fn a_killed_member_is_restarted_and_recorded() {
     wait_for(DEADLINE, "entity.failed in the activity record", || {
         activities(&d, &app)
             .iter()
-            .any(|a| a["name"] == "entity.failed")
+            .any(|a| a.name == "entity.failed")
             .then_some(())
     });
     wait_full_health(&d, &app, 3);
@@ -107,11 +106,11 @@ fn a_killed_member_is_restarted_and_recorded() {
     let acts = activities(&d, &app);
     assert!(
         acts.iter()
-            .any(|a| a["name"] == "restarter.restart" || a["name"] == "replacer.replace"),
+            .any(|a| a.name == "restarter.restart" || a.name == "replacer.replace"),
         "the restart or replacement is in the activity record: {acts:#?}"
     );
     assert!(
-        acts.iter().any(|a| a["name"] == "entity.recovered"),
+        acts.iter().any(|a| a.name == "entity.recovered"),
         "{acts:#?}"
     );
 }
@@ -128,7 +127,8 @@ fn killing_every_member_at_once_recovers_to_full_size() {
     args.extend(ids.iter().map(String::as_str));
     docker(&args);
     wait_full_health(&d, &app, 3);
-    assert_eq!(d.entity(&app, "web")["sensors"]["group.size"]["value"], 3);
+    let web = d.entity_view(&app, "web").expect("cluster web");
+    assert_eq!(web.sensor_u64("group.size"), Some(3));
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn a_paused_member_is_detected_and_handled() {
     wait_for(DEADLINE, "pause detected as a failure", || {
         activities(&d, &app)
             .iter()
-            .any(|a| a["name"] == "entity.failed")
+            .any(|a| a.name == "entity.failed")
             .then_some(())
     });
     wait_full_health(&d, &app, 2);
@@ -177,20 +177,20 @@ fn a_crash_looping_member_backs_off_gives_up_and_stays_bounded() {
     let stop = wait_for(DEADLINE, "replacer.stop", || {
         activities(&d, &app)
             .into_iter()
-            .find(|a| a["name"] == "replacer.stop")
+            .find(|a| a.name == "replacer.stop")
     });
     assert!(
-        stop["message"].as_str().unwrap().contains("limit 3"),
-        "{stop}"
+        stop.message.as_deref().unwrap().contains("limit 3"),
+        "{stop:?}"
     );
     wait_for(
         Duration::from_secs(10),
         "cluster on fire with the replacer's reason",
         || {
-            let web = d.entity(&app, "web");
-            (web["state"] == "on-fire"
-                && web["sensors"]["entity.error"]["value"]
-                    .as_str()
+            let web = d.entity_view(&app, "web")?;
+            (web.state == Lifecycle::OnFire
+                && web
+                    .sensor_str("entity.error")
                     .is_some_and(|e| e.contains("replacer stopped")))
             .then_some(())
         },
@@ -201,11 +201,9 @@ fn a_crash_looping_member_backs_off_gives_up_and_stays_bounded() {
     let mut delays: Vec<f64> = acts
         .iter()
         .filter(|a| {
-            a["name"] == "restarter.restart"
-                && a["entity"] == "web-1"
-                && a["outcome"] == "scheduled"
+            a.name == "restarter.restart" && a.entity == "web-1" && a.outcome == "scheduled"
         })
-        .map(|a| a["args"]["delay_seconds"].as_f64().unwrap())
+        .map(|a| a.args["delay_seconds"].as_f64().unwrap())
         .collect();
     delays.reverse(); // newest first in the record
     assert!(
@@ -218,13 +216,10 @@ fn a_crash_looping_member_backs_off_gives_up_and_stays_bounded() {
     );
     assert!(
         acts.iter()
-            .any(|a| a["name"] == "restarter.give_up" && a["entity"] == "web-1"),
+            .any(|a| a.name == "restarter.give_up" && a.entity == "web-1"),
         "the restarter gave up"
     );
-    let replaced = acts
-        .iter()
-        .filter(|a| a["name"] == "replacer.replace")
-        .count();
+    let replaced = acts.iter().filter(|a| a.name == "replacer.replace").count();
     assert_eq!(
         replaced, 2,
         "two failed replacements were retried before the limit (3) stopped it: {acts:#?}"
@@ -420,12 +415,15 @@ services:
     docker(&["kill", &victim]);
     // On fire at once, but reported failed (and so restarted) only after 1.5 s.
     wait_for(Duration::from_secs(5), "on fire", || {
-        (d.entity(&app, "web-1")["state"] == "on-fire").then_some(())
+        let web_1 = d.entity_view(&app, "web-1");
+        web_1
+            .is_some_and(|e| e.state == Lifecycle::OnFire)
+            .then_some(())
     });
     let failed_at = wait_for(DEADLINE, "entity.failed", || {
         activities(&d, &app)
             .iter()
-            .any(|a| a["name"] == "entity.failed")
+            .any(|a| a.name == "entity.failed")
             .then(|| t0.elapsed())
     });
     assert!(

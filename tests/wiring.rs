@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
+use drover::protocol::Lifecycle;
+use drover::wire::Activity;
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -340,17 +342,10 @@ services:
     );
     let (status, body) = d.post("/v1/applications", &yaml);
     assert_eq!(status, 400, "{body}");
-    let errors: Vec<(String, u64, String)> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["path"].as_str().unwrap().to_string(),
-                e["line"].as_u64().unwrap(),
-                e["error"].as_str().unwrap().to_string(),
-            )
-        })
+    let errors: Vec<(String, u64, String)> = error_body(body.clone())
+        .errors
+        .into_iter()
+        .map(|e| (e.path, e.line.unwrap() as u64, e.error))
         .collect();
     let paths: Vec<&str> = errors.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
@@ -423,22 +418,19 @@ services:
 "#
     ));
     let patient = wait_for(DEADLINE, "patient on fire", || {
-        let e = d.entity(&app, "patient");
-        (e["state"] == "on-fire").then_some(e)
+        d.entity_view(&app, "patient")
+            .filter(|e| e.state == Lifecycle::OnFire)
     });
-    let err = patient["sensors"]["entity.error"]["value"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let err = patient.sensor_str("entity.error").unwrap().to_string();
     assert!(
         err.contains("waited 2s (reference_timeout) for `sick` to be running (it is starting)"),
         "{err}"
     );
     let aborts = wait_for(DEADLINE, "aborts on fire", || {
-        let e = d.entity(&app, "aborts");
-        (e["state"] == "on-fire").then_some(e)
+        d.entity_view(&app, "aborts")
+            .filter(|e| e.state == Lifecycle::OnFire)
     });
-    let err = aborts["sensors"]["entity.error"]["value"].as_str().unwrap();
+    let err = aborts.sensor_str("entity.error").unwrap();
     assert!(
         err.contains("source `dead` is on-fire (abort_if_source_on_fire)"),
         "{err}"
@@ -582,12 +574,8 @@ fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
         assert_eq!(s["image.id"]["value"], first_id.as_str(), "same image");
     }
     let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
-    let names: Vec<&str> = acts
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["name"].as_str())
-        .collect();
+    let acts: Vec<Activity> = decode(acts);
+    let names: Vec<&str> = acts.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
         names.iter().filter(|n| **n == "image.build").count(),
         1,
@@ -611,20 +599,17 @@ fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
         bctx.display()
     ));
     let e = wait_for(DEADLINE, "the broken build fails", || {
-        let e = d.entity(&bad, "api");
-        (e["state"] == "on-fire").then_some(e)
+        d.entity_view(&bad, "api")
+            .filter(|e| e.state == Lifecycle::OnFire)
     });
-    let err = e["sensors"]["entity.error"]["value"].as_str().unwrap();
+    let err = e.sensor_str("entity.error").unwrap();
     assert!(
         err.contains("at `Step 2/2 : COPY missing-file /x`"),
         "{err}"
     );
     assert!(err.contains("missing-file"), "{err}");
     assert!(err.contains("last build output:"), "{err}");
-    assert!(e["sensors"]["image.build"]["value"]
-        .as_str()
-        .unwrap()
-        .starts_with("failed: "));
+    assert!(e.sensor_str("image.build").unwrap().starts_with("failed: "));
 
     // The service refuses relative contexts (only the CLI can resolve them).
     let (status, body) = d.post(
@@ -632,7 +617,11 @@ fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
         &format!("name: {bad}x\nservices:\n  - {{ id: api, type: container, build: ./web }}\n"),
     );
     assert_eq!(status, 400);
-    assert_eq!(body["path"], "services[0].build", "{body}");
+    assert_eq!(
+        error_body(body.clone()).path.as_deref(),
+        Some("services[0].build"),
+        "{body}"
+    );
 }
 
 #[test]

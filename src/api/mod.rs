@@ -410,7 +410,10 @@ async fn policies_list(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (app, entity) = path.into_inner();
-    policy_op(m, app, entity, String::new(), PolicyRequestOp::List).await
+    let list = m
+        .send(crate::management::ListPolicies { app, entity })
+        .await??;
+    Ok(HttpResponse::Ok().json(list))
 }
 
 async fn policy_get(

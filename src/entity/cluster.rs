@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::container::ContainerEntity;
+use super::container::{ContainerEntity, PLACEMENT_FAILURE};
+use super::pool_messages::PlaceErrorKind;
 use super::policies::{MemberPolicies, PolicyTarget};
 use super::{ChildAdded, EntityHandle, Links, Placement};
 use crate::blueprint::ContainerSpec;
@@ -22,6 +23,9 @@ use crate::protocol::{
     EntityKind, EntityRef, Invoke, Lifecycle, MarkProblem, Observable, SensorBoard, Subscribe,
     SubscribeMembers, Teardown,
 };
+
+mod verdict;
+pub use verdict::{resize_verdict, FailedMember};
 
 /// Upper bound on a cluster's size, so a typo (`resize 100000`) cannot
 /// exhaust the engine.
@@ -32,6 +36,8 @@ struct Member {
     addr: Addr<ContainerEntity>,
     state: Lifecycle,
     error: Option<String>,
+    /// Why its last placement failed (sensor `placement.failure`).
+    place_failure: Option<PlaceErrorKind>,
     address: Option<String>,
     ports: BTreeMap<u16, u16>,
 }
@@ -215,19 +221,16 @@ impl ClusterEntity {
         if !settled {
             return;
         }
-        let failed: Vec<String> = counted
+        let failed: Vec<FailedMember> = counted
             .iter()
             .filter(|m| m.state == Lifecycle::OnFire)
-            .map(|m| format!("{} ({})", m.id, m.error.as_deref().unwrap_or("failed")))
-            .collect();
-        let result = if failed.is_empty() {
-            Ok(json!({ "size": counted.len() }))
-        } else {
-            Err(EntityError::Failed {
-                entity: self.me.to_string(),
-                message: format!("members failed: {}", failed.join(", ")),
+            .map(|m| FailedMember {
+                id: &m.id,
+                error: m.error.as_deref(),
+                no_capacity: m.place_failure == Some(PlaceErrorKind::InsufficientCapacity),
             })
-        };
+            .collect();
+        let result = resize_verdict(&self.me, counted.len(), &failed);
         for w in self.waiters.drain(..) {
             let _ = w.send(result.clone());
         }
@@ -275,6 +278,7 @@ impl ClusterEntity {
                 addr: addr.clone(),
                 state: Lifecycle::Created,
                 error: None,
+                place_failure: None,
                 address: None,
                 ports: BTreeMap::new(),
             },
@@ -601,6 +605,15 @@ impl Handler<EntityEvent> for ClusterEntity {
             } if name == s::ENTITY_ERROR => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     m.error = value.value.as_str().map(str::to_string);
+                }
+            }
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } if name == PLACEMENT_FAILURE => {
+                if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    m.place_failure = serde_json::from_value(value.value).ok();
                 }
             }
             _ => {}

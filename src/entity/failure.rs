@@ -8,7 +8,7 @@
 //! `starting`) can fail anew, so a failed restart is reported again: that is
 //! what drives the restarter's backoff. Time comes in as an argument.
 
-use super::Lifecycle;
+use crate::protocol::Lifecycle;
 
 /// Tunables of the failure detector (blueprint key `failure_detector`).
 pub type FailureDetectorConfig = crate::blueprint::FailureDetectorSpec;

@@ -18,10 +18,6 @@ pub mod references;
 
 use actix::prelude::*;
 
-// Other branches still name protocol items through `entity`; nothing in
-// this module relies on it.
-pub use crate::protocol::*;
-
 /// How others reach an entity without knowing its actor type.
 #[derive(Clone)]
 pub struct EntityHandle {

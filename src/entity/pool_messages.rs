@@ -52,7 +52,7 @@ pub struct PlacedOn {
 }
 
 /// Why a container got no host.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlaceError {
     /// No host fits and the pool cannot grow (at `max_hosts`, a `static`
     /// provisioner, or provisioning failed).
@@ -63,6 +63,27 @@ pub enum PlaceError {
     HostNotReady(String),
     /// The pool stopped before it answered.
     #[error("the host pool stopped")]
+    PoolStopped,
+}
+
+impl PlaceError {
+    pub fn kind(&self) -> PlaceErrorKind {
+        match self {
+            PlaceError::InsufficientCapacity { .. } => PlaceErrorKind::InsufficientCapacity,
+            PlaceError::HostNotReady(_) => PlaceErrorKind::HostNotReady,
+            PlaceError::PoolStopped => PlaceErrorKind::PoolStopped,
+        }
+    }
+}
+
+/// A [`PlaceError`]'s variant without its text: what a container publishes
+/// (sensor `placement.failure`) so that its cluster can tell a full pool
+/// from a broken one and answer a resize with insufficient capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlaceErrorKind {
+    InsufficientCapacity,
+    HostNotReady,
     PoolStopped,
 }
 

@@ -40,9 +40,6 @@ use super::model::{
 pub use super::model::{HostOpError, HostOpKind};
 use super::provision::{NewHost, Provisioner};
 pub use super::view::{PoolHostView, PoolView};
-use crate::entity::{
-    EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, SensorBoard, Subscribe,
-};
 use crate::host::engines;
 use crate::host::usage::{HostSensors, SubscribeHostSensors};
 use crate::host::{ContainerEvent, DockerHost, HostResync, ListManaged};
@@ -53,8 +50,13 @@ pub use crate::entity::pool_messages::{Move, Relocate};
 use crate::policy::placement::{
     Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy, PlacementView,
 };
+use crate::protocol::{
+    entity_handlers, EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle,
+    Observable, SensorBoard,
+};
 use crate::store::{LocationState, SavedHost, StoreWrite};
 pub use faults::{FindHost, StopEngine};
+use crate::wire::HostOpAnswer;
 pub use placing::PlaceFailure;
 
 mod faults;
@@ -89,8 +91,9 @@ pub struct GetPool;
 #[rtype(result = "Vec<Addr<DockerHost>>")]
 pub struct GetHosts;
 
+/// An operator's drain or uncordon of one host.
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, HostOpError>")]
+#[rtype(result = "Result<HostOpAnswer, HostOpError>")]
 pub struct HostOp {
     pub host: String,
     pub op: HostOpKind,
@@ -310,7 +313,7 @@ impl HostPool {
         let size = self.model.running_hosts();
         let demand = self.model.demand(hr);
         let b = &mut self.board;
-        b.set(&me, crate::entity::sensors::GROUP_SIZE, json!(size));
+        b.set(&me, crate::protocol::sensors::GROUP_SIZE, json!(size));
         b.set(&me, POOL_DEMAND, json!(demand));
         b.set(&me, "pool.headroom.free", json!(hr.free));
         b.set(&me, "pool.headroom.wanted", json!(hr.wanted));
@@ -342,7 +345,7 @@ impl HostPool {
         &mut self,
         msg: HostOp,
         ctx: &mut Context<Self>,
-    ) -> Result<serde_json::Value, HostOpError> {
+    ) -> Result<HostOpAnswer, HostOpError> {
         let i = self.model.host_op(&msg.host, msg.op)?;
         match msg.op {
             HostOpKind::Drain => {
@@ -360,11 +363,11 @@ impl HostPool {
         }
         self.save();
         let h = self.model.host(i);
-        Ok(json!({
-            "host": h.name(),
-            "state": h.phase().as_str(),
-            "containers": h.members.len(),
-        }))
+        Ok(HostOpAnswer {
+            host: h.name().to_string(),
+            state: h.phase().as_str().to_string(),
+            containers: h.members.len(),
+        })
     }
 
     fn provision(&mut self, why: &str, ctx: &mut Context<Self>) {

@@ -9,8 +9,8 @@ use actix::prelude::*;
 
 use crate::blueprint::{Blueprint, BlueprintErrors};
 use crate::entity::application::ApplicationEntity;
-use crate::entity::{now_ms, EntityRef};
 use crate::metrics;
+use crate::protocol::{now_ms, EntityRef};
 
 use super::state_metrics::reservations;
 use crate::policy::validate::{validate_blueprint, ValidationContext};

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::entity::{now_ms, EntityError, EntityRef, Teardown};
 use crate::metrics;
+use crate::protocol::{now_ms, EntityError, EntityRef, Teardown};
 
 use super::{Activity, Management, ManagementError};
 

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::entity::{now_ms, EntityError, EntityRef, Invoke};
 use crate::metrics;
+use crate::protocol::{now_ms, EntityError, EntityRef, Invoke};
 
 use super::{Activity, Management, ManagementError};
 

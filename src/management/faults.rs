@@ -13,7 +13,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use serde_json::json;
 
-use crate::entity::{now_ms, sensors as s, EntityKind, EntityRef};
+use crate::protocol::{now_ms, sensors as s, EntityKind, EntityRef};
 use crate::host::inject::{InjectError, InjectFault};
 use crate::host::DockerHost;
 use crate::location::engine_stop::EngineStopError;

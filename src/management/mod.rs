@@ -52,9 +52,8 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::blueprint::Blueprint;
-use crate::entity::{
-    ChildAdded, EntityError, EntityHandle, EntityRef, Links, Placement, Subscribe,
-};
+use crate::entity::{ChildAdded, EntityHandle, Links, Placement};
+use crate::protocol::{EntityError, EntityRef, Subscribe};
 
 pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
@@ -62,7 +61,7 @@ pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
 pub use destroy::Destroy;
 pub use effectors::{Detached, InvokeEffector};
 pub use faults::{FaultError, InjectContainerFault, InjectEngineFault};
-pub use policy_rest::{PolicyRequest, PolicyRequestOp};
+pub use policy_rest::{ListPolicies, PolicyRequest, PolicyRequestOp};
 pub use presets::{ListPresets, PRESET_POLL};
 pub use queries::{
     ActivityFilter, CollectMetrics, GetApp, GetEntities, GetSensors, ListActivities, ListApps,

@@ -3,8 +3,8 @@
 //! policy actions. The activity record and the notices are their only
 //! source, so a metric never disagrees with `drover activities`.
 
-use crate::entity::{now_ms, sensors as s, EntityRef};
 use crate::metrics;
+use crate::protocol::{now_ms, sensors as s, EntityRef};
 
 use super::{Activity, Management};
 

@@ -4,14 +4,14 @@
 
 use actix::prelude::*;
 
-use crate::entity::EntityError;
+use crate::protocol::EntityError;
+use crate::wire::PolicyStatus;
 
 use super::{Management, ManagementError};
 
-/// A REST operation on an entity's policy.
+/// A REST operation on one of an entity's policies.
 #[derive(Debug, Clone)]
 pub enum PolicyRequestOp {
-    List,
     Get,
     /// A new config: YAML or JSON text of the kind's keys (defaults apply
     /// for keys left out).
@@ -20,8 +20,50 @@ pub enum PolicyRequestOp {
     Stop,
 }
 
+/// The policies of an entity, each as `GET .../policies/{policy}` shows it.
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, ManagementError>")]
+#[rtype(result = "Result<Vec<PolicyStatus>, ManagementError>")]
+pub struct ListPolicies {
+    pub app: String,
+    pub entity: String,
+}
+
+impl Handler<ListPolicies> for Management {
+    type Result = ResponseFuture<Result<Vec<PolicyStatus>, ManagementError>>;
+    fn handle(&mut self, msg: ListPolicies, _: &mut Context<Self>) -> Self::Result {
+        use crate::policy::{PolicyControl, PolicyOp};
+        if !self.apps.contains_key(&msg.app) {
+            return Box::pin(async move { Err(ManagementError::NoApplication(msg.app)) });
+        }
+        let names = self.policies.names(&msg.app, &msg.entity);
+        let controls: Vec<(String, actix::Recipient<PolicyControl>)> = names
+            .iter()
+            .filter_map(|n| {
+                self.policies
+                    .get(&msg.app, &msg.entity, n)
+                    .map(|e| (n.clone(), e.control.clone()))
+            })
+            .collect();
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (n, c) in controls {
+                if let Ok(Ok(st)) = c
+                    .send(PolicyControl {
+                        policy: n,
+                        op: PolicyOp::Get,
+                    })
+                    .await
+                {
+                    out.push(st);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<PolicyStatus, ManagementError>")]
 pub struct PolicyRequest {
     pub app: String,
     pub entity: String,
@@ -30,37 +72,11 @@ pub struct PolicyRequest {
 }
 
 impl Handler<PolicyRequest> for Management {
-    type Result = ResponseFuture<Result<serde_json::Value, ManagementError>>;
+    type Result = ResponseFuture<Result<PolicyStatus, ManagementError>>;
     fn handle(&mut self, msg: PolicyRequest, _: &mut Context<Self>) -> Self::Result {
         use crate::policy::{PolicyControl, PolicyOp};
         if !self.apps.contains_key(&msg.app) {
             return Box::pin(async move { Err(ManagementError::NoApplication(msg.app)) });
-        }
-        if let PolicyRequestOp::List = msg.op {
-            let names = self.policies.names(&msg.app, &msg.entity);
-            let controls: Vec<(String, actix::Recipient<PolicyControl>)> = names
-                .iter()
-                .filter_map(|n| {
-                    self.policies
-                        .get(&msg.app, &msg.entity, n)
-                        .map(|e| (n.clone(), e.control.clone()))
-                })
-                .collect();
-            return Box::pin(async move {
-                let mut out = Vec::new();
-                for (n, c) in controls {
-                    if let Ok(Ok(st)) = c
-                        .send(PolicyControl {
-                            policy: n,
-                            op: PolicyOp::Get,
-                        })
-                        .await
-                    {
-                        out.push(serde_json::to_value(st).unwrap_or_default());
-                    }
-                }
-                Ok(serde_json::Value::Array(out))
-            });
         }
         let Some(entry) = self.policies.get(&msg.app, &msg.entity, &msg.policy) else {
             let known = self.policies.names(&msg.app, &msg.entity).join(", ");
@@ -79,7 +95,7 @@ impl Handler<PolicyRequest> for Management {
             return Box::pin(async move { Err(ManagementError::NoPolicy(e.to_string())) });
         };
         let op = match msg.op {
-            PolicyRequestOp::Get | PolicyRequestOp::List => PolicyOp::Get,
+            PolicyRequestOp::Get => PolicyOp::Get,
             PolicyRequestOp::Start => PolicyOp::Start,
             PolicyRequestOp::Stop => PolicyOp::Stop,
             PolicyRequestOp::Put(text) => match parse_policy_body(&entry.kind, &text) {
@@ -91,7 +107,7 @@ impl Handler<PolicyRequest> for Management {
         let policy = msg.policy.clone();
         Box::pin(async move {
             match control.send(PolicyControl { policy, op }).await {
-                Ok(Ok(st)) => Ok(serde_json::to_value(st).unwrap_or_default()),
+                Ok(Ok(st)) => Ok(st),
                 Ok(Err(e)) => Err(ManagementError::NoPolicy(e.to_string())),
                 Err(e) => Err(ManagementError::NoPolicy(format!(
                     "the policy is not running: {e}"

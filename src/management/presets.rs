@@ -10,8 +10,9 @@ use std::time::SystemTime;
 
 use actix::prelude::*;
 
-use crate::entity::now_ms;
 use crate::metrics;
+use crate::protocol::now_ms;
+use crate::wire::{PresetList, PresetView};
 
 use super::{Activity, Management, ManagementError};
 
@@ -155,30 +156,32 @@ impl Management {
 
 /// Presets and their state, for `GET /v1/presets`.
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, ManagementError>")]
+#[rtype(result = "Result<PresetList, ManagementError>")]
 pub struct ListPresets;
 
 impl Handler<ListPresets> for Management {
-    type Result = Result<serde_json::Value, ManagementError>;
+    type Result = Result<PresetList, ManagementError>;
     fn handle(&mut self, _: ListPresets, _: &mut Context<Self>) -> Self::Result {
-        let presets: Vec<serde_json::Value> = self
+        let presets = self
             .presets
             .names()
             .into_iter()
             .map(|n| {
                 let p = self.presets.get(&n);
-                serde_json::json!({
-                    "name": n,
-                    "kind": p.map(|p| p.kind.clone()),
-                    "description": p.and_then(|p| p.description.clone()),
-                    "config": p.map(|p| serde_json::to_value(&p.config).unwrap_or_default()),
-                    "error": self.preset_errors.get(&n),
-                })
+                PresetView {
+                    kind: p.map(|p| p.kind.clone()),
+                    description: p.and_then(|p| p.description.clone()),
+                    config: p.map(|p| serde_json::to_value(&p.config).unwrap_or_default()),
+                    error: self.preset_errors.get(&n).cloned(),
+                    name: n,
+                }
             })
             .collect();
-        Ok(
-            serde_json::json!({ "dir": self.presets.dir_display(), "presets": presets, "errors": self.preset_errors }),
-        )
+        Ok(PresetList {
+            dir: self.presets.dir_display(),
+            presets,
+            errors: self.preset_errors.clone(),
+        })
     }
 }
 

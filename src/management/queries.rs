@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use actix::prelude::*;
 
-use crate::entity::{EntityRef, SensorValue};
 use crate::metrics;
+use crate::protocol::{EntityRef, SensorValue};
 
 use super::read_model::latest_activities;
 use super::{
@@ -174,7 +174,7 @@ impl Handler<ListLocations> for Management {
 
 /// An operator's drain or uncordon of one pool host.
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, ManagementError>")]
+#[rtype(result = "Result<crate::wire::HostOpAnswer, ManagementError>")]
 pub struct PoolHostOp {
     pub location: String,
     pub host: String,
@@ -182,7 +182,7 @@ pub struct PoolHostOp {
 }
 
 impl Handler<PoolHostOp> for Management {
-    type Result = ResponseFuture<Result<serde_json::Value, ManagementError>>;
+    type Result = ResponseFuture<Result<crate::wire::HostOpAnswer, ManagementError>>;
     fn handle(&mut self, msg: PoolHostOp, _: &mut Context<Self>) -> Self::Result {
         let Some(pool) = self.pools.get(&msg.location).cloned() else {
             let known: Vec<&str> = self.pools.keys().map(String::as_str).collect();

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use actix::prelude::*;
 
-use crate::entity::EntityRef;
+use crate::protocol::EntityRef;
 
 use super::{Activity, Destroy, Management};
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::entity::EntityRef;
+use crate::protocol::EntityRef;
 
 /// How long a failed entity that went away (removed by `replace_member`)
 /// waits for the replacement's record before its open failure is dropped

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::entity::{now_ms, sensors as s, EntityEvent, EntityRef, Observed};
+use crate::entity::Observed;
 use crate::host::{ContainerEvent, HostResync, ManagedContainer};
 use crate::metrics;
+use crate::protocol::{now_ms, sensors as s, EntityEvent, EntityRef};
 
 use super::{Activity, Management};
 

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::blueprint::Blueprint;
-use crate::entity::{sensors as s, EntityKind, Lifecycle};
 use crate::host::Capacity;
 use crate::metrics;
+use crate::protocol::{sensors as s, EntityKind, Lifecycle};
 
 use super::Management;
 

@@ -9,12 +9,12 @@ use serde_json::json;
 
 use super::phase::{EngineOp, Info, Observation};
 use super::{Answer, ContainerEntity, IMAGE_BUILD};
-use crate::entity::{EntityError, Invoke, Teardown};
 use crate::host::build::EnsureImage;
 use crate::host::{
     self, health, ContainerInfo, ContainerOp, ContainerRequest, CreateAndStart, Operate,
 };
 use crate::metrics;
+use crate::protocol::{EntityError, Invoke, Observable, Teardown};
 
 impl Handler<Invoke> for ContainerEntity {
     type Result = ResponseActFuture<Self, Result<serde_json::Value, EntityError>>;
@@ -36,11 +36,11 @@ impl Handler<Invoke> for ContainerEntity {
             "pause" => return self.fault(ContainerOp::Pause),
             "unpause" => return self.fault(ContainerOp::Unpause),
             other => {
-                return Box::pin(fut::ready(Err(EntityError::UnknownEffector {
-                    entity: self.me.to_string(),
-                    effector: other.to_string(),
-                    known: "start, stop, restart, kill, pause, unpause".into(),
-                })))
+                return Box::pin(fut::ready(Err(EntityError::unknown_effector(
+                    &self.me,
+                    other,
+                    &["start", "stop", "restart", "kill", "pause", "unpause"],
+                ))))
             }
         };
         let me = self.me.to_string();
@@ -299,7 +299,7 @@ impl ContainerEntity {
                 to: ctx.address().recipient(),
             });
         }
-        use crate::entity::sensors as s;
+        use crate::protocol::sensors as s;
         self.board.set(&self.me, s::CONTAINER_ID, json!(info.id));
         self.board
             .set(&self.me, s::CONTAINER_NAME, json!(info.name));

@@ -6,8 +6,9 @@ use serde_json::json;
 
 use super::phase::{EngineEvent, Observation};
 use super::ContainerEntity;
-use crate::entity::{sensors as s, Observed};
+use crate::entity::Observed;
 use crate::host::{health, ContainerEvent};
+use crate::protocol::sensors as s;
 
 impl Handler<ContainerEvent> for ContainerEntity {
     type Result = ();

@@ -4,8 +4,8 @@ use actix::prelude::*;
 use serde_json::json;
 
 use super::ContainerEntity;
-use crate::entity::now_ms;
 use crate::host::build::{BuildProgress, ImageReady};
+use crate::protocol::now_ms;
 
 /// The image build of a container with `build`: `building`, the current
 /// build step, then `built <tag>`, `reused <tag>` or `failed: ...`.

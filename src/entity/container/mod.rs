@@ -30,7 +30,7 @@ mod refs;
 
 pub use image::IMAGE_BUILD;
 pub use phase::DEFAULT_START_TIMEOUT;
-pub use pooled::PLACEMENT_DECISION;
+pub use pooled::{PLACEMENT_DECISION, PLACEMENT_FAILURE};
 pub use refs::{REFERENCES_RESOLVED, REFERENCES_WAITING};
 
 use self::phase::{
@@ -38,11 +38,12 @@ use self::phase::{
 };
 use super::failure::{FailureDetector, FailureDetectorConfig, Verdict};
 use super::references::{ReferenceOptions, Rendered, Wait};
-use super::{
-    now_ms, sensors as s, ContainerInbox, EmitNotice, EntityError, EntityEvent, EntityHandle,
-    EntityKind, EntityRef, Lifecycle, Placement, SensorBoard, Subscribe,
-};
+use super::{ContainerInbox, EntityHandle, Placement};
 use crate::blueprint::ContainerSpec;
+use crate::protocol::{
+    entity_handlers, now_ms, sensors as s, EmitNotice, EntityError, EntityEvent, EntityKind,
+    EntityRef, Lifecycle, Observable, SensorBoard,
+};
 
 type Reply = oneshot::Sender<Result<serde_json::Value, EntityError>>;
 
@@ -162,10 +163,6 @@ impl ContainerEntity {
         }
     }
 
-    fn state(&self) -> Lifecycle {
-        self.core.lifecycle()
-    }
-
     /// Feeds the state machine and performs what it decides.
     fn observe(&mut self, obs: Observation, ctx: &mut Context<Self>) -> Answer {
         let refs = match obs {
@@ -224,6 +221,7 @@ impl ContainerEntity {
                 Action::BeginMove(id) => self.begin_move(id),
                 Action::AbandonMove(why) => self.abandon_move(why),
                 Action::RetireOld => self.retire_old(),
+                Action::PlaceFailure(kind) => self.place_failure(kind),
                 Action::Release => self.release(),
                 Action::Gone => {
                     self.board.emit(EntityEvent::Gone {
@@ -324,13 +322,22 @@ impl Actor for ContainerEntity {
     }
 }
 
-impl Handler<Subscribe> for ContainerEntity {
-    type Result = ();
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.board
-            .subscribe(msg.0, &self.me, EntityKind::Container, self.state());
+impl Observable for ContainerEntity {
+    fn me(&self) -> &EntityRef {
+        &self.me
+    }
+    fn kind(&self) -> EntityKind {
+        EntityKind::Container
+    }
+    fn state(&self) -> Lifecycle {
+        self.core.lifecycle()
+    }
+    fn board(&mut self) -> &mut SensorBoard {
+        &mut self.board
     }
 }
+
+entity_handlers!(ContainerEntity);
 
 impl Handler<EmitNotice> for ContainerEntity {
     type Result = ();
@@ -340,16 +347,5 @@ impl Handler<EmitNotice> for ContainerEntity {
             name: msg.name,
             detail: msg.detail,
         });
-    }
-}
-
-impl Handler<crate::entity::PublishSensor> for ContainerEntity {
-    type Result = ();
-    fn handle(&mut self, msg: crate::entity::PublishSensor, _: &mut Context<Self>) {
-        if msg.value.is_null() {
-            self.board.clear(&self.me, &msg.name);
-        } else {
-            self.board.set(&self.me, &msg.name, msg.value);
-        }
     }
 }

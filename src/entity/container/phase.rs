@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use crate::entity::pool_messages::{PlaceError, PlaceErrorKind};
 use crate::protocol::Lifecycle;
 
 /// While starting, probe this often: a fast first "up" is most of a fast
@@ -204,7 +205,7 @@ pub enum Observation {
     /// The pool found no host. `keep`: the container a move leaves
     /// behind, which then stays.
     PlaceFailed {
-        reason: String,
+        error: PlaceError,
         keep: Option<String>,
     },
     /// The create (and start) ended.
@@ -292,6 +293,9 @@ pub enum Action {
     AbandonMove(String),
     /// The moved container runs: remove the old one.
     RetireOld,
+    /// Publish why the last placement failed (sensor `placement.failure`),
+    /// or clear it once placed.
+    PlaceFailure(Option<PlaceErrorKind>),
     /// Free the pool slot.
     Release,
     /// Removed for good: say so and stop.

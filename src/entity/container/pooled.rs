@@ -7,13 +7,19 @@ use serde_json::json;
 
 use super::phase::Observation;
 use super::ContainerEntity;
-use crate::entity::pool_messages::{Move, Place, PlacedOn, Release, Relocate};
+use crate::entity::pool_messages::{
+    Move, Place, PlaceError, PlaceErrorKind, PlacedOn, Release, Relocate,
+};
 use crate::host::{ContainerOp, DockerHost, Operate};
 use crate::placement::Request;
-use crate::protocol::sensors as s;
+use crate::protocol::{sensors as s, Observable};
 
 /// Sensor: the placement decision that chose this container's host.
 pub const PLACEMENT_DECISION: &str = "placement.decision";
+
+/// Sensor: why the last placement failed ([`PlaceErrorKind`], e.g.
+/// `insufficient-capacity`); absent once placed.
+pub const PLACEMENT_FAILURE: &str = "placement.failure";
 
 /// The container a move leaves behind, removed once the new one runs.
 pub struct Retiring {
@@ -65,18 +71,27 @@ impl ContainerEntity {
                             Observation::Placed
                         }
                         // A move that finds no cooler host: stay.
-                        Ok(Err(e)) => Observation::PlaceFailed {
-                            reason: e.to_string(),
+                        Ok(Err(error)) => Observation::PlaceFailed {
+                            error,
                             keep: act.retiring.as_ref().map(|r| r.container.clone()),
                         },
-                        Err(e) => Observation::PlaceFailed {
-                            reason: format!("host pool unreachable: {e}"),
+                        // `send` has no timeout: the pool's mailbox closed.
+                        Err(_) => Observation::PlaceFailed {
+                            error: PlaceError::PoolStopped,
                             keep: None,
                         },
                     };
                     act.observe(obs, ctx);
                 }),
         );
+    }
+
+    /// Publishes why the last placement failed, or clears it.
+    pub(super) fn place_failure(&mut self, kind: Option<PlaceErrorKind>) {
+        match kind {
+            Some(k) => self.board.set(&self.me, PLACEMENT_FAILURE, json!(k)),
+            None => self.board.clear(&self.me, PLACEMENT_FAILURE),
+        }
     }
 
     /// Frees the slot in the pool (the container is gone).
@@ -148,7 +163,7 @@ impl Handler<Move> for ContainerEntity {
     fn handle(&mut self, msg: Move, ctx: &mut Context<Self>) {
         if self.core.phase.is_torn_down()
             || self.core.phase.is_busy()
-            || self.state() != crate::entity::Lifecycle::Running
+            || self.state() != crate::protocol::Lifecycle::Running
             || self.retiring.is_some()
             || !self.core.want_running
             || self.core.container.is_none()

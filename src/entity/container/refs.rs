@@ -7,7 +7,7 @@ use serde_json::json;
 use super::phase::{Observation, Refs};
 use super::ContainerEntity;
 use crate::entity::references::WireReferences;
-use crate::entity::{EntityEvent, Subscribe};
+use crate::protocol::{EntityEvent, Subscribe};
 
 /// Sensor names a dependant publishes about its references.
 pub const REFERENCES_WAITING: &str = "references.waiting";

@@ -98,15 +98,23 @@ impl Handler<PlacementMemory> for HostPool {
     }
 }
 
-impl Handler<Subscribe> for HostPool {
-    type Result = ();
-    fn handle(&mut self, Subscribe(who): Subscribe, _: &mut Context<Self>) {
-        let me = self.me.clone();
-        // A pool of hosts is a cluster whose members are engines.
-        self.board
-            .subscribe(who, &me, EntityKind::Cluster, Lifecycle::Running);
+impl Observable for HostPool {
+    fn me(&self) -> &EntityRef {
+        &self.me
+    }
+    /// A pool of hosts is a cluster whose members are engines.
+    fn kind(&self) -> EntityKind {
+        EntityKind::Cluster
+    }
+    fn state(&self) -> Lifecycle {
+        Lifecycle::Running
+    }
+    fn board(&mut self) -> &mut SensorBoard {
+        &mut self.board
     }
 }
+
+entity_handlers!(subscribe: HostPool);
 
 impl Handler<EmitNotice> for HostPool {
     type Result = ();
@@ -128,7 +136,7 @@ impl Handler<Invoke> for HostPool {
             let err = EntityError::unknown_effector(&self.me, &msg.effector, &["resize"]);
             return Box::pin(async move { Err(err) });
         }
-        let r = crate::entity::parse_args::<Resize>("resize", &msg.args)
+        let r = crate::protocol::parse_args::<Resize>("resize", &msg.args)
             .and_then(|a| self.resize(a.size, ctx));
         match r {
             Ok(Some(size)) => Box::pin(async move { Ok(json!({ "size": size })) }),
@@ -160,7 +168,7 @@ impl Handler<crate::policy::placement::Tune> for HostPool {
 }
 
 impl Handler<HostOp> for HostPool {
-    type Result = Result<serde_json::Value, HostOpError>;
+    type Result = Result<HostOpAnswer, HostOpError>;
     fn handle(&mut self, msg: HostOp, ctx: &mut Context<Self>) -> Self::Result {
         self.host_op(msg, ctx)
     }

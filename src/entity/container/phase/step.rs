@@ -6,6 +6,7 @@ use super::{
     Action, EngineEvent, EngineOp, Info, Observation, Phase, Refs, Settings, StartError,
     STARTING_PROBE_EVERY,
 };
+use crate::entity::pool_messages::PlaceErrorKind;
 use crate::protocol::Lifecycle;
 
 /// The container's state: the phase, what drover wants, and what it has
@@ -39,6 +40,8 @@ pub struct Core {
     pub placed: bool,
     /// A move is in progress (the old container waits to be removed).
     pub moving: bool,
+    /// Why the last placement failed, as published; cleared once placed.
+    pub place_failure: Option<PlaceErrorKind>,
     /// Engine events that arrived while an operation was in flight;
     /// replayed (from the last `start` on) once it completes.
     pub stashed: Vec<(String, EngineEvent)>,
@@ -66,6 +69,7 @@ impl Core {
             waiting_since: None,
             placed: false,
             moving: false,
+            place_failure: None,
             stashed: Vec::new(),
         }
     }
@@ -114,14 +118,28 @@ impl Core {
             Observation::Placed => {
                 if self.phase == Phase::Placing {
                     self.placed = true;
+                    if self.place_failure.take().is_some() {
+                        out.push(Action::PlaceFailure(None));
+                    }
                     self.restart_fresh(refs, now, &mut out);
                 }
             }
-            Observation::PlaceFailed { reason, keep } => {
+            Observation::PlaceFailed { error, keep } => {
                 if self.phase == Phase::Placing {
                     match keep {
-                        Some(old) if self.moving => self.abandon_move(old, reason, &mut out),
-                        _ => self.fail(reason, &mut out),
+                        Some(old) if self.moving => {
+                            self.abandon_move(old, error.to_string(), &mut out)
+                        }
+                        _ => {
+                            // Before the failure itself: the cluster reads
+                            // the kind when this member turns on-fire.
+                            let kind = error.kind();
+                            if self.place_failure != Some(kind) {
+                                self.place_failure = Some(kind);
+                                out.push(Action::PlaceFailure(Some(kind)));
+                            }
+                            self.fail(error.to_string(), &mut out)
+                        }
                     }
                 }
             }
