@@ -32,14 +32,22 @@
 //! );
 //! ```
 
+pub mod build_args;
+pub mod health_test;
 pub mod ids;
 pub mod model;
 pub mod parse;
+pub mod ports;
 pub mod problem;
+pub mod secrets;
+pub mod stop;
 pub mod validate;
 pub mod wiring;
 
+pub use health_test::HealthTest;
 pub use model::*;
+pub use ports::PortSpec;
+pub use secrets::SecretRef;
 pub use parse::{
     parse_blueprint, parse_blueprint_with, BlueprintError, BlueprintErrors, ContextCheck,
 };
