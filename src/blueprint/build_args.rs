@@ -45,7 +45,8 @@ mod tests {
 
     #[test]
     fn map_and_list_forms() {
-        let want: BTreeMap<String, String> = [("A".into(), "1".into()), ("B".into(), "x=y".into())].into();
+        let want: BTreeMap<String, String> =
+            [("A".into(), "1".into()), ("B".into(), "x=y".into())].into();
         assert_eq!(args("{ A: 1, B: 'x=y' }").unwrap(), want);
         assert_eq!(args("[A=1, 'B=x=y']").unwrap(), want);
         assert!(matches!(args("7"), Err(BuildSpecError::Args(_))));

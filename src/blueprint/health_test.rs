@@ -108,7 +108,10 @@ const ENGINE_MIN: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The rules of an engine-run check at `hpath` (called when it has `exec` or `test`).
 pub fn validate_engine_check(hpath: &FieldPath, h: &HealthCheck, errs: &mut Vec<ValidationError>) {
-    if h.exec.as_ref().is_some_and(|a| a.is_empty() || a[0].trim().is_empty()) {
+    if h.exec
+        .as_ref()
+        .is_some_and(|a| a.is_empty() || a[0].trim().is_empty())
+    {
         errs.push(ValidationError::at(
             hpath.key("exec"),
             "`exec` needs the command to run, e.g. `exec: [pg_isready, -U, app]`",

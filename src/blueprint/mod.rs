@@ -44,6 +44,9 @@ pub mod stop;
 pub mod validate;
 pub mod wiring;
 
+#[cfg(test)]
+mod runtime_tests;
+
 pub use health_test::HealthTest;
 pub use model::*;
 pub use ports::PortSpec;

@@ -13,8 +13,7 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
 const SIGNALS: &[&str] = &[
     "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
     "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
-    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS", "RTMIN",
-    "RTMAX",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS", "RTMIN", "RTMAX",
 ];
 
 /// Whether Docker takes `s` as a stop signal: a name with or without `SIG`
@@ -75,10 +74,27 @@ mod tests {
 
     #[test]
     fn signals() {
-        for good in ["SIGTERM", "TERM", "SIGQUIT", "SIGRTMIN+3", "RTMAX-1", "9", "64"] {
+        for good in [
+            "SIGTERM",
+            "TERM",
+            "SIGQUIT",
+            "SIGRTMIN+3",
+            "RTMAX-1",
+            "9",
+            "64",
+        ] {
             assert!(is_valid_signal(good), "{good}");
         }
-        for bad in ["", "sigterm", "SIGFOO", "0", "65", "SIGTERM+1", "SIGRTMIN+", "SIG"] {
+        for bad in [
+            "",
+            "sigterm",
+            "SIGFOO",
+            "0",
+            "65",
+            "SIGTERM+1",
+            "SIGRTMIN+",
+            "SIG",
+        ] {
             assert!(!is_valid_signal(bad), "{bad}");
         }
     }

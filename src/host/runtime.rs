@@ -19,8 +19,13 @@ pub static SECRET_FILES: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
 
 /// The exposed ports and their bindings: a fixed host port where the spec
 /// names one, else an empty one (the engine picks a free port).
-pub fn port_bindings(ports: &[PortSpec]) -> (Vec<String>, HashMap<String, Option<Vec<PortBinding>>>) {
-    let exposed = ports.iter().map(|p| format!("{}/tcp", p.container)).collect();
+pub fn port_bindings(
+    ports: &[PortSpec],
+) -> (Vec<String>, HashMap<String, Option<Vec<PortBinding>>>) {
+    let exposed = ports
+        .iter()
+        .map(|p| format!("{}/tcp", p.container))
+        .collect();
     let bindings = ports
         .iter()
         .map(|p| {

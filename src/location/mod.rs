@@ -8,13 +8,15 @@
 //!   provisioning, metrics);
 //! - [`connect`]: bringing one pool host up (provision, connect, start);
 //! - [`start`]: bringing a configured location up at `drover serve`;
-//! - [`view`]: the pool as the API shows it.
+//! - [`view`]: the pool as the API shows it;
+//! - [`secrets`]: the files secrets are mounted from.
 
 pub mod config;
 pub mod connect;
 pub mod model;
 pub mod pool;
 pub mod provision;
+pub mod secrets;
 pub mod start;
 pub mod view;
 
