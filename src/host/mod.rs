@@ -139,6 +139,10 @@ pub struct ManagedContainer {
     pub app: String,
     pub entity: String,
     pub state: String,
+    /// The verdict of the healthcheck the engine runs (`healthy`,
+    /// `unhealthy`, `starting`), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// An engine event about a managed container.
@@ -711,6 +715,11 @@ pub async fn list_managed(
                 app: labels.get(labels::APP).cloned().unwrap_or_default(),
                 entity: labels.get(labels::ENTITY).cloned().unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                health: c
+                    .status
+                    .as_deref()
+                    .and_then(runtime::health_in_status)
+                    .map(str::to_string),
             }
         })
         .collect())

@@ -115,6 +115,32 @@ pub fn fixed_port_clash(message: &str, ports: &[PortSpec]) -> Option<u16> {
     named.or_else(|| (fixed.len() == 1 && ports.len() == 1).then(|| fixed[0]))
 }
 
+/// The action of an engine event as drover routes it: `exec_start: ls`
+/// becomes `exec_start` (the command is nobody's business), while
+/// `health_status: unhealthy` keeps its verdict.
+pub fn event_action(action: &str) -> String {
+    let action = action.trim();
+    if action.starts_with("health_status:") {
+        return action.to_string();
+    }
+    action.split(':').next().unwrap_or_default().trim().to_string()
+}
+
+/// The engine's health verdict in a container list's `Status` (`Up 5
+/// seconds (healthy)`, `(unhealthy)`, `(health: starting)`); `None` when
+/// the container has no healthcheck.
+pub fn health_in_status(status: &str) -> Option<&'static str> {
+    if status.contains("(healthy)") {
+        Some("healthy")
+    } else if status.contains("(unhealthy)") {
+        Some("unhealthy")
+    } else if status.contains("(health: starting)") {
+        Some("starting")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +218,18 @@ mod tests {
             "secret `nope` is not in drover.yaml's `secrets`; add `nope: { file: /path }` there \
              and restart drover"
         );
+    }
+
+    #[test]
+    fn event_actions_and_listed_health() {
+        assert_eq!(event_action("exec_start: /workload --check x"), "exec_start");
+        assert_eq!(event_action("health_status: unhealthy"), "health_status: unhealthy");
+        assert_eq!(event_action("die"), "die");
+        assert_eq!(health_in_status("Up 3 seconds (healthy)"), Some("healthy"));
+        assert_eq!(health_in_status("Up 3 seconds (unhealthy)"), Some("unhealthy"));
+        assert_eq!(health_in_status("Up 1 second (health: starting)"), Some("starting"));
+        assert_eq!(health_in_status("Up 3 seconds"), None);
+        assert_eq!(health_in_status("Exited (1) 2 seconds ago"), None);
     }
 
     #[test]

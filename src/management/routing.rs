@@ -137,6 +137,7 @@ mod tests {
             app: "a".into(),
             entity: "e".into(),
             state: "running".into(),
+            health: None,
         }
     }
 
