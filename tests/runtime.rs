@@ -208,7 +208,7 @@ fn a_secret_is_mounted_read_only_and_never_stored_or_answered() {
     );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["line"], 6, "{body}");
-    assert_eq!(body["column"], 27, "{body}");
+    assert_eq!(body["column"], 28, "{body}");
     assert!(
         body["error"]
             .as_str()
@@ -286,8 +286,12 @@ fn a_fixed_host_port_answers_there_and_a_clash_names_the_port() {
 
     d.deploy(&blueprint(&other));
     let error = wait_for(DEADLINE, "the clash's error", || {
-        let e = sensor(&d, &other, "db", "entity.error");
-        e.as_str().map(str::to_string)
+        // The entity appears once the deploy has built it.
+        let (status, s) = d.get(&format!("/v1/applications/{other}/entities/db/sensors"));
+        if status != 200 {
+            return None;
+        }
+        s["entity.error"]["value"].as_str().map(str::to_string)
     });
     assert!(
         error.contains(&format!("host port {port} is already in use on host local")),
