@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use super::model::BuildSpecError;
+/// `build.args` of the wrong shape (what was written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`build.args` is a map (`{{ NAME: value }}`) or a list of `NAME=value`, got {0}")]
+pub struct BuildArgsError(pub String);
 
 /// Reads `build.args` in either form; numbers and booleans are kept as text.
-pub fn parse_build_args(v: &serde_yaml::Value) -> Result<BTreeMap<String, String>, BuildSpecError> {
+pub fn parse_build_args(v: &serde_yaml::Value) -> Result<BTreeMap<String, String>, BuildArgsError> {
     use serde_yaml::Value;
     let scalar = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
@@ -15,7 +18,7 @@ pub fn parse_build_args(v: &serde_yaml::Value) -> Result<BTreeMap<String, String
         Value::Null => Some(String::new()),
         _ => None,
     };
-    let shape = || BuildSpecError::Args(format!("{v:?}"));
+    let shape = || BuildArgsError(format!("{v:?}"));
     match v {
         Value::Mapping(m) => m
             .iter()
@@ -39,7 +42,7 @@ pub fn parse_build_args(v: &serde_yaml::Value) -> Result<BTreeMap<String, String
 mod tests {
     use super::*;
 
-    fn args(yaml: &str) -> Result<BTreeMap<String, String>, BuildSpecError> {
+    fn args(yaml: &str) -> Result<BTreeMap<String, String>, BuildArgsError> {
         parse_build_args(&serde_yaml::from_str(yaml).unwrap())
     }
 
@@ -49,7 +52,7 @@ mod tests {
             [("A".into(), "1".into()), ("B".into(), "x=y".into())].into();
         assert_eq!(args("{ A: 1, B: 'x=y' }").unwrap(), want);
         assert_eq!(args("[A=1, 'B=x=y']").unwrap(), want);
-        assert!(matches!(args("7"), Err(BuildSpecError::Args(_))));
-        assert!(matches!(args("{ A: [1] }"), Err(BuildSpecError::Args(_))));
+        assert!(matches!(args("7"), Err(BuildArgsError(_))));
+        assert!(matches!(args("{ A: [1] }"), Err(BuildArgsError(_))));
     }
 }

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod build_args;
+pub mod engine_check;
 pub mod health_test;
 pub mod ids;
 pub mod model;

@@ -71,8 +71,8 @@ pub enum BuildSpecError {
     NotText { key: String, got: String },
     #[error("unknown field `{0}` in `build`, expected `context`, `dockerfile`, `target` or `args`")]
     UnknownField(String),
-    #[error("`build.args` is a map (`{{ NAME: value }}`) or a list of `NAME=value`, got {0}")]
-    Args(String),
+    #[error(transparent)]
+    Args(#[from] super::build_args::BuildArgsError),
     #[error("`build` needs `context`, the directory to build")]
     NoContext,
     #[error(

@@ -507,7 +507,7 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
         ];
         let given: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         if health.by_engine() {
-            super::health_test::validate_engine_check(&hpath, health, errs);
+            super::engine_check::validate_engine_check(&hpath, health, errs);
         }
         let port = match (&health.tcp, &health.http) {
             _ if given.len() > 1 => {
