@@ -134,6 +134,8 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
         None => crate::location::DroverConfig::default(),
     };
+    // Secrets are mounted from these files; only their names go further.
+    let _ = host::runtime::SECRET_FILES.set(crate::location::secrets::secret_files(&config.secrets));
     for (name, st) in &snapshot.locations {
         if !config.locations.contains_key(name) && !st.hosts.is_empty() {
             let hosts: Vec<&str> = st.hosts.iter().map(|h| h.name.as_str()).collect();

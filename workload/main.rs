@@ -11,6 +11,10 @@
 //!
 //! Environment: `PORT` (default 8080), `CRASH_AT_START=1` (exit 1 at once),
 //! `HEALTH_FAIL=1` (failing health checks).
+//!
+//! `workload --check URL` is a health check command instead of a server (the
+//! image has no other program to exec): GET `http://IP:PORT/PATH`, exit 0 on a
+//! 2xx or 3xx answer, 1 otherwise.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -58,6 +62,9 @@ struct Config {
 }
 
 fn main() {
+    if let Some(code) = check_mode() {
+        std::process::exit(code);
+    }
     if env_flag("CRASH_AT_START") {
         eprintln!("workload: CRASH_AT_START=1, exiting with code 1");
         std::process::exit(1);
@@ -409,4 +416,62 @@ fn respond(
     }
     w.write_all(out.as_bytes())?;
     w.flush()
+}
+
+/// `--check URL`: the exit code of one health check, or `None` to serve.
+fn check_mode() -> Option<i32> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("--check") {
+        return None;
+    }
+    let Some(url) = args.get(1) else {
+        eprintln!("workload: --check needs a URL, such as http://127.0.0.1:8080/health");
+        return Some(2);
+    };
+    match check_url(url) {
+        Ok(status) if (200..400).contains(&status) => Some(0),
+        Ok(status) => {
+            eprintln!("workload: {url} answered {status}");
+            Some(1)
+        }
+        Err(e) => {
+            eprintln!("workload: {url}: {e}");
+            Some(1)
+        }
+    }
+}
+
+/// GETs `http://IP[:PORT]/PATH` (`localhost` is 127.0.0.1: no name
+/// resolution in a static binary) and answers the status code.
+fn check_url(url: &str) -> Result<u16, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are checked")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?),
+        None => (authority, 80),
+    };
+    let ip: Ipv4Addr = if host == "localhost" {
+        Ipv4Addr::LOCALHOST
+    } else {
+        host.parse().map_err(|_| format!("`{host}` is not an IPv4 address"))?
+    };
+    let addr = SocketAddr::V4(SocketAddrV4::new(ip, port));
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
 }

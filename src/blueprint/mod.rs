@@ -32,14 +32,26 @@
 //! );
 //! ```
 
+pub mod build_args;
+pub mod engine_check;
+pub mod health_test;
 pub mod ids;
 pub mod model;
 pub mod parse;
+pub mod ports;
 pub mod problem;
+pub mod secrets;
+pub mod stop;
 pub mod validate;
 pub mod wiring;
 
+#[cfg(test)]
+mod runtime_tests;
+
+pub use health_test::HealthTest;
 pub use model::*;
+pub use ports::PortSpec;
+pub use secrets::SecretRef;
 pub use parse::{
     parse_blueprint, parse_blueprint_with, BlueprintError, BlueprintErrors, ContextCheck,
 };

@@ -39,7 +39,7 @@ pub struct NetworkSpec {
 
 /// Where an image comes from when it is built: a directory with a
 /// Dockerfile. Written `build: ./web` or `build: { context: ./web,
-/// dockerfile: Dockerfile.prod }`.
+/// dockerfile: Dockerfile.prod, target: prod, args: { VERSION: "1.2" } }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "serde_yaml::Value")]
 pub struct BuildSpec {
@@ -50,6 +50,12 @@ pub struct BuildSpec {
     /// The Dockerfile's path inside the context. Default `Dockerfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// The stage of a multi-stage Dockerfile to build. Default: the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Build arguments (`ARG`), as a map or compose's `[NAME=value]` list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
 }
 
 impl BuildSpec {
@@ -63,8 +69,10 @@ impl BuildSpec {
 pub enum BuildSpecError {
     #[error("`build.{key}` must be a string, got {got}")]
     NotText { key: String, got: String },
-    #[error("unknown field `{0}` in `build`, expected `context` or `dockerfile`")]
+    #[error("unknown field `{0}` in `build`, expected `context`, `dockerfile`, `target` or `args`")]
     UnknownField(String),
+    #[error(transparent)]
+    Args(#[from] super::build_args::BuildArgsError),
     #[error("`build` needs `context`, the directory to build")]
     NoContext,
     #[error(
@@ -81,10 +89,14 @@ impl TryFrom<serde_yaml::Value> for BuildSpec {
             Value::String(context) => Ok(BuildSpec {
                 context,
                 dockerfile: None,
+                target: None,
+                args: BTreeMap::new(),
             }),
             Value::Mapping(m) => {
                 let mut context = None;
                 let mut dockerfile = None;
+                let mut target = None;
+                let mut args = BTreeMap::new();
                 for (k, v) in m {
                     let key = k.as_str().unwrap_or_default().to_string();
                     let text = || {
@@ -98,12 +110,16 @@ impl TryFrom<serde_yaml::Value> for BuildSpec {
                     match key.as_str() {
                         "context" => context = Some(text()?),
                         "dockerfile" => dockerfile = Some(text()?),
+                        "target" => target = Some(text()?),
+                        "args" => args = super::build_args::parse_build_args(&v)?,
                         other => return Err(BuildSpecError::UnknownField(other.to_string())),
                     }
                 }
                 Ok(BuildSpec {
                     context: context.ok_or(BuildSpecError::NoContext)?,
                     dockerfile,
+                    target,
+                    args,
                 })
             }
             other => Err(BuildSpecError::Shape(format!("{other:?}"))),
@@ -177,7 +193,7 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<u16>,
+    pub ports: Vec<super::ports::PortSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +209,20 @@ pub struct ServiceSpec {
     /// Failure detection tunables (Brooklyn's ServiceFailureDetector).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_detector: Option<FailureDetectorSpec>,
+    /// Secrets mounted read-only from files `drover.yaml` names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<super::secrets::SecretRef>,
+    /// The signal that stops the container (Docker `StopSignal`). Default:
+    /// the image's, else SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// How long a stop waits after the signal before killing. Default 3s.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub stop_grace_period: Option<Duration>,
 
     // -- references (containers and clusters) --
     /// Services that must be `running` before this one starts.
@@ -270,6 +300,9 @@ impl ServiceSpec {
             build: self.build.clone(),
             networks: self.networks.clone(),
             failure_detector: self.failure_detector,
+            secrets: self.secrets.clone(),
+            stop_signal: self.stop_signal.clone(),
+            stop_grace_period: self.stop_grace_period,
         }
     }
 }
@@ -295,9 +328,11 @@ pub struct ContainerSpec {
     /// Environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Container ports to publish on a free host port.
+    /// Container ports to publish: `8080` on a free host port, `"8000:80"`
+    /// or `{ container: 80, host: 8000 }` on a fixed one (single containers
+    /// only).
     #[serde(default)]
-    pub ports: Vec<u16>,
+    pub ports: Vec<super::ports::PortSpec>,
     /// CPU and memory limits.
     #[serde(default)]
     pub resources: Resources,
@@ -319,6 +354,20 @@ pub struct ContainerSpec {
     /// Failure detection tunables (Brooklyn's ServiceFailureDetector).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_detector: Option<FailureDetectorSpec>,
+    /// Secrets mounted read-only from files `drover.yaml` names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<super::secrets::SecretRef>,
+    /// The signal that stops the container (Docker `StopSignal`). Default:
+    /// the image's, else SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// How long a stop waits after the signal before killing. Default 3s.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub stop_grace_period: Option<Duration>,
 }
 
 /// Resource limits of a container.
@@ -394,7 +443,9 @@ pub fn parse_memory(s: &str) -> Result<u64, MemoryError> {
     Ok((num * mult as f64).round() as u64)
 }
 
-/// A health check. Exactly one of `tcp` or `http`.
+/// A health check. Exactly one of `tcp` or `http` (probed by drover
+/// through the published port), or `exec` or `test` (run inside the
+/// container by the engine, as its Docker healthcheck).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
@@ -414,8 +465,26 @@ pub struct HealthCheck {
     /// Default 2: one slow answer on a busy machine is not a failure (a
     /// container that dies or is paused is seen from the engine's events
     /// at once, whatever this says).
-    #[serde(default = "default_unhealthy_threshold")]
+    /// Also written `retries` (compose's name).
+    #[serde(default = "default_unhealthy_threshold", alias = "retries")]
     pub unhealthy_threshold: u32,
+    /// A command the engine runs in the container; exit 0 is healthy:
+    /// `exec: [pg_isready, -U, app]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    /// compose's form of `exec`: `[CMD, args...]`, `[CMD-SHELL, "a command"]`
+    /// or a plain string (run by the image's `/bin/sh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<super::health_test::HealthTest>,
+    /// After each (re)start, failing checks do not count for this long;
+    /// once it is over they count even before the first pass. Default:
+    /// none (a start waits up to 2 minutes for its first pass).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub start_period: Option<Duration>,
 }
 
 pub fn default_unhealthy_threshold() -> u32 {
@@ -748,8 +817,8 @@ mod tests {
         );
         assert_eq!(b("{dockerfile: D}"), Err(BuildSpecError::NoContext));
         assert_eq!(
-            b("{context: ., target: x}"),
-            Err(BuildSpecError::UnknownField("target".into()))
+            b("{context: ., tagret: x}"),
+            Err(BuildSpecError::UnknownField("tagret".into()))
         );
         assert!(matches!(
             b("{context: 7}"),

@@ -1193,8 +1193,9 @@ services:
                 "t.yaml:3:5: services[0]: missing field `id`",
                 "t.yaml:4:19: services[0].initial_size: invalid value: integer `-2`, \
                  expected a whole number",
-                "t.yaml:7:21: services[0].member.ports[1]: invalid type: string \"http\", \
-                 expected a port number (1 to 65535)",
+                "t.yaml:7:21: services[0].member.ports[1]: `http` is not a port: write a port \
+                 number (`8080`), `\"HOST:CONTAINER\"` (`\"8000:80\"`) or \
+                 `{ container: 80, host: 8000 }`",
                 "t.yaml:9:15: services[0].member.health.http: missing field `port`",
             ]
         );
@@ -1313,7 +1314,7 @@ services:
         );
 
         let bad = "{\n  \"name\": \"shop\",\n  \"services\": [\n    {\"id\": \"web\", \
-                   \"type\": \"container\", \"image\": \"x\", \"ports\": [\"80\"]},\n    \
+                   \"type\": \"container\", \"image\": \"x\", \"ports\": [\"8o\"]},\n    \
                    {\"id\": \"db\", \"type\": \"container\", \"imgae\": \"x\"}\n  ]\n}\n";
         let e = parse_blueprint("<request>", bad).unwrap_err();
         let got: Vec<_> = e
@@ -1329,8 +1330,8 @@ services:
         );
         assert_eq!(
             e.0[0].to_string(),
-            "<request>:4:64: services[0].ports[0]: invalid type: string \"80\", \
-             expected a port number (1 to 65535)"
+            "<request>:4:64: services[0].ports[0]: `8o` is not a port: write a port number \
+             (`8080`), `\"HOST:CONTAINER\"` (`\"8000:80\"`) or `{ container: 80, host: 8000 }`"
         );
     }
 

@@ -17,8 +17,9 @@ pub use super::problem::{FieldPath, PathSegment, ValidationError};
 
 use super::model::{Blueprint, ContainerSpec, PlacementSpec, PolicySpec, ServiceSpec, ServiceType};
 
-/// Pattern of environment variable names.
-pub const ENV_KEY_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// The rule of environment variable names: Docker's. Any text without `=`
+/// or NUL, so `discovery.type` (Elasticsearch) and `A-B` pass.
+pub const ENV_KEY_PATTERN: &str = "any non-empty name without `=` or NUL";
 /// Labels with this prefix are drover's own.
 pub const RESERVED_LABEL_PREFIX: &str = "io.drover.";
 /// Docker refuses a memory limit below 6 MiB.
@@ -129,10 +130,10 @@ pub fn validate_references(bp: &Blueprint) -> Vec<ValidationError> {
                 ),
             )),
             Some(t) => {
-                let ports = t
+                let ports: Vec<u16> = t
                     .member
                     .as_ref()
-                    .map(|m| m.ports.clone())
+                    .map(|m| m.ports.iter().map(|p| p.container).collect())
                     .unwrap_or_default();
                 match svc.target_port {
                     Some(p) if !ports.contains(&p) => errs.push(ValidationError::at(
@@ -255,6 +256,9 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("initial_size", spec.initial_size.is_some()),
                 ("member", spec.member.is_some()),
                 ("placement", spec.placement.is_some()),
+                ("secrets", !spec.secrets.is_empty()),
+                ("stop_signal", spec.stop_signal.is_some()),
+                ("stop_grace_period", spec.stop_grace_period.is_some()),
             ];
             for (field, present) in misplaced {
                 if present {
@@ -294,6 +298,9 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("resources", spec.resources.is_some()),
                 ("health", spec.health.is_some()),
                 ("labels", !spec.labels.is_empty()),
+                ("secrets", !spec.secrets.is_empty()),
+                ("stop_signal", spec.stop_signal.is_some()),
+                ("stop_grace_period", spec.stop_grace_period.is_some()),
             ];
             for (field, present) in misplaced {
                 if present {
@@ -329,6 +336,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                         ));
                     }
                     validate_container(&mpath, member, &mut errs);
+                    errs.extend(super::ports::member_fixed_ports(&mpath, &member.ports));
                 }
             }
         }
@@ -435,14 +443,21 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
             errs.push(ValidationError::at_key(
                 path.key("env").key(key.as_str()),
                 format!(
-                    "environment variable name `{key}` is invalid: it must match {ENV_KEY_PATTERN}"
+                    "environment variable name `{key}` is invalid: Docker takes {ENV_KEY_PATTERN}"
                 ),
             ));
         }
     }
     let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
-    for (i, &port) in c.ports.iter().enumerate() {
+    for (i, spec) in c.ports.iter().enumerate() {
+        let port = spec.container;
         let ppath = path.key("ports").index(i);
+        if spec.host == Some(0) {
+            errs.push(ValidationError::at(
+                ppath.clone(),
+                "host port 0 is invalid: leave the host port out to get a free one",
+            ));
+        }
         if port == 0 {
             errs.push(ValidationError::at(
                 ppath,
@@ -457,6 +472,9 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
             seen.insert(port, i);
         }
     }
+    errs.extend(super::ports::duplicate_host_ports(&path.key("ports"), &c.ports));
+    super::secrets::validate_secrets(&path.key("secrets"), &c.secrets, errs);
+    super::stop::validate_stop(path, c.stop_signal.as_deref(), c.stop_grace_period, errs);
     let rpath = path.key("resources");
     if let Some(cpus) = c.resources.cpus {
         // Written so that NaN fails too.
@@ -481,12 +499,39 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
     }
     if let Some(health) = &c.health {
         let hpath = path.key("health");
+        let kinds = [
+            ("tcp", health.tcp.is_some()),
+            ("http", health.http.is_some()),
+            ("exec", health.exec.is_some()),
+            ("test", health.test.is_some()),
+        ];
+        let given: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
+        if health.by_engine() {
+            super::engine_check::validate_engine_check(&hpath, health, errs);
+        }
         let port = match (&health.tcp, &health.http) {
+            _ if given.len() > 1 => {
+                errs.push(ValidationError::at(
+                    hpath.clone(),
+                    {
+                        let named: Vec<String> = given.iter().map(|k| format!("`{k}`")).collect();
+                        let (last, rest) = named.split_last().expect("more than one");
+                        let both = if rest.len() == 1 { "both " } else { "" };
+                        format!(
+                            "a health check has {both}{} and {last}; keep exactly one",
+                            rest.join(", ")
+                        )
+                    },
+                ));
+                None
+            }
+            (None, None) if health.by_engine() => None,
             (None, None) => {
                 errs.push(ValidationError::at(
                     hpath.clone(),
                     "a health check needs one of `tcp` or `http`, \
-                     e.g. `http: { port: 8080, path: /health }`",
+                     e.g. `http: { port: 8080, path: /health }`, or `exec` (run by the engine \
+                     in the container), e.g. `exec: [pg_isready, -U, app]`",
                 ));
                 None
             }
@@ -514,7 +559,7 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
                     ppath,
                     "port 0 is invalid: ports are 1 to 65535",
                 ));
-            } else if !c.ports.contains(&port) {
+            } else if !c.ports.iter().any(|p| p.container == port) {
                 errs.push(ValidationError::at(
                     ppath,
                     format!(
@@ -617,11 +662,10 @@ fn validate_policy(path: &FieldPath, p: &PolicySpec, errs: &mut Vec<ValidationEr
     }
 }
 
-/// Whether `s` matches [`ENV_KEY_PATTERN`].
+/// Whether Docker takes `s` as an environment variable name
+/// ([`ENV_KEY_PATTERN`]).
 pub fn is_valid_env_key(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !s.is_empty() && !s.contains(['=', '\0'])
 }
 
 /// `6291456` → `6Mi`; sizes that are not a whole number of KiB stay in bytes.
@@ -828,7 +872,8 @@ mod tests {
             service(&format!("{base}{{}}")),
             [
                 "services[0].member.health: a health check needs one of `tcp` or `http`, \
-              e.g. `http: { port: 8080, path: /health }`"
+              e.g. `http: { port: 8080, path: /health }`, or `exec` (run by the engine in the \
+              container), e.g. `exec: [pg_isready, -U, app]`"
             ]
         );
         assert_eq!(
@@ -903,7 +948,8 @@ mod tests {
             .unwrap(),
         );
         let got: Vec<_> = errs.iter().map(|e| (e.to_string(), e.at_key)).collect();
-        let env_rule = "is invalid: it must match ^[A-Za-z_][A-Za-z0-9_]*$";
+        // Docker's rule: `2BAD` and `A-B` pass (so does `discovery.type`).
+        let env_rule = "is invalid: Docker takes any non-empty name without `=` or NUL";
         assert_eq!(
             got,
             [
@@ -915,14 +961,6 @@ mod tests {
                 ),
                 (
                     format!("services[0].env[\"\"]: environment variable name `` {env_rule}"),
-                    true
-                ),
-                (
-                    format!("services[0].env.2BAD: environment variable name `2BAD` {env_rule}"),
-                    true
-                ),
-                (
-                    format!("services[0].env.A-B: environment variable name `A-B` {env_rule}"),
                     true
                 ),
                 (

@@ -184,7 +184,7 @@ pub fn sensors_of(svc: &ServiceSpec) -> Vec<String> {
     match svc.kind {
         ServiceType::Container => {
             names.extend(CONTAINER_SENSORS.iter().map(|s| s.to_string()));
-            names.extend(svc.ports.iter().map(|p| format!("host.port.{p}")));
+            names.extend(svc.ports.iter().map(|p| format!("host.port.{}", p.container)));
             if svc.build.is_some() {
                 names.push("image.build".into());
             }

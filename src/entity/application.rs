@@ -206,7 +206,7 @@ impl ApplicationEntity {
                             .iter()
                             .find(|s| s.id == target_id)
                             .and_then(|s| s.member.as_ref())
-                            .and_then(|m| m.ports.first().copied())
+                            .and_then(|m| m.ports.first().map(|p| p.container))
                             .unwrap_or(0)
                     });
                     let ip: std::net::IpAddr = svc

@@ -42,6 +42,26 @@ pub fn image_tag(app: &str, service: &str, hash: &str) -> String {
     )
 }
 
+/// The context's hash, extended by the build's `target` and `args`: a
+/// changed argument or stage is a different image (a new tag), and an
+/// unchanged build keeps its hash (and its image) exactly.
+pub fn variant_hash(context_hash: &str, build: &BuildSpec) -> String {
+    if build.target.is_none() && build.args.is_empty() {
+        return context_hash.to_string();
+    }
+    let mut h = Sha256::new();
+    h.update(context_hash.as_bytes());
+    h.update([0]);
+    h.update(build.target.as_deref().unwrap_or_default().as_bytes());
+    for (k, v) in &build.args {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([b'=']);
+        h.update(v.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `.dockerignore`, minimally: one pattern a line, `#` comments, `*` and
 /// `?` within a path segment, `**` across segments, a leading `/` or `./`
 /// and a trailing `/` ignored, `!` re-includes. A directory that matches
@@ -264,7 +284,7 @@ pub async fn ensure_image(
         });
     };
     let packed = pack(&build).await?;
-    let tag = image_tag(&req.app, &req.service, &packed.hash);
+    let tag = image_tag(&req.app, &req.service, &variant_hash(&packed.hash, &build));
     let _guard = BUILD_LOCK.lock().await;
     if let Ok(found) = docker.inspect_image(&tag).await {
         tracing::info!(image = %tag, "context unchanged: reusing the built image");
@@ -319,12 +339,19 @@ async fn run_build(
     tar: Vec<u8>,
     progress: Option<&Recipient<BuildProgress>>,
 ) -> Result<(), HostError> {
-    let options = BuildImageOptionsBuilder::default()
+    let mut options = BuildImageOptionsBuilder::default()
         .dockerfile(build.dockerfile())
         .t(tag)
         .rm(true)
-        .forcerm(true)
-        .build();
+        .forcerm(true);
+    if let Some(target) = &build.target {
+        options = options.target(target);
+    }
+    if !build.args.is_empty() {
+        let args: std::collections::HashMap<String, String> = build.args.clone().into_iter().collect();
+        options = options.buildargs(&args);
+    }
+    let options = options.build();
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
     let mut log: Vec<String> = Vec::new();
     let mut error: Option<String> = None;
@@ -390,6 +417,18 @@ pub fn build_error(tag: &str, message: &str, log: &[String]) -> HostError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_and_args_make_another_image() {
+        let b = |yaml: &str| -> BuildSpec { serde_yaml::from_str(yaml).unwrap() };
+        let plain = b("{ context: /x }");
+        assert_eq!(variant_hash("abc", &plain), "abc", "unchanged builds keep their tag");
+        let prod = variant_hash("abc", &b("{ context: /x, target: prod }"));
+        let v1 = variant_hash("abc", &b("{ context: /x, args: { V: '1' } }"));
+        let v2 = variant_hash("abc", &b("{ context: /x, args: { V: '2' } }"));
+        assert!(prod != "abc" && v1 != v2 && v1 != prod);
+        assert_eq!(v1, variant_hash("abc", &b("{ context: /x, args: [V=1] }")));
+    }
 
     #[test]
     fn ignore_rules() {

@@ -26,6 +26,10 @@ pub enum HostError {
         size: u8,
         in_use: usize,
     },
+    #[error("host port {port} is already in use on host {host}: another process or container holds it; free it, or fix another `host` port (or none: `ports: [{container}]` takes a free one)")]
+    PortInUse { host: String, port: u16, container: u16 },
+    #[error("secret `{name}` is not in drover.yaml's `secrets`; add `{name}: {{ file: /path }}` there and restart drover")]
+    UnknownSecret { name: String },
     /// `status`: the engine's HTTP status; `None` when the engine did not
     /// answer (a transport error) or the failure is drover's own.
     #[error("{operation} failed: {message}{}", http_suffix(.status))]

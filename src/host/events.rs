@@ -62,13 +62,9 @@ pub async fn follow(
                         continue;
                     };
                     let action = ev.action.unwrap_or_default();
-                    // `exec_*` and `health_status: ...` carry a suffix.
-                    let action = action
-                        .split(':')
-                        .next()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
+                    // `exec_*` carry a suffix (the command); `health_status: ...`
+                    // keeps its own, the verdict.
+                    let action = super::runtime::event_action(&action);
                     events_to.do_send(ContainerEvent {
                         host: host.clone(),
                         app: app.clone(),

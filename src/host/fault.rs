@@ -45,7 +45,8 @@ pub enum EngineFault {
 ///   IPv4` (bridge driver)
 /// - 500 `driver failed programming external connectivity on endpoint ...:
 ///   Error starting userland proxy: listen tcp4 0.0.0.0:<p>: bind: address
-///   already in use` (start)
+///   already in use` (start), or `... Bind for 0.0.0.0:<p> failed: port is
+///   already allocated` (start: another container of the engine holds it)
 pub fn classify(status: Option<u16>, message: &str) -> EngineFault {
     match status {
         Some(304) => EngineFault::NotModified,
@@ -53,7 +54,12 @@ pub fn classify(status: Option<u16>, message: &str) -> EngineFault {
         Some(409) => EngineFault::Conflict,
         Some(403) if message.contains("already exists in network") => EngineFault::AlreadyConnected,
         Some(403) if message.to_ascii_lowercase().contains("overlap") => EngineFault::SubnetOverlap,
-        Some(500) if message.contains("address already in use") => EngineFault::AddressInUse,
+        Some(500)
+            if message.contains("address already in use")
+                || message.contains("port is already allocated") =>
+        {
+            EngineFault::AddressInUse
+        }
         _ => EngineFault::Other,
     }
 }
@@ -123,6 +129,14 @@ mod tests {
                 Some(500),
                 "driver failed programming external connectivity on endpoint e (id): Error starting \
                  userland proxy: listen tcp4 0.0.0.0:38517: bind: address already in use"
+            ),
+            EngineFault::AddressInUse
+        );
+        assert_eq!(
+            classify(
+                Some(500),
+                "driver failed programming external connectivity on endpoint e (id): Bind for \
+                 0.0.0.0:18778 failed: port is already allocated"
             ),
             EngineFault::AddressInUse
         );

@@ -14,6 +14,7 @@ pub mod health;
 pub mod inject;
 pub mod machine;
 pub mod network;
+pub mod runtime;
 pub mod stats;
 pub mod subnets;
 pub mod usage;
@@ -24,11 +25,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use serde::Serialize;
@@ -140,6 +140,10 @@ pub struct ManagedContainer {
     pub app: String,
     pub entity: String,
     pub state: String,
+    /// The verdict of the healthcheck the engine runs (`healthy`,
+    /// `unhealthy`, `starting`), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// An engine event about a managed container.
@@ -380,19 +384,8 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
     if let Some(owner) = OWNER.get() {
         labels.insert(labels::OWNER.into(), owner.clone());
     }
-    let exposed: Vec<String> = spec.ports.iter().map(|p| format!("{p}/tcp")).collect();
-    let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
-        .ports
-        .iter()
-        .map(|p| {
-            // An empty host port asks the engine for a free one.
-            let b = PortBinding {
-                host_ip: Some("0.0.0.0".into()),
-                host_port: Some(String::new()),
-            };
-            (format!("{p}/tcp"), Some(vec![b]))
-        })
-        .collect();
+    // An empty host port asks the engine for a free one.
+    let (exposed, bindings) = runtime::port_bindings(&spec.ports);
     let host_config = HostConfig {
         port_bindings: Some(bindings),
         nano_cpus: spec.resources.cpus.map(|c| (c * 1e9) as i64),
@@ -430,8 +423,10 @@ async fn create_and_start(
     let image = req.spec.image.clone().unwrap_or_default();
     ensure_image(docker, host, &image).await?;
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+    let mut body = create_body(&req);
+    runtime::apply(&req.spec, &mut body)?;
     let created = docker
-        .create_container(Some(opts), create_body(&req))
+        .create_container(Some(opts), body)
         .await
         .map_err(|e| HostError::engine(format!("create container {name}"), e));
     let id = match created {
@@ -494,6 +489,23 @@ async fn create_and_start(
             Ok(()) => break,
             // Already started.
             Err(e) if e.fault() == EngineFault::NotModified => break,
+            // A fixed host port that is taken stays taken: say which.
+            Err(HostError::Engine { ref message, .. })
+                if runtime::fixed_port_clash(message, &req.spec.ports).is_some() =>
+            {
+                let port = runtime::fixed_port_clash(message, &req.spec.ports).unwrap_or(0);
+                let container = req
+                    .spec
+                    .ports
+                    .iter()
+                    .find(|p| p.host == Some(port))
+                    .map_or(0, |p| p.container);
+                return Err(HostError::PortInUse {
+                    host: host.to_string(),
+                    port,
+                    container,
+                });
+            }
             Err(e) if attempt < 8 && e.fault() == EngineFault::AddressInUse => continue,
             Err(e) => return Err(e),
         }
@@ -590,16 +602,11 @@ impl Handler<Operate> for DockerHost {
 pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), HostError> {
     let r = match op {
         ContainerOp::Start => docker.start_container(id, None).await,
+        // No timeout here: the container's own (its `stop_grace_period`,
+        // set at create; drover's default 3s) and its own stop signal apply.
         ContainerOp::Stop => {
             docker
-                .stop_container(
-                    id,
-                    Some(
-                        StopContainerOptionsBuilder::default()
-                            .t(STOP_TIMEOUT_SECS)
-                            .build(),
-                    ),
-                )
+                .stop_container(id, None::<bollard::query_parameters::StopContainerOptions>)
                 .await
         }
         ContainerOp::Restart => {
@@ -609,11 +616,7 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
             docker
                 .restart_container(
                     id,
-                    Some(
-                        RestartContainerOptionsBuilder::default()
-                            .t(STOP_TIMEOUT_SECS)
-                            .build(),
-                    ),
+                    None::<bollard::query_parameters::RestartContainerOptions>,
                 )
                 .await
         }
@@ -713,6 +716,11 @@ pub async fn list_managed(
                 app: labels.get(labels::APP).cloned().unwrap_or_default(),
                 entity: labels.get(labels::ENTITY).cloned().unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                health: c
+                    .status
+                    .as_deref()
+                    .and_then(runtime::health_in_status)
+                    .map(str::to_string),
             }
         })
         .collect())

@@ -33,6 +33,10 @@ pub struct DroverConfig {
     /// Location name → its pool of hosts. Names as application ids.
     #[serde(default)]
     pub locations: BTreeMap<String, LocationConfig>,
+    /// Secret name → the file it is read from, mounted read-only at
+    /// `/run/secrets/NAME` in containers that list it. Default: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, super::secrets::SecretSource>,
 }
 
 /// One location: a pool of Docker hosts with its placement, headroom and
@@ -405,6 +409,7 @@ pub fn validate(cfg: &DroverConfig) -> Vec<String> {
             }
         }
     }
+    errs.extend(super::secrets::validate_secrets(&cfg.secrets));
     errs.iter().map(ToString::to_string).collect()
 }
 

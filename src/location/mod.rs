@@ -10,6 +10,7 @@
 //! - [`start`]: bringing a configured location up at `drover serve`;
 //! - [`view`]: the pool as the API shows it;
 //! - [`engine_stop`]: the chaos fault that stops a provisioned host's engine.
+//! - [`secrets`]: the files secrets are mounted from.
 
 pub mod config;
 pub mod connect;
@@ -17,6 +18,7 @@ pub mod engine_stop;
 pub mod model;
 pub mod pool;
 pub mod provision;
+pub mod secrets;
 pub mod start;
 pub mod view;
 

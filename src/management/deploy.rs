@@ -32,10 +32,15 @@ impl Management {
     /// The one validation ([`validate_blueprint`]) in this service's context.
     pub(super) fn validate(&self, file: &str, text: &str) -> Result<Blueprint, BlueprintErrors> {
         let locations: Vec<String> = self.locations.keys().cloned().collect();
+        let secrets: Vec<String> = crate::host::runtime::SECRET_FILES
+            .get()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         let cx = ValidationContext {
             presets: &self.presets,
             locations: Some(&locations),
             check_build_contexts: true,
+            secrets: Some(&secrets),
         };
         validate_blueprint(file, text, &cx)
     }

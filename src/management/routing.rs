@@ -138,6 +138,7 @@ mod tests {
             app: "a".into(),
             entity: "e".into(),
             state: "running".into(),
+            health: None,
         }
     }
 

@@ -20,6 +20,9 @@ pub struct ValidationContext<'a> {
     /// Build contexts must be directories on this machine (the server's
     /// view; `drover deploy` resolves relative ones before sending).
     pub check_build_contexts: bool,
+    /// The secret names `drover.yaml` defines; `None` (no service) skips
+    /// the check.
+    pub secrets: Option<&'a [String]>,
 }
 
 impl<'a> ValidationContext<'a> {
@@ -29,6 +32,7 @@ impl<'a> ValidationContext<'a> {
             presets,
             locations: None,
             check_build_contexts: false,
+            secrets: None,
         }
     }
 }
@@ -62,6 +66,40 @@ fn context_checks(bp: &Blueprint, cx: &ValidationContext<'_>) -> Vec<ValidationE
         }
     }
     errs.extend(policy_checks(bp, cx.presets));
+    if let Some(known) = cx.secrets {
+        errs.extend(secret_checks(bp, known));
+    }
+    errs
+}
+
+/// Every secret a container names is one `drover.yaml` defines.
+fn secret_checks(bp: &Blueprint, known: &[String]) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    for (i, svc) in bp.services.iter().enumerate() {
+        let spath = FieldPath::root().key("services").index(i);
+        let mut lists = vec![(spath.key("secrets"), &svc.secrets)];
+        if let Some(m) = &svc.member {
+            lists.push((spath.key("member").key("secrets"), &m.secrets));
+        }
+        for (path, list) in lists {
+            for (k, s) in list.iter().enumerate() {
+                if !known.contains(&s.name) {
+                    errs.push(ValidationError::at(
+                        path.index(k).key("name"),
+                        format!(
+                            "unknown secret `{}`; drover.yaml's `secrets` defines {}",
+                            s.name,
+                            if known.is_empty() {
+                                "none: add `secrets: { NAME: { file: /path } }` there".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     errs
 }
 
@@ -180,6 +218,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_secret_is_refused_with_its_position() {
+        let presets = Presets::builtin();
+        let text = "name: s\nservices:\n  - id: a\n    type: container\n    image: x\n    \
+                    secrets:\n      - db\n      - { name: nope, target: x }\n  \
+                    - id: b\n    type: cluster\n    member:\n      image: x\n      \
+                    secrets: [gone]\n";
+        validate_blueprint("b.yaml", text, &ValidationContext::offline(&presets)).unwrap();
+        let known = ["db".to_string()];
+        let cx = ValidationContext {
+            secrets: Some(&known),
+            ..ValidationContext::offline(&presets)
+        };
+        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.yaml:8:17: services[0].secrets[1].name: unknown secret `nope`; drover.yaml's \
+             `secrets` defines db\n\
+             b.yaml:13:17: services[1].member.secrets[0].name: unknown secret `gone`; \
+             drover.yaml's `secrets` defines db"
+        );
+    }
+
+    #[test]
     fn the_server_checks_its_locations_and_offline_does_not() {
         let presets = Presets::builtin();
         let text = "name: s\nlocation: mars\nservices:\n  - id: a\n    type: container\n    image: nginx\n";
@@ -189,6 +250,7 @@ mod tests {
             presets: &presets,
             locations: Some(&known),
             check_build_contexts: true,
+            secrets: None,
         };
         let e = validate_blueprint("b.yaml", text, &cx)
             .unwrap_err()

@@ -4,7 +4,7 @@
 use actix::prelude::*;
 use serde_json::json;
 
-use super::phase::{EngineEvent, Observation};
+use super::phase::{EngineEvent, EngineHealth, Observation};
 use super::ContainerEntity;
 use crate::entity::Observed;
 use crate::host::{health, ContainerEvent};
@@ -28,7 +28,22 @@ impl Handler<Observed> for ContainerEntity {
     type Result = ();
 
     fn handle(&mut self, Observed(seen): Observed, ctx: &mut Context<Self>) {
+        // The engine's health verdict, level-triggered: a lost
+        // `health_status` event is repaired by the next resync.
+        let health = seen.as_ref().and_then(|c| {
+            let h = EngineHealth::parse(c.health.as_deref()?)?;
+            Some((c.id.clone(), h))
+        });
         self.observe(Observation::Resync(seen.map(|c| (c.id, c.state))), ctx);
+        if let Some((container, h)) = health {
+            self.observe(
+                Observation::Engine {
+                    container,
+                    event: EngineEvent::Health(h),
+                },
+                ctx,
+            );
+        }
     }
 }
 

@@ -108,6 +108,8 @@ impl ContainerEntity {
                 .map(|h| h.interval)
                 .unwrap_or(Duration::from_secs(1)),
             pool: at.pool.is_some(),
+            engine_health: spec.health.as_ref().is_some_and(|h| h.by_engine()),
+            start_period: spec.health.as_ref().and_then(|h| h.start_period),
             ..Settings::default()
         };
         ContainerEntity {

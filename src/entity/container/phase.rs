@@ -108,7 +108,30 @@ pub enum EngineEvent {
     Oom,
     Pause,
     Destroy,
+    /// `health_status: ...`: the engine's verdict on the healthcheck it
+    /// runs (also what a resync lists).
+    Health(EngineHealth),
     Other(String),
+}
+
+/// The state of a healthcheck the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineHealth {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl EngineHealth {
+    /// Docker's words: `healthy`, `unhealthy`, `starting`.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word.trim() {
+            "healthy" => Some(EngineHealth::Healthy),
+            "unhealthy" => Some(EngineHealth::Unhealthy),
+            "starting" => Some(EngineHealth::Starting),
+            _ => None,
+        }
+    }
 }
 
 impl EngineEvent {
@@ -120,7 +143,13 @@ impl EngineEvent {
             "oom" => EngineEvent::Oom,
             "pause" => EngineEvent::Pause,
             "destroy" => EngineEvent::Destroy,
-            other => EngineEvent::Other(other.to_string()),
+            other => match other
+                .strip_prefix("health_status:")
+                .and_then(EngineHealth::parse)
+            {
+                Some(h) => EngineEvent::Health(h),
+                None => EngineEvent::Other(other.to_string()),
+            },
         }
     }
 }
@@ -316,6 +345,13 @@ pub struct Settings {
     pub pool: bool,
     /// How long a start waits for references (once wired).
     pub reference_timeout: Option<Duration>,
+    /// The engine runs the health check (`exec`/`test`): no probes; its
+    /// `health_status` decides.
+    pub engine_health: bool,
+    /// After each (re)start, failing probes do not count for this long;
+    /// after it they count even before the first pass (Docker's
+    /// `start_period`). The start timeout runs from its end.
+    pub start_period: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -327,6 +363,8 @@ impl Default for Settings {
             start_timeout: DEFAULT_START_TIMEOUT,
             pool: false,
             reference_timeout: None,
+            engine_health: false,
+            start_period: None,
         }
     }
 }
@@ -336,3 +374,6 @@ pub use self::step::Core;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod health_tests;

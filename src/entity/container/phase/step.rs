@@ -7,6 +7,8 @@ use super::{
     STARTING_PROBE_EVERY,
 };
 use crate::entity::pool_messages::PlaceErrorKind;
+
+pub mod health;
 use crate::protocol::Lifecycle;
 
 /// The container's state: the phase, what drover wants, and what it has
@@ -112,7 +114,7 @@ impl Core {
             }
             Observation::Resync(seen) => self.on_resync(seen, &mut out),
             Observation::Probed { container, result } => {
-                self.on_probed(container, result, &mut out)
+                self.on_probed(container, result, now, &mut out)
             }
             Observation::Tick => self.on_tick(refs, now, &mut out),
             Observation::Placed => {
@@ -423,6 +425,7 @@ impl Core {
                 out.push(Action::ErrorSensor(Some(why)));
             }
             EngineEvent::Pause => self.on_engine_state("paused", out),
+            EngineEvent::Health(h) => self.on_engine_health(h, out),
             EngineEvent::Destroy => {
                 self.container = None;
                 out.push(Action::ClearContainerId);
@@ -539,7 +542,9 @@ impl Core {
     }
 
     fn probe(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if !self.settings.health || self.probing || !self.probeable {
+        // A check the engine runs is not probed: its events decide.
+        if !self.settings.health || self.settings.engine_health || self.probing || !self.probeable
+        {
             return;
         }
         self.probing = true;
@@ -551,10 +556,15 @@ impl Core {
         &mut self,
         container: Option<String>,
         result: Result<(), String>,
+        now: Instant,
         out: &mut Vec<Action>,
     ) {
         self.probing = false;
         if self.container != container || self.phase.is_busy() {
+            return;
+        }
+        if result.is_err() && self.settings.start_period.is_some() {
+            self.on_failed_probe_with_start_period(result, now, out);
             return;
         }
         match result {
@@ -595,7 +605,8 @@ impl Core {
             }
         }
         if let (Some(t), Lifecycle::Starting) = (self.started_at, self.lifecycle()) {
-            if now.saturating_duration_since(t) > self.settings.start_timeout {
+            let grace = self.settings.start_period.unwrap_or_default();
+            if now.saturating_duration_since(t) > grace + self.settings.start_timeout {
                 let why = self
                     .last_error
                     .clone()

@@ -149,6 +149,9 @@ fn observations() -> Vec<Observation> {
         EngineEvent::Pause,
         EngineEvent::Destroy,
         EngineEvent::Other("exec_create".into()),
+        EngineEvent::Health(EngineHealth::Healthy),
+        EngineEvent::Health(EngineHealth::Unhealthy),
+        EngineEvent::Health(EngineHealth::Starting),
     ] {
         v.push(Observation::Engine {
             container: ID.into(),
