@@ -38,6 +38,28 @@ fn base_dir(file: &str) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
+/// Translates the compose file `file` (its `text`) as `drover deploy`
+/// does, with the process environment, the `.env` beside it and its
+/// `env_file`s; the blueprint is not checked yet.
+pub fn translate_compose(
+    file: &str,
+    text: &str,
+    name: Option<&str>,
+) -> Result<compose::Translation, CliError> {
+    let base = base_dir(file);
+    // Compose's project name: --name, COMPOSE_PROJECT_NAME, the file's
+    // `name:`, the directory's name (decided in the translation).
+    let env = |v: &str| std::env::var(v).ok();
+    let read = |p: &Path| std::fs::read_to_string(p);
+    let src = compose::Source {
+        name,
+        base_dir: &base,
+        env: &env,
+        read: &read,
+    };
+    compose::translate(text, &src).map_err(|e| CliError::Invalid(format!("{file}: {e}")))
+}
+
 /// Reads `file` (a blueprint or a compose file) and makes it sendable.
 /// Blueprint errors are reported against the user's file.
 pub fn prepare(file: &str, name: Option<&str>) -> Result<Prepared, CliError> {
@@ -47,18 +69,7 @@ pub fn prepare(file: &str, name: Option<&str>) -> Result<Prepared, CliError> {
     })?;
     let base = base_dir(file);
     if compose::is_compose(&text) {
-        // Compose's project name: --name, COMPOSE_PROJECT_NAME, the file's
-        // `name:`, the directory's name (decided in the translation).
-        let env = |v: &str| std::env::var(v).ok();
-        let read = |p: &Path| std::fs::read_to_string(p);
-        let src = compose::Source {
-            name,
-            base_dir: &base,
-            env: &env,
-            read: &read,
-        };
-        let t = compose::translate(&text, &src)
-            .map_err(|e| CliError::Invalid(format!("{file}: {e}")))?;
+        let t = translate_compose(file, &text, name)?;
         let yaml = t.yaml();
         let label = format!("{file} (translated from compose)");
         crate::blueprint::parse_blueprint(&label, &yaml)

@@ -388,7 +388,7 @@ pub fn translate(text: &str, src: &Source) -> Result<Translation, ComposeError> 
             .map(|p| p.iter().filter_map(scalar).collect())
             .unwrap_or_default();
         if !profiles.is_empty() && !profiles.iter().any(|p| active.contains(p) || active.iter().any(|a| a == "*")) {
-            cx.skip(
+            cx.note(
                 format!("services.{name}"),
                 format!(
                     "in profile {} which is not active: compose leaves it out too (set \
@@ -511,18 +511,26 @@ pub fn split_command(line: &str) -> Vec<String> {
 /// Compose memory (`512m`, `1g`, `1024k`, bytes; binary units, as Docker
 /// reads them) to a drover size.
 pub fn memory(v: &Value) -> Option<String> {
+    // Docker's go-units RAMInBytes: `1.5g`, `512 MiB`, `64mb`, `1024`.
     let t = scalar(v)?.trim().to_lowercase();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let num: u64 = num.parse().ok()?;
-    let unit = match unit.trim_end_matches('b') {
-        "" => return Some(num.to_string()),
-        "k" => "Ki",
-        "m" => "Mi",
-        "g" => "Gi",
+    let unit = unit.trim().trim_end_matches('b').trim_end_matches('i');
+    let (suffix, shift) = match unit {
+        "" => ("", 0),
+        "k" => ("Ki", 10),
+        "m" => ("Mi", 20),
+        "g" => ("Gi", 30),
+        "t" => ("Ti", 40),
         _ => return None,
     };
-    Some(format!("{num}{unit}"))
+    if let Ok(n) = num.parse::<u64>() {
+        return Some(format!("{n}{suffix}"));
+    }
+    let f: f64 = num.parse().ok()?;
+    (f.is_finite() && f >= 0.0).then(|| format!("{}", (f * (1u64 << shift) as f64) as u64))
 }
 
 fn duration(v: &Value) -> Option<String> {

@@ -63,7 +63,13 @@ fn restart_policy(cx: &mut Ctx, path: &str, rp: &Mapping) -> Option<Value> {
             "condition" => match scalar(v).as_deref() {
                 Some("none") => return None,
                 Some("on-failure") | Some("any") => {}
-                other => cx.skip(at, format!("unknown condition {other:?}; restarting on failure")),
+                other => cx.skip(
+                    at,
+                    format!(
+                        "unknown condition `{}` (Swarm's are none, on-failure and any): restarting on failure",
+                        other.unwrap_or_default()
+                    ),
+                ),
             },
             "delay" => match duration(v) {
                 Some(d) => {

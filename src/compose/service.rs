@@ -57,12 +57,34 @@ fn unsupported(k: &str, id: &str) -> Option<String> {
     })
 }
 
-/// Whether `name` appears as a whole word (a host name) in `text`.
-fn mentions(text: &str, name: &str) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    text.match_indices(name).any(|(i, _)| {
-        !text[..i].ends_with(word) && !text[i + name.len()..].starts_with(word)
-    })
+/// Whether `text` (at `path`) uses `name` as a host: in a URL (`//name`,
+/// `@name`), with a port (`name:5432`), or as the whole value of a
+/// variable whose name says it is an address (`DB_HOST=name`).
+fn host_reference(path: &str, text: &str, name: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let (var, value) = if last.ends_with(']') {
+        text.split_once('=').unwrap_or(("", text))
+    } else {
+        (last, text)
+    };
+    let var = var.to_uppercase();
+    let addressy = ["HOST", "ADDR", "SERVER", "URL", "URI", "ENDPOINT"]
+        .iter()
+        .any(|w| var.contains(w));
+    if value == name && addressy {
+        return true;
+    }
+    value.match_indices(name).any(|(i, _)| {
+        let before = &value[..i];
+        let after = &value[i + name.len()..];
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        !before.ends_with(word)
+            && !after.starts_with(word)
+            && (before.ends_with("//")
+                || before.ends_with('@')
+                || after.starts_with(|c: char| c == ':' && after[1..].starts_with(|d: char| d.is_ascii_digit())))
+    }) || (value == name && last == "network_mode")
+        || value == format!("container:{name}")
 }
 
 /// One compose service → one drover service, plus a load balancer when a
@@ -217,6 +239,11 @@ pub(super) fn service(cx: &mut Ctx, name: &str, svc: &Mapping) -> Result<Vec<Val
             "profiles" => cx.note(at, "the service's profile is active"),
             "develop" => cx.note(at, "compose watch is a development loop; drover deploys the service as built"),
             x if x.starts_with("x-") => cx.note(at, "extension field: compose gives it no meaning"),
+            "read_only" | "privileged" | "init" | "tty" | "stdin_open" | "oom_kill_disable"
+                if v.as_bool() == Some(false) =>
+            {
+                cx.note(at, "`false` is the default, as in drover")
+            }
             other => match unsupported(other, &id) {
                 Some(reason) => cx.skip(at, reason),
                 None => cx.skip(at, "not a Compose service key"),
@@ -488,11 +515,24 @@ fn container_name(cx: &mut Ctx, at: &str, service: &str, id: &str, v: &Value) {
         cx.note(at, format!("drover's containers answer to their service id `{id}`, the same name"));
         return;
     }
-    let own = format!("services.{service}.container_name");
+    // Another service's address for this one: in its environment, command
+    // or health check (an image name or a path that merely contains the
+    // same word is no reference).
+    let own = format!("services.{service}.");
     let user = cx
         .values
         .iter()
-        .find(|(p, t)| *p != own && mentions(t, &n))
+        .find(|(p, t)| {
+            let Some(rest) = p.strip_prefix("services.") else {
+                return false;
+            };
+            let field = rest.split('.').nth(1).unwrap_or("");
+            !p.starts_with(&own)
+                && ["environment", "command", "entrypoint", "healthcheck", "network_mode"]
+                    .iter()
+                    .any(|f| field.starts_with(f))
+                && host_reference(p, t, &n)
+        })
         .map(|(p, _)| p.clone());
     match user {
         Some(p) => cx.skip(
@@ -513,11 +553,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn whole_word_mentions() {
-        assert!(mentions("postgres://u:p@shop-db:5432/x", "shop-db"));
-        assert!(mentions("shop-db", "shop-db"));
-        assert!(!mentions("postgres://u:p@shop-db2:5432/x", "shop-db"));
-        assert!(!mentions("my-shop-db", "shop-db"));
+    fn host_references() {
+        let r = host_reference;
+        assert!(r("services.web.environment[0]", "DB_HOST=shop_db", "shop_db"));
+        assert!(r("services.web.environment.DATABASE_URL", "postgres://u:p@shop_db:5432/x", "shop_db"));
+        assert!(r("services.web.environment.REDIS", "shop_cache:6379", "shop_cache"));
+        assert!(r("services.web.network_mode", "container:vpn", "vpn"));
+        assert!(!r("services.db.environment.POSTGRES_DB", "shop", "shop"), "a database name");
+        assert!(!r("services.db.environment[1]", "POSTGRES_USER=shop", "shop"));
+        assert!(!r("services.web.environment.URL", "https://shop-db2:1/", "shop-db"));
     }
 
     #[test]
