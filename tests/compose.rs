@@ -58,7 +58,10 @@ fn a_compose_application_deploys_as_compose_would_run_it() {
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["name"], "workload");
     assert_eq!(v["untranslated"], serde_json::json!([]));
-    assert_eq!(v["blueprint"]["services"][0]["env"]["GREETING"], "hello from .env");
+    assert_eq!(
+        v["blueprint"]["services"][0]["env"]["GREETING"],
+        "hello from .env"
+    );
 
     // Deploy with --name; the shell's variable wins over .env.
     let app = unique("compose");
@@ -84,7 +87,9 @@ fn a_compose_application_deploys_as_compose_would_run_it() {
 
     // `restart: always` and `on-failure:3` are restarters with Docker's settings.
     let policies = |entity: &str| -> Vec<PolicyStatus> {
-        let (status, body) = d.get(&format!("/v1/applications/{app}/entities/{entity}/policies"));
+        let (status, body) = d.get(&format!(
+            "/v1/applications/{app}/entities/{entity}/policies"
+        ));
         assert_eq!(status, 200, "{body}");
         decode(body)
     };
@@ -92,8 +97,16 @@ fn a_compose_application_deploys_as_compose_would_run_it() {
         .into_iter()
         .find(|p| p.kind == "restarter")
         .expect("api has a restarter");
-    assert_eq!(api_policy.config["max_restarts"], 1_000_000, "{:?}", api_policy.config);
-    assert_eq!(api_policy.config["backoff_cap"], "1m", "{:?}", api_policy.config);
+    assert_eq!(
+        api_policy.config["max_restarts"], 1_000_000,
+        "{:?}",
+        api_policy.config
+    );
+    assert_eq!(
+        api_policy.config["backoff_cap"], "1m",
+        "{:?}",
+        api_policy.config
+    );
     let store_policy = policies("store")
         .into_iter()
         .find(|p| p.kind == "restarter")
@@ -125,12 +138,14 @@ fn deploy_names_and_refusals() {
     let out = cli_env(&d, &["import", "compose", &file], &[]);
     assert!(out.ok, "{}", out.stderr);
     assert!(
-        out.stderr.contains("untranslated: services.a.user: drover runs the image's USER"),
+        out.stderr
+            .contains("untranslated: services.a.user: drover runs the image's USER"),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains("warning: variable UNSET_FOR_TEST is not set"),
+        out.stderr
+            .contains("warning: variable UNSET_FOR_TEST is not set"),
         "{}",
         out.stderr
     );
@@ -153,8 +168,20 @@ fn deploy_names_and_refusals() {
     assert_eq!(status, 404, "nothing was created");
     // --name is for compose files: a blueprint names itself.
     let bp = dir.path().join("bp.yaml");
-    std::fs::write(&bp, "name: x\nservices:\n  - { id: a, type: container, image: drover/workload:latest }\n").unwrap();
-    let out = cli_env(&d, &["deploy", &bp.display().to_string(), "--name", "y"], &[]);
+    std::fs::write(
+        &bp,
+        "name: x\nservices:\n  - { id: a, type: container, image: drover/workload:latest }\n",
+    )
+    .unwrap();
+    let out = cli_env(
+        &d,
+        &["deploy", &bp.display().to_string(), "--name", "y"],
+        &[],
+    );
     assert!(!out.ok);
-    assert!(out.stderr.contains("--name names a compose application"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--name names a compose application"),
+        "{}",
+        out.stderr
+    );
 }

@@ -38,13 +38,19 @@ pub fn parse(text: &str, env: Lookup) -> Result<Vec<(String, String)>, DotenvErr
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
         let (key, raw) = match line.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v)),
             None => (line.trim(), None),
         };
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(DotenvError::Syntax { line: line_no, text: line.to_string() });
+            return Err(DotenvError::Syntax {
+                line: line_no,
+                text: line.to_string(),
+            });
         }
         let Some(raw) = raw else {
             // `KEY` alone: its value from the environment, if set.
@@ -63,7 +69,9 @@ pub fn parse(text: &str, env: Lookup) -> Result<Vec<(String, String)>, DotenvErr
         };
         let mut ignored = Vec::new();
         let value = if let Some(body) = raw.strip_prefix('\'') {
-            let end = body.find('\'').ok_or(DotenvError::Unclosed { line: line_no })?;
+            let end = body
+                .find('\'')
+                .ok_or(DotenvError::Unclosed { line: line_no })?;
             body[..end].to_string()
         } else if let Some(body) = raw.strip_prefix('"') {
             // May continue on the following lines.
@@ -80,15 +88,23 @@ pub fn parse(text: &str, env: Lookup) -> Result<Vec<(String, String)>, DotenvErr
                 n += 1;
             };
             let unescaped = unescape(&text[..close]);
-            interpolate(&unescaped, &lookup, &mut ignored)
-                .map_err(|source| DotenvError::Interpolate { line: line_no, source })?
+            interpolate(&unescaped, &lookup, &mut ignored).map_err(|source| {
+                DotenvError::Interpolate {
+                    line: line_no,
+                    source,
+                }
+            })?
         } else {
             let v = match raw.find(" #") {
                 Some(i) => &raw[..i],
                 None => raw,
             };
-            interpolate(v.trim(), &lookup, &mut ignored)
-                .map_err(|source| DotenvError::Interpolate { line: line_no, source })?
+            interpolate(v.trim(), &lookup, &mut ignored).map_err(|source| {
+                DotenvError::Interpolate {
+                    line: line_no,
+                    source,
+                }
+            })?
         };
         set(&mut out, key, value);
     }
@@ -144,7 +160,10 @@ mod tests {
     }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -168,7 +187,10 @@ mod tests {
     fn interpolation_sees_earlier_lines_and_the_environment() {
         assert_eq!(
             p("DIR=${HOME}/data\nURL=pg://${USER:-app}@db/${DIR}\n"),
-            kv(&[("DIR", "/home/op/data"), ("URL", "pg://app@db//home/op/data")])
+            kv(&[
+                ("DIR", "/home/op/data"),
+                ("URL", "pg://app@db//home/op/data")
+            ])
         );
     }
 
@@ -181,10 +203,19 @@ mod tests {
     fn errors_name_the_line() {
         assert_eq!(
             parse("A=1\nnot a pair\n", &env),
-            Err(DotenvError::Syntax { line: 2, text: "not a pair".into() })
+            Err(DotenvError::Syntax {
+                line: 2,
+                text: "not a pair".into()
+            })
         );
-        assert_eq!(parse("A='x\n", &env), Err(DotenvError::Unclosed { line: 1 }));
-        assert_eq!(parse("A=\"x\nB=1\n", &env), Err(DotenvError::Unclosed { line: 1 }));
+        assert_eq!(
+            parse("A='x\n", &env),
+            Err(DotenvError::Unclosed { line: 1 })
+        );
+        assert_eq!(
+            parse("A=\"x\nB=1\n", &env),
+            Err(DotenvError::Unclosed { line: 1 })
+        );
         assert!(matches!(
             parse("\nA=${B:?needed}\n", &env),
             Err(DotenvError::Interpolate { line: 2, .. })

@@ -38,7 +38,10 @@ pub(super) fn env_files(
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
                 cx.note(
                     format!("{at}[{i}]"),
-                    format!("{} does not exist and is not required: skipped, as compose does", path.display()),
+                    format!(
+                        "{} does not exist and is not required: skipped, as compose does",
+                        path.display()
+                    ),
                 );
                 continue;
             }

@@ -152,7 +152,10 @@ pub(super) fn healthcheck(cx: &mut Ctx, at: &str, h: &Mapping) -> Option<(Mappin
             _ => cx.skip(hat, "not a Compose healthcheck key"),
         }
     }
-    if !["http", "tcp", "test"].iter().any(|k| block.contains_key(*k)) {
+    if !["http", "tcp", "test"]
+        .iter()
+        .any(|k| block.contains_key(*k))
+    {
         return None;
     }
     block.insert(s("unhealthy_threshold"), Value::from(retries.max(1)));
@@ -171,13 +174,22 @@ mod tests {
     fn own_probes() {
         assert_eq!(
             p(r#"["CMD", "curl", "-f", "http://localhost:8080/health"]"#),
-            Ok(Probe::Http { port: 8080, path: "/health".into() })
+            Ok(Probe::Http {
+                port: 8080,
+                path: "/health".into()
+            })
         );
         assert_eq!(
             p(r#"["CMD-SHELL", "wget -qO- http://127.0.0.1/ || exit 1"]"#),
-            Ok(Probe::Http { port: 80, path: "/".into() })
+            Ok(Probe::Http {
+                port: 80,
+                path: "/".into()
+            })
         );
-        assert_eq!(p(r#""nc -z localhost 5432""#), Ok(Probe::Tcp { port: 5432 }));
+        assert_eq!(
+            p(r#""nc -z localhost 5432""#),
+            Ok(Probe::Tcp { port: 5432 })
+        );
     }
 
     #[test]
@@ -201,7 +213,10 @@ mod tests {
     fn off_and_bad_forms() {
         assert_eq!(p(r#"["NONE"]"#), Ok(Probe::Off));
         assert_eq!(p(r#"["X"]"#), Err(HealthTestError::Form(vec!["X".into()])));
-        assert_eq!(p(r#"["CMD"]"#), Err(HealthTestError::Form(vec!["CMD".into()])));
+        assert_eq!(
+            p(r#"["CMD"]"#),
+            Err(HealthTestError::Form(vec!["CMD".into()]))
+        );
         assert_eq!(p("7"), Err(HealthTestError::NotCommand));
     }
 }

@@ -26,7 +26,9 @@ use serde_yaml::Value;
 pub enum InterpolateError {
     #[error("required variable {var} is missing a value: {message}; set it in the environment or in the .env file beside the compose file")]
     Required { var: String, message: String },
-    #[error("invalid template `{0}`: write `${{NAME}}`, `${{NAME:-default}}` or `$$` for a literal `$`")]
+    #[error(
+        "invalid template `{0}`: write `${{NAME}}`, `${{NAME:-default}}` or `$$` for a literal `$`"
+    )]
     Invalid(String),
 }
 
@@ -94,7 +96,9 @@ pub fn interpolate(
                 rest = &tail[end..];
             }
             Some(c) if is_name_start(c) => {
-                let len = tail[1..].find(|c: char| !is_name(c)).unwrap_or(tail.len() - 1);
+                let len = tail[1..]
+                    .find(|c: char| !is_name(c))
+                    .unwrap_or(tail.len() - 1);
                 let var = &tail[1..1 + len];
                 match env(var) {
                     Some(v) => out.push_str(&v),
@@ -199,7 +203,11 @@ pub fn interpolate_value(
         Value::Mapping(m) => {
             for (k, item) in m.iter_mut() {
                 let k = super::key(k);
-                let p = if at.is_empty() { k } else { format!("{at}.{k}") };
+                let p = if at.is_empty() {
+                    k
+                } else {
+                    format!("{at}.{k}")
+                };
                 interpolate_value(item, env, unset, &p)?;
             }
         }
@@ -234,7 +242,10 @@ mod tests {
     fn plain_forms() {
         assert_eq!(i("a:${TAG} $TAG-x ${SET}${SET}"), "a:1.2 1.2-x vv");
         let mut unset = Vec::new();
-        assert_eq!(interpolate("[${NOPE}|$NOPE|${EMPTY}]", &env, &mut unset).unwrap(), "[||]");
+        assert_eq!(
+            interpolate("[${NOPE}|$NOPE|${EMPTY}]", &env, &mut unset).unwrap(),
+            "[||]"
+        );
         assert_eq!(unset, ["NOPE"], "listed once, as compose warns once");
     }
 
@@ -256,10 +267,19 @@ mod tests {
         assert_eq!(i("${SET:?boom} ${EMPTY?boom}"), "v ");
         assert_eq!(
             err("${NOPE:?NOPE must be set}"),
-            InterpolateError::Required { var: "NOPE".into(), message: "NOPE must be set".into() }
+            InterpolateError::Required {
+                var: "NOPE".into(),
+                message: "NOPE must be set".into()
+            }
         );
-        assert!(matches!(err("${EMPTY:?x}"), InterpolateError::Required { .. }));
-        assert!(matches!(err("${NOPE?x}"), InterpolateError::Required { .. }));
+        assert!(matches!(
+            err("${EMPTY:?x}"),
+            InterpolateError::Required { .. }
+        ));
+        assert!(matches!(
+            err("${NOPE?x}"),
+            InterpolateError::Required { .. }
+        ));
         assert!(err("${NOPE:?x}").to_string().contains(".env file"));
     }
 
@@ -271,25 +291,33 @@ mod tests {
 
     #[test]
     fn dollars_and_invalid_templates() {
-        assert_eq!(i("$$HOME $${SET} cost $5 a$ $-"), "$HOME ${SET} cost $5 a$ $-");
+        assert_eq!(
+            i("$$HOME $${SET} cost $5 a$ $-"),
+            "$HOME ${SET} cost $5 a$ $-"
+        );
         assert_eq!(err("${SET"), InterpolateError::Invalid("${SET".into()));
         assert_eq!(err("${}"), InterpolateError::Invalid("${}".into()));
         assert_eq!(err("${1A}"), InterpolateError::Invalid("${1A}".into()));
         assert_eq!(err("${SET:}"), InterpolateError::Invalid("${SET:}".into()));
-        assert_eq!(err("${SET*x}"), InterpolateError::Invalid("${SET*x}".into()));
+        assert_eq!(
+            err("${SET*x}"),
+            InterpolateError::Invalid("${SET*x}".into())
+        );
     }
 
     #[test]
     fn values_not_keys_and_the_failing_path() {
-        let mut v: Value =
-            serde_yaml::from_str("services:\n  $SET:\n    image: postgres:${NOPE}\n    command: [a, '${TAG}']\n")
-                .unwrap();
+        let mut v: Value = serde_yaml::from_str(
+            "services:\n  $SET:\n    image: postgres:${NOPE}\n    command: [a, '${TAG}']\n",
+        )
+        .unwrap();
         let mut unset = Vec::new();
         interpolate_value(&mut v, &env, &mut unset, "").unwrap();
         // The value became `postgres:` (a string, not a YAML mapping).
         assert_eq!(v["services"]["$SET"]["image"], Value::from("postgres:"));
         assert_eq!(v["services"]["$SET"]["command"][1], Value::from("1.2"));
-        let mut bad: Value = serde_yaml::from_str("services:\n  db:\n    env: ['${X:?x}']\n").unwrap();
+        let mut bad: Value =
+            serde_yaml::from_str("services:\n  db:\n    env: ['${X:?x}']\n").unwrap();
         let (at, _) = interpolate_value(&mut bad, &env, &mut unset, "").unwrap_err();
         assert_eq!(at, "services.db.env[0]");
     }

@@ -141,7 +141,9 @@ pub enum ComposeError {
         #[source]
         source: DotenvError,
     },
-    #[error("{path}: cannot read env file {file}: {source}; create it, or mark it `required: false`")]
+    #[error(
+        "{path}: cannot read env file {file}: {source}; create it, or mark it `required: false`"
+    )]
     EnvFile {
         path: String,
         file: String,
@@ -387,7 +389,11 @@ pub fn translate(text: &str, src: &Source) -> Result<Translation, ComposeError> 
             .and_then(Value::as_sequence)
             .map(|p| p.iter().filter_map(scalar).collect())
             .unwrap_or_default();
-        if !profiles.is_empty() && !profiles.iter().any(|p| active.contains(p) || active.iter().any(|a| a == "*")) {
+        if !profiles.is_empty()
+            && !profiles
+                .iter()
+                .any(|p| active.contains(p) || active.iter().any(|a| a == "*"))
+        {
             cx.note(
                 format!("services.{name}"),
                 format!(
@@ -435,7 +441,10 @@ fn top_networks(cx: &mut Ctx, v: &Value) -> Vec<Value> {
             );
         }
         if nk == "default" {
-            cx.note(&at, "the application network `drover-<app>` takes its place");
+            cx.note(
+                &at,
+                "the application network `drover-<app>` takes its place",
+            );
         } else {
             let mut n = Mapping::new();
             n.insert(s("name"), s(to_id(&nk)));
@@ -538,7 +547,6 @@ fn duration(v: &Value) -> Option<String> {
     humantime::parse_duration(&t).ok()?;
     Some(t)
 }
-
 
 #[cfg(test)]
 mod tests;

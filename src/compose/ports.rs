@@ -89,10 +89,16 @@ pub(super) fn parse(v: &Value) -> Result<Vec<Port>, PortError> {
             }
         }
         let whole = format!("{v:?}");
-        let target = m.get("target").and_then(scalar).ok_or_else(|| PortError::Syntax(whole.clone()))?;
+        let target = m
+            .get("target")
+            .and_then(scalar)
+            .ok_or_else(|| PortError::Syntax(whole.clone()))?;
         let published = m.get("published").and_then(scalar);
         let host_ip = m.get("host_ip").and_then(scalar);
-        let protocol = m.get("protocol").and_then(scalar).unwrap_or_else(|| "tcp".into());
+        let protocol = m
+            .get("protocol")
+            .and_then(scalar)
+            .unwrap_or_else(|| "tcp".into());
         return zip(&whole, published.as_deref(), &target, host_ip, protocol);
     }
     let whole = scalar(v).ok_or_else(|| PortError::Syntax(format!("{v:?}")))?;
@@ -103,7 +109,9 @@ pub(super) fn parse(v: &Value) -> Result<Vec<Port>, PortError> {
     // An IPv6 host address is bracketed: `[::1]:8000:80`.
     let (host_ip, rest) = match spec.strip_prefix('[') {
         Some(r) => {
-            let (ip, rest) = r.split_once("]:").ok_or_else(|| PortError::Syntax(whole.clone()))?;
+            let (ip, rest) = r
+                .split_once("]:")
+                .ok_or_else(|| PortError::Syntax(whole.clone()))?;
             (Some(ip.to_string()), rest)
         }
         None => (None, spec),
@@ -143,12 +151,21 @@ mod tests {
             p("'127.0.0.1:8000:80'").unwrap(),
             [port(80, Some(8000), Some("127.0.0.1"), "tcp")]
         );
-        assert_eq!(p("'127.0.0.1::80'").unwrap(), [port(80, None, Some("127.0.0.1"), "tcp")]);
+        assert_eq!(
+            p("'127.0.0.1::80'").unwrap(),
+            [port(80, None, Some("127.0.0.1"), "tcp")]
+        );
         assert_eq!(p("'53:53/udp'").unwrap(), [port(53, Some(53), None, "udp")]);
-        assert_eq!(p("'[::1]:8000:80'").unwrap(), [port(80, Some(8000), Some("::1"), "tcp")]);
+        assert_eq!(
+            p("'[::1]:8000:80'").unwrap(),
+            [port(80, Some(8000), Some("::1"), "tcp")]
+        );
         assert_eq!(
             p("'8000-8001:80-81'").unwrap(),
-            [port(80, Some(8000), None, "tcp"), port(81, Some(8001), None, "tcp")]
+            [
+                port(80, Some(8000), None, "tcp"),
+                port(81, Some(8001), None, "tcp")
+            ]
         );
         assert_eq!(p("'3000-3001'").unwrap().len(), 2);
     }
@@ -156,7 +173,8 @@ mod tests {
     #[test]
     fn long_syntax() {
         assert_eq!(
-            p("{target: 80, published: '8080', host_ip: 0.0.0.0, protocol: tcp, mode: host}").unwrap(),
+            p("{target: 80, published: '8080', host_ip: 0.0.0.0, protocol: tcp, mode: host}")
+                .unwrap(),
             [port(80, Some(8080), Some("0.0.0.0"), "tcp")]
         );
         assert_eq!(p("{target: 443}").unwrap(), [port(443, None, None, "tcp")]);

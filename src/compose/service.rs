@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_yaml::{Mapping, Value};
 
 use super::{
-    env, health, key, literal, ports, restart, s, scalar, split_command, to_id, volumes, Ctx,
-    ComposeError,
+    env, health, key, literal, ports, restart, s, scalar, split_command, to_id, volumes,
+    ComposeError, Ctx,
 };
 
 /// Why a service key drover does not translate is not translated.
@@ -82,7 +82,9 @@ fn host_reference(path: &str, text: &str, name: &str) -> bool {
             && !after.starts_with(word)
             && (before.ends_with("//")
                 || before.ends_with('@')
-                || after.starts_with(|c: char| c == ':' && after[1..].starts_with(|d: char| d.is_ascii_digit())))
+                || after.starts_with(|c: char| {
+                    c == ':' && after[1..].starts_with(|d: char| d.is_ascii_digit())
+                }))
     }) || (value == name && last == "network_mode")
         || value == format!("container:{name}")
 }
@@ -253,7 +255,10 @@ pub(super) fn service(cx: &mut Ctx, name: &str, svc: &Mapping) -> Result<Vec<Val
     // `deploy.restart_policy` takes precedence over `restart`, as in compose.
     if let Some(p) = deploy_policy {
         if svc.contains_key("restart") {
-            cx.note(format!("{base}.restart"), "`deploy.restart_policy` takes precedence, as in compose");
+            cx.note(
+                format!("{base}.restart"),
+                "`deploy.restart_policy` takes precedence, as in compose",
+            );
         }
         policy = p;
     }
@@ -398,22 +403,41 @@ fn build(cx: &mut Ctx, at: &str, v: &Value) -> Value {
                             b.insert(s("args"), Value::Mapping(args));
                         }
                     }
-                    "labels" | "cache_from" | "cache_to" | "network" | "shm_size" | "extra_hosts"
-                    | "ssh" | "secrets" | "platforms" | "tags" | "no_cache" | "pull"
-                    | "additional_contexts" | "dockerfile_inline" | "isolation" | "privileged"
-                    | "ulimits" | "entitlements" => cx.skip(
+                    "labels"
+                    | "cache_from"
+                    | "cache_to"
+                    | "network"
+                    | "shm_size"
+                    | "extra_hosts"
+                    | "ssh"
+                    | "secrets"
+                    | "platforms"
+                    | "tags"
+                    | "no_cache"
+                    | "pull"
+                    | "additional_contexts"
+                    | "dockerfile_inline"
+                    | "isolation"
+                    | "privileged"
+                    | "ulimits"
+                    | "entitlements" => cx.skip(
                         format!("{at}.{bk}"),
                         "drover builds with the context, Dockerfile, target and args only",
                     ),
                     _ => cx.skip(format!("{at}.{bk}"), "not a Compose build key"),
                 }
             }
-            m.get("context").and_then(scalar).unwrap_or_else(|| ".".into())
+            m.get("context")
+                .and_then(scalar)
+                .unwrap_or_else(|| ".".into())
         }
         other => scalar(other).unwrap_or_else(|| ".".into()),
     };
     let dir = if ctx_dir.contains("://") || ctx_dir.starts_with("git@") {
-        cx.skip(format!("{at}.context"), "drover builds from a directory, not a URL: clone it first");
+        cx.skip(
+            format!("{at}.context"),
+            "drover builds from a directory, not a URL: clone it first",
+        );
         ctx_dir
     } else if Path::new(&ctx_dir).is_absolute() {
         ctx_dir
@@ -461,15 +485,22 @@ fn depends_on(cx: &mut Ctx, at: &str, v: &Value, deps: &mut Vec<Value>) {
 fn networks(cx: &mut Ctx, at: &str, v: &Value, nets: &mut Vec<Value>) {
     let names: Vec<(String, Option<Mapping>)> = match v {
         Value::Sequence(items) => items.iter().filter_map(scalar).map(|n| (n, None)).collect(),
-        Value::Mapping(m) => m.iter().map(|(nk, nv)| (key(nk), nv.as_mapping().cloned())).collect(),
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(nk, nv)| (key(nk), nv.as_mapping().cloned()))
+            .collect(),
         _ => Vec::new(),
     };
     for (n, opts) in names {
         for ok in opts.iter().flatten().map(|(k, _)| key(k)) {
             let reason = match ok.as_str() {
-                "aliases" => format!("drover's containers answer to their service id on the network, not to aliases"),
+                "aliases" => {
+                    "drover's containers answer to their service id on the network, not to aliases"
+                        .to_string()
+                }
                 "ipv4_address" | "ipv6_address" | "link_local_ips" => {
-                    "drover's containers take the next free address of the network's subnet".to_string()
+                    "drover's containers take the next free address of the network's subnet"
+                        .to_string()
                 }
                 "priority" | "gw_priority" => "drover orders no networks".to_string(),
                 _ => "not a Compose service network key".to_string(),
@@ -484,7 +515,10 @@ fn networks(cx: &mut Ctx, at: &str, v: &Value, nets: &mut Vec<Value>) {
 
 fn labels_of(cx: &mut Ctx, at: &str, v: &Value, labels: &mut Mapping) {
     let pairs: Vec<(String, String)> = match v {
-        Value::Mapping(m) => m.iter().map(|(lk, lv)| (key(lk), scalar(lv).unwrap_or_default())).collect(),
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(lk, lv)| (key(lk), scalar(lv).unwrap_or_default()))
+            .collect(),
         Value::Sequence(items) => items
             .iter()
             .filter_map(scalar)
@@ -497,7 +531,10 @@ fn labels_of(cx: &mut Ctx, at: &str, v: &Value, labels: &mut Mapping) {
     };
     for (lk, lv) in pairs {
         if lk.starts_with("io.drover.") {
-            cx.skip(format!("{at}.{lk}"), "drover sets io.drover.* labels itself");
+            cx.skip(
+                format!("{at}.{lk}"),
+                "drover sets io.drover.* labels itself",
+            );
         } else {
             labels.insert(s(lk), s(lv));
         }
@@ -512,7 +549,10 @@ fn container_name(cx: &mut Ctx, at: &str, service: &str, id: &str, v: &Value) {
         return;
     };
     if n == id {
-        cx.note(at, format!("drover's containers answer to their service id `{id}`, the same name"));
+        cx.note(
+            at,
+            format!("drover's containers answer to their service id `{id}`, the same name"),
+        );
         return;
     }
     // Another service's address for this one: in its environment, command
@@ -528,9 +568,15 @@ fn container_name(cx: &mut Ctx, at: &str, service: &str, id: &str, v: &Value) {
             };
             let field = rest.split('.').nth(1).unwrap_or("");
             !p.starts_with(&own)
-                && ["environment", "command", "entrypoint", "healthcheck", "network_mode"]
-                    .iter()
-                    .any(|f| field.starts_with(f))
+                && [
+                    "environment",
+                    "command",
+                    "entrypoint",
+                    "healthcheck",
+                    "network_mode",
+                ]
+                .iter()
+                .any(|f| field.starts_with(f))
                 && host_reference(p, t, &n)
         })
         .map(|(p, _)| p.clone());
@@ -555,18 +601,49 @@ mod tests {
     #[test]
     fn host_references() {
         let r = host_reference;
-        assert!(r("services.web.environment[0]", "DB_HOST=shop_db", "shop_db"));
-        assert!(r("services.web.environment.DATABASE_URL", "postgres://u:p@shop_db:5432/x", "shop_db"));
-        assert!(r("services.web.environment.REDIS", "shop_cache:6379", "shop_cache"));
+        assert!(r(
+            "services.web.environment[0]",
+            "DB_HOST=shop_db",
+            "shop_db"
+        ));
+        assert!(r(
+            "services.web.environment.DATABASE_URL",
+            "postgres://u:p@shop_db:5432/x",
+            "shop_db"
+        ));
+        assert!(r(
+            "services.web.environment.REDIS",
+            "shop_cache:6379",
+            "shop_cache"
+        ));
         assert!(r("services.web.network_mode", "container:vpn", "vpn"));
-        assert!(!r("services.db.environment.POSTGRES_DB", "shop", "shop"), "a database name");
-        assert!(!r("services.db.environment[1]", "POSTGRES_USER=shop", "shop"));
-        assert!(!r("services.web.environment.URL", "https://shop-db2:1/", "shop-db"));
+        assert!(
+            !r("services.db.environment.POSTGRES_DB", "shop", "shop"),
+            "a database name"
+        );
+        assert!(!r(
+            "services.db.environment[1]",
+            "POSTGRES_USER=shop",
+            "shop"
+        ));
+        assert!(!r(
+            "services.web.environment.URL",
+            "https://shop-db2:1/",
+            "shop-db"
+        ));
     }
 
     #[test]
     fn every_unsupported_key_has_a_reason() {
-        for k in ["entrypoint", "user", "hostname", "cap_add", "network_mode", "logging", "extends"] {
+        for k in [
+            "entrypoint",
+            "user",
+            "hostname",
+            "cap_add",
+            "network_mode",
+            "logging",
+            "extends",
+        ] {
             assert!(unsupported(k, "web").is_some(), "{k}");
         }
         assert!(unsupported("imagee", "web").is_none());

@@ -17,11 +17,18 @@ fn read(p: &Path) -> std::io::Result<String> {
 
 /// Translates a fixture with the given environment (nothing else of the
 /// process environment leaks in).
-fn translate_with(rel: &str, name: Option<&str>, env: &[(&str, &str)]) -> Result<Translation, ComposeError> {
+fn translate_with(
+    rel: &str,
+    name: Option<&str>,
+    env: &[(&str, &str)],
+) -> Result<Translation, ComposeError> {
     let file = data().join(rel);
     let text = std::fs::read_to_string(&file).unwrap();
     let base = file.parent().unwrap().to_path_buf();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let lookup = move |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.clone());
     let src = Source {
         name,
@@ -48,7 +55,13 @@ pub(crate) fn strip_pending(bp: &mut Value) {
         return;
     }
     fn container(m: &mut Mapping) {
-        for k in ["volumes", "secrets", "stop_signal", "stop_grace_period", "image_pull"] {
+        for k in [
+            "volumes",
+            "secrets",
+            "stop_signal",
+            "stop_grace_period",
+            "image_pull",
+        ] {
             m.remove(k);
         }
         if let Some(Value::Sequence(ports)) = m.get_mut("ports") {
@@ -93,7 +106,7 @@ fn svc<'a>(t: &'a Translation, id: &str) -> &'a Value {
         .as_sequence()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == Value::from(id))
+        .find(|s| s["id"].as_str() == Some(id))
         .unwrap_or_else(|| panic!("no service {id} in\n{}", t.yaml()))
 }
 
@@ -116,32 +129,60 @@ fn y(text: &str) -> Value {
 fn web_app_with_database_and_cache() {
     let t = fixture("webapp.yml");
     let dir = data().display().to_string();
-    assert_eq!(t.name, "compose", "the directory's name, as compose's project name");
+    assert_eq!(
+        t.name, "compose",
+        "the directory's name, as compose's project name"
+    );
     let web = svc(&t, "web");
     assert_eq!(web["image"], y("myorg/shop-web:1.4.2"));
-    assert_eq!(web["ports"], y("['8000:8080']"), "a single container keeps its host port");
-    assert_eq!(web["env"]["DATABASE_URL"], y("postgres://shop:secret@db:5432/shop"));
+    assert_eq!(
+        web["ports"],
+        y("['8000:8080']"),
+        "a single container keeps its host port"
+    );
+    assert_eq!(
+        web["env"]["DATABASE_URL"],
+        y("postgres://shop:secret@db:5432/shop")
+    );
     assert_eq!(web["depends_on"], y("[db, cache]"));
     assert_eq!(
         web["volumes"],
-        y(&format!("[{{host: {dir}/static, path: /app/static, read_only: true}}]"))
+        y(&format!(
+            "[{{host: {dir}/static, path: /app/static, read_only: true}}]"
+        ))
     );
     assert_eq!(web["policies"][0]["type"], y("restarter"));
     assert_eq!(web["policies"][0]["max_restarts"], y("1000000"));
     let db = svc(&t, "db");
-    assert_eq!(db["volumes"], y("[{name: pgdata, path: /var/lib/postgresql/data}]"));
+    assert_eq!(
+        db["volumes"],
+        y("[{name: pgdata, path: /var/lib/postgresql/data}]")
+    );
     assert_eq!(
         db["health"],
         y("{test: [CMD-SHELL, pg_isready -U shop], interval: 5s, timeout: 3s, unhealthy_threshold: 5}"),
         "run by the engine, as compose runs it"
     );
     let cache = svc(&t, "cache");
-    assert_eq!(cache["command"], y("[redis-server, --appendonly, 'yes', --maxmemory, 64mb]"));
+    assert_eq!(
+        cache["command"],
+        y("[redis-server, --appendonly, 'yes', --maxmemory, 64mb]")
+    );
     assert_eq!(cache["resources"]["memory"], y("128Mi"));
-    assert_eq!(cache["health"], y("{tcp: {port: 6379}, interval: 2s, unhealthy_threshold: 3}"));
-    assert_eq!(cache["ports"], y("[6379]"), "drover's own probe goes through a published port");
+    assert_eq!(
+        cache["health"],
+        y("{tcp: {port: 6379}, interval: 2s, unhealthy_threshold: 3}")
+    );
+    assert_eq!(
+        cache["ports"],
+        y("[6379]"),
+        "drover's own probe goes through a published port"
+    );
     assert!(t.untranslated.is_empty(), "{:#?}", t.untranslated);
-    assert_eq!(paths(&t.notes), ["version", "services.web.environment.SENTRY_DSN"]);
+    assert_eq!(
+        paths(&t.notes),
+        ["version", "services.web.environment.SENTRY_DSN"]
+    );
 }
 
 #[test]
@@ -151,25 +192,36 @@ fn builds_and_env_files() {
     let api = svc(&t, "api");
     assert_eq!(
         api["build"],
-        y(&format!("{{context: {dir}/api, dockerfile: Dockerfile.dev, args: {{RUST_VERSION: '1.85'}}}}"))
+        y(&format!(
+            "{{context: {dir}/api, dockerfile: Dockerfile.dev, args: {{RUST_VERSION: '1.85'}}}}"
+        ))
     );
     assert_eq!(api.get("image"), None, "`build` wins");
     // api.env is read; `environment` wins over it.
     assert_eq!(api["env"]["DATABASE_URL"], y("postgres://api@db/api"));
     assert_eq!(api["env"]["RUST_LOG"], y("debug"));
     assert_eq!(api["env"]["WORKERS"], y("'4'"));
-    assert_eq!(svc(&t, "worker")["build"]["context"], y(&format!("{dir}/worker")));
+    assert_eq!(
+        svc(&t, "worker")["build"]["context"],
+        y(&format!("{dir}/worker"))
+    );
     assert_eq!(svc(&t, "worker")["depends_on"], y("[api]"));
     assert_eq!(
         paths(&t.untranslated),
         ["services.api.entrypoint", "services.migrate.depends_on.api"]
     );
-    assert!(reason(&t.untranslated, "services.migrate.depends_on.api").contains("waiting for one to exit"));
+    assert!(reason(&t.untranslated, "services.migrate.depends_on.api")
+        .contains("waiting for one to exit"));
     assert_eq!(
         paths(&t.notes),
-        ["x-common", "services.api.image", "services.worker.container_name"]
+        [
+            "x-common",
+            "services.api.image",
+            "services.worker.container_name"
+        ]
     );
-    assert!(reason(&t.notes, "services.worker.container_name").contains("nothing in the file refers to `my-worker`"));
+    assert!(reason(&t.notes, "services.worker.container_name")
+        .contains("nothing in the file refers to `my-worker`"));
 }
 
 #[test]
@@ -186,20 +238,31 @@ fn deploy_sections_and_health_checks() {
         m["health"],
         y("{http: {port: 8080, path: /health}, interval: 10s, timeout: 3s, start_period: 15s, unhealthy_threshold: 3}")
     );
-    assert_eq!(m["ports"], y("[8080]"), "members share hosts: no fixed port");
+    assert_eq!(
+        m["ports"],
+        y("[8080]"),
+        "members share hosts: no fixed port"
+    );
     assert_eq!(
         fe["policies"][0],
         y("{type: restarter, backoff_start: 5s, initial_delay: 5s, max_restarts: 3, window: 120s}")
     );
     let lb = svc(&t, "frontend-lb");
     assert_eq!(lb["target"], y("frontend"));
-    assert_eq!((lb["port"].as_u64(), lb["target_port"].as_u64()), (Some(80), Some(8080)));
+    assert_eq!(
+        (lb["port"].as_u64(), lb["target_port"].as_u64()),
+        (Some(80), Some(8080))
+    );
     let orders = svc(&t, "orders");
     assert_eq!(orders["type"], y("container"));
     assert_eq!(orders["health"]["http"], y("{port: 9000, path: /ready}"));
     assert_eq!(orders["resources"], y("{cpus: 1.0, memory: 1Gi}"));
     let queue = svc(&t, "queue");
-    assert_eq!(queue["ports"], y("['15672:15672', '15673:15673']"), "ranges are expanded");
+    assert_eq!(
+        queue["ports"],
+        y("['15672:15672', '15673:15673']"),
+        "ranges are expanded"
+    );
     assert_eq!(queue.get("health"), None);
     assert_eq!(
         paths(&t.untranslated),
@@ -225,12 +288,20 @@ fn homelab_style_file_with_dotenv_and_env_files() {
     let dir = data().join("homelab").display().to_string();
     assert_eq!(t.name, "homelab");
     let wiki = svc(&t, "wiki");
-    assert_eq!(wiki["image"], y("ghcr.io/example/wiki:2.5.301"), "from .env");
+    assert_eq!(
+        wiki["image"],
+        y("ghcr.io/example/wiki:2.5.301"),
+        "from .env"
+    );
     let env = &wiki["env"];
     assert_eq!(env["DB_PASS"], y("correct-horse"));
     assert_eq!(env["TZ"], y("Etc/UTC"), "the default");
     assert_eq!(env["PUBLIC_URL"], y("https://wiki.example.org"));
-    assert_eq!(env["DB_HOST"], y("wiki-db"), "`environment` wins over the env_file");
+    assert_eq!(
+        env["DB_HOST"],
+        y("wiki-db"),
+        "`environment` wins over the env_file"
+    );
     assert_eq!(env["SITE_TITLE"], y("Team wiki"));
     assert_eq!(env["LOG_LEVEL"], y("info"));
     assert_eq!(wiki["ports"], y("['3000:3000']"));
@@ -246,22 +317,37 @@ fn homelab_style_file_with_dotenv_and_env_files() {
         wiki["health"],
         y("{http: {port: 3000, path: /healthz}, interval: 30s, timeout: 5s, start_period: 20s, unhealthy_threshold: 3}")
     );
-    assert_eq!(wiki["labels"]["traefik.http.routers.wiki.rule"], y("Host(`wiki.example.org`)"));
+    assert_eq!(
+        wiki["labels"]["traefik.http.routers.wiki.rule"],
+        y("Host(`wiki.example.org`)")
+    );
     assert_eq!(wiki["networks"], y("[proxy]"));
     assert_eq!(wiki["policies"][0]["max_restarts"], y("1000000"));
     let db = svc(&t, "wiki-db");
-    assert_eq!(db["env"].get("PGDATA"), None, "unset: left out, as compose does");
+    assert_eq!(
+        db["env"].get("PGDATA"),
+        None,
+        "unset: left out, as compose does"
+    );
     assert_eq!(
         db["volumes"],
         y("[{name: wiki-db, path: /var/lib/postgresql/data}, {tmpfs: /run/postgresql, size: 16Mi}]")
     );
-    assert_eq!(db["health"]["test"], y("[CMD-SHELL, pg_isready -U wiki -d wiki]"));
+    assert_eq!(
+        db["health"]["test"],
+        y("[CMD-SHELL, pg_isready -U wiki -d wiki]")
+    );
     assert_eq!(db["health"]["start_period"], y("30s"));
-    assert_eq!((&db["stop_signal"], &db["stop_grace_period"]), (&y("SIGINT"), &y("1m")));
+    assert_eq!(
+        (&db["stop_signal"], &db["stop_grace_period"]),
+        (&y("SIGINT"), &y("1m"))
+    );
     assert_eq!(
         db["policies"][0],
-        y("{type: restarter, backoff_start: 100ms, backoff_factor: 2.0, backoff_cap: 1m, \
-             reset_after: 24h, max_restarts: 5, window: 24h}")
+        y(
+            "{type: restarter, backoff_start: 100ms, backoff_factor: 2.0, backoff_cap: 1m, \
+             reset_after: 24h, max_restarts: 5, window: 24h}"
+        )
     );
     assert_eq!(
         paths(&t.untranslated),
@@ -293,7 +379,10 @@ fn the_process_environment_wins_and_required_variables_refuse() {
     let t = translate_with(
         "homelab/docker-compose.yml",
         None,
-        &[("WIKI_VERSION", "3.0"), ("COMPOSE_PROJECT_NAME", "Team Wiki")],
+        &[
+            ("WIKI_VERSION", "3.0"),
+            ("COMPOSE_PROJECT_NAME", "Team Wiki"),
+        ],
     )
     .unwrap();
     assert_eq!(svc(&t, "wiki")["image"], y("ghcr.io/example/wiki:3.0"));
@@ -328,7 +417,11 @@ fn a_missing_env_file_refuses_the_file() {
     };
     let err = translate(text, &src).unwrap_err();
     assert!(matches!(err, ComposeError::EnvFile { .. }), "{err}");
-    assert!(err.to_string().starts_with("services.a.env_file: cannot read env file "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("services.a.env_file: cannot read env file "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -339,7 +432,9 @@ fn secrets_profiles_builds_and_names() {
     let backend = svc(&t, "backend");
     assert_eq!(
         backend["build"],
-        y(&format!("{{context: {dir}/backend, target: builder, args: {{NODE_ENV: production}}}}"))
+        y(&format!(
+            "{{context: {dir}/backend, target: builder, args: {{NODE_ENV: production}}}}"
+        ))
     );
     assert_eq!(backend["secrets"], y("[db-password]"));
     assert_eq!(backend["ports"], y("['8000:8000']"));
@@ -349,12 +444,18 @@ fn secrets_profiles_builds_and_names() {
         "compose's `$$` is a literal `$`; drover writes a literal `${{` as `$${{`"
     );
     let db = svc(&t, "db");
-    assert_eq!(db["secrets"], y("[{name: db-password, target: mysql-root-password}]"));
+    assert_eq!(
+        db["secrets"],
+        y("[{name: db-password, target: mysql-root-password}]")
+    );
     assert_eq!(
         db["health"],
         y("{test: [CMD, mysqladmin, ping, -h, 127.0.0.1, --silent], interval: 3s, start_period: 30s, unhealthy_threshold: 5}")
     );
-    assert_eq!(db["command"], y("['--default-authentication-plugin=mysql_native_password']"));
+    assert_eq!(
+        db["command"],
+        y("['--default-authentication-plugin=mysql_native_password']")
+    );
     let fe = svc(&t, "frontend");
     assert_eq!(
         fe["volumes"],
@@ -362,8 +463,17 @@ fn secrets_profiles_builds_and_names() {
             "[{{host: {dir}/frontend/src, path: /code/src}}, {{name: code-node-modules, path: /code/node_modules}}]"
         ))
     );
-    let ids: Vec<&Value> = t.blueprint["services"].as_sequence().unwrap().iter().map(|s| &s["id"]).collect();
-    assert_eq!(ids, [&y("backend"), &y("db"), &y("frontend")], "adminer's profile is not active");
+    let ids: Vec<&Value> = t.blueprint["services"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(
+        ids,
+        [&y("backend"), &y("db"), &y("frontend")],
+        "adminer's profile is not active"
+    );
     assert_eq!(
         paths(&t.untranslated),
         ["secrets.db-password.file", "services.db.secrets[0].mode"]
@@ -377,10 +487,19 @@ fn secrets_profiles_builds_and_names() {
     );
     assert_eq!(
         paths(&t.notes),
-        ["services.db.expose", "services.adminer", "services.frontend.volumes[1]"]
+        [
+            "services.db.expose",
+            "services.adminer",
+            "services.frontend.volumes[1]"
+        ]
     );
     // An active profile, and --name over everything.
-    let t = translate_with("shop-secrets/compose.yaml", Some("Shop Test"), &[("COMPOSE_PROFILES", "debug")]).unwrap();
+    let t = translate_with(
+        "shop-secrets/compose.yaml",
+        Some("Shop Test"),
+        &[("COMPOSE_PROFILES", "debug")],
+    )
+    .unwrap();
     assert_eq!(t.name, "shop-test");
     assert_eq!(t.blueprint["name"], y("shop-test"));
     assert_eq!(svc(&t, "adminer")["ports"], y("['8080:8080']"));
@@ -403,7 +522,11 @@ fn the_deployable_fixture() {
 
 /// Every compose fixture under tests/data/compose.
 fn all_fixtures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -424,8 +547,18 @@ fn no_fixture_is_refused_and_every_key_left_has_a_reason() {
         let rel = f.strip_prefix(data()).unwrap().display().to_string();
         let t = fixture(&rel);
         for u in t.untranslated.iter().chain(&t.notes) {
-            assert!(u.reason.len() > 20, "{rel}: {}: a reason a user accepts, not `{}`", u.path, u.reason);
-            assert!(!u.reason.starts_with("not a Compose"), "{rel}: {}: {}", u.path, u.reason);
+            assert!(
+                u.reason.len() > 20,
+                "{rel}: {}: a reason a user accepts, not `{}`",
+                u.path,
+                u.reason
+            );
+            assert!(
+                !u.reason.starts_with("not a Compose"),
+                "{rel}: {}: {}",
+                u.path,
+                u.reason
+            );
         }
         for u in &t.untranslated {
             listing.push_str(&format!("{rel}: {}: {}\n", u.path, u.reason));
@@ -448,12 +581,18 @@ fn files_that_cannot_be_translated() {
     assert!(matches!(t("a: [\n"), Err(ComposeError::NotYaml(_))));
     assert!(matches!(t("- a\n"), Err(ComposeError::NotMapping)));
     assert!(matches!(t("name: a\n"), Err(ComposeError::NoServices)));
-    assert!(matches!(t("x: &a 1\nservices:\n  <<: *a\n"), Err(ComposeError::BadMerge(_))));
+    assert!(matches!(
+        t("x: &a 1\nservices:\n  <<: *a\n"),
+        Err(ComposeError::BadMerge(_))
+    ));
     assert!(matches!(
         t("services:\n  a:\n    image: 'x:${TAG'\n"),
         Err(ComposeError::Interpolate { .. })
     ));
-    assert_eq!(ComposeError::NoServices.to_string(), "not a compose file: no `services` mapping");
+    assert_eq!(
+        ComposeError::NoServices.to_string(),
+        "not a compose file: no `services` mapping"
+    );
 }
 
 #[test]
@@ -477,7 +616,10 @@ fn ids_commands_and_memory() {
     assert_eq!(to_id("My_App.v2"), "my-app-v2");
     assert_eq!(to_id("1st"), "s-1st");
     assert_eq!(to_id("/var/lib/x/"), "s--var-lib-x");
-    assert_eq!(split_command(r#"sh -c 'echo "hi there"' a\ b"#), ["sh", "-c", "echo \"hi there\"", "a b"]);
+    assert_eq!(
+        split_command(r#"sh -c 'echo "hi there"' a\ b"#),
+        ["sh", "-c", "echo \"hi there\"", "a b"]
+    );
     assert_eq!(memory(&Value::from("512m")).as_deref(), Some("512Mi"));
     assert_eq!(memory(&Value::from("1GB")).as_deref(), Some("1Gi"));
     assert_eq!(memory(&Value::from("2GiB")).as_deref(), Some("2Gi"));
@@ -514,7 +656,11 @@ fn public_corpus() {
         let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         entries.sort();
         for p in entries {
-            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_lowercase();
+            let n = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_lowercase();
             if p.is_dir() {
                 walk(&p, out);
             } else if (n.starts_with("compose") || n.starts_with("docker-compose"))
@@ -533,7 +679,16 @@ fn public_corpus() {
     for f in &files {
         let name = f.display().to_string();
         let text = std::fs::read_to_string(f).unwrap_or_default();
-        let t = match crate::cli::import::translate_compose(&name, &text, None) {
+        // As `drover deploy` reads it (cli::import::translate_compose).
+        let base = std::fs::canonicalize(f.parent().unwrap()).unwrap();
+        let env = |v: &str| std::env::var(v).ok();
+        let src = Source {
+            name: None,
+            base_dir: &base,
+            env: &env,
+            read: &read,
+        };
+        let t = match translate(&text, &src) {
             Ok(t) => t,
             Err(e) => {
                 refused.push(format!("{name}: {e}"));
@@ -551,7 +706,9 @@ fn public_corpus() {
         notes += t.notes.len();
         for u in &t.untranslated {
             let last = u.path.rsplit('.').next().unwrap_or(&u.path);
-            *by_key.entry(last.split(['[', ':']).next().unwrap_or(last).to_string()).or_default() += 1;
+            *by_key
+                .entry(last.split(['[', ':']).next().unwrap_or(last).to_string())
+                .or_default() += 1;
             if verbose {
                 println!("{name}: {}: {}", u.path, u.reason);
             }

@@ -114,7 +114,10 @@ pub(super) fn volume(cx: &mut Ctx, service: &str, at: &str, v: &Value) -> Option
 }
 
 fn long_volume(cx: &mut Ctx, service: &str, at: &str, m: &Mapping) -> Option<Value> {
-    let kind = m.get("type").and_then(scalar).unwrap_or_else(|| "volume".into());
+    let kind = m
+        .get("type")
+        .and_then(scalar)
+        .unwrap_or_else(|| "volume".into());
     let Some(target) = m.get("target").and_then(scalar) else {
         cx.skip(at, "a volume needs a `target`");
         return None;
@@ -168,7 +171,13 @@ fn long_volume(cx: &mut Ctx, service: &str, at: &str, m: &Mapping) -> Option<Val
                     anonymous_name(&target)
                 ),
             );
-            Some(named(cx, service, &anonymous_name(&target), &target, read_only))
+            Some(named(
+                cx,
+                service,
+                &anonymous_name(&target),
+                &target,
+                read_only,
+            ))
         }
         ("volume", Some(src)) => Some(named(cx, service, &src, &target, read_only)),
         ("bind", Some(src)) => Some(host(cx, &src, &target, read_only)),
@@ -197,7 +206,10 @@ pub(super) fn service_tmpfs(cx: &mut Ctx, at: &str, v: &Value) -> Vec<Value> {
             match o.split_once('=') {
                 Some(("size", v)) => size = memory(&Value::from(v)),
                 _ if matches!(o, "rw" | "noexec" | "nosuid" | "nodev" | "exec") => {}
-                _ => cx.skip(format!("{at}[{i}]:{o}"), "drover's tmpfs mounts take a size only"),
+                _ => cx.skip(
+                    format!("{at}[{i}]:{o}"),
+                    "drover's tmpfs mounts take a size only",
+                ),
             }
         }
         out.push(tmpfs(path, size));
