@@ -187,6 +187,18 @@ impl<'a> Ctx<'a> {
         });
     }
 
+    /// A whole section dropped: the reason ends with every key (or list
+    /// item) under it, so that nothing in it goes unmentioned.
+    fn skip_section(&mut self, path: impl Into<String>, reason: impl Into<String>, v: &Value) {
+        let mut reason = reason.into();
+        let mut keys = Vec::new();
+        leaves(v, "", &mut keys);
+        if !keys.is_empty() {
+            reason.push_str(&format!(" (dropped: {})", keys.join(", ")));
+        }
+        self.skip(path, reason);
+    }
+
     fn note(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.notes.push(Untranslated {
             path: path.into(),
@@ -256,6 +268,36 @@ fn s(v: impl Into<String>) -> Value {
 /// literal.
 fn literal(v: &str) -> String {
     v.replace("${", "$${")
+}
+
+/// The keys under a mapping (`options.max-size`) and the items of a list
+/// of scalars (`NET_ADMIN`).
+fn leaves(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, item) in m {
+                let p = if at.is_empty() {
+                    key(k)
+                } else {
+                    format!("{at}.{}", key(k))
+                };
+                match item {
+                    Value::Mapping(inner) if !inner.is_empty() => leaves(item, &p, out),
+                    _ => out.push(p),
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                match scalar(item) {
+                    Some(t) if at.is_empty() => out.push(t),
+                    Some(t) => out.push(format!("{at}: {t}")),
+                    None => leaves(item, &format!("{at}[{i}]"), out),
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Collects every string value under `v` with its path.
@@ -374,7 +416,7 @@ pub fn translate(text: &str, src: &Source) -> Result<Translation, ComposeError> 
                 "include",
                 "included compose files are not read: deploy each file as its own application",
             ),
-            other => cx.skip(other, "not a Compose specification key"),
+            other => cx.skip_section(other, "not a Compose specification key", v),
         }
     }
     let mut out_services: Vec<Value> = Vec::new();

@@ -143,18 +143,22 @@ pub(super) fn deploy(cx: &mut Ctx, at: &str, v: &Value, resources: &mut Mapping)
             },
             "mode" if scalar(dv).as_deref() == Some("replicated") => {}
             "mode" => cx.skip(dat, "drover runs replicated services only (a cluster)"),
-            "labels" => cx.skip(
+            "labels" => cx.skip_section(
                 dat,
                 "Swarm service labels have no container to go on: use the service's `labels`",
+                dv,
             ),
-            "update_config" | "rollback_config" => cx.skip(
+            "update_config" | "rollback_config" => cx.skip_section(
                 dat,
                 "drover replaces containers one by one on update; Swarm's update settings do not apply",
+                dv,
             ),
-            "placement" | "endpoint_mode" => {
-                cx.skip(dat, "a Swarm setting: drover places containers with its own `placement`")
-            }
-            _ => cx.skip(dat, "a Swarm setting drover has no equivalent for"),
+            "placement" | "endpoint_mode" => cx.skip_section(
+                dat,
+                "a Swarm setting: drover places containers with its own `placement`",
+                dv,
+            ),
+            _ => cx.skip_section(dat, "a Swarm setting drover has no equivalent for", dv),
         }
     }
     out

@@ -247,8 +247,8 @@ pub(super) fn service(cx: &mut Ctx, name: &str, svc: &Mapping) -> Result<Vec<Val
                 cx.note(at, "`false` is the default, as in drover")
             }
             other => match unsupported(other, &id) {
-                Some(reason) => cx.skip(at, reason),
-                None => cx.skip(at, "not a Compose service key"),
+                Some(reason) => cx.skip_section(at, reason, v),
+                None => cx.skip_section(at, "not a Compose service key", v),
             },
         }
     }

@@ -276,6 +276,8 @@ fn deploy_sections_and_health_checks() {
         ]
     );
     assert!(reason(&t.untranslated, "services.queue.ports[0]").contains("udp"));
+    assert!(reason(&t.untranslated, "services.frontend.deploy.update_config")
+        .ends_with("(dropped: parallelism)"));
     assert_eq!(
         paths(&t.notes),
         ["version", "networks.front.driver", "networks.back.driver"]
@@ -361,6 +363,11 @@ fn homelab_style_file_with_dotenv_and_env_files() {
         ]
     );
     assert!(reason(&t.untranslated, "services.wiki.ports[0]").contains("not only 127.0.0.1"));
+    assert!(
+        reason(&t.untranslated, "services.wiki.security_opt")
+            .ends_with("(dropped: no-new-privileges:true)"),
+        "every item of a dropped section is named"
+    );
     assert_eq!(
         paths(&t.notes),
         [
