@@ -419,23 +419,23 @@ pub fn translate(text: &str, src: &Source) -> Result<Translation, ComposeError> 
             other => cx.skip_section(other, "not a Compose specification key", v),
         }
     }
-    let mut out_services: Vec<Value> = Vec::new();
-    for (k, v) in &services {
-        let name = key(k);
-        let Value::Mapping(svc) = v else {
-            cx.skip(format!("services.{name}"), "a service must be a mapping");
-            continue;
-        };
+    // Services of inactive profiles are left out, as compose does: first,
+    // so that a dependency on one is reported rather than translated.
+    let inactive = |svc: &Mapping| -> Option<Vec<String>> {
         let profiles: Vec<String> = svc
             .get("profiles")
             .and_then(Value::as_sequence)
             .map(|p| p.iter().filter_map(scalar).collect())
             .unwrap_or_default();
-        if !profiles.is_empty()
-            && !profiles
-                .iter()
-                .any(|p| active.contains(p) || active.iter().any(|a| a == "*"))
-        {
+        let on = profiles
+            .iter()
+            .any(|p| active.contains(p) || active.iter().any(|a| a == "*"));
+        (!profiles.is_empty() && !on).then_some(profiles)
+    };
+    for (k, v) in &services {
+        if let Some(profiles) = v.as_mapping().and_then(inactive) {
+            let name = key(k);
+            cx.ids.remove(&name);
             cx.note(
                 format!("services.{name}"),
                 format!(
@@ -444,8 +444,18 @@ pub fn translate(text: &str, src: &Source) -> Result<Translation, ComposeError> 
                     profiles.join(", ")
                 ),
             );
+        }
+    }
+    let mut out_services: Vec<Value> = Vec::new();
+    for (k, v) in &services {
+        let name = key(k);
+        if !cx.ids.contains_key(&name) {
             continue;
         }
+        let Value::Mapping(svc) = v else {
+            cx.skip(format!("services.{name}"), "a service must be a mapping");
+            continue;
+        };
         out_services.extend(service::service(&mut cx, &name, svc)?);
     }
     volumes::shared_volumes(&mut cx);

@@ -272,6 +272,14 @@ pub(super) fn service(cx: &mut Ctx, name: &str, svc: &Mapping) -> Result<Vec<Val
     let mut seen: Vec<u16> = Vec::new();
     for p in &ports_out {
         if seen.contains(&p.container) {
+            cx.skip(
+                format!("{base}.ports"),
+                format!(
+                    "container port {} is published more than once: drover publishes each \
+                     container port once (the first entry)",
+                    p.container
+                ),
+            );
             continue;
         }
         seen.push(p.container);
@@ -477,7 +485,11 @@ fn depends_on(cx: &mut Ctx, at: &str, v: &Value, deps: &mut Vec<Value>) {
                     deps.push(s(did.clone()));
                 }
             }
-            None => cx.skip(format!("{at}.{d}"), "no such service"),
+            None => cx.skip(
+                format!("{at}.{d}"),
+                "no such service, or one of an inactive profile: compose refuses this dependency; \
+                 set COMPOSE_PROFILES or remove it",
+            ),
         }
     }
 }

@@ -276,8 +276,10 @@ fn deploy_sections_and_health_checks() {
         ]
     );
     assert!(reason(&t.untranslated, "services.queue.ports[0]").contains("udp"));
-    assert!(reason(&t.untranslated, "services.frontend.deploy.update_config")
-        .ends_with("(dropped: parallelism)"));
+    assert!(
+        reason(&t.untranslated, "services.frontend.deploy.update_config")
+            .ends_with("(dropped: parallelism)")
+    );
     assert_eq!(
         paths(&t.notes),
         ["version", "networks.front.driver", "networks.back.driver"]
@@ -495,8 +497,8 @@ fn secrets_profiles_builds_and_names() {
     assert_eq!(
         paths(&t.notes),
         [
-            "services.db.expose",
             "services.adminer",
+            "services.db.expose",
             "services.frontend.volumes[1]"
         ]
     );
@@ -600,6 +602,38 @@ fn files_that_cannot_be_translated() {
         ComposeError::NoServices.to_string(),
         "not a compose file: no `services` mapping"
     );
+}
+
+fn inline(text: &str, env: &'static [(&'static str, &'static str)]) -> Translation {
+    let base = data();
+    let lookup = |k: &str| {
+        env.iter()
+            .find(|(ek, _)| *ek == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let src = Source {
+        name: Some("a"),
+        base_dir: &base,
+        env: &lookup,
+        read: &|_| Err(std::io::ErrorKind::NotFound.into()),
+    };
+    translate(text, &src).unwrap()
+}
+
+#[test]
+fn dependencies_on_inactive_profiles_and_ports_published_twice() {
+    let text = "services:\n  web:\n    image: w\n    ports: ['80:80', '8080:80']\n    depends_on: [tool]\n  tool:\n    image: t\n    profiles: [dev]\n";
+    let t = inline(text, &[]);
+    assert_eq!(
+        paths(&t.untranslated),
+        ["services.web.depends_on.tool", "services.web.ports"]
+    );
+    assert!(reason(&t.untranslated, "services.web.ports")
+        .contains("container port 80 is published more than once"));
+    assert_eq!(svc(&t, "web")["ports"], y("['80:80']"));
+    assert_eq!(svc(&t, "web").get("depends_on"), None);
+    let t = inline(text, &[("COMPOSE_PROFILES", "dev")]);
+    assert_eq!(svc(&t, "web")["depends_on"], y("[tool]"));
 }
 
 #[test]
