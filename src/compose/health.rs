@@ -156,6 +156,20 @@ pub(super) fn healthcheck(cx: &mut Ctx, at: &str, h: &Mapping) -> Option<(Mappin
         .iter()
         .any(|k| block.contains_key(*k))
     {
+        // Timings for the image's own HEALTHCHECK: the engine runs that
+        // check with the image's timings.
+        for (k, _) in h {
+            let k = key(k);
+            if matches!(
+                k.as_str(),
+                "interval" | "timeout" | "start_period" | "retries"
+            ) {
+                cx.skip(
+                    format!("{at}.{k}"),
+                    "no `test`: the engine runs the image's own HEALTHCHECK with the image's timings",
+                );
+            }
+        }
         return None;
     }
     block.insert(s("unhealthy_threshold"), Value::from(retries.max(1)));
@@ -207,6 +221,28 @@ mod tests {
             let v: Value = serde_yaml::from_str(t).unwrap();
             assert_eq!(p(t), Ok(Probe::Engine(v)), "{t}");
         }
+    }
+
+    #[test]
+    fn timings_without_a_test_are_listed() {
+        let src = crate::compose::Source {
+            name: None,
+            base_dir: std::path::Path::new("/srv"),
+            env: &|_| None,
+            read: &|_| Err(std::io::ErrorKind::NotFound.into()),
+        };
+        let vars = |_: &str| None;
+        let mut cx = Ctx::new(&src, &vars);
+        let h: Mapping = serde_yaml::from_str("{interval: 5s, retries: 4}").unwrap();
+        assert_eq!(healthcheck(&mut cx, "services.a.healthcheck", &h), None);
+        let listed: Vec<&str> = cx.out.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            listed,
+            [
+                "services.a.healthcheck.interval",
+                "services.a.healthcheck.retries"
+            ]
+        );
     }
 
     #[test]
