@@ -584,10 +584,11 @@ pub fn memory(v: &Value) -> Option<String> {
         "k" => ("Ki", 10),
         "m" => ("Mi", 20),
         "g" => ("Gi", 30),
-        "t" => ("Ti", 40),
+        "t" => ("", 40),
         _ => return None,
     };
-    if let Ok(n) = num.parse::<u64>() {
+    // drover's sizes stop at `Gi`: terabytes are written in bytes.
+    if let (Ok(n), true) = (num.parse::<u64>(), shift < 40) {
         return Some(format!("{n}{suffix}"));
     }
     let f: f64 = num.parse().ok()?;

@@ -666,6 +666,7 @@ fn ids_commands_and_memory() {
     assert_eq!(memory(&Value::from("2GiB")).as_deref(), Some("2Gi"));
     assert_eq!(memory(&Value::from("1.5G")).as_deref(), Some("1610612736"));
     assert_eq!(memory(&Value::from(1000)).as_deref(), Some("1000"));
+    assert_eq!(memory(&Value::from("1t")).as_deref(), Some("1099511627776"));
     assert_eq!(memory(&Value::from("lots")), None);
 }
 
