@@ -98,6 +98,10 @@ enum Command {
         /// How long --wait waits.
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         timeout: Duration,
+        /// Application name of a compose file (default, as compose's project
+        /// name: COMPOSE_PROJECT_NAME, the file's `name:`, else its directory's name).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Translate a docker-compose file into a blueprint (printed), or deploy it.
     Import {
@@ -244,7 +248,9 @@ fn main() -> ExitCode {
             file,
             wait,
             timeout,
-        } => cli::deploy(&client, &file, wait, timeout, out).map_err(|e| e.to_string()),
+            name,
+        } => cli::deploy(&client, &file, name.as_deref(), wait, timeout, out)
+            .map_err(|e| e.to_string()),
         Command::Import {
             what: ImportWhat::Compose { file, name, deploy },
         } => cli::import::import_compose(&client, &file, name.as_deref(), deploy, out)

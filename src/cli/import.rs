@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use serde_yaml::Value;
 
 use super::output::{print_json, text};
 use super::{send_blueprint, CliError, Client, Output};
@@ -25,6 +24,9 @@ pub struct Prepared {
     pub file: String,
     /// Compose keys not translated (empty for a blueprint).
     pub untranslated: Vec<Untranslated>,
+    /// Compose keys that need nothing in drover, and compose's own
+    /// warnings (unset variables).
+    pub notes: Vec<Untranslated>,
     pub from_compose: bool,
 }
 
@@ -36,6 +38,28 @@ fn base_dir(file: &str) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
+/// Translates the compose file `file` (its `text`) as `drover deploy`
+/// does, with the process environment, the `.env` beside it and its
+/// `env_file`s; the blueprint is not checked yet.
+pub fn translate_compose(
+    file: &str,
+    text: &str,
+    name: Option<&str>,
+) -> Result<compose::Translation, CliError> {
+    let base = base_dir(file);
+    // Compose's project name: --name, COMPOSE_PROJECT_NAME, the file's
+    // `name:`, the directory's name (decided in the translation).
+    let env = |v: &str| std::env::var(v).ok();
+    let read = |p: &Path| std::fs::read_to_string(p);
+    let src = compose::Source {
+        name,
+        base_dir: &base,
+        env: &env,
+        read: &read,
+    };
+    compose::translate(text, &src).map_err(|e| CliError::Invalid(format!("{file}: {e}")))
+}
+
 /// Reads `file` (a blueprint or a compose file) and makes it sendable.
 /// Blueprint errors are reported against the user's file.
 pub fn prepare(file: &str, name: Option<&str>) -> Result<Prepared, CliError> {
@@ -45,22 +69,7 @@ pub fn prepare(file: &str, name: Option<&str>) -> Result<Prepared, CliError> {
     })?;
     let base = base_dir(file);
     if compose::is_compose(&text) {
-        // Compose's default project name: the directory's name.
-        let default_name = name.map(str::to_string).unwrap_or_else(|| {
-            base.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "app".into())
-        });
-        let mut t = compose::translate(&text, &compose::to_id(&default_name), Some(&base), &|v| {
-            std::env::var(v).ok()
-        })
-        .map_err(|e| CliError::Invalid(format!("{file}: {e}")))?;
-        if let Some(n) = name {
-            t.name = compose::to_id(n);
-            if let Value::Mapping(m) = &mut t.blueprint {
-                m.insert(Value::from("name"), Value::from(t.name.clone()));
-            }
-        }
+        let t = translate_compose(file, &text, name)?;
         let yaml = t.yaml();
         let label = format!("{file} (translated from compose)");
         crate::blueprint::parse_blueprint(&label, &yaml)
@@ -70,8 +79,14 @@ pub fn prepare(file: &str, name: Option<&str>) -> Result<Prepared, CliError> {
             name: t.name,
             file: label,
             untranslated: t.untranslated,
+            notes: t.notes,
             from_compose: true,
         });
+    }
+    if name.is_some() {
+        return Err(CliError::Invalid(format!(
+            "{file}: --name names a compose application; a blueprint names itself in its `name:`"
+        )));
     }
     // Validate locally first: no round trip for a typo.
     let bp = crate::blueprint::parse_blueprint(file, &text)
@@ -81,6 +96,7 @@ pub fn prepare(file: &str, name: Option<&str>) -> Result<Prepared, CliError> {
         name: bp.name,
         file: file.to_string(),
         untranslated: Vec::new(),
+        notes: Vec::new(),
         from_compose: false,
     })
 }
@@ -259,10 +275,22 @@ impl yaml_rust2::parser::MarkedEventReceiver for ContextFinder {
     }
 }
 
-/// Shows untranslated compose keys on stderr (text mode).
-pub fn warn_untranslated(list: &[Untranslated]) {
-    for u in list {
+/// Shows untranslated compose keys on stderr (text mode), compose's own
+/// warnings (unset variables), and how many keys needed nothing.
+pub fn warn_untranslated(p: &Prepared) {
+    for u in &p.untranslated {
         eprintln!("untranslated: {}: {}", u.path, u.reason);
+    }
+    let (vars, rest): (Vec<&Untranslated>, Vec<&Untranslated>) =
+        p.notes.iter().partition(|n| n.path.starts_with("${"));
+    for n in vars {
+        eprintln!("warning: {}", n.reason);
+    }
+    if !rest.is_empty() {
+        eprintln!(
+            "note: {} compose key(s) need nothing in drover (expose, version, ...): `-o json` lists them with reasons",
+            rest.len()
+        );
     }
 }
 
@@ -293,11 +321,12 @@ pub fn import_compose(
                 "name": p.name,
                 "blueprint": blueprint,
                 "untranslated": p.untranslated,
+                "notes": p.notes,
                 "deployed": id,
             }));
         }
         Output::Text => {
-            warn_untranslated(&p.untranslated);
+            warn_untranslated(&p);
             match id {
                 Some(id) => outln!("deployed application `{id}`"),
                 None => text(&p.text),
@@ -310,6 +339,7 @@ pub fn import_compose(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_yaml::Value;
 
     const SHOP: &str = "# the shop\nname: shop\n\nservices:\n  - name: web   # front\n    build: ./web\n    env:\n      build: ./not-a-context\n  - name: api\n    type: cluster\n    member:\n      build:\n        context: 'api'\n        dockerfile: Dockerfile.dev\n  - name: db\n    build: \"/abs/db\"\n";
 

@@ -48,18 +48,19 @@ pub enum CliError {
     Failed(String),
 }
 
-/// `drover deploy FILE [--wait]`.
+/// `drover deploy FILE [--name APP] [--wait]`.
 pub fn deploy(
     c: &Client,
     file: &str,
+    name: Option<&str>,
     wait: bool,
     timeout: Duration,
     out: Output,
 ) -> Result<(), CliError> {
     // A compose file is translated; relative build contexts made absolute.
-    let prepared = import::prepare(file, None)?;
+    let prepared = import::prepare(file, name)?;
     if out == Output::Text {
-        import::warn_untranslated(&prepared.untranslated);
+        import::warn_untranslated(&prepared);
     }
     let created = send_blueprint(c, &prepared)?;
     let id = created.id.clone();
