@@ -37,6 +37,7 @@ pub mod model;
 pub mod parse;
 pub mod problem;
 pub mod validate;
+pub mod volumes;
 pub mod wiring;
 
 pub use model::*;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::volumes::VolumeSpec;
+
 /// A whole application: the top level of a blueprint file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +186,9 @@ pub struct ServiceSpec {
     pub health: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Named volumes, host paths and tmpfs mounts (see [`VolumeSpec`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
     /// Build the image from a Dockerfile instead of naming `image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildSpec>,
@@ -266,6 +271,7 @@ impl ServiceSpec {
             resources: self.resources.clone().unwrap_or_default(),
             health: self.health.clone(),
             labels: self.labels.clone(),
+            volumes: self.volumes.clone(),
             placement: self.placement.clone(),
             build: self.build.clone(),
             networks: self.networks.clone(),
@@ -307,6 +313,11 @@ pub struct ContainerSpec {
     /// Extra container labels (drover's own `io.drover.*` labels win).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Named volumes, host paths and tmpfs mounts. A named volume belongs
+    /// to the container's identity (a member's survives its restart and
+    /// `replace_member`); see [`VolumeSpec`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
     /// Placement rules of this container; see [`PlacementSpec`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementSpec>,

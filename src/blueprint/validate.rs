@@ -252,6 +252,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("resources", spec.resources.is_some()),
                 ("health", spec.health.is_some()),
                 ("labels", !spec.labels.is_empty()),
+                ("volumes", !spec.volumes.is_empty()),
                 ("initial_size", spec.initial_size.is_some()),
                 ("member", spec.member.is_some()),
                 ("placement", spec.placement.is_some()),
@@ -294,6 +295,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("resources", spec.resources.is_some()),
                 ("health", spec.health.is_some()),
                 ("labels", !spec.labels.is_empty()),
+                ("volumes", !spec.volumes.is_empty()),
             ];
             for (field, present) in misplaced {
                 if present {
@@ -305,6 +307,9 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
             }
             if let Some(p) = &spec.placement {
                 validate_placement(&path.key("placement"), p, &mut errs);
+                if let Some(m) = &spec.member {
+                    super::volumes::validate_no_rebalance(&path.key("placement"), p, &m.volumes, &mut errs);
+                }
             }
             if let Some(size) = spec.initial_size {
                 if size > MAX_INITIAL_SIZE {
@@ -535,7 +540,9 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
     }
     if let Some(p) = &c.placement {
         validate_placement(&path.key("placement"), p, errs);
+        super::volumes::validate_no_rebalance(&path.key("placement"), p, &c.volumes, errs);
     }
+    super::volumes::validate_volumes(path, &c.volumes, errs);
     for key in c.labels.keys() {
         if key.starts_with(RESERVED_LABEL_PREFIX) {
             errs.push(ValidationError::at_key(
