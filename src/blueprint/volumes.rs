@@ -393,16 +393,10 @@ pub fn host_path_checks(
     let mut errs = Vec::new();
     for (i, svc) in bp.services.iter().enumerate() {
         let spath = FieldPath::root().key("services").index(i);
-        let containers = [
-            (spath.clone(), &svc.volumes),
-            (
-                spath.key("member"),
-                match &svc.member {
-                    Some(m) => &m.volumes,
-                    None => continue,
-                },
-            ),
-        ];
+        let mut containers = vec![(spath.clone(), &svc.volumes)];
+        if let Some(m) = &svc.member {
+            containers.push((spath.key("member"), &m.volumes));
+        }
         for (cpath, volumes) in containers {
             for (k, v) in volumes.iter().enumerate() {
                 let VolumeSpec::Host(h) = v else { continue };

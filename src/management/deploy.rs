@@ -36,6 +36,7 @@ impl Management {
             presets: &self.presets,
             locations: Some(&locations),
             check_build_contexts: true,
+            allowed_host_paths: Some(&self.allowed_host_paths),
         };
         validate_blueprint(file, text, &cx)
     }

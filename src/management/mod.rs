@@ -147,6 +147,8 @@ pub struct Management {
     saved: std::sync::Arc<crate::entity::Saved>,
     /// Deploys whose store write is in flight (their names are taken).
     pending_deploys: BTreeSet<String>,
+    /// `drover.yaml`'s `allowed_host_paths`: roots host-path volumes may use.
+    allowed_host_paths: Vec<std::path::PathBuf>,
 }
 
 impl Management {
@@ -173,7 +175,14 @@ impl Management {
             rebind: None,
             saved: Default::default(),
             pending_deploys: Default::default(),
+            allowed_host_paths: Vec::new(),
         }
+    }
+
+    /// The roots host-path volumes may lie under (`drover.yaml`).
+    pub fn with_allowed_host_paths(mut self, roots: Vec<std::path::PathBuf>) -> Self {
+        self.allowed_host_paths = roots;
+        self
     }
 
     /// The host pools of the `drover.yaml` locations, by location name.

@@ -20,6 +20,10 @@ pub struct ValidationContext<'a> {
     /// Build contexts must be directories on this machine (the server's
     /// view; `drover deploy` resolves relative ones before sending).
     pub check_build_contexts: bool,
+    /// `drover.yaml`'s `allowed_host_paths`: host-path volumes must lie
+    /// under one of them. `None` (no service, so no drover.yaml) skips the
+    /// check; an empty list refuses every host path.
+    pub allowed_host_paths: Option<&'a [std::path::PathBuf]>,
 }
 
 impl<'a> ValidationContext<'a> {
@@ -29,6 +33,7 @@ impl<'a> ValidationContext<'a> {
             presets,
             locations: None,
             check_build_contexts: false,
+            allowed_host_paths: None,
         }
     }
 }
@@ -62,6 +67,9 @@ fn context_checks(bp: &Blueprint, cx: &ValidationContext<'_>) -> Vec<ValidationE
         }
     }
     errs.extend(policy_checks(bp, cx.presets));
+    if let Some(roots) = cx.allowed_host_paths {
+        errs.extend(crate::blueprint::volumes::host_path_checks(bp, roots));
+    }
     errs
 }
 
@@ -180,6 +188,32 @@ mod tests {
     }
 
     #[test]
+    fn host_paths_outside_the_allowed_roots_are_refused_by_the_server_only() {
+        let presets = Presets::builtin();
+        let text = "name: s\nservices:\n  - id: a\n    type: container\n    image: nginx\n    volumes:\n      - { host: /srv/shop, path: /srv }\n      - { host: /etc, path: /e, read_only: true }\n";
+        validate_blueprint("b.yaml", text, &ValidationContext::offline(&presets)).unwrap();
+        let roots = [std::path::PathBuf::from("/srv")];
+        let cx = ValidationContext {
+            allowed_host_paths: Some(&roots),
+            ..ValidationContext::offline(&presets)
+        };
+        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.yaml:8:17: services[0].volumes[1].host: host path `/etc` is outside the allowed roots; \
+             allowed roots (`allowed_host_paths` in drover.yaml): /srv"
+        );
+        let none: [std::path::PathBuf; 0] = [];
+        let cx = ValidationContext {
+            allowed_host_paths: Some(&none),
+            ..ValidationContext::offline(&presets)
+        };
+        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err();
+        assert_eq!(e.len(), 2);
+        assert!(e.to_string().contains("this drover allows no host paths"), "{e}");
+    }
+
+    #[test]
     fn the_server_checks_its_locations_and_offline_does_not() {
         let presets = Presets::builtin();
         let text = "name: s\nlocation: mars\nservices:\n  - id: a\n    type: container\n    image: nginx\n";
@@ -189,6 +223,7 @@ mod tests {
             presets: &presets,
             locations: Some(&known),
             check_build_contexts: true,
+            allowed_host_paths: None,
         };
         let e = validate_blueprint("b.yaml", text, &cx)
             .unwrap_err()
