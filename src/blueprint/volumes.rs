@@ -151,7 +151,9 @@ pub enum VolumeError {
     NoPath(&'static str),
     #[error("`size`: {0}")]
     Size(MemoryError),
-    #[error("a tmpfs is empty at every start, so a read-only one is of no use; leave out `read_only`")]
+    #[error(
+        "a tmpfs is empty at every start, so a read-only one is of no use; leave out `read_only`"
+    )]
     ReadOnlyTmpfs,
 }
 
@@ -194,11 +196,7 @@ impl TryFrom<serde_yaml::Value> for VolumeSpec {
                 _ => &["tmpfs", "size", "read_only"],
             };
             let Some(&key_static) = known.iter().find(|x| **x == key) else {
-                return Err(VolumeError::NotFor {
-                    key,
-                    kind,
-                    allowed,
-                });
+                return Err(VolumeError::NotFor { key, kind, allowed });
             };
             let text = || match v {
                 Value::String(s) => Ok(s.clone()),
@@ -224,13 +222,10 @@ impl TryFrom<serde_yaml::Value> for VolumeSpec {
                 "retain" => retain = flag()?,
                 "size" => {
                     size = Some(match v {
-                        Value::Number(n) => n
-                            .as_u64()
-                            .map(MemorySize)
-                            .ok_or_else(|| VolumeError::Size(MemoryError::NotWhole(n.to_string())))?,
-                        Value::String(s) => {
-                            MemorySize(parse_memory(s).map_err(VolumeError::Size)?)
-                        }
+                        Value::Number(n) => n.as_u64().map(MemorySize).ok_or_else(|| {
+                            VolumeError::Size(MemoryError::NotWhole(n.to_string()))
+                        })?,
+                        Value::String(s) => MemorySize(parse_memory(s).map_err(VolumeError::Size)?),
                         other => {
                             return Err(VolumeError::Size(MemoryError::Shape(describe(other))))
                         }
@@ -330,7 +325,10 @@ pub fn validate_volumes(path: &FieldPath, volumes: &[VolumeSpec], errs: &mut Vec
                 } else if let Some(j) = names.get(n.name.as_str()) {
                     errs.push(ValidationError::at(
                         vpath.key("name"),
-                        format!("volume `{}` is listed twice: volumes[{j}] has that name", n.name),
+                        format!(
+                            "volume `{}` is listed twice: volumes[{j}] has that name",
+                            n.name
+                        ),
                     ));
                 } else {
                     names.insert(&n.name, k);
@@ -416,7 +414,10 @@ pub fn host_path_checks(
                 };
                 errs.push(ValidationError::at(
                     cpath.key("volumes").index(k).key("host"),
-                    format!("host path `{}` is outside the allowed roots; {hint}", h.host),
+                    format!(
+                        "host path `{}` is outside the allowed roots; {hint}",
+                        h.host
+                    ),
                 ));
             }
         }
@@ -517,9 +518,18 @@ mod tests {
         );
         assert!(e("{path: /d}").starts_with("a volume needs one of `name`"));
         assert!(e("data:/d").starts_with("a volume is a mapping"));
-        assert_eq!(e("{name: d, path: /d, read_only: yes}"), "`read_only` must be `true` or `false`, got `yes`");
-        assert_eq!(e("{tmpfs: /t, size: 3Tb}"), "`size`: memory unit `Tb` is unknown; use one of Ki, Mi, Gi, K, M, G");
-        assert_eq!(vol("{tmpfs: /t, read_only: true}"), Err(VolumeError::ReadOnlyTmpfs));
+        assert_eq!(
+            e("{name: d, path: /d, read_only: yes}"),
+            "`read_only` must be `true` or `false`, got `yes`"
+        );
+        assert_eq!(
+            e("{tmpfs: /t, size: 3Tb}"),
+            "`size`: memory unit `Tb` is unknown; use one of Ki, Mi, Gi, K, M, G"
+        );
+        assert_eq!(
+            vol("{tmpfs: /t, read_only: true}"),
+            Err(VolumeError::ReadOnlyTmpfs)
+        );
         assert!(vol("{tmpfs: /t, read_only: false}").is_ok());
     }
 
@@ -570,26 +580,40 @@ mod tests {
     #[test]
     fn errors_in_a_blueprint_have_file_line_column_and_path() {
         let text = "name: shop\nservices:\n  - id: web\n    type: cluster\n    member:\n      image: x\n      volumes:\n        - { name: data, path: /d }\n        - { name: d2, host: /srv, path: /e }\n        - { tmpfs: tmp }\n";
-        let e = crate::blueprint::parse_blueprint("b.yaml", text).unwrap_err().to_string();
+        let e = crate::blueprint::parse_blueprint("b.yaml", text)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "b.yaml:9:11: services[0].member.volumes[1]: a volume has both `name` and `host`; \
              keep exactly one of `name` (a named volume), `host` (a host path) or `tmpfs`"
         );
-        let text = text.replace("d2, host: /srv", "d2").replace("{ tmpfs: tmp }", "{ tmpfs: tmp, size: 1Mi }");
-        let e = crate::blueprint::parse_blueprint("b.yaml", &text).unwrap_err().to_string();
+        let text = text
+            .replace("d2, host: /srv", "d2")
+            .replace("{ tmpfs: tmp }", "{ tmpfs: tmp, size: 1Mi }");
+        let e = crate::blueprint::parse_blueprint("b.yaml", &text)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "b.yaml:10:20: services[0].member.volumes[2].tmpfs: container path `tmp` must be absolute, \
              not `/`, and without `.` or `..`, e.g. `/var/lib/data`"
         );
         let text = "name: shop\nservices:\n  - id: web\n    type: cluster\n    volumes: [{ name: d, path: /d }]\n    member: { image: x }\n";
-        let e = crate::blueprint::parse_blueprint("b.yaml", text).unwrap_err().to_string();
-        assert_eq!(e, "b.yaml:5:5: services[0].volumes: `volumes` belongs under `member` for a cluster");
+        let e = crate::blueprint::parse_blueprint("b.yaml", text)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "b.yaml:5:5: services[0].volumes: `volumes` belongs under `member` for a cluster"
+        );
     }
 
     #[test]
     fn engine_names_carry_the_member_identity() {
-        assert_eq!(engine_volume_name("shop", "web-2", "data"), "drover-shop-web-2-data");
+        assert_eq!(
+            engine_volume_name("shop", "web-2", "data"),
+            "drover-shop-web-2-data"
+        );
     }
 }

@@ -26,6 +26,9 @@ pub enum HostError {
         size: u8,
         in_use: usize,
     },
+    /// A named volume could not be made or found (see [`super::volumes`]).
+    #[error(transparent)]
+    Volume(#[from] super::volumes::VolumeError),
     /// `status`: the engine's HTTP status; `None` when the engine did not
     /// answer (a transport error) or the failure is drover's own.
     #[error("{operation} failed: {message}{}", http_suffix(.status))]

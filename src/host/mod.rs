@@ -16,6 +16,7 @@ pub mod network;
 pub mod stats;
 pub mod subnets;
 pub mod usage;
+pub mod volumes;
 pub mod workload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -397,6 +398,7 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
         nano_cpus: spec.resources.cpus.map(|c| (c * 1e9) as i64),
         memory: spec.resources.memory.map(|m| m.0 as i64),
         network_mode: req.network.clone(),
+        mounts: Some(volumes::mounts(req)).filter(|m| !m.is_empty()),
         ..Default::default()
     };
     let networking_config = req.network.as_ref().map(|n| NetworkingConfig {
@@ -428,6 +430,7 @@ async fn create_and_start(
     let name = container_name(&req.app, &req.entity);
     let image = req.spec.image.clone().unwrap_or_default();
     ensure_image(docker, host, &image).await?;
+    volumes::ensure_volumes(docker, &req).await?;
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     let created = docker
         .create_container(Some(opts), create_body(&req))
