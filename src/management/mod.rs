@@ -42,6 +42,7 @@ mod rebind;
 pub mod recovery;
 mod routing;
 mod state_metrics;
+mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
@@ -58,6 +59,7 @@ pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
 pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
 pub use destroy::Destroy;
+pub use volumes::{SweepVolumes, VolumeSweep};
 pub use effectors::{Detached, InvokeEffector};
 pub use policy_rest::{PolicyRequest, PolicyRequestOp};
 pub use presets::{ListPresets, PRESET_POLL};
@@ -97,6 +99,10 @@ pub enum ManagementError {
     Store(String),
     #[error("{0}")]
     NoHost(String),
+    /// Listing or removing an application's volumes failed (the engine's
+    /// words, naming the volume).
+    #[error(transparent)]
+    Volume(#[from] crate::host::volumes::VolumeError),
     #[error(transparent)]
     Entity(#[from] EntityError),
 }
