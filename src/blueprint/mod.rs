@@ -36,7 +36,9 @@ pub mod ids;
 pub mod model;
 pub mod parse;
 pub mod problem;
+pub mod size;
 pub mod validate;
+pub mod volume_checks;
 pub mod volumes;
 pub mod wiring;
 

@@ -308,7 +308,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
             if let Some(p) = &spec.placement {
                 validate_placement(&path.key("placement"), p, &mut errs);
                 if let Some(m) = &spec.member {
-                    super::volumes::validate_no_rebalance(&path.key("placement"), p, &m.volumes, &mut errs);
+                    super::volume_checks::validate_no_rebalance(&path.key("placement"), p, &m.volumes, &mut errs);
                 }
             }
             if let Some(size) = spec.initial_size {
@@ -540,7 +540,7 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
     }
     if let Some(p) = &c.placement {
         validate_placement(&path.key("placement"), p, errs);
-        super::volumes::validate_no_rebalance(&path.key("placement"), p, &c.volumes, errs);
+        super::volume_checks::validate_no_rebalance(&path.key("placement"), p, &c.volumes, errs);
     }
     super::volumes::validate_volumes(path, &c.volumes, errs);
     for key in c.labels.keys() {

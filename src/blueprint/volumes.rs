@@ -24,8 +24,8 @@ use std::path::{Component, Path};
 use serde::{Deserialize, Serialize};
 
 use super::ids::is_valid_id;
-use super::model::{parse_memory, MemoryError, MemorySize};
 use super::problem::{FieldPath, ValidationError};
+use super::size::{parse_memory, MemoryError, MemorySize};
 
 /// One entry of `volumes:`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,7 +272,7 @@ fn describe(v: &serde_yaml::Value) -> String {
 
 /// An absolute path without `.` or `..` components, so that "is it under
 /// this root" can be decided on the text.
-fn is_plain_absolute(p: &str) -> bool {
+pub fn is_plain_absolute(p: &str) -> bool {
     let path = Path::new(p);
     path.is_absolute()
         && path
@@ -357,72 +357,12 @@ pub fn validate_volumes(path: &FieldPath, volumes: &[VolumeSpec], errs: &mut Vec
     }
 }
 
-/// The CPU placement policy moves a container to another host; a named
-/// volume stays where it was made, so its data would be left behind.
-pub fn validate_no_rebalance(
-    path: &FieldPath,
-    placement: &super::PlacementSpec,
-    volumes: &[VolumeSpec],
-    errs: &mut Vec<ValidationError>,
-) {
-    if placement.rebalance.is_some() && named(volumes).next().is_some() {
-        errs.push(ValidationError::at_key(
-            path.key("rebalance"),
-            "`rebalance` moves containers between hosts, but a named volume stays on the host              that holds it; leave out `rebalance` for containers with named volumes",
-        ));
-    }
-}
-
 /// Whether `path` lies under one of `roots` (component by component:
 /// `/srv/shop2` is not under `/srv/shop`). Lexical: both are plain
 /// absolute paths (checked before), and the engine's host is not this
 /// machine in general, so nothing is resolved on disk.
 pub fn host_path_allowed(path: &str, roots: &[std::path::PathBuf]) -> bool {
     is_plain_absolute(path) && roots.iter().any(|r| Path::new(path).starts_with(r))
-}
-
-/// The server's check of host paths against `drover.yaml`'s
-/// `allowed_host_paths`: every host path of `bp` outside them, at its
-/// position.
-pub fn host_path_checks(
-    bp: &super::Blueprint,
-    roots: &[std::path::PathBuf],
-) -> Vec<ValidationError> {
-    let mut errs = Vec::new();
-    for (i, svc) in bp.services.iter().enumerate() {
-        let spath = FieldPath::root().key("services").index(i);
-        let mut containers = vec![(spath.clone(), &svc.volumes)];
-        if let Some(m) = &svc.member {
-            containers.push((spath.key("member"), &m.volumes));
-        }
-        for (cpath, volumes) in containers {
-            for (k, v) in volumes.iter().enumerate() {
-                let VolumeSpec::Host(h) = v else { continue };
-                if !is_plain_absolute(&h.host) || host_path_allowed(&h.host, roots) {
-                    continue;
-                }
-                let hint = if roots.is_empty() {
-                    "this drover allows no host paths: list the roots it may mount in \
-                     `allowed_host_paths` in drover.yaml, or use a named volume"
-                        .to_string()
-                } else {
-                    let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-                    format!(
-                        "allowed roots (`allowed_host_paths` in drover.yaml): {}",
-                        list.join(", ")
-                    )
-                };
-                errs.push(ValidationError::at(
-                    cpath.key("volumes").index(k).key("host"),
-                    format!(
-                        "host path `{}` is outside the allowed roots; {hint}",
-                        h.host
-                    ),
-                ));
-            }
-        }
-    }
-    errs
 }
 
 /// Roots in `drover.yaml` must be plain absolute paths (`/` allows all).

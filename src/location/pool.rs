@@ -58,6 +58,7 @@ pub use placing::PlaceFailure;
 
 mod handlers;
 mod placing;
+mod volumes;
 #[cfg(test)]
 mod tests;
 

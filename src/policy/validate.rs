@@ -68,7 +68,7 @@ fn context_checks(bp: &Blueprint, cx: &ValidationContext<'_>) -> Vec<ValidationE
     }
     errs.extend(policy_checks(bp, cx.presets));
     if let Some(roots) = cx.allowed_host_paths {
-        errs.extend(crate::blueprint::volumes::host_path_checks(bp, roots));
+        errs.extend(crate::blueprint::volume_checks::host_path_checks(bp, roots));
     }
     errs
 }

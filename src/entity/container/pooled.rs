@@ -42,6 +42,15 @@ impl ContainerEntity {
             relocate: Some(ctx.address().recipient()),
             avoid: self.retiring.as_ref().map(|r| r.host_name.clone()),
             mover: Some(ctx.address().recipient()),
+            volumes: crate::blueprint::volumes::named(&self.spec.volumes)
+                .map(|v| {
+                    crate::blueprint::volumes::engine_volume_name(
+                        &self.me.app,
+                        &self.me.entity,
+                        &v.name,
+                    )
+                })
+                .collect(),
         };
         ctx.spawn(
             async move { pool.place.send(msg).await }
