@@ -430,6 +430,16 @@ async fn create_and_start(
     let name = container_name(&req.app, &req.entity);
     let image = req.spec.image.clone().unwrap_or_default();
     ensure_image(docker, host, &image).await?;
+    // The workload's tag is shared by every drover build using the engine
+    // (an upgrade, several branches' tests): the container is made from
+    // this build's image, by id, never from whatever the tag names now.
+    let mut req = req;
+    if workload::is_workload_image(&image) {
+        let id = workload::ensure_workload_image(docker)
+            .await
+            .map_err(|e| HostError::Workload(e.to_string()))?;
+        req.spec.image = Some(id);
+    }
     volumes::ensure_volumes(docker, &req).await?;
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     let created = docker
