@@ -28,28 +28,35 @@ impl ContainerEntity {
 }
 
 impl Handler<TeardownForGood> for ContainerEntity {
-    type Result = ResponseActFuture<Self, Result<(), EntityError>>;
+    // A plain future, not the actor's: a torn-down container entity stops,
+    // and the removal of its volumes must outlive it.
+    type Result = ResponseFuture<Result<(), EntityError>>;
 
     fn handle(&mut self, _: TeardownForGood, ctx: &mut Context<Self>) -> Self::Result {
         let names = self.unretained_volumes();
         // The host it runs on, as the teardown starts.
         let host = self.at.host.clone();
-        let me = self.me.to_string();
-        let teardown = Handler::<Teardown>::handle(self, Teardown, ctx);
-        Box::pin(teardown.then(move |res, act, _| {
-            async move {
-                if res.is_ok() && !names.is_empty() {
-                    match host.send(RemoveVolumes(names)).await {
-                        Ok(Ok(removed)) => {
-                            tracing::info!(entity = %me, volumes = ?removed, "removed the member's retain: false volumes")
-                        }
-                        Ok(Err(e)) => tracing::warn!(entity = %me, error = %e, "volume of a removed member kept"),
-                        Err(e) => tracing::warn!(entity = %me, error = %e, "host unreachable; volume of a removed member kept"),
+        let me = ctx.address();
+        let id = self.me.to_string();
+        Box::pin(async move {
+            let res = me
+                .send(Teardown)
+                .await
+                .unwrap_or_else(|e| Err(EntityError::unreachable(&id, e)));
+            if res.is_ok() && !names.is_empty() {
+                match host.send(RemoveVolumes(names)).await {
+                    Ok(Ok(removed)) => {
+                        tracing::info!(entity = %id, volumes = ?removed, "removed the member's retain: false volumes")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(entity = %id, error = %e, "volume of a removed member kept")
+                    }
+                    Err(e) => {
+                        tracing::warn!(entity = %id, error = %e, "host unreachable; volume of a removed member kept")
                     }
                 }
-                res
             }
-            .into_actor(act)
-        }))
+            res
+        })
     }
 }
