@@ -5,7 +5,10 @@
 //! Pure: the checks that need the service's context (its locations, its
 //! presets, the build contexts on its machine) take that context as data;
 //! `drover validate` runs without a service, with the built-in presets (plus
-//! `--policies DIR`) and no location or build-context checks.
+//! `--policies DIR`) and no location, build-context or host-path-root
+//! checks: it has no `drover.yaml`, so a host-path volume is checked for
+//! its form (absolute, no `.` or `..`) but not against
+//! `allowed_host_paths`, which only the server knows.
 
 use crate::blueprint::{Blueprint, BlueprintErrors, FieldPath, ValidationError};
 use crate::policy::Presets;
@@ -27,7 +30,8 @@ pub struct ValidationContext<'a> {
 }
 
 impl<'a> ValidationContext<'a> {
-    /// `drover validate`: no service, so no locations and no build contexts.
+    /// `drover validate`: no service, so no locations, no build contexts
+    /// and no `allowed_host_paths`.
     pub fn offline(presets: &'a Presets) -> Self {
         ValidationContext {
             presets,
