@@ -161,6 +161,10 @@ impl Handler<Move> for ContainerEntity {
             || self.retiring.is_some()
             || !self.core.want_running
             || self.core.container.is_none()
+            // Its named volumes stay on this host: a move would leave its
+            // data behind (the blueprint refuses `rebalance` with them; a
+            // location's default must not move them either).
+            || crate::blueprint::volumes::named(&self.spec.volumes).next().is_some()
         {
             return;
         }
