@@ -107,7 +107,12 @@ fn read_file(d: &Drover, app: &str, entity: &str, name: &str) -> (u16, String) {
 
 fn container_id(app: &str, entity: &str) -> String {
     let out = Command::new("docker")
-        .args(["inspect", "-f", "{{.Id}}", &format!("drover-{app}-{entity}")])
+        .args([
+            "inspect",
+            "-f",
+            "{{.Id}}",
+            &format!("drover-{app}-{entity}"),
+        ])
         .output()
         .expect("docker inspect runs");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -117,11 +122,7 @@ fn container_id(app: &str, entity: &str) -> String {
 fn drover_allowing(root: &std::path::Path) -> (Drover, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("drover.yaml");
-    std::fs::write(
-        &cfg,
-        format!("allowed_host_paths: [{}]\n", root.display()),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("allowed_host_paths: [{}]\n", root.display())).unwrap();
     let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
     (d, dir)
 }
@@ -176,7 +177,11 @@ fn a_members_volume_survives_kill_replace_and_redeploy_until_destroy_volumes() {
     let put = http(port, "PUT", "/files/x", &secret).expect("PUT answered");
     assert_eq!(put.0, 200, "{put:?}");
     assert_eq!(read_file(&d, &app, "web-1", "x"), (200, secret.clone()));
-    assert_eq!(read_file(&d, &app, "web-2", "x").0, 404, "web-2 has its own volume");
+    assert_eq!(
+        read_file(&d, &app, "web-2", "x").0,
+        404,
+        "web-2 has its own volume"
+    );
 
     // Kill it, then replace it: the replacement is web-1 again, a new
     // container on the same volume.
@@ -191,17 +196,27 @@ fn a_members_volume_survives_kill_replace_and_redeploy_until_destroy_volumes() {
     assert_eq!(body["result"]["new"], "web-1", "{body}");
     d.wait_running(&app, DEADLINE);
     let after = container_id(&app, "web-1");
-    assert!(!after.is_empty() && after != before, "a new container: {before} -> {after}");
+    assert!(
+        !after.is_empty() && after != before,
+        "a new container: {before} -> {after}"
+    );
     assert_eq!(read_file(&d, &app, "web-1", "x"), (200, secret.clone()));
 
     // tmpfs: writable, and empty again after a restart.
     let sport = port_of(&d, &app, "scratch");
-    assert_eq!(http(sport, "PUT", "/files/t", "temp").map(|r| r.0), Some(200));
+    assert_eq!(
+        http(sport, "PUT", "/files/t", "temp").map(|r| r.0),
+        Some(200)
+    );
     assert_eq!(read_file(&d, &app, "scratch", "t"), (200, "temp".into()));
     let sid = container_id(&app, "scratch");
     let mounts = inspect(&sid)["Mounts"].clone();
     assert!(
-        mounts.as_array().unwrap().iter().any(|m| m["Type"] == "tmpfs" && m["Destination"] == "/scratch"),
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["Type"] == "tmpfs" && m["Destination"] == "/scratch"),
         "{mounts}"
     );
     let (status, body) = d.invoke(&app, "scratch", "restart", json!({}));
@@ -304,7 +319,10 @@ fn host_paths_only_under_the_allowed_roots() {
     let allowed = refused.replace("/etc", &root.path().display().to_string());
     d.deploy(&allowed);
     d.wait_running(&app, DEADLINE);
-    assert_eq!(read_file(&d, &app, "a", "hello"), (200, "from the host".into()));
+    assert_eq!(
+        read_file(&d, &app, "a", "hello"),
+        (200, "from the host".into())
+    );
     let port = port_of(&d, &app, "a");
     let put = http(port, "PUT", "/files/w", "x").expect("PUT answered");
     assert_eq!(put.0, 500, "a read-only mount refuses writes: {put:?}");
@@ -344,7 +362,10 @@ services:
     wait_for(DEADLINE, "web-2's cache volume removed", || {
         (!volumes_of(&app).contains(&v(2, "cache"))).then_some(())
     });
-    assert_eq!(volumes_of(&app), vec![v(1, "cache"), v(1, "data"), v(2, "data")]);
+    assert_eq!(
+        volumes_of(&app),
+        vec![v(1, "cache"), v(1, "data"), v(2, "data")]
+    );
 
     // Grown again: web-2 comes back (not web-3), with its data.
     let (status, body) = d.invoke(&app, "web", "resize", json!({ "size": 2 }));
@@ -361,4 +382,66 @@ services:
     assert_eq!(answer.volumes_removed, vec![v(1, "cache"), v(2, "cache")]);
     assert_eq!(answer.volumes_kept, vec![v(1, "data"), v(2, "data")]);
     assert_eq!(volumes_of(&app), vec![v(1, "data"), v(2, "data")]);
+}
+
+/// The host a member runs on, from its `host.name` sensor.
+fn host_of(d: &Drover, app: &str, entity: &str) -> String {
+    wait_for(DEADLINE, &format!("{entity}'s host"), || {
+        d.sensors(app, entity)["host.name"]["value"]
+            .as_str()
+            .map(str::to_string)
+    })
+}
+
+#[test]
+fn in_a_pool_a_replaced_member_goes_back_to_the_host_holding_its_volume() {
+    let engines = common::engines::Engines::start(2);
+    let hosts: String = (0..2)
+        .map(|i| {
+            format!(
+                "      - {{ name: e-{}, endpoint: '{}' }}\n",
+                i + 1,
+                engines.socket(i)
+            )
+        })
+        .collect();
+    let cfg = engines.dir.path().join("drover.yaml");
+    std::fs::write(
+        &cfg,
+        format!("locations:\n  pool:\n    hosts:\n{hosts}    placement: {{ strategy: breadth-first }}\n"),
+    )
+    .unwrap();
+    let d = Drover::start_with(&["--config", cfg.to_str().unwrap()]);
+    let app = unique("volp");
+    let filler = unique("volf");
+    d.deploy(&format!(
+        "name: {app}\nlocation: pool\nservices:\n  - id: web\n    type: cluster\n    initial_size: 1\n    member:\n      image: drover/workload:latest\n      ports: [8080]\n      volumes:\n        - {{ name: data, path: /data }}\n"
+    ));
+    d.wait_running(&app, DEADLINE);
+    let home = host_of(&d, &app, "web-1");
+    let port = port_of(&d, &app, "web-1");
+    assert_eq!(
+        http(port, "PUT", "/files/x", "here").map(|r| r.0),
+        Some(200)
+    );
+
+    // Load the home host, so that breadth-first alone would now pick the
+    // other one.
+    d.deploy(&format!(
+        "name: {filler}\nlocation: pool\nservices:\n  - id: f\n    type: cluster\n    initial_size: 2\n    placement: {{ hostname: {home} }}\n    member:\n      image: drover/workload:latest\n"
+    ));
+    d.wait_running(&filler, DEADLINE);
+
+    let (status, body) = d.invoke(&app, "web", "replace_member", json!({ "member": "web-1" }));
+    assert_eq!(status, 200, "replace_member: {body}");
+    d.wait_running(&app, DEADLINE);
+    assert_eq!(host_of(&d, &app, "web-1"), home, "placed with its volume");
+    assert_eq!(read_file(&d, &app, "web-1", "x"), (200, "here".into()));
+    let decision = d.sensors(&app, "web-1")["placement.decision"]["value"].to_string();
+    assert!(decision.contains(&home), "{decision}");
+
+    for a in [&app, &filler] {
+        let (s, b) = d.delete(&format!("/v1/applications/{a}?volumes=true"));
+        assert!(s == 200 || s == 204, "destroy {a}: {s} {b}");
+    }
 }
