@@ -119,8 +119,16 @@ enum Command {
         effector: String,
         args: Vec<String>,
     },
-    /// Destroy an application: remove its containers and network.
-    Destroy { app: String },
+    /// Destroy an application: remove its containers and network. Its named
+    /// volumes are kept (a later deploy of the same name mounts them
+    /// again) unless `--volumes`.
+    Destroy {
+        app: String,
+        /// Also remove the application's named volumes (their data is lost);
+        /// works on an application destroyed before, too.
+        #[arg(long)]
+        volumes: bool,
+    },
     /// Check a blueprint without deploying it (no service needed).
     Validate {
         file: String,
@@ -263,7 +271,9 @@ fn main() -> ExitCode {
             effector,
             args,
         } => cli::invoke(&client, &app, &entity, &effector, &args, out).map_err(|e| e.to_string()),
-        Command::Destroy { app } => cli::destroy(&client, &app, out).map_err(|e| e.to_string()),
+        Command::Destroy { app, volumes } => {
+            cli::destroy(&client, &app, volumes, out).map_err(|e| e.to_string())
+        }
         Command::Validate { file, policies } => {
             cli::validate(&file, policies.as_deref(), out).map_err(|e| e.to_string())
         }

@@ -373,3 +373,19 @@ impl ErrorBody {
         }
     }
 }
+
+/// `DELETE /v1/applications/{app}[?volumes=true]` when the application had
+/// volumes (without any, the answer is 204 and no body): the engine names
+/// of the volumes removed and of those kept. Kept volumes are mounted
+/// again by a later deploy of the same name; `?volumes=true` removes them
+/// all (also after the application itself is gone).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DestroyAnswer {
+    pub id: String,
+    /// `false`: the application was gone already; only volumes were removed.
+    pub destroyed: bool,
+    #[serde(default)]
+    pub volumes_removed: Vec<String>,
+    #[serde(default)]
+    pub volumes_kept: Vec<String>,
+}

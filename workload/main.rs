@@ -7,10 +7,16 @@
 //! - `GET /`              → 200, the container id (hostname) and a newline
 //! - `GET /work?cpu_ms=N` → burns N ms of CPU time (capped at 10000), 200 `worked N ms`
 //! - `GET /crash`         → 200 `crashing`, then the process exits with code 1
+//! - `PUT /files/NAME`    → stores the body as `$DATA_DIR/NAME` (default `/data`), 200 `stored N bytes`
+//! - `GET /files/NAME`    → 200 with the stored body, 404 if there is none
+//! - `GET /env/NAME`      → 200 with the environment variable's value, 404 if unset
 //! - anything else        → 404
 //!
+//! NAME is one path segment: `/`, `..` and empty names are refused (400), so a
+//! request can never reach outside the data directory.
+//!
 //! Environment: `PORT` (default 8080), `CRASH_AT_START=1` (exit 1 at once),
-//! `HEALTH_FAIL=1` (failing health checks).
+//! `HEALTH_FAIL=1` (failing health checks), `DATA_DIR` (default `/data`).
 //!
 //! `workload --check URL` is a health check command instead of a server (the
 //! image has no other program to exec): GET `http://IP:PORT/PATH`, exit 0 on a
@@ -28,7 +34,7 @@ const MAX_CPU_MS: u64 = 10_000;
 const MAX_LINE: usize = 8 * 1024;
 /// Most header lines accepted in one request.
 const MAX_HEADERS: usize = 100;
-/// Largest request body that is read (and discarded).
+/// Largest request body that is read (stored by `PUT /files/NAME`, else discarded).
 const MAX_BODY: u64 = 1024 * 1024;
 /// An idle keep-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -59,6 +65,8 @@ extern "C" fn on_term(_signum: i32) {
 struct Config {
     container_id: String,
     health_fail: bool,
+    /// Where `PUT /files/NAME` stores bodies.
+    data_dir: std::path::PathBuf,
 }
 
 fn main() {
@@ -90,6 +98,10 @@ fn main() {
     let config = Arc::new(Config {
         container_id: container_id(),
         health_fail: env_flag("HEALTH_FAIL"),
+        data_dir: match std::env::var("DATA_DIR") {
+            Ok(d) if !d.trim().is_empty() => d.trim().into(),
+            _ => "/data".into(),
+        },
     });
 
     // Built from parts: no name resolution (getaddrinfo misbehaves in static glibc).
@@ -150,6 +162,7 @@ struct Request {
     method: String,
     target: String,
     keep_alive: bool,
+    body: Vec<u8>,
 }
 
 enum ReadOutcome {
@@ -183,9 +196,26 @@ fn serve_connection(stream: TcpStream, config: &Config) {
         let (path, query) = split_target(&req.target);
         let is_get = req.method == "GET" || head_only;
 
+        if let Some(name) = path.strip_prefix("/files/") {
+            let (status, body) = files(config, &req.method, name, &req.body);
+            let written = respond_bytes(&mut writer, status, &body, req.keep_alive, head_only, "GET, HEAD, PUT");
+            if written.is_err() || !req.keep_alive {
+                return;
+            }
+            continue;
+        }
         let (status, body, crash) = match path {
             "/health" | "/" | "/work" | "/crash" if !is_get => {
                 (405, "method not allowed\n".to_string(), false)
+            }
+            p if p.starts_with("/env/") && !is_get => (405, "method not allowed\n".to_string(), false),
+            p if p.starts_with("/env/") => {
+                let name = &p["/env/".len()..];
+                match std::env::var_os(name) {
+                    _ if !valid_name(name) => (400, "NAME must be one path segment, without `/` or `..`\n".to_string(), false),
+                    Some(v) => (200, v.to_string_lossy().into_owned(), false),
+                    None => (404, format!("{name} is not set\n"), false),
+                }
             }
             "/health" if config.health_fail => (503, "unhealthy".to_string(), false),
             "/health" => (200, "ok".to_string(), false),
@@ -277,15 +307,17 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> ReadOutcome {
         }
     }
 
-    // Discard any body so the next request on this connection parses cleanly.
+    // Read the whole body (bounded by MAX_BODY), so the next request on this
+    // connection parses cleanly; `PUT /files/NAME` stores it.
+    let mut body = Vec::new();
     if content_length > 0 {
-        let copied = io::copy(&mut reader.by_ref().take(content_length), &mut io::sink());
-        if !matches!(copied, Ok(n) if n == content_length) {
+        let copied = reader.by_ref().take(content_length).read_to_end(&mut body);
+        if !matches!(copied, Ok(n) if n as u64 == content_length) {
             return ReadOutcome::Closed;
         }
     }
 
-    ReadOutcome::Request(Request { method, target, keep_alive })
+    ReadOutcome::Request(Request { method, target, keep_alive, body })
 }
 
 enum LineError {
@@ -387,10 +419,45 @@ fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
+    }
+}
+
+/// A name under `/files/` or `/env/`: one non-empty path segment without
+/// `/` or `..` (nor `.` alone), so it cannot leave the data directory.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && !name.contains("..") && !name.contains('/') && !name.contains('\\') && !name.contains('\0')
+}
+
+/// `PUT|GET|HEAD /files/NAME`: the status and body to answer.
+fn files(config: &Config, method: &str, name: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    if !valid_name(name) {
+        return (400, b"NAME must be one path segment, without `/` or `..`\n".to_vec());
+    }
+    let path = config.data_dir.join(name);
+    match method {
+        "PUT" => {
+            let stored = std::fs::create_dir_all(&config.data_dir).and_then(|_| {
+                // Written aside and renamed: a reader never sees half a file.
+                let tmp = config.data_dir.join(format!(".{name}.tmp"));
+                std::fs::write(&tmp, body)?;
+                std::fs::rename(&tmp, &path)
+            });
+            match stored {
+                Ok(()) => (200, format!("stored {} bytes\n", body.len()).into_bytes()),
+                Err(e) => (500, format!("cannot store {}: {e}\n", path.display()).into_bytes()),
+            }
+        }
+        "GET" | "HEAD" => match std::fs::read(&path) {
+            Ok(data) => (200, data),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (404, format!("no file {name}\n").into_bytes()),
+            Err(e) => (500, format!("cannot read {}: {e}\n", path.display()).into_bytes()),
+        },
+        _ => (405, b"method not allowed\n".to_vec()),
     }
 }
 
@@ -401,6 +468,17 @@ fn respond(
     keep_alive: bool,
     head_only: bool,
 ) -> io::Result<()> {
+    respond_bytes(w, status, body.as_bytes(), keep_alive, head_only, "GET, HEAD")
+}
+
+fn respond_bytes(
+    w: &mut TcpStream,
+    status: u16,
+    body: &[u8],
+    keep_alive: bool,
+    head_only: bool,
+    allow: &str,
+) -> io::Result<()> {
     let mut out = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: {}\r\n",
         reason(status),
@@ -408,13 +486,14 @@ fn respond(
         if keep_alive { "keep-alive" } else { "close" },
     );
     if status == 405 {
-        out.push_str("Allow: GET, HEAD\r\n");
+        out.push_str(&format!("Allow: {allow}\r\n"));
     }
     out.push_str("\r\n");
+    let mut out = out.into_bytes();
     if !head_only {
-        out.push_str(body);
+        out.extend_from_slice(body);
     }
-    w.write_all(out.as_bytes())?;
+    w.write_all(&out)?;
     w.flush()
 }
 

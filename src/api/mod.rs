@@ -54,6 +54,10 @@ impl ResponseError for ApiError {
                 ) => StatusCode::BAD_REQUEST,
                 ManagementError::Entity(E::Stopping { .. }) => StatusCode::CONFLICT,
                 ManagementError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ManagementError::Volume(crate::host::volumes::VolumeError::InUse { .. }) => {
+                    StatusCode::CONFLICT
+                }
+                ManagementError::Volume(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 ManagementError::Entity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -225,9 +229,51 @@ async fn get_app(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiEr
     Ok(HttpResponse::Ok().json(m.send(GetApp(path.into_inner())).await??))
 }
 
-async fn destroy(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    m.send(Destroy(path.into_inner())).await??;
-    Ok(HttpResponse::NoContent().finish())
+/// `DELETE /v1/applications/{app}?volumes=true`: also remove the
+/// application's named volumes (kept by default).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestroyQuery {
+    #[serde(default)]
+    volumes: bool,
+}
+
+/// 204 when the application had no volume; else 200 with
+/// [`crate::wire::DestroyAnswer`] naming the volumes removed and kept.
+async fn destroy(
+    m: Mgmt,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<DestroyQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad destroy query: {e}; use volumes=true")))?
+        .into_inner();
+    let app = path.into_inner();
+    let destroyed = match m.send(Destroy(app.clone())).await? {
+        Ok(()) => true,
+        // Gone already, maybe destroyed without `--volumes` before: its
+        // volumes may still be there to remove.
+        Err(ManagementError::NoApplication(_)) if query.volumes => false,
+        Err(e) => return Err(e.into()),
+    };
+    let sweep = m
+        .send(crate::management::SweepVolumes {
+            app: app.clone(),
+            all: query.volumes,
+        })
+        .await??;
+    if !destroyed && sweep.removed.is_empty() {
+        return Err(ManagementError::NoApplication(app).into());
+    }
+    if sweep.removed.is_empty() && sweep.kept.is_empty() {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    Ok(HttpResponse::Ok().json(crate::wire::DestroyAnswer {
+        id: app,
+        destroyed,
+        volumes_removed: sweep.removed,
+        volumes_kept: sweep.kept,
+    }))
 }
 
 async fn entities(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -42,7 +42,10 @@ pub mod ports;
 pub mod problem;
 pub mod secrets;
 pub mod stop;
+pub mod size;
 pub mod validate;
+pub mod volume_checks;
+pub mod volumes;
 pub mod wiring;
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::volumes::VolumeSpec;
+
 /// A whole application: the top level of a blueprint file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +202,9 @@ pub struct ServiceSpec {
     pub health: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Named volumes, host paths and tmpfs mounts (see [`VolumeSpec`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
     /// Build the image from a Dockerfile instead of naming `image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildSpec>,
@@ -296,6 +301,7 @@ impl ServiceSpec {
             resources: self.resources.clone().unwrap_or_default(),
             health: self.health.clone(),
             labels: self.labels.clone(),
+            volumes: self.volumes.clone(),
             placement: self.placement.clone(),
             build: self.build.clone(),
             networks: self.networks.clone(),
@@ -342,6 +348,11 @@ pub struct ContainerSpec {
     /// Extra container labels (drover's own `io.drover.*` labels win).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Named volumes, host paths and tmpfs mounts. A named volume belongs
+    /// to the container's identity (a member's survives its restart and
+    /// `replace_member`); see [`VolumeSpec`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
     /// Placement rules of this container; see [`PlacementSpec`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementSpec>,
@@ -382,66 +393,9 @@ pub struct Resources {
     pub memory: Option<MemorySize>,
 }
 
-/// A memory size in bytes, written with a unit in YAML.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "serde_yaml::Value", into = "String")]
-pub struct MemorySize(pub u64);
-
-impl From<MemorySize> for String {
-    fn from(m: MemorySize) -> String {
-        m.0.to_string()
-    }
-}
-
-/// A memory size that is not one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MemoryError {
-    #[error("memory must be a positive whole number of bytes, got {0}")]
-    NotWhole(String),
-    #[error("memory must be a size such as `128Mi`, got {0}")]
-    Shape(String),
-    #[error("memory `{0}` must start with a number, such as `128Mi`")]
-    NoNumber(String),
-    #[error("memory unit `{0}` is unknown; use one of Ki, Mi, Gi, K, M, G")]
-    UnknownUnit(String),
-}
-
-impl TryFrom<serde_yaml::Value> for MemorySize {
-    type Error = MemoryError;
-    fn try_from(v: serde_yaml::Value) -> Result<Self, MemoryError> {
-        match v {
-            serde_yaml::Value::Number(n) => n
-                .as_u64()
-                .map(MemorySize)
-                .ok_or_else(|| MemoryError::NotWhole(n.to_string())),
-            serde_yaml::Value::String(s) => parse_memory(&s).map(MemorySize),
-            other => Err(MemoryError::Shape(format!("{other:?}"))),
-        }
-    }
-}
-
-/// Parses `128Mi`, `1Gi`, `512M`, `64k`, `1000`.
-pub fn parse_memory(s: &str) -> Result<u64, MemoryError> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num
-        .parse()
-        .map_err(|_| MemoryError::NoNumber(s.to_string()))?;
-    let mult: u64 = match unit {
-        "" | "b" | "B" => 1,
-        "k" | "K" | "kB" | "KB" => 1000,
-        "Ki" | "KiB" => 1 << 10,
-        "M" | "MB" => 1_000_000,
-        "Mi" | "MiB" => 1 << 20,
-        "G" | "GB" => 1_000_000_000,
-        "Gi" | "GiB" => 1 << 30,
-        other => return Err(MemoryError::UnknownUnit(other.to_string())),
-    };
-    Ok((num * mult as f64).round() as u64)
-}
+// The memory size type lives in its own file: `volumes` (a tmpfs
+// `size`) uses it too, and the model uses `volumes`.
+pub use super::size::{parse_memory, MemoryError, MemorySize};
 
 /// A health check. Exactly one of `tcp` or `http` (probed by drover
 /// through the published port), or `exec` or `test` (run inside the

@@ -253,6 +253,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("resources", spec.resources.is_some()),
                 ("health", spec.health.is_some()),
                 ("labels", !spec.labels.is_empty()),
+                ("volumes", !spec.volumes.is_empty()),
                 ("initial_size", spec.initial_size.is_some()),
                 ("member", spec.member.is_some()),
                 ("placement", spec.placement.is_some()),
@@ -301,6 +302,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("secrets", !spec.secrets.is_empty()),
                 ("stop_signal", spec.stop_signal.is_some()),
                 ("stop_grace_period", spec.stop_grace_period.is_some()),
+                ("volumes", !spec.volumes.is_empty()),
             ];
             for (field, present) in misplaced {
                 if present {
@@ -312,6 +314,9 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
             }
             if let Some(p) = &spec.placement {
                 validate_placement(&path.key("placement"), p, &mut errs);
+                if let Some(m) = &spec.member {
+                    super::volume_checks::validate_no_rebalance(&path.key("placement"), p, &m.volumes, &mut errs);
+                }
             }
             if let Some(size) = spec.initial_size {
                 if size > MAX_INITIAL_SIZE {
@@ -580,7 +585,9 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
     }
     if let Some(p) = &c.placement {
         validate_placement(&path.key("placement"), p, errs);
+        super::volume_checks::validate_no_rebalance(&path.key("placement"), p, &c.volumes, errs);
     }
+    super::volumes::validate_volumes(path, &c.volumes, errs);
     for key in c.labels.keys() {
         if key.starts_with(RESERVED_LABEL_PREFIX) {
             errs.push(ValidationError::at_key(

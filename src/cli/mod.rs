@@ -224,15 +224,47 @@ pub fn invoke(
     Ok(())
 }
 
-/// `drover destroy APP`.
-pub fn destroy(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
-    c.delete(&format!("/v1/applications/{}", query_value(app)))?
-        .decode::<Option<Value>>()?;
+/// `drover destroy APP [--volumes]`.
+pub fn destroy(c: &Client, app: &str, volumes: bool, out: Output) -> Result<(), CliError> {
+    let query = if volumes { "?volumes=true" } else { "" };
+    let answer = c
+        .delete(&format!("/v1/applications/{}{query}", query_value(app)))?
+        .decode::<Option<crate::wire::DestroyAnswer>>()?
+        .unwrap_or_else(|| crate::wire::DestroyAnswer {
+            id: app.to_string(),
+            destroyed: true,
+            ..Default::default()
+        });
     match out {
-        Output::Json => print_json(&serde_json::json!({ "id": app, "destroyed": true })),
-        Output::Text => outln!("destroyed application `{app}`"),
+        Output::Json => print_json(&answer),
+        Output::Text => outln!("{}", destroy_text(&answer)),
     }
     Ok(())
+}
+
+/// What `drover destroy` says: what went, and which volumes stay and how
+/// to remove them.
+pub fn destroy_text(a: &crate::wire::DestroyAnswer) -> String {
+    let app = &a.id;
+    let mut out = if a.destroyed {
+        format!("destroyed application `{app}`")
+    } else {
+        format!("application `{app}` was gone already")
+    };
+    let list = |v: &[String]| {
+        let noun = if v.len() == 1 { "volume" } else { "volumes" };
+        format!("{} {noun}: {}", v.len(), v.join(", "))
+    };
+    if !a.volumes_removed.is_empty() {
+        out.push_str(&format!("; removed {}", list(&a.volumes_removed)));
+    }
+    if !a.volumes_kept.is_empty() {
+        out.push_str(&format!(
+            "; kept {}; `drover destroy {app} --volumes` removes them",
+            list(&a.volumes_kept)
+        ));
+    }
+    out
 }
 
 /// `drover validate FILE`: local, no service needed. The server's own

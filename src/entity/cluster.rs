@@ -26,6 +26,8 @@ use crate::protocol::{
 
 mod verdict;
 pub use verdict::{resize_verdict, FailedMember};
+#[path = "member_identity.rs"]
+mod member_identity;
 
 /// Upper bound on a cluster's size, so a typo (`resize 100000`) cannot
 /// exhaust the engine.
@@ -237,14 +239,35 @@ impl ClusterEntity {
     }
 
     fn add_member(&mut self, ctx: &mut Context<Self>) -> u32 {
+        if self.stateful() {
+            // A StatefulSet's ordinals: a cluster grown again gets back
+            // the members (and so the volumes) it shrank away.
+            let index = member_identity::lowest_free_index(
+                self.members.keys().copied(),
+                |i| self.removing.contains(&self.member_id(i)),
+            );
+            return self.add_member_at(index, ctx);
+        }
         let index = self.next_index;
         self.next_index += 1;
         self.add_member_at(index, ctx)
     }
 
+    /// Members own named volumes: each keeps its identity (its number)
+    /// through restarts, replacements and resizes.
+    fn stateful(&self) -> bool {
+        crate::blueprint::volumes::named(&self.member_spec.volumes)
+            .next()
+            .is_some()
+    }
+
+    fn member_id(&self, index: u32) -> String {
+        format!("{}-{index}", self.me.entity)
+    }
+
     fn add_member_at(&mut self, index: u32, ctx: &mut Context<Self>) -> u32 {
         self.next_index = self.next_index.max(index + 1);
-        let id = format!("{}-{index}", self.me.entity);
+        let id = self.member_id(index);
         let child = EntityRef::new(self.me.app.clone(), id.clone());
         let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone())
             .member_of(&self.me.entity)
@@ -328,8 +351,9 @@ impl ClusterEntity {
                 a.do_send(Invoke::new("start"));
             }
             for (id, addr) in stops {
+                // Removed for good: its `retain: false` volumes go too.
                 ctx.spawn(
-                    async move { addr.send(Teardown).await }
+                    async move { addr.send(super::container::TeardownForGood).await }
                         .into_actor(act)
                         .map(move |res, act, _| {
                             let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&id, e)));
@@ -492,6 +516,9 @@ impl ClusterEntity {
                 known,
             })));
         };
+        if self.stateful() {
+            return self.replace_in_place(old_index, member, ctx);
+        }
         let new_index = self.add_member(ctx);
         self.surge.insert(new_index);
         // Started below, after the store holds the replacement.

@@ -40,6 +40,9 @@ pub struct Place {
     pub avoid: Option<String>,
     /// Where the CPU placement policy sends [`Move`].
     pub mover: Option<Recipient<Move>>,
+    /// Engine names of the container's named volumes: a host holding
+    /// them is required (see [`crate::placement::volumes`]).
+    pub volumes: Vec<String>,
 }
 
 /// The chosen host.

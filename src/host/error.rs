@@ -30,6 +30,9 @@ pub enum HostError {
     PortInUse { host: String, port: u16, container: u16 },
     #[error("secret `{name}` is not in drover.yaml's `secrets`; add `{name}: {{ file: /path }}` there and restart drover")]
     UnknownSecret { name: String },
+    /// A named volume could not be made or found (see [`super::volumes`]).
+    #[error(transparent)]
+    Volume(#[from] super::volumes::VolumeError),
     /// `status`: the engine's HTTP status; `None` when the engine did not
     /// answer (a transport error) or the failure is drover's own.
     #[error("{operation} failed: {message}{}", http_suffix(.status))]

@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod stats;
 pub mod subnets;
 pub mod usage;
+pub mod volumes;
 pub mod workload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -391,6 +392,7 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
         nano_cpus: spec.resources.cpus.map(|c| (c * 1e9) as i64),
         memory: spec.resources.memory.map(|m| m.0 as i64),
         network_mode: req.network.clone(),
+        mounts: Some(volumes::mounts(req)).filter(|m| !m.is_empty()),
         ..Default::default()
     };
     let networking_config = req.network.as_ref().map(|n| NetworkingConfig {
@@ -422,6 +424,17 @@ async fn create_and_start(
     let name = container_name(&req.app, &req.entity);
     let image = req.spec.image.clone().unwrap_or_default();
     ensure_image(docker, host, &image).await?;
+    // The workload's tag is shared by every drover build using the engine
+    // (an upgrade, several branches' tests): the container is made from
+    // this build's image, by id, never from whatever the tag names now.
+    let mut req = req;
+    if workload::is_workload_image(&image) {
+        let id = workload::ensure_workload_image(docker)
+            .await
+            .map_err(|e| HostError::Workload(e.to_string()))?;
+        req.spec.image = Some(id);
+    }
+    volumes::ensure_volumes(docker, &req).await?;
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     let mut body = create_body(&req);
     runtime::apply(&req.spec, &mut body)?;

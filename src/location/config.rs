@@ -30,6 +30,12 @@ use crate::placement::HeadroomSpec;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DroverConfig {
+    /// Host directories (absolute) under which a blueprint's host-path
+    /// volumes (`- { host: /srv/shop, path: /srv }`) may lie. Default:
+    /// none, so no blueprint can mount the host's files until the
+    /// operator allows it; `/` allows everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_host_paths: Vec<PathBuf>,
     /// Location name → its pool of hosts. Names as application ids.
     #[serde(default)]
     pub locations: BTreeMap<String, LocationConfig>,
@@ -297,7 +303,8 @@ pub fn parse(file: &str, text: &str) -> Result<DroverConfig, ConfigError> {
 
 /// Every problem of a parsed file, each prefixed with its path.
 pub fn validate(cfg: &DroverConfig) -> Vec<String> {
-    let mut errs: Vec<ValidationError> = Vec::new();
+    let mut errs: Vec<ValidationError> =
+        crate::blueprint::volumes::validate_roots(&cfg.allowed_host_paths);
     for (name, loc) in &cfg.locations {
         let path = FieldPath::root().key("locations").key(name.as_str());
         if !crate::blueprint::validate::is_valid_id(name) {

@@ -62,6 +62,7 @@ pub use placing::PlaceFailure;
 mod faults;
 mod handlers;
 mod placing;
+mod volumes;
 #[cfg(test)]
 mod tests;
 

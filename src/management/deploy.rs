@@ -41,6 +41,7 @@ impl Management {
             locations: Some(&locations),
             check_build_contexts: true,
             secrets: Some(&secrets),
+            allowed_host_paths: Some(&self.allowed_host_paths),
         };
         validate_blueprint(file, text, &cx)
     }

@@ -44,6 +44,7 @@ mod rebind;
 pub mod recovery;
 mod routing;
 mod state_metrics;
+mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
@@ -59,6 +60,7 @@ pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
 pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
 pub use destroy::Destroy;
+pub use volumes::{SweepVolumes, VolumeSweep};
 pub use effectors::{Detached, InvokeEffector};
 pub use faults::{FaultError, InjectContainerFault, InjectEngineFault};
 pub use policy_rest::{ListPolicies, PolicyRequest, PolicyRequestOp};
@@ -99,6 +101,10 @@ pub enum ManagementError {
     Store(String),
     #[error("{0}")]
     NoHost(String),
+    /// Listing or removing an application's volumes failed (the engine's
+    /// words, naming the volume).
+    #[error(transparent)]
+    Volume(#[from] crate::host::volumes::VolumeError),
     #[error(transparent)]
     Entity(#[from] EntityError),
 }
@@ -149,6 +155,8 @@ pub struct Management {
     saved: std::sync::Arc<crate::entity::Saved>,
     /// Deploys whose store write is in flight (their names are taken).
     pending_deploys: BTreeSet<String>,
+    /// `drover.yaml`'s `allowed_host_paths`: roots host-path volumes may use.
+    allowed_host_paths: Vec<std::path::PathBuf>,
 }
 
 impl Management {
@@ -175,7 +183,14 @@ impl Management {
             rebind: None,
             saved: Default::default(),
             pending_deploys: Default::default(),
+            allowed_host_paths: Vec::new(),
         }
+    }
+
+    /// The roots host-path volumes may lie under (`drover.yaml`).
+    pub fn with_allowed_host_paths(mut self, roots: Vec<std::path::PathBuf>) -> Self {
+        self.allowed_host_paths = roots;
+        self
     }
 
     /// The host pools of the `drover.yaml` locations, by location name.

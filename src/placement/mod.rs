@@ -12,12 +12,14 @@
 //!   entity's overrides (the blueprint's `placement:` key);
 //! - [`decide`](mod@decide): the decision over (hosts, request, rules);
 //! - [`headroom`]: the pool's spare capacity verdict (hot, cold, ok);
-//! - [`rebalance`]: the CPU placement policy's moves off busy hosts.
+//! - [`rebalance`]: the CPU placement policy's moves off busy hosts;
+//! - [`volumes`]: a container with named volumes goes to the host holding them.
 
 pub mod decide;
 pub mod headroom;
 pub mod rebalance;
 pub mod rules;
+pub mod volumes;
 
 pub use decide::{decide, Decision, HostState, HostVerdict, Placed, Rejection, Request};
 pub use headroom::{headroom, Headroom, HeadroomSpec, HeadroomVerdict};

@@ -23,6 +23,10 @@ pub struct ValidationContext<'a> {
     /// The secret names `drover.yaml` defines; `None` (no service) skips
     /// the check.
     pub secrets: Option<&'a [String]>,
+    /// `drover.yaml`'s `allowed_host_paths`: host-path volumes must lie
+    /// under one of them. `None` (no service, so no drover.yaml) skips the
+    /// check; an empty list refuses every host path.
+    pub allowed_host_paths: Option<&'a [std::path::PathBuf]>,
 }
 
 impl<'a> ValidationContext<'a> {
@@ -33,6 +37,7 @@ impl<'a> ValidationContext<'a> {
             locations: None,
             check_build_contexts: false,
             secrets: None,
+            allowed_host_paths: None,
         }
     }
 }
@@ -68,6 +73,9 @@ fn context_checks(bp: &Blueprint, cx: &ValidationContext<'_>) -> Vec<ValidationE
     errs.extend(policy_checks(bp, cx.presets));
     if let Some(known) = cx.secrets {
         errs.extend(secret_checks(bp, known));
+    }
+    if let Some(roots) = cx.allowed_host_paths {
+        errs.extend(crate::blueprint::volume_checks::host_path_checks(bp, roots));
     }
     errs
 }
@@ -241,6 +249,32 @@ mod tests {
     }
 
     #[test]
+    fn host_paths_outside_the_allowed_roots_are_refused_by_the_server_only() {
+        let presets = Presets::builtin();
+        let text = "name: s\nservices:\n  - id: a\n    type: container\n    image: nginx\n    volumes:\n      - { host: /srv/shop, path: /srv }\n      - { host: /etc, path: /e, read_only: true }\n";
+        validate_blueprint("b.yaml", text, &ValidationContext::offline(&presets)).unwrap();
+        let roots = [std::path::PathBuf::from("/srv")];
+        let cx = ValidationContext {
+            allowed_host_paths: Some(&roots),
+            ..ValidationContext::offline(&presets)
+        };
+        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.yaml:8:17: services[0].volumes[1].host: host path `/etc` is outside the allowed roots; \
+             allowed roots (`allowed_host_paths` in drover.yaml): /srv"
+        );
+        let none: [std::path::PathBuf; 0] = [];
+        let cx = ValidationContext {
+            allowed_host_paths: Some(&none),
+            ..ValidationContext::offline(&presets)
+        };
+        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err();
+        assert_eq!(e.len(), 2);
+        assert!(e.to_string().contains("this drover allows no host paths"), "{e}");
+    }
+
+    #[test]
     fn the_server_checks_its_locations_and_offline_does_not() {
         let presets = Presets::builtin();
         let text = "name: s\nlocation: mars\nservices:\n  - id: a\n    type: container\n    image: nginx\n";
@@ -251,6 +285,7 @@ mod tests {
             locations: Some(&known),
             check_build_contexts: true,
             secrets: None,
+            allowed_host_paths: None,
         };
         let e = validate_blueprint("b.yaml", text, &cx)
             .unwrap_err()

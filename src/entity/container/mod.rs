@@ -27,11 +27,13 @@ mod image;
 pub mod phase;
 mod pooled;
 mod refs;
+mod volumes;
 
 pub use image::IMAGE_BUILD;
 pub use phase::DEFAULT_START_TIMEOUT;
 pub use pooled::{PLACEMENT_DECISION, PLACEMENT_FAILURE};
 pub use refs::{REFERENCES_RESOLVED, REFERENCES_WAITING};
+pub use volumes::TeardownForGood;
 
 use self::phase::{
     Action, Core, EngineOp, Observation, Settings, StartError, STARTING_PROBE_EVERY,

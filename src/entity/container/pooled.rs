@@ -48,6 +48,15 @@ impl ContainerEntity {
             relocate: Some(ctx.address().recipient()),
             avoid: self.retiring.as_ref().map(|r| r.host_name.clone()),
             mover: Some(ctx.address().recipient()),
+            volumes: crate::blueprint::volumes::named(&self.spec.volumes)
+                .map(|v| {
+                    crate::blueprint::volumes::engine_volume_name(
+                        &self.me.app,
+                        &self.me.entity,
+                        &v.name,
+                    )
+                })
+                .collect(),
         };
         ctx.spawn(
             async move { pool.place.send(msg).await }
@@ -167,6 +176,10 @@ impl Handler<Move> for ContainerEntity {
             || self.retiring.is_some()
             || !self.core.want_running
             || self.core.container.is_none()
+            // Its named volumes stay on this host: a move would leave its
+            // data behind (the blueprint refuses `rebalance` with them; a
+            // location's default must not move them either).
+            || crate::blueprint::volumes::named(&self.spec.volumes).next().is_some()
         {
             return;
         }

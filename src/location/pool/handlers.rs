@@ -51,10 +51,15 @@ impl Handler<Place> for HostPool {
     type Result = ResponseFuture<Result<PlacedOn, PlaceError>>;
     fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // In order, one decision at a time, behind a placement that waits
-        // for a new host, and once every host's capacity is known.
-        self.queue.push((msg, tx));
-        self.pump(ctx);
+        if msg.volumes.is_empty() {
+            // In order, one decision at a time, behind a placement that waits
+            // for a new host, and once every host's capacity is known.
+            self.queue.push((msg, tx));
+            self.pump(ctx);
+        } else {
+            // Queued once it is known which host holds its volumes.
+            self.place_with_volumes(msg, tx, ctx);
+        }
         Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err(PlaceFailure::Stopped.into()))
