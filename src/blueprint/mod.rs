@@ -33,6 +33,7 @@
 //! ```
 
 pub mod ids;
+pub mod image;
 pub mod model;
 pub mod parse;
 pub mod problem;
