@@ -131,9 +131,9 @@ impl ImageRef {
         };
         for component in path.split('/') {
             let ok = !component.is_empty()
-                && component
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+                && component.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                })
                 && component.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && component.ends_with(|c: char| c.is_ascii_alphanumeric());
             if !ok {
@@ -214,7 +214,10 @@ mod tests {
         assert_eq!(p.repository(), "docker.io/library/postgres");
         assert_eq!(p.familiar_repository(), "postgres");
         let t = r("team/app");
-        assert_eq!((t.registry.as_str(), t.path.as_str()), ("docker.io", "team/app"));
+        assert_eq!(
+            (t.registry.as_str(), t.path.as_str()),
+            ("docker.io", "team/app")
+        );
         assert_eq!(t.pull_tag().as_deref(), Some("latest"));
         assert_eq!(r("docker.io/library/postgres").repository(), p.repository());
         assert_eq!(r("index.docker.io/library/postgres").registry, "docker.io");
@@ -223,11 +226,20 @@ mod tests {
     #[test]
     fn a_host_with_a_dot_a_port_or_localhost_is_a_registry() {
         let l = r("localhost:5000/x");
-        assert_eq!((l.registry.as_str(), l.path.as_str(), l.tag), ("localhost:5000", "x", None));
+        assert_eq!(
+            (l.registry.as_str(), l.path.as_str(), l.tag),
+            ("localhost:5000", "x", None)
+        );
         let l = r("localhost/x:1");
-        assert_eq!((l.registry.as_str(), l.tag.as_deref()), ("localhost", Some("1")));
+        assert_eq!(
+            (l.registry.as_str(), l.tag.as_deref()),
+            ("localhost", Some("1"))
+        );
         let g = r("ghcr.io/org/app:1.2.3");
-        assert_eq!((g.registry.as_str(), g.path.as_str()), ("ghcr.io", "org/app"));
+        assert_eq!(
+            (g.registry.as_str(), g.path.as_str()),
+            ("ghcr.io", "org/app")
+        );
         let p = r("127.0.0.1:5123/drover/wl:v1");
         assert_eq!(
             (p.registry.as_str(), p.path.as_str(), p.tag.as_deref()),
@@ -258,17 +270,31 @@ mod tests {
     #[test]
     fn bad_references_say_what_is_wrong() {
         assert_eq!(ImageRef::parse(" "), Err(RefError::Empty));
-        assert!(matches!(ImageRef::parse("Postgres"), Err(RefError::Component { .. })));
+        assert!(matches!(
+            ImageRef::parse("Postgres"),
+            Err(RefError::Component { .. })
+        ));
         assert!(matches!(ImageRef::parse("x:"), Err(RefError::Tag { .. })));
         assert!(matches!(ImageRef::parse("x:-a"), Err(RefError::Tag { .. })));
-        assert!(matches!(ImageRef::parse("x@sha256:12"), Err(RefError::Digest { .. })));
-        assert!(matches!(ImageRef::parse("a//b"), Err(RefError::Component { .. })));
+        assert!(matches!(
+            ImageRef::parse("x@sha256:12"),
+            Err(RefError::Digest { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("a//b"),
+            Err(RefError::Component { .. })
+        ));
         assert_eq!(
             ImageRef::parse("My/App").unwrap_err().to_string(),
             "image `My/App`: repository component `My` must be lower-case letters, digits and separators (`.`, `_`, `-`)"
         );
         // Everything the tests and examples use parses.
-        for ok in ["x", "drover/workload:latest", "drover-build/app-web:0123456789ab", "busybox:1.36"] {
+        for ok in [
+            "x",
+            "drover/workload:latest",
+            "drover-build/app-web:0123456789ab",
+            "busybox:1.36",
+        ] {
             r(ok);
         }
     }

@@ -6,6 +6,7 @@
 //! forwards every event of a drover-managed container to whoever manages it.
 
 pub mod build;
+pub mod credentials;
 pub mod engines;
 pub mod error;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod fault;
 pub mod health;
 pub mod machine;
 pub mod network;
+pub mod pull;
 pub mod stats;
 pub mod subnets;
 pub mod usage;
@@ -190,6 +192,8 @@ pub struct DockerHost {
     machine_to: Option<Recipient<HostMachine>>,
     /// Who gets the engine's capacity and usage sensors.
     usage: usage::Subscribers,
+    /// Image pulls in flight, shared by every container waiting for one.
+    pulls: pull::InFlight,
 }
 
 impl DockerHost {
@@ -211,6 +215,7 @@ impl DockerHost {
             subnets: subnets::SubnetPool::default(),
             network_lock: Default::default(),
             usage: Default::default(),
+            pulls: Default::default(),
         }
     }
 
