@@ -134,6 +134,9 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
         None => crate::location::DroverConfig::default(),
     };
+    // Registry credentials for pulls: every password file readable now.
+    host::credentials::install(&config.registries)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
     for (name, st) in &snapshot.locations {
         if !config.locations.contains_key(name) && !st.hosts.is_empty() {
             let hosts: Vec<&str> = st.hosts.iter().map(|h| h.name.as_str()).collect();

@@ -28,6 +28,19 @@ pub struct RegistryConfig {
     pub password_file: PathBuf,
 }
 
+/// Why a `registries:` key is not a registry host, if it is not.
+pub fn registry_key_problem(key: &str) -> Option<String> {
+    let bad = key.is_empty()
+        || key.contains("://")
+        || key.contains('/')
+        || key.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase());
+    bad.then(|| {
+        format!(
+            "`{key}` must be a registry host as image names write it, such as `registry.example.com`, `localhost:5000` or `docker.io` (no scheme, no path, lower case)"
+        )
+    })
+}
+
 /// A password or token: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -342,6 +355,14 @@ mod tests {
             .contains("credential helper `desktop`"));
         let bad = from_config_json(path, r#"{"auths": {"ghcr.io": {"auth": "%%"}}}"#, "ghcr.io");
         assert!(matches!(bad, Err(CredentialError::BadAuth { .. })));
+    }
+
+    #[test]
+    fn registry_keys_are_hosts() {
+        assert_eq!(registry_key_problem("localhost:5000"), None);
+        assert_eq!(registry_key_problem("docker.io"), None);
+        assert!(registry_key_problem("https://ghcr.io").is_some());
+        assert!(registry_key_problem("ghcr.io/team").is_some());
     }
 
     #[test]

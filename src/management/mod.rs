@@ -245,6 +245,7 @@ impl Management {
             saved: self.saved.clone(),
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
+            images: Default::default(),
         }
     }
 
