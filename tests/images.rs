@@ -15,7 +15,10 @@ use serde_json::Value;
 const PASSWORD: &str = "pw-Zq81-never-shown";
 
 fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn activities(d: &Drover, app: &str) -> Vec<Value> {
@@ -79,7 +82,9 @@ fn assert_password_nowhere(d: &Drover, app: &str, log: &Path) {
     assert_no_password("drover's log", &std::fs::read_to_string(log).unwrap());
     let store = std::fs::read(d.store_file().unwrap()).unwrap();
     assert!(
-        !store.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()),
+        !store
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes()),
         "the password appears in the store file"
     );
 }
@@ -118,7 +123,11 @@ fn a_cluster_pulls_once_and_every_member_runs_the_pinned_digest() {
         let s = d.sensors(&app, m);
         assert_eq!(s["image.digest"]["value"], digest.as_str(), "{m}: {s}");
         let id = s["container.id"]["value"].as_str().unwrap().to_string();
-        assert_eq!(inspect(&id)["Config"]["Image"], pinned.as_str(), "{m} runs the pinned digest");
+        assert_eq!(
+            inspect(&id)["Config"]["Image"],
+            pinned.as_str(),
+            "{m} runs the pinned digest"
+        );
     }
     assert_eq!(containers_of(&app, true).len(), 3);
     assert_password_nowhere(&d, &app, &log);
@@ -138,18 +147,34 @@ fn a_wrong_password_is_unauthorized_without_a_retry_storm() {
 
     // Evidence the retries ran their course: every member's restarter
     // gave up (default: 5 restarts in 60 s, backing off).
-    let acts = wait_for(Duration::from_secs(120), "every restarter giving up", || {
-        let acts = activities(&d, &app);
-        let gave_up = acts.iter().filter(|a| a["name"] == "restarter.give_up").count();
-        (gave_up == 3).then_some(acts)
-    });
+    let acts = wait_for(
+        Duration::from_secs(120),
+        "every restarter giving up",
+        || {
+            let acts = activities(&d, &app);
+            let gave_up = acts
+                .iter()
+                .filter(|a| a["name"] == "restarter.give_up")
+                .count();
+            (gave_up == 3).then_some(acts)
+        },
+    );
     for m in ["web-1", "web-2", "web-3"] {
         let e = d.entity(&app, m);
         assert_eq!(e["state"], "on-fire", "{m}: {e}");
-        let why = d.sensors(&app, m)["entity.error"]["value"].as_str().unwrap_or_default().to_string();
+        let why = d.sensors(&app, m)["entity.error"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(why.contains("unauthorized"), "{m}: {why}");
-        assert!(why.contains(&format!("registry {}", reg.host())), "{m} names the registry: {why}");
-        assert!(why.contains("credentials from drover.yaml (user `alice`)"), "{m} names the source: {why}");
+        assert!(
+            why.contains(&format!("registry {}", reg.host())),
+            "{m} names the registry: {why}"
+        );
+        assert!(
+            why.contains("credentials from drover.yaml (user `alice`)"),
+            "{m} names the source: {why}"
+        );
     }
     // Bounded: at most one registry pull per failure of any member (the
     // pulls of members failing together are one), and no retries of a
@@ -158,13 +183,24 @@ fn a_wrong_password_is_unauthorized_without_a_retry_storm() {
         .iter()
         .filter(|a| a["name"] == "image.pull" && a["args"]["role"] == "led")
         .count();
-    let failures = acts.iter().filter(|a| a["name"] == "image.pull" && a["outcome"] == "error").count();
+    let failures = acts
+        .iter()
+        .filter(|a| a["name"] == "image.pull" && a["outcome"] == "error")
+        .count();
     assert!(led >= 1 && led <= 18, "{led} pulls for 3 members");
     assert!(failures <= 18, "{failures} failed pulls recorded");
     assert!(pull_events(&image, since) == 0, "nothing was pulled");
     // Nothing else created: no container, no extra member.
-    assert!(containers_of(&app, true).is_empty(), "containers were created");
-    let members = d.app_detail(&app).entities.iter().filter(|e| e.id.starts_with("web-")).count();
+    assert!(
+        containers_of(&app, true).is_empty(),
+        "containers were created"
+    );
+    let members = d
+        .app_detail(&app)
+        .entities
+        .iter()
+        .filter(|e| e.id.starts_with("web-"))
+        .count();
     assert_eq!(members, 3);
     assert_password_nowhere(&d, &app, &log);
 }
@@ -195,10 +231,13 @@ fn never_pulling_a_missing_image_says_so_and_config_json_credentials_pull() {
         "name: {never}\nservices:\n  - {{ id: db, type: container, image: {image}, image_pull: never }}\n"
     ));
     let why = wait_for(Duration::from_secs(60), "the never-pull error", || {
-        d.sensors(&never, "db")["entity.error"]["value"].as_str().map(str::to_string)
+        d.entity_view(&never, "db")
+            .and_then(|e| e.sensor_str("entity.error").map(str::to_string))
     });
     assert!(
-        why.contains(&format!("image `{image}` is not on host local and `image_pull: never` forbids pulling it")),
+        why.contains(&format!(
+            "image `{image}` is not on host local and `image_pull: never` forbids pulling it"
+        )),
         "{why}"
     );
     assert!(containers_of(&never, true).is_empty());
@@ -209,6 +248,9 @@ fn never_pulling_a_missing_image_says_so_and_config_json_credentials_pull() {
         "name: {pulled}\nservices:\n  - {{ id: db, type: container, image: {image} }}\n"
     ));
     d.wait_running(&pulled, Duration::from_secs(120));
-    assert_eq!(d.sensors(&pulled, "db")["image.digest"]["value"], digest.as_str());
+    assert_eq!(
+        d.sensors(&pulled, "db")["image.digest"]["value"],
+        digest.as_str()
+    );
     assert_password_nowhere(&d, &pulled, &log);
 }

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 pub mod engines;
-pub mod registry;
 pub mod prometheus;
+pub mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -45,7 +45,11 @@ impl Registry {
             .args([user, password])
             .output()
             .expect("htpasswd runs");
-        assert!(out.status.success(), "htpasswd: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "htpasswd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -79,7 +83,10 @@ impl Registry {
         let t0 = Instant::now();
         loop {
             if let Some(status) = http_status(port, "/v2/") {
-                assert_eq!(status, 401, "the registry answers /v2/ without asking for a login");
+                assert_eq!(
+                    status, 401,
+                    "the registry answers /v2/ without asking for a login"
+                );
                 break;
             }
             assert!(
@@ -115,9 +122,13 @@ impl Registry {
         let reference = format!("{}/{name}:v1", self.host());
         let ctx = tempfile::tempdir().unwrap();
         let mut blob = vec![0u8; extra_kib * 1024];
-        let mut seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64 ^ name.len() as u64;
+        let mut seed = std::process::id() as u64
+            ^ Instant::now().elapsed().as_nanos() as u64
+            ^ name.len() as u64;
         for b in blob.iter_mut() {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (seed >> 33) as u8;
         }
         blob.extend_from_slice(name.as_bytes());
@@ -148,7 +159,11 @@ impl Registry {
             .arg(ctx.path())
             .output()
             .expect("docker build runs");
-        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let digest = rt.block_on(async {
             let creds = DockerCredentials {
                 username: Some(self.user.clone()),
@@ -170,8 +185,15 @@ impl Registry {
             }
             digest.unwrap_or_else(|| panic!("push {repo} reported no digest"))
         });
-        let out = Command::new("docker").args(["rmi", &reference]).output().unwrap();
-        assert!(out.status.success(), "docker rmi: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("docker")
+            .args(["rmi", &reference])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker rmi: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (reference, digest)
     }
 
@@ -192,7 +214,11 @@ impl Registry {
         ids.sort();
         ids.dedup();
         if !ids.is_empty() {
-            let _ = Command::new("docker").arg("rmi").arg("-f").args(&ids).output();
+            let _ = Command::new("docker")
+                .arg("rmi")
+                .arg("-f")
+                .args(&ids)
+                .output();
         }
     }
 }
@@ -243,7 +269,10 @@ pub fn pull_events(reference: &str, since: u64) -> usize {
         ])
         .output()
         .expect("docker events runs");
-    let repo = reference.rsplit_once(':').map(|(r, _)| r).unwrap_or(reference);
+    let repo = reference
+        .rsplit_once(':')
+        .map(|(r, _)| r)
+        .unwrap_or(reference);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with(repo))
@@ -275,7 +304,11 @@ impl Drover {
             use std::io::BufRead;
             line.clear();
             let n = reader.read_line(&mut line).unwrap();
-            assert!(n > 0, "drover serve exited before printing its address: {}", std::fs::read_to_string(log).unwrap_or_default());
+            assert!(
+                n > 0,
+                "drover serve exited before printing its address: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
             if let Some(u) = line.trim().strip_prefix("drover listening on ") {
                 break u.to_string();
             }
@@ -302,6 +335,8 @@ impl Drover {
 
     /// The store file of a drover the harness made.
     pub fn store_file(&self) -> Option<PathBuf> {
-        self._store_dir.as_ref().map(|d| d.path().join("drover.redb"))
+        self._store_dir
+            .as_ref()
+            .map(|d| d.path().join("drover.redb"))
     }
 }
