@@ -95,9 +95,11 @@ fn a_cluster_pulls_once_and_every_member_runs_the_pinned_digest() {
     let (image, digest) = reg.push_unique_image(&unique("pull"), 256);
     let log = reg.dir().join("drover.log");
     let dc = tempfile::tempdir().unwrap();
-    let d = Drover::start_logged(&drover_yaml(&reg, PASSWORD), dc.path(), &log);
+    // The guard outlives drover (dropped after it): a drover still running
+    // would re-create what the guard removes.
     let app = unique("pull");
     let _g = AppGuard(app.clone());
+    let d = Drover::start_logged(&drover_yaml(&reg, PASSWORD), dc.path(), &log);
     let since = now_s().saturating_sub(1);
     d.deploy(&cluster(&app, &image, "if-not-present"));
     d.wait_running(&app, Duration::from_secs(120));
@@ -139,9 +141,9 @@ fn a_wrong_password_is_unauthorized_without_a_retry_storm() {
     let (image, _) = reg.push_unique_image(&unique("deny"), 4);
     let log = reg.dir().join("drover.log");
     let dc = tempfile::tempdir().unwrap();
-    let d = Drover::start_logged(&drover_yaml(&reg, "not-the-password"), dc.path(), &log);
     let app = unique("deny");
     let _g = AppGuard(app.clone());
+    let d = Drover::start_logged(&drover_yaml(&reg, "not-the-password"), dc.path(), &log);
     let since = now_s().saturating_sub(1);
     d.deploy(&cluster(&app, &image, "if-not-present"));
 
@@ -224,10 +226,12 @@ fn never_pulling_a_missing_image_says_so_and_config_json_credentials_pull() {
     let empty = reg.dir().join("empty.yaml");
     std::fs::write(&empty, "locations: {}\n").unwrap();
     let log = reg.dir().join("drover.log");
-    let d = Drover::start_logged(&empty, dc.path(), &log);
-
     let never = unique("never");
     let _g1 = AppGuard(never.clone());
+    let pulled = unique("cfgjson");
+    let _g2 = AppGuard(pulled.clone());
+    let d = Drover::start_logged(&empty, dc.path(), &log);
+
     d.deploy(&format!(
         "name: {never}\nservices:\n  - {{ id: db, type: container, image: {image}, image_pull: never }}\n"
     ));
@@ -243,8 +247,6 @@ fn never_pulling_a_missing_image_says_so_and_config_json_credentials_pull() {
     );
     assert!(containers_of(&never, true).is_empty());
 
-    let pulled = unique("cfgjson");
-    let _g2 = AppGuard(pulled.clone());
     d.deploy(&format!(
         "name: {pulled}\nservices:\n  - {{ id: db, type: container, image: {image} }}\n"
     ));
