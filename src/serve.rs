@@ -136,6 +136,9 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
     // Secrets are mounted from these files; only their names go further.
     let _ = host::runtime::SECRET_FILES.set(crate::location::secrets::secret_files(&config.secrets));
+    // Registry credentials for pulls: every password file readable now.
+    host::credentials::install(&config.registries)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
     for (name, st) in &snapshot.locations {
         if !config.locations.contains_key(name) && !st.hosts.is_empty() {
             let hosts: Vec<&str> = st.hosts.iter().map(|h| h.name.as_str()).collect();

@@ -36,6 +36,7 @@ pub mod build_args;
 pub mod engine_check;
 pub mod health_test;
 pub mod ids;
+pub mod image;
 pub mod model;
 pub mod parse;
 pub mod ports;

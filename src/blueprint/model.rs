@@ -190,6 +190,9 @@ pub struct ServiceSpec {
     // -- container fields (type: container) --
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// When the image is pulled; see [`ContainerSpec::image_pull`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull: Option<super::image::ImagePull>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -295,6 +298,7 @@ impl ServiceSpec {
         ContainerSpec {
             kind: default_member_type(),
             image: self.image.clone(),
+            image_pull: self.image_pull.unwrap_or_default(),
             command: self.command.clone(),
             env: self.env.clone(),
             ports: self.ports.clone(),
@@ -328,6 +332,13 @@ pub struct ContainerSpec {
     /// on demand.
     #[serde(default)]
     pub image: Option<String>,
+    /// When drover pulls `image` through the host's engine:
+    /// `if-not-present` (default: only when the host lacks it), `always`
+    /// (the registry is asked at every deploy), `never` (it must be there).
+    /// A tag is resolved to a digest once per deploy, and every member runs
+    /// that digest (sensor `image.digest`).
+    #[serde(default, skip_serializing_if = "super::image::ImagePull::is_default")]
+    pub image_pull: super::image::ImagePull,
     /// Overrides the image's command (Docker `Cmd`).
     #[serde(default)]
     pub command: Option<Vec<String>>,

@@ -1022,7 +1022,7 @@ services:
         // The list of fields grows with the model: check its start only.
         assert!(
             err.error.starts_with(
-                "unknown field `imgae`, expected one of `type`, `image`, `command`, `env`, \
+                "unknown field `imgae`, expected one of `type`, `image`, `image_pull`, `command`, `env`, \
                  `ports`, `resources`, `health`, `labels`"
             ),
             "{}",
@@ -1134,7 +1134,7 @@ services:
         assert!(
             lines[0].starts_with(
                 "t.yaml:7:7: services[0].member.prots: unknown field `prots`, expected one of \
-                 `type`, `image`, `command`, `env`, `ports`, `resources`, `health`, `labels`"
+                 `type`, `image`, `image_pull`, `command`, `env`, `ports`, `resources`, `health`, `labels`"
             ),
             "{}",
             lines[0]
@@ -1485,7 +1485,7 @@ services:
         assert!(
             errs[0].starts_with(
                 "t.yaml:5:5: services[0].imgae: unknown field `imgae`, expected one of `id`, \
-                 `type`, `image`, `command`, `env`, `ports`, `resources`, `health`, `labels`"
+                 `type`, `image`, `image_pull`, `command`, `env`, `ports`, `resources`, `health`, `labels`"
             ),
             "{}",
             errs[0]

@@ -247,6 +247,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
         ServiceType::LoadBalancer => {
             let misplaced = [
                 ("image", spec.image.is_some()),
+                ("image_pull", spec.image_pull.is_some()),
                 ("command", spec.command.is_some()),
                 ("env", !spec.env.is_empty()),
                 ("ports", !spec.ports.is_empty()),
@@ -293,6 +294,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
         ServiceType::Cluster => {
             let misplaced = [
                 ("image", spec.image.is_some()),
+                ("image_pull", spec.image_pull.is_some()),
                 ("command", spec.command.is_some()),
                 ("env", !spec.env.is_empty()),
                 ("ports", !spec.ports.is_empty()),
@@ -427,7 +429,17 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
             path.key("image"),
             "`image` must not be empty, e.g. `image: drover/workload:latest`",
         )),
-        Some(_) => {}
+        Some(image) => {
+            if let Err(e) = super::image::ImageRef::parse(image) {
+                errs.push(ValidationError::at(path.key("image"), e.to_string()));
+            }
+        }
+    }
+    if c.build.is_some() && !c.image_pull.is_default() {
+        errs.push(ValidationError::at_key(
+            path.key("image_pull"),
+            "`image_pull` is for an `image` from a registry; an image made by `build` is never pulled",
+        ));
     }
     if let Some(b) = &c.build {
         if b.context.trim().is_empty() {
@@ -1093,5 +1105,23 @@ mod tests {
         assert_eq!(format_bytes(1536), "1536 bytes");
         assert_eq!(format_bytes(2048), "2Ki");
         assert_eq!(format_bytes(0), "0 bytes");
+    }
+
+    #[test]
+    fn image_pull_and_image_references() {
+        assert!(service("type: container\nimage: x\nimage_pull: never").is_empty());
+        assert!(service("type: cluster\nmember: { image: x, image_pull: always }").is_empty());
+        assert_eq!(
+            service("type: container\nbuild: ./web\nimage_pull: always"),
+            ["services[0].image_pull: `image_pull` is for an `image` from a registry; an image made by `build` is never pulled"]
+        );
+        assert_eq!(
+            service("type: cluster\nimage_pull: never\nmember: { image: x }"),
+            ["services[0].image_pull: `image_pull` belongs under `member` for a cluster"]
+        );
+        assert_eq!(
+            service("type: container\nimage: 'Web:1'"),
+            ["services[0].image: image `Web:1`: repository component `Web` must be lower-case letters, digits and separators (`.`, `_`, `-`)"]
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod chaos;
 mod client;
 pub mod import;
 pub mod output;
+mod pulls;
 pub mod status;
 pub mod tables;
 
@@ -76,12 +77,20 @@ pub fn deploy(
     }
     let t0 = Instant::now();
     let mut last = String::new();
+    let mut shown_pulls = std::collections::HashSet::new();
     loop {
         let app: AppDetail = c.get_ok(&format!("/v1/applications/{}", query_value(&id)))?;
         let progress = deploy_progress(&app);
         if progress.line != last && out == Output::Text {
             outln!("  {} ({:.1}s)", progress.line, t0.elapsed().as_secs_f64());
             last = progress.line.clone();
+        }
+        if out == Output::Text {
+            for line in pulls::pull_lines(&app) {
+                if shown_pulls.insert(line.clone()) {
+                    outln!("  {line} ({:.1}s)", t0.elapsed().as_secs_f64());
+                }
+            }
         }
         if !progress.failed.is_empty() && !progress.starting {
             return Err(CliError::Failed(format!(

@@ -45,57 +45,9 @@ fn fixture(rel: &str) -> Translation {
     t
 }
 
-/// Removes what other branches add to the blueprint model while this
-/// translation is written (volumes, secrets, engine health tests,
-/// `start_period`, fixed ports, stop settings, build target and args,
-/// `image_pull`), so that the rest is checked by `parse_blueprint` now.
-/// Set DROVER_COMPOSE_FULL_MODEL=1 once they are merged: nothing is removed.
-pub(crate) fn strip_pending(bp: &mut Value) {
-    if std::env::var("DROVER_COMPOSE_FULL_MODEL").is_ok_and(|v| v == "1") {
-        return;
-    }
-    fn container(m: &mut Mapping) {
-        for k in [
-            "volumes",
-            "secrets",
-            "stop_signal",
-            "stop_grace_period",
-            "image_pull",
-        ] {
-            m.remove(k);
-        }
-        if let Some(Value::Sequence(ports)) = m.get_mut("ports") {
-            for p in ports.iter_mut() {
-                if let Some((_, c)) = p.as_str().and_then(|t| t.split_once(':')) {
-                    *p = Value::from(c.parse::<u16>().unwrap_or(1));
-                }
-            }
-        }
-        if let Some(Value::Mapping(h)) = m.get_mut("health") {
-            h.remove("start_period");
-            if h.contains_key("test") {
-                m.remove("health");
-            }
-        }
-        if let Some(Value::Mapping(b)) = m.get_mut("build") {
-            b.remove("target");
-            b.remove("args");
-        }
-    }
-    if let Some(Value::Sequence(services)) = bp.get_mut("services") {
-        for svc in services.iter_mut().filter_map(Value::as_mapping_mut) {
-            container(svc);
-            if let Some(Value::Mapping(m)) = svc.get_mut("member") {
-                container(m);
-            }
-        }
-    }
-}
-
-/// The blueprint passes `parse_blueprint` (pending fields aside).
+/// The blueprint passes `parse_blueprint`.
 fn model_check(rel: &str, t: &Translation) -> crate::blueprint::Blueprint {
-    let mut bp = t.blueprint.clone();
-    strip_pending(&mut bp);
+    let bp = t.blueprint.clone();
     let yaml = serde_yaml::to_string(&bp).unwrap();
     crate::blueprint::parse_blueprint(rel, &yaml)
         .unwrap_or_else(|e| panic!("{rel} translates to a valid blueprint:\n{e}\n{yaml}"))
@@ -682,8 +634,7 @@ fn detection() {
 /// compose::tests::public_corpus -- --ignored --nocapture`. Every
 /// `compose*.y*ml` / `docker-compose*.y*ml` under the directory goes
 /// through what `drover deploy FILE` does (the process environment, the
-/// `.env` beside it, its env files, the blueprint check with the pending
-/// fields removed, see [`strip_pending`]). It prints the files refused,
+/// `.env` beside it, its env files, the blueprint check). It prints the files refused,
 /// the untranslated keys per file and by name (`-v`: every one with its
 /// reason, with DROVER_COMPOSE_CORPUS_VERBOSE=1).
 #[test]
@@ -737,8 +688,7 @@ fn public_corpus() {
                 continue;
             }
         };
-        let mut bp = t.blueprint.clone();
-        strip_pending(&mut bp);
+        let bp = t.blueprint.clone();
         let yaml = serde_yaml::to_string(&bp).unwrap();
         if let Err(e) = crate::blueprint::parse_blueprint(&name, &yaml) {
             refused.push(format!("blueprint check: {e}"));

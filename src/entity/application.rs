@@ -138,6 +138,7 @@ impl ApplicationEntity {
                     rebalance(&mut spec.placement, self.policies.rebalance(&svc.id));
                     let addr = ContainerEntity::new(child.clone(), spec, at.clone())
                         .with_activities(activities.clone())
+                        .with_images(self.links.images.clone())
                         .start();
                     if needs_wiring(&svc) {
                         dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));

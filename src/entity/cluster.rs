@@ -272,6 +272,7 @@ impl ClusterEntity {
         let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone())
             .member_of(&self.me.entity)
             .with_activities(self.links.activities.clone())
+            .with_images(self.links.images.clone())
             .start();
         // Register with management before the first engine call, so engine
         // events for the new container always find their entity.

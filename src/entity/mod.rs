@@ -12,6 +12,7 @@ pub mod application;
 pub mod cluster;
 pub mod container;
 pub mod failure;
+pub mod images;
 pub mod policies;
 pub mod pool_messages;
 pub mod references;
@@ -86,6 +87,8 @@ pub struct Links {
     pub saved: std::sync::Arc<Saved>,
     pub children: Recipient<ChildAdded>,
     pub activities: Recipient<crate::activity::RecordActivity>,
+    /// The application's image pins (one digest per tag per deploy).
+    pub images: images::ImagePins,
 }
 
 /// Saved state for a rebind: cluster membership and policy memory.

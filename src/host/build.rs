@@ -8,7 +8,7 @@
 //! context is never rebuilt, and a changed one gets a new tag (the old
 //! image stays for a rollback). Images are ensured per host
 //! ([`ensure_image`]): each engine that runs a container of the service
-//! builds (or finds) the image itself, as no registry can be reached.
+//! builds (or finds) the image itself: a built image is in no registry.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -13,8 +13,11 @@ use super::fault;
 pub enum HostError {
     #[error("cannot reach the Docker engine at {endpoint}: {message}; is dockerd running and is the socket readable?")]
     Connect { endpoint: String, message: String },
-    #[error("image `{image}` is not on host {host} and no registry can be reached; build or load it there first (`docker load`, or `drover image workload` for the workload image)")]
+    #[error("image `{image}` is not on host {host}; pull or load it there (`docker pull {image}`, `docker load`), or let drover pull it (`image_pull: if-not-present`, the default)")]
     ImageMissing { host: String, image: String },
+    /// An image pull failed (not found, unauthorized, unreachable, disk full).
+    #[error(transparent)]
+    Pull(Box<super::pull::PullError>),
     #[error("{0}")]
     Workload(String),
     #[error("container name `{name}` is taken by a container drover does not manage; remove it (`docker rm -f {name}`) or rename the application")]

@@ -6,6 +6,7 @@
 //! forwards every event of a drover-managed container to whoever manages it.
 
 pub mod build;
+pub mod credentials;
 pub mod engines;
 pub mod error;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod inject;
 pub mod machine;
 pub mod network;
 pub mod runtime;
+pub mod pull;
 pub mod stats;
 pub mod subnets;
 pub mod usage;
@@ -196,6 +198,8 @@ pub struct DockerHost {
     machine_to: Option<Recipient<HostMachine>>,
     /// Who gets the engine's capacity and usage sensors.
     usage: usage::Subscribers,
+    /// Image pulls in flight, shared by every container waiting for one.
+    pulls: pull::InFlight,
 }
 
 impl DockerHost {
@@ -217,6 +221,7 @@ impl DockerHost {
             subnets: subnets::SubnetPool::default(),
             network_lock: Default::default(),
             usage: Default::default(),
+            pulls: Default::default(),
         }
     }
 

@@ -43,6 +43,13 @@ pub struct DroverConfig {
     /// `/run/secrets/NAME` in containers that list it. Default: none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, super::secrets::SecretSource>,
+    /// Registry host (as image references name it: `registry.example.com`,
+    /// `localhost:5000`, `docker.io`) → the credentials pulls from it use.
+    /// A registry not listed uses the docker `config.json` of the user
+    /// drover runs as (`$DOCKER_CONFIG/config.json`, else
+    /// `~/.docker/config.json`), else none. Default: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registries: BTreeMap<String, crate::host::credentials::RegistryConfig>,
 }
 
 /// One location: a pool of Docker hosts with its placement, headroom and
@@ -305,6 +312,15 @@ pub fn parse(file: &str, text: &str) -> Result<DroverConfig, ConfigError> {
 pub fn validate(cfg: &DroverConfig) -> Vec<String> {
     let mut errs: Vec<ValidationError> =
         crate::blueprint::volumes::validate_roots(&cfg.allowed_host_paths);
+    for (host, r) in &cfg.registries {
+        let path = FieldPath::root().key("registries").key(host.as_str());
+        if let Some(problem) = crate::host::credentials::registry_key_problem(host) {
+            errs.push(ValidationError::at(path.clone(), problem));
+        }
+        if r.username.trim().is_empty() {
+            errs.push(ValidationError::at(path.key("username"), "`username` must not be empty"));
+        }
+    }
     for (name, loc) in &cfg.locations {
         let path = FieldPath::root().key("locations").key(name.as_str());
         if !crate::blueprint::validate::is_valid_id(name) {
@@ -562,5 +578,29 @@ mod tests {
              d.yaml: locations.p.provisioner.dir: `dir` is not a setting of the `command` provisioner\n\
              d.yaml: locations.p.provisioner: a `command` provisioner needs `create` and `destroy` (each a command and its arguments)"
         );
+    }
+
+    #[test]
+    fn registries_name_hosts_users_and_password_files() {
+        let cfg = parse(
+            "drover.yaml",
+            "registries:\n  localhost:5000: { username: ci, password_file: /run/secrets/reg }\n",
+        )
+        .unwrap();
+        let r = &cfg.registries["localhost:5000"];
+        assert_eq!((r.username.as_str(), r.password_file.to_str()), ("ci", Some("/run/secrets/reg")));
+        let e = parse(
+            "drover.yaml",
+            "registries:\n  https://ghcr.io: { username: '', password_file: /x }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("registries[\"https://ghcr.io\"]: `https://ghcr.io` must be a registry host"), "{e}");
+        assert!(e.contains("username: `username` must not be empty"), "{e}");
+        // A password is never written in the file itself.
+        let e = parse("drover.yaml", "registries:\n  r.io: { username: u, password: p }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `password`"), "{e}");
     }
 }

@@ -209,7 +209,13 @@ impl Management {
                 )
             })
             .collect();
-        let links = self.links(ctx);
+        let mut links = self.links(ctx);
+        // A rebind keeps the digests this deploy pinned; a new deploy has none.
+        links.images = crate::entity::images::ImagePins::restore(
+            &id,
+            links.saved_policy(&id, &id, crate::entity::images::PINS),
+            links.store.clone(),
+        );
         let tune = self.pools.get(&bp.location).map(|p| p.clone().recipient());
         let factory = crate::policy_factory::BlueprintPolicies::new(
             &bp,

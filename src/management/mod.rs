@@ -262,6 +262,7 @@ impl Management {
             saved: self.saved.clone(),
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
+            images: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod engines;
 pub mod prometheus;
+pub mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

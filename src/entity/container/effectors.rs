@@ -170,6 +170,8 @@ impl ContainerEntity {
             self.board
                 .set(&self.me, IMAGE_BUILD, json!("checking the build context"));
         }
+        // An image from a registry: pulled (or found) and pinned.
+        let pull = self.pull_request(ctx);
         let fut = async move {
             let mut req = req;
             let mut image = None;
@@ -180,15 +182,35 @@ impl ContainerEntity {
                         req.spec.build = None;
                         image = Some(Ok(ready));
                     }
-                    Ok(Err(e)) => return (Ok(Err(e.clone())), Some(Err(e))),
-                    Err(e) => return (Err(e), None),
+                    Ok(Err(e)) => return (Ok(Err(e.clone())), Some(Err(e)), None),
+                    Err(e) => return (Err(e), None, None),
                 }
             }
-            (host.send(CreateAndStart(req)).await, image)
+            let mut pulled = None;
+            if let Some((msg, pins)) = pull {
+                let asked = msg.image.clone();
+                match super::pull::pull_and_pin(host.clone(), msg, pins).await {
+                    Ok(answer) => {
+                        let result = answer.result.clone();
+                        pulled = Some((asked, answer));
+                        match result {
+                            Ok(ready) => req.spec.image = Some(ready.reference),
+                            Err(e) => {
+                                return (Ok(Err(host::HostError::Pull(Box::new(e)))), None, pulled)
+                            }
+                        }
+                    }
+                    Err(e) => return (Err(e), None, None),
+                }
+            }
+            (host.send(CreateAndStart(req)).await, image, pulled)
         };
-        ctx.spawn(fut.into_actor(self).map(move |(res, image), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |(res, image, pulled), act, ctx| {
             if let Some(outcome) = image {
                 act.on_image(outcome);
+            }
+            if let Some((asked, answer)) = &pulled {
+                act.on_pull(asked, answer);
             }
             if act.core.phase.is_torn_down() {
                 return;

@@ -26,12 +26,14 @@ mod engine;
 mod image;
 pub mod phase;
 mod pooled;
+mod pull;
 mod refs;
 mod volumes;
 
 pub use image::IMAGE_BUILD;
 pub use phase::DEFAULT_START_TIMEOUT;
 pub use pooled::{PLACEMENT_DECISION, PLACEMENT_FAILURE};
+pub use pull::{IMAGE_DIGEST, IMAGE_PULL};
 pub use refs::{REFERENCES_RESOLVED, REFERENCES_WAITING};
 pub use volumes::TeardownForGood;
 
@@ -78,6 +80,8 @@ pub struct ContainerEntity {
     /// A move in progress: the old container (host, name, id) to remove
     /// once the new one runs.
     retiring: Option<pooled::Retiring>,
+    /// The application's image pins.
+    images: crate::entity::images::ImagePins,
 }
 
 /// How the effector call at hand is answered.
@@ -132,12 +136,19 @@ impl ContainerEntity {
             applied: None,
             activities: None,
             retiring: None,
+            images: Default::default(),
         }
     }
 
     /// Records image builds (and reuses) as activities there.
     pub fn with_activities(mut self, to: Recipient<crate::activity::RecordActivity>) -> Self {
         self.activities = Some(to);
+        self
+    }
+
+    /// Pins pulled tags to digests in the application's table.
+    pub fn with_images(mut self, images: crate::entity::images::ImagePins) -> Self {
+        self.images = images;
         self
     }
 
