@@ -55,6 +55,7 @@ services:
     env: {{ discovery.type: single-node }}
     stop_signal: SIGINT
     stop_grace_period: 7s
+    hostname: shop_db
     health: {{ exec: {EXEC_CHECK}, interval: 300ms, timeout: 2s, retries: 2 }}
 "#
     ));
@@ -76,6 +77,7 @@ services:
     assert_eq!(c["State"]["Health"]["Status"], "healthy");
     assert_eq!(c["Config"]["StopSignal"], "SIGINT");
     assert_eq!(c["Config"]["StopTimeout"], 7);
+    assert_eq!(c["Config"]["Hostname"], "shop_db");
     assert!(
         c["Config"]["Env"]
             .as_array()

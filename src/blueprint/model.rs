@@ -231,6 +231,11 @@ pub struct ServiceSpec {
         with = "humantime_serde"
     )]
     pub stop_grace_period: Option<Duration>,
+    /// The container's hostname (Docker `Hostname`). Default: the engine's
+    /// (the container id). Other containers reach it by its entity id, not
+    /// by this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 
     // -- references (containers and clusters) --
     /// Services that must be `running` before this one starts.
@@ -313,6 +318,7 @@ impl ServiceSpec {
             secrets: self.secrets.clone(),
             stop_signal: self.stop_signal.clone(),
             stop_grace_period: self.stop_grace_period,
+            hostname: self.hostname.clone(),
         }
     }
 }
@@ -390,6 +396,11 @@ pub struct ContainerSpec {
         with = "humantime_serde"
     )]
     pub stop_grace_period: Option<Duration>,
+    /// The container's hostname (Docker `Hostname`). Default: the engine's
+    /// (the container id). Other containers reach it by its entity id, not
+    /// by this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// Resource limits of a container.

@@ -261,6 +261,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("secrets", !spec.secrets.is_empty()),
                 ("stop_signal", spec.stop_signal.is_some()),
                 ("stop_grace_period", spec.stop_grace_period.is_some()),
+                ("hostname", spec.hostname.is_some()),
             ];
             for (field, present) in misplaced {
                 if present {
@@ -304,6 +305,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 ("secrets", !spec.secrets.is_empty()),
                 ("stop_signal", spec.stop_signal.is_some()),
                 ("stop_grace_period", spec.stop_grace_period.is_some()),
+                ("hostname", spec.hostname.is_some()),
                 ("volumes", !spec.volumes.is_empty()),
             ];
             for (field, present) in misplaced {
@@ -492,6 +494,11 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
     errs.extend(super::ports::duplicate_host_ports(&path.key("ports"), &c.ports));
     super::secrets::validate_secrets(&path.key("secrets"), &c.secrets, errs);
     super::stop::validate_stop(path, c.stop_signal.as_deref(), c.stop_grace_period, errs);
+    if let Some(h) = &c.hostname {
+        if let Some(problem) = hostname_problem(h) {
+            errs.push(ValidationError::at(path.key("hostname"), problem));
+        }
+    }
     let rpath = path.key("resources");
     if let Some(cpus) = c.resources.cpus {
         // Written so that NaN fails too.
@@ -1123,5 +1130,40 @@ mod tests {
             service("type: container\nimage: 'Web:1'"),
             ["services[0].image: image `Web:1`: repository component `Web` must be lower-case letters, digits and separators (`.`, `_`, `-`)"]
         );
+    }
+}
+
+/// Why a `hostname` is not one a container can have, if it is not: Linux
+/// takes at most 64 bytes (`HOST_NAME_MAX`); drover keeps to letters,
+/// digits, `-`, `_` and dots between non-empty labels, which is what
+/// compose files use (`bookstack_db`), and nothing a shell or a resolver
+/// would read differently.
+pub fn hostname_problem(h: &str) -> Option<String> {
+    let ok_label = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if h.len() > 64 || !h.split('.').all(ok_label) {
+        Some(format!(
+            "`hostname` `{h}` is not a valid host name: at most 64 letters, digits, `-` and `_`, in labels separated by dots"
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod hostname_tests {
+    use super::hostname_problem;
+
+    #[test]
+    fn hostnames_compose_files_use_pass_and_broken_ones_do_not() {
+        for ok in ["wiki", "wiki-db", "bookstack_db", "db.internal", "a1"] {
+            assert_eq!(hostname_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "-x", "a..b", "a b", "x/y", &"h".repeat(65)] {
+            assert!(hostname_problem(bad).is_some(), "{bad:?}");
+        }
     }
 }

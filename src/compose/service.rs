@@ -17,8 +17,8 @@ fn unsupported(k: &str, id: &str) -> Option<String> {
         "entrypoint" => "drover sets the command only: bake the entrypoint into the image".into(),
         "user" => "drover runs the image's USER: set it in the Dockerfile".into(),
         "working_dir" => "drover runs in the image's WORKDIR: set it in the Dockerfile".into(),
-        "hostname" | "domainname" => format!(
-            "the engine sets the container's hostname (its id); other containers reach it as `{id}`"
+        "domainname" => format!(
+            "drover sets no domain name; other containers reach this one as `{id}`"
         ),
         "cap_add" | "cap_drop" | "privileged" | "security_opt" | "devices" | "device_cgroup_rules"
         | "userns_mode" | "ipc" | "pid" | "uts" | "cgroup" | "cgroup_parent" | "runtime"
@@ -221,7 +221,7 @@ pub(super) fn service(cx: &mut Ctx, name: &str, svc: &Mapping) -> Result<Vec<Val
             }
             "tmpfs" => vols.extend(volumes::service_tmpfs(cx, &at, v)),
             "secrets" => secrets = volumes::service_secrets(cx, &at, v),
-            "stop_signal" | "stop_grace_period" => {
+            "stop_signal" | "stop_grace_period" | "hostname" => {
                 c.insert(s(k), v.clone());
             }
             "pull_policy" => match scalar(v).as_deref() {
@@ -650,7 +650,7 @@ mod tests {
         for k in [
             "entrypoint",
             "user",
-            "hostname",
+            "domainname",
             "cap_add",
             "network_mode",
             "logging",

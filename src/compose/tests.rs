@@ -309,13 +309,12 @@ fn homelab_style_file_with_dotenv_and_env_files() {
         paths(&t.untranslated),
         [
             "networks.proxy.external",
-            "services.wiki.hostname",
             "services.wiki.ports[0]",
             "services.wiki.ports[1]",
             "services.wiki.security_opt",
-            "services.wiki-db.hostname",
         ]
     );
+    assert_eq!(db["hostname"], y("wiki-db"));
     assert!(reason(&t.untranslated, "services.wiki.ports[0]").contains("not only 127.0.0.1"));
     assert!(
         reason(&t.untranslated, "services.wiki.security_opt")

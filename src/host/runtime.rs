@@ -85,6 +85,7 @@ pub fn apply(spec: &ContainerSpec, body: &mut ContainerCreateBody) -> Result<(),
         body.healthcheck = Some(h);
     }
     body.stop_signal = spec.stop_signal.clone();
+    body.hostname = spec.hostname.clone();
     // Always set: drover's stop and restart use the container's own timeout.
     body.stop_timeout = Some(stop_timeout_secs(spec.stop_grace_period));
     if !spec.secrets.is_empty() {
