@@ -15,6 +15,15 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
+/// The chaos runs measure recovery: they run one at a time so that one
+/// run's faults (or the extra dockerd of the engine-stop run) do not slow
+/// another's recovery on a 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn resilient_cluster(app: &str, size: u32) -> String {
     format!(
         r#"name: {app}
@@ -170,6 +179,7 @@ fn faults_through_the_route_are_failures_the_restarter_repairs() {
 #[test]
 fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
     require_docker();
+    let _one = serial();
     let app = unique("chaosmix");
     let _g = AppGuard(app.clone());
     let d = Drover::start();
@@ -268,6 +278,7 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
 
 #[test]
 fn chaos_engine_stop_stops_a_provisioned_engine_and_the_pool_notices() {
+    let _one = serial();
     let mut engines = common::engines::Engines::start(0);
     let subnet = engines.provision_subnet();
     let cfg = engines.dir.path().join("drover.yaml");

@@ -159,10 +159,14 @@ impl ContainerEntity {
 impl Handler<Relocate> for ContainerEntity {
     type Result = ();
     fn handle(&mut self, msg: Relocate, ctx: &mut Context<Self>) {
-        if self.core.phase.is_torn_down() || self.at.pool.is_none() {
+        if self.at.pool.is_none() || self.core.phase == super::phase::Phase::Gone {
             return;
         }
-        tracing::info!(entity = %self.me, host = %msg.host, "starting again on another host: {}", msg.reason);
+        if self.core.phase.is_torn_down() {
+            tracing::info!(entity = %self.me, host = %msg.host, "host lost while being removed: {}", msg.reason);
+        } else {
+            tracing::info!(entity = %self.me, host = %msg.host, "starting again on another host: {}", msg.reason);
+        }
         self.observe(Observation::Relocated { reason: msg.reason }, ctx);
     }
 }

@@ -88,12 +88,26 @@ impl Core {
             return out;
         }
         if self.phase.is_torn_down() {
-            if let (Observation::TornDown { ok: true }, Phase::TearingDown) = (&obs, &self.phase) {
-                self.phase = Phase::Gone;
-                if std::mem::take(&mut self.placed) {
-                    out.push(Action::Release);
+            match (&obs, &self.phase) {
+                (Observation::TornDown { ok: true }, Phase::TearingDown) => {
+                    self.phase = Phase::Gone;
+                    if std::mem::take(&mut self.placed) {
+                        out.push(Action::Release);
+                    }
+                    out.extend([Action::Announce(Lifecycle::Stopped), Action::Gone]);
                 }
-                out.extend([Action::Announce(Lifecycle::Stopped), Action::Gone]);
+                // The pool declared the host lost while its container was
+                // being removed: a removal on a dead engine can only fail,
+                // and would leave the member `stopping` for ever. The pool
+                // has already forgotten the slot; if the engine comes back,
+                // the orphan sweep removes the container (as Kubernetes
+                // force-deletes the pods of a lost node).
+                (Observation::Relocated { .. }, Phase::TearingDown) => {
+                    self.phase = Phase::Gone;
+                    self.placed = false;
+                    out.extend([Action::Announce(Lifecycle::Stopped), Action::Gone]);
+                }
+                _ => {}
             }
             return out;
         }

@@ -112,3 +112,26 @@ fn a_relocated_container_starts_again_elsewhere() {
     assert!(a.contains(&Action::Place));
     assert!(!r.core.placed);
 }
+
+/// A removal on an engine that is gone can only fail: when the pool says
+/// the host is lost, the member being torn down is gone (the pool already
+/// forgot its slot), instead of `stopping` for ever.
+#[test]
+fn a_teardown_on_a_lost_host_ends_when_the_pool_relocates() {
+    let mut r = Run::new(false, true);
+    r.step(Observation::Start);
+    r.step(Observation::Placed);
+    r.step(Observation::Created(Ok(info("running"))));
+    r.step(Observation::Teardown);
+    assert_eq!(r.core.phase, Phase::TearingDown);
+    // The engine refused the removal: still tearing down.
+    assert!(r.step(Observation::TornDown { ok: false }).is_empty());
+    assert_eq!(r.core.phase, Phase::TearingDown);
+    let a = r.step(Observation::Relocated {
+        reason: "host pool-1 is on fire".into(),
+    });
+    assert_eq!(a, vec![Action::Announce(Lifecycle::Stopped), Action::Gone]);
+    assert_eq!(r.core.phase, Phase::Gone);
+    // No release: the pool dropped the slot with the host.
+    assert!(!r.core.placed);
+}
