@@ -44,6 +44,9 @@ pub struct Core {
     pub moving: bool,
     /// Why the last placement failed, as published; cleared once placed.
     pub place_failure: Option<PlaceErrorKind>,
+    /// The pool declared this container's host lost, and no new host has
+    /// been given yet: whatever is addressed to the old host cannot succeed.
+    pub host_lost: bool,
     /// Engine events that arrived while an operation was in flight;
     /// replayed (from the last `start` on) once it completes.
     pub stashed: Vec<(String, EngineEvent)>,
@@ -72,6 +75,7 @@ impl Core {
             placed: false,
             moving: false,
             place_failure: None,
+            host_lost: false,
             stashed: Vec::new(),
         }
     }
@@ -107,6 +111,12 @@ impl Core {
                     self.placed = false;
                     out.extend([Action::Announce(Lifecycle::Stopped), Action::Gone]);
                 }
+                // Relocated before the teardown, with no new host yet: the
+                // removal went to the lost host and failed for that reason.
+                (Observation::TornDown { ok: false }, Phase::TearingDown) if self.host_lost => {
+                    self.phase = Phase::Gone;
+                    out.extend([Action::Announce(Lifecycle::Stopped), Action::Gone]);
+                }
                 _ => {}
             }
             return out;
@@ -134,6 +144,7 @@ impl Core {
             Observation::Placed => {
                 if self.phase == Phase::Placing {
                     self.placed = true;
+                    self.host_lost = false;
                     if self.place_failure.take().is_some() {
                         out.push(Action::PlaceFailure(None));
                     }
@@ -183,6 +194,7 @@ impl Core {
             Observation::Relocated { reason } => {
                 // The slot on the failed host is already forgotten by the pool.
                 self.placed = false;
+                self.host_lost = true;
                 self.container = None;
                 out.push(Action::ClearContainerId);
                 self.last_error = Some(reason);

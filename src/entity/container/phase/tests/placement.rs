@@ -135,3 +135,29 @@ fn a_teardown_on_a_lost_host_ends_when_the_pool_relocates() {
     // No release: the pool dropped the slot with the host.
     assert!(!r.core.placed);
 }
+
+/// Relocated first (placement on a new host still in flight), then torn
+/// down: the removal goes to the lost host and fails; the member is gone
+/// all the same.
+#[test]
+fn a_teardown_after_a_relocation_ends_though_the_lost_host_refuses() {
+    let mut r = Run::new(false, true);
+    r.step(Observation::Start);
+    r.step(Observation::Placed);
+    r.step(Observation::Created(Ok(info("running"))));
+    r.step(Observation::Relocated {
+        reason: "host pool-1 is on fire".into(),
+    });
+    r.step(Observation::Teardown);
+    assert_eq!(r.core.phase, Phase::TearingDown);
+    let a = r.step(Observation::TornDown { ok: false });
+    assert_eq!(a, vec![Action::Announce(Lifecycle::Stopped), Action::Gone]);
+    // Without a lost host, a refused removal keeps it tearing down.
+    let mut r = Run::new(false, true);
+    r.step(Observation::Start);
+    r.step(Observation::Placed);
+    r.step(Observation::Created(Ok(info("running"))));
+    r.step(Observation::Teardown);
+    assert!(r.step(Observation::TornDown { ok: false }).is_empty());
+    assert_eq!(r.core.phase, Phase::TearingDown);
+}
