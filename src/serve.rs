@@ -134,6 +134,14 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
         None => crate::location::DroverConfig::default(),
     };
+    // local-dockerd's hosts live beside the store unless drover.yaml says
+    // where (never in a world-writable /tmp by default).
+    let mut config = config;
+    for loc in config.locations.values_mut() {
+        if loc.provisioner.dir.is_none() {
+            loc.provisioner.dir = Some(crate::location::provision::default_hosts_dir(&opts.store));
+        }
+    }
     // Secrets are mounted from these files; only their names go further.
     let _ = host::runtime::SECRET_FILES.set(crate::location::secrets::secret_files(&config.secrets));
     // Registry credentials for pulls: every password file readable now.

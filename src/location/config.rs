@@ -191,7 +191,7 @@ pub struct ProvisionerConfig {
     #[serde(rename = "type", default)]
     pub kind: ProvisionerKind,
     /// `local-dockerd`: where each host's data root, exec root, socket and
-    /// pidfile go (`DIR/<host>/...`). Default `/tmp/drover-hosts`.
+    /// pidfile go (`DIR/<host>/...`). Default `drover-hosts/` beside the store file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// `local-dockerd`: the bridges' address space; host number `n` gets
