@@ -176,6 +176,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         pools.push((name.clone(), loc.clone(), hosts, services));
     }
     let allowed_host_paths = config.allowed_host_paths.clone();
+    let build_roots = config.build_roots.clone();
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
     let mgmt = Management::create(|ctx| {
@@ -216,6 +217,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .with_presets(presets)
             .with_store(store, snapshot)
             .with_allowed_host_paths(allowed_host_paths)
+            .with_build_roots(build_roots)
     });
 
     let data = web::Data::new(mgmt.clone());

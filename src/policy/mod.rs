@@ -13,6 +13,7 @@
 //!   where containers go and moves them off busy hosts.
 
 pub mod autoscaler;
+pub mod build_roots;
 pub mod members;
 pub mod placement;
 pub mod presets;
