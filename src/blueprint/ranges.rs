@@ -123,4 +123,14 @@ mod tests {
         assert!(e.contains("b.yaml:5:19: services[0].initial_size: must be at most 1000000"), "{e}");
         assert!(e.contains("services[0].member.stop_grace_period: must be at most 7days"), "{e}");
     }
+
+    #[test]
+    fn a_load_balancer_listens_where_address_says() {
+        let text = "name: s\nservices:\n  - id: web\n    type: cluster\n    member:\n      image: x\n      ports: [80]\n  - id: lb\n    type: load-balancer\n    target: web\n    port: 0\n    address: 127.0.0.1\n";
+        let bp = parse_blueprint("b.yaml", text).unwrap();
+        assert_eq!(bp.services[1].bind.as_deref(), Some("127.0.0.1"));
+        let bad = text.replace("127.0.0.1", "localhost");
+        let e = parse_blueprint("b.yaml", &bad).unwrap_err().to_string();
+        assert!(e.contains("must be an IP address"), "{e}");
+    }
 }
