@@ -200,6 +200,8 @@ pub struct LocalEngine {
     pub socket: PathBuf,
     pub pidfile: PathBuf,
     pub bridge: String,
+    /// More dockerd flags (a TLS listener, say). Default none.
+    pub extra_args: Vec<String>,
 }
 
 impl LocalEngine {
@@ -217,6 +219,7 @@ impl LocalEngine {
             socket: root.join("docker.sock"),
             pidfile: root.join("docker.pid"),
             bridge: format!("drv{:010x}", hash & 0xff_ffff_ffff),
+            extra_args: Vec::new(),
             root,
         }
     }
@@ -266,6 +269,7 @@ impl LocalEngine {
             .arg("--bridge")
             .arg(&self.bridge)
             .args(["--iptables=false", "--ip-masq=false"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(files("open", &log_path))?)
             .stderr(log)
