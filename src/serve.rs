@@ -134,6 +134,14 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
         None => crate::location::DroverConfig::default(),
     };
+    // local-dockerd's hosts live beside the store unless drover.yaml says
+    // where (never in a world-writable /tmp by default).
+    let mut config = config;
+    for loc in config.locations.values_mut() {
+        if loc.provisioner.dir.is_none() {
+            loc.provisioner.dir = Some(crate::location::provision::default_hosts_dir(&opts.store));
+        }
+    }
     // Secrets are mounted from these files; only their names go further.
     let _ = host::runtime::SECRET_FILES.set(crate::location::secrets::secret_files(&config.secrets));
     // Registry credentials for pulls: every password file readable now.
@@ -168,6 +176,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         pools.push((name.clone(), loc.clone(), hosts, services));
     }
     let allowed_host_paths = config.allowed_host_paths.clone();
+    let build_roots = config.build_roots.clone();
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
     let mgmt = Management::create(|ctx| {
@@ -208,6 +217,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .with_presets(presets)
             .with_store(store, snapshot)
             .with_allowed_host_paths(allowed_host_paths)
+            .with_build_roots(build_roots)
     });
 
     let data = web::Data::new(mgmt.clone());

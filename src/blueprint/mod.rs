@@ -41,6 +41,7 @@ pub mod model;
 pub mod parse;
 pub mod ports;
 pub mod problem;
+pub mod ranges;
 pub mod secrets;
 pub mod stop;
 pub mod size;

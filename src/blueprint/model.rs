@@ -274,8 +274,10 @@ pub struct ServiceSpec {
     /// The members' container port to send to. Default: the member's first port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_port: Option<u16>,
-    /// Address to listen on. Default `0.0.0.0`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Address to listen on. Default `0.0.0.0` (every interface, as
+    /// Docker publishes ports); `127.0.0.1` keeps it to this machine.
+    /// Also written `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "address")]
     pub bind: Option<String>,
 
     /// Enrichers: sensors derived from sensors (see [`EnricherSpec`]).

@@ -46,6 +46,7 @@ pub fn validate(bp: &Blueprint) -> Vec<ValidationError> {
     errs.extend(validate_unique_ids(&ids));
     errs.extend(validate_references(bp));
     errs.extend(super::wiring::validate_wiring(bp));
+    errs.extend(super::ranges::range_checks(bp));
     errs
 }
 
@@ -573,6 +574,8 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
                         hpath.key("http").key("path"),
                         format!("http check path `{}` must start with `/`", http.path),
                     ));
+                } else if let Some(e) = super::ranges::http_path_error(&http.path) {
+                    errs.push(ValidationError::at(hpath.key("http").key("path"), e));
                 }
                 Some((hpath.key("http").key("port"), http.port))
             }

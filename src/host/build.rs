@@ -62,83 +62,14 @@ pub fn variant_hash(context_hash: &str, build: &BuildSpec) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `.dockerignore`, minimally: one pattern a line, `#` comments, `*` and
-/// `?` within a path segment, `**` across segments, a leading `/` or `./`
-/// and a trailing `/` ignored, `!` re-includes. A directory that matches
-/// excludes everything under it. The last matching line wins, as in Docker.
-#[derive(Debug, Clone, Default)]
-pub struct IgnoreRules(Vec<(bool, Vec<String>)>);
-
-impl IgnoreRules {
-    pub fn parse(text: &str) -> Self {
-        let rules = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                let (negate, pat) = match l.strip_prefix('!') {
-                    Some(p) => (true, p.trim()),
-                    None => (false, l),
-                };
-                let pat = pat
-                    .trim_start_matches("./")
-                    .trim_start_matches('/')
-                    .trim_end_matches('/');
-                (
-                    negate,
-                    pat.split('/')
-                        .filter(|s| !s.is_empty() && *s != ".")
-                        .map(str::to_string)
-                        .collect(),
-                )
-            })
-            .collect();
-        IgnoreRules(rules)
-    }
-
-    /// Whether `rel` (a `/`-separated path inside the context) is excluded.
-    pub fn excluded(&self, rel: &str) -> bool {
-        let segs: Vec<&str> = rel.split('/').collect();
-        let mut out = false;
-        for (negate, pat) in &self.0 {
-            // The path itself, or one of its parent directories, matches.
-            let hit = (1..=segs.len()).any(|n| match_segments(pat, &segs[..n]));
-            if hit {
-                out = !negate;
-            }
-        }
-        out
-    }
-}
-
-fn match_segments(pat: &[String], path: &[&str]) -> bool {
-    match (pat.first(), path.first()) {
-        (None, None) => true,
-        (Some(p), _) if p == "**" => {
-            match_segments(&pat[1..], path) || (!path.is_empty() && match_segments(pat, &path[1..]))
-        }
-        (Some(p), Some(s)) => {
-            glob(p.as_bytes(), s.as_bytes()) && match_segments(&pat[1..], &path[1..])
-        }
-        _ => false,
-    }
-}
-
-/// `*` and `?` within one segment.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
-}
+mod dockerignore;
+pub use dockerignore::{IgnoreError, IgnoreRules};
 
 /// Packs `dir` (honouring its `.dockerignore`) deterministically.
 pub fn pack_context(dir: &Path, dockerfile: &str) -> std::io::Result<PackedContext> {
     let rules = match std::fs::read_to_string(dir.join(".dockerignore")) {
-        Ok(t) => IgnoreRules::parse(&t),
+        Ok(t) => IgnoreRules::parse(&t)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
         Err(e) => return Err(e),
     };
@@ -207,11 +138,16 @@ fn walk(
         };
         // Docker sends the Dockerfile and .dockerignore even when ignored.
         let always = rel == dockerfile || rel == ".dockerignore";
-        if !always && rules.excluded(&rel) {
+        let ft = entry.file_type()?;
+        let excluded = !always && rules.excluded(&rel);
+        // An excluded directory is still walked when a `!` line may take
+        // a file inside it back (as Docker does).
+        if excluded && !(ft.is_dir() && rules.has_exceptions()) {
             continue;
         }
-        let ft = entry.file_type()?;
-        out.push((rel.clone(), entry.path()));
+        if !excluded {
+            out.push((rel.clone(), entry.path()));
+        }
         if ft.is_dir() {
             walk(&entry.path(), &rel, rules, dockerfile, out)?;
         }
@@ -428,22 +364,6 @@ mod tests {
         let v2 = variant_hash("abc", &b("{ context: /x, args: { V: '2' } }"));
         assert!(prod != "abc" && v1 != v2 && v1 != prod);
         assert_eq!(v1, variant_hash("abc", &b("{ context: /x, args: [V=1] }")));
-    }
-
-    #[test]
-    fn ignore_rules() {
-        let r = IgnoreRules::parse("# c\n*.log\n/target/\nsecret?\n**/tmp\ndocs\n!docs/keep.md\n");
-        assert!(r.excluded("a.log"));
-        assert!(!r.excluded("dir/a.log"), "`*.log` is for the top level");
-        assert!(r.excluded("target"));
-        assert!(r.excluded("target/debug/x"));
-        assert!(r.excluded("secret1"));
-        assert!(!r.excluded("secret12"));
-        assert!(r.excluded("a/b/tmp"));
-        assert!(r.excluded("tmp/x"));
-        assert!(r.excluded("docs/a.md"));
-        assert!(!r.excluded("docs/keep.md"));
-        assert!(!r.excluded("src/main.rs"));
     }
 
     #[test]

@@ -24,18 +24,30 @@ pub async fn connect_endpoint(
     let Some((ca, cert, key)) = tls else {
         return super::connect(endpoint).await;
     };
-    let err = |message: String| HostError::Connect {
+    let err = |message: String| HostError::TlsConnect {
         endpoint: endpoint.to_string(),
         message,
     };
+    // The whole chain of causes: the TLS reason (an unknown issuer, a
+    // certificate the engine refused) sits deep below hyper's message.
+    let chain = |e: &bollard::errors::Error| {
+        let mut msg = docker_message(e);
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        msg
+    };
     let docker =
         Docker::connect_with_ssl(endpoint, key, cert, ca, 120, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(chain(&e)))?;
     let docker = docker
         .negotiate_version()
         .await
-        .map_err(|e| err(docker_message(&e)))?;
-    docker.ping().await.map_err(|e| err(docker_message(&e)))?;
+        .map_err(|e| err(chain(&e)))?;
+    docker.ping().await.map_err(|e| err(chain(&e)))?;
     Ok(docker)
 }
 

@@ -11,6 +11,8 @@ use super::fault;
 /// [`HostError::fault`] (or [`HostError::status`]), never on message text.
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 pub enum HostError {
+    #[error("TLS connection to the Docker engine at {endpoint} failed: {message}; check that `tls.ca` signed the engine's certificate (which must name this address) and that the engine trusts `tls.cert` (its --tlscacert signed it)")]
+    TlsConnect { endpoint: String, message: String },
     #[error("cannot reach the Docker engine at {endpoint}: {message}; is dockerd running and is the socket readable?")]
     Connect { endpoint: String, message: String },
     #[error("image `{image}` is not on host {host}; pull or load it there (`docker pull {image}`, `docker load`), or let drover pull it (`image_pull: if-not-present`, the default)")]

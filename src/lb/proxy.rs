@@ -53,6 +53,17 @@ pub struct ProxyConfig {
     pub max_attempts: usize,
     /// Maximum number of client bytes kept for replay before the backend answers.
     pub replay_buffer: usize,
+    /// Client connections open at once; one more is closed at accept. A
+    /// connection holds up to ~96 KiB before its backend answers (two
+    /// read buffers and the replay buffer), so the cap bounds memory
+    /// (10 000 × 96 KiB ≈ 1 GiB at worst). Default 10 000.
+    pub max_connections: usize,
+    /// How long a connection may wait from accept until a backend sends
+    /// its first byte (a slow or silent client, or a slow backend); then
+    /// it is closed. After that first byte the connection is free to last.
+    /// Default 60 s (long requests; HAProxy's `timeout client` is often
+    /// 30 to 60 s).
+    pub first_byte_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -62,6 +73,8 @@ impl Default for ProxyConfig {
             eject_for: Duration::from_secs(5),
             max_attempts: 3,
             replay_buffer: 64 * 1024,
+            max_connections: 10_000,
+            first_byte_timeout: Duration::from_secs(60),
         }
     }
 }

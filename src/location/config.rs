@@ -50,6 +50,12 @@ pub struct DroverConfig {
     /// `~/.docker/config.json`), else none. Default: none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub registries: BTreeMap<String, crate::host::credentials::RegistryConfig>,
+    /// Directories (absolute) under which a blueprint's build contexts may
+    /// lie: drover reads no other path a blueprint names, and a context
+    /// outside them is refused (400) before any file is touched. Default:
+    /// absent, no rule (every absolute directory on this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_roots: Option<Vec<PathBuf>>,
 }
 
 /// One location: a pool of Docker hosts with its placement, headroom and
@@ -191,7 +197,7 @@ pub struct ProvisionerConfig {
     #[serde(rename = "type", default)]
     pub kind: ProvisionerKind,
     /// `local-dockerd`: where each host's data root, exec root, socket and
-    /// pidfile go (`DIR/<host>/...`). Default `/tmp/drover-hosts`.
+    /// pidfile go (`DIR/<host>/...`). Default `drover-hosts/` beside the store file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// `local-dockerd`: the bridges' address space; host number `n` gets

@@ -9,7 +9,6 @@ use actix::prelude::*;
 use bollard::Docker;
 
 use super::provision::{NewHost, ProvisionError, Provisioner};
-use crate::host::subnets::{Ipv4Net, SubnetPool};
 use crate::host::{engines, ContainerEvent, DockerHost, HostError, HostResync};
 
 /// Why a host could not be brought up.
@@ -71,13 +70,18 @@ pub async fn create_and_connect(
 /// Gives a provisioned host back to its provisioner.
 pub async fn destroy(p: &Arc<dyn Provisioner>, name: &str) -> Result<(), HostUpError> {
     let (p, n) = (p.clone(), name.to_string());
-    tokio::task::spawn_blocking(move || p.destroy(&n))
+    let out = tokio::task::spawn_blocking(move || p.destroy(&n))
         .await
         .map_err(|source| HostUpError::Task {
             host: name.to_string(),
             source,
         })?
-        .map_err(HostUpError::from)
+        .map_err(HostUpError::from);
+    if out.is_ok() {
+        // Its bridges are gone: the slice may go to a new host.
+        super::subnet_slices::release_host_subnet_pool(name);
+    }
+    out
 }
 
 /// Starts the host actor of a connected pool engine.
@@ -95,20 +99,8 @@ pub fn start_host(
         events_to,
         resync_to,
     )
-    .with_subnet_pool(host_subnet_pool())
+    .with_subnet_pool(host_subnet_pool(name))
     .start()
 }
 
-/// Every pool host gets its own slice of addresses for application
-/// networks: engines on one machine share one kernel, and two bridges with
-/// the same subnet would route each other's traffic (the `local` engine
-/// uses `--subnet-pool`, 10.213.0.0/16 by default). Host `n` of this
-/// process gets `10.(216 + n/16).((n%16)·16).0/20`: sixteen /24 networks.
-pub fn host_subnet_pool() -> SubnetPool {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::SeqCst) % 128;
-    let addr = std::net::Ipv4Addr::new(10, (216 + n / 16) as u8, ((n % 16) * 16) as u8, 0);
-    let net = Ipv4Net::new(addr, 20).expect("a /20 is valid");
-    SubnetPool::new(net, 24).expect("/24s fit in a /20")
-}
+pub use super::subnet_slices::host_subnet_pool;

@@ -19,6 +19,7 @@ pub mod model;
 pub mod pool;
 pub mod provision;
 pub mod secrets;
+pub mod subnet_slices;
 pub mod start;
 pub mod view;
 

@@ -153,10 +153,12 @@ pub fn from_config(location: &str, cfg: &ProvisionerConfig) -> Box<dyn Provision
         ProvisionerKind::Static => Box::new(StaticProvisioner),
         ProvisionerKind::LocalDockerd => Box::new(LocalDockerd {
             location: location.to_string(),
+            // `serve` fills `dir` in beside the store; this fallback (the
+            // working directory) serves callers without a store.
             dir: cfg
                 .dir
                 .clone()
-                .unwrap_or_else(|| PathBuf::from("/tmp/drover-hosts")),
+                .unwrap_or_else(|| default_hosts_dir(Path::new("drover.redb"))),
             subnet: cfg
                 .subnet
                 .as_deref()
@@ -198,6 +200,8 @@ pub struct LocalEngine {
     pub socket: PathBuf,
     pub pidfile: PathBuf,
     pub bridge: String,
+    /// More dockerd flags (a TLS listener, say). Default none.
+    pub extra_args: Vec<String>,
 }
 
 impl LocalEngine {
@@ -215,6 +219,7 @@ impl LocalEngine {
             socket: root.join("docker.sock"),
             pidfile: root.join("docker.pid"),
             bridge: format!("drv{:010x}", hash & 0xff_ffff_ffff),
+            extra_args: Vec::new(),
             root,
         }
     }
@@ -233,6 +238,12 @@ impl LocalEngine {
         let _ = self.stop();
         for dir in [self.root.join("data"), self.root.join("exec")] {
             std::fs::create_dir_all(&dir).map_err(files("create", &dir))?;
+        }
+        // Owner-only: the socket inside gives root on the engine.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+                .map_err(files("restrict", &self.root))?;
         }
         // An empty config file: the machine's /etc/docker/daemon.json sets
         // `data-root`, which clashes with our flag.
@@ -258,6 +269,7 @@ impl LocalEngine {
             .arg("--bridge")
             .arg(&self.bridge)
             .args(["--iptables=false", "--ip-masq=false"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(files("open", &log_path))?)
             .stderr(log)
@@ -411,7 +423,7 @@ fn network_ids_in_store(path: &Path) -> Vec<String> {
     ids
 }
 
-/// Processes whose command line mentions `root`.
+/// Processes whose command line names `root` or a path below it.
 fn processes_naming(root: &Path) -> Vec<u32> {
     let needle = root.to_string_lossy().to_string();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -421,10 +433,30 @@ fn processes_naming(root: &Path) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .map(|c| cmdline_names_path(&c, &needle))
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Whether a command line (NUL-separated arguments) names `root` itself
+/// or a path below it: the match must end at a path separator or at the
+/// end of the path, so `/x/pool-1` never matches `/x/pool-10/...` (a
+/// plain substring match once killed `pool-10`..`pool-19`'s shims when
+/// `pool-1` stopped).
+pub(crate) fn cmdline_names_path(cmdline: &[u8], root: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    if root.is_empty() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(cmdline);
+    text.match_indices(root).any(|(i, _)| {
+        // The path starts an argument or follows `=` (`--root=/x`).
+        let starts = i == 0 || matches!(text.as_bytes()[i - 1], 0 | b'=' | b' ');
+        let after = text.as_bytes().get(i + root.len());
+        let ends = matches!(after, None | Some(0) | Some(b'/') | Some(b' '));
+        starts && ends
+    })
 }
 
 /// The error of a file operation on `path`.
@@ -492,6 +524,44 @@ impl Provisioner for LocalDockerd {
     }
 }
 
+/// The most of a script's output kept (16 MiB): a provisioner prints an
+/// endpoint and a few labels; more is a runaway script.
+const SCRIPT_OUTPUT_CAP: usize = 16 << 20;
+
+/// Reads a pipe to its end on a thread, keeping at most
+/// [`SCRIPT_OUTPUT_CAP`] bytes; the bytes arrive on the channel.
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let mut buf = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let room = SCRIPT_OUTPUT_CAP.saturating_sub(kept.len());
+                        kept.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                }
+            }
+        }
+        let _ = tx.send(kept);
+    });
+    rx
+}
+
+/// Where `local-dockerd` keeps its hosts when `dir` is not set: beside
+/// drover's store, in `drover-hosts/` (owner-only), never in a
+/// world-writable directory such as /tmp where another user could plant
+/// a socket or a data root first.
+pub fn default_hosts_dir(store: &Path) -> PathBuf {
+    let parent = store.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(parent)
+        .unwrap_or_else(|_| parent.to_path_buf())
+        .join("drover-hosts")
+}
+
 /// The operator's scripts.
 pub struct CommandProvisioner {
     pub create: Vec<String>,
@@ -526,38 +596,43 @@ fn run_script(argv: &[String], name: &str, timeout: Duration) -> Result<String, 
             program: program(),
             source,
         })?;
+    // Both pipes are drained while the script runs: a script printing more
+    // than a pipe buffer (64 KiB) would otherwise block on its write and
+    // look like a timeout. What it prints is capped (the readers keep
+    // draining, so the script never blocks, but drop the excess).
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let t0 = Instant::now();
-    loop {
+    let status = loop {
         let done = child.try_wait().map_err(|source| ScriptError::Wait {
             program: program(),
             source,
         })?;
         match done {
-            Some(_) => break,
+            Some(status) => break status,
             None if t0.elapsed() > timeout => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(ScriptError::Timeout {
                     program: program(),
                     timeout,
                 });
             }
-            None => std::thread::sleep(Duration::from_millis(50)),
+            None => std::thread::sleep(Duration::from_millis(20)),
         }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|source| ScriptError::Wait {
-            program: program(),
-            source,
-        })?;
-    if !out.status.success() {
+    };
+    // The script has exited; a child it left behind holding the pipes
+    // would keep the readers open, so they are not waited on forever.
+    let stdout = stdout.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let stderr = stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    if !status.success() {
         return Err(ScriptError::Failed {
             program: program(),
-            status: out.status,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            status,
+            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    Ok(String::from_utf8_lossy(&stdout).to_string())
 }
 
 impl Provisioner for CommandProvisioner {
@@ -598,6 +673,39 @@ impl Provisioner for CommandProvisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_root_matches_its_own_paths_only() {
+        let cmd = b"containerd-shim\0-address\0/d/loc/pool-10/exec/containerd.sock\0";
+        assert!(!cmdline_names_path(cmd, "/d/loc/pool-1"));
+        assert!(cmdline_names_path(cmd, "/d/loc/pool-10"));
+        assert!(cmdline_names_path(b"dockerd\0--data-root=/d/loc/pool-1\0", "/d/loc/pool-1"));
+        assert!(cmdline_names_path(b"dockerd\0--pidfile\0/d/loc/pool-1/docker.pid", "/d/loc/pool-1/"));
+        assert!(!cmdline_names_path(b"x\0/d/loc/pool-1.bak/y", "/d/loc/pool-1"));
+        assert!(!cmdline_names_path(b"x\0/e/d/loc/pool-1/y", "/d/loc/pool-1"));
+    }
+
+    #[test]
+    fn a_script_printing_more_than_a_pipe_buffer_finishes_at_once() {
+        // 1 MiB on stdout and 1 MiB on stderr: far more than a pipe holds.
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "head -c 1048576 /dev/zero | tr '\\0' x; head -c 1048576 /dev/zero >&2; echo; echo done-$0".to_string(),
+        ];
+        let t0 = Instant::now();
+        let out = run_script(&argv, "h1", Duration::from_secs(60)).unwrap();
+        assert!(out.ends_with("done-h1\n"), "{}", &out[out.len() - 20..]);
+        assert_eq!(out.len(), 1048576 + 1 + 8);
+        assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn the_default_host_dir_is_beside_the_store() {
+        let d = default_hosts_dir(Path::new("/var/lib/drover/drover.redb"));
+        assert_eq!(d, Path::new("/var/lib/drover/drover-hosts"));
+        assert!(default_hosts_dir(Path::new("drover.redb")).is_absolute());
+    }
 
     #[test]
     fn subnets() {

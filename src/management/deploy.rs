@@ -42,6 +42,7 @@ impl Management {
             check_build_contexts: true,
             secrets: Some(&secrets),
             allowed_host_paths: Some(&self.allowed_host_paths),
+            build_roots: self.build_roots.as_deref(),
         };
         validate_blueprint(file, text, &cx)
     }

@@ -157,6 +157,8 @@ pub struct Management {
     pending_deploys: BTreeSet<String>,
     /// `drover.yaml`'s `allowed_host_paths`: roots host-path volumes may use.
     allowed_host_paths: Vec<std::path::PathBuf>,
+    /// `drover.yaml`'s `build_roots`: where build contexts may lie.
+    build_roots: Option<Vec<std::path::PathBuf>>,
 }
 
 impl Management {
@@ -184,10 +186,17 @@ impl Management {
             saved: Default::default(),
             pending_deploys: Default::default(),
             allowed_host_paths: Vec::new(),
+            build_roots: None,
         }
     }
 
     /// The roots host-path volumes may lie under (`drover.yaml`).
+    /// Build contexts must lie under these (`drover.yaml`'s `build_roots`).
+    pub fn with_build_roots(mut self, roots: Option<Vec<std::path::PathBuf>>) -> Self {
+        self.build_roots = roots;
+        self
+    }
+
     pub fn with_allowed_host_paths(mut self, roots: Vec<std::path::PathBuf>) -> Self {
         self.allowed_host_paths = roots;
         self

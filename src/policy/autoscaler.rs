@@ -252,7 +252,12 @@ pub fn on_insufficient_capacity(
     attempted: u32,
     now_ms: u64,
 ) {
-    history.high_water = Some((attempted, now_ms + cfg.high_water_hold.as_millis() as u64));
+    // Saturating: a huge hold (refused by validation, but a stored config
+    // predates that) must not wrap to a mark that already expired.
+    history.high_water = Some((
+        attempted,
+        now_ms.saturating_add(u64::try_from(cfg.high_water_hold.as_millis()).unwrap_or(u64::MAX)),
+    ));
 }
 
 #[cfg(test)]

@@ -13,9 +13,11 @@
 //!   where containers go and moves them off busy hosts.
 
 pub mod autoscaler;
+pub mod build_roots;
 pub mod members;
 pub mod placement;
 pub mod presets;
+pub mod ranges;
 pub mod registry;
 pub mod replacer;
 pub mod restarter;
@@ -152,7 +154,7 @@ pub fn parse_config(
             }]
         })
     }
-    match kind {
+    let config = match kind {
         "restarter" => Ok(PolicyConfig::Restarter(typed(value)?)),
         "replacer" => Ok(PolicyConfig::Replacer(typed(value)?)),
         "autoscaler" => {
@@ -175,7 +177,11 @@ pub fn parse_config(
             path: "type".into(),
             message: format!("unknown policy type `{other}`; known: {}", KINDS.join(", ")),
         }]),
-    }
+    }?;
+    // Every duration, count and ratio in range: blueprints, presets and
+    // REST PUTs all come through here.
+    ranges::check_ranges(&config)?;
+    Ok(config)
 }
 
 /// Operations on a running policy (REST `GET`/`PUT` of its config,

@@ -104,7 +104,11 @@ pub fn backoff(n: usize, cfg: &RestarterConfig) -> Duration {
     }
     let factor = cfg.backoff_factor.max(1.0).powi((n - 2).min(64) as i32);
     let d = cfg.backoff_start.as_secs_f64() * factor;
-    Duration::from_secs_f64(d.min(cfg.backoff_cap.as_secs_f64()))
+    // `try_from`: a cap beyond what a Duration holds as f64 (say
+    // `18446744073709551615s`, refused by validation but possible in a
+    // stored config) must not panic the restarter: the cap itself is the
+    // answer then.
+    Duration::try_from_secs_f64(d.min(cfg.backoff_cap.as_secs_f64())).unwrap_or(cfg.backoff_cap)
 }
 
 impl RestartHistory {

@@ -27,6 +27,10 @@ pub struct ValidationContext<'a> {
     /// under one of them. `None` (no service, so no drover.yaml) skips the
     /// check; an empty list refuses every host path.
     pub allowed_host_paths: Option<&'a [std::path::PathBuf]>,
+    /// `drover.yaml`'s `build_roots`: build contexts must lie under one of
+    /// them, checked before any file is touched. `None`: no rule (the
+    /// `build_roots` key is absent).
+    pub build_roots: Option<&'a [std::path::PathBuf]>,
 }
 
 impl<'a> ValidationContext<'a> {
@@ -38,6 +42,7 @@ impl<'a> ValidationContext<'a> {
             check_build_contexts: false,
             secrets: None,
             allowed_host_paths: None,
+            build_roots: None,
         }
     }
 }
@@ -54,7 +59,7 @@ pub fn validate_blueprint(
 /// The checks that need the context, with blueprint paths.
 fn context_checks(bp: &Blueprint, cx: &ValidationContext<'_>) -> Vec<ValidationError> {
     let mut errs = if cx.check_build_contexts {
-        build_context_checks(bp)
+        build_context_checks(bp, cx.build_roots)
     } else {
         Vec::new()
     };
@@ -151,11 +156,20 @@ fn policy_checks(bp: &Blueprint, presets: &Presets) -> Vec<ValidationError> {
 /// Build contexts must be absolute paths to directories on this machine,
 /// holding their Dockerfile (the service cannot know what a relative path
 /// was relative to; `drover deploy` resolves them).
-fn build_context_checks(bp: &Blueprint) -> Vec<ValidationError> {
+fn build_context_checks(
+    bp: &Blueprint,
+    roots: Option<&[std::path::PathBuf]>,
+) -> Vec<ValidationError> {
     let mut errs = crate::blueprint::wiring::validate_absolute_contexts(bp);
     for (path, b) in crate::blueprint::wiring::builds(bp) {
         let dir = std::path::Path::new(&b.context);
         if !dir.is_absolute() {
+            continue;
+        }
+        // The roots first: outside them, no file is touched (not even to
+        // see whether it exists).
+        if let Some(e) = roots.and_then(|r| super::build_roots::context_outside_roots(dir, r)) {
+            errs.push(ValidationError::at(path, e));
             continue;
         }
         if !dir.is_dir() {
@@ -286,6 +300,7 @@ mod tests {
             check_build_contexts: true,
             secrets: None,
             allowed_host_paths: None,
+            build_roots: None,
         };
         let e = validate_blueprint("b.yaml", text, &cx)
             .unwrap_err()

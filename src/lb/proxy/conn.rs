@@ -34,6 +34,14 @@ pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                     break;
                 }
                 inner.connections_total.fetch_add(1, Ordering::Relaxed);
+                if inner.active.load(Ordering::Relaxed) >= inner.cfg.max_connections as u64 {
+                    // Over the cap: closed at once (left in the backlog it
+                    // would hang the client instead of telling it).
+                    inner.errors_total.fetch_add(1, Ordering::Relaxed);
+                    debug!(%peer, cap = inner.cfg.max_connections, "lb: connection cap reached; closing");
+                    drop(client);
+                    continue;
+                }
                 inner.active.fetch_add(1, Ordering::Relaxed);
                 let guard = ActiveGuard(inner.clone());
                 tokio::spawn(serve(guard, client, peer));
@@ -101,6 +109,9 @@ async fn serve(guard: ActiveGuard, mut client: TcpStream, peer: SocketAddr) {
         debug!(%peer, error = %e, "lb: set_nodelay on client socket failed");
     }
     let candidates = inner.candidates();
+    // One deadline for the whole phase before a backend answers, across
+    // retries: a client that sends nothing cannot hold its slot forever.
+    let deadline = tokio::time::Instant::now() + inner.cfg.first_byte_timeout;
     let mut side = ClientSide {
         replay: Vec::new(),
         overflowed: false,
@@ -114,14 +125,17 @@ async fn serve(guard: ActiveGuard, mut client: TcpStream, peer: SocketAddr) {
         let Some(mut upstream) = inner.connect(entry).await else {
             continue;
         };
-        match precommit(
-            &mut client,
-            &mut upstream,
-            &mut side,
-            inner.cfg.replay_buffer,
+        let phase = tokio::time::timeout_at(
+            deadline,
+            precommit(&mut client, &mut upstream, &mut side, inner.cfg.replay_buffer),
         )
-        .await
-        {
+        .await;
+        let Ok(phase) = phase else {
+            inner.errors_total.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, timeout = ?inner.cfg.first_byte_timeout, "lb: no answer within the first-byte timeout; closing");
+            return;
+        };
+        match phase {
             Precommit::Committed {
                 first,
                 pending,

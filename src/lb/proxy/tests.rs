@@ -398,3 +398,65 @@ async fn shutdown_stops_accepting() {
     })
     .await
 }
+
+/// Slow clients (connected, sending nothing) hold no more than their cap
+/// and their timeout: 1,000 of them do not stop a normal client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slow_clients_do_not_stop_a_normal_one() {
+    let proxy = Proxy::start(localhost(), quick_cfg()).await.unwrap();
+    proxy.set_backends(vec![http_backend("a").await]);
+    let mut slow = Vec::new();
+    for _ in 0..1000 {
+        slow.push(TcpStream::connect(proxy.local_addr()).await.unwrap());
+    }
+    // Every slow connection reached the proxy before the normal client.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while proxy.stats().active < 1000 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the slow connections were accepted");
+    let resp = tokio::time::timeout(Duration::from_secs(10), request(&proxy))
+        .await
+        .expect("the normal client was served")
+        .unwrap();
+    assert_eq!(member_of(&resp), "a");
+    drop(slow);
+}
+
+#[tokio::test]
+async fn over_the_cap_a_client_is_closed_and_a_silent_one_times_out() {
+    within(async {
+        let cfg = ProxyConfig {
+            max_connections: 2,
+            first_byte_timeout: Duration::from_millis(300),
+            ..quick_cfg()
+        };
+        let proxy = Proxy::start(localhost(), cfg).await.unwrap();
+        proxy.set_backends(vec![http_backend("a").await]);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(TcpStream::connect(proxy.local_addr()).await.unwrap());
+        }
+        while proxy.stats().active < 2 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The third is closed at once: EOF, no answer.
+        let mut third = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = third.read_to_end(&mut buf).await;
+        assert!(buf.is_empty());
+        // The silent two are closed by the first-byte timeout (EOF),
+        // and the slots come back.
+        for mut s in held {
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf).await;
+            assert!(buf.is_empty());
+        }
+        wait_idle(&proxy).await;
+        let resp = request(&proxy).await.unwrap();
+        assert_eq!(member_of(&resp), "a");
+    })
+    .await
+}

@@ -1,0 +1,136 @@
+//! The ranges of a blueprint's durations and counts, and the characters
+//! a health check path may hold.
+//!
+//! serde checks types; this checks sizes. A duration of a year or a count
+//! of billions is a typo or an attack, never a setting (times derived from
+//! them are added to clocks, and sizes become loops), so each is refused
+//! with its path. Policy tunables have their own ranges
+//! (`policy::ranges`), checked where a policy config is parsed.
+
+use std::time::Duration;
+
+use super::{Blueprint, ContainerSpec, FieldPath, ValidationError};
+
+/// The longest duration any blueprint setting takes (a week, as for
+/// policies: no control loop here needs longer).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The largest count (cluster size, health threshold, per-host cap).
+pub const MAX_COUNT: u32 = 1_000_000;
+
+/// Every range error of a blueprint, each with its path.
+pub fn range_checks(bp: &Blueprint) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    for (i, svc) in bp.services.iter().enumerate() {
+        let path = FieldPath::root().key("services").index(i);
+        duration(&mut errs, path.key("reference_timeout"), svc.reference_timeout);
+        count(&mut errs, path.key("initial_size"), svc.initial_size);
+        for (j, e) in svc.enrichers.iter().enumerate() {
+            duration(&mut errs, path.key("enrichers").index(j).key("window"), e.window);
+        }
+        container(&mut errs, &path, &svc.own_container());
+        if let Some(m) = &svc.member {
+            container(&mut errs, &path.key("member"), m);
+        }
+    }
+    errs
+}
+
+fn container(errs: &mut Vec<ValidationError>, path: &FieldPath, c: &ContainerSpec) {
+    duration(errs, path.key("stop_grace_period"), c.stop_grace_period);
+    if let Some(h) = &c.health {
+        let hp = path.key("health");
+        duration(errs, hp.key("interval"), Some(h.interval));
+        duration(errs, hp.key("timeout"), Some(h.timeout));
+        duration(errs, hp.key("start_period"), h.start_period);
+        count(errs, hp.key("unhealthy_threshold"), Some(h.unhealthy_threshold));
+    }
+    if let Some(f) = &c.failure_detector {
+        let fp = path.key("failure_detector");
+        duration(errs, fp.key("failed_stabilization"), Some(f.failed_stabilization));
+        duration(errs, fp.key("recovered_stabilization"), Some(f.recovered_stabilization));
+    }
+    if let Some(p) = &c.placement {
+        let pp = path.key("placement");
+        count(errs, pp.key("max_containers"), p.max_containers);
+        if let Some(r) = &p.rebalance {
+            duration(errs, pp.key("rebalance").key("for"), Some(r.window));
+            duration(errs, pp.key("rebalance").key("cooldown"), Some(r.cooldown));
+        }
+    }
+}
+
+fn duration(errs: &mut Vec<ValidationError>, path: FieldPath, d: Option<Duration>) {
+    if let Some(d) = d.filter(|d| *d > MAX_DURATION) {
+        errs.push(ValidationError::at(
+            path,
+            format!(
+                "must be at most {} (a week), got {}",
+                humantime::format_duration(MAX_DURATION),
+                humantime::format_duration(d)
+            ),
+        ));
+    }
+}
+
+fn count(errs: &mut Vec<ValidationError>, path: FieldPath, n: Option<u32>) {
+    if let Some(n) = n.filter(|n| *n > MAX_COUNT) {
+        errs.push(ValidationError::at(
+            path,
+            format!("must be at most {MAX_COUNT}, got {n}"),
+        ));
+    }
+}
+
+/// Why an HTTP health check path cannot be sent as a request target:
+/// control characters (CR and LF would inject headers into every probe),
+/// spaces, or more than 1 KiB.
+pub fn http_path_error(path: &str) -> Option<String> {
+    if let Some(c) = path.chars().find(|c| c.is_control() || *c == ' ') {
+        return Some(format!(
+            "http check path {path:?} holds {c:?}; a path has no spaces or control \
+             characters (percent-encode them, e.g. %20)"
+        ));
+    }
+    (path.len() > 1024).then(|| format!("http check path is {} bytes; at most 1024", path.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::blueprint::parse_blueprint;
+
+    fn errors(svc: &str) -> String {
+        let text = format!("name: s\nservices:\n  - id: a\n{svc}");
+        parse_blueprint("b.yaml", &text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_path_with_cr_lf_is_refused_with_its_position() {
+        let e = errors(
+            "    type: container\n    image: x\n    ports: [80]\n    health:\n      \
+             http: { port: 80, path: \"/h\\r\\nX-Injected: 1\" }\n",
+        );
+        assert!(e.starts_with("b.yaml:8:"), "{e}");
+        assert!(e.contains("services[0].health.http.path"), "{e}");
+        assert!(e.contains("control characters"), "{e}");
+    }
+
+    #[test]
+    fn an_overlong_duration_and_count_are_refused_with_their_paths() {
+        let e = errors(
+            "    type: cluster\n    initial_size: 4000000000\n    member:\n      image: x\n      \
+             stop_grace_period: 18446744073709551615s\n",
+        );
+        assert!(e.contains("b.yaml:5:19: services[0].initial_size: must be at most 1000000"), "{e}");
+        assert!(e.contains("services[0].member.stop_grace_period: must be at most 7days"), "{e}");
+    }
+
+    #[test]
+    fn a_load_balancer_listens_where_address_says() {
+        let text = "name: s\nservices:\n  - id: web\n    type: cluster\n    member:\n      image: x\n      ports: [80]\n  - id: lb\n    type: load-balancer\n    target: web\n    port: 0\n    address: 127.0.0.1\n";
+        let bp = parse_blueprint("b.yaml", text).unwrap();
+        assert_eq!(bp.services[1].bind.as_deref(), Some("127.0.0.1"));
+        let bad = text.replace("127.0.0.1", "localhost");
+        let e = parse_blueprint("b.yaml", &bad).unwrap_err().to_string();
+        assert!(e.contains("must be an IP address"), "{e}");
+    }
+}
