@@ -406,31 +406,40 @@ fn plain_http_off_loopback_is_refused_unless_insecure() {
     assert_eq!(s, 200);
 }
 
-/// A self-signed certificate for localhost and 127.0.0.1, made by openssl.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+        .args(args)
+        .current_dir(dir)
         .output()
         .expect("openssl is installed (the test needs it; it never skips)");
     assert!(
         out.status.success(),
-        "openssl: {}",
+        "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (cert, key)
+}
+
+/// A self-signed CA and a server certificate it signs for localhost and
+/// 127.0.0.1, made by openssl: (ca, cert, key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=drover test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "key.pem", "-out", "server.csr"]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "cert.pem"]);
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
 }
 
 #[test]
-fn https_with_a_self_signed_certificate_and_the_cli_trusting_it() {
+fn https_with_a_test_ca_and_the_cli_trusting_it() {
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(certs.path());
+    let (ca, cert, key) = certificates(certs.path());
     let d = Serve::start(&[
         "--listen",
         "127.0.0.1:0",
@@ -440,13 +449,13 @@ fn https_with_a_self_signed_certificate_and_the_cli_trusting_it() {
         key.to_str().unwrap(),
     ]);
     assert!(d.url.starts_with("https://127.0.0.1:"), "{}", d.url);
-    let ok = d.cli(&d.token, &["ls", "--ca-cert", cert.to_str().unwrap()]);
+    let ok = d.cli(&d.token, &["ls", "--ca-cert", ca.to_str().unwrap()]);
     assert!(ok.ok, "drover ls over https: {}", ok.stderr);
     let by_env = Command::new(drover_bin())
         .args(["token", "ls"])
         .env("DROVER_URL", &d.url)
         .env("DROVER_TOKEN", &d.token)
-        .env("DROVER_CA_CERT", &cert)
+        .env("DROVER_CA_CERT", &ca)
         .output()
         .unwrap();
     assert!(by_env.status.success(), "{}", String::from_utf8_lossy(&by_env.stderr));

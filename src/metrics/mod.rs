@@ -12,7 +12,8 @@
 //! (a *service* of a blueprint: a cluster, a container or a load balancer,
 //! never a cluster member: members are numbered without bound as they are
 //! replaced, so a member's failure counts under its cluster), `host`,
-//! `kind`, `state`, `effector`, `outcome`, `policy`, `action`, `fault`.
+//! `kind`, `state`, `effector`, `outcome`, `policy`, `action`, `fault`,
+//! `reason` (of a refused API request: six fixed values).
 //! Never a container id.
 //!
 //! # Where the numbers come from
@@ -675,6 +676,7 @@ mod tests {
             "effector",
             "outcome",
             "fault",
+            "reason",
         ];
         for (name, kind, labels, help) in CATALOGUE {
             assert!(name.starts_with("drover_"), "{name}");
