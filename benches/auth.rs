@@ -56,16 +56,18 @@ fn start(tokens_in_force: usize) -> (u16, u16, String) {
             .workers(1)
             .bind("127.0.0.1:0")
             .unwrap();
-            let open = HttpServer::new(|| App::new().route("/v1/applications", web::get().to(apps)))
-                .workers(1)
-                .bind("127.0.0.1:0")
-                .unwrap();
+            let open =
+                HttpServer::new(|| App::new().route("/v1/applications", web::get().to(apps)))
+                    .workers(1)
+                    .bind("127.0.0.1:0")
+                    .unwrap();
             let (g, o) = (guarded.addrs()[0].port(), open.addrs()[0].port());
             tx.send((g, o, mine)).unwrap();
             let _ = futures_util::future::join(guarded.run(), open.run()).await;
         });
     });
-    rx.recv_timeout(Duration::from_secs(30)).expect("servers start")
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("servers start")
 }
 
 fn percentile(xs: &mut [f64], p: f64) -> f64 {
@@ -102,7 +104,10 @@ fn measure(tokens_in_force: usize) {
         without.push(get(open, false));
     }
     let (p50w, p99w) = (percentile(&mut with, 0.5), percentile(&mut with, 0.99));
-    let (p50o, p99o) = (percentile(&mut without, 0.5), percentile(&mut without, 0.99));
+    let (p50o, p99o) = (
+        percentile(&mut without, 0.5),
+        percentile(&mut without, 0.99),
+    );
     println!(
         "tokens in force {tokens_in_force:>3}: GET with auth p50 {p50w:.0} us p99 {p99w:.0} us; without p50 {p50o:.0} us p99 {p99o:.0} us; added p50 {:+.0} us p99 {:+.0} us ({N} requests each, alternating)",
         p50w - p50o,

@@ -208,13 +208,23 @@ fn tokens_and_roles_decide_who_may_do_what() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert!(d.logs().contains(&file.display().to_string()), "{}", d.logs());
+    assert!(
+        d.logs().contains(&file.display().to_string()),
+        "{}",
+        d.logs()
+    );
 
     // No token, a wrong one: 401 with {error}.
     let (s, b) = call(&a, "GET", &url("/v1/applications"), None, None);
     assert_eq!(s, 401, "{b}");
     assert!(b["error"].as_str().unwrap().contains("token"), "{b}");
-    let (s, b) = call(&a, "GET", &url("/v1/applications"), Some("drover_guess"), None);
+    let (s, b) = call(
+        &a,
+        "GET",
+        &url("/v1/applications"),
+        Some("drover_guess"),
+        None,
+    );
     assert_eq!(s, 401, "{b}");
 
     // The admin makes a viewer and an operator token with the CLI.
@@ -226,32 +236,77 @@ fn tokens_and_roles_decide_who_may_do_what() {
     let viewer = make("viewer", "watcher");
     let operator = make("operator", "oncall");
     assert!(viewer.starts_with("drover_") && viewer != operator);
-    let again = d.cli(&admin, &["token", "create", "--role", "viewer", "--name", "watcher"]);
-    assert!(!again.ok && again.stderr.contains("exists"), "{}", again.stderr);
+    let again = d.cli(
+        &admin,
+        &["token", "create", "--role", "viewer", "--name", "watcher"],
+    );
+    assert!(
+        !again.ok && again.stderr.contains("exists"),
+        "{}",
+        again.stderr
+    );
 
     // Deploy: admin only.
     let bp = empty_cluster(&app);
-    let (s, b) = call(&a, "POST", &url("/v1/applications"), Some(&operator), Some(("application/yaml", &bp)));
+    let (s, b) = call(
+        &a,
+        "POST",
+        &url("/v1/applications"),
+        Some(&operator),
+        Some(("application/yaml", &bp)),
+    );
     assert_eq!(s, 403, "operator cannot deploy: {b}");
     assert!(b["error"].as_str().unwrap().contains("admin"), "{b}");
-    let (s, b) = call(&a, "POST", &url("/v1/applications"), Some(&admin), Some(("application/yaml", &bp)));
+    let (s, b) = call(
+        &a,
+        "POST",
+        &url("/v1/applications"),
+        Some(&admin),
+        Some(("application/yaml", &bp)),
+    );
     assert_eq!(s, 201, "{b}");
 
     // Reads: viewer. Effectors: operator, not viewer.
-    let (s, b) = call(&a, "GET", &url(&format!("/v1/applications/{app}")), Some(&viewer), None);
+    let (s, b) = call(
+        &a,
+        "GET",
+        &url(&format!("/v1/applications/{app}")),
+        Some(&viewer),
+        None,
+    );
     assert_eq!(s, 200, "{b}");
-    let resize = url(&format!("/v1/applications/{app}/entities/web/effectors/resize"));
-    let (s, b) = call(&a, "POST", &resize, Some(&viewer), Some(("application/json", r#"{"size":0}"#)));
+    let resize = url(&format!(
+        "/v1/applications/{app}/entities/web/effectors/resize"
+    ));
+    let (s, b) = call(
+        &a,
+        "POST",
+        &resize,
+        Some(&viewer),
+        Some(("application/json", r#"{"size":0}"#)),
+    );
     assert_eq!(s, 403, "viewer cannot invoke: {b}");
     let r = d.cli(&viewer, &["invoke", &app, "web", "resize", "size=0"]);
     assert!(!r.ok && r.stderr.contains("viewer"), "{}", r.stderr);
     wait_for(Duration::from_secs(60), "the cluster running", || {
-        let (s, b) = call(&a, "POST", &resize, Some(&operator), Some(("application/json", r#"{"size":0}"#)));
+        let (s, b) = call(
+            &a,
+            "POST",
+            &resize,
+            Some(&operator),
+            Some(("application/json", r#"{"size":0}"#)),
+        );
         (s == 200).then_some(b)
     });
 
     // Destroy: not the operator, the admin.
-    let (s, b) = call(&a, "DELETE", &url(&format!("/v1/applications/{app}")), Some(&operator), None);
+    let (s, b) = call(
+        &a,
+        "DELETE",
+        &url(&format!("/v1/applications/{app}")),
+        Some(&operator),
+        None,
+    );
     assert_eq!(s, 403, "operator cannot destroy: {b}");
     let r = d.cli(&admin, &["destroy", &app]);
     assert!(r.ok, "admin destroys: {}", r.stderr);
@@ -293,9 +348,15 @@ fn tokens_and_roles_decide_who_may_do_what() {
 
     // Refusals are logged, with the token's name, never a token.
     let logs = d.logs();
-    assert!(logs.contains("request refused") && logs.contains("oncall"), "{logs}");
+    assert!(
+        logs.contains("request refused") && logs.contains("oncall"),
+        "{logs}"
+    );
     for t in [&admin, &viewer, &operator] {
-        assert!(!logs.contains(t.as_str()), "a token is in the logs:\n{logs}");
+        assert!(
+            !logs.contains(t.as_str()),
+            "a token is in the logs:\n{logs}"
+        );
     }
 }
 
@@ -326,7 +387,9 @@ fn bodies_hosts_and_preflights_are_checked() {
     let get = |host: &str| {
         raw(
             port,
-            &format!("GET /v1/applications HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"),
+            &format!(
+                "GET /v1/applications HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+            ),
         )
     };
     let (s, _, body) = get(&format!("rebind.example:{port}"));
@@ -340,7 +403,9 @@ fn bodies_hosts_and_preflights_are_checked() {
         let (s, headers, body) = get(&host);
         assert_eq!(s, 200, "{host}: {body}");
         assert!(
-            !headers.iter().any(|(k, _)| k.starts_with("access-control-")),
+            !headers
+                .iter()
+                .any(|(k, _)| k.starts_with("access-control-")),
             "{headers:?}"
         );
     }
@@ -353,7 +418,12 @@ fn bodies_hosts_and_preflights_are_checked() {
         ),
     );
     assert_eq!(s, 403, "{body}");
-    assert!(!headers.iter().any(|(k, _)| k.starts_with("access-control-")), "{headers:?}");
+    assert!(
+        !headers
+            .iter()
+            .any(|(k, _)| k.starts_with("access-control-")),
+        "{headers:?}"
+    );
 
     // /healthz and (on loopback) /metrics need no token.
     for path in ["/healthz", "/metrics"] {
@@ -385,7 +455,9 @@ fn plain_http_off_loopback_is_refused_unless_insecure() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("plain HTTP") && stderr.contains("--tls-cert") && stderr.contains("--insecure-http"),
+        stderr.contains("plain HTTP")
+            && stderr.contains("--tls-cert")
+            && stderr.contains("--insecure-http"),
         "the reason and the way out: {stderr}"
     );
     assert!(
@@ -402,7 +474,13 @@ fn plain_http_off_loopback_is_refused_unless_insecure() {
     assert_eq!(s, 401, "/metrics off loopback: {b}");
     let (s, _) = call(&a, "GET", &metrics, Some(&d.token), None);
     assert_eq!(s, 200);
-    let (s, _) = call(&a, "GET", &format!("http://127.0.0.1:{port}/healthz"), None, None);
+    let (s, _) = call(
+        &a,
+        "GET",
+        &format!("http://127.0.0.1:{port}/healthz"),
+        None,
+        None,
+    );
     assert_eq!(s, 200);
 }
 
@@ -422,18 +500,69 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A self-signed CA and a server certificate it signs for localhost and
 /// 127.0.0.1, made by openssl: (ca, cert, key).
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        "-subj", "/CN=drover test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-        "-keyout", "key.pem", "-out", "server.csr"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=drover test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ],
+    );
     std::fs::write(
         dir.join("ext.cnf"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "cert.pem"]);
-    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
 }
 
 #[test]
@@ -458,12 +587,20 @@ fn https_with_a_test_ca_and_the_cli_trusting_it() {
         .env("DROVER_CA_CERT", &ca)
         .output()
         .unwrap();
-    assert!(by_env.status.success(), "{}", String::from_utf8_lossy(&by_env.stderr));
+    assert!(
+        by_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_env.stderr)
+    );
     assert!(String::from_utf8_lossy(&by_env.stdout).contains("admin"));
     // Without the certificate, the CLI does not trust the service.
     let untrusted = d.cli(&d.token, &["ls"]);
     assert!(!untrusted.ok, "{}", untrusted.stdout);
-    assert!(untrusted.stderr.contains("cannot reach drover"), "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("cannot reach drover"),
+        "{}",
+        untrusted.stderr
+    );
     // Plain HTTP to the TLS port gets nothing useful.
     let plain = plain_agent()
         .get(&d.url.replace("https://", "http://"))

@@ -136,7 +136,11 @@ pub fn required(method: &Method, path: &str) -> Need {
             | ["locations", _, "hosts", _, "faults", _]
             | ["chaos", ..]
     );
-    Need::Role(if operator { Role::Operator } else { Role::Admin })
+    Need::Role(if operator {
+        Role::Operator
+    } else {
+        Role::Admin
+    })
 }
 
 /// Whether a `Host` header names this listener: its own address, an IP
@@ -421,13 +425,19 @@ mod tests {
         assert_eq!(need(Method::GET, "/healthz"), Need::Open);
         assert_eq!(need(Method::GET, "/metrics"), Need::Metrics);
         assert_eq!(need(Method::GET, "/v1/applications"), Need::Role(Viewer));
-        assert_eq!(need(Method::GET, "/v1/applications/a/entities/web/policies"), Need::Role(Viewer));
+        assert_eq!(
+            need(Method::GET, "/v1/applications/a/entities/web/policies"),
+            Need::Role(Viewer)
+        );
         assert_eq!(need(Method::GET, "/v1/tokens"), Need::Role(Admin));
         assert_eq!(need(Method::POST, "/v1/tokens"), Need::Role(Admin));
         assert_eq!(need(Method::DELETE, "/v1/tokens/ci"), Need::Role(Admin));
         assert_eq!(need(Method::POST, "/v1/applications"), Need::Role(Admin));
         assert_eq!(need(Method::PUT, "/v1/applications/a"), Need::Role(Admin));
-        assert_eq!(need(Method::DELETE, "/v1/applications/a"), Need::Role(Admin));
+        assert_eq!(
+            need(Method::DELETE, "/v1/applications/a"),
+            Need::Role(Admin)
+        );
         for p in [
             "/v1/applications/a/entities/web/effectors/resize",
             "/v1/applications/a/entities/web/policies/web-autoscaler",
@@ -466,10 +476,16 @@ mod tests {
         assert!(!host_allowed("evil.example:7780", lo, 80, &[]), "rebinding");
         assert!(!host_allowed("", lo, 80, &[]));
         assert!(host_allowed("drover.example:7780", lo, 80, &allow));
-        assert!(!host_allowed("ops.example:7780", lo, 80, &allow), "allowed on 9000 only");
+        assert!(
+            !host_allowed("ops.example:7780", lo, 80, &allow),
+            "allowed on 9000 only"
+        );
         assert!(host_allowed("10.0.0.5:7780", one, 80, &[]));
         assert!(!host_allowed("10.0.0.6:7780", one, 80, &[]));
-        assert!(host_allowed("192.168.1.9:7780", any, 80, &[]), "a wildcard listener");
+        assert!(
+            host_allowed("192.168.1.9:7780", any, 80, &[]),
+            "a wildcard listener"
+        );
         assert!(!host_allowed("name.example:7780", any, 80, &[]));
         let https: SocketAddr = "127.0.0.1:443".parse().unwrap();
         assert!(host_allowed("localhost", https, 443, &[]));

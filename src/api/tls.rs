@@ -30,7 +30,9 @@ pub enum TlsError {
         path: String,
         message: String,
     },
-    #[error("the TLS certificate {cert} and key {key} do not make a server configuration: {message}")]
+    #[error(
+        "the TLS certificate {cert} and key {key} do not make a server configuration: {message}"
+    )]
     Config {
         cert: String,
         key: String,
@@ -110,12 +112,18 @@ mod tests {
 
     #[test]
     fn only_loopback_may_be_plain_http() {
-        assert!(listener_rule("127.0.0.1:0", None, None, false).unwrap().is_none());
-        assert!(listener_rule("[::1]:0", None, None, false).unwrap().is_none());
+        assert!(listener_rule("127.0.0.1:0", None, None, false)
+            .unwrap()
+            .is_none());
+        assert!(listener_rule("[::1]:0", None, None, false)
+            .unwrap()
+            .is_none());
         let e = listener_rule("0.0.0.0:0", None, None, false).unwrap_err();
         assert!(matches!(e, TlsError::Insecure { .. }), "{e}");
         assert!(e.to_string().contains("--tls-cert"), "{e}");
-        assert!(listener_rule("0.0.0.0:0", None, None, true).unwrap().is_none());
+        assert!(listener_rule("0.0.0.0:0", None, None, true)
+            .unwrap()
+            .is_none());
         let p = Path::new("x.pem");
         assert!(matches!(
             listener_rule("0.0.0.0:0", Some(p), None, false),
@@ -128,8 +136,11 @@ mod tests {
 
     #[test]
     fn a_missing_certificate_is_named() {
-        let e = server_config(Path::new("/nonexistent/c.pem"), Path::new("/nonexistent/k.pem"))
-            .unwrap_err();
+        let e = server_config(
+            Path::new("/nonexistent/c.pem"),
+            Path::new("/nonexistent/k.pem"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/c.pem"), "{e}");
     }
 }

@@ -34,7 +34,9 @@ const LAST_USED_EVERY_MS: u64 = 60_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("a token is named with 1 to 64 letters, digits, `.`, `_` or `-`; `{0}` is not such a name")]
+    #[error(
+        "a token is named with 1 to 64 letters, digits, `.`, `_` or `-`; `{0}` is not such a name"
+    )]
     BadName(String),
     #[error("a token named `{0}` exists; revoke it first (`drover token revoke {0}`) or choose another name")]
     Exists(String),
@@ -92,7 +94,10 @@ pub struct Tokens {
 impl Tokens {
     /// The tokens loaded from the store; changes are written through
     /// `store` (none: in memory only, for tests and benches).
-    pub fn new(stored: Vec<StoredToken>, store: Option<Addr<StoreActor>>) -> Result<Tokens, TokenError> {
+    pub fn new(
+        stored: Vec<StoredToken>,
+        store: Option<Addr<StoreActor>>,
+    ) -> Result<Tokens, TokenError> {
         let mut entries = Vec::new();
         for t in stored {
             entries.push(Arc::new(entry_of(&t)?));
@@ -128,8 +133,7 @@ impl Tokens {
         if now.saturating_sub(saved) < LAST_USED_EVERY_MS {
             return;
         }
-        if e
-            .saved_used_ms
+        if e.saved_used_ms
             .compare_exchange(saved, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
@@ -303,7 +307,10 @@ pub enum Bootstrap {
 /// At start: when no `admin.token` is beside the store, makes an admin
 /// token (named `admin`, replacing a stored one of that name) and writes
 /// it there, readable by its owner only. Returns the tokens then stored.
-pub fn bootstrap(store: &Store, store_path: &Path) -> Result<(Vec<StoredToken>, Bootstrap), TokenError> {
+pub fn bootstrap(
+    store: &Store,
+    store_path: &Path,
+) -> Result<(Vec<StoredToken>, Bootstrap), TokenError> {
     let path = admin_token_path(store_path);
     let stored = store.tokens()?;
     match std::fs::read_to_string(&path) {
@@ -357,7 +364,10 @@ pub fn bootstrap(store: &Store, store_path: &Path) -> Result<(Vec<StoredToken>, 
 type TokensData = web::Data<Tokens>;
 
 /// `POST /v1/tokens` `{name, role}`: 201 with the token, once.
-pub async fn create(tokens: TokensData, body: web::Json<TokenRequest>) -> Result<HttpResponse, TokenError> {
+pub async fn create(
+    tokens: TokensData,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, TokenError> {
     let created = tokens.create(body.into_inner()).await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -368,7 +378,10 @@ pub async fn list(tokens: TokensData) -> HttpResponse {
 }
 
 /// `DELETE /v1/tokens/{name}`: 204.
-pub async fn revoke(tokens: TokensData, name: web::Path<String>) -> Result<HttpResponse, TokenError> {
+pub async fn revoke(
+    tokens: TokensData,
+    name: web::Path<String>,
+) -> Result<HttpResponse, TokenError> {
     tokens.revoke(&name.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -407,11 +420,18 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(t.authenticate(&c.token), Some(("ci".into(), Role::Operator)));
+        assert_eq!(
+            t.authenticate(&c.token),
+            Some(("ci".into(), Role::Operator))
+        );
         assert_eq!(t.authenticate("drover_guess"), None);
         assert!(t.list()[0].last_used_ms.is_some());
         assert!(matches!(
-            t.create(TokenRequest { name: "ci".into(), role: Role::Admin }).await,
+            t.create(TokenRequest {
+                name: "ci".into(),
+                role: Role::Admin
+            })
+            .await,
             Err(TokenError::Exists(_))
         ));
         t.revoke("ci").await.unwrap();
@@ -433,7 +453,10 @@ mod tests {
         assert_eq!(mode.mode() & 0o777, 0o600);
         let token = std::fs::read_to_string(&file).unwrap();
         let t = Tokens::new(stored, None).unwrap();
-        assert_eq!(t.authenticate(token.trim()), Some(("admin".into(), Role::Admin)));
+        assert_eq!(
+            t.authenticate(token.trim()),
+            Some(("admin".into(), Role::Admin))
+        );
         let (again, b) = bootstrap(&store, &path).unwrap();
         assert_eq!(b, Bootstrap::Kept(file.clone()));
         assert_eq!(again.len(), 1);

@@ -67,12 +67,15 @@ pub fn revoke(c: &Client, name: &str, out: Output) -> Result<(), CliError> {
 
 fn render(list: &[TokenInfo]) -> String {
     let time = |ms: u64| super::tables::activity_time(ms);
-    let mut s = format!("{:<24} {:<9} {:<21} {}\n", "NAME", "ROLE", "CREATED", "LAST USED");
+    let mut s = format!(
+        "{:<24} {:<9} {:<21} {}\n",
+        "NAME", "ROLE", "CREATED", "LAST USED"
+    );
     for t in list {
         s.push_str(&format!(
             "{:<24} {:<9} {:<21} {}\n",
             t.name,
-            t.role,
+            t.role.as_str(),
             time(t.created_ms),
             t.last_used_ms.map(time).unwrap_or_else(|| "never".into())
         ));
@@ -92,7 +95,10 @@ mod tests {
         std::fs::write(&file, "drover_abc\n").unwrap();
         assert_eq!(resolve(None, &file).as_deref(), Some("drover_abc"));
         assert_eq!(resolve(Some("x".into()), &file).as_deref(), Some("x"));
-        assert_eq!(resolve(Some(" ".into()), &file).as_deref(), Some("drover_abc"));
+        assert_eq!(
+            resolve(Some(" ".into()), &file).as_deref(),
+            Some("drover_abc")
+        );
     }
 
     #[test]
@@ -103,6 +109,9 @@ mod tests {
             created_ms: 0,
             last_used_ms: None,
         }]);
-        assert!(t.contains("ci") && t.contains("operator") && t.contains("never"), "{t}");
+        assert!(
+            t.contains("ci") && t.contains("operator") && t.contains("never"),
+            "{t}"
+        );
     }
 }

@@ -77,7 +77,8 @@ impl Store {
                         })?;
                     token.last_used_ms = Some(last_used_ms);
                     let v = serde_json::to_string(&token).map_err(|e| io("encode", e))?;
-                    t.insert(name, v.as_str()).map_err(|e| io("write tokens", e))?;
+                    t.insert(name, v.as_str())
+                        .map_err(|e| io("write tokens", e))?;
                     true
                 }
                 None => false,
@@ -110,7 +111,10 @@ pub enum TokenWrite {
     Delete(String),
     /// A token's last use, written only if the token is still stored (a
     /// revocation racing a request is never undone).
-    Touch { name: String, last_used_ms: u64 },
+    Touch {
+        name: String,
+        last_used_ms: u64,
+    },
 }
 
 impl Handler<TokenWrite> for StoreActor {

@@ -48,7 +48,8 @@ pub fn authed_agent(token: &str, timeout: Duration) -> ureq::Agent {
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
         .middleware(
-            move |mut req: ureq::http::Request<ureq::SendBody>, next: ureq::middleware::MiddlewareNext| {
+            move |mut req: ureq::http::Request<ureq::SendBody>,
+                  next: ureq::middleware::MiddlewareNext| {
                 if !req.headers().contains_key("authorization") {
                     req.headers_mut()
                         .insert("authorization", bearer.parse().expect("a header value"));
@@ -274,11 +275,7 @@ impl Drover {
 
     /// Runs a client command of the `drover` binary against this drover.
     pub fn cli(&self, args: &[&str]) -> CliRun {
-        let out = self
-            .command()
-            .args(args)
-            .output()
-            .expect("drover runs");
+        let out = self.command().args(args).output().expect("drover runs");
         CliRun {
             ok: out.status.success(),
             code: out.status.code(),
