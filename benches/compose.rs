@@ -46,6 +46,7 @@ fn drover_round(d: &Drover) -> f64 {
     let out = Command::new(drover_bin())
         .args(["deploy", &compose_file()])
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .expect("drover deploy runs");
     // `deploy` names the app after the file's directory; rename through

@@ -456,6 +456,7 @@ fn run_chaos(drover: &Drover, app: &str) -> Option<Value> {
             "json",
         ])
         .env("DROVER_URL", &drover.url)
+        .env("DROVER_TOKEN", &drover.token)
         .current_dir(manifest_dir())
         .stdin(std::process::Stdio::null())
         .output()

@@ -23,6 +23,14 @@ struct Cli {
         global = true
     )]
     url: String,
+    /// API token the client commands send (default: the admin token that
+    /// `drover serve` wrote beside the default store, admin.token).
+    #[arg(long, env = "DROVER_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// PEM certificate(s) to trust for an https DROVER_URL (a self-signed
+    /// drover's certificate, or its CA).
+    #[arg(long, env = "DROVER_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
     /// Output format of commands that print data.
     #[arg(
         short = 'o',
@@ -58,6 +66,22 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+enum TokenWhat {
+    /// Make a token; it is printed once.
+    Create {
+        /// viewer (reads), operator (also effectors, policies, drain, faults) or admin (everything).
+        #[arg(long, value_parser = |s: &str| s.parse::<drover::wire::Role>())]
+        role: drover::wire::Role,
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens: names, roles, created, last used (never the tokens).
+    Ls,
+    /// Revoke a token: its next request is refused.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the service: REST API, /metrics, /healthz.
     Serve {
@@ -88,6 +112,25 @@ enum Command {
         /// drover.yaml: locations (pools of Docker hosts) beyond `local`.
         #[arg(long, env = "DROVER_CONFIG")]
         config: Option<PathBuf>,
+        /// PEM certificate chain to serve HTTPS with (with --tls-key).
+        #[arg(long, env = "DROVER_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, env = "DROVER_TLS_KEY")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP on a non-loopback address (only behind a proxy
+        /// that terminates TLS): tokens would otherwise cross the network in clear.
+        #[arg(long)]
+        insecure_http: bool,
+        /// Another name clients reach drover by (the Host header), beyond its
+        /// address and localhost; `NAME` or `NAME:PORT` (repeatable).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+    },
+    /// Manage API tokens (admin): create, ls, revoke.
+    Token {
+        #[command(subcommand)]
+        what: TokenWhat,
     },
     /// Deploy a blueprint.
     Deploy {
@@ -216,7 +259,17 @@ fn init_logs(format: LogFormat) {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let out = args.output;
-    let client = Client::new(&args.url);
+    let token = cli::tokens::resolve(
+        args.token.clone(),
+        &drover::store::default_path().with_file_name("admin.token"),
+    );
+    let client = match Client::with_access(&args.url, token, args.ca_cert.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result: Result<(), String> = match args.command {
         Command::Serve {
             listen,
@@ -228,6 +281,10 @@ fn main() -> ExitCode {
             subnet_size,
             store,
             config,
+            tls_cert,
+            tls_key,
+            insecure_http,
+            allow_hosts,
         } => {
             init_logs(log_format);
             let subnets = match subnet_pool
@@ -248,9 +305,19 @@ fn main() -> ExitCode {
                 deploy,
                 docker,
                 policies,
+                tls_cert,
+                tls_key,
+                insecure_http,
+                allow_hosts,
             })
             .map_err(|e| e.to_string())
         }
+        Command::Token { what } => match what {
+            TokenWhat::Create { role, name } => cli::tokens::create(&client, &name, role, out),
+            TokenWhat::Ls => cli::tokens::ls(&client, out),
+            TokenWhat::Revoke { name } => cli::tokens::revoke(&client, &name, out),
+        }
+        .map_err(|e| e.to_string()),
         Command::WorkloadImage { docker } => workload_image(&docker, out),
         Command::Deploy {
             file,

@@ -36,6 +36,14 @@ pub struct ServeOptions {
     pub subnets: host::subnets::SubnetPool,
     /// `drover.yaml`: the locations beyond `local` (see [`crate::location`]).
     pub config: Option<PathBuf>,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `--insecure-http`: plain HTTP on a non-loopback address.
+    pub insecure_http: bool,
+    /// `--allow-host`: more names clients may reach drover by (the `Host`
+    /// header), beyond its address and localhost.
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +70,10 @@ pub enum ServeError {
     Store(crate::store::StoreError),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Tls(#[from] crate::api::tls::TlsError),
+    #[error("{0}")]
+    Tokens(#[from] crate::api::tokens::TokenError),
     #[error("the runtime failed: {0}")]
     Runtime(std::io::Error),
 }
@@ -80,6 +92,17 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
 }
 
 async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    // Before anything else: a listener off the machine speaks HTTPS.
+    let tls = crate::api::tls::listener_rule(
+        &opts.listen,
+        opts.tls_cert.as_deref(),
+        opts.tls_key.as_deref(),
+        opts.insecure_http,
+    )?;
+    let tls = match tls {
+        Some((cert, key)) => Some(crate::api::tls::server_config(&cert, &key)?),
+        None => None,
+    };
     // The built-in presets, with the preset directory's added or
     // overriding them. The default directory (`policies`, relative) exists
     // only in the repository; elsewhere the built-in presets serve alone.
@@ -114,18 +137,26 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // The store before anything else: a bad one stops start-up before
     // drover manages (or removes) anything.
     let store_path = opts.store.clone();
-    let (store, snapshot) = tokio::task::spawn_blocking(move || {
-        let store = crate::store::Store::open(&store_path)?;
-        let snapshot = store.load()?;
-        let owner = store.instance_id()?;
+    let (store, snapshot, (tokens, bootstrap)) = tokio::task::spawn_blocking(move || {
+        let store = crate::store::Store::open(&store_path).map_err(ServeError::Store)?;
+        let snapshot = store.load().map_err(ServeError::Store)?;
+        let owner = store.instance_id().map_err(ServeError::Store)?;
         let _ = host::OWNER.set(owner);
-        Ok::<_, crate::store::StoreError>((store, snapshot))
+        let tokens = crate::api::tokens::bootstrap(&store, &store_path)?;
+        Ok::<_, ServeError>((store, snapshot, tokens))
     })
     .await
-    .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))?
-    .map_err(ServeError::Store)?;
+    .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))??;
     tracing::info!(store = %opts.store.display(), applications = snapshot.apps.len(), "store opened");
+    log_bootstrap(&bootstrap);
     let store = crate::store::StoreActor::start(store);
+    let auth = std::sync::Arc::new(crate::api::auth::AuthConfig {
+        tokens: std::sync::Arc::new(crate::api::tokens::Tokens::new(
+            tokens,
+            Some(store.clone()),
+        )?),
+        allow_hosts: opts.allow_hosts.clone(),
+    });
     // Locations of drover.yaml: their engines answer (or start-up stops)
     // before anything is managed.
     let config = match &opts.config {
@@ -221,16 +252,23 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     });
 
     let data = web::Data::new(mgmt.clone());
+    let tokens = web::Data::from(auth.tokens.clone());
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(crate::api::auth::Guard::new(auth.clone()))
             .app_data(data.clone())
+            .app_data(tokens.clone())
             .configure(crate::api::routes)
     })
     .workers(2)
     // Effector calls (a resize of many members) can take a while.
     .client_request_timeout(std::time::Duration::from_secs(10))
-    .shutdown_timeout(5)
-    .bind(&opts.listen)
+    .shutdown_timeout(5);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(&opts.listen, config),
+        None => server.bind(&opts.listen),
+    }
     .map_err(|source| ServeError::Bind {
         listen: opts.listen.clone(),
         source,
@@ -239,7 +277,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let server = server.run();
     for a in &addrs {
         // Tests and scripts read this line to find a port chosen with :0.
-        println!("drover listening on http://{a}");
+        println!("drover listening on {scheme}://{a}");
     }
     tracing::info!(addresses = ?addrs, "drover serving");
 
@@ -275,6 +313,16 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tracing::info!("drover stopped; managed containers keep running");
     System::current().stop();
     r
+}
+
+/// Says where the admin token is (never the token).
+fn log_bootstrap(b: &crate::api::tokens::Bootstrap) {
+    use crate::api::tokens::Bootstrap;
+    match b {
+        Bootstrap::Created(p) => tracing::info!(file = %p.display(), "made an admin API token (the CLI on this machine reads it for the default store; `drover token create` makes more)"),
+        Bootstrap::Kept(p) => tracing::info!(file = %p.display(), "admin API token"),
+        Bootstrap::Stale(p) => tracing::warn!(file = %p.display(), "the admin token file holds a token that is no longer valid (revoked?); remove the file to have a new one made at the next start"),
+    }
 }
 
 /// Where published ports of an engine are reached from drover.

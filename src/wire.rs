@@ -389,3 +389,73 @@ pub struct DestroyAnswer {
     #[serde(default)]
     pub volumes_kept: Vec<String>,
 }
+
+/// What an API token may do. Each role includes the ones below it:
+/// `viewer` reads; `operator` also invokes effectors, tunes, starts and
+/// stops policies, drains hosts and injects faults; `admin` also deploys,
+/// applies, destroys and manages tokens.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role `{other}`; roles: viewer, operator, admin"
+            )),
+        }
+    }
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub name: String,
+    pub role: Role,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the token is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+/// One token of `GET /v1/tokens`: never the token itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    pub created_ms: u64,
+    /// When it last authenticated a request (to the minute), if ever.
+    pub last_used_ms: Option<u64>,
+}

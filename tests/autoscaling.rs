@@ -227,13 +227,11 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
     );
 
     // PUT a bad config: 400 with a position, nothing changes.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = d.agent();
     let put = |body: &str| {
         let mut r = agent
             .put(&format!("{}{base}/web-autoscaler", d.url))
+            .header("content-type", "application/yaml")
             .send(body)
             .unwrap();
         let status = r.status().as_u16();
@@ -267,6 +265,7 @@ fn a_policy_is_read_changed_stopped_and_started_over_rest_and_the_cli() {
         let out = std::process::Command::new(drover_bin())
             .args(args)
             .env("DROVER_URL", &d.url)
+            .env("DROVER_TOKEN", &d.token)
             .output()
             .unwrap();
         assert!(

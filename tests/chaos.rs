@@ -204,6 +204,7 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
             "json",
         ])
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .expect("drover chaos runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -320,6 +321,7 @@ fn chaos_engine_stop_stops_a_provisioned_engine_and_the_pool_notices() {
             "json",
         ])
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .expect("drover chaos runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

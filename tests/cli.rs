@@ -16,6 +16,7 @@ fn run_into_closed_pipe(d: &Drover, args: &[&str]) -> (Option<i32>, String) {
     let mut child = Command::new(drover_bin())
         .args(args)
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -84,15 +85,15 @@ fn an_unknown_activity_kind_is_an_error_naming_the_kinds() {
 #[test]
 fn every_error_answer_is_json() {
     let d = Drover::start();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = d.agent();
     let call = |method: &str, path: &str, body: Option<String>| {
         let url = format!("{}{path}", d.url);
         let r = match (method, body) {
             ("GET", _) => agent.get(&url).call(),
-            ("PUT", Some(b)) => agent.put(&url).send(b),
+            ("PUT", Some(b)) => agent
+                .put(&url)
+                .header("content-type", "application/yaml")
+                .send(b),
             ("POST", Some(b)) => agent
                 .post(&url)
                 .header("content-type", "application/yaml")
@@ -190,6 +191,7 @@ fn deploy_errors_name_the_users_file_and_position() {
         .args(["deploy", "shop.yml"])
         .current_dir(dir.path())
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .expect("drover runs");
     let stderr = String::from_utf8_lossy(&out.stderr);

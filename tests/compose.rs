@@ -18,6 +18,7 @@ fn cli_env(d: &Drover, args: &[&str], env: &[(&str, &str)]) -> CliRun {
     let out = std::process::Command::new(drover_bin())
         .args(args)
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .env_remove("COMPOSE_PROJECT_NAME")
         .env_remove("GREETING")
         .envs(env.iter().copied())

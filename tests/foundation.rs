@@ -267,6 +267,7 @@ fn the_cli_deploys_shows_invokes_and_destroys() {
         let out = Command::new(drover_bin())
             .args(args)
             .env("DROVER_URL", &d.url)
+            .env("DROVER_TOKEN", &d.token)
             .output()
             .expect("drover runs");
         (

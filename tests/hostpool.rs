@@ -99,6 +99,7 @@ fn cli(d: &Drover, args: &[&str]) -> String {
     let out = Command::new(common::drover_bin())
         .args(args)
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .unwrap();
     assert!(
@@ -457,11 +458,8 @@ fn the_cpu_placement_policy_moves_a_member_off_a_busy_host_once() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (url, app, stop) = (d.url.clone(), app.clone(), stop.clone());
+        let agent = d.agent();
         std::thread::spawn(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let s: Option<Value> = agent
                     .get(&format!(

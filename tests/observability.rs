@@ -157,6 +157,7 @@ fn every_dashboard_query_answers_from_a_real_prometheus() {
             "json",
         ])
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .expect("drover chaos runs");
     let report: Value = serde_json::from_slice(&chaos.stdout).unwrap_or(Value::Null);
@@ -342,6 +343,7 @@ fn every_dashboard_query_answers_from_a_real_prometheus() {
     let status = Command::new(drover_bin())
         .args(["status", &app])
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .unwrap();
     let status = String::from_utf8_lossy(&status.stdout).to_string();
@@ -389,9 +391,14 @@ fn docker_kill(id: &str) {
 #[test]
 fn grafana_provisioning_and_compose_files_are_valid() {
     require_tool("promtool");
+    // Checked beside a token file, as docker-compose.yml mounts it (the
+    // real one is the operator's, never in the repository).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo_path("grafana/prometheus.yml"), dir.path().join("prometheus.yml")).unwrap();
+    std::fs::write(dir.path().join("drover.token"), "drover_placeholder\n").unwrap();
     let out = Command::new("promtool")
         .args(["check", "config"])
-        .arg(repo_path("grafana/prometheus.yml"))
+        .arg(dir.path().join("prometheus.yml"))
         .output()
         .unwrap();
     assert!(
@@ -461,6 +468,7 @@ struct LoggingDrover {
     child: Child,
     url: String,
     lines: Arc<Mutex<Vec<String>>>,
+    token: String,
     /// Its own store: the default one would let a later drover rebind this
     /// test's applications.
     _store: tempfile::TempDir,
@@ -509,8 +517,13 @@ impl LoggingDrover {
             child,
             url,
             lines,
+            token: admin_token_of(&store.path().join("drover.redb")),
             _store: store,
         }
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        authed_agent(&self.token, Duration::from_secs(30))
     }
 }
 
@@ -533,9 +546,10 @@ fn json_logs_carry_application_and_entity_and_rust_log_filters() {
     let _g = AppGuard(app.clone());
     // drover at info, everything else (actix) at warn.
     let mut d = LoggingDrover::start("warn,drover=info");
-    let a = agent();
+    let a = d.agent();
     let r = a
         .post(&format!("{}/v1/applications", d.url))
+        .header("content-type", "application/yaml")
         .send(single_container(&app))
         .unwrap();
     assert_eq!(r.status(), 201);
@@ -599,8 +613,8 @@ fn the_activity_record_is_bounded_filtered_and_newest_first() {
     let _g = AppGuard(app.clone());
     // Its stderr is captured: the 1,010 refused calls below are warnings.
     let d = LoggingDrover::start("warn");
-    let a = agent();
-    let get = |path: &str| -> (u16, Value) {
+    let a = d.agent();
+       let get = |path: &str| -> (u16, Value) {
         let mut r = a.get(&format!("{}{path}", d.url)).call().unwrap();
         let status = r.status().as_u16();
         let body = r.body_mut().read_to_string().unwrap_or_default();
@@ -613,6 +627,7 @@ fn the_activity_record_is_bounded_filtered_and_newest_first() {
     };
     let r = a
         .post(&format!("{}/v1/applications", d.url))
+        .header("content-type", "application/yaml")
         .send(single_container(&app))
         .unwrap();
     assert_eq!(r.status(), 201);

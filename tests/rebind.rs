@@ -121,22 +121,23 @@ fn kill_point(seed: u64, op: &str, delay_ms: u64) {
     let url = d.url.clone();
     let app2 = app.clone();
     let op2 = op.to_string();
+    let agent = authed_agent(&d.token, Duration::from_secs(60));
     let bg = std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
         let base = format!("{url}/v1/applications");
         let _ = match op2.as_str() {
-            "deploy" => agent.post(&base).send(blueprint(&app2, after)),
+            "deploy" => agent
+                .post(&base)
+                .header("content-type", "application/yaml")
+                .send(blueprint(&app2, after)),
             "grow" | "shrink" => agent
                 .post(&format!("{base}/{app2}/entities/web/effectors/resize"))
+                .header("content-type", "application/json")
                 .send(json!({"size": after}).to_string()),
             _ => agent
                 .post(&format!(
                     "{base}/{app2}/entities/web/effectors/replace_member"
                 ))
+                .header("content-type", "application/json")
                 .send(json!({"member": "web-1"}).to_string()),
         };
     });

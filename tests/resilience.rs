@@ -353,6 +353,7 @@ fn chaos_with_a_fixed_seed_converges_with_high_probe_success() {
             "json",
         ])
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .expect("drover chaos runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

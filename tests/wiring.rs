@@ -472,6 +472,7 @@ fn drover_cli(d: &Drover, args: &[&str]) -> std::process::Output {
     std::process::Command::new(drover_bin())
         .args(args)
         .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
         .output()
         .expect("drover runs")
 }

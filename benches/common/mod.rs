@@ -236,6 +236,8 @@ pub fn healthy(port: u16) -> bool {
 pub struct Drover {
     pub child: Child,
     pub url: String,
+    /// The admin token drover wrote beside its store: every request sends it.
+    pub token: String,
     agent: ureq::Agent,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -289,14 +291,31 @@ impl Drover {
                 sink.clear();
             }
         });
+        // Written before drover listens: it is there now.
+        let token = std::fs::read_to_string(dir.path().join("admin.token"))
+            .expect("drover wrote admin.token beside its store")
+            .trim()
+            .to_string();
+        let bearer = format!("Bearer {token}");
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
+            .middleware(
+                move |mut req: ureq::http::Request<ureq::SendBody>,
+                      next: ureq::middleware::MiddlewareNext| {
+                    if !req.headers().contains_key("authorization") {
+                        req.headers_mut()
+                            .insert("authorization", bearer.parse().expect("a header value"));
+                    }
+                    next.handle(req)
+                },
+            )
             .build()
             .into();
         let d = Drover {
             child,
             url,
+            token,
             agent,
             log,
             _dir: dir,

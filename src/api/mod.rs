@@ -3,7 +3,10 @@
 //! Handlers only translate HTTP to management messages and back; every
 //! decision lives in the actors.
 
+pub mod auth;
 mod errors;
+pub mod tls;
+pub mod tokens;
 
 use actix::Addr;
 use actix_web::http::StatusCode;
@@ -167,7 +170,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                             .post(engine_fault),
                     )
                     .service(web::resource("/activities").get(activities))
-                    .service(web::resource("/chaos/faults").post(chaos_fault)),
+                    .service(web::resource("/chaos/faults").post(chaos_fault))
+                    .service(
+                        web::resource("/tokens")
+                            .post(tokens::create)
+                            .get(tokens::list),
+                    )
+                    .service(web::resource("/tokens/{name}").delete(tokens::revoke)),
             ),
     );
 }

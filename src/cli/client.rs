@@ -11,6 +11,8 @@ use crate::wire::ErrorBody;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// Sent as `Authorization: Bearer` (see [`super::tokens::resolve`]).
+    token: Option<String>,
 }
 
 /// An answer: its status and body text.
@@ -43,17 +45,59 @@ impl Answer {
 }
 
 impl Client {
+    /// A client without a token, trusting the public roots for https.
     pub fn new(base: &str) -> Self {
+        Self::build(base, None, ureq::tls::TlsConfig::default())
+    }
+
+    /// A client that sends `token` and, for an https service, trusts the
+    /// PEM certificates in `ca_cert` (else the public roots).
+    pub fn with_access(
+        base: &str,
+        token: Option<String>,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<Self, CliError> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path).map_err(|source| CliError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(CliError::Invalid(format!(
+                    "--ca-cert {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        Ok(Self::build(base, token, tls.build()))
+    }
+
+    fn build(base: &str, token: Option<String>, tls: ureq::tls::TlsConfig) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // Effectors such as a large resize answer when done.
             .timeout_global(Some(Duration::from_secs(600)))
+            .tls_config(tls)
             .build()
             .into();
         Client {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            token,
         }
+    }
+
+    /// The `Authorization` header's value, if the client has a token.
+    fn authorization(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
     }
 
     fn url(&self, path: &str) -> String {
@@ -75,29 +119,41 @@ impl Client {
     }
 
     pub fn get(&self, path: &str) -> Result<Answer, CliError> {
-        self.finish(self.agent.get(&self.url(path)).call())
+        let mut r = self.agent.get(&self.url(path));
+        if let Some(a) = self.authorization() {
+            r = r.header("authorization", a);
+        }
+        self.finish(r.call())
     }
 
     pub fn delete(&self, path: &str) -> Result<Answer, CliError> {
-        self.finish(self.agent.delete(&self.url(path)).call())
+        let mut r = self.agent.delete(&self.url(path));
+        if let Some(a) = self.authorization() {
+            r = r.header("authorization", a);
+        }
+        self.finish(r.call())
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: &str) -> Result<Answer, CliError> {
-        self.finish(
-            self.agent
-                .post(&self.url(path))
-                .header("content-type", content_type)
-                .send(body),
-        )
+        let mut r = self
+            .agent
+            .post(&self.url(path))
+            .header("content-type", content_type);
+        if let Some(a) = self.authorization() {
+            r = r.header("authorization", a);
+        }
+        self.finish(r.send(body))
     }
 
     pub fn put(&self, path: &str, content_type: &str, body: &str) -> Result<Answer, CliError> {
-        self.finish(
-            self.agent
-                .put(&self.url(path))
-                .header("content-type", content_type)
-                .send(body),
-        )
+        let mut r = self
+            .agent
+            .put(&self.url(path))
+            .header("content-type", content_type);
+        if let Some(a) = self.authorization() {
+            r = r.header("authorization", a);
+        }
+        self.finish(r.send(body))
     }
 
     /// GET that must succeed, decoded.

@@ -9,6 +9,7 @@ pub mod output;
 mod pulls;
 pub mod status;
 pub mod tables;
+pub mod tokens;
 
 use std::time::{Duration, Instant};
 

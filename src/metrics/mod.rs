@@ -12,7 +12,8 @@
 //! (a *service* of a blueprint: a cluster, a container or a load balancer,
 //! never a cluster member: members are numbered without bound as they are
 //! replaced, so a member's failure counts under its cluster), `host`,
-//! `kind`, `state`, `effector`, `outcome`, `policy`, `action`, `fault`.
+//! `kind`, `state`, `effector`, `outcome`, `policy`, `action`, `fault`,
+//! `reason` (of a refused API request: six fixed values).
 //! Never a container id.
 //!
 //! # Where the numbers come from
@@ -246,6 +247,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
     ),
     ("drover_policy_preset_errors", "gauge", "", "Preset files whose last edit was refused as invalid (the previous version stays in force)."),
     ("drover_store_write_seconds", "histogram", "", "Time to commit one write to the durable store (an fsync)."),
+    ("drover_api_refused_total", "counter", "reason", "API requests refused, by reason: no_token, bad_token (unknown or revoked), role (below the route's), host (not an address drover serves), media_type (a body neither JSON nor YAML), cors (a preflight)."),
 ];
 
 /// The catalogue entry of a metric. Panics on a name that is not in the
@@ -424,6 +426,13 @@ const EFFECTORS: &[&str] = &[
     "destroy",
 ];
 
+pub static API_REFUSED: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_api_refused_total"));
+
+/// The reasons of `drover_api_refused_total` (the API's middleware names
+/// them; listed here so their series start at zero).
+const REFUSAL_REASONS: &[&str] = &["no_token", "bad_token", "role", "host", "media_type", "cors"];
+
 pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     prometheus::register_histogram_with_registry!(
         "drover_store_write_seconds",
@@ -479,6 +488,9 @@ pub fn init() {
     }
     LazyLock::force(&PRESET_ERRORS);
     LazyLock::force(&STORE_WRITE_SECONDS);
+    for reason in REFUSAL_REASONS {
+        API_REFUSED.with_label_values(&[reason]);
+    }
 }
 
 /// Creates the event series of a new application at zero. A counter series
@@ -664,6 +676,7 @@ mod tests {
             "effector",
             "outcome",
             "fault",
+            "reason",
         ];
         for (name, kind, labels, help) in CATALOGUE {
             assert!(name.starts_with("drover_"), "{name}");

@@ -24,6 +24,9 @@ use actix::prelude::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+mod tokens;
+pub use tokens::{StoredToken, TokenWrite};
+
 /// The schema this drover writes. A store with a higher one was written by
 /// a newer drover: it is refused, never downgraded.
 pub const SCHEMA_VERSION: u64 = 1;

@@ -40,10 +40,44 @@ pub fn drover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_drover")
 }
 
+/// An agent whose every request carries `Authorization: Bearer TOKEN`
+/// (unless the request sets its own), answering statuses as values.
+pub fn authed_agent(token: &str, timeout: Duration) -> ureq::Agent {
+    let bearer = format!("Bearer {token}");
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .middleware(
+            move |mut req: ureq::http::Request<ureq::SendBody>,
+                  next: ureq::middleware::MiddlewareNext| {
+                if !req.headers().contains_key("authorization") {
+                    req.headers_mut()
+                        .insert("authorization", bearer.parse().expect("a header value"));
+                }
+                next.handle(req)
+            },
+        )
+        .build()
+        .into()
+}
+
+/// The admin token a drover wrote beside its store (written before drover
+/// listens, so it is there once its address is printed).
+pub fn admin_token_of(store: &std::path::Path) -> String {
+    let file = store.with_file_name("admin.token");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("drover wrote no {}: {e}", file.display()))
+        .trim()
+        .to_string()
+}
+
 /// A running `drover serve`, stopped on drop.
 pub struct Drover {
     pub child: Child,
     pub url: String,
+    /// The admin token this drover wrote beside its store (`admin.token`):
+    /// every request of the harness sends it.
+    pub token: String,
     agent: ureq::Agent,
     /// The store's directory, when the harness made it (removed on drop).
     _store_dir: Option<tempfile::TempDir>,
@@ -110,12 +144,39 @@ impl Drover {
             .timeout_global(Some(Duration::from_secs(300)))
             .build()
             .into();
+        let store = extra
+            .iter()
+            .position(|a| *a == "--store")
+            .and_then(|i| extra.get(i + 1))
+            .expect("the harness always gives --store");
+        // Written before drover listens: it is there now.
+        let token = admin_token_of(std::path::Path::new(store));
         Drover {
             child,
             url,
+            token,
             agent,
             _store_dir: store_dir,
         }
+    }
+
+    /// An agent sending the admin token with every request.
+    pub fn agent(&self) -> ureq::Agent {
+        authed_agent(&self.token, Duration::from_secs(300))
+    }
+
+    /// The `Authorization` header's value of the admin token.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// The `drover` binary as a client of this drover: DROVER_URL and
+    /// DROVER_TOKEN set.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(drover_bin());
+        c.env("DROVER_URL", &self.url)
+            .env("DROVER_TOKEN", &self.token);
+        c
     }
 
     /// `kill -9`: no chance to clean up or to finish anything.
@@ -137,13 +198,19 @@ impl Drover {
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        self.answer(self.agent.get(&format!("{}{path}", self.url)).call())
+        self.answer(
+            self.agent
+                .get(&format!("{}{path}", self.url))
+                .header("authorization", self.bearer())
+                .call(),
+        )
     }
 
     pub fn get_text(&self, path: &str) -> String {
         let mut r = self
             .agent
             .get(&format!("{}{path}", self.url))
+            .header("authorization", self.bearer())
             .call()
             .expect("drover answers");
         r.body_mut().read_to_string().expect("body")
@@ -154,12 +221,18 @@ impl Drover {
             self.agent
                 .post(&format!("{}{path}", self.url))
                 .header("content-type", "application/yaml")
+                .header("authorization", self.bearer())
                 .send(body),
         )
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        self.answer(self.agent.delete(&format!("{}{path}", self.url)).call())
+        self.answer(
+            self.agent
+                .delete(&format!("{}{path}", self.url))
+                .header("authorization", self.bearer())
+                .call(),
+        )
     }
 
     pub fn deploy(&self, yaml: &str) -> String {
@@ -176,6 +249,7 @@ impl Drover {
                     self.url
                 ))
                 .header("content-type", "application/json")
+                .header("authorization", self.bearer())
                 .send(args.to_string()),
         )
     }
@@ -201,11 +275,7 @@ impl Drover {
 
     /// Runs a client command of the `drover` binary against this drover.
     pub fn cli(&self, args: &[&str]) -> CliRun {
-        let out = Command::new(drover_bin())
-            .args(args)
-            .env("DROVER_URL", &self.url)
-            .output()
-            .expect("drover runs");
+        let out = self.command().args(args).output().expect("drover runs");
         CliRun {
             ok: out.status.success(),
             code: out.status.code(),

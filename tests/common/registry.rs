@@ -328,6 +328,7 @@ impl Drover {
         Drover {
             child,
             url,
+            token: super::admin_token_of(&store),
             agent,
             _store_dir: Some(store_dir),
         }
