@@ -227,6 +227,7 @@ impl Management {
         let addr =
             ApplicationEntity::new(bp.clone(), at, links, std::sync::Arc::new(factory)).start();
         let handle = ApplicationEntity::handle(&addr);
+        let entity = Some(addr.clone());
         let me = EntityRef::new(id.clone(), id.clone());
         self.register(ctx, me.clone(), None, handle);
         self.apps.insert(
@@ -238,6 +239,7 @@ impl Management {
                 file,
                 created_ms,
                 destroying: false,
+                entity,
             },
         );
         tracing::info!(app = %id, "deploying");

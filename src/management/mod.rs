@@ -30,11 +30,13 @@
 //! | `presets.rs` | preset files polled and reloaded into running policies; change detection is pure |
 //! | `policy_rest.rs` | REST operations on a running policy |
 
+mod apply;
 mod deploy;
 mod destroy;
 mod effectors;
 pub mod faults;
 pub mod notices;
+pub mod plan;
 mod observe;
 mod policy_rest;
 mod presets;
@@ -58,6 +60,7 @@ use crate::protocol::{EntityError, EntityRef, Subscribe};
 
 pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
+pub use apply::Apply;
 pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
 pub use destroy::Destroy;
 pub use volumes::{SweepVolumes, VolumeSweep};
@@ -107,6 +110,11 @@ pub enum ManagementError {
     Volume(#[from] crate::host::volumes::VolumeError),
     #[error(transparent)]
     Entity(#[from] EntityError),
+    /// An apply that cannot be carried out (the plan's words).
+    #[error("{0}")]
+    NotApplicable(String),
+    #[error("an apply of application `{0}` is in progress; wait for its `apply` activities and try again")]
+    Applying(String),
 }
 
 struct AppRecord {
@@ -121,6 +129,8 @@ struct AppRecord {
     /// Service id → resource limits of one of its containers (cpus, memory
     /// bytes), for the host reservation gauges.
     reservations: HashMap<String, (f64, i64)>,
+    /// The application entity, which carries out applies.
+    entity: Option<Addr<crate::entity::application::ApplicationEntity>>,
 }
 
 pub struct Management {
@@ -157,6 +167,11 @@ pub struct Management {
     pending_deploys: BTreeSet<String>,
     /// `drover.yaml`'s `allowed_host_paths`: roots host-path volumes may use.
     allowed_host_paths: Vec<std::path::PathBuf>,
+    /// Applications with an apply under way (one at a time each).
+    applying: BTreeSet<String>,
+    /// Policy changes operators made since the last apply: (app, entity,
+    /// policy) → the override (stored; an apply resets them).
+    overrides: BTreeMap<(String, String, String), policy_rest::Override>,
 }
 
 impl Management {
@@ -184,6 +199,8 @@ impl Management {
             saved: Default::default(),
             pending_deploys: Default::default(),
             allowed_host_paths: Vec::new(),
+            applying: Default::default(),
+            overrides: Default::default(),
         }
     }
 
@@ -227,6 +244,7 @@ impl Management {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         });
+        self.overrides = policy_rest::overrides_from(&snapshot);
         self.store = Some(store);
         self.rebind = Some(snapshot);
         self
@@ -235,6 +253,7 @@ impl Management {
     /// Drops an application's saved cluster membership and policy memory
     /// (a destroy, or a deploy of a new application under that name).
     fn forget_saved(&mut self, app: &str) {
+        self.overrides.retain(|(a, _, _), _| a != app);
         let saved = &self.saved;
         let holds = saved.clusters.keys().any(|(a, _)| a == app)
             || saved.policies.keys().any(|(a, _, _)| a == app);
@@ -330,6 +349,12 @@ impl Handler<RecordActivity> for Management {
 impl Handler<crate::policy::PolicyRegistered> for Management {
     type Result = ();
     fn handle(&mut self, msg: crate::policy::PolicyRegistered, _: &mut Context<Self>) {
+        // An operator's change survives a restart: put it back on the
+        // policy rebuilt from the blueprint.
+        let key = (msg.app.clone(), msg.entity.clone(), msg.policy.name.clone());
+        if let Some(o) = self.overrides.get(&key) {
+            o.reapply(&msg.policy.name, &msg.control);
+        }
         self.policies.register(msg);
     }
 }
