@@ -21,7 +21,9 @@
 //! | [`recovery`] | pure: open failures to `drover_recovery_seconds` |
 //! | `observe.rs` | the metrics of notices and activities (failures, restarts, replacements, policy actions) |
 //! | `state_metrics.rs` | the gauges a scrape rebuilds from the read model; host capacity reads |
-//! | `deploy.rs` | deploy (and the start-up deploy that keeps an application already there), building an application |
+//! | `deploy.rs` | deploy, building an application |
+//! | [`plan`] | pure: the plan of an apply, service by service |
+//! | `apply.rs` | apply: checks, the stored intent, the plan's steps handed to policies and the application entity |
 //! | `destroy.rs` | destroy, and forgetting the application's saved state |
 //! | `effectors.rs` | effector calls, recorded as activities |
 //! | [`faults`] | faults injected from outside (chaos): routed to the container's engine or the pool's provisioner, recorded as activities |
@@ -60,8 +62,8 @@ use crate::protocol::{EntityError, EntityRef, Subscribe};
 
 pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
-pub use apply::Apply;
-pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
+pub use apply::{summary as apply_summary, Apply};
+pub use deploy::Deploy;
 pub use destroy::Destroy;
 pub use volumes::{SweepVolumes, VolumeSweep};
 pub use effectors::{Detached, InvokeEffector};
