@@ -35,9 +35,15 @@ pub fn apply(c: &Client, file: &str, dry_run: bool, out: Output) -> Result<(), C
 pub fn render(plan: &Plan, verb: &str) -> String {
     let mut lines = Vec::new();
     if plan.create {
-        lines.push(format!("application `{}` does not exist: it {verb} be deployed", plan.app));
+        lines.push(format!(
+            "application `{}` does not exist: it {verb} be deployed",
+            plan.app
+        ));
     } else if plan.noop {
-        lines.push(format!("application `{}` runs this blueprint: nothing to do", plan.app));
+        lines.push(format!(
+            "application `{}` runs this blueprint: nothing to do",
+            plan.app
+        ));
     } else {
         lines.push(format!("application `{}`:", plan.app));
     }
@@ -50,10 +56,19 @@ pub fn render(plan: &Plan, verb: &str) -> String {
             PlanAction::Rolled => "^",
             PlanAction::Replaced => "!",
         };
-        let why = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        let why = s
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         lines.push(format!("  {mark} {} {}{why}", s.id, s.action.as_str()));
         for c in &s.changes {
-            lines.push(format!("      {}: {} → {}", c.path, short(&c.from), short(&c.to)));
+            lines.push(format!(
+                "      {}: {} → {}",
+                c.path,
+                short(&c.from),
+                short(&c.to)
+            ));
         }
     }
     for o in &plan.overrides_reset {

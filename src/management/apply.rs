@@ -206,9 +206,11 @@ impl Management {
         // attaches a service's policies together).
         let mut attach = Vec::new();
         let mut reset: Vec<(String, String)> = Vec::new();
-        for sp in plan.services.iter().filter(|s| {
-            matches!(s.action, PlanAction::InPlace | PlanAction::Rolled)
-        }) {
+        for sp in plan
+            .services
+            .iter()
+            .filter(|s| matches!(s.action, PlanAction::InPlace | PlanAction::Rolled))
+        {
             let policy_changes: Vec<_> = sp
                 .changes
                 .iter()
@@ -338,7 +340,10 @@ impl Management {
     fn record_step(&mut self, app: &str, s: StepOutcome) {
         let (outcome, message) = match &s.result {
             Ok(v) => ("ok", format!("{} of `{}` done: {v}", s.step, s.service)),
-            Err(e) => ("error", format!("{} of `{}` failed: {e}", s.step, s.service)),
+            Err(e) => (
+                "error",
+                format!("{} of `{}` failed: {e}", s.step, s.service),
+            ),
         };
         self.record(Activity::policy(
             app,
@@ -389,7 +394,10 @@ pub fn summary(plan: &Plan) -> String {
     }
     let mut parts: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
     if !plan.overrides_reset.is_empty() {
-        parts.push(format!("{} policy overrides reset", plan.overrides_reset.len()));
+        parts.push(format!(
+            "{} policy overrides reset",
+            plan.overrides_reset.len()
+        ));
     }
     parts.join(", ")
 }

@@ -32,11 +32,19 @@ pub enum PlanError {
     #[error(
         "the application `{app}` runs in location `{from}`; moving it to `{to}` is not an apply: destroy it and deploy it again"
     )]
-    LocationChanged { app: String, from: String, to: String },
+    LocationChanged {
+        app: String,
+        from: String,
+        to: String,
+    },
     #[error(
         "the application `{app}`'s `networks` changed ({from} → {to}); networks are made with the application: destroy it and deploy it again"
     )]
-    NetworksChanged { app: String, from: String, to: String },
+    NetworksChanged {
+        app: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// Keys that change in place on every service type.
@@ -130,8 +138,7 @@ pub fn plan(
     let mut overrides_reset = overrides.to_vec();
     overrides_reset.sort();
     overrides_reset.dedup();
-    let noop = overrides_reset.is_empty()
-        && services.iter().all(|s| s.action == PlanAction::Kept);
+    let noop = overrides_reset.is_empty() && services.iter().all(|s| s.action == PlanAction::Kept);
     Ok(Plan {
         app: new.name.clone(),
         create: false,
@@ -277,12 +284,12 @@ fn service_plan(
             }
         } else {
             let why = match new.kind {
-                ServiceType::Container => format!(
-                    "a single container's `{key}` changed: it is stopped and made again"
-                ),
-                ServiceType::LoadBalancer => format!(
-                    "a load balancer's `{key}` is set when it is made: it is made again"
-                ),
+                ServiceType::Container => {
+                    format!("a single container's `{key}` changed: it is stopped and made again")
+                }
+                ServiceType::LoadBalancer => {
+                    format!("a load balancer's `{key}` is set when it is made: it is made again")
+                }
                 ServiceType::Cluster => {
                     format!("a cluster's `{key}` is set when it is made: it is made again")
                 }

@@ -88,7 +88,8 @@ impl Handler<Reconfigure> for ApplicationEntity {
             .filter_map(|id| self.children.remove(id).map(|c| c.handle.teardown))
             .collect();
         let me2 = me.clone();
-        let stop_old = async move { teardown_all(me2, "stopping the replaced services: ", old).await };
+        let stop_old =
+            async move { teardown_all(me2, "stopping the replaced services: ", old).await };
         Box::pin(stop_old.into_actor(self).then(move |stopped, act, ctx| {
             let mut out = Vec::new();
             if let Err(e) = &stopped {
@@ -139,17 +140,17 @@ impl Handler<Reconfigure> for ApplicationEntity {
                 .filter_map(|(id, update)| {
                     let member = act.member_spec(id)?;
                     let r = invoke(id)?;
-                    Some((
-                        id.clone(),
-                        json!({ "member": member, "update": update }),
-                        r,
-                    ))
+                    Some((id.clone(), json!({ "member": member, "update": update }), r))
                 })
                 .collect();
             let removed: Vec<(String, Recipient<crate::protocol::Teardown>)> = msg
                 .remove
                 .iter()
-                .filter_map(|id| act.children.remove(id).map(|c| (id.clone(), c.handle.teardown)))
+                .filter_map(|id| {
+                    act.children
+                        .remove(id)
+                        .map(|c| (id.clone(), c.handle.teardown))
+                })
                 .collect();
             let replaced = msg.replace.clone();
             async move {
@@ -158,11 +159,17 @@ impl Handler<Reconfigure> for ApplicationEntity {
                 )
                 .await;
                 for ((id, _), r) in made.iter().zip(starts) {
-                    let step = if replaced.contains(id) { "replace" } else { "deploy" };
+                    let step = if replaced.contains(id) {
+                        "replace"
+                    } else {
+                        "deploy"
+                    };
                     out.push(outcome(id, step, r, &me));
                 }
                 for (id, n, r) in resizes {
-                    let res = r.send(Invoke::with_args("resize", json!({ "size": n }))).await;
+                    let res = r
+                        .send(Invoke::with_args("resize", json!({ "size": n })))
+                        .await;
                     out.push(outcome(&id, "resize", res, &me));
                 }
                 for (id, args, r) in rolls {
@@ -171,7 +178,12 @@ impl Handler<Reconfigure> for ApplicationEntity {
                 }
                 for (id, t) in removed {
                     let res = t.send(crate::protocol::Teardown).await;
-                    out.push(outcome(&id, "destroy", res.map(|r| r.map(|_| json!({}))), &me));
+                    out.push(outcome(
+                        &id,
+                        "destroy",
+                        res.map(|r| r.map(|_| json!({}))),
+                        &me,
+                    ));
                 }
                 out
             }

@@ -107,7 +107,11 @@ fn a_restarter_added_to_a_cluster_replaces_it_but_not_on_a_container() {
     );
     let p = run(BASE, &on_cluster);
     assert_eq!(action(&p, "web"), PlanAction::Replaced);
-    assert!(p.services[0].reason.as_deref().unwrap().contains("restarter"));
+    assert!(p.services[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("restarter"));
     let on_container = format!("{BASE}    policies:\n      - type: restarter\n");
     let p = run(BASE, &on_container);
     assert_eq!(action(&p, "db"), PlanAction::InPlace);
@@ -125,7 +129,10 @@ fn a_reconfigured_restarter_on_a_cluster_stays_in_place() {
 
 #[test]
 fn a_preset_policy_is_named_by_its_preset() {
-    let a = BASE.replace("      - type: autoscaler\n", "      - use: web-autoscaler\n");
+    let a = BASE.replace(
+        "      - type: autoscaler\n",
+        "      - use: web-autoscaler\n",
+    );
     let b = a.replace("upper: 80", "upper: 95");
     assert_eq!(paths(&run(&a, &b), "web"), vec!["policies.web-autoscaler"]);
 }
@@ -177,7 +184,7 @@ fn every_member_spec_change_rolls() {
         ),
         (
             "      ports: [8080]\n",
-            "      ports: [8080]\n      volumes: [\"data:/data\"]\n",
+            "      ports: [8080]\n      volumes: [{ name: data, path: /data }]\n",
             "member.volumes",
         ),
         (
@@ -210,10 +217,7 @@ fn a_cluster_placement_change_rolls() {
         "    initial_size: 2\n",
         "    initial_size: 2\n    placement: { spread: host }\n",
     );
-    let Ok(b) = serde_yaml::from_str::<Blueprint>(&new) else {
-        // The placement syntax is not this test's subject.
-        return;
-    };
+    let b = bp(&new);
     let p = plan(Some(&bp(BASE)), &b, &[], &kind_of).unwrap();
     assert_eq!(action(&p, "web"), PlanAction::Rolled);
 }
@@ -281,7 +285,13 @@ fn overrides_in_force_are_reset_and_make_it_not_a_noop() {
         entity: "web".into(),
         policy: "autoscaler".into(),
     };
-    let p = plan(Some(&bp(BASE)), &bp(BASE), &[o.clone(), o.clone()], &kind_of).unwrap();
+    let p = plan(
+        Some(&bp(BASE)),
+        &bp(BASE),
+        &[o.clone(), o.clone()],
+        &kind_of,
+    )
+    .unwrap();
     assert!(!p.noop);
     assert_eq!(p.overrides_reset, vec![o]);
     assert!(p.services.iter().all(|s| s.action == PlanAction::Kept));
@@ -305,10 +315,12 @@ fn an_unknown_key_on_a_cluster_is_not_ignored() {
         "  - id: lb\n",
         "    enrichers:\n      - type: aggregate\n        sensor: cpu.usage\n        function: mean\n  - id: lb\n",
     );
-    let Ok(b) = serde_yaml::from_str::<Blueprint>(&new) else {
-        return;
-    };
+    let b = bp(&new);
     let p = plan(Some(&bp(BASE)), &b, &[], &kind_of).unwrap();
     assert_eq!(action(&p, "web"), PlanAction::Replaced);
-    assert!(p.services[0].reason.as_deref().unwrap().contains("enrichers"));
+    assert!(p.services[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("enrichers"));
 }
