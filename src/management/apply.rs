@@ -255,6 +255,14 @@ impl Management {
         for o in &plan.overrides_reset {
             self.clear_override(&id, &o.entity, &o.policy);
         }
+        // The policies of removed and replaced services go with their
+        // entity (the entity's `Gone` stops them); the replacement
+        // registers its own.
+        for entity in of(PlanAction::Removed).iter().chain(&of(PlanAction::Replaced)) {
+            for name in self.policies.names(&id, entity) {
+                self.policies.forget(&id, entity, &name);
+            }
+        }
         for (entity, policy) in reset {
             let Some(spec) = service(&bp, &entity).and_then(|s| {
                 s.policies

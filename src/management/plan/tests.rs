@@ -215,7 +215,7 @@ fn a_roll_and_a_resize_together_roll_and_list_both() {
 fn a_cluster_placement_change_rolls() {
     let new = BASE.replace(
         "    initial_size: 2\n",
-        "    initial_size: 2\n    placement: { spread: host }\n",
+        "    initial_size: 2\n    placement: { max_containers: 2 }\n",
     );
     let b = bp(&new);
     let p = plan(Some(&bp(BASE)), &b, &[], &kind_of).unwrap();
@@ -313,7 +313,7 @@ fn a_location_or_network_change_is_refused() {
 fn an_unknown_key_on_a_cluster_is_not_ignored() {
     let new = BASE.replace(
         "  - id: lb\n",
-        "    enrichers:\n      - type: aggregate\n        sensor: cpu.usage\n        function: mean\n  - id: lb\n",
+        "    enrichers:\n      - type: aggregate\n        sensor: cpu.usage\n        function: average\n  - id: lb\n",
     );
     let b = bp(&new);
     let p = plan(Some(&bp(BASE)), &b, &[], &kind_of).unwrap();
