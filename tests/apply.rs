@@ -14,7 +14,7 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// A cluster behind a load balancer with an autoscaler (`upper`), and
+/// A cluster with an autoscaler on CPU (`upper`; `lower: 0` never shrinks it), and
 /// optionally a single container `extra`.
 fn blueprint(app: &str, size: u32, upper: u32, version: &str, extra: Option<&str>) -> String {
     let mut text = format!(
@@ -30,7 +30,9 @@ services:
       resources: {{ cpus: 0.25, memory: 64Mi }}
       health: {{ http: {{ port: 8080, path: /health }}, interval: 500ms }}
     policies:
-      - use: web-autoscaler
+      - type: autoscaler
+        metric: cpu.usage
+        lower: 0
         upper: {upper}
         min_size: 1
         max_size: 6
@@ -79,7 +81,7 @@ fn containers_started(app: &str) -> BTreeSet<(String, String)> {
 
 fn policy(d: &Drover, app: &str) -> PolicyStatus {
     let (s, body) = d.get(&format!(
-        "/v1/applications/{app}/entities/web/policies/web-autoscaler"
+        "/v1/applications/{app}/entities/web/policies/autoscaler"
     ));
     assert_eq!(s, 200, "{body}");
     decode(body)
@@ -118,7 +120,7 @@ fn a_policy_change_touches_no_container_and_the_same_file_twice_is_a_noop() {
     assert!(diff.ok, "{}{}", diff.stdout, diff.stderr);
     assert!(diff.stdout.contains("~ web in-place"), "{}", diff.stdout);
     assert!(
-        diff.stdout.contains("policies.web-autoscaler"),
+        diff.stdout.contains("policies.autoscaler"),
         "{}",
         diff.stdout
     );
@@ -195,7 +197,7 @@ fn a_policy_set_survives_kill_9_and_an_apply_resets_it() {
         "set",
         &app,
         "web",
-        "web-autoscaler",
+        "autoscaler",
         "upper=42",
         "-o",
         "json",
@@ -206,7 +208,7 @@ fn a_policy_set_survives_kill_9_and_an_apply_resets_it() {
         "stop",
         &app,
         "web",
-        "web-autoscaler",
+        "autoscaler",
         "-o",
         "json",
     ]);
@@ -224,7 +226,7 @@ fn a_policy_set_survives_kill_9_and_an_apply_resets_it() {
         "the operator's setting holds after kill -9",
         || {
             let (s, body) = d.get(&format!(
-                "/v1/applications/{app}/entities/web/policies/web-autoscaler"
+                "/v1/applications/{app}/entities/web/policies/autoscaler"
             ));
             (s == 200 && body["config"]["upper"] == 42.0 && body["running"] == false).then_some(())
         },
@@ -232,7 +234,7 @@ fn a_policy_set_survives_kill_9_and_an_apply_resets_it() {
     let diff = d.cli(&["diff", &file]);
     assert!(
         diff.stdout
-            .contains("policy override reset: web/web-autoscaler"),
+            .contains("policy override reset: web/autoscaler"),
         "{}",
         diff.stdout
     );
