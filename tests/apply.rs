@@ -203,15 +203,7 @@ fn a_policy_set_survives_kill_9_and_an_apply_resets_it() {
         "json",
     ]);
     assert!(set.ok, "{}{}", set.stdout, set.stderr);
-    let stop = d.cli(&[
-        "policy",
-        "stop",
-        &app,
-        "web",
-        "autoscaler",
-        "-o",
-        "json",
-    ]);
+    let stop = d.cli(&["policy", "stop", &app, "web", "autoscaler", "-o", "json"]);
     assert!(stop.ok, "{}{}", stop.stdout, stop.stderr);
     assert_eq!(
         activities(&d, &format!("application={app}&name=policy.set")).len(),
@@ -332,12 +324,13 @@ fn a_member_env_change_rolls_the_cluster_to_the_new_env() {
     let plan = apply(&d, &file, &[]);
     assert_eq!(action(&plan, "web"), PlanAction::Rolled, "{plan:?}");
     assert_eq!(plan.services[0].changes[0].path, "member.env");
-    wait_for(DEADLINE, "the rollout effector was called", || {
+    let called = wait_for(DEADLINE, "the rollout step of the apply", || {
         activities(&d, &format!("application={app}&name=apply.rollout"))
             .first()
-            .filter(|a| a["outcome"] == "ok")
             .cloned()
     });
+    // Needs the rollout helper's branch: the cluster's `rollout` effector.
+    assert_eq!(called["outcome"], "ok", "the cluster's rollout effector: {called}");
     wait_for(
         Duration::from_secs(300),
         "every member answers VERSION=2",
