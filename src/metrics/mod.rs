@@ -444,6 +444,10 @@ pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
 
 /// Registers every metric, so a scrape shows them all from the start.
 pub fn init() {
+    // Every outcome from the start, so `rate()` sees the first apply.
+    for outcome in ["created", "changed", "noop", "refused", "failed"] {
+        APPLIES.with_label_values(&[outcome]).inc_by(0);
+    }
     LazyLock::force(&APPLICATIONS);
     LazyLock::force(&ENTITIES);
     LazyLock::force(&APPLICATION_ENTITIES);
