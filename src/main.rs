@@ -146,6 +146,17 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Create the application or bring it to the blueprint: policies,
+    /// sizes and load-balancer settings change in place, member-spec changes
+    /// roll, removed services go, added ones are deployed.
+    Apply {
+        file: String,
+        /// Print the plan only (as `drover diff`).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print what `drover apply FILE` would do.
+    Diff { file: String },
     /// Translate a docker-compose file into a blueprint (printed), or deploy it.
     Import {
         #[command(subcommand)]
@@ -326,6 +337,12 @@ fn main() -> ExitCode {
             name,
         } => cli::deploy(&client, &file, name.as_deref(), wait, timeout, out)
             .map_err(|e| e.to_string()),
+        Command::Apply { file, dry_run } => {
+            cli::apply::apply(&client, &file, dry_run, out).map_err(|e| e.to_string())
+        }
+        Command::Diff { file } => {
+            cli::apply::apply(&client, &file, true, out).map_err(|e| e.to_string())
+        }
         Command::Import {
             what: ImportWhat::Compose { file, name, deploy },
         } => cli::import::import_compose(&client, &file, name.as_deref(), deploy, out)

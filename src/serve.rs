@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::entity::Placement;
 use crate::host::{self, DockerHost};
-use crate::management::{DeployAtStart, DeployOutcome, Management};
+use crate::management::{Apply, Management};
 
 /// The preset directory `drover serve` reads when given none: the
 /// repository's `policies/`, whose presets are also built in.
@@ -281,13 +281,16 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     tracing::info!(addresses = ?addrs, "drover serving");
 
-    // A second start with the same flags finds the application rebound
-    // from the store: it is kept, never deployed twice or replaced.
+    // `--deploy` is an apply: a second start with the same file finds the
+    // application rebound from the store and changes nothing; an edited
+    // file is applied (the plan is printed and recorded as activities).
     for (path, text) in blueprints {
-        let outcome = mgmt
-            .send(DeployAtStart {
+        let plan = mgmt
+            .send(Apply {
                 file: path.clone(),
                 text,
+                app: None,
+                dry_run: false,
             })
             .await
             .map_err(|e| ServeError::Deploy {
@@ -298,14 +301,16 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        match outcome {
-            DeployOutcome::Deployed(id) => println!("deployed {path} as application `{id}`"),
-            DeployOutcome::Kept { id, changed: false } => {
-                println!("application `{id}` of {path} is already running; kept")
-            }
-            DeployOutcome::Kept { id, changed: true } => println!(
-                "warning: {path} differs from the blueprint application `{id}` runs; the running application was kept (`drover apply`, coming, updates it)"
-            ),
+        if plan.create {
+            println!("deployed {path} as application `{}`", plan.app);
+        } else if plan.noop {
+            println!("application `{}` of {path} is already running; nothing to apply", plan.app);
+        } else {
+            println!(
+                "applied {path} to application `{}`: {}",
+                plan.app,
+                crate::management::apply_summary(&plan)
+            );
         }
     }
 

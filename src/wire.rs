@@ -459,3 +459,83 @@ pub struct TokenInfo {
     /// When it last authenticated a request (to the minute), if ever.
     pub last_used_ms: Option<u64>,
 }
+
+/// What an apply does (or would do: `drover diff`, `apply --dry-run`):
+/// the answer of `PUT /v1/applications/{app}` and `?dry_run=true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub app: String,
+    /// The application did not exist: the apply deploys it.
+    pub create: bool,
+    /// One entry per service of the old and the new blueprint, by id.
+    pub services: Vec<ServicePlan>,
+    /// Policy changes made with `drover policy set|start|stop` (or REST)
+    /// since the last apply; the apply puts the blueprint's config back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides_reset: Vec<PolicyOverrideRef>,
+    /// Nothing to do: every service kept and no override in force.
+    pub noop: bool,
+}
+
+/// What happens to one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServicePlan {
+    pub id: String,
+    pub action: PlanAction,
+    /// What differs, one entry per changed key (`initial_size`,
+    /// `policies.autoscaler`, `member.env`, ...); empty for kept, added and
+    /// removed services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PlanChange>,
+    /// Why a service is replaced rather than changed in place or rolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanAction {
+    /// New: deployed.
+    Added,
+    /// Gone from the blueprint: destroyed.
+    Removed,
+    /// Unchanged: not touched.
+    Kept,
+    /// Changed without touching a container: policies, cluster size, the
+    /// `update:` block, start-up ordering.
+    InPlace,
+    /// A cluster whose member spec changed: rolled by its `rollout`
+    /// effector, member by member.
+    Rolled,
+    /// Stopped and made again: a single container whose spec changed, a
+    /// load balancer whose settings changed, a service whose type changed.
+    Replaced,
+}
+
+impl PlanAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::Added => "added",
+            PlanAction::Removed => "removed",
+            PlanAction::Kept => "kept",
+            PlanAction::InPlace => "in-place",
+            PlanAction::Rolled => "rolled",
+            PlanAction::Replaced => "replaced",
+        }
+    }
+}
+
+/// One changed key of a service: its path and both values (`null`: absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanChange {
+    pub path: String,
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
+}
+
+/// A policy whose config or running state an operator changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PolicyOverrideRef {
+    pub entity: String,
+    pub policy: String,
+}

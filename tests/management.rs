@@ -85,18 +85,19 @@ fn a_second_serve_with_the_same_deploy_keeps_the_running_application() {
     let before = containers_started(&app);
     assert_eq!(before.len(), 2);
 
-    // Same file: kept, nothing touched, drover carries on.
+    // Same file: an apply with nothing to do; nothing touched, drover
+    // carries on.
     let mut d = Drover::start_with(&args);
     let kept = wait_for(
         DEADLINE,
-        "the start-up deploy keeps the application",
+        "the start-up deploy is a no-op apply",
         || {
-            activities(&d, &format!("application={app}&name=deploy.kept"))
+            activities(&d, &format!("application={app}&name=apply"))
                 .first()
                 .cloned()
         },
     );
-    assert_eq!(kept["args"]["changed"], false, "{kept}");
+    assert_eq!(kept["args"]["noop"], true, "{kept}");
     assert!(
         d.child.try_wait().unwrap().is_none(),
         "drover serve keeps running after a second --deploy of the same blueprint"
@@ -105,26 +106,19 @@ fn a_second_serve_with_the_same_deploy_keeps_the_running_application() {
     assert_eq!(containers_started(&app), before, "no container was touched");
     assert!(d.terminate().success());
 
-    // A changed file: still kept (with a warning), not destroyed.
+    // A changed file (issue 14): applied, a resize; the members that ran
+    // are kept.
     std::fs::write(&file, cluster_blueprint(&app, 3)).unwrap();
     let d = Drover::start_with(&args);
-    let kept = wait_for(
-        DEADLINE,
-        "the changed start-up deploy keeps the application",
-        || {
-            activities(&d, &format!("application={app}&name=deploy.kept"))
-                .first()
-                .cloned()
-        },
-    );
-    assert_eq!(kept["args"]["changed"], true, "{kept}");
+    wait_for(DEADLINE, "the edited file is applied: 3 members", || {
+        let detail = d.app(&app);
+        (members(&detail).len() == 3).then_some(())
+    });
+    d.wait_running(&app, DEADLINE);
     assert!(
-        kept["message"].as_str().unwrap_or("").contains("apply"),
-        "the message says how to update: {kept}"
+        before.is_subset(&containers_started(&app)),
+        "the members that ran were kept"
     );
-    let detail = d.wait_running(&app, DEADLINE);
-    assert_eq!(members(&detail).len(), 2, "the running blueprint was kept");
-    assert_eq!(containers_started(&app), before, "no container was touched");
 }
 
 #[test]

@@ -48,7 +48,10 @@ impl ResponseError for ApiError {
                 | ManagementError::NoEntity { .. }
                 | ManagementError::NoPolicy(_)
                 | ManagementError::NoHost(_) => StatusCode::NOT_FOUND,
-                ManagementError::Exists(_) | ManagementError::Destroying(_) => StatusCode::CONFLICT,
+                ManagementError::Exists(_)
+                | ManagementError::Destroying(_)
+                | ManagementError::Applying(_) => StatusCode::CONFLICT,
+                ManagementError::NotApplicable(_) => StatusCode::BAD_REQUEST,
                 ManagementError::UnknownLocation { .. } | ManagementError::Blueprint(_) => {
                     StatusCode::BAD_REQUEST
                 }
@@ -120,6 +123,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .service(
                         web::resource("/applications/{app}")
                             .get(get_app)
+                            .put(apply)
                             .delete(destroy),
                     )
                     .service(web::resource("/applications/{app}/entities").get(entities))
@@ -220,6 +224,53 @@ async fn deploy(m: Mgmt, req: HttpRequest, body: web::Bytes) -> Result<HttpRespo
     Ok(HttpResponse::Created()
         .append_header(("Location", format!("/v1/applications/{id}")))
         .json(Created { id }))
+}
+
+/// `PUT /v1/applications/{app}?file=shop.yml&dry_run=true`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyQuery {
+    file: Option<String>,
+    /// Only answer the plan (`drover diff`, `drover apply --dry-run`).
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Creates the application or brings it to the blueprint: 201 with the
+/// plan when it was created, else 200 with the plan
+/// ([`crate::wire::Plan`]); 400 with positions for bad input, and nothing
+/// is touched.
+async fn apply(
+    m: Mgmt,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<ApplyQuery>::from_query(req.query_string()).map_err(|e| {
+        ApiError::BadRequest(format!("bad apply query: {e}; use file=NAME and dry_run=true|false"))
+    })?;
+    let query = query.into_inner();
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
+    let plan = m
+        .send(crate::management::Apply {
+            file: blueprint_file_name(query.file),
+            text: text.to_string(),
+            app: Some(path.into_inner()),
+            dry_run: query.dry_run,
+        })
+        .await?
+        .map_err(|e| match e {
+            ManagementError::Blueprint(errs) => ApiError::Blueprint(errs),
+            other => ApiError::Management(other),
+        })?;
+    Ok(if plan.create && !query.dry_run {
+        HttpResponse::Created()
+            .append_header(("Location", format!("/v1/applications/{}", plan.app)))
+            .json(plan)
+    } else {
+        HttpResponse::Ok().json(plan)
+    })
 }
 
 /// What a deployed blueprint's errors call it: the client's file name,

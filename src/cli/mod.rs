@@ -2,6 +2,7 @@
 //! (`DROVER_URL`, default `http://127.0.0.1:7780`), and read its answers as
 //! the [`crate::wire`] types.
 
+pub mod apply;
 pub mod chaos;
 mod client;
 pub mod import;

@@ -36,7 +36,13 @@ fn needs_wiring(svc: &crate::blueprint::ServiceSpec) -> bool {
 struct Child {
     handle: EntityHandle,
     state: Lifecycle,
+    /// How its policies reach it (containers and clusters), kept so an
+    /// apply can rebuild them on the running entity.
+    target: Option<PolicyTarget>,
 }
+
+mod reconfigure;
+pub use reconfigure::{Reconfigure, StepOutcome};
 
 pub struct ApplicationEntity {
     me: EntityRef,
@@ -126,6 +132,9 @@ impl ApplicationEntity {
         let mut dependants: Vec<(Recipient<WireReferences>, ReferenceOptions)> = Vec::new();
         // The new children's policies start once every child exists.
         let mut targets: Vec<(String, PolicyTarget)> = Vec::new();
+        // The services made by this call: an apply adds children to a
+        // running application, whose others already have their enrichers.
+        let mut made: std::collections::BTreeSet<String> = Default::default();
         for svc in services {
             if self.children.contains_key(&svc.id) {
                 continue;
@@ -236,16 +245,25 @@ impl ApplicationEntity {
             handle
                 .subscribe
                 .do_send(Subscribe(ctx.address().recipient()));
+            made.insert(svc.id.clone());
+            let target = targets
+                .iter()
+                .find(|(id, _)| *id == svc.id)
+                .map(|(_, t)| t.clone());
             self.children.insert(
                 svc.id.clone(),
                 Child {
                     handle,
                     state: Lifecycle::Created,
+                    target,
                 },
             );
         }
         // Enrichers after every child exists: their input may be any child.
         for svc in self.blueprint.services.clone() {
+            if !made.contains(&svc.id) {
+                continue;
+            }
             for spec in &svc.enrichers {
                 let owner = EntityRef::new(self.me.app.clone(), svc.id.clone());
                 let Some(owner_child) = self.children.get(&svc.id) else {

@@ -1,7 +1,6 @@
 //! Deploy: a blueprint checked, stored, built into an application entity
-//! and started. `drover serve --deploy` goes through [`DeployAtStart`],
-//! which keeps an application the store already holds (rebound at start)
-//! rather than refusing the second run.
+//! and started. `drover serve --deploy` and `drover apply` go through
+//! [`super::Apply`], which deploys when the application does not exist.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +13,7 @@ use crate::protocol::{now_ms, EntityRef};
 
 use super::state_metrics::reservations;
 use crate::policy::validate::{validate_blueprint, ValidationContext};
-use super::{Activity, AppRecord, InvokeEffector, Management, ManagementError};
+use super::{AppRecord, InvokeEffector, Management, ManagementError};
 
 /// Deploys blueprint text: parses and checks it against this service's
 /// locations and presets, creates the application and starts it. Answers
@@ -95,90 +94,6 @@ impl Handler<Deploy> for Management {
     }
 }
 
-/// `drover serve --deploy FILE`: deploys the blueprint, unless the store
-/// already holds an application of that name (a second start with the same
-/// flags), which is kept as it runs: nothing is touched.
-#[derive(Message)]
-#[rtype(result = "Result<DeployOutcome, ManagementError>")]
-pub struct DeployAtStart {
-    pub file: String,
-    pub text: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeployOutcome {
-    Deployed(String),
-    /// The application was already there and is kept. `changed`: the file
-    /// differs from the blueprint it runs.
-    Kept {
-        id: String,
-        changed: bool,
-    },
-}
-
-/// What a start-up deploy does with an application of that name already
-/// running from `stored` text.
-pub fn keep_existing(id: &str, stored: &str, file_text: &str) -> DeployOutcome {
-    DeployOutcome::Kept {
-        id: id.to_string(),
-        changed: stored.trim_end() != file_text.trim_end(),
-    }
-}
-
-impl Handler<DeployAtStart> for Management {
-    type Result = ResponseActFuture<Self, Result<DeployOutcome, ManagementError>>;
-    fn handle(&mut self, msg: DeployAtStart, ctx: &mut Context<Self>) -> Self::Result {
-        let existing = match self.validate(&msg.file, &msg.text) {
-            Ok(bp) => self
-                .apps
-                .get(&bp.name)
-                .map(|rec| (bp.name.clone(), rec.text.clone())),
-            Err(e) => return Box::pin(fut::ready(Err(ManagementError::Blueprint(e)))),
-        };
-        let Some((id, stored)) = existing else {
-            let deploy = Handler::<Deploy>::handle(
-                self,
-                Deploy {
-                    file: msg.file,
-                    text: msg.text,
-                },
-                ctx,
-            );
-            return Box::pin(deploy.map(|res, _, _| res.map(DeployOutcome::Deployed)));
-        };
-        let outcome = keep_existing(&id, &stored, &msg.text);
-        let message = match &outcome {
-            DeployOutcome::Kept { changed: true, .. } => {
-                tracing::warn!(app = %id, file = %msg.file, "the running application was kept: {} differs from the blueprint it runs; `drover apply` (coming) will update it", msg.file);
-                format!(
-                    "{} differs from the running blueprint; the running application was kept (`drover apply`, coming, updates it)",
-                    msg.file
-                )
-            }
-            _ => {
-                tracing::info!(app = %id, file = %msg.file, "already deployed from the store; kept as it runs");
-                format!(
-                    "{} is already deployed; the running application was kept",
-                    msg.file
-                )
-            }
-        };
-        let changed = matches!(outcome, DeployOutcome::Kept { changed: true, .. });
-        self.record(Activity {
-            kind: "event".into(),
-            ..Activity::policy(
-                &id,
-                &id,
-                "deploy.kept",
-                serde_json::json!({ "file": msg.file, "changed": changed }),
-                "ok",
-                message,
-            )
-        });
-        Box::pin(fut::ready(Ok(outcome)))
-    }
-}
-
 impl Management {
     /// Builds an application's actors and starts it (deploy and rebind).
     pub(super) fn create_app(
@@ -228,6 +143,7 @@ impl Management {
         let addr =
             ApplicationEntity::new(bp.clone(), at, links, std::sync::Arc::new(factory)).start();
         let handle = ApplicationEntity::handle(&addr);
+        let entity = Some(addr.clone());
         let me = EntityRef::new(id.clone(), id.clone());
         self.register(ctx, me.clone(), None, handle);
         self.apps.insert(
@@ -239,6 +155,7 @@ impl Management {
                 file,
                 created_ms,
                 destroying: false,
+                entity,
             },
         );
         tracing::info!(app = %id, "deploying");
@@ -269,41 +186,5 @@ impl Management {
             .detached(),
         );
         id
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_file_keeps_the_application_unchanged() {
-        let text = "name: shop\nservices: []\n";
-        assert_eq!(
-            keep_existing("shop", text, text),
-            DeployOutcome::Kept {
-                id: "shop".into(),
-                changed: false
-            }
-        );
-        // An editor's trailing newline is not a change.
-        assert_eq!(
-            keep_existing("shop", text, "name: shop\nservices: []\n\n"),
-            DeployOutcome::Kept {
-                id: "shop".into(),
-                changed: false
-            }
-        );
-    }
-
-    #[test]
-    fn a_different_file_keeps_the_application_and_says_so() {
-        assert_eq!(
-            keep_existing("shop", "name: shop\n", "name: shop\nlocation: local\n"),
-            DeployOutcome::Kept {
-                id: "shop".into(),
-                changed: true
-            }
-        );
     }
 }

@@ -21,7 +21,9 @@
 //! | [`recovery`] | pure: open failures to `drover_recovery_seconds` |
 //! | `observe.rs` | the metrics of notices and activities (failures, restarts, replacements, policy actions) |
 //! | `state_metrics.rs` | the gauges a scrape rebuilds from the read model; host capacity reads |
-//! | `deploy.rs` | deploy (and the start-up deploy that keeps an application already there), building an application |
+//! | `deploy.rs` | deploy, building an application |
+//! | [`plan`] | pure: the plan of an apply, service by service |
+//! | `apply.rs` | apply: checks, the stored intent, the plan's steps handed to policies and the application entity |
 //! | `destroy.rs` | destroy, and forgetting the application's saved state |
 //! | `effectors.rs` | effector calls, recorded as activities |
 //! | [`faults`] | faults injected from outside (chaos): routed to the container's engine or the pool's provisioner, recorded as activities |
@@ -30,11 +32,13 @@
 //! | `presets.rs` | preset files polled and reloaded into running policies; change detection is pure |
 //! | `policy_rest.rs` | REST operations on a running policy |
 
+mod apply;
 mod deploy;
 mod destroy;
 mod effectors;
 pub mod faults;
 pub mod notices;
+pub mod plan;
 mod observe;
 mod policy_rest;
 mod presets;
@@ -58,7 +62,8 @@ use crate::protocol::{EntityError, EntityRef, Subscribe};
 
 pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
-pub use deploy::{Deploy, DeployAtStart, DeployOutcome};
+pub use apply::{summary as apply_summary, Apply};
+pub use deploy::Deploy;
 pub use destroy::Destroy;
 pub use volumes::{SweepVolumes, VolumeSweep};
 pub use effectors::{Detached, InvokeEffector};
@@ -107,6 +112,11 @@ pub enum ManagementError {
     Volume(#[from] crate::host::volumes::VolumeError),
     #[error(transparent)]
     Entity(#[from] EntityError),
+    /// An apply that cannot be carried out (the plan's words).
+    #[error("{0}")]
+    NotApplicable(String),
+    #[error("an apply of application `{0}` is in progress; wait for its `apply` activities and try again")]
+    Applying(String),
 }
 
 struct AppRecord {
@@ -121,6 +131,8 @@ struct AppRecord {
     /// Service id → resource limits of one of its containers (cpus, memory
     /// bytes), for the host reservation gauges.
     reservations: HashMap<String, (f64, i64)>,
+    /// The application entity, which carries out applies.
+    entity: Option<Addr<crate::entity::application::ApplicationEntity>>,
 }
 
 pub struct Management {
@@ -159,6 +171,11 @@ pub struct Management {
     allowed_host_paths: Vec<std::path::PathBuf>,
     /// `drover.yaml`'s `build_roots`: where build contexts may lie.
     build_roots: Option<Vec<std::path::PathBuf>>,
+    /// Applications with an apply under way (one at a time each).
+    applying: BTreeSet<String>,
+    /// Policy changes operators made since the last apply: (app, entity,
+    /// policy) → the override (stored; an apply resets them).
+    overrides: BTreeMap<(String, String, String), policy_rest::Override>,
 }
 
 impl Management {
@@ -187,6 +204,8 @@ impl Management {
             pending_deploys: Default::default(),
             allowed_host_paths: Vec::new(),
             build_roots: None,
+            applying: Default::default(),
+            overrides: Default::default(),
         }
     }
 
@@ -236,6 +255,7 @@ impl Management {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         });
+        self.overrides = policy_rest::overrides_from(&snapshot);
         self.store = Some(store);
         self.rebind = Some(snapshot);
         self
@@ -244,6 +264,7 @@ impl Management {
     /// Drops an application's saved cluster membership and policy memory
     /// (a destroy, or a deploy of a new application under that name).
     fn forget_saved(&mut self, app: &str) {
+        self.overrides.retain(|(a, _, _), _| a != app);
         let saved = &self.saved;
         let holds = saved.clusters.keys().any(|(a, _)| a == app)
             || saved.policies.keys().any(|(a, _, _)| a == app);
@@ -339,6 +360,12 @@ impl Handler<RecordActivity> for Management {
 impl Handler<crate::policy::PolicyRegistered> for Management {
     type Result = ();
     fn handle(&mut self, msg: crate::policy::PolicyRegistered, _: &mut Context<Self>) {
+        // An operator's change survives a restart: put it back on the
+        // policy rebuilt from the blueprint.
+        let key = (msg.app.clone(), msg.entity.clone(), msg.policy.name.clone());
+        if let Some(o) = self.overrides.get(&key) {
+            o.reapply(&msg.policy.name, &msg.control);
+        }
         self.policies.register(msg);
     }
 }

@@ -71,12 +71,87 @@ pub struct PolicyRequest {
     pub op: PolicyRequestOp,
 }
 
+/// An operator's change to a policy (`drover policy set|start|stop`),
+/// stored under the policy's key with [`OVERRIDE_PREFIX`] so it survives a
+/// restart; an apply of the blueprint clears it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Override {
+    /// The config set last (`None`: the blueprint's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<crate::policy::PolicyConfig>,
+    /// Started or stopped last (`None`: as built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
+}
+
+/// Where overrides live among the policies' stored state.
+pub const OVERRIDE_PREFIX: &str = "override:";
+
+impl Override {
+    /// Puts the change back on a policy rebuilt from the blueprint.
+    pub fn reapply(&self, policy: &str, control: &actix::Recipient<crate::policy::PolicyControl>) {
+        use crate::policy::{PolicyControl, PolicyOp};
+        if let Some(c) = &self.config {
+            control.do_send(PolicyControl {
+                policy: policy.to_string(),
+                op: PolicyOp::Set(c.clone()),
+            });
+        }
+        if let Some(r) = self.running {
+            control.do_send(PolicyControl {
+                policy: policy.to_string(),
+                op: if r { PolicyOp::Start } else { PolicyOp::Stop },
+            });
+        }
+    }
+}
+
+/// The overrides a store held (cleared ones are stored as `null`).
+pub fn overrides_from(
+    snapshot: &crate::store::Snapshot,
+) -> std::collections::BTreeMap<(String, String, String), Override> {
+    snapshot
+        .policies
+        .iter()
+        .filter(|((app, _, _), _)| snapshot.apps.contains_key(app))
+        .filter_map(|((app, entity, key), v)| {
+            let policy = key.strip_prefix(OVERRIDE_PREFIX)?;
+            let o: Override = serde_json::from_value(v.clone()).ok()?;
+            (o != Override::default())
+                .then(|| ((app.clone(), entity.clone(), policy.to_string()), o))
+        })
+        .collect()
+}
+
+impl Management {
+    fn store_override(&self, app: &str, entity: &str, policy: &str, o: Option<&Override>) {
+        if let Some(s) = &self.store {
+            s.do_send(crate::store::StoreWrite::PutPolicy {
+                app: app.to_string(),
+                entity: entity.to_string(),
+                policy: format!("{OVERRIDE_PREFIX}{policy}"),
+                state: o
+                    .map(|o| serde_json::to_value(o).unwrap_or_default())
+                    .unwrap_or(serde_json::Value::Null),
+            });
+        }
+    }
+
+    /// An apply put the blueprint's config back.
+    pub(super) fn clear_override(&mut self, app: &str, entity: &str, policy: &str) {
+        let key = (app.to_string(), entity.to_string(), policy.to_string());
+        if self.overrides.remove(&key).is_some() {
+            self.store_override(app, entity, policy, None);
+        }
+    }
+}
+
 impl Handler<PolicyRequest> for Management {
-    type Result = ResponseFuture<Result<PolicyStatus, ManagementError>>;
+    type Result = ResponseActFuture<Self, Result<PolicyStatus, ManagementError>>;
     fn handle(&mut self, msg: PolicyRequest, _: &mut Context<Self>) -> Self::Result {
         use crate::policy::{PolicyControl, PolicyOp};
         if !self.apps.contains_key(&msg.app) {
-            return Box::pin(async move { Err(ManagementError::NoApplication(msg.app)) });
+            return Box::pin(fut::ready(Err(ManagementError::NoApplication(msg.app))));
         }
         let Some(entry) = self.policies.get(&msg.app, &msg.entity, &msg.policy) else {
             let known = self.policies.names(&msg.app, &msg.entity).join(", ");
@@ -92,7 +167,7 @@ impl Handler<PolicyRequest> for Management {
                     }
                 ),
             };
-            return Box::pin(async move { Err(ManagementError::NoPolicy(e.to_string())) });
+            return Box::pin(fut::ready(Err(ManagementError::NoPolicy(e.to_string()))));
         };
         let op = match msg.op {
             PolicyRequestOp::Get => PolicyOp::Get,
@@ -100,20 +175,58 @@ impl Handler<PolicyRequest> for Management {
             PolicyRequestOp::Stop => PolicyOp::Stop,
             PolicyRequestOp::Put(text) => match parse_policy_body(&entry.kind, &text) {
                 Ok(c) => PolicyOp::Set(c),
-                Err(e) => return Box::pin(async move { Err(ManagementError::Blueprint(e)) }),
+                Err(e) => return Box::pin(fut::ready(Err(ManagementError::Blueprint(e)))),
             },
         };
         let control = entry.control.clone();
         let policy = msg.policy.clone();
-        Box::pin(async move {
-            match control.send(PolicyControl { policy, op }).await {
-                Ok(Ok(st)) => Ok(st),
-                Ok(Err(e)) => Err(ManagementError::NoPolicy(e.to_string())),
-                Err(e) => Err(ManagementError::NoPolicy(format!(
-                    "the policy is not running: {e}"
-                ))),
+        let change = match &op {
+            PolicyOp::Get => None,
+            PolicyOp::Set(c) => Some((Some(c.clone()), None, "set")),
+            PolicyOp::Start => Some((None, Some(true), "start")),
+            PolicyOp::Stop => Some((None, Some(false), "stop")),
+        };
+        let (app, entity) = (msg.app, msg.entity);
+        Box::pin(
+            async move {
+                match control.send(PolicyControl { policy, op }).await {
+                    Ok(Ok(st)) => Ok(st),
+                    Ok(Err(e)) => Err(ManagementError::NoPolicy(e.to_string())),
+                    Err(e) => Err(ManagementError::NoPolicy(format!(
+                        "the policy is not running: {e}"
+                    ))),
+                }
             }
-        })
+            .into_actor(self)
+            .map(move |res, act, _| {
+                // A change that took is stored and recorded: it holds across
+                // restarts until an apply of the blueprint resets it.
+                if let (Ok(st), Some((config, running, verb))) = (&res, change) {
+                    let key = (app.clone(), entity.clone(), st.name.clone());
+                    let o = act.overrides.entry(key).or_default();
+                    if config.is_some() {
+                        o.config = config;
+                    }
+                    if running.is_some() {
+                        o.running = running;
+                    }
+                    let o = o.clone();
+                    act.store_override(&app, &entity, &st.name, Some(&o));
+                    act.record(super::Activity::policy(
+                        &app,
+                        &entity,
+                        &format!("policy.{verb}"),
+                        serde_json::json!({ "policy": st.name, "config": st.config, "running": st.running }),
+                        "ok",
+                        format!(
+                            "policy `{}` {verb} by an operator; kept across restarts until the blueprint is applied again",
+                            st.name
+                        ),
+                    ));
+                }
+                res
+            }),
+        )
     }
 }
 

@@ -144,6 +144,12 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Policy decisions and actions in the activity record (restarter.restart is policy restarter, action restart), by outcome.",
     ),
     (
+        "drover_applies_total",
+        "counter",
+        "outcome",
+        "Applies of a blueprint to an application, by outcome: created, changed, noop, refused (bad input or not applicable), failed (a step failed; see the `apply` activities).",
+    ),
+    (
         "drover_lb_backends",
         "gauge",
         "application, entity",
@@ -339,6 +345,8 @@ pub static REPLACEMENTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_replacements_total"));
 pub static POLICY_ACTIONS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_policy_actions_total"));
+pub static APPLIES: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_applies_total"));
 pub static LB_BACKENDS: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_lb_backends"));
 pub static LB_ACTIVE: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_lb_active_connections"));
@@ -445,6 +453,10 @@ pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
 
 /// Registers every metric, so a scrape shows them all from the start.
 pub fn init() {
+    // Every outcome from the start, so `rate()` sees the first apply.
+    for outcome in ["created", "changed", "noop", "refused", "failed"] {
+        APPLIES.with_label_values(&[outcome]).inc_by(0);
+    }
     LazyLock::force(&APPLICATIONS);
     LazyLock::force(&ENTITIES);
     LazyLock::force(&APPLICATION_ENTITIES);

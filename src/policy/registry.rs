@@ -40,6 +40,23 @@ impl PolicyRegistry {
         self.entries.retain(|(a, _, _), _| a != app);
     }
 
+    /// Drops one policy (removed by an apply).
+    pub fn forget(&mut self, app: &str, entity: &str, policy: &str) {
+        self.entries
+            .remove(&(app.to_string(), entity.to_string(), policy.to_string()));
+    }
+
+    /// The blueprint entry a policy is now resolved from (an apply
+    /// reconfigured it), for later preset reloads.
+    pub fn update_spec(&mut self, app: &str, entity: &str, policy: &str, spec: PolicySpec) {
+        if let Some(e) = self
+            .entries
+            .get_mut(&(app.to_string(), entity.to_string(), policy.to_string()))
+        {
+            e.spec = spec;
+        }
+    }
+
     pub fn get(&self, app: &str, entity: &str, policy: &str) -> Option<&Entry> {
         self.entries
             .get(&(app.to_string(), entity.to_string(), policy.to_string()))
