@@ -44,6 +44,7 @@ pub mod problem;
 pub mod secrets;
 pub mod stop;
 pub mod size;
+pub mod update;
 pub mod validate;
 pub mod volume_checks;
 pub mod volumes;

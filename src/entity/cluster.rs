@@ -25,6 +25,7 @@ use crate::protocol::{
 };
 
 mod verdict;
+pub mod rollout;
 pub use verdict::{resize_verdict, FailedMember};
 #[path = "member_identity.rs"]
 mod member_identity;
