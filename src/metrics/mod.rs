@@ -137,6 +137,18 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Member replacements (replace_member, by the replacer or an operator), by application, cluster and outcome (ok, error).",
     ),
     (
+        "drover_rollouts_total",
+        "counter",
+        "application, entity, outcome",
+        "Rollouts of a cluster's member spec that ended, by application, cluster and outcome (complete, rolled-back, failed).",
+    ),
+    (
+        "drover_rollout_seconds",
+        "histogram",
+        "application, entity, outcome",
+        "Time from a rollout's request to its end (rollbacks included), by application, cluster and outcome.",
+    ),
+    (
         "drover_policy_actions_total",
         "counter",
         "application, policy, action, outcome",
@@ -335,6 +347,10 @@ pub static RESTARTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_restarts_total"));
 pub static REPLACEMENTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_replacements_total"));
+pub static ROLLOUTS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_rollouts_total"));
+pub static ROLLOUT_SECONDS: LazyLock<HistogramVec> =
+    LazyLock::new(|| histogram_vec("drover_rollout_seconds", RECOVERY_BUCKETS));
 pub static POLICY_ACTIONS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_policy_actions_total"));
 pub static LB_BACKENDS: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_lb_backends"));
