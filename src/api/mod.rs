@@ -4,6 +4,7 @@
 //! decision lives in the actors.
 
 mod errors;
+mod rollout;
 
 use actix::Addr;
 use actix_web::http::StatusCode;
@@ -126,6 +127,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .service(
                         web::resource("/applications/{app}/entities/{entity}/effectors/{effector}")
                             .post(invoke),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/rollout")
+                            .get(rollout::status),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/rollout/{command}")
+                            .post(rollout::control),
                     )
                     .service(
                         web::resource("/applications/{app}/entities/{entity}/policies")

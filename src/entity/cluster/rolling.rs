@@ -53,9 +53,7 @@ impl Revisions {
 
     /// A rollout is moving or paused: it owns the membership.
     pub fn active(&self) -> bool {
-        self.rollout
-            .as_ref()
-            .is_some_and(|r| !r.state.is_final())
+        self.rollout.as_ref().is_some_and(|r| !r.state.is_final())
     }
 
     /// The revision a member added now gets.
@@ -67,7 +65,9 @@ impl Revisions {
     }
 
     pub fn state(&self) -> RolloutState {
-        self.rollout.as_ref().map_or(RolloutState::Complete, |r| r.state)
+        self.rollout
+            .as_ref()
+            .map_or(RolloutState::Complete, |r| r.state)
     }
 
     /// Keeps the last [`HISTORY`] revisions and every one in `in_use`.
@@ -170,9 +170,9 @@ impl ClusterEntity {
                 revision: m.revision,
                 health: match (m.state, m.ready_since_ms) {
                     (Lifecycle::Running, Some(since_ms)) => Health::Ready { since_ms },
-                    (Lifecycle::OnFire, _) => Health::Failed(
-                        m.error.clone().unwrap_or_else(|| "on fire".into()),
-                    ),
+                    (Lifecycle::OnFire, _) => {
+                        Health::Failed(m.error.clone().unwrap_or_else(|| "on fire".into()))
+                    }
                     _ => Health::Starting,
                 },
                 draining_since_ms: m.draining_since_ms,
@@ -185,7 +185,10 @@ impl ClusterEntity {
                 Action::Start { revision, reason } => {
                     let index = self.next_index;
                     self.add_member_rev(index, revision, ctx);
-                    self.record("rollout", format!("start {}: {reason}", self.member_id(index)));
+                    self.record(
+                        "rollout",
+                        format!("start {}: {reason}", self.member_id(index)),
+                    );
                 }
                 Action::Drain { index, reason } => {
                     if let Some(m) = self.members.get_mut(&index) {
@@ -258,7 +261,11 @@ impl ClusterEntity {
         let updated = self
             .members
             .values()
-            .filter(|m| m.revision == target && m.draining_since_ms.is_none() && m.state == Lifecycle::Running)
+            .filter(|m| {
+                m.revision == target
+                    && m.draining_since_ms.is_none()
+                    && m.state == Lifecycle::Running
+            })
             .count();
         json!(crate::wire::RolloutStatus {
             state: self.revs.state().as_str().into(),
@@ -307,7 +314,12 @@ impl ClusterEntity {
             ("undo", _) => {
                 // A settled cluster: roll to the revision before it.
                 let current = self.revs.current;
-                let Some(prev) = self.revs.specs.range(..current).next_back().map(|(r, _)| *r)
+                let Some(prev) = self
+                    .revs
+                    .specs
+                    .range(..current)
+                    .next_back()
+                    .map(|(r, _)| *r)
                 else {
                     return Err(bad(format!(
                         "revision {current} has no earlier revision to go back to"
