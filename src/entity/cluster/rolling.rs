@@ -170,6 +170,11 @@ impl ClusterEntity {
                 revision: m.revision,
                 health: match (m.state, m.ready_since_ms) {
                     (Lifecycle::Running, Some(since_ms)) => Health::Ready { since_ms },
+                    // A starting member whose checks already fail (its
+                    // error is set) has failed: no need to wait for the deadline.
+                    (Lifecycle::Starting, _) if m.error.is_some() => {
+                        Health::Failed(m.error.clone().unwrap_or_default())
+                    }
                     (Lifecycle::OnFire, _) => {
                         Health::Failed(m.error.clone().unwrap_or_else(|| "on fire".into()))
                     }
