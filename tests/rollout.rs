@@ -60,7 +60,12 @@ fn status(d: &Drover, app: &str) -> RolloutStatus {
 
 fn wait_state(d: &Drover, app: &str, states: &[&str]) -> RolloutStatus {
     wait_for(DEADLINE, &format!("rollout of {app} reaches {states:?}"), || {
-        let st = status(d, app);
+        // Right after a restart the application may not be rebound yet.
+        let (code, body) = d.get(&format!("/v1/applications/{app}/entities/web/rollout"));
+        if code != 200 {
+            return None;
+        }
+        let st: RolloutStatus = decode(body);
         states.contains(&st.state.as_str()).then_some(st)
     })
 }
