@@ -59,15 +59,19 @@ fn status(d: &Drover, app: &str) -> RolloutStatus {
 }
 
 fn wait_state(d: &Drover, app: &str, states: &[&str]) -> RolloutStatus {
-    wait_for(DEADLINE, &format!("rollout of {app} reaches {states:?}"), || {
-        // Right after a restart the application may not be rebound yet.
-        let (code, body) = d.get(&format!("/v1/applications/{app}/entities/web/rollout"));
-        if code != 200 {
-            return None;
-        }
-        let st: RolloutStatus = decode(body);
-        states.contains(&st.state.as_str()).then_some(st)
-    })
+    wait_for(
+        DEADLINE,
+        &format!("rollout of {app} reaches {states:?}"),
+        || {
+            // Right after a restart the application may not be rebound yet.
+            let (code, body) = d.get(&format!("/v1/applications/{app}/entities/web/rollout"));
+            if code != 200 {
+                return None;
+            }
+            let st: RolloutStatus = decode(body);
+            states.contains(&st.state.as_str()).then_some(st)
+        },
+    )
 }
 
 /// The host ports of the members, by member id.
@@ -95,7 +99,12 @@ fn all_members_run(d: &Drover, app: &str, size: usize, want: &str) -> Option<()>
     }
     let names: BTreeSet<String> = containers_of(app, true)
         .iter()
-        .map(|id| inspect(id)["Config"]["Labels"]["io.drover.entity"].as_str().unwrap_or("").to_string())
+        .map(|id| {
+            inspect(id)["Config"]["Labels"]["io.drover.entity"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     let members: BTreeSet<String> = ports.into_iter().map(|(m, _)| m).collect();
     (names == members).then_some(())
@@ -114,13 +123,23 @@ struct Load {
 /// keeps the connection open).
 fn request(s: &mut TcpStream, keep_alive: bool) -> std::io::Result<bool> {
     let conn = if keep_alive { "keep-alive" } else { "close" };
-    write!(s, "GET / HTTP/1.1\r\nHost: lb\r\nConnection: {conn}\r\n\r\n")?;
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: lb\r\nConnection: {conn}\r\n\r\n"
+    )?;
     let mut r = BufReader::new(s.try_clone()?);
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before answering"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed before answering",
+        ));
     }
-    let code: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let mut len = 0usize;
     let mut close = !keep_alive;
     loop {
@@ -194,7 +213,12 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, ok, failed, threads }
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
     }
 
     /// (ok, failed) requests.
@@ -203,7 +227,10 @@ impl Load {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -222,7 +249,12 @@ fn lb_port(d: &Drover, app: &str, backends: usize) -> u16 {
 }
 
 fn rollout(d: &Drover, app: &str, env: Value, update: Value) -> Value {
-    let (code, body) = d.invoke(app, "web", "rollout", json!({ "member": member(env), "update": update }));
+    let (code, body) = d.invoke(
+        app,
+        "web",
+        "rollout",
+        json!({ "member": member(env), "update": update }),
+    );
     assert_eq!(code, 200, "{body}");
     body["result"].clone()
 }
@@ -241,14 +273,18 @@ fn rolls_four_members_under_load_with_zero_failed_requests() {
     d.wait_running(&app, DEADLINE);
     let port = lb_port(&d, &app, 4);
     let load = Load::start(port);
-    wait_for(DEADLINE, "the load runs", || (load.ok.load(Ordering::Relaxed) > 50).then_some(()));
+    wait_for(DEADLINE, "the load runs", || {
+        (load.ok.load(Ordering::Relaxed) > 50).then_some(())
+    });
 
     let answer = rollout(&d, &app, json!({"VERSION": "2"}), update("rollback"));
     assert_eq!(answer["state"], "rolling", "{answer}");
     assert_eq!(answer["revision"], 2);
     let st = wait_state(&d, &app, &["complete", "rolled-back", "failed"]);
     assert_eq!(st.state, "complete", "{st:?}");
-    wait_for(DEADLINE, "every member answers 2", || all_members_run(&d, &app, 4, "2"));
+    wait_for(DEADLINE, "every member answers 2", || {
+        all_members_run(&d, &app, 4, "2")
+    });
     let (ok, failed) = load.finish();
     eprintln!("rollout under load: {ok} requests ok, {failed} failed");
     assert!(ok > 100, "the load ran through the rollout ({ok})");
@@ -258,15 +294,25 @@ fn rolls_four_members_under_load_with_zero_failed_requests() {
     let again = rollout(&d, &app, json!({"VERSION": "2"}), Value::Null);
     assert_eq!(again, json!({"revision": 2, "state": "complete"}));
     let st = status(&d, &app);
-    assert_eq!(st.history.iter().map(|h| h.revision).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(
+        st.history.iter().map(|h| h.revision).collect::<Vec<_>>(),
+        [2, 1]
+    );
     // Each step is an activity with its reason.
     let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
     let text = acts.to_string();
-    assert!(text.contains("drain web-1") && text.contains("rolling to revision 2"), "{text}");
+    assert!(
+        text.contains("drain web-1") && text.contains("rolling to revision 2"),
+        "{text}"
+    );
     // The metrics count it.
     let metrics = d.get_text("/metrics");
     assert!(
-        metrics.lines().any(|l| l.starts_with("drover_rollouts_total") && l.contains(&app) && l.contains("complete")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("drover_rollouts_total")
+                && l.contains(&app)
+                && l.contains("complete")),
         "drover_rollouts_total counts the rollout"
     );
 }
@@ -281,27 +327,51 @@ fn a_failing_health_check_rolls_back_by_itself_and_pause_waits_for_undo() {
     d.wait_running(&app, DEADLINE);
     let port = lb_port(&d, &app, 3);
     let load = Load::start(port);
-    wait_for(DEADLINE, "the load runs", || (load.ok.load(Ordering::Relaxed) > 50).then_some(()));
+    wait_for(DEADLINE, "the load runs", || {
+        (load.ok.load(Ordering::Relaxed) > 50).then_some(())
+    });
 
-    let answer = rollout(&d, &app, json!({"VERSION": "2", "HEALTH_FAIL": "1"}), update("rollback"));
+    let answer = rollout(
+        &d,
+        &app,
+        json!({"VERSION": "2", "HEALTH_FAIL": "1"}),
+        update("rollback"),
+    );
     assert_eq!(answer["state"], "rolling");
     let st = wait_state(&d, &app, &["rolled-back", "failed", "complete"]);
     assert_eq!(st.state, "rolled-back", "{st:?}");
     assert_eq!(st.revision, 1, "back on revision 1");
     let reason = st.reason.clone().unwrap_or_default();
-    assert!(reason.contains("failed") || reason.contains("deadline"), "{st:?}");
-    wait_for(DEADLINE, "every member runs the previous spec", || all_members_run(&d, &app, 3, "1"));
+    assert!(
+        reason.contains("failed") || reason.contains("deadline"),
+        "{st:?}"
+    );
+    wait_for(DEADLINE, "every member runs the previous spec", || {
+        all_members_run(&d, &app, 3, "1")
+    });
 
     // failure_action: pause stays paused, and undo finishes it.
-    let answer = rollout(&d, &app, json!({"VERSION": "3", "HEALTH_FAIL": "1"}), update("pause"));
+    let answer = rollout(
+        &d,
+        &app,
+        json!({"VERSION": "3", "HEALTH_FAIL": "1"}),
+        update("pause"),
+    );
     assert_eq!(answer["state"], "rolling");
     let st = wait_state(&d, &app, &["paused", "rolled-back", "failed", "complete"]);
     assert_eq!(st.state, "paused", "{st:?}");
-    let (code, body) = d.post(&format!("/v1/applications/{app}/entities/web/rollout/undo"), "{}");
+    let (code, body) = d.post(
+        &format!("/v1/applications/{app}/entities/web/rollout/undo"),
+        "{}",
+    );
     assert_eq!(code, 200, "{body}");
     let st = wait_state(&d, &app, &["rolled-back", "failed", "complete"]);
     assert_eq!(st.state, "rolled-back", "{st:?}");
-    wait_for(DEADLINE, "every member runs the previous spec after undo", || all_members_run(&d, &app, 3, "1"));
+    wait_for(
+        DEADLINE,
+        "every member runs the previous spec after undo",
+        || all_members_run(&d, &app, 3, "1"),
+    );
     let (ok, failed) = load.finish();
     eprintln!("rollbacks under load: {ok} requests ok, {failed} failed");
     assert_eq!(failed, 0, "zero failed requests through the load balancer");

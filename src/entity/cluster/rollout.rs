@@ -241,6 +241,19 @@ pub fn step(r: &Rollout, members: &[MemberView], size: u32, now_ms: u64) -> Step
             })
         });
     if let Some(why) = failure {
+        if r.rolling_back {
+            // The rollout ends here: members that never served go, those
+            // that serve stay.
+            for m in new
+                .iter()
+                .filter(|m| !matches!(m.health, Health::Ready { .. }))
+            {
+                out.actions.push(Action::Remove {
+                    index: m.index,
+                    reason: format!("revision {} failed to start", r.target),
+                });
+            }
+        }
         out.next = Some(if r.rolling_back {
             Rollout {
                 state: RolloutState::Failed,
