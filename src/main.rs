@@ -245,6 +245,13 @@ enum Command {
         /// For `set`: a file with the config (YAML or JSON), or key=value pairs laid over the current config.
         config: Vec<String>,
     },
+    /// A cluster's rollout: `drover rollout status|pause|resume|undo APP CLUSTER`.
+    Rollout {
+        /// status, pause, resume or undo.
+        action: String,
+        app: String,
+        cluster: String,
+    },
     /// Build the project's HTTP workload image (`drover/workload:latest`) on the local engine.
     WorkloadImage {
         #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
@@ -409,6 +416,12 @@ fn main() -> ExitCode {
             out,
         )
         .map_err(|e| e.to_string()),
+        Command::Rollout {
+            action,
+            app,
+            cluster,
+        } => cli::rollout::rollout(&client, &action, &app, &cluster, out)
+            .map_err(|e| e.to_string()),
         Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
         Command::Locations => cli::locations(&client, out).map_err(|e| e.to_string()),
         Command::Drain { location, host } => {

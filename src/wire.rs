@@ -539,3 +539,40 @@ pub struct PolicyOverrideRef {
     pub entity: String,
     pub policy: String,
 }
+
+/// `GET /v1/applications/{app}/entities/{cluster}/rollout` (and the answer
+/// of `POST .../rollout/pause|resume|undo`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    /// complete, rolling, paused, rolled-back or failed.
+    pub state: String,
+    /// The revision new members get (the rollout's target).
+    pub revision: u64,
+    /// The revision a rollback returns to.
+    #[serde(default)]
+    pub previous: Option<u64>,
+    #[serde(default)]
+    pub rolling_back: bool,
+    /// Why it paused, rolled back or failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The cluster's size.
+    pub size: u32,
+    /// Members running `revision`, not draining.
+    pub updated: u32,
+    /// Members out of the load balancer, finishing their connections.
+    pub draining: u32,
+    /// Serving members per revision.
+    pub members_by_revision: BTreeMap<u64, u32>,
+    /// The kept revisions, newest first.
+    pub history: Vec<RevisionInfo>,
+}
+
+/// One revision of a cluster's member spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevisionInfo {
+    pub revision: u64,
+    pub image: Option<String>,
+    /// The revision the cluster settled on.
+    pub current: bool,
+}

@@ -132,6 +132,7 @@ pub fn required(method: &Method, path: &str) -> Need {
         ["applications", _, "entities", _, "effectors", _]
             | ["applications", _, "entities", _, "policies", ..]
             | ["applications", _, "entities", _, "faults", _]
+            | ["applications", _, "entities", _, "rollout", "pause" | "resume" | "undo"]
             | ["locations", _, "hosts", _, "drain" | "uncordon"]
             | ["locations", _, "hosts", _, "faults", _]
             | ["chaos", ..]
@@ -443,6 +444,8 @@ mod tests {
             "/v1/applications/a/entities/web/policies/web-autoscaler",
             "/v1/applications/a/entities/web/policies/web-autoscaler/stop",
             "/v1/applications/a/entities/web-1/faults/kill",
+            "/v1/applications/a/entities/web/rollout/pause",
+            "/v1/applications/a/entities/web/rollout/undo",
             "/v1/locations/pool/hosts/h1/drain",
             "/v1/locations/pool/hosts/h1/uncordon",
             "/v1/locations/pool/hosts/h1/faults/engine-stop",

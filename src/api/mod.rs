@@ -7,6 +7,7 @@ pub mod auth;
 mod errors;
 pub mod tls;
 pub mod tokens;
+mod rollout;
 
 use actix::Addr;
 use actix_web::http::StatusCode;
@@ -133,6 +134,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .service(
                         web::resource("/applications/{app}/entities/{entity}/effectors/{effector}")
                             .post(invoke),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/rollout")
+                            .get(rollout::status),
+                    )
+                    .service(
+                        web::resource("/applications/{app}/entities/{entity}/rollout/{command}")
+                            .post(rollout::control),
                     )
                     .service(
                         web::resource("/applications/{app}/entities/{entity}/policies")

@@ -45,6 +45,7 @@ pub mod ranges;
 pub mod secrets;
 pub mod stop;
 pub mod size;
+pub mod update;
 pub mod validate;
 pub mod volume_checks;
 pub mod volumes;

@@ -259,6 +259,8 @@ pub struct ServiceSpec {
     /// Members started on deploy. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<super::update::UpdateSpec>,
     /// The spec every member is made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<ContainerSpec>,

@@ -323,6 +323,9 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                     super::volume_checks::validate_no_rebalance(&path.key("placement"), p, &m.volumes, &mut errs);
                 }
             }
+            if let Some(u) = &spec.update {
+                super::update::validate_update(&path.key("update"), u, &mut errs);
+            }
             if let Some(size) = spec.initial_size {
                 if size > MAX_INITIAL_SIZE {
                     errs.push(ValidationError::at(

@@ -7,6 +7,7 @@ pub mod chaos;
 mod client;
 pub mod import;
 pub mod output;
+pub mod rollout;
 mod pulls;
 pub mod status;
 pub mod tables;

@@ -181,6 +181,7 @@ impl ApplicationEntity {
                         self.links.clone(),
                         self.policies.members(&svc.id),
                     )
+                    .with_update(svc.update.clone())
                     .start();
                     if needs_wiring(&svc) {
                         dependants.push((addr.clone().recipient(), ReferenceOptions::of(&svc)));

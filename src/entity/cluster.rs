@@ -25,6 +25,9 @@ use crate::protocol::{
 };
 
 mod verdict;
+pub mod rollout;
+mod rolling;
+pub use rolling::{Revisions, ROLLOUT_REVISION, ROLLOUT_STATE};
 pub use verdict::{resize_verdict, FailedMember};
 #[path = "member_identity.rs"]
 mod member_identity;
@@ -42,6 +45,12 @@ struct Member {
     place_failure: Option<PlaceErrorKind>,
     address: Option<String>,
     ports: BTreeMap<u16, u16>,
+    /// The revision of the member spec it runs.
+    revision: u64,
+    /// Running since (ms since the epoch), for the rollout's `min_ready`.
+    ready_since_ms: Option<u64>,
+    /// Out of the load balancer since (ms): a rollout removes it soon.
+    draining_since_ms: Option<u64>,
 }
 
 pub struct ClusterEntity {
@@ -79,6 +88,8 @@ pub struct ClusterEntity {
     tearing_down: bool,
     /// Sources of the member spec's references, given to every member.
     wiring: Option<super::references::WireReferences>,
+    /// The member spec's revisions and the rollout.
+    revs: Revisions,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +128,7 @@ impl ClusterEntity {
         member_policies: Option<Box<dyn MemberPolicies>>,
     ) -> Self {
         ClusterEntity {
+            revs: Revisions::new(&member_spec, None),
             me,
             member_spec,
             at,
@@ -140,6 +152,12 @@ impl ClusterEntity {
             tearing_down: false,
             wiring: None,
         }
+    }
+
+    /// The blueprint's `update:` block.
+    pub fn with_update(mut self, update: Option<crate::blueprint::update::UpdateSpec>) -> Self {
+        self.revs.update = update.unwrap_or_default();
+        self
     }
 
     pub fn handle(addr: &Addr<ClusterEntity>) -> EntityHandle {
@@ -175,6 +193,8 @@ impl ClusterEntity {
             .members
             .values()
             .filter(|m| m.state == Lifecycle::Running && !self.removing.contains(&m.id))
+            // A draining member gets no new connections.
+            .filter(|m| m.draining_since_ms.is_none())
             .filter_map(|m| {
                 Some(crate::lb::Endpoint {
                     member: m.id.clone(),
@@ -266,10 +286,21 @@ impl ClusterEntity {
     }
 
     fn add_member_at(&mut self, index: u32, ctx: &mut Context<Self>) -> u32 {
+        self.add_member_rev(index, self.revs.for_new_member(), ctx)
+    }
+
+    /// A member of the member spec's `revision`.
+    fn add_member_rev(&mut self, index: u32, revision: u64, ctx: &mut Context<Self>) -> u32 {
         self.next_index = self.next_index.max(index + 1);
         let id = self.member_id(index);
         let child = EntityRef::new(self.me.app.clone(), id.clone());
-        let addr = ContainerEntity::new(child.clone(), self.member_spec.clone(), self.at.clone())
+        let spec = self
+            .revs
+            .specs
+            .get(&revision)
+            .cloned()
+            .unwrap_or_else(|| self.member_spec.clone());
+        let addr = ContainerEntity::new(child.clone(), spec, self.at.clone())
             .member_of(&self.me.entity)
             .with_activities(self.links.activities.clone())
             .with_images(self.links.images.clone())
@@ -305,6 +336,9 @@ impl ClusterEntity {
                 place_failure: None,
                 address: None,
                 ports: BTreeMap::new(),
+                revision,
+                ready_since_ms: None,
+                draining_since_ms: None,
             },
         );
         // References resolve per member: each subscribes to the sources
@@ -337,6 +371,23 @@ impl ClusterEntity {
             next_index: self.next_index,
             members: self.members.keys().copied().collect(),
             replacing: self.replacing.clone(),
+            member_revisions: self
+                .members
+                .iter()
+                .map(|(i, m)| (*i, m.revision))
+                .collect(),
+            revision: self.revs.current,
+            specs: self
+                .revs
+                .specs
+                .iter()
+                .map(|(r, s)| (*r, s.clone()))
+                .collect(),
+            rollout: self
+                .revs
+                .rollout
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r).ok()),
         }
     }
 
@@ -412,8 +463,21 @@ impl ClusterEntity {
         tracing::info!(cluster = %self.me, members = ?st.members, replacing = ?st.replacing, "restoring membership");
         self.desired = st.desired;
         self.next_index = st.next_index.max(1);
+        // The revisions first: members are made from their own.
+        if st.revision > 0 {
+            self.revs.current = st.revision;
+            self.revs.specs = st.specs.iter().cloned().collect();
+            self.revs.rollout = st
+                .rollout
+                .as_ref()
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            if let Some(spec) = self.revs.specs.get(&self.revs.for_new_member()) {
+                self.member_spec = spec.clone();
+            }
+        }
         for i in &st.members {
-            self.add_member_at(*i, ctx);
+            let rev = st.member_revisions.get(i).copied().unwrap_or(self.revs.current);
+            self.add_member_rev(*i, rev, ctx);
         }
         for (old, new) in st.replacing {
             if self.members.contains_key(&old) && self.members.contains_key(&new) {
@@ -441,6 +505,15 @@ impl ClusterEntity {
     /// Moves the members toward the desired size.
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
         if self.tearing_down {
+            return;
+        }
+        // A rollout owns the membership: it grows and shrinks to the size
+        // with members of its target revision.
+        if self.revs.active() {
+            self.drive(ctx);
+            self.commit(ctx);
+            self.publish();
+            self.update_state();
             return;
         }
         let mut count = self.counted().count() as u32;
@@ -477,6 +550,11 @@ impl ClusterEntity {
         // An operator's resize is the answer to a policy's problem.
         if self.problem.take().is_some() {
             self.board.clear(&self.me, s::ENTITY_ERROR);
+        }
+        if self.revs.active() {
+            // Answered at once: the rollout settles the size with it.
+            self.reconcile(ctx);
+            return Box::pin(fut::ready(Ok(json!({ "size": size, "rollout": self.revs.state().as_str() }))));
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
@@ -520,7 +598,11 @@ impl ClusterEntity {
         if self.stateful() {
             return self.replace_in_place(old_index, member, ctx);
         }
-        let new_index = self.add_member(ctx);
+        // The replacement runs the spec the member belongs to (a rollout
+        // may be under way).
+        let revision = self.members[&old_index].revision;
+        let new_index = self.next_index;
+        self.add_member_rev(new_index, revision, ctx);
         self.surge.insert(new_index);
         // Started below, after the store holds the replacement.
         self.unstarted
@@ -571,10 +653,16 @@ impl ClusterEntity {
 impl Actor for ClusterEntity {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.board
             .set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
         self.publish();
+        self.publish_rollout();
+        ctx.run_interval(rolling::TICK, |act, ctx| {
+            if act.started && act.revs.active() {
+                act.drive(ctx);
+            }
+        });
     }
 }
 
@@ -597,14 +685,22 @@ entity_handlers!(ClusterEntity);
 
 impl Handler<EntityEvent> for ClusterEntity {
     type Result = ();
-    fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
+    fn handle(&mut self, ev: EntityEvent, ctx: &mut Context<Self>) {
         match ev {
             EntityEvent::State { source, state, .. } => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     m.state = state;
+                    if state != Lifecycle::Running {
+                        m.ready_since_ms = None;
+                    } else if m.ready_since_ms.is_none() {
+                        m.ready_since_ms = Some(rolling::now_ms());
+                    }
                 }
                 self.publish_endpoints();
                 self.update_state();
+                if self.revs.active() && self.started {
+                    self.drive(ctx);
+                }
             }
             EntityEvent::Sensor {
                 source,
@@ -706,10 +802,30 @@ impl Handler<Invoke> for ClusterEntity {
                 Ok(a) => self.replace(a.member, ctx),
                 Err(e) => Box::pin(fut::ready(Err(e))),
             },
+            "rollout" => {
+                let res = parse_args::<rolling::RolloutArgs>("rollout", &msg.args)
+                    .and_then(|a| self.start_rollout(a, ctx));
+                Box::pin(fut::ready(res))
+            }
+            "rollout_status" => Box::pin(fut::ready(Ok(self.rollout_status()))),
+            "rollout_pause" | "rollout_resume" | "rollout_undo" => {
+                let what = msg.effector["rollout_".len()..].to_string();
+                let res = self.rollout_control(&what, ctx);
+                Box::pin(fut::ready(res))
+            }
             other => Box::pin(fut::ready(Err(EntityError::unknown_effector(
                 &self.me,
                 other,
-                &["start", "resize(size)", "replace_member(member)"],
+                &[
+                    "start",
+                    "resize(size)",
+                    "replace_member(member)",
+                    "rollout(member, update)",
+                    "rollout_status",
+                    "rollout_pause",
+                    "rollout_resume",
+                    "rollout_undo",
+                ],
             )))),
         }
     }

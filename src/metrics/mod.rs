@@ -138,6 +138,18 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Member replacements (replace_member, by the replacer or an operator), by application, cluster and outcome (ok, error).",
     ),
     (
+        "drover_rollouts_total",
+        "counter",
+        "application, entity, outcome",
+        "Rollouts of a cluster's member spec that ended, by application, cluster and outcome (complete, rolled-back, failed).",
+    ),
+    (
+        "drover_rollout_seconds",
+        "histogram",
+        "application, entity, outcome",
+        "Time from a rollout's request to its end (rollbacks included), by application, cluster and outcome.",
+    ),
+    (
         "drover_policy_actions_total",
         "counter",
         "application, policy, action, outcome",
@@ -343,6 +355,10 @@ pub static RESTARTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_restarts_total"));
 pub static REPLACEMENTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_replacements_total"));
+pub static ROLLOUTS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_rollouts_total"));
+pub static ROLLOUT_SECONDS: LazyLock<HistogramVec> =
+    LazyLock::new(|| histogram_vec("drover_rollout_seconds", RECOVERY_BUCKETS));
 pub static POLICY_ACTIONS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_policy_actions_total"));
 pub static APPLIES: LazyLock<IntCounterVec> =
@@ -629,6 +645,10 @@ mod tests {
             .observe(0.0);
         RECOVERY_SECONDS.with_label_values(&["a", "b"]).observe(0.0);
         CHAOS_FAULTS.with_label_values(&["kill"]).inc_by(0);
+        ROLLOUTS.with_label_values(&["a", "b", "complete"]).inc_by(0);
+        ROLLOUT_SECONDS
+            .with_label_values(&["a", "b", "complete"])
+            .observe(0.0);
         PLACEMENT_SECONDS.with_label_values(&["l"]).observe(0.0);
         for g in [
             &*LOCATION_HOSTS,

@@ -82,6 +82,18 @@ pub struct ClusterState {
     /// and then the old one removed.
     #[serde(default)]
     pub replacing: Vec<(u32, u32)>,
+    /// Rollouts: each member's revision (absent: `revision`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub member_revisions: BTreeMap<u32, u64>,
+    /// The revision the cluster settled on (0: never rolled, the blueprint's spec).
+    #[serde(default)]
+    pub revision: u64,
+    /// The member spec of each kept revision (the last 10 and those in use).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub specs: Vec<(u64, crate::blueprint::ContainerSpec)>,
+    /// The rollout under way or the last one (the cluster's own JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<serde_json::Value>,
 }
 
 /// A host pool's own state: the hosts its provisioner made (to adopt them
@@ -497,6 +509,7 @@ mod tests {
                     next_index: 4,
                     members: vec![1, 2, 3],
                     replacing: vec![],
+                    ..Default::default()
                 },
             })
             .unwrap();
@@ -563,6 +576,7 @@ mod tests {
                     next_index: 10,
                     members: vec![8, 9],
                     replacing: vec![],
+                    ..Default::default()
                 },
             })
             .unwrap();

@@ -1,0 +1,530 @@
+//! Every step of the rollout state machine, driven by a small simulator of
+//! the cluster: starts add members, drains mark them, removals drop them.
+
+use std::time::Duration;
+
+use super::*;
+
+const S: u64 = 1000;
+
+fn update() -> UpdateSpec {
+    UpdateSpec {
+        min_ready: Duration::from_secs(2),
+        deadline: Duration::from_secs(60),
+        drain_timeout: Duration::from_secs(1),
+        ..UpdateSpec::default()
+    }
+}
+
+struct Sim {
+    r: Rollout,
+    members: Vec<MemberView>,
+    size: u32,
+    now: u64,
+    next: u32,
+    /// Peak serving members (not draining) and minimum available seen.
+    peak: usize,
+    min_avail: usize,
+    log: Vec<String>,
+}
+
+impl Sim {
+    fn new(size: u32, u: UpdateSpec) -> Sim {
+        let members = (1..=size)
+            .map(|i| MemberView {
+                index: i,
+                revision: 1,
+                health: Health::Ready { since_ms: 0 },
+                draining_since_ms: None,
+            })
+            .collect();
+        Sim {
+            r: Rollout::new(1, 2, u, 100 * S),
+            members,
+            size,
+            now: 100 * S,
+            next: size + 1,
+            peak: size as usize,
+            min_avail: size as usize,
+            log: Vec::new(),
+        }
+    }
+
+    /// One step, its actions applied. New members start as `Starting`.
+    fn step(&mut self) -> Step {
+        let st = step(&self.r, &self.members, self.size, self.now);
+        for a in &st.actions {
+            match a {
+                Action::Start { revision, .. } => {
+                    self.members.push(MemberView {
+                        index: self.next,
+                        revision: *revision,
+                        health: Health::Starting,
+                        draining_since_ms: None,
+                    });
+                    self.log.push(format!("start {} r{revision}", self.next));
+                    self.next += 1;
+                }
+                Action::Drain { index, .. } => {
+                    self.m(*index).draining_since_ms = Some(self.now);
+                    self.log.push(format!("drain {index}"));
+                }
+                Action::Remove { index, .. } => {
+                    self.members.retain(|m| m.index != *index);
+                    self.log.push(format!("remove {index}"));
+                }
+            }
+        }
+        if let Some(n) = &st.next {
+            self.log.push(format!("state {}", n.state.as_str()));
+            self.r = n.clone();
+        }
+        let serving = self
+            .members
+            .iter()
+            .filter(|m| m.draining_since_ms.is_none())
+            .count();
+        let avail = self
+            .members
+            .iter()
+            .filter(|m| m.draining_since_ms.is_none() && matches!(m.health, Health::Ready { .. }))
+            .count();
+        self.peak = self.peak.max(serving);
+        self.min_avail = self.min_avail.min(avail);
+        st
+    }
+
+    fn m(&mut self, index: u32) -> &mut MemberView {
+        self.members.iter_mut().find(|m| m.index == index).unwrap()
+    }
+
+    /// Every starting member of `revision` becomes healthy now.
+    fn ready(&mut self, revision: u64) {
+        let now = self.now;
+        for m in &mut self.members {
+            if m.revision == revision && m.health == Health::Starting {
+                m.health = Health::Ready { since_ms: now };
+            }
+        }
+    }
+
+    fn fail(&mut self, revision: u64) {
+        for m in &mut self.members {
+            if m.revision == revision && m.health == Health::Starting {
+                m.health = Health::Failed("health check failed".into());
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+    }
+
+    /// Runs healthy to a final or paused state: members of `healthy`
+    /// become ready, others fail. Bounded.
+    fn run(&mut self, healthy: &[u64]) -> RolloutState {
+        for _ in 0..500 {
+            self.step();
+            if self.r.state != RolloutState::Rolling {
+                // Finish pending drains.
+                for _ in 0..5 {
+                    self.advance(S);
+                    self.step();
+                }
+                return self.r.state;
+            }
+            for rev in [1, 2] {
+                if healthy.contains(&rev) {
+                    self.ready(rev);
+                } else {
+                    self.fail(rev);
+                }
+            }
+            self.advance(500);
+        }
+        panic!("no end: {:?}", self.log);
+    }
+
+    fn revisions(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.members.iter().map(|m| m.revision).collect();
+        v.sort();
+        v
+    }
+}
+
+#[test]
+fn default_rollout_surges_one_and_never_dips() {
+    let mut sim = Sim::new(4, update());
+    // First step: one new member, nothing drained.
+    let st = sim.step();
+    assert_eq!(st.actions.len(), 1, "{:?}", st.actions);
+    assert!(matches!(st.actions[0], Action::Start { revision: 2, .. }));
+    // Starting, then ready but not for min_ready: nothing happens.
+    assert!(sim.step().actions.is_empty());
+    sim.ready(2);
+    sim.advance(1000);
+    assert!(sim.step().actions.is_empty(), "min_ready not over");
+    sim.advance(1000);
+    let st = sim.step();
+    assert_eq!(
+        st.actions
+            .iter()
+            .map(|a| match a {
+                Action::Drain { index, .. } => format!("drain {index}"),
+                Action::Start { .. } => "start".into(),
+                Action::Remove { index, .. } => format!("remove {index}"),
+            })
+            .collect::<Vec<_>>(),
+        ["drain 1", "start"],
+        "the oldest drains, the next new member starts"
+    );
+    // The drained member goes after its drain timeout, not before.
+    sim.advance(500);
+    assert!(!sim
+        .step()
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Remove { .. })));
+    sim.advance(500);
+    assert!(sim
+        .step()
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Remove { index: 1, .. })));
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.revisions(), [2, 2, 2, 2]);
+    assert_eq!(sim.peak, 5, "max_surge 1");
+    assert_eq!(sim.min_avail, 4, "max_unavailable 0");
+}
+
+#[test]
+fn complete_waits_for_the_last_drain() {
+    let mut sim = Sim::new(1, update());
+    sim.step();
+    sim.ready(2);
+    sim.advance(2 * S);
+    let st = sim.step();
+    assert!(matches!(st.actions[..], [Action::Drain { index: 1, .. }]));
+    assert!(st.next.is_none(), "not complete while member 1 drains");
+    sim.advance(S);
+    let st = sim.step();
+    assert!(matches!(st.actions[..], [Action::Remove { index: 1, .. }]));
+    let st = sim.step();
+    assert_eq!(st.next.unwrap().state, RolloutState::Complete);
+}
+
+#[test]
+fn max_surge_zero_with_max_unavailable_one() {
+    let mut sim = Sim::new(
+        4,
+        UpdateSpec {
+            max_surge: 0,
+            max_unavailable: 1,
+            ..update()
+        },
+    );
+    let st = sim.step();
+    assert!(matches!(
+        st.actions[..],
+        [Action::Drain { index: 1, .. }, Action::Start { .. }]
+    ));
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.revisions(), [2, 2, 2, 2]);
+    assert_eq!(sim.peak, 4, "never above the size");
+    assert_eq!(sim.min_avail, 3);
+}
+
+#[test]
+fn max_unavailable_two_goes_faster() {
+    let mut sim = Sim::new(
+        4,
+        UpdateSpec {
+            max_unavailable: 2,
+            ..update()
+        },
+    );
+    let st = sim.step();
+    let drains = st
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Drain { .. }))
+        .count();
+    let starts = st
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Start { .. }))
+        .count();
+    assert_eq!((drains, starts), (2, 3));
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.min_avail, 2);
+    assert_eq!(sim.peak, 5);
+}
+
+#[test]
+fn a_failing_new_member_rolls_back() {
+    let mut sim = Sim::new(4, update());
+    sim.step();
+    sim.fail(2);
+    let st = sim.step();
+    let next = st.next.unwrap();
+    assert_eq!(next.state, RolloutState::Rolling);
+    assert!(next.rolling_back);
+    assert_eq!((next.target, next.previous), (1, 2));
+    assert!(next.reason.unwrap().contains("health check failed"));
+    sim.r = sim.step().next.unwrap_or(sim.r.clone());
+    // The failed member goes at once (it never served).
+    assert_eq!(sim.run(&[1]), RolloutState::RolledBack);
+    assert_eq!(sim.revisions(), [1, 1, 1, 1]);
+    assert_eq!(sim.min_avail, 4, "no old member left before the failure");
+}
+
+#[test]
+fn failure_after_some_members_rolled_rolls_them_back() {
+    let mut sim = Sim::new(4, update());
+    // Two members roll well...
+    for _ in 0..40 {
+        sim.step();
+        if sim
+            .members
+            .iter()
+            .filter(|m| m.revision == 2 && m.draining_since_ms.is_none())
+            .count()
+            == 2
+            && sim.members.iter().all(|m| m.health != Health::Starting)
+        {
+            break;
+        }
+        sim.ready(2);
+        sim.advance(500);
+    }
+    // ...then the third crashes.
+    for _ in 0..10 {
+        sim.step();
+        sim.advance(500);
+        if sim.members.iter().any(|m| m.health == Health::Starting) {
+            break;
+        }
+    }
+    sim.fail(2);
+    sim.step();
+    assert!(sim.r.rolling_back, "{:?}", sim.log);
+    assert_eq!(sim.run(&[1]), RolloutState::RolledBack);
+    assert_eq!(sim.revisions(), [1, 1, 1, 1]);
+    assert_eq!(sim.min_avail, 4, "{:?}", sim.log);
+}
+
+#[test]
+fn a_missed_deadline_rolls_back() {
+    let mut sim = Sim::new(2, update());
+    sim.step();
+    // The new member never gets healthy.
+    sim.advance(61 * S);
+    let next = sim.step().next.unwrap();
+    assert!(next.rolling_back);
+    assert!(next.reason.unwrap().contains("deadline"));
+}
+
+#[test]
+fn a_failing_rollback_ends_failed() {
+    // An undo from revision 2 (all members run it) to 1, which fails.
+    let mut sim = Sim::new(2, update());
+    for m in &mut sim.members {
+        m.revision = 2;
+    }
+    sim.r = sim.r.roll_back("undo", sim.now);
+    assert!(sim.r.rolling_back);
+    assert_eq!(sim.run(&[2]), RolloutState::Failed);
+    assert_eq!(sim.revisions(), [2, 2], "the members that serve stay");
+    assert!(sim
+        .r
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("rollback failed"));
+}
+
+#[test]
+fn pause_on_failure_waits_then_undo_rolls_back() {
+    let mut sim = Sim::new(
+        3,
+        UpdateSpec {
+            failure_action: FailureAction::Pause,
+            ..update()
+        },
+    );
+    sim.step();
+    sim.fail(2);
+    assert_eq!(sim.run(&[1]), RolloutState::Paused);
+    // Paused: nothing moves however long it waits.
+    let before = sim.members.clone();
+    sim.advance(3600 * S);
+    assert!(sim.step().actions.is_empty());
+    assert_eq!(sim.members, before);
+    // Undo: back to revision 1, the failed member removed.
+    sim.r = sim.r.roll_back("undo", sim.now);
+    assert_eq!(sim.run(&[1]), RolloutState::RolledBack);
+    assert_eq!(sim.revisions(), [1, 1, 1]);
+}
+
+#[test]
+fn canary_pauses_then_resume_completes() {
+    let mut sim = Sim::new(
+        4,
+        UpdateSpec {
+            canary: 1,
+            ..update()
+        },
+    );
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Paused);
+    assert_eq!(sim.revisions(), [1, 1, 1, 2], "{:?}", sim.log);
+    assert!(sim.r.reason.as_deref().unwrap().contains("canary"));
+    sim.r = sim.r.resume(sim.now).unwrap();
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.revisions(), [2, 2, 2, 2]);
+}
+
+#[test]
+fn canary_with_max_surge_zero_still_moves() {
+    let mut sim = Sim::new(
+        4,
+        UpdateSpec {
+            canary: 2,
+            max_surge: 0,
+            max_unavailable: 1,
+            ..update()
+        },
+    );
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Paused);
+    assert_eq!(sim.revisions(), [1, 1, 2, 2]);
+    assert_eq!(sim.peak, 4);
+}
+
+#[test]
+fn canary_then_undo_rolls_back() {
+    let mut sim = Sim::new(
+        3,
+        UpdateSpec {
+            canary: 1,
+            ..update()
+        },
+    );
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Paused);
+    sim.r = sim.r.roll_back("undo", sim.now);
+    assert_eq!(sim.run(&[1, 2]), RolloutState::RolledBack);
+    assert_eq!(sim.revisions(), [1, 1, 1]);
+}
+
+#[test]
+fn operator_pause_stops_starts_and_drains_but_finishes_removals() {
+    let mut sim = Sim::new(2, update());
+    sim.step();
+    sim.ready(2);
+    sim.advance(2 * S);
+    sim.step(); // drains member 1, starts another
+    sim.r = sim.r.pause("operator").unwrap();
+    assert!(
+        sim.r.pause("again").is_none(),
+        "pausing a paused rollout is no change"
+    );
+    sim.advance(S);
+    let st = sim.step();
+    assert!(
+        matches!(st.actions[..], [Action::Remove { index: 1, .. }]),
+        "{:?}",
+        st.actions
+    );
+    sim.ready(2);
+    sim.advance(10 * S);
+    assert!(sim.step().actions.is_empty());
+    sim.r = sim.r.resume(sim.now).unwrap();
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+}
+
+#[test]
+fn resize_during_a_rollout_makes_new_revision_members() {
+    let mut sim = Sim::new(2, update());
+    sim.step();
+    sim.size = 4;
+    sim.ready(2);
+    sim.advance(2 * S);
+    let st = sim.step();
+    // Growth: new members only, still within the surge.
+    assert!(st
+        .actions
+        .iter()
+        .all(|a| !matches!(a, Action::Start { revision: 1, .. })));
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.revisions(), [2, 2, 2, 2]);
+    // And shrinking in the middle of another.
+    let mut sim = Sim::new(4, update());
+    sim.step();
+    sim.ready(2);
+    sim.size = 2;
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.revisions(), [2, 2]);
+}
+
+#[test]
+fn an_old_member_that_is_down_goes_at_once() {
+    let mut sim = Sim::new(3, update());
+    sim.m(2).health = Health::Starting; // restarting
+    let st = sim.step();
+    assert!(st
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Remove { index: 2, .. })));
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.revisions(), [2, 2, 2]);
+}
+
+#[test]
+fn resumed_after_a_crash_from_any_membership() {
+    // Whatever mix of revisions the store holds, the rollout converges
+    // without starting more than the surge.
+    for old in 0..=4u32 {
+        for new in 0..=2u32 {
+            let mut sim = Sim::new(4, update());
+            sim.members.retain(|m| m.index <= old);
+            for i in 0..new {
+                sim.members.push(MemberView {
+                    index: 10 + i,
+                    revision: 2,
+                    health: Health::Ready { since_ms: 0 },
+                    draining_since_ms: None,
+                });
+            }
+            sim.next = 20;
+            assert_eq!(
+                sim.run(&[1, 2]),
+                RolloutState::Complete,
+                "old {old} new {new}"
+            );
+            assert_eq!(sim.revisions(), [2, 2, 2, 2]);
+            assert!(sim.peak <= (old + new).max(5) as usize);
+        }
+    }
+}
+
+#[test]
+fn settled_revision_and_final_states() {
+    let r = Rollout::new(3, 4, update(), 0);
+    assert_eq!(r.settled_revision(), 4);
+    let failed = Rollout {
+        state: RolloutState::Failed,
+        ..r.clone()
+    };
+    assert_eq!(failed.settled_revision(), 3);
+    let back = r.roll_back("x", 5);
+    assert_eq!((back.target, back.previous, back.started_ms), (3, 4, 5));
+    assert_eq!(
+        back.roll_back("y", 6).target,
+        3,
+        "a rollback's rollback stays back"
+    );
+    assert!(RolloutState::RolledBack.is_final());
+    assert!(!RolloutState::Paused.is_final());
+    assert_eq!(
+        serde_json::to_value(RolloutState::RolledBack).unwrap(),
+        "rolled-back"
+    );
+}

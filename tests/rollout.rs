@@ -1,0 +1,432 @@
+//! Rollouts against the real engine: a cluster rolled under steady HTTP
+//! load through drover's load balancer with zero failed requests, an
+//! automatic rollback of a version whose health check fails, a pause and an
+//! undo, and `kill -9` of drover at seeded points of a rollout.
+//!
+//! The rollout is asked for through the cluster's `rollout` effector over
+//! REST (what `drover apply` calls).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use drover::wire::RolloutStatus;
+use serde_json::{json, Value};
+
+const DEADLINE: Duration = Duration::from_secs(180);
+
+fn blueprint(app: &str, size: u32, failure_action: &str) -> String {
+    format!(
+        r#"name: {app}
+services:
+  - id: web
+    type: cluster
+    initial_size: {size}
+    update: {{ min_ready: 1s, drain_timeout: 1s, deadline: 60s, failure_action: {failure_action} }}
+    member:
+      image: drover/workload:latest
+      env: {{ VERSION: "1" }}
+      ports: [8080]
+      health: {{ http: {{ port: 8080, path: /health }}, interval: 500ms }}
+  - id: lb
+    type: load-balancer
+    target: web
+    port: 0
+"#
+    )
+}
+
+/// The member spec of the `rollout` effector: the blueprint's with `env`.
+fn member(env: Value) -> Value {
+    json!({
+        "image": "drover/workload:latest",
+        "env": env,
+        "ports": [8080],
+        "health": { "http": { "port": 8080, "path": "/health" }, "interval": "500ms" },
+    })
+}
+
+fn status(d: &Drover, app: &str) -> RolloutStatus {
+    let (code, body) = d.get(&format!("/v1/applications/{app}/entities/web/rollout"));
+    assert_eq!(code, 200, "{body}");
+    decode(body)
+}
+
+fn wait_state(d: &Drover, app: &str, states: &[&str]) -> RolloutStatus {
+    wait_for(
+        DEADLINE,
+        &format!("rollout of {app} reaches {states:?}"),
+        || {
+            // Right after a restart the application may not be rebound yet.
+            let (code, body) = d.get(&format!("/v1/applications/{app}/entities/web/rollout"));
+            if code != 200 {
+                return None;
+            }
+            let st: RolloutStatus = decode(body);
+            states.contains(&st.state.as_str()).then_some(st)
+        },
+    )
+}
+
+/// The host ports of the members, by member id.
+fn member_ports(d: &Drover, app: &str) -> Vec<(String, u16)> {
+    d.app_detail(app)
+        .entities
+        .iter()
+        .filter(|e| e.parent.as_deref() == Some("web"))
+        .filter_map(|e| Some((e.id.clone(), e.sensor_u64("host.port.8080")? as u16)))
+        .collect()
+}
+
+/// Every member answers `want` on `GET /env/VERSION`, and the engine holds
+/// exactly the members drover shows (no orphan, no duplicate).
+fn all_members_run(d: &Drover, app: &str, size: usize, want: &str) -> Option<()> {
+    let ports = member_ports(d, app);
+    if ports.len() != size || containers_of(app, true).len() != size {
+        return None;
+    }
+    for (_, p) in &ports {
+        let (code, body) = http_get(*p, "/env/VERSION")?;
+        if code != 200 || body.trim() != want {
+            return None;
+        }
+    }
+    let names: BTreeSet<String> = containers_of(app, true)
+        .iter()
+        .map(|id| {
+            inspect(id)["Config"]["Labels"]["io.drover.entity"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let members: BTreeSet<String> = ports.into_iter().map(|(m, _)| m).collect();
+    (names == members).then_some(())
+}
+
+/// A load generator through the load balancer: keep-alive clients and
+/// new-connection clients doing `GET /`, counting failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// One request on `s`; Ok(keep) when a 200 came back (keep: the server
+/// keeps the connection open).
+fn request(s: &mut TcpStream, keep_alive: bool) -> std::io::Result<bool> {
+    let conn = if keep_alive { "keep-alive" } else { "close" };
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: lb\r\nConnection: {conn}\r\n\r\n"
+    )?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed before answering",
+        ));
+    }
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut len = 0usize;
+    let mut close = !keep_alive;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h)?;
+        let h = h.trim_end().to_ascii_lowercase();
+        if h.is_empty() {
+            break;
+        }
+        if let Some(v) = h.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if h == "connection: close" {
+            close = true;
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    if code != 200 {
+        return Err(std::io::Error::other(format!("status {code}")));
+    }
+    Ok(!close)
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let threads = (0..4)
+            .map(|i| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                let keep_alive = i % 2 == 0;
+                std::thread::spawn(move || {
+                    let mut conn: Option<TcpStream> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let reused = conn.is_some();
+                        let mut s = match conn.take() {
+                            Some(s) => s,
+                            None => match TcpStream::connect(("127.0.0.1", port)) {
+                                Ok(s) => {
+                                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                                    s
+                                }
+                                Err(e) => {
+                                    eprintln!("load: connect: {e}");
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                            },
+                        };
+                        match request(&mut s, keep_alive) {
+                            Ok(keep) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                if keep && keep_alive {
+                                    conn = Some(s);
+                                }
+                            }
+                            // An idle keep-alive connection the server closed
+                            // before reading the request: every HTTP client
+                            // sends an idempotent request again on a new one
+                            // (RFC 9110 9.2.2), and so does this one.
+                            Err(e) if reused && e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                            Err(e) => {
+                                eprintln!("load: request: {e}");
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    /// (ok, failed) requests.
+    fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn lb_port(d: &Drover, app: &str, backends: usize) -> u16 {
+    wait_for(DEADLINE, "the load balancer has every member", || {
+        let s = d.sensors(app, "lb");
+        let port = s["lb.port"]["value"].as_u64()?;
+        (s["lb.backends"]["value"].as_array()?.len() == backends).then_some(port as u16)
+    })
+}
+
+fn rollout(d: &Drover, app: &str, env: Value, update: Value) -> Value {
+    let (code, body) = d.invoke(
+        app,
+        "web",
+        "rollout",
+        json!({ "member": member(env), "update": update }),
+    );
+    assert_eq!(code, 200, "{body}");
+    body["result"].clone()
+}
+
+fn update(failure_action: &str) -> Value {
+    json!({ "min_ready": "1s", "drain_timeout": "1s", "deadline": "30s", "failure_action": failure_action })
+}
+
+#[test]
+fn rolls_four_members_under_load_with_zero_failed_requests() {
+    require_docker();
+    let app = unique("roll");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    d.deploy(&blueprint(&app, 4, "rollback"));
+    d.wait_running(&app, DEADLINE);
+    let port = lb_port(&d, &app, 4);
+    let load = Load::start(port);
+    wait_for(DEADLINE, "the load runs", || {
+        (load.ok.load(Ordering::Relaxed) > 50).then_some(())
+    });
+
+    let answer = rollout(&d, &app, json!({"VERSION": "2"}), update("rollback"));
+    assert_eq!(answer["state"], "rolling", "{answer}");
+    assert_eq!(answer["revision"], 2);
+    let st = wait_state(&d, &app, &["complete", "rolled-back", "failed"]);
+    assert_eq!(st.state, "complete", "{st:?}");
+    wait_for(DEADLINE, "every member answers 2", || {
+        all_members_run(&d, &app, 4, "2")
+    });
+    let (ok, failed) = load.finish();
+    eprintln!("rollout under load: {ok} requests ok, {failed} failed");
+    assert!(ok > 100, "the load ran through the rollout ({ok})");
+    assert_eq!(failed, 0, "zero failed requests through the load balancer");
+
+    // The same spec again is a no-op; history holds both revisions.
+    let again = rollout(&d, &app, json!({"VERSION": "2"}), Value::Null);
+    assert_eq!(again, json!({"revision": 2, "state": "complete"}));
+    let st = status(&d, &app);
+    assert_eq!(
+        st.history.iter().map(|h| h.revision).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    // Each step is an activity with its reason.
+    let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
+    let text = acts.to_string();
+    assert!(
+        text.contains("drain web-1") && text.contains("rolling to revision 2"),
+        "{text}"
+    );
+    // The metrics count it.
+    let metrics = d.get_text("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("drover_rollouts_total")
+                && l.contains(&app)
+                && l.contains("complete")),
+        "drover_rollouts_total counts the rollout"
+    );
+}
+
+#[test]
+fn a_failing_health_check_rolls_back_by_itself_and_pause_waits_for_undo() {
+    require_docker();
+    let app = unique("rollback");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    d.deploy(&blueprint(&app, 3, "rollback"));
+    d.wait_running(&app, DEADLINE);
+    let port = lb_port(&d, &app, 3);
+    let load = Load::start(port);
+    wait_for(DEADLINE, "the load runs", || {
+        (load.ok.load(Ordering::Relaxed) > 50).then_some(())
+    });
+
+    let answer = rollout(
+        &d,
+        &app,
+        json!({"VERSION": "2", "HEALTH_FAIL": "1"}),
+        update("rollback"),
+    );
+    assert_eq!(answer["state"], "rolling");
+    let st = wait_state(&d, &app, &["rolled-back", "failed", "complete"]);
+    assert_eq!(st.state, "rolled-back", "{st:?}");
+    assert_eq!(st.revision, 1, "back on revision 1");
+    let reason = st.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("failed") || reason.contains("deadline"),
+        "{st:?}"
+    );
+    wait_for(DEADLINE, "every member runs the previous spec", || {
+        all_members_run(&d, &app, 3, "1")
+    });
+
+    // failure_action: pause stays paused, and undo finishes it.
+    let answer = rollout(
+        &d,
+        &app,
+        json!({"VERSION": "3", "HEALTH_FAIL": "1"}),
+        update("pause"),
+    );
+    assert_eq!(answer["state"], "rolling");
+    let st = wait_state(&d, &app, &["paused", "rolled-back", "failed", "complete"]);
+    assert_eq!(st.state, "paused", "{st:?}");
+    let (code, body) = d.post(
+        &format!("/v1/applications/{app}/entities/web/rollout/undo"),
+        "{}",
+    );
+    assert_eq!(code, 200, "{body}");
+    let st = wait_state(&d, &app, &["rolled-back", "failed", "complete"]);
+    assert_eq!(st.state, "rolled-back", "{st:?}");
+    wait_for(
+        DEADLINE,
+        "every member runs the previous spec after undo",
+        || all_members_run(&d, &app, 3, "1"),
+    );
+    let (ok, failed) = load.finish();
+    eprintln!("rollbacks under load: {ok} requests ok, {failed} failed");
+    assert_eq!(failed, 0, "zero failed requests through the load balancer");
+}
+
+/// A tiny seeded generator (xorshift): the same seed, the same kill points.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// One kill point: a rollout of 3 members (good or failing), `kill -9` of
+/// drover after `delay_ms`, a restart on the same store: the rollout ends
+/// complete or rolled back exactly, the engine holding exactly the members.
+fn kill_point(seed: u64, delay_ms: u64, failing: bool) {
+    let app = unique("roll-kill");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("drover.redb");
+    let mut d = Drover::start_on(&store);
+    d.deploy(&blueprint(&app, 3, "rollback"));
+    d.wait_running(&app, DEADLINE);
+    let env = if failing {
+        json!({"VERSION": "2", "HEALTH_FAIL": "1"})
+    } else {
+        json!({"VERSION": "2"})
+    };
+    rollout(&d, &app, env, update("rollback"));
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    d.kill9();
+    let d = Drover::start_on(&store);
+    let st = wait_state(&d, &app, &["complete", "rolled-back", "failed"]);
+    let want = match (failing, st.state.as_str()) {
+        (false, "complete") => "2",
+        (true, "rolled-back") => "1",
+        other => panic!("seed {seed}, killed at {delay_ms} ms: ended {other:?}: {st:?}"),
+    };
+    wait_for(
+        DEADLINE,
+        &format!("seed {seed}, killed at {delay_ms} ms: every member runs {want}, no orphan, no duplicate"),
+        || all_members_run(&d, &app, 3, want),
+    );
+}
+
+#[test]
+fn kill9_at_seeded_points_of_a_rollout_resumes_exactly() {
+    require_docker();
+    let mut rng = Rng(53);
+    for i in 0..6 {
+        let delay = 100 + rng.next() % 6000;
+        kill_point(53, delay, i % 3 == 2);
+    }
+}
