@@ -157,7 +157,8 @@ fn braced(
             }
         });
     };
-    let word = &op[1..];
+    // `kind` may be any character (`${Xé-1}`): slice after it, not after a byte.
+    let word = &op[kind.len_utf8()..];
     match kind {
         '-' => match (present, value) {
             (true, Some(v)) => Ok(v),
@@ -236,6 +237,14 @@ mod tests {
 
     fn err(t: &str) -> InterpolateError {
         interpolate(t, &env, &mut Vec::new()).unwrap_err()
+    }
+
+    /// Found by tests/fuzz.rs: a multi-byte character right after the name
+    /// panicked slicing a str mid-character.
+    #[test]
+    fn a_non_ascii_character_after_the_name_is_no_panic() {
+        let _ = interpolate("${Xé-1.25}", &env, &mut Vec::new());
+        let _ = interpolate("${SETé}", &env, &mut Vec::new());
     }
 
     #[test]
