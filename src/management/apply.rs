@@ -134,28 +134,18 @@ impl Handler<Apply> for Management {
             created_ms,
             destroying: false,
         };
-        let store = self.store.clone();
         Box::pin(
-            async move {
-                match store {
-                    Some(s) => s
-                        .send(crate::store::StoreWrite::PutApp(stored))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string()),
-                    None => Ok(()),
-                }
-            }
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                if let Err(e) = res {
-                    act.applying.remove(&id);
-                    metrics::APPLIES.with_label_values(&["refused"]).inc();
-                    return Err(ManagementError::Store(e));
-                }
-                act.carry_out(ctx, bp, msg.file, msg.text, &plan);
-                Ok(plan)
-            }),
+            self.store_write(crate::store::StoreWrite::PutApp(stored))
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    if let Err(e) = res {
+                        act.applying.remove(&id);
+                        metrics::APPLIES.with_label_values(&["refused"]).inc();
+                        return Err(ManagementError::Store(e));
+                    }
+                    act.carry_out(ctx, bp, msg.file, msg.text, &plan);
+                    Ok(plan)
+                }),
         )
     }
 }
@@ -258,7 +248,10 @@ impl Management {
         // The policies of removed and replaced services go with their
         // entity (the entity's `Gone` stops them); the replacement
         // registers its own.
-        for entity in of(PlanAction::Removed).iter().chain(&of(PlanAction::Replaced)) {
+        for entity in of(PlanAction::Removed)
+            .iter()
+            .chain(&of(PlanAction::Replaced))
+        {
             for name in self.policies.names(&id, entity) {
                 self.policies.forget(&id, entity, &name);
             }

@@ -12,8 +12,8 @@ use crate::metrics;
 use crate::protocol::{now_ms, EntityRef};
 
 use super::state_metrics::reservations;
-use crate::policy::validate::{validate_blueprint, ValidationContext};
 use super::{AppRecord, InvokeEffector, Management, ManagementError};
+use crate::policy::validate::{validate_blueprint, ValidationContext};
 
 /// Deploys blueprint text: parses and checks it against this service's
 /// locations and presets, creates the application and starts it. Answers
@@ -70,26 +70,15 @@ impl Handler<Deploy> for Management {
         };
         // Acknowledged only once stored: a crash after the answer cannot
         // lose the application.
-        let store = self.store.clone();
-        let write = stored.clone();
         Box::pin(
-            async move {
-                match store {
-                    Some(s) => s
-                        .send(crate::store::StoreWrite::CreateApp(write))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string()),
-                    None => Ok(()),
-                }
-            }
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                act.pending_deploys.remove(&id);
-                res.map_err(ManagementError::Store)?;
-                act.create_app(ctx, bp, stored.created_ms, stored.file, stored.text);
-                Ok(id)
-            }),
+            self.store_write(crate::store::StoreWrite::CreateApp(stored.clone()))
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.pending_deploys.remove(&id);
+                    res.map_err(ManagementError::Store)?;
+                    act.create_app(ctx, bp, stored.created_ms, stored.file, stored.text);
+                    Ok(id)
+                }),
         )
     }
 }

@@ -13,11 +13,11 @@ use std::time::Instant;
 use actix::prelude::*;
 use serde_json::json;
 
-use crate::protocol::{now_ms, sensors as s, EntityKind, EntityRef};
 use crate::host::inject::{InjectError, InjectFault};
 use crate::host::DockerHost;
 use crate::location::engine_stop::EngineStopError;
 use crate::location::pool::{FindHost, StopEngine, POOL_APP};
+use crate::protocol::{now_ms, sensors as s, EntityKind, EntityRef};
 use crate::wire::{FaultInjected, FaultKind};
 
 use super::{Activity, Management, ManagementError};

@@ -38,8 +38,8 @@ mod destroy;
 mod effectors;
 pub mod faults;
 pub mod notices;
-pub mod plan;
 mod observe;
+pub mod plan;
 mod policy_rest;
 mod presets;
 mod queries;
@@ -65,7 +65,6 @@ pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
 pub use apply::{summary as apply_summary, Apply};
 pub use deploy::Deploy;
 pub use destroy::Destroy;
-pub use volumes::{SweepVolumes, VolumeSweep};
 pub use effectors::{Detached, InvokeEffector};
 pub use faults::{FaultError, InjectContainerFault, InjectEngineFault};
 pub use policy_rest::{ListPolicies, PolicyRequest, PolicyRequestOp};
@@ -74,6 +73,7 @@ pub use queries::{
     ActivityFilter, CollectMetrics, GetApp, GetEntities, GetSensors, ListActivities, ListApps,
     ListHosts, ListLocations, PoolHostOp,
 };
+pub use volumes::{SweepVolumes, VolumeSweep};
 
 /// How many activities are kept (newest win).
 pub const ACTIVITY_RETENTION: usize = 10_000;
@@ -219,6 +219,25 @@ impl Management {
     pub fn with_allowed_host_paths(mut self, roots: Vec<std::path::PathBuf>) -> Self {
         self.allowed_host_paths = roots;
         self
+    }
+
+    /// A store write whose outcome decides the answer (deploy, apply):
+    /// done once committed; without a store (unit tests), done at once.
+    fn store_write(
+        &self,
+        w: crate::store::StoreWrite,
+    ) -> impl std::future::Future<Output = Result<(), String>> + 'static {
+        let store = self.store.clone();
+        async move {
+            match store {
+                Some(s) => s
+                    .send(w)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+        }
     }
 
     /// The host pools of the `drover.yaml` locations, by location name.

@@ -289,6 +289,10 @@ impl Core {
         // first so its deterministic name is free.
         if matches!(self.phase, Phase::Failed { .. }) {
             if let Some(id) = self.container.take() {
+                // A start is an order to run, whatever came before (a stop
+                // that failed left it off): the create after the removal
+                // must not read as healing a stop.
+                self.want_running = true;
                 self.phase = Phase::Clearing;
                 out.push(Action::Remove(id));
                 return;
