@@ -536,6 +536,11 @@ pub fn init_application(app: &str, services: &[&str], clusters: &[&str]) {
         for outcome in ["ok", "error"] {
             REPLACEMENTS.with_label_values(&[app, cluster, outcome]);
         }
+        // From deploy on, so `rate()` sees a cluster's first rollout.
+        for outcome in ["complete", "rolled-back", "failed"] {
+            ROLLOUTS.with_label_values(&[app, cluster, outcome]);
+            ROLLOUT_SECONDS.with_label_values(&[app, cluster, outcome]);
+        }
     }
 }
 
@@ -563,6 +568,8 @@ pub fn forget_application(app: &str) {
     remove_app(&RESTARTS, app);
     remove_app(&REPLACEMENTS, app);
     remove_app(&POLICY_ACTIONS, app);
+    remove_app(&ROLLOUTS, app);
+    remove_app(&ROLLOUT_SECONDS, app);
 }
 
 /// Clears the gauges rebuilt from the read model at every scrape, before
