@@ -420,8 +420,9 @@ fn main() -> ExitCode {
             action,
             app,
             cluster,
-        } => cli::rollout::rollout(&client, &action, &app, &cluster, out)
-            .map_err(|e| e.to_string()),
+        } => {
+            cli::rollout::rollout(&client, &action, &app, &cluster, out).map_err(|e| e.to_string())
+        }
         Command::Hosts => cli::hosts(&client, out).map_err(|e| e.to_string()),
         Command::Locations => cli::locations(&client, out).map_err(|e| e.to_string()),
         Command::Drain { location, host } => {

@@ -174,7 +174,8 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
     }
     // Secrets are mounted from these files; only their names go further.
-    let _ = host::runtime::SECRET_FILES.set(crate::location::secrets::secret_files(&config.secrets));
+    let _ =
+        host::runtime::SECRET_FILES.set(crate::location::secrets::secret_files(&config.secrets));
     // Registry credentials for pulls: every password file readable now.
     host::credentials::install(&config.registries)
         .map_err(|e| ServeError::Config(e.to_string()))?;
@@ -304,7 +305,10 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         if plan.create {
             println!("deployed {path} as application `{}`", plan.app);
         } else if plan.noop {
-            println!("application `{}` of {path} is already running; nothing to apply", plan.app);
+            println!(
+                "application `{}` of {path} is already running; nothing to apply",
+                plan.app
+            );
         } else {
             println!(
                 "applied {path} to application `{}`: {}",
@@ -324,9 +328,13 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
 fn log_bootstrap(b: &crate::api::tokens::Bootstrap) {
     use crate::api::tokens::Bootstrap;
     match b {
-        Bootstrap::Created(p) => tracing::info!(file = %p.display(), "made an admin API token (the CLI on this machine reads it for the default store; `drover token create` makes more)"),
+        Bootstrap::Created(p) => {
+            tracing::info!(file = %p.display(), "made an admin API token (the CLI on this machine reads it for the default store; `drover token create` makes more)")
+        }
         Bootstrap::Kept(p) => tracing::info!(file = %p.display(), "admin API token"),
-        Bootstrap::Stale(p) => tracing::warn!(file = %p.display(), "the admin token file holds a token that is no longer valid (revoked?); remove the file to have a new one made at the next start"),
+        Bootstrap::Stale(p) => {
+            tracing::warn!(file = %p.display(), "the admin token file holds a token that is no longer valid (revoked?); remove the file to have a new one made at the next start")
+        }
     }
 }
 

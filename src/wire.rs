@@ -394,9 +394,7 @@ pub struct DestroyAnswer {
 /// `viewer` reads; `operator` also invokes effectors, tunes, starts and
 /// stops policies, drains hosts and injects faults; `admin` also deploys,
 /// applies, destroys and manages tokens.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,

@@ -330,7 +330,10 @@ fn a_member_env_change_rolls_the_cluster_to_the_new_env() {
             .cloned()
     });
     // Needs the rollout helper's branch: the cluster's `rollout` effector.
-    assert_eq!(called["outcome"], "ok", "the cluster's rollout effector: {called}");
+    assert_eq!(
+        called["outcome"], "ok",
+        "the cluster's rollout effector: {called}"
+    );
     wait_for(
         Duration::from_secs(300),
         "every member answers VERSION=2",

@@ -273,6 +273,9 @@ fn hosts_count_this_drovers_containers_at_once() {
     let (status, body) = d.get("/v1/hosts");
     assert_eq!(status, 200, "{body}");
     let hosts: Vec<HostView> = decode(body);
-    let local = hosts.iter().find(|h| h.name == "local").expect("the local host");
+    let local = hosts
+        .iter()
+        .find(|h| h.name == "local")
+        .expect("the local host");
     assert_eq!(local.containers, 2, "{hosts:?}");
 }

@@ -34,7 +34,10 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
 
 fn report(name: &str, cases: u32, t0: Instant) {
     let s = t0.elapsed().as_secs_f64();
-    println!("fuzz {name}: {cases} cases in {s:.2}s ({:.0}/s), 0 crashes", cases as f64 / s);
+    println!(
+        "fuzz {name}: {cases} cases in {s:.2}s ({:.0}/s), 0 crashes",
+        cases as f64 / s
+    );
 }
 
 const BLUEPRINT: &str = "name: shop
@@ -70,9 +73,31 @@ services:
 /// validator, not only the YAML reader, sees them.
 fn mutations(base: &'static str) -> impl Strategy<Value = String> {
     let tokens = prop::sample::select(vec![
-        "0", "-1", "18446744073709551615", "4294967296", "1e308", "NaN", ".inf", "\"\"", "~",
-        "[]", "{}", "18446744073709551615s", "99999999h", "0s", "\"\\r\\nX: y\"", "*a", "&a x",
-        "!!binary aGk=", "<<: *a", "? x", "${", "$${x}", "\u{0}", "é", "- - -",
+        "0",
+        "-1",
+        "18446744073709551615",
+        "4294967296",
+        "1e308",
+        "NaN",
+        ".inf",
+        "\"\"",
+        "~",
+        "[]",
+        "{}",
+        "18446744073709551615s",
+        "99999999h",
+        "0s",
+        "\"\\r\\nX: y\"",
+        "*a",
+        "&a x",
+        "!!binary aGk=",
+        "<<: *a",
+        "? x",
+        "${",
+        "$${x}",
+        "\u{0}",
+        "é",
+        "- - -",
     ]);
     (0usize..base.len(), tokens, 0usize..4, 0usize..40).prop_map(move |(at, tok, how, len)| {
         let mut at = at;
@@ -93,10 +118,7 @@ fn mutations(base: &'static str) -> impl Strategy<Value = String> {
 }
 
 fn any_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        ".{0,300}",
-        "[a-z_:\\-\\[\\]{}, \n0-9.$\"']{0,300}",
-    ]
+    prop_oneof![".{0,300}", "[a-z_:\\-\\[\\]{}, \n0-9.$\"']{0,300}",]
 }
 
 #[test]
@@ -114,7 +136,9 @@ fn blueprints_never_panic_and_round_trip() {
                 accepted.set(accepted.get() + 1);
                 let again = serde_yaml::to_string(&bp).unwrap();
                 let back = drover::policy::validate::validate_blueprint("g.yaml", &again, &cx)
-                    .unwrap_or_else(|e| panic!("accepted then refused:\n{text}\n---\n{again}\n{e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("accepted then refused:\n{text}\n---\n{again}\n{e}")
+                    });
                 prop_assert_eq!(back, bp);
             }
             Ok(())
@@ -155,7 +179,9 @@ fn compose_import_never_panics_and_what_it_makes_parses() {
                 env: &env,
                 read: &read,
             };
-            let got = timed("compose translate", || drover::compose::translate(&text, &src));
+            let got = timed("compose translate", || {
+                drover::compose::translate(&text, &src)
+            });
             if let Ok(t) = got {
                 // What import makes is a blueprint text: it must read back
                 // as the same YAML value (the blueprint checks may refuse
@@ -163,7 +189,9 @@ fn compose_import_never_panics_and_what_it_makes_parses() {
                 let yaml = t.yaml();
                 let v: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
                 prop_assert_eq!(&v, &t.blueprint);
-                let _ = timed("parse imported", || drover::blueprint::parse_blueprint("c.yaml", &yaml));
+                let _ = timed("parse imported", || {
+                    drover::blueprint::parse_blueprint("c.yaml", &yaml)
+                });
             }
             Ok(())
         })
@@ -177,27 +205,31 @@ fn policy_put_bodies_never_panic_and_round_trip() {
     let body = "initial_delay: 0s\nbackoff_start: 100ms\nbackoff_factor: 2\nbackoff_cap: 30s\nmax_restarts: 5\nwindow: 1m\nreset_after: 10s\nmetric: load\nlower: 1\nupper: 10\nmin_size: 1\nmax_size: 10\ntolerance: 0.1\nmax_failures: 3\nretry_delay: 1s\nabove: 0.8\nfor: 30s\ncooldown: 10m\n";
     let kinds = prop::sample::select(drover::policy::KINDS.to_vec());
     runner()
-        .run(&(kinds, prop_oneof![mutations(body), any_text()]), |(kind, text)| {
-            let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&text) else {
-                return Ok(());
-            };
-            // Keep only this kind's keys sometimes: a PUT names one kind.
-            let got = timed("parse_config", || drover::policy::parse_config(kind, value));
-            if let Ok(cfg) = got {
-                let json = serde_json::to_value(&cfg).unwrap();
-                let inner = json.get("config").cloned().unwrap();
-                let back = drover::policy::parse_config(kind, serde_yaml::to_value(&inner).unwrap())
-                    .unwrap_or_else(|e| panic!("accepted then refused: {inner} {e:?}"));
-                prop_assert_eq!(&back, &cfg);
-                // The decisions run on what was accepted without panicking.
-                if let drover::policy::PolicyConfig::Restarter(c) = &cfg {
-                    for n in [1, 2, 10, 100] {
-                        let _ = drover::policy::restarter::backoff(n, c);
+        .run(
+            &(kinds, prop_oneof![mutations(body), any_text()]),
+            |(kind, text)| {
+                let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&text) else {
+                    return Ok(());
+                };
+                // Keep only this kind's keys sometimes: a PUT names one kind.
+                let got = timed("parse_config", || drover::policy::parse_config(kind, value));
+                if let Ok(cfg) = got {
+                    let json = serde_json::to_value(&cfg).unwrap();
+                    let inner = json.get("config").cloned().unwrap();
+                    let back =
+                        drover::policy::parse_config(kind, serde_yaml::to_value(&inner).unwrap())
+                            .unwrap_or_else(|e| panic!("accepted then refused: {inner} {e:?}"));
+                    prop_assert_eq!(&back, &cfg);
+                    // The decisions run on what was accepted without panicking.
+                    if let drover::policy::PolicyConfig::Restarter(c) = &cfg {
+                        for n in [1, 2, 10, 100] {
+                            let _ = drover::policy::restarter::backoff(n, c);
+                        }
                     }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .unwrap();
     report("policy", CASES, t0);
 }
@@ -218,9 +250,13 @@ fn effector_arguments_never_panic() {
     ];
     runner()
         .run(&json, |args| {
-            let got = timed("parse_args", || drover::protocol::parse_args::<Resize>("resize", &args));
+            let got = timed("parse_args", || {
+                drover::protocol::parse_args::<Resize>("resize", &args)
+            });
             if let Ok(r) = got {
-                let back: Resize = drover::protocol::parse_args("resize", &serde_json::to_value(&r).unwrap()).unwrap();
+                let back: Resize =
+                    drover::protocol::parse_args("resize", &serde_json::to_value(&r).unwrap())
+                        .unwrap();
                 prop_assert_eq!(back, r);
             }
             Ok(())
@@ -246,7 +282,9 @@ fn drover_yaml_never_panics_and_round_trips() {
     let t0 = Instant::now();
     runner()
         .run(&prop_oneof![mutations(DROVER_YAML), any_text()], |text| {
-            let got = timed("config parse", || drover::location::config::parse("drover.yaml", &text));
+            let got = timed("config parse", || {
+                drover::location::config::parse("drover.yaml", &text)
+            });
             if let Ok(cfg) = got {
                 let again = serde_yaml::to_string(&cfg).unwrap();
                 let back = drover::location::config::parse("again.yaml", &again)

@@ -28,14 +28,22 @@ fn an_overflowing_duration_is_a_400_with_its_position_and_drover_keeps_serving()
     assert_eq!(status, 400, "{body}");
     let e = error_body(body);
     assert_eq!(e.line, Some(12), "{e:?}");
-    assert_eq!(e.path.as_deref(), Some("services[0].policies[0].backoff_cap"), "{e:?}");
+    assert_eq!(
+        e.path.as_deref(),
+        Some("services[0].policies[0].backoff_cap"),
+        "{e:?}"
+    );
     assert!(e.error.contains("at most 7days"), "{e:?}");
     // A CR/LF in a probe path (header injection) is refused the same way.
     let text = blueprint(&app, "      - type: replacer\n", "/h\\r\\nX-Injected: 1");
     let (status, body) = d.post("/v1/applications", &text);
     assert_eq!(status, 400, "{body}");
     let e = error_body(body);
-    assert_eq!(e.path.as_deref(), Some("services[0].member.health.http.path"), "{e:?}");
+    assert_eq!(
+        e.path.as_deref(),
+        Some("services[0].member.health.http.path"),
+        "{e:?}"
+    );
     assert_eq!(e.line, Some(9), "{e:?}");
     // Nothing was created, and drover still answers.
     let (status, list) = d.get("/v1/applications");

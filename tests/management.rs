@@ -88,15 +88,11 @@ fn a_second_serve_with_the_same_deploy_keeps_the_running_application() {
     // Same file: an apply with nothing to do; nothing touched, drover
     // carries on.
     let mut d = Drover::start_with(&args);
-    let kept = wait_for(
-        DEADLINE,
-        "the start-up deploy is a no-op apply",
-        || {
-            activities(&d, &format!("application={app}&name=apply"))
-                .first()
-                .cloned()
-        },
-    );
+    let kept = wait_for(DEADLINE, "the start-up deploy is a no-op apply", || {
+        activities(&d, &format!("application={app}&name=apply"))
+            .first()
+            .cloned()
+    });
     assert_eq!(kept["args"]["noop"], true, "{kept}");
     assert!(
         d.child.try_wait().unwrap().is_none(),

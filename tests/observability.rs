@@ -394,7 +394,11 @@ fn grafana_provisioning_and_compose_files_are_valid() {
     // Checked beside a token file, as docker-compose.yml mounts it (the
     // real one is the operator's, never in the repository).
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(repo_path("grafana/prometheus.yml"), dir.path().join("prometheus.yml")).unwrap();
+    std::fs::copy(
+        repo_path("grafana/prometheus.yml"),
+        dir.path().join("prometheus.yml"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("drover.token"), "drover_placeholder\n").unwrap();
     let out = Command::new("promtool")
         .args(["check", "config"])
@@ -614,7 +618,7 @@ fn the_activity_record_is_bounded_filtered_and_newest_first() {
     // Its stderr is captured: the 1,010 refused calls below are warnings.
     let d = LoggingDrover::start("warn");
     let a = d.agent();
-       let get = |path: &str| -> (u16, Value) {
+    let get = |path: &str| -> (u16, Value) {
         let mut r = a.get(&format!("{}{path}", d.url)).call().unwrap();
         let status = r.status().as_u16();
         let body = r.body_mut().read_to_string().unwrap_or_default();

@@ -28,19 +28,69 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA `name` (key and self-signed certificate).
 fn ca(dir: &Path, name: &str) {
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", &format!("/CN={name}"), "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem")]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
 }
 
 /// A certificate `name` signed by CA `by`, for `usage` (serverAuth or clientAuth).
 fn cert(dir: &Path, name: &str, by: &str, usage: &str) {
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"),
-        "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ],
+    );
     let ext = format!("{name}.ext");
-    std::fs::write(dir.join(&ext), format!("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n")).unwrap();
-    openssl(dir, &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{by}.pem"),
-        "-CAkey", &format!("{by}.key"), "-CAcreateserial", "-days", "2", "-extfile", &ext,
-        "-out", &format!("{name}.pem")]);
+    std::fs::write(
+        dir.join(&ext),
+        format!("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{by}.pem"),
+            "-CAkey",
+            &format!("{by}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
 }
 
 /// Stops the engine even when the test fails.
@@ -52,13 +102,20 @@ impl Drop for Guard {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_engine_connects_with_the_right_certificates_only() {
     common::require_docker();
-    let dir = tempfile::Builder::new().prefix("drover-tls-").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("drover-tls-")
+        .tempdir_in("/tmp")
+        .unwrap();
     let d = dir.path();
     ca(d, "ca");
     ca(d, "evil");
@@ -71,14 +128,20 @@ async fn a_tls_engine_connects_with_the_right_certificates_only() {
     let mut engine = LocalEngine::at(&d.join("engines"), "tls-1");
     engine.extra_args = vec![
         "--tlsverify".into(),
-        "--tlscacert".into(), p("ca.pem").display().to_string(),
-        "--tlscert".into(), p("server.pem").display().to_string(),
-        "--tlskey".into(), p("server.key").display().to_string(),
-        "-H".into(), format!("tcp://127.0.0.1:{port}"),
+        "--tlscacert".into(),
+        p("ca.pem").display().to_string(),
+        "--tlscert".into(),
+        p("server.pem").display().to_string(),
+        "--tlskey".into(),
+        p("server.key").display().to_string(),
+        "-H".into(),
+        format!("tcp://127.0.0.1:{port}"),
     ];
     let o = octet.octet;
     let guard = Guard(engine.clone(), octet);
-    guard.0.start(Path::new("dockerd"), (10, o), 1, Duration::from_secs(60))
+    guard
+        .0
+        .start(Path::new("dockerd"), (10, o), 1, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("dockerd with --tlsverify did not start: {e}"));
     let endpoint = format!("tcp://127.0.0.1:{port}");
     // Its TCP listener may come up just after the unix socket.
@@ -107,8 +170,16 @@ async fn a_tls_engine_connects_with_the_right_certificates_only() {
     .await
     .expect_err("a wrong CA is refused")
     .to_string();
-    assert!(e.starts_with(&format!("TLS connection to the Docker engine at {endpoint} failed")), "{e}");
-    assert!(e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"), "{e}");
+    assert!(
+        e.starts_with(&format!(
+            "TLS connection to the Docker engine at {endpoint} failed"
+        )),
+        "{e}"
+    );
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+        "{e}"
+    );
     println!("wrong CA: {e}");
     // A client certificate the engine does not trust: refused.
     let e = drover::host::engines::connect_endpoint(
@@ -118,7 +189,12 @@ async fn a_tls_engine_connects_with_the_right_certificates_only() {
     .await
     .expect_err("an untrusted client certificate is refused")
     .to_string();
-    assert!(e.starts_with(&format!("TLS connection to the Docker engine at {endpoint} failed")), "{e}");
+    assert!(
+        e.starts_with(&format!(
+            "TLS connection to the Docker engine at {endpoint} failed"
+        )),
+        "{e}"
+    );
     println!("untrusted client: {e}");
     drop(guard);
 }

@@ -132,7 +132,14 @@ pub fn required(method: &Method, path: &str) -> Need {
         ["applications", _, "entities", _, "effectors", _]
             | ["applications", _, "entities", _, "policies", ..]
             | ["applications", _, "entities", _, "faults", _]
-            | ["applications", _, "entities", _, "rollout", "pause" | "resume" | "undo"]
+            | [
+                "applications",
+                _,
+                "entities",
+                _,
+                "rollout",
+                "pause" | "resume" | "undo"
+            ]
             | ["locations", _, "hosts", _, "drain" | "uncordon"]
             | ["locations", _, "hosts", _, "faults", _]
             | ["chaos", ..]

@@ -5,9 +5,9 @@
 
 pub mod auth;
 mod errors;
+mod rollout;
 pub mod tls;
 pub mod tokens;
-mod rollout;
 
 use actix::Addr;
 use actix_web::http::StatusCode;
@@ -256,7 +256,9 @@ async fn apply(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let query = web::Query::<ApplyQuery>::from_query(req.query_string()).map_err(|e| {
-        ApiError::BadRequest(format!("bad apply query: {e}; use file=NAME and dry_run=true|false"))
+        ApiError::BadRequest(format!(
+            "bad apply query: {e}; use file=NAME and dry_run=true|false"
+        ))
     })?;
     let query = query.into_inner();
     let text = std::str::from_utf8(&body)

@@ -43,8 +43,8 @@ pub mod ports;
 pub mod problem;
 pub mod ranges;
 pub mod secrets;
-pub mod stop;
 pub mod size;
+pub mod stop;
 pub mod update;
 pub mod validate;
 pub mod volume_checks;
@@ -56,9 +56,9 @@ mod runtime_tests;
 
 pub use health_test::HealthTest;
 pub use model::*;
-pub use ports::PortSpec;
-pub use secrets::SecretRef;
 pub use parse::{
     parse_blueprint, parse_blueprint_with, BlueprintError, BlueprintErrors, ContextCheck,
 };
+pub use ports::PortSpec;
+pub use secrets::SecretRef;
 pub use validate::{FieldPath, ValidationError};

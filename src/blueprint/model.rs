@@ -71,7 +71,9 @@ impl BuildSpec {
 pub enum BuildSpecError {
     #[error("`build.{key}` must be a string, got {got}")]
     NotText { key: String, got: String },
-    #[error("unknown field `{0}` in `build`, expected `context`, `dockerfile`, `target` or `args`")]
+    #[error(
+        "unknown field `{0}` in `build`, expected `context`, `dockerfile`, `target` or `args`"
+    )]
     UnknownField(String),
     #[error(transparent)]
     Args(#[from] super::build_args::BuildArgsError),

@@ -22,10 +22,18 @@ pub fn range_checks(bp: &Blueprint) -> Vec<ValidationError> {
     let mut errs = Vec::new();
     for (i, svc) in bp.services.iter().enumerate() {
         let path = FieldPath::root().key("services").index(i);
-        duration(&mut errs, path.key("reference_timeout"), svc.reference_timeout);
+        duration(
+            &mut errs,
+            path.key("reference_timeout"),
+            svc.reference_timeout,
+        );
         count(&mut errs, path.key("initial_size"), svc.initial_size);
         for (j, e) in svc.enrichers.iter().enumerate() {
-            duration(&mut errs, path.key("enrichers").index(j).key("window"), e.window);
+            duration(
+                &mut errs,
+                path.key("enrichers").index(j).key("window"),
+                e.window,
+            );
         }
         container(&mut errs, &path, &svc.own_container());
         if let Some(m) = &svc.member {
@@ -42,12 +50,24 @@ fn container(errs: &mut Vec<ValidationError>, path: &FieldPath, c: &ContainerSpe
         duration(errs, hp.key("interval"), Some(h.interval));
         duration(errs, hp.key("timeout"), Some(h.timeout));
         duration(errs, hp.key("start_period"), h.start_period);
-        count(errs, hp.key("unhealthy_threshold"), Some(h.unhealthy_threshold));
+        count(
+            errs,
+            hp.key("unhealthy_threshold"),
+            Some(h.unhealthy_threshold),
+        );
     }
     if let Some(f) = &c.failure_detector {
         let fp = path.key("failure_detector");
-        duration(errs, fp.key("failed_stabilization"), Some(f.failed_stabilization));
-        duration(errs, fp.key("recovered_stabilization"), Some(f.recovered_stabilization));
+        duration(
+            errs,
+            fp.key("failed_stabilization"),
+            Some(f.failed_stabilization),
+        );
+        duration(
+            errs,
+            fp.key("recovered_stabilization"),
+            Some(f.recovered_stabilization),
+        );
     }
     if let Some(p) = &c.placement {
         let pp = path.key("placement");
@@ -120,8 +140,14 @@ mod tests {
             "    type: cluster\n    initial_size: 4000000000\n    member:\n      image: x\n      \
              stop_grace_period: 18446744073709551615s\n",
         );
-        assert!(e.contains("b.yaml:5:19: services[0].initial_size: must be at most 1000000"), "{e}");
-        assert!(e.contains("services[0].member.stop_grace_period: must be at most 7days"), "{e}");
+        assert!(
+            e.contains("b.yaml:5:19: services[0].initial_size: must be at most 1000000"),
+            "{e}"
+        );
+        assert!(
+            e.contains("services[0].member.stop_grace_period: must be at most 7days"),
+            "{e}"
+        );
     }
 
     #[test]

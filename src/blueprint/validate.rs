@@ -320,7 +320,12 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
             if let Some(p) = &spec.placement {
                 validate_placement(&path.key("placement"), p, &mut errs);
                 if let Some(m) = &spec.member {
-                    super::volume_checks::validate_no_rebalance(&path.key("placement"), p, &m.volumes, &mut errs);
+                    super::volume_checks::validate_no_rebalance(
+                        &path.key("placement"),
+                        p,
+                        &m.volumes,
+                        &mut errs,
+                    );
                 }
             }
             if let Some(u) = &spec.update {
@@ -495,7 +500,10 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
             seen.insert(port, i);
         }
     }
-    errs.extend(super::ports::duplicate_host_ports(&path.key("ports"), &c.ports));
+    errs.extend(super::ports::duplicate_host_ports(
+        &path.key("ports"),
+        &c.ports,
+    ));
     super::secrets::validate_secrets(&path.key("secrets"), &c.secrets, errs);
     super::stop::validate_stop(path, c.stop_signal.as_deref(), c.stop_grace_period, errs);
     if let Some(h) = &c.hostname {
@@ -539,18 +547,15 @@ fn validate_container(path: &FieldPath, c: &ContainerSpec, errs: &mut Vec<Valida
         }
         let port = match (&health.tcp, &health.http) {
             _ if given.len() > 1 => {
-                errs.push(ValidationError::at(
-                    hpath.clone(),
-                    {
-                        let named: Vec<String> = given.iter().map(|k| format!("`{k}`")).collect();
-                        let (last, rest) = named.split_last().expect("more than one");
-                        let both = if rest.len() == 1 { "both " } else { "" };
-                        format!(
-                            "a health check has {both}{} and {last}; keep exactly one",
-                            rest.join(", ")
-                        )
-                    },
-                ));
+                errs.push(ValidationError::at(hpath.clone(), {
+                    let named: Vec<String> = given.iter().map(|k| format!("`{k}`")).collect();
+                    let (last, rest) = named.split_last().expect("more than one");
+                    let both = if rest.len() == 1 { "both " } else { "" };
+                    format!(
+                        "a health check has {both}{} and {last}; keep exactly one",
+                        rest.join(", ")
+                    )
+                }));
                 None
             }
             (None, None) if health.by_engine() => None,
@@ -653,7 +658,10 @@ pub fn validate_placement(path: &FieldPath, p: &PlacementSpec, errs: &mut Vec<Va
         ));
     }
     if let Some(Err(e)) = p.rebalance.as_ref().map(|r| r.check()) {
-        errs.push(ValidationError::at(path.key("rebalance").key("above"), e.to_string()));
+        errs.push(ValidationError::at(
+            path.key("rebalance").key("above"),
+            e.to_string(),
+        ));
     }
     for (k, rule) in p.affinity.iter().enumerate() {
         let rpath = path.key("affinity").index(k);
@@ -724,7 +732,8 @@ pub fn hostname_problem(h: &str) -> Option<String> {
     let ok_label = |l: &str| {
         !l.is_empty()
             && !l.starts_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     if h.len() > 64 || !h.split('.').all(ok_label) {
         Some(format!(

@@ -327,8 +327,10 @@ fn placement_rules() {
     );
     assert_eq!(
         with("{ affinity: [{ not: true }] }"),
-        ["services[0].placement.affinity[0]: an affinity rule needs one of `same` \
-          (application or entity) or `entity` (an entity id), e.g. `{ same: entity, not: true }`"]
+        [
+            "services[0].placement.affinity[0]: an affinity rule needs one of `same` \
+          (application or entity) or `entity` (an entity id), e.g. `{ same: entity, not: true }`"
+        ]
     );
     assert_eq!(
         with("{ affinity: [{ same: application, entity: svc }] }"),
@@ -357,9 +359,7 @@ fn placement_rules() {
         ]
     );
     let lb = service("type: load-balancer\ntarget: s\nport: 1\nplacement: {}");
-    assert!(
-        lb[0].starts_with("services[0].placement: `placement` is not a load balancer setting")
-    );
+    assert!(lb[0].starts_with("services[0].placement: `placement` is not a load balancer setting"));
 }
 
 #[test]

@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{Blueprint, ContainerSpec, ServiceSpec, ServiceType};
 use super::ids::is_valid_id;
+use super::model::{Blueprint, ContainerSpec, ServiceSpec, ServiceType};
 use super::problem::{FieldPath, ValidationError};
 
 /// One piece of a value that may hold references.
@@ -184,7 +184,11 @@ pub fn sensors_of(svc: &ServiceSpec) -> Vec<String> {
     match svc.kind {
         ServiceType::Container => {
             names.extend(CONTAINER_SENSORS.iter().map(|s| s.to_string()));
-            names.extend(svc.ports.iter().map(|p| format!("host.port.{}", p.container)));
+            names.extend(
+                svc.ports
+                    .iter()
+                    .map(|p| format!("host.port.{}", p.container)),
+            );
             if svc.build.is_some() {
                 names.push("image.build".into());
             }

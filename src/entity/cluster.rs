@@ -14,8 +14,8 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::container::{ContainerEntity, PLACEMENT_FAILURE};
-use super::pool_messages::PlaceErrorKind;
 use super::policies::{MemberPolicies, PolicyTarget};
+use super::pool_messages::PlaceErrorKind;
 use super::{ChildAdded, EntityHandle, Links, Placement};
 use crate::blueprint::ContainerSpec;
 use crate::protocol::{
@@ -24,9 +24,9 @@ use crate::protocol::{
     SubscribeMembers, Teardown,
 };
 
-mod verdict;
-pub mod rollout;
 mod rolling;
+pub mod rollout;
+mod verdict;
 pub use rolling::{Revisions, ROLLOUT_REVISION, ROLLOUT_STATE};
 pub use verdict::{resize_verdict, FailedMember};
 #[path = "member_identity.rs"]
@@ -262,10 +262,9 @@ impl ClusterEntity {
         if self.stateful() {
             // A StatefulSet's ordinals: a cluster grown again gets back
             // the members (and so the volumes) it shrank away.
-            let index = member_identity::lowest_free_index(
-                self.members.keys().copied(),
-                |i| self.removing.contains(&self.member_id(i)),
-            );
+            let index = member_identity::lowest_free_index(self.members.keys().copied(), |i| {
+                self.removing.contains(&self.member_id(i))
+            });
             return self.add_member_at(index, ctx);
         }
         let index = self.next_index;
@@ -371,11 +370,7 @@ impl ClusterEntity {
             next_index: self.next_index,
             members: self.members.keys().copied().collect(),
             replacing: self.replacing.clone(),
-            member_revisions: self
-                .members
-                .iter()
-                .map(|(i, m)| (*i, m.revision))
-                .collect(),
+            member_revisions: self.members.iter().map(|(i, m)| (*i, m.revision)).collect(),
             revision: self.revs.current,
             specs: self
                 .revs
@@ -476,7 +471,11 @@ impl ClusterEntity {
             }
         }
         for i in &st.members {
-            let rev = st.member_revisions.get(i).copied().unwrap_or(self.revs.current);
+            let rev = st
+                .member_revisions
+                .get(i)
+                .copied()
+                .unwrap_or(self.revs.current);
             self.add_member_rev(*i, rev, ctx);
         }
         for (old, new) in st.replacing {
@@ -554,7 +553,9 @@ impl ClusterEntity {
         if self.revs.active() {
             // Answered at once: the rollout settles the size with it.
             self.reconcile(ctx);
-            return Box::pin(fut::ready(Ok(json!({ "size": size, "rollout": self.revs.state().as_str() }))));
+            return Box::pin(fut::ready(Ok(
+                json!({ "size": size, "rollout": self.revs.state().as_str() }),
+            )));
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);

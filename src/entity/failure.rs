@@ -63,7 +63,9 @@ impl FailureDetector {
         let since = self.since_ms.unwrap_or(now_ms);
         match self.state {
             Some(Lifecycle::OnFire) if !self.episode_reported => {
-                let due = since.saturating_add(u64::try_from(self.cfg.failed_stabilization.as_millis()).unwrap_or(u64::MAX));
+                let due = since.saturating_add(
+                    u64::try_from(self.cfg.failed_stabilization.as_millis()).unwrap_or(u64::MAX),
+                );
                 if now_ms >= due {
                     self.episode_reported = true;
                     self.failed_reported = true;
@@ -73,7 +75,9 @@ impl FailureDetector {
                 }
             }
             Some(Lifecycle::Running) if self.failed_reported => {
-                let due = since.saturating_add(u64::try_from(self.cfg.recovered_stabilization.as_millis()).unwrap_or(u64::MAX));
+                let due = since.saturating_add(
+                    u64::try_from(self.cfg.recovered_stabilization.as_millis()).unwrap_or(u64::MAX),
+                );
                 if now_ms >= due {
                     self.failed_reported = false;
                     self.episode_reported = false;

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::protocol::{Lifecycle, Subscribe};
 use crate::blueprint::wiring::{self, SensorRef};
 use crate::blueprint::{ContainerSpec, OnReferenceChange, ServiceSpec};
+use crate::protocol::{Lifecycle, Subscribe};
 
 /// How a dependant waits for and follows its sources.
 #[derive(Debug, Clone, PartialEq)]

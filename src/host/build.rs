@@ -284,7 +284,8 @@ async fn run_build(
         options = options.target(target);
     }
     if !build.args.is_empty() {
-        let args: std::collections::HashMap<String, String> = build.args.clone().into_iter().collect();
+        let args: std::collections::HashMap<String, String> =
+            build.args.clone().into_iter().collect();
         options = options.buildargs(&args);
     }
     let options = options.build();
@@ -358,7 +359,11 @@ mod tests {
     fn target_and_args_make_another_image() {
         let b = |yaml: &str| -> BuildSpec { serde_yaml::from_str(yaml).unwrap() };
         let plain = b("{ context: /x }");
-        assert_eq!(variant_hash("abc", &plain), "abc", "unchanged builds keep their tag");
+        assert_eq!(
+            variant_hash("abc", &plain),
+            "abc",
+            "unchanged builds keep their tag"
+        );
         let prod = variant_hash("abc", &b("{ context: /x, target: prod }"));
         let v1 = variant_hash("abc", &b("{ context: /x, args: { V: '1' } }"));
         let v2 = variant_hash("abc", &b("{ context: /x, args: { V: '2' } }"));

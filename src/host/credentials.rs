@@ -33,7 +33,9 @@ pub fn registry_key_problem(key: &str) -> Option<String> {
     let bad = key.is_empty()
         || key.contains("://")
         || key.contains('/')
-        || key.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase());
+        || key
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_ascii_uppercase());
     bad.then(|| {
         format!(
             "`{key}` must be a registry host as image names write it, such as `registry.example.com`, `localhost:5000` or `docker.io` (no scheme, no path, lower case)"

@@ -32,7 +32,11 @@ pub enum HostError {
         in_use: usize,
     },
     #[error("host port {port} is already in use on host {host}: another process or container holds it; free it, or fix another `host` port (or none: `ports: [{container}]` takes a free one)")]
-    PortInUse { host: String, port: u16, container: u16 },
+    PortInUse {
+        host: String,
+        port: u16,
+        container: u16,
+    },
     #[error("secret `{name}` is not in drover.yaml's `secrets`; add `{name}: {{ file: /path }}` there and restart drover")]
     UnknownSecret { name: String },
     /// A named volume could not be made or found (see [`super::volumes`]).

@@ -15,8 +15,8 @@ pub mod health;
 pub mod inject;
 pub mod machine;
 pub mod network;
-pub mod runtime;
 pub mod pull;
+pub mod runtime;
 pub mod stats;
 pub mod subnets;
 pub mod usage;
@@ -27,9 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use actix::prelude::*;
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig,
-};
+use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };

@@ -124,7 +124,12 @@ pub fn event_action(action: &str) -> String {
     if action.starts_with("health_status:") {
         return action.to_string();
     }
-    action.split(':').next().unwrap_or_default().trim().to_string()
+    action
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// The engine's health verdict in a container list's `Status` (`Up 5
@@ -223,12 +228,24 @@ mod tests {
 
     #[test]
     fn event_actions_and_listed_health() {
-        assert_eq!(event_action("exec_start: /workload --check x"), "exec_start");
-        assert_eq!(event_action("health_status: unhealthy"), "health_status: unhealthy");
+        assert_eq!(
+            event_action("exec_start: /workload --check x"),
+            "exec_start"
+        );
+        assert_eq!(
+            event_action("health_status: unhealthy"),
+            "health_status: unhealthy"
+        );
         assert_eq!(event_action("die"), "die");
         assert_eq!(health_in_status("Up 3 seconds (healthy)"), Some("healthy"));
-        assert_eq!(health_in_status("Up 3 seconds (unhealthy)"), Some("unhealthy"));
-        assert_eq!(health_in_status("Up 1 second (health: starting)"), Some("starting"));
+        assert_eq!(
+            health_in_status("Up 3 seconds (unhealthy)"),
+            Some("unhealthy")
+        );
+        assert_eq!(
+            health_in_status("Up 1 second (health: starting)"),
+            Some("starting")
+        );
         assert_eq!(health_in_status("Up 3 seconds"), None);
         assert_eq!(health_in_status("Exited (1) 2 seconds ago"), None);
     }

@@ -324,7 +324,10 @@ pub fn validate(cfg: &DroverConfig) -> Vec<String> {
             errs.push(ValidationError::at(path.clone(), problem));
         }
         if r.username.trim().is_empty() {
-            errs.push(ValidationError::at(path.key("username"), "`username` must not be empty"));
+            errs.push(ValidationError::at(
+                path.key("username"),
+                "`username` must not be empty",
+            ));
         }
     }
     for (name, loc) in &cfg.locations {
@@ -594,19 +597,30 @@ mod tests {
         )
         .unwrap();
         let r = &cfg.registries["localhost:5000"];
-        assert_eq!((r.username.as_str(), r.password_file.to_str()), ("ci", Some("/run/secrets/reg")));
+        assert_eq!(
+            (r.username.as_str(), r.password_file.to_str()),
+            ("ci", Some("/run/secrets/reg"))
+        );
         let e = parse(
             "drover.yaml",
             "registries:\n  https://ghcr.io: { username: '', password_file: /x }\n",
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("registries[\"https://ghcr.io\"]: `https://ghcr.io` must be a registry host"), "{e}");
+        assert!(
+            e.contains(
+                "registries[\"https://ghcr.io\"]: `https://ghcr.io` must be a registry host"
+            ),
+            "{e}"
+        );
         assert!(e.contains("username: `username` must not be empty"), "{e}");
         // A password is never written in the file itself.
-        let e = parse("drover.yaml", "registries:\n  r.io: { username: u, password: p }\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            "drover.yaml",
+            "registries:\n  r.io: { username: u, password: p }\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("unknown field `password`"), "{e}");
     }
 }

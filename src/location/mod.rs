@@ -19,8 +19,8 @@ pub mod model;
 pub mod pool;
 pub mod provision;
 pub mod secrets;
-pub mod subnet_slices;
 pub mod start;
+pub mod subnet_slices;
 pub mod view;
 
 pub use config::{DroverConfig, LocationConfig};

@@ -40,31 +40,31 @@ use super::model::{
 pub use super::model::{HostOpError, HostOpKind};
 use super::provision::{NewHost, Provisioner};
 pub use super::view::{PoolHostView, PoolView};
+pub use crate::entity::pool_messages::{Move, Relocate};
+use crate::entity::pool_messages::{Place, PlaceError, PlacedOn, Release};
 use crate::host::engines;
 use crate::host::usage::{HostSensors, SubscribeHostSensors};
 use crate::host::{ContainerEvent, DockerHost, HostResync, ListManaged};
 use crate::placement::{Headroom, HeadroomVerdict};
 use crate::policy::autoscaler::{Autoscaler, AutoscalerConfig};
-use crate::entity::pool_messages::{Place, PlaceError, PlacedOn, Release};
-pub use crate::entity::pool_messages::{Move, Relocate};
 use crate::policy::placement::{
     Forget, GetPlacement, HostDown, PlacementMemory, PlacementPolicy, PlacementView,
 };
 use crate::protocol::{
-    entity_handlers, EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle,
-    Observable, SensorBoard,
+    entity_handlers, EmitNotice, EntityError, EntityKind, EntityRef, Invoke, Lifecycle, Observable,
+    SensorBoard,
 };
 use crate::store::{LocationState, SavedHost, StoreWrite};
-pub use faults::{FindHost, StopEngine};
 use crate::wire::HostOpAnswer;
+pub use faults::{FindHost, StopEngine};
 pub use placing::PlaceFailure;
 
 mod faults;
 mod handlers;
 mod placing;
-mod volumes;
 #[cfg(test)]
 mod tests;
+mod volumes;
 
 /// How often engines are pinged and headroom is judged.
 const TICK: Duration = Duration::from_secs(1);

@@ -556,7 +556,10 @@ fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::sync::mpsc:
 /// world-writable directory such as /tmp where another user could plant
 /// a socket or a data root first.
 pub fn default_hosts_dir(store: &Path) -> PathBuf {
-    let parent = store.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = store
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::path::absolute(parent)
         .unwrap_or_else(|_| parent.to_path_buf())
         .join("drover-hosts")
@@ -623,8 +626,12 @@ fn run_script(argv: &[String], name: &str, timeout: Duration) -> Result<String, 
     };
     // The script has exited; a child it left behind holding the pipes
     // would keep the readers open, so they are not waited on forever.
-    let stdout = stdout.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-    let stderr = stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let stdout = stdout
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
+    let stderr = stderr
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
     if !status.success() {
         return Err(ScriptError::Failed {
             program: program(),
@@ -679,10 +686,22 @@ mod tests {
         let cmd = b"containerd-shim\0-address\0/d/loc/pool-10/exec/containerd.sock\0";
         assert!(!cmdline_names_path(cmd, "/d/loc/pool-1"));
         assert!(cmdline_names_path(cmd, "/d/loc/pool-10"));
-        assert!(cmdline_names_path(b"dockerd\0--data-root=/d/loc/pool-1\0", "/d/loc/pool-1"));
-        assert!(cmdline_names_path(b"dockerd\0--pidfile\0/d/loc/pool-1/docker.pid", "/d/loc/pool-1/"));
-        assert!(!cmdline_names_path(b"x\0/d/loc/pool-1.bak/y", "/d/loc/pool-1"));
-        assert!(!cmdline_names_path(b"x\0/e/d/loc/pool-1/y", "/d/loc/pool-1"));
+        assert!(cmdline_names_path(
+            b"dockerd\0--data-root=/d/loc/pool-1\0",
+            "/d/loc/pool-1"
+        ));
+        assert!(cmdline_names_path(
+            b"dockerd\0--pidfile\0/d/loc/pool-1/docker.pid",
+            "/d/loc/pool-1/"
+        ));
+        assert!(!cmdline_names_path(
+            b"x\0/d/loc/pool-1.bak/y",
+            "/d/loc/pool-1"
+        ));
+        assert!(!cmdline_names_path(
+            b"x\0/e/d/loc/pool-1/y",
+            "/d/loc/pool-1"
+        ));
     }
 
     #[test]

@@ -110,6 +110,9 @@ mod tests {
     #[test]
     fn slices_stay_inside_ten_dot_216_to_255() {
         assert_eq!(slice_net(0).network(), Ipv4Addr::new(10, 216, 0, 0));
-        assert_eq!(slice_net(SLICES - 1).network(), Ipv4Addr::new(10, 255, 240, 0));
+        assert_eq!(
+            slice_net(SLICES - 1).network(),
+            Ipv4Addr::new(10, 255, 240, 0)
+        );
     }
 }

@@ -361,8 +361,7 @@ pub static ROLLOUT_SECONDS: LazyLock<HistogramVec> =
     LazyLock::new(|| histogram_vec("drover_rollout_seconds", RECOVERY_BUCKETS));
 pub static POLICY_ACTIONS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_policy_actions_total"));
-pub static APPLIES: LazyLock<IntCounterVec> =
-    LazyLock::new(|| counter_vec("drover_applies_total"));
+pub static APPLIES: LazyLock<IntCounterVec> = LazyLock::new(|| counter_vec("drover_applies_total"));
 pub static LB_BACKENDS: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_lb_backends"));
 pub static LB_ACTIVE: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_lb_active_connections"));
@@ -455,7 +454,14 @@ pub static API_REFUSED: LazyLock<IntCounterVec> =
 
 /// The reasons of `drover_api_refused_total` (the API's middleware names
 /// them; listed here so their series start at zero).
-const REFUSAL_REASONS: &[&str] = &["no_token", "bad_token", "role", "host", "media_type", "cors"];
+const REFUSAL_REASONS: &[&str] = &[
+    "no_token",
+    "bad_token",
+    "role",
+    "host",
+    "media_type",
+    "cors",
+];
 
 pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     prometheus::register_histogram_with_registry!(
@@ -652,7 +658,9 @@ mod tests {
             .observe(0.0);
         RECOVERY_SECONDS.with_label_values(&["a", "b"]).observe(0.0);
         CHAOS_FAULTS.with_label_values(&["kill"]).inc_by(0);
-        ROLLOUTS.with_label_values(&["a", "b", "complete"]).inc_by(0);
+        ROLLOUTS
+            .with_label_values(&["a", "b", "complete"])
+            .inc_by(0);
         ROLLOUT_SECONDS
             .with_label_values(&["a", "b", "complete"])
             .observe(0.0);

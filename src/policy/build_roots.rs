@@ -13,8 +13,9 @@ use std::path::{Component, Path, PathBuf};
 
 /// Why a build context is refused, or `None` when it may be read.
 pub fn context_outside_roots(context: &Path, roots: &[PathBuf]) -> Option<String> {
-    let rule = || {
-        format!(
+    let rule =
+        || {
+            format!(
             "build context `{}` is outside the allowed build roots; drover reads build contexts \
              only under `build_roots` in drover.yaml ({})",
             context.display(),
@@ -24,7 +25,7 @@ pub fn context_outside_roots(context: &Path, roots: &[PathBuf]) -> Option<String
                 roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
             }
         )
-    };
+        };
     let plain = context.is_absolute()
         && context
             .components()
@@ -64,7 +65,10 @@ mod tests {
             b.replace("/no/such/dir", "X"),
             "the same rule, whatever exists"
         );
-        assert!(a.contains("`build_roots` in drover.yaml (/srv/builds)"), "{a}");
+        assert!(
+            a.contains("`build_roots` in drover.yaml (/srv/builds)"),
+            "{a}"
+        );
         assert!(context_outside_roots(Path::new("/srv/builds/../../etc"), &roots).is_some());
         assert!(context_outside_roots(Path::new("/srv/buildsx/a"), &roots).is_some());
         assert!(context_outside_roots(Path::new("srv/builds/a"), &roots).is_some());

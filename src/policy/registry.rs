@@ -49,9 +49,9 @@ impl PolicyRegistry {
     /// The blueprint entry a policy is now resolved from (an apply
     /// reconfigured it), for later preset reloads.
     pub fn update_spec(&mut self, app: &str, entity: &str, policy: &str, spec: PolicySpec) {
-        if let Some(e) = self
-            .entries
-            .get_mut(&(app.to_string(), entity.to_string(), policy.to_string()))
+        if let Some(e) =
+            self.entries
+                .get_mut(&(app.to_string(), entity.to_string(), policy.to_string()))
         {
             e.spec = spec;
         }

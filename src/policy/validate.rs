@@ -252,7 +252,9 @@ mod tests {
             secrets: Some(&known),
             ..ValidationContext::offline(&presets)
         };
-        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err().to_string();
+        let e = validate_blueprint("b.yaml", text, &cx)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "b.yaml:8:17: services[0].secrets[1].name: unknown secret `nope`; drover.yaml's \
@@ -272,7 +274,9 @@ mod tests {
             allowed_host_paths: Some(&roots),
             ..ValidationContext::offline(&presets)
         };
-        let e = validate_blueprint("b.yaml", text, &cx).unwrap_err().to_string();
+        let e = validate_blueprint("b.yaml", text, &cx)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "b.yaml:8:17: services[0].volumes[1].host: host path `/etc` is outside the allowed roots; \
@@ -285,7 +289,10 @@ mod tests {
         };
         let e = validate_blueprint("b.yaml", text, &cx).unwrap_err();
         assert_eq!(e.len(), 2);
-        assert!(e.to_string().contains("this drover allows no host paths"), "{e}");
+        assert!(
+            e.to_string().contains("this drover allows no host paths"),
+            "{e}"
+        );
     }
 
     #[test]

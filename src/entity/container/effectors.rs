@@ -205,30 +205,33 @@ impl ContainerEntity {
             }
             (host.send(CreateAndStart(req)).await, image, pulled)
         };
-        ctx.spawn(fut.into_actor(self).map(move |(res, image, pulled), act, ctx| {
-            if let Some(outcome) = image {
-                act.on_image(outcome);
-            }
-            if let Some((asked, answer)) = &pulled {
-                act.on_pull(asked, answer);
-            }
-            if act.core.phase.is_torn_down() {
-                return;
-            }
-            let outcome = match res {
-                Ok(Ok(info)) => {
-                    metrics::CONTAINERS_STARTED.inc();
-                    metrics::CONTAINER_START_SECONDS.observe(t0.elapsed().as_secs_f64());
-                    Ok(act.apply_info(info, ctx))
-                }
-                Ok(Err(e)) => {
-                    metrics::CONTAINERS_FAILED.inc();
-                    Err(e.to_string())
-                }
-                Err(e) => Err(format!("host actor unreachable: {e}")),
-            };
-            act.observe(Observation::Created(outcome), ctx);
-        }));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |(res, image, pulled), act, ctx| {
+                    if let Some(outcome) = image {
+                        act.on_image(outcome);
+                    }
+                    if let Some((asked, answer)) = &pulled {
+                        act.on_pull(asked, answer);
+                    }
+                    if act.core.phase.is_torn_down() {
+                        return;
+                    }
+                    let outcome = match res {
+                        Ok(Ok(info)) => {
+                            metrics::CONTAINERS_STARTED.inc();
+                            metrics::CONTAINER_START_SECONDS.observe(t0.elapsed().as_secs_f64());
+                            Ok(act.apply_info(info, ctx))
+                        }
+                        Ok(Err(e)) => {
+                            metrics::CONTAINERS_FAILED.inc();
+                            Err(e.to_string())
+                        }
+                        Err(e) => Err(format!("host actor unreachable: {e}")),
+                    };
+                    act.observe(Observation::Created(outcome), ctx);
+                }),
+        );
     }
 
     /// An engine start, restart or stop of the existing container.

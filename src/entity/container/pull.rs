@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::ContainerEntity;
 use crate::entity::images::ImagePins;
-use crate::protocol::now_ms;
 use crate::host::pull::{PullAnswer, PullImage, PullProgress, PullRole};
 use crate::host::{workload, DockerHost};
+use crate::protocol::now_ms;
 
 /// Sensor: how the image pull goes: `{state: pulling|pulled|present|failed,
 /// host, image, layers_done, layers, bytes, total_bytes, ...}`.

@@ -45,7 +45,10 @@ impl IgnoreRules {
                 }
                 pat = next;
             }
-            let pat: Vec<&str> = pat.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+            let pat: Vec<&str> = pat
+                .split('/')
+                .filter(|s| !s.is_empty() && *s != ".")
+                .collect();
             if pat.is_empty() {
                 continue;
             }
@@ -96,7 +99,9 @@ mod tests {
 
     #[test]
     fn classes_escapes_double_stars_and_exceptions() {
-        let r = rules("secret[0-9].txt\n[!a]*.key\n\\*literal\n**/*.pem\n!keep/**/ok.pem\nkeys/\\[x\\]\n");
+        let r = rules(
+            "secret[0-9].txt\n[!a]*.key\n\\*literal\n**/*.pem\n!keep/**/ok.pem\nkeys/\\[x\\]\n",
+        );
         assert!(r.excluded("secret3.txt"));
         assert!(!r.excluded("secretA.txt"));
         assert!(r.excluded("b.key"));
@@ -151,7 +156,12 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            [".dockerignore", "Dockerfile", "app.rs", "conf/keys/public.pem"]
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "app.rs",
+                "conf/keys/public.pem"
+            ]
         );
     }
 
@@ -159,6 +169,9 @@ mod tests {
     fn an_unclosed_class_is_an_error_with_its_line() {
         let e = IgnoreRules::parse("ok\nsecret[\n").unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.to_string().starts_with(".dockerignore line 2: `secret[`"), "{e}");
+        assert!(
+            e.to_string().starts_with(".dockerignore line 2: `secret[`"),
+            "{e}"
+        );
     }
 }

@@ -127,7 +127,12 @@ async fn serve(guard: ActiveGuard, mut client: TcpStream, peer: SocketAddr) {
         };
         let phase = tokio::time::timeout_at(
             deadline,
-            precommit(&mut client, &mut upstream, &mut side, inner.cfg.replay_buffer),
+            precommit(
+                &mut client,
+                &mut upstream,
+                &mut side,
+                inner.cfg.replay_buffer,
+            ),
         )
         .await;
         let Ok(phase) = phase else {

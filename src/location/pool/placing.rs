@@ -52,7 +52,9 @@ impl From<PlaceFailure> for PlaceError {
                 cause,
             } => PlaceError::InsufficientCapacity {
                 location,
-                detail: format!("{entity} fits on no host, and provisioning a host failed: {cause}"),
+                detail: format!(
+                    "{entity} fits on no host, and provisioning a host failed: {cause}"
+                ),
             },
             PlaceFailure::NoFit {
                 location,

@@ -573,8 +573,7 @@ impl Core {
 
     fn probe(&mut self, now: Instant, out: &mut Vec<Action>) {
         // A check the engine runs is not probed: its events decide.
-        if !self.settings.health || self.settings.engine_health || self.probing || !self.probeable
-        {
+        if !self.settings.health || self.settings.engine_health || self.probing || !self.probeable {
             return;
         }
         self.probing = true;
