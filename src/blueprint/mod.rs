@@ -40,6 +40,7 @@ pub mod image;
 pub mod model;
 pub mod parse;
 pub mod ports;
+mod positions;
 pub mod problem;
 pub mod ranges;
 pub mod secrets;
