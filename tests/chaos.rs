@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -44,6 +43,19 @@ services:
     port: 0
 "#
     )
+}
+
+/// Runs `drover chaos ... -o json` against `d` and reads its report.
+fn chaos_json(d: &Drover, args: &[&str]) -> (std::process::Output, Value) {
+    let out = d.command().args(args).output().expect("drover chaos runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "chaos -o json: {e}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, report)
 }
 
 fn activities(d: &Drover, app: &str, name: &str) -> Vec<Activity> {
@@ -185,8 +197,9 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
     let d = Drover::start();
     d.deploy(&resilient_cluster(&app, 3));
     d.wait_running(&app, DEADLINE);
-    let out = Command::new(drover_bin())
-        .args([
+    let (out, report) = chaos_json(
+        &d,
+        &[
             "chaos",
             &app,
             "--faults",
@@ -202,18 +215,8 @@ fn chaos_of_stops_pauses_and_kills_converges_with_the_balancer_serving() {
             "7",
             "-o",
             "json",
-        ])
-        .env("DROVER_URL", &d.url)
-        .env("DROVER_TOKEN", &d.token)
-        .output()
-        .expect("drover chaos runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "chaos -o json: {e}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+        ],
+    );
     // The measurements, for the record.
     eprintln!(
         "chaos stop,pause,kill: probe success {}, MTTR p50 {} p99 {}; per fault: {}",
@@ -303,8 +306,9 @@ fn chaos_engine_stop_stops_a_provisioned_engine_and_the_pool_notices() {
     assert_eq!(status, 404, "{body}");
     assert!(error_body(body).error.contains("has no host `nope`"));
 
-    let out = Command::new(drover_bin())
-        .args([
+    let (_, report) = chaos_json(
+        &d,
+        &[
             "chaos",
             &app,
             "--faults",
@@ -319,18 +323,8 @@ fn chaos_engine_stop_stops_a_provisioned_engine_and_the_pool_notices() {
             "120s",
             "-o",
             "json",
-        ])
-        .env("DROVER_URL", &d.url)
-        .env("DROVER_TOKEN", &d.token)
-        .output()
-        .expect("drover chaos runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "chaos -o json: {e}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+        ],
+    );
     eprintln!(
         "chaos engine-stop: probe success {}, MTTR {}; fault: {}",
         report["probe_success_rate"], report["mttr_p50_seconds"], report["faults"][0]
