@@ -14,6 +14,7 @@
 //! | [`metrics`] | 0 | the Prometheus metric catalogue |
 //! | [`wire`] | 0 | the REST API's JSON types, shared by the server, the CLI, `drover chaos` and the tests (a leaf beside the protocol) |
 //! | [`compose`] | 0 | docker-compose files to blueprints (pure), every untranslated key listed with its reason |
+//! | [`build_context`] | 0 | build contexts: packing a directory with its `.dockerignore` into a deterministic tar, the service's store of uploaded contexts, rewriting a blueprint's contexts in place (a leaf) |
 //! | [`store`] | 1 | durable state in redb: applications, cluster membership, policy memory, host pools' provisioned hosts; the only code touching the database |
 //! | [`activity`] | 1 | the record of effector calls, policy decisions and events |
 //! | [`host`] | 1 | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
@@ -40,6 +41,7 @@
 pub mod activity;
 pub mod api;
 pub mod blueprint;
+pub mod build_context;
 pub mod cli;
 pub mod compose;
 pub mod enricher;

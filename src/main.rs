@@ -126,6 +126,10 @@ enum Command {
         /// address and localhost; `NAME` or `NAME:PORT` (repeatable).
         #[arg(long = "allow-host")]
         allow_hosts: Vec<String>,
+        /// The largest build context an upload may be (`drover deploy` packs
+        /// and uploads each `build:` directory), e.g. `256Mi`, `1Gi`.
+        #[arg(long, default_value = "256Mi", value_parser = parse_size)]
+        max_build_context: u64,
     },
     /// Manage API tokens (admin): create, ls, revoke.
     Token {
@@ -303,6 +307,7 @@ fn main() -> ExitCode {
             tls_key,
             insecure_http,
             allow_hosts,
+            max_build_context,
         } => {
             init_logs(log_format);
             let subnets = match subnet_pool
@@ -327,6 +332,7 @@ fn main() -> ExitCode {
                 tls_key,
                 insecure_http,
                 allow_hosts,
+                max_build_context,
             })
             .map_err(|e| e.to_string())
         }
@@ -477,4 +483,13 @@ fn workload_image(docker: &str, out: Output) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// `--max-build-context 256Mi`: a size as blueprints write memory.
+fn parse_size(s: &str) -> Result<u64, String> {
+    match drover::blueprint::size::parse_memory(s) {
+        Ok(0) => Err("must be more than 0 bytes".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string().replacen("memory", "size", 1)),
+    }
 }

@@ -44,6 +44,9 @@ pub struct ServeOptions {
     /// `--allow-host`: more names clients may reach drover by (the `Host`
     /// header), beyond its address and localhost.
     pub allow_hosts: Vec<String>,
+    /// `--max-build-context`: the largest build context (tar bytes) an
+    /// upload may be.
+    pub max_build_context: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +152,8 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))??;
     tracing::info!(store = %opts.store.display(), applications = snapshot.apps.len(), "store opened");
     log_bootstrap(&bootstrap);
+    let uploads = crate::build_context::Uploads::beside_store(&opts.store);
+    sweep_uploads(&uploads, &snapshot);
     let store = crate::store::StoreActor::start(store);
     let auth = std::sync::Arc::new(crate::api::auth::AuthConfig {
         tokens: std::sync::Arc::new(crate::api::tokens::Tokens::new(
@@ -193,6 +198,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 .map_err(|e| ServeError::Config(e.to_string()))?;
         tracing::info!(location = %name, hosts = hosts.len(), "location connected");
         let services = crate::location::pool::PoolServices {
+            uploads: Some(uploads.clone()),
             store: Some(store.clone().recipient()),
             activities: None,
             saved: snapshot.locations.get(name).cloned(),
@@ -220,6 +226,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             ctx.address().recipient(),
         )
         .with_subnet_pool(opts.subnets)
+        .with_uploads(Some(uploads.clone()))
         .with_machine_stats(ctx.address().recipient())
         .start();
         let placement = Placement {
@@ -250,15 +257,21 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .with_store(store, snapshot)
             .with_allowed_host_paths(allowed_host_paths)
             .with_build_roots(build_roots)
+            .with_uploads(uploads.clone())
     });
 
     let data = web::Data::new(mgmt.clone());
     let tokens = web::Data::from(auth.tokens.clone());
+    let contexts = web::Data::new(crate::api::contexts::ContextService {
+        uploads: uploads.clone(),
+        max_bytes: opts.max_build_context,
+    });
     let server = HttpServer::new(move || {
         App::new()
             .wrap(crate::api::auth::Guard::new(auth.clone()))
             .app_data(data.clone())
             .app_data(tokens.clone())
+            .app_data(contexts.clone())
             .configure(crate::api::routes)
     })
     .workers(2)
@@ -286,6 +299,14 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // application rebound from the store and changes nothing; an edited
     // file is applied (the plan is printed and recorded as activities).
     for (path, text) in blueprints {
+        // The operator's own file: its build contexts are packed here, as
+        // the CLI would, and kept as uploads.
+        let text = keep_contexts(&path, &text, &uploads, opts.max_build_context).map_err(|message| {
+            ServeError::Deploy {
+                path: path.clone(),
+                message,
+            }
+        })?;
         let plan = mgmt
             .send(Apply {
                 file: path.clone(),
@@ -322,6 +343,51 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tracing::info!("drover stopped; managed containers keep running");
     System::current().stop();
     r
+}
+
+/// Packs the build contexts of a `--deploy` file (relative to its
+/// directory) into the upload directory, and names them in the text.
+fn keep_contexts(
+    path: &str,
+    text: &str,
+    uploads: &crate::build_context::Uploads,
+    max: u64,
+) -> Result<String, String> {
+    let base = std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    crate::build_context::rewrite::rewrite_contexts(text, |site| {
+        if crate::build_context::UploadRef::parse(&site.value).is_some() {
+            return Ok(None);
+        }
+        let dir = base.join(&site.value);
+        let packed = crate::build_context::pack_context(
+            &dir,
+            site.dockerfile.as_deref().unwrap_or("Dockerfile"),
+            max,
+        )
+        .map_err(|e| e.to_string())?;
+        let kept = uploads.put(&packed.tar).map_err(|e| e.to_string())?;
+        Ok(Some(kept.reference.to_string()))
+    })
+}
+
+/// Removes uploaded build contexts no stored application names (older
+/// than an hour, so an upload on its way to a deploy stays).
+fn sweep_uploads(uploads: &crate::build_context::Uploads, snapshot: &crate::store::Snapshot) {
+    let text = serde_json::to_string(&(&snapshot.apps, &snapshot.clusters)).unwrap_or_default();
+    let prefix = crate::build_context::uploads::PREFIX;
+    let keep: std::collections::BTreeSet<String> = text
+        .match_indices(prefix)
+        .filter_map(|(i, _)| text.get(i + prefix.len()..i + prefix.len() + 64))
+        .map(str::to_string)
+        .collect();
+    let removed = uploads.sweep(&keep, std::time::Duration::from_secs(3600));
+    if removed > 0 {
+        tracing::info!(removed, kept = keep.len(), "removed uploaded build contexts no application names");
+    }
 }
 
 /// Says where the admin token is (never the token).

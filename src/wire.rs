@@ -150,6 +150,26 @@ impl Activity {
 /// The kinds of [`Activity`], the values `GET /v1/activities?kind=` takes.
 pub const ACTIVITY_KINDS: [&str; 3] = ["effector", "policy", "event"];
 
+/// `GET /v1/build-contexts`: what the service takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildContextLimits {
+    /// The largest context (tar bytes) it accepts.
+    pub max_bytes: u64,
+}
+
+/// `POST /v1/build-contexts` (201) and `GET /v1/build-contexts/{digest}`:
+/// an uploaded build context.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadedContext {
+    /// What a blueprint names it by: `upload:sha256:<hex>`.
+    pub reference: String,
+    pub bytes: u64,
+    /// Entries in the tar (files, directories, links); given by the upload
+    /// only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<usize>,
+}
+
 /// The answer of `POST /v1/applications` (201).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Created {

@@ -9,12 +9,12 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | 0 (leaves) | protocol, blueprint, placement (pure), metrics, wire, compose |
+//! | 0 (leaves) | protocol, blueprint, placement (pure), metrics, wire, compose, build_context |
 //! | 1 | store, activity, host |
 //! | 2 | policy, enricher, lb: they reach entities only through protocol messages |
 //! | 3 | entity (knows neither policies nor locations) |
 //! | 4 | location, policy_factory (builds policies for entities: it sees both) |
-//! | 5 | management, api, serve; cli uses only wire, blueprint, compose, protocol (and policy's pure validation) |
+//! | 5 | management, api, serve; cli uses only wire, blueprint, compose, protocol, build_context (and policy's pure validation) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("metrics", 0),
     ("wire", 0),
     ("compose", 0),
+    ("build_context", 0),
     ("store", 1),
     ("activity", 1),
     ("host", 1),
@@ -85,10 +86,11 @@ const CRATE_MACROS: &[&str] = &["outln"];
 const ONLY: &[(&str, &[&str], &str)] = &[
     (
         "cli",
-        &["wire", "blueprint", "compose", "protocol", "policy"],
-        "the CLI reaches the service over REST only; `policy` only for `drover validate`, which runs the server's own pure validation (blueprint + presets) without a service",
+        &["wire", "blueprint", "compose", "protocol", "policy", "build_context"],
+        "the CLI reaches the service over REST only; `policy` only for `drover validate`, which runs the server's own pure validation (blueprint + presets) without a service; `build_context` to pack and upload the user's build contexts",
     ),
     ("protocol", &[], "the entity protocol is a leaf"),
+    ("build_context", &[], "packing build contexts is a leaf (files, tar, hashes)"),
     (
         "wire",
         &["protocol", "blueprint", "placement"],

@@ -326,11 +326,18 @@ fn a_build_target_and_args_reach_the_engines_build() {
          FROM first AS second\nLABEL io.test.stage=second\n",
     )
     .unwrap();
-    d.deploy(&format!(
-        "name: {app}\nservices:\n  - id: web\n    type: container\n    \
-         build: {{ context: {}, target: first, args: {{ VERSION: '1.2' }} }}\n",
-        dir.path().display()
-    ));
+    // The CLI packs and uploads the context (the service reads no path).
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: {app}\nservices:\n  - id: web\n    type: container\n    \
+             build: {{ context: ., target: first, args: {{ VERSION: '1.2' }} }}\n"
+        ),
+    )
+    .unwrap();
+    let run = d.cli(&["deploy", file.to_str().unwrap()]);
+    assert!(run.ok, "{}", run.stderr);
     d.wait_running(&app, DEADLINE);
     let c = inspect(&containers_of(&app, false)[0]);
     let image = c["Config"]["Image"].as_str().unwrap().to_string();

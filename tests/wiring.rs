@@ -440,34 +440,6 @@ services:
     assert!(container_of_entity(&app, "aborts").is_none());
 }
 
-/// Removes the images built for an application when dropped.
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let out = std::process::Command::new("docker")
-            .args([
-                "images",
-                "-q",
-                "--filter",
-                &format!("reference=drover-build/{}-*", self.0),
-            ])
-            .output();
-        if let Ok(out) = out {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect();
-            if !ids.is_empty() {
-                let _ = std::process::Command::new("docker")
-                    .args(["rmi", "-f"])
-                    .args(&ids)
-                    .output();
-            }
-        }
-    }
-}
-
 fn drover_cli(d: &Drover, args: &[&str]) -> std::process::Output {
     std::process::Command::new(drover_bin())
         .args(args)
@@ -483,8 +455,8 @@ fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
     let bad = unique("badbuild");
     let _g = AppGuard(app.clone());
     let _gb = AppGuard(bad.clone());
-    let _i = ImageGuard(app.clone());
-    let _ib = ImageGuard(bad.clone());
+    let _i = BuiltImages(app.clone());
+    let _ib = BuiltImages(bad.clone());
     let d = Drover::start();
     // The base image of the Dockerfiles.
     let out = std::process::Command::new(drover_bin())
@@ -595,10 +567,14 @@ fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
         "FROM drover/workload:latest\nCOPY missing-file /x\n",
     )
     .unwrap();
-    d.deploy(&format!(
-        "name: {bad}\nservices:\n  - {{ id: api, type: container, build: {{ context: {} }} }}\n",
-        bctx.display()
-    ));
+    let bad_file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad_file,
+        format!("name: {bad}\nservices:\n  - {{ id: api, type: container, build: {{ context: ./broken }} }}\n"),
+    )
+    .unwrap();
+    let out = drover_cli(&d, &["deploy", bad_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let e = wait_for(DEADLINE, "the broken build fails", || {
         d.entity_view(&bad, "api")
             .filter(|e| e.state == Lifecycle::OnFire)

@@ -223,6 +223,19 @@ pub fn body_type_allowed(content_type: Option<&str>) -> bool {
         && (essence.ends_with("+json") || essence.ends_with("+yaml")))
 }
 
+/// The one route whose body is not JSON or YAML: build context uploads.
+fn is_upload(path: &str) -> bool {
+    path.trim_end_matches('/') == "/v1/build-contexts"
+}
+
+/// `application/x-tar`, the only body an upload takes (not a type a
+/// browser form can send, like JSON and YAML).
+pub fn tar_type(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/x-tar"))
+}
+
 /// The token of an `Authorization: Bearer TOKEN` header.
 pub fn bearer(authorization: Option<&str>) -> Option<&str> {
     let v = authorization?.trim();
@@ -350,13 +363,27 @@ fn check(config: &AuthConfig, req: &ServiceRequest) -> Result<(), (Refusal, Opti
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|h| h.to_str().ok());
-        if !body_type_allowed(ct) {
+        let got = || ct.map(|c| format!("`{c}`")).unwrap_or_else(|| "none".into());
+        if is_upload(req.path()) {
+            if !tar_type(ct) {
+                return Err((
+                    Refusal::new(
+                        Reason::MediaType,
+                        format!(
+                            "a build context is a tar archive: send Content-Type application/x-tar (got {})",
+                            got()
+                        ),
+                    ),
+                    None,
+                ));
+            }
+        } else if !body_type_allowed(ct) {
             return Err((
                 Refusal::new(
                     Reason::MediaType,
                     format!(
                         "a request body must be JSON or YAML: send Content-Type application/json or application/yaml (got {})",
-                        ct.map(|c| format!("`{c}`")).unwrap_or_else(|| "none".into())
+                        got()
                     ),
                 ),
                 None,

@@ -4,6 +4,7 @@
 //! decision lives in the actors.
 
 pub mod auth;
+pub mod contexts;
 mod errors;
 mod rollout;
 pub mod tls;
@@ -164,6 +165,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         )
                         .post(policy_stop),
                     )
+                    .service(
+                        web::resource("/build-contexts")
+                            .get(contexts::limits)
+                            .post(contexts::upload),
+                    )
+                    .service(web::resource("/build-contexts/{hex}").get(contexts::held))
                     .service(web::resource("/presets").get(presets))
                     .service(web::resource("/hosts").get(hosts))
                     .service(web::resource("/locations").get(locations))

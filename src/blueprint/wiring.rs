@@ -524,13 +524,15 @@ pub fn builds(bp: &Blueprint) -> Vec<(FieldPath, &super::model::BuildSpec)> {
 pub fn validate_absolute_contexts(bp: &Blueprint) -> Vec<ValidationError> {
     builds(bp)
         .into_iter()
-        .filter(|(_, b)| !std::path::Path::new(&b.context).is_absolute())
+        .filter(|(_, b)| {
+            !std::path::Path::new(&b.context).is_absolute() && !b.context.starts_with("upload:")
+        })
         .map(|(path, b)| {
             ValidationError::at(
                 path,
                 format!(
-                    "build context `{}` is relative: the service takes absolute paths only; \
-                     `drover deploy FILE` resolves relative contexts against FILE's directory",
+                    "build context `{}` is relative: the service cannot know relative to what; \
+                     `drover deploy FILE` uploads the directory (relative to FILE's directory)",
                     b.context
                 ),
             )

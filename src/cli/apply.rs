@@ -8,7 +8,8 @@ use crate::wire::{Plan, PlanAction};
 /// Sends the blueprint to `PUT /v1/applications/{name}`; `dry_run` only
 /// asks for the plan.
 pub fn apply(c: &Client, file: &str, dry_run: bool, out: Output) -> Result<(), CliError> {
-    let prepared = import::prepare(file, None)?;
+    let mut prepared = import::prepare(file, None)?;
+    super::contexts::upload_contexts(c, &mut prepared)?;
     let plan: Plan = c
         .put(
             &format!(

@@ -145,6 +145,23 @@ impl Client {
         self.finish(r.send(body))
     }
 
+    /// POST of bytes (a build context's tar).
+    pub fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Answer, CliError> {
+        let mut r = self
+            .agent
+            .post(&self.url(path))
+            .header("content-type", content_type);
+        if let Some(a) = self.authorization() {
+            r = r.header("authorization", a);
+        }
+        self.finish(r.send(body))
+    }
+
     pub fn put(&self, path: &str, content_type: &str, body: &str) -> Result<Answer, CliError> {
         let mut r = self
             .agent

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod chaos;
 mod client;
+pub mod contexts;
 pub mod import;
 pub mod output;
 mod pulls;
@@ -126,6 +127,8 @@ pub fn deploy(
 /// Sends a prepared blueprint, naming the user's file so the service's
 /// errors point into it (`shop.yml:5:5`, not `<request>`).
 pub(crate) fn send_blueprint(c: &Client, p: &import::Prepared) -> Result<Created, CliError> {
+    let mut p = p.clone();
+    contexts::upload_contexts(c, &mut p)?;
     c.post(
         &format!("/v1/applications?file={}", query_value(&p.file)),
         "application/yaml",

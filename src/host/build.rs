@@ -10,7 +10,6 @@
 //! ([`ensure_image`]): each engine that runs a container of the service
 //! builds (or finds) the image itself: a built image is in no registry.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -19,20 +18,13 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::build_context::{UploadRef, Uploads};
+
 use super::{DockerHost, HostError};
 use crate::blueprint::{BuildSpec, ContainerSpec};
 
 /// Lines of build output kept for an error message.
 const ERROR_TAIL_LINES: usize = 12;
-
-/// A packed build context.
-#[derive(Debug, Clone)]
-pub struct PackedContext {
-    pub tar: Vec<u8>,
-    /// SHA-256 (hex) of the tar and the Dockerfile path.
-    pub hash: String,
-    pub files: usize,
-}
 
 /// The tag of a service's built image.
 pub fn image_tag(app: &str, service: &str, hash: &str) -> String {
@@ -62,98 +54,7 @@ pub fn variant_hash(context_hash: &str, build: &BuildSpec) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-mod dockerignore;
-pub use dockerignore::{IgnoreError, IgnoreRules};
-
-/// Packs `dir` (honouring its `.dockerignore`) deterministically.
-pub fn pack_context(dir: &Path, dockerfile: &str) -> std::io::Result<PackedContext> {
-    let rules = match std::fs::read_to_string(dir.join(".dockerignore")) {
-        Ok(t) => IgnoreRules::parse(&t)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
-        Err(e) => return Err(e),
-    };
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
-    walk(dir, "", &rules, dockerfile, &mut files)?;
-    files.sort();
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    for (rel, path) in &files {
-        let meta = std::fs::symlink_metadata(path)?;
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        if meta.file_type().is_symlink() {
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            header.set_mode(0o777);
-            let target = std::fs::read_link(path)?;
-            builder.append_link(&mut header, rel, target)?;
-        } else if meta.is_dir() {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_size(0);
-            header.set_mode(0o755);
-            builder.append_data(&mut header, format!("{rel}/"), std::io::empty())?;
-        } else {
-            use std::os::unix::fs::PermissionsExt;
-            let exec = meta.permissions().mode() & 0o111 != 0;
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(if exec { 0o755 } else { 0o644 });
-            header.set_size(meta.len());
-            builder.append_data(&mut header, rel, std::fs::File::open(path)?)?;
-        }
-    }
-    let tar = builder.into_inner()?;
-    let mut h = Sha256::new();
-    h.update(dockerfile.as_bytes());
-    h.update([0]);
-    h.update(&tar);
-    let hash = h
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    Ok(PackedContext {
-        tar,
-        hash,
-        files: files.len(),
-    })
-}
-
-fn walk(
-    dir: &Path,
-    prefix: &str,
-    rules: &IgnoreRules,
-    dockerfile: &str,
-    out: &mut Vec<(String, PathBuf)>,
-) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        // Docker sends the Dockerfile and .dockerignore even when ignored.
-        let always = rel == dockerfile || rel == ".dockerignore";
-        let ft = entry.file_type()?;
-        let excluded = !always && rules.excluded(&rel);
-        // An excluded directory is still walked when a `!` line may take
-        // a file inside it back (as Docker does).
-        if excluded && !(ft.is_dir() && rules.has_exceptions()) {
-            continue;
-        }
-        if !excluded {
-            out.push((rel.clone(), entry.path()));
-        }
-        if ft.is_dir() {
-            walk(&entry.path(), &rel, rules, dockerfile, out)?;
-        }
-    }
-    Ok(())
-}
+pub use crate::build_context::{pack_context, IgnoreError, IgnoreRules, PackedContext};
 
 /// Build output on its way: a line the entity shows as its `image.build`
 /// sensor.
@@ -192,7 +93,8 @@ impl Handler<EnsureImage> for DockerHost {
     fn handle(&mut self, msg: EnsureImage, _: &mut Context<Self>) -> Self::Result {
         let docker = self.docker.clone();
         let host = self.name.clone();
-        Box::pin(async move { ensure_image(&docker, &host, &msg).await })
+        let uploads = self.uploads.clone();
+        Box::pin(async move { ensure_image(&docker, &host, uploads.as_ref(), &msg).await })
     }
 }
 
@@ -200,6 +102,7 @@ impl Handler<EnsureImage> for DockerHost {
 pub async fn ensure_image(
     docker: &Docker,
     host: &str,
+    uploads: Option<&Uploads>,
     req: &EnsureImage,
 ) -> Result<ImageReady, HostError> {
     let t0 = Instant::now();
@@ -219,7 +122,7 @@ pub async fn ensure_image(
             seconds: t0.elapsed().as_secs_f64(),
         });
     };
-    let packed = pack(&build).await?;
+    let packed = pack(&build, uploads).await?;
     let tag = image_tag(&req.app, &req.service, &variant_hash(&packed.hash, &build));
     let _guard = BUILD_LOCK.lock().await;
     if let Ok(found) = docker.inspect_image(&tag).await {
@@ -248,24 +151,38 @@ pub async fn ensure_image(
     })
 }
 
-async fn pack(build: &BuildSpec) -> Result<PackedContext, HostError> {
-    let dir = PathBuf::from(&build.context);
-    let dockerfile = build.dockerfile().to_string();
+/// The context's tar: an uploaded one from the service's upload directory,
+/// else the directory on this machine (allowed by `build_roots`, checked
+/// before the deploy was accepted).
+async fn pack(build: &BuildSpec, uploads: Option<&Uploads>) -> Result<PackedContext, HostError> {
     let what = format!("pack build context {}", build.context);
-    let dir2 = dir.clone();
-    let df = dockerfile.clone();
-    let packed = tokio::task::spawn_blocking(move || {
-        if !dir2.join(&df).is_file() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("no {df} in {}", dir2.display()),
-            ));
+    let dockerfile = build.dockerfile().to_string();
+    let context = build.context.clone();
+    let uploads = uploads.cloned();
+    let packed = tokio::task::spawn_blocking(move || match UploadRef::parse(&context) {
+        Some(reference) => {
+            let reference = reference.map_err(|e| e.to_string())?;
+            let uploads = uploads.ok_or_else(|| {
+                format!("{reference} is an uploaded context, but this host has no upload directory")
+            })?;
+            let tar = uploads.read(&reference).map_err(|e| e.to_string())?;
+            let files = crate::build_context::uploads::check_tar(&tar).map_err(|e| e.to_string())?;
+            Ok(PackedContext {
+                hash: crate::build_context::context_hash(&dockerfile, &tar),
+                tar,
+                files,
+            })
         }
-        pack_context(&dir2, &df)
+        None => pack_context(
+            std::path::Path::new(&context),
+            &dockerfile,
+            crate::build_context::DEFAULT_MAX_BYTES,
+        )
+        .map_err(|e| e.to_string()),
     })
     .await
     .map_err(|e| HostError::local(what.clone(), e.to_string()))?;
-    packed.map_err(|e| HostError::local(what, e.to_string()))
+    packed.map_err(|e| HostError::local(what, e))
 }
 
 async fn run_build(
@@ -369,31 +286,6 @@ mod tests {
         let v2 = variant_hash("abc", &b("{ context: /x, args: { V: '2' } }"));
         assert!(prod != "abc" && v1 != v2 && v1 != prod);
         assert_eq!(v1, variant_hash("abc", &b("{ context: /x, args: [V=1] }")));
-    }
-
-    #[test]
-    fn packing_is_stable_and_honours_dockerignore() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        std::fs::write(p.join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
-        std::fs::write(p.join("a"), "one").unwrap();
-        std::fs::create_dir(p.join("logs")).unwrap();
-        std::fs::write(p.join("logs/x.log"), "noise").unwrap();
-        std::fs::write(p.join(".dockerignore"), "logs\n").unwrap();
-        let one = pack_context(p, "Dockerfile").unwrap();
-        let two = pack_context(p, "Dockerfile").unwrap();
-        assert_eq!(one.hash, two.hash);
-        assert_eq!(one.files, 3, ".dockerignore, Dockerfile, a");
-        // Ignored files do not change the hash; others do.
-        std::fs::write(p.join("logs/x.log"), "more noise").unwrap();
-        assert_eq!(pack_context(p, "Dockerfile").unwrap().hash, one.hash);
-        std::fs::write(p.join("a"), "two").unwrap();
-        let three = pack_context(p, "Dockerfile").unwrap();
-        assert_ne!(three.hash, one.hash);
-        assert_eq!(
-            image_tag("shop", "web", &three.hash),
-            format!("drover-build/shop-web:{}", &three.hash[..12])
-        );
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub struct DockerHost {
     usage: usage::Subscribers,
     /// Image pulls in flight, shared by every container waiting for one.
     pulls: pull::InFlight,
+    /// Where uploaded build contexts are kept (`None`: builds from
+    /// uploads fail with a message saying so).
+    uploads: Option<crate::build_context::Uploads>,
 }
 
 impl DockerHost {
@@ -220,7 +223,14 @@ impl DockerHost {
             network_lock: Default::default(),
             usage: Default::default(),
             pulls: Default::default(),
+            uploads: None,
         }
+    }
+
+    /// Build contexts uploaded to the service are read from here.
+    pub fn with_uploads(mut self, uploads: Option<crate::build_context::Uploads>) -> Self {
+        self.uploads = uploads;
+        self
     }
 
     /// Application networks get their subnet from this pool.

@@ -91,6 +91,7 @@ pub fn start_host(
     docker: Docker,
     events_to: Recipient<ContainerEvent>,
     resync_to: Recipient<HostResync>,
+    uploads: Option<crate::build_context::Uploads>,
 ) -> Addr<DockerHost> {
     DockerHost::new(
         name.to_string(),
@@ -100,6 +101,7 @@ pub fn start_host(
         resync_to,
     )
     .with_subnet_pool(host_subnet_pool(name))
+    .with_uploads(uploads)
     .start()
 }
 

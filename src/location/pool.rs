@@ -143,6 +143,8 @@ pub struct HostPool {
     placement_memory: serde_json::Value,
     /// Hosts with a `host_cpu_usage` series, to remove those gone.
     metric_hosts: BTreeSet<String>,
+    /// Uploaded build contexts, for the hosts the pool starts.
+    uploads: Option<crate::build_context::Uploads>,
 }
 
 /// An engine the pool starts with (connected by the caller).
@@ -164,6 +166,8 @@ pub struct PoolServices {
     pub saved: Option<LocationState>,
     /// What the store held for the pool's autoscaler.
     pub autoscaler_saved: Option<serde_json::Value>,
+    /// Where uploaded build contexts are kept, for every host's builds.
+    pub uploads: Option<crate::build_context::Uploads>,
 }
 
 impl HostPool {
@@ -229,6 +233,7 @@ impl HostPool {
             autoscaler_saved: services.autoscaler_saved,
             placement_memory: saved.placement,
             metric_hosts: BTreeSet::new(),
+            uploads: services.uploads,
         }
     }
 
@@ -431,6 +436,7 @@ impl HostPool {
             docker,
             self.events_to.clone(),
             self.resync_to.clone(),
+            self.uploads.clone(),
         );
         let saved = new.saved(index);
         let host = PoolHost::new(

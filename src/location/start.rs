@@ -159,6 +159,7 @@ pub fn start_location(
                 c.docker,
                 events_to.clone(),
                 resync_to.clone(),
+                services.uploads.clone(),
             ),
             name: c.name,
             address: c.address,

@@ -42,6 +42,7 @@ impl Management {
             secrets: Some(&secrets),
             allowed_host_paths: Some(&self.allowed_host_paths),
             build_roots: self.build_roots.as_deref(),
+            uploads: self.uploads.as_ref(),
         };
         validate_blueprint(file, text, &cx)
     }

@@ -171,6 +171,8 @@ pub struct Management {
     allowed_host_paths: Vec<std::path::PathBuf>,
     /// `drover.yaml`'s `build_roots`: where build contexts may lie.
     build_roots: Option<Vec<std::path::PathBuf>>,
+    /// Uploaded build contexts (`upload:sha256:...` in blueprints).
+    uploads: Option<crate::build_context::Uploads>,
     /// Applications with an apply under way (one at a time each).
     applying: BTreeSet<String>,
     /// Policy changes operators made since the last apply: (app, entity,
@@ -204,18 +206,26 @@ impl Management {
             pending_deploys: Default::default(),
             allowed_host_paths: Vec::new(),
             build_roots: None,
+            uploads: None,
             applying: Default::default(),
             overrides: Default::default(),
         }
     }
 
-    /// The roots host-path volumes may lie under (`drover.yaml`).
-    /// Build contexts must lie under these (`drover.yaml`'s `build_roots`).
+    /// Build contexts that are paths must lie under these (`drover.yaml`'s
+    /// `build_roots`; none: no path is read).
     pub fn with_build_roots(mut self, roots: Option<Vec<std::path::PathBuf>>) -> Self {
         self.build_roots = roots;
         self
     }
 
+    /// Where uploaded build contexts are kept.
+    pub fn with_uploads(mut self, uploads: crate::build_context::Uploads) -> Self {
+        self.uploads = Some(uploads);
+        self
+    }
+
+    /// The roots host-path volumes may lie under (`drover.yaml`).
     pub fn with_allowed_host_paths(mut self, roots: Vec<std::path::PathBuf>) -> Self {
         self.allowed_host_paths = roots;
         self

@@ -13,19 +13,28 @@ use std::path::{Component, Path, PathBuf};
 
 /// Why a build context is refused, or `None` when it may be read.
 pub fn context_outside_roots(context: &Path, roots: &[PathBuf]) -> Option<String> {
-    let rule =
-        || {
+    let rule = || {
+        if roots.is_empty() {
             format!(
-            "build context `{}` is outside the allowed build roots; drover reads build contexts \
-             only under `build_roots` in drover.yaml ({})",
-            context.display(),
-            if roots.is_empty() {
-                "none listed: add the directory there".to_string()
-            } else {
-                roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
-            }
-        )
-        };
+                "build context `{}` is a path on the drover host, and drover reads no such path \
+                 unless it is under `build_roots` in drover.yaml (none listed); deploy with \
+                 `drover deploy FILE` or `drover apply FILE`, which upload the directory",
+                context.display()
+            )
+        } else {
+            format!(
+                "build context `{}` is outside the allowed build roots; drover reads build \
+                 contexts only under `build_roots` in drover.yaml ({}), or uploaded by \
+                 `drover deploy FILE`",
+                context.display(),
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
     let plain = context.is_absolute()
         && context
             .components()

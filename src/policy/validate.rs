@@ -27,10 +27,14 @@ pub struct ValidationContext<'a> {
     /// under one of them. `None` (no service, so no drover.yaml) skips the
     /// check; an empty list refuses every host path.
     pub allowed_host_paths: Option<&'a [std::path::PathBuf]>,
-    /// `drover.yaml`'s `build_roots`: build contexts must lie under one of
-    /// them, checked before any file is touched. `None`: no rule (the
-    /// `build_roots` key is absent).
+    /// `drover.yaml`'s `build_roots`: a context that is a path must lie
+    /// under one of them, checked before any file is touched. `None` (no
+    /// `build_roots` key) is no root: every path is refused, and only
+    /// uploaded contexts are built.
     pub build_roots: Option<&'a [std::path::PathBuf]>,
+    /// Where the service keeps uploaded contexts: an `upload:sha256:...`
+    /// context must be there.
+    pub uploads: Option<&'a crate::build_context::Uploads>,
 }
 
 impl<'a> ValidationContext<'a> {
@@ -43,6 +47,7 @@ impl<'a> ValidationContext<'a> {
             secrets: None,
             allowed_host_paths: None,
             build_roots: None,
+            uploads: None,
         }
     }
 }
@@ -59,7 +64,7 @@ pub fn validate_blueprint(
 /// The checks that need the context, with blueprint paths.
 fn context_checks(bp: &Blueprint, cx: &ValidationContext<'_>) -> Vec<ValidationError> {
     let mut errs = if cx.check_build_contexts {
-        build_context_checks(bp, cx.build_roots)
+        build_context_checks(bp, cx.build_roots.unwrap_or(&[]), cx.uploads)
     } else {
         Vec::new()
     };
@@ -153,22 +158,35 @@ fn policy_checks(bp: &Blueprint, presets: &Presets) -> Vec<ValidationError> {
     errs
 }
 
-/// Build contexts must be absolute paths to directories on this machine,
-/// holding their Dockerfile (the service cannot know what a relative path
-/// was relative to; `drover deploy` resolves them).
+/// A build context is an upload the service holds, or an absolute path
+/// to a directory under `build_roots` holding its Dockerfile (the service
+/// cannot know what a relative path was relative to; `drover deploy`
+/// uploads the directory instead).
 fn build_context_checks(
     bp: &Blueprint,
-    roots: Option<&[std::path::PathBuf]>,
+    roots: &[std::path::PathBuf],
+    uploads: Option<&crate::build_context::Uploads>,
 ) -> Vec<ValidationError> {
+    use crate::build_context::UploadRef;
     let mut errs = crate::blueprint::wiring::validate_absolute_contexts(bp);
     for (path, b) in crate::blueprint::wiring::builds(bp) {
+        if let Some(reference) = UploadRef::parse(&b.context) {
+            match reference {
+                Err(e) => errs.push(ValidationError::at(path, e.to_string())),
+                Ok(r) if uploads.is_some_and(|u| !u.contains(&r)) => errs.push(
+                    ValidationError::at(path, crate::build_context::UploadError::Missing(r).to_string()),
+                ),
+                Ok(_) => {}
+            }
+            continue;
+        }
         let dir = std::path::Path::new(&b.context);
         if !dir.is_absolute() {
             continue;
         }
         // The roots first: outside them, no file is touched (not even to
         // see whether it exists).
-        if let Some(e) = roots.and_then(|r| super::build_roots::context_outside_roots(dir, r)) {
+        if let Some(e) = super::build_roots::context_outside_roots(dir, roots) {
             errs.push(ValidationError::at(path, e));
             continue;
         }
@@ -308,6 +326,7 @@ mod tests {
             secrets: None,
             allowed_host_paths: None,
             build_roots: None,
+            uploads: None,
         };
         let e = validate_blueprint("b.yaml", text, &cx)
             .unwrap_err()

@@ -378,6 +378,34 @@ pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option
 }
 
 /// Removes every container and the network of an application when dropped.
+/// Removes the images built for an application when dropped.
+pub struct BuiltImages(pub String);
+
+impl Drop for BuiltImages {
+    fn drop(&mut self) {
+        let out = std::process::Command::new("docker")
+            .args([
+                "images",
+                "-q",
+                "--filter",
+                &format!("reference=drover-build/{}-*", self.0),
+            ])
+            .output();
+        if let Ok(out) = out {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["rmi", "-f"])
+                    .args(&ids)
+                    .output();
+            }
+        }
+    }
+}
+
 pub struct AppGuard(pub String);
 
 impl Drop for AppGuard {

@@ -147,7 +147,7 @@ mod tests {
             "secret[0-9].env\nnotes\\[1\\].md\nconf\n!conf/**/public.pem\n",
         )
         .unwrap();
-        let packed = super::super::pack_context(p, "Dockerfile").unwrap();
+        let packed = super::super::pack_context(p, "Dockerfile", u64::MAX).unwrap();
         let mut names: Vec<String> = tar::Archive::new(&packed.tar[..])
             .entries()
             .unwrap()
