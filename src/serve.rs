@@ -301,12 +301,13 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     for (path, text) in blueprints {
         // The operator's own file: its build contexts are packed here, as
         // the CLI would, and kept as uploads.
-        let text = keep_contexts(&path, &text, &uploads, opts.max_build_context).map_err(|message| {
-            ServeError::Deploy {
-                path: path.clone(),
-                message,
-            }
-        })?;
+        let text =
+            keep_contexts(&path, &text, &uploads, opts.max_build_context).map_err(|message| {
+                ServeError::Deploy {
+                    path: path.clone(),
+                    message,
+                }
+            })?;
         let plan = mgmt
             .send(Apply {
                 file: path.clone(),
@@ -386,7 +387,11 @@ fn sweep_uploads(uploads: &crate::build_context::Uploads, snapshot: &crate::stor
         .collect();
     let removed = uploads.sweep(&keep, std::time::Duration::from_secs(3600));
     if removed > 0 {
-        tracing::info!(removed, kept = keep.len(), "removed uploaded build contexts no application names");
+        tracing::info!(
+            removed,
+            kept = keep.len(),
+            "removed uploaded build contexts no application names"
+        );
     }
 }
 

@@ -296,3 +296,91 @@ fn drover_yaml_never_panics_and_round_trips() {
         .unwrap();
     report("drover.yaml", CASES, t0);
 }
+
+const WITH_BUILDS: &str = "name: shop
+services:
+  - id: web
+    type: container
+    build: ./web
+  - id: api
+    type: cluster
+    member:
+      build: { context: 'api', dockerfile: Dockerfile.dev }
+";
+
+/// The CLI rewrites a blueprint's build contexts in place before it sends
+/// it: on any text it never panics, never moves a line, and a rewrite
+/// that changes nothing gives the text back byte for byte.
+#[test]
+fn build_context_rewrites_never_panic_or_move_lines() {
+    use drover::build_context::rewrite::rewrite_contexts;
+    let t0 = Instant::now();
+    runner()
+        .run(&prop_oneof![mutations(WITH_BUILDS), any_text()], |text| {
+            let same: Result<String, ()> =
+                timed("rewrite (none)", || rewrite_contexts(&text, |_| Ok(None)));
+            prop_assert_eq!(same.unwrap(), text.clone());
+            let up = format!("upload:sha256:{}", "a".repeat(64));
+            let out: Result<String, ()> = timed("rewrite (upload)", || {
+                rewrite_contexts(&text, |_| Ok(Some(up.clone())))
+            });
+            prop_assert_eq!(out.unwrap().lines().count(), text.lines().count());
+            Ok(())
+        })
+        .unwrap();
+    report("build-context rewrite", CASES, t0);
+}
+
+/// Uploaded build contexts are bytes from a client: checking them never
+/// panics, and nothing accepted has an entry outside the context.
+#[test]
+fn uploaded_contexts_never_panic_and_never_escape() {
+    let t0 = Instant::now();
+    let names = prop_oneof![
+        Just("Dockerfile".to_string()),
+        Just("../x".to_string()),
+        Just("/etc/passwd".to_string()),
+        "[a-z./]{1,40}",
+    ];
+    let entries = proptest::collection::vec((names, 0u8..8, any::<Vec<u8>>()), 0..6);
+    let bytes = prop_oneof![
+        entries.prop_map(|es| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, kind, data) in es {
+                let mut h = tar::Header::new_gnu();
+                let n = name.as_bytes().len().min(99);
+                h.as_old_mut().name[..n].copy_from_slice(&name.as_bytes()[..n]);
+                h.set_entry_type(tar::EntryType::new(b'0' + kind));
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                let _ = b.append(&h, &data[..]);
+            }
+            b.into_inner().unwrap_or_default()
+        }),
+        any::<Vec<u8>>(),
+    ];
+    runner()
+        .run(&bytes, |tar| {
+            let got = timed("check_tar", || {
+                drover::build_context::uploads::check_tar(&tar)
+            });
+            if got.is_ok() {
+                for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+                    let e = e.unwrap();
+                    let p = e.path().unwrap().into_owned();
+                    prop_assert!(
+                        p.components().all(|c| matches!(
+                            c,
+                            std::path::Component::Normal(_) | std::path::Component::CurDir
+                        )),
+                        "accepted {:?}",
+                        p
+                    );
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    report("uploaded context", CASES, t0);
+}

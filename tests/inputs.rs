@@ -95,7 +95,11 @@ fn image_files(image: &str) -> Vec<String> {
         .args(["create", image, "/x"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let export = std::process::Command::new("docker")
         .args(["export", &id])
@@ -130,7 +134,11 @@ fn build_contexts_are_uploaded_by_the_cli_and_the_service_reads_no_path() {
         .arg("workload-image")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = Drover::start_with(&["--max-build-context", "64Ki"]);
     let app = unique("upload");
     let _guard = AppGuard(app.clone());
@@ -160,7 +168,10 @@ fn build_contexts_are_uploaded_by_the_cli_and_the_service_reads_no_path() {
     d.wait_running(&app, std::time::Duration::from_secs(120));
     let c = inspect(&containers_of(&app, false)[0]);
     let image = c["Config"]["Image"].as_str().unwrap().to_string();
-    assert!(image.starts_with(&format!("drover-build/{app}-web:")), "{image}");
+    assert!(
+        image.starts_with(&format!("drover-build/{app}-web:")),
+        "{image}"
+    );
     let files = image_files(&image);
     assert!(files.iter().any(|f| f == "ctx/app.txt"), "{files:?}");
     assert!(!files.iter().any(|f| f.contains("secret1")), "{files:?}");
@@ -188,8 +199,14 @@ fn build_contexts_are_uploaded_by_the_cli_and_the_service_reads_no_path() {
     assert_eq!(answers[0], answers[1]);
     // An upload the service does not hold, and a malformed reference.
     for (ctx, says) in [
-        (format!("upload:sha256:{}", "0".repeat(64)), "no uploaded build context"),
-        ("upload:sha256:../../etc".to_string(), "is not a SHA-256 digest"),
+        (
+            format!("upload:sha256:{}", "0".repeat(64)),
+            "no uploaded build context",
+        ),
+        (
+            "upload:sha256:../../etc".to_string(),
+            "is not a SHA-256 digest",
+        ),
     ] {
         let text = format!(
             "name: {app}y\nservices:\n  - id: api\n    type: container\n    build: '{ctx}'\n"
@@ -214,16 +231,34 @@ fn build_contexts_are_uploaded_by_the_cli_and_the_service_reads_no_path() {
     b.append(&evil, &b"x"[..]).unwrap();
     let (status, body) = post_tar(&d, "application/x-tar", &b.into_inner().unwrap());
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("leaves the context"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("leaves the context"),
+        "{body}"
+    );
     // A viewer may not upload.
-    let viewer = d.cli(&["token", "create", "--role", "viewer", "--name", &format!("{app}-v"), "-o", "json"]);
+    let viewer = d.cli(&[
+        "token",
+        "create",
+        "--role",
+        "viewer",
+        "--name",
+        &format!("{app}-v"),
+        "-o",
+        "json",
+    ]);
     assert!(viewer.ok, "{}", viewer.stderr);
     let token: serde_json::Value = serde_json::from_str(&viewer.stdout).unwrap();
-    let r = authed_agent(token["token"].as_str().unwrap(), std::time::Duration::from_secs(30))
-        .post(&format!("{}/v1/build-contexts", d.url))
-        .header("content-type", "application/x-tar")
-        .send(&[0u8; 10][..])
-        .unwrap();
+    let r = authed_agent(
+        token["token"].as_str().unwrap(),
+        std::time::Duration::from_secs(30),
+    )
+    .post(&format!("{}/v1/build-contexts", d.url))
+    .header("content-type", "application/x-tar")
+    .send(&[0u8; 10][..])
+    .unwrap();
     assert_eq!(r.status().as_u16(), 403);
 
     // A context over the limit is stopped by the CLI before it is sent,
@@ -243,7 +278,11 @@ fn serve_deploy_packs_its_own_files_build_contexts() {
         .arg("workload-image")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let app = unique("servebuild");
     let _guard = AppGuard(app.clone());
     let _images = BuiltImages(app.clone());
@@ -281,12 +320,20 @@ fn a_resize_beyond_the_cluster_limit_is_refused_and_nothing_changes() {
         let (status, body) = d.invoke(&app, "web", "resize", serde_json::json!({ "size": size }));
         assert_eq!(status, 400, "{size}: {body}");
         assert!(
-            body["error"].as_str().unwrap_or_default().contains("limit of 1000"),
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("limit of 1000"),
             "{body}"
         );
     }
     // Beyond u32: a bad argument, not a wrap-around.
-    let (status, _) = d.invoke(&app, "web", "resize", serde_json::json!({ "size": 4_294_967_296u64 }));
+    let (status, _) = d.invoke(
+        &app,
+        "web",
+        "resize",
+        serde_json::json!({ "size": 4_294_967_296u64 }),
+    );
     assert_eq!(status, 400);
     assert_eq!(containers_of(&app, false).len(), 1);
 }

@@ -574,7 +574,11 @@ fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
     )
     .unwrap();
     let out = drover_cli(&d, &["deploy", bad_file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let e = wait_for(DEADLINE, "the broken build fails", || {
         d.entity_view(&bad, "api")
             .filter(|e| e.state == Lifecycle::OnFire)

@@ -363,7 +363,10 @@ fn check(config: &AuthConfig, req: &ServiceRequest) -> Result<(), (Refusal, Opti
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|h| h.to_str().ok());
-        let got = || ct.map(|c| format!("`{c}`")).unwrap_or_else(|| "none".into());
+        let got = || {
+            ct.map(|c| format!("`{c}`"))
+                .unwrap_or_else(|| "none".into())
+        };
         if is_upload(req.path()) {
             if !tar_type(ct) {
                 return Err((

@@ -210,7 +210,10 @@ mod tests {
         assert_eq!(one.files, 3, ".dockerignore, Dockerfile, a");
         // Ignored files do not change the hash; others do.
         std::fs::write(p.join("logs/x.log"), "more noise").unwrap();
-        assert_eq!(pack_context(p, "Dockerfile", u64::MAX).unwrap().hash, one.hash);
+        assert_eq!(
+            pack_context(p, "Dockerfile", u64::MAX).unwrap().hash,
+            one.hash
+        );
         std::fs::write(p.join("a"), "two").unwrap();
         assert_ne!(
             pack_context(p, "Dockerfile", u64::MAX).unwrap().hash,

@@ -70,9 +70,7 @@ pub fn rewrite_contexts<E>(
 /// directory); everything else left as written.
 pub fn absolute_contexts(text: &str, base: &Path) -> String {
     let r: Result<String, std::convert::Infallible> = rewrite_contexts(text, |site| {
-        if Path::new(&site.value).is_absolute()
-            || super::UploadRef::parse(&site.value).is_some()
-        {
+        if Path::new(&site.value).is_absolute() || super::UploadRef::parse(&site.value).is_some() {
             return Ok(None);
         }
         let joined = base.join(site.value.trim_start_matches("./"));
@@ -334,7 +332,13 @@ mod tests {
             seen,
             [
                 site("./web", None, 6, 12, "services[0].build"),
-                site("api", Some("Dockerfile.dev"), 13, 18, "services[1].member.build"),
+                site(
+                    "api",
+                    Some("Dockerfile.dev"),
+                    13,
+                    18,
+                    "services[1].member.build"
+                ),
                 site("/abs/db", None, 16, 12, "services[2].build")
             ]
         );
@@ -353,7 +357,10 @@ mod tests {
             absolute_contexts("{ not: [yaml", Path::new("/b")),
             "{ not: [yaml"
         );
-        let up = format!("name: x\nservices:\n  - {{ name: a, build: 'upload:sha256:{}' }}\n", "a".repeat(64));
+        let up = format!(
+            "name: x\nservices:\n  - {{ name: a, build: 'upload:sha256:{}' }}\n",
+            "a".repeat(64)
+        );
         assert_eq!(absolute_contexts(&up, Path::new("/b")), up);
     }
 }

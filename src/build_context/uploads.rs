@@ -132,11 +132,9 @@ impl Uploads {
         if !path.is_file() {
             std::fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
             set_owner_only(&self.dir, 0o700).map_err(|e| self.io(e))?;
-            let tmp = self.dir.join(format!(
-                ".{}.{}.tmp",
-                reference.hex(),
-                std::process::id()
-            ));
+            let tmp = self
+                .dir
+                .join(format!(".{}.{}.tmp", reference.hex(), std::process::id()));
             let write = || -> std::io::Result<()> {
                 let mut f = std::fs::File::create(&tmp)?;
                 set_owner_only(&tmp, 0o600)?;
@@ -274,7 +272,9 @@ mod tests {
         let r = UploadRef::parse(&good).unwrap().unwrap();
         assert_eq!(r.to_string(), good);
         assert!(UploadRef::parse("/srv/builds/web").is_none());
-        assert!(UploadRef::parse("upload:sha256:../../etc").unwrap().is_err());
+        assert!(UploadRef::parse("upload:sha256:../../etc")
+            .unwrap()
+            .is_err());
         assert!(UploadRef::parse(&format!("{PREFIX}{}", "A".repeat(64)))
             .unwrap()
             .is_err());
@@ -329,12 +329,8 @@ mod tests {
     fn the_sweep_keeps_what_is_referenced_and_what_is_young() {
         let dir = tempfile::tempdir().unwrap();
         let up = Uploads::new(dir.path());
-        let a = up
-            .put(&tar_of(&[("a", tar::EntryType::Regular)]))
-            .unwrap();
-        let b = up
-            .put(&tar_of(&[("b", tar::EntryType::Regular)]))
-            .unwrap();
+        let a = up.put(&tar_of(&[("a", tar::EntryType::Regular)])).unwrap();
+        let b = up.put(&tar_of(&[("b", tar::EntryType::Regular)])).unwrap();
         let keep = [a.reference.hex().to_string()].into_iter().collect();
         assert_eq!(up.sweep(&keep, std::time::Duration::from_secs(3600)), 0);
         assert_eq!(up.sweep(&keep, std::time::Duration::ZERO), 1);

@@ -24,13 +24,12 @@ pub fn upload_contexts(c: &Client, p: &mut Prepared) -> Result<(), CliError> {
             None => limits.insert(c.get_ok("/v1/build-contexts")?).max_bytes,
         };
         let dockerfile = site.dockerfile.as_deref().unwrap_or("Dockerfile");
-        let packed = pack_context(Path::new(&site.value), dockerfile, max)
-            .map_err(|e| {
-                CliError::Invalid(format!(
-                    "{file}:{}:{}: {}: {e}",
-                    site.line, site.column, site.path
-                ))
-            })?;
+        let packed = pack_context(Path::new(&site.value), dockerfile, max).map_err(|e| {
+            CliError::Invalid(format!(
+                "{file}:{}:{}: {}: {e}",
+                site.line, site.column, site.path
+            ))
+        })?;
         let hex = crate::build_context::sha256_hex(&packed.tar);
         let held = c.get(&format!("/v1/build-contexts/{hex}"))?;
         let uploaded: UploadedContext = if held.status == 404 {

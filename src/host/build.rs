@@ -166,7 +166,8 @@ async fn pack(build: &BuildSpec, uploads: Option<&Uploads>) -> Result<PackedCont
                 format!("{reference} is an uploaded context, but this host has no upload directory")
             })?;
             let tar = uploads.read(&reference).map_err(|e| e.to_string())?;
-            let files = crate::build_context::uploads::check_tar(&tar).map_err(|e| e.to_string())?;
+            let files =
+                crate::build_context::uploads::check_tar(&tar).map_err(|e| e.to_string())?;
             Ok(PackedContext {
                 hash: crate::build_context::context_hash(&dockerfile, &tar),
                 tar,

@@ -173,9 +173,12 @@ fn build_context_checks(
         if let Some(reference) = UploadRef::parse(&b.context) {
             match reference {
                 Err(e) => errs.push(ValidationError::at(path, e.to_string())),
-                Ok(r) if uploads.is_some_and(|u| !u.contains(&r)) => errs.push(
-                    ValidationError::at(path, crate::build_context::UploadError::Missing(r).to_string()),
-                ),
+                Ok(r) if uploads.is_some_and(|u| !u.contains(&r)) => {
+                    errs.push(ValidationError::at(
+                        path,
+                        crate::build_context::UploadError::Missing(r).to_string(),
+                    ))
+                }
                 Ok(_) => {}
             }
             continue;
