@@ -35,6 +35,9 @@ pub fn range_checks(bp: &Blueprint) -> Vec<ValidationError> {
                 e.window,
             );
         }
+        if let Some(l) = &svc.limits {
+            errs.extend(super::lb::limit_errors(&path.key("limits"), l));
+        }
         container(&mut errs, &path, &svc.own_container());
         if let Some(m) = &svc.member {
             container(&mut errs, &path.key("member"), m);

@@ -227,12 +227,17 @@ impl ApplicationEntity {
                         .parse()
                         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
                     let listen = std::net::SocketAddr::new(ip, svc.port.unwrap_or(0));
+                    let config = crate::lb::proxy::ProxyConfig::from_blueprint(
+                        crate::lb::mode_of(&self.blueprint, &svc),
+                        &svc.limits.clone().unwrap_or_default(),
+                    );
                     let addr = LoadBalancerEntity::new(
                         child.clone(),
                         target,
                         target_handle,
                         listen,
                         target_port,
+                        config,
                     )
                     .start();
                     load_balancer_handle(&addr)

@@ -1,4 +1,6 @@
-//! The built-in load balancer entity: a TCP proxy inside drover.
+//! The built-in load balancer entity: a proxy inside drover, in `tcp` mode
+//! (a client connection bound to a member) or `http` mode (each request of
+//! a keep-alive connection balanced, counted and timed on its own).
 //!
 //! The entity follows its target cluster's `group.endpoints` sensor, which
 //! lists only members that are `running`, so a member leaves the pool the
@@ -19,6 +21,7 @@ use crate::protocol::{
     entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke,
     Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
+use crate::blueprint::LbMode;
 use proxy::{Backend, Proxy, ProxyConfig};
 
 /// Sensors of a load balancer.
@@ -31,15 +34,34 @@ pub mod sensors {
     pub const ACTIVE: &str = "lb.active_connections";
     pub const ERRORS_TOTAL: &str = "lb.errors_total";
     pub const RETRIES_TOTAL: &str = "lb.retries_total";
-    /// Connections per second over the last second (a connection is a request for short-lived clients).
+    /// Requests per second over the last second in `http` mode; connections
+    /// per second in `tcp` mode (a connection is a request for short-lived clients).
     pub const REQS_PER_SEC: &str = "lb.reqs_per_sec";
+    /// `lb.reqs_per_sec` divided by the members in the pool: what the
+    /// `web-autoscaler` preset targets.
     pub const REQS_PER_SEC_PER_MEMBER: &str = "lb.reqs_per_sec.per_member";
+    /// Requests (http) or connections (tcp) per second of each member, by member name.
+    pub const REQS_PER_SEC_BY_MEMBER: &str = "lb.reqs_per_sec.by_member";
+    /// Requests (http) or connections (tcp) served, by member name.
     pub const PER_MEMBER: &str = "lb.connections.per_member";
+    /// `http` or `tcp`.
+    pub const MODE: &str = "lb.mode";
+    /// HTTP mode: responses sent to clients.
+    pub const REQUESTS_TOTAL: &str = "lb.requests_total";
+    /// HTTP mode: responses by status class (`{"2xx": n, ...}`).
+    pub const RESPONSES: &str = "lb.responses";
+    /// HTTP mode: median request latency over the last 10 s, in seconds.
+    pub const LATENCY_P50: &str = "lb.latency_p50";
+    /// HTTP mode: 99th percentile request latency over the last 10 s, in seconds.
+    pub const LATENCY_P99: &str = "lb.latency_p99";
     pub const CONNECT_LATENCY: &str = "lb.connect_latency_seconds";
 }
 
 /// How often traffic sensors are published.
 const STATS_EVERY: Duration = Duration::from_secs(1);
+/// The latency quantiles cover this much history: one second holds too few
+/// slow requests for a p99 to mean anything at low rates.
+const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 
 /// One endpoint a cluster publishes in `group.endpoints`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,17 +87,40 @@ pub fn backends_for(endpoints: &[Endpoint], target_port: u16) -> Vec<Backend> {
         .collect()
 }
 
+/// A load balancer's mode: as written, else `http` when its target's
+/// members have an `http` health check (they speak HTTP), else `tcp` (pure).
+pub fn mode_of(bp: &crate::blueprint::Blueprint, lb: &crate::blueprint::ServiceSpec) -> LbMode {
+    if let Some(m) = lb.mode {
+        return m;
+    }
+    let http_checked = bp
+        .services
+        .iter()
+        .find(|s| Some(&s.id) == lb.target.as_ref())
+        .and_then(|t| t.member.as_ref())
+        .and_then(|m| m.health.as_ref())
+        .is_some_and(|h| h.http.is_some());
+    if http_checked {
+        LbMode::Http
+    } else {
+        LbMode::Tcp
+    }
+}
+
 pub struct LoadBalancerEntity {
     me: EntityRef,
     target: EntityRef,
     target_subscribe: Recipient<Subscribe>,
     listen: SocketAddr,
     target_port: u16,
+    config: ProxyConfig,
     proxy: Option<Proxy>,
     board: SensorBoard,
     state: Lifecycle,
     endpoints: Vec<Endpoint>,
     last_stats: Option<(Instant, u64, std::collections::BTreeMap<String, u64>)>,
+    /// Latency histogram snapshots of the last [`LATENCY_WINDOW`], oldest first.
+    latency_history: std::collections::VecDeque<(Instant, Vec<u64>)>,
     start_error: Option<String>,
 }
 
@@ -86,6 +131,7 @@ impl LoadBalancerEntity {
         target_subscribe: Recipient<Subscribe>,
         listen: SocketAddr,
         target_port: u16,
+        config: ProxyConfig,
     ) -> Self {
         LoadBalancerEntity {
             me,
@@ -93,11 +139,13 @@ impl LoadBalancerEntity {
             target_subscribe,
             listen,
             target_port,
+            config,
             proxy: None,
             board: SensorBoard::default(),
             state: Lifecycle::Created,
             endpoints: Vec::new(),
             last_stats: None,
+            latency_history: std::collections::VecDeque::new(),
             start_error: None,
         }
     }
@@ -131,10 +179,28 @@ impl LoadBalancerEntity {
         // A rate needs two samples: publishing 0 from the first would tell
         // an autoscaler the load vanished (a restart is not a lull).
         let first = self.last_stats.is_none();
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let counted = match st.mode {
+            LbMode::Http => st.requests_total,
+            LbMode::Tcp => st.connections_total,
+        };
+        let by_member: std::collections::BTreeMap<String, f64> = match &self.last_stats {
+            Some((t, _, before)) => {
+                let dt = now.duration_since(*t).as_secs_f64().max(1e-3);
+                st.per_member
+                    .iter()
+                    .map(|(m, n)| {
+                        let was = before.get(m).copied().unwrap_or(0);
+                        (m.clone(), round(n.saturating_sub(was) as f64 / dt))
+                    })
+                    .collect()
+            }
+            None => Default::default(),
+        };
         let (rate, per_member_rate) = match &self.last_stats {
             Some((t, total, _)) => {
                 let dt = now.duration_since(*t).as_secs_f64().max(1e-3);
-                let rate = (st.connections_total.saturating_sub(*total)) as f64 / dt;
+                let rate = (counted.saturating_sub(*total)) as f64 / dt;
                 let members = self
                     .board
                     .get(sensors::BACKENDS)
@@ -151,7 +217,6 @@ impl LoadBalancerEntity {
             }
             None => (0.0, 0.0),
         };
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
         self.board.set(
             &self.me,
             sensors::CONNECTIONS_TOTAL,
@@ -170,6 +235,11 @@ impl LoadBalancerEntity {
                 sensors::REQS_PER_SEC_PER_MEMBER,
                 json!(round(per_member_rate)),
             );
+            self.board
+                .set(&self.me, sensors::REQS_PER_SEC_BY_MEMBER, json!(by_member));
+        }
+        if st.mode == LbMode::Http {
+            self.publish_http(now, &st);
         }
         self.board
             .set(&self.me, sensors::PER_MEMBER, json!(st.per_member));
@@ -183,7 +253,34 @@ impl LoadBalancerEntity {
                 ),
             );
         }
-        self.last_stats = Some((now, st.connections_total, st.per_member));
+        self.last_stats = Some((now, counted, st.per_member));
+    }
+
+    /// Request counters and the latency quantiles of the last [`LATENCY_WINDOW`].
+    fn publish_http(&mut self, now: Instant, st: &proxy::ProxyStats) {
+        self.board
+            .set(&self.me, sensors::REQUESTS_TOTAL, json!(st.requests_total));
+        self.board
+            .set(&self.me, sensors::RESPONSES, json!(status_classes(&st.responses)));
+        while self
+            .latency_history
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > LATENCY_WINDOW)
+        {
+            self.latency_history.pop_front();
+        }
+        let before: &[u64] = self.latency_history.front().map_or(&[], |(_, h)| h);
+        let q = |q| proxy::latency::quantile_between(before, &st.latency, q);
+        // Quantiles only when requests were timed in the window: an idle
+        // load balancer keeps its last figures rather than claiming 0 s.
+        if let (Some(p50), Some(p99)) = (q(0.5), q(0.99)) {
+            let round = |x: f64| (x * 1e6).round() / 1e6;
+            self.board
+                .set(&self.me, sensors::LATENCY_P50, json!(round(p50)));
+            self.board
+                .set(&self.me, sensors::LATENCY_P99, json!(round(p99)));
+        }
+        self.latency_history.push_back((now, st.latency.clone()));
     }
 
     /// Stats for the metrics module.
@@ -192,12 +289,23 @@ impl LoadBalancerEntity {
     }
 }
 
+/// Counts by status class as a sensor value: `{"1xx": n, ..., "5xx": n}` (pure).
+pub fn status_classes(counts: &[u64; 5]) -> std::collections::BTreeMap<String, u64> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (format!("{}xx", k + 1), *n))
+        .collect()
+}
+
 impl Actor for LoadBalancerEntity {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.board
             .set(&self.me, sensors::TARGET, json!(self.target.entity));
+        self.board
+            .set(&self.me, sensors::MODE, json!(self.config.mode.as_str()));
         self.target_subscribe
             .do_send(Subscribe(ctx.address().recipient()));
         ctx.run_interval(STATS_EVERY, |act, _| act.publish_stats());
@@ -255,7 +363,8 @@ impl Handler<Invoke> for LoadBalancerEntity {
                 }
                 self.set_state(Lifecycle::Starting);
                 let listen = self.listen;
-                Box::pin(async move { Proxy::start(listen, ProxyConfig::default()).await }.into_actor(self).map(move |res, act, _| {
+                let config = self.config.clone();
+                Box::pin(async move { Proxy::start(listen, config).await }.into_actor(self).map(move |res, act, _| {
                     match res {
                         Ok(p) => {
                             let local = p.local_addr();
