@@ -9,6 +9,7 @@
 //! connection failure and retries the connection on another member, so
 //! clients see as few errors as possible.
 
+pub mod agent;
 pub mod proxy;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -21,7 +22,8 @@ use crate::protocol::{
     entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke,
     Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
-use crate::blueprint::LbMode;
+use crate::blueprint::{LbLimits, LbMode};
+use std::path::PathBuf;
 use proxy::{Backend, Proxy, ProxyConfig};
 
 /// Sensors of a load balancer.
@@ -54,6 +56,9 @@ pub mod sensors {
     pub const LATENCY_P50: &str = "lb.latency_p50";
     /// HTTP mode: 99th percentile request latency over the last 10 s, in seconds.
     pub const LATENCY_P99: &str = "lb.latency_p99";
+    /// The pid of the `drover lb-agent` process serving (the same after a
+    /// drover restart: it was adopted, not restarted).
+    pub const AGENT_PID: &str = "lb.agent_pid";
     pub const CONNECT_LATENCY: &str = "lb.connect_latency_seconds";
 }
 
@@ -62,6 +67,10 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// The latency quantiles cover this much history: one second holds too few
 /// slow requests for a p99 to mean anything at low rates.
 const LATENCY_WINDOW: Duration = Duration::from_secs(10);
+/// The agent's pool is set again every this many ticks.
+const RESYNC_TICKS: u64 = 5;
+/// Failed control calls in a row after which the agent is presumed gone.
+const AGENT_FAILURES: u32 = 3;
 
 /// One endpoint a cluster publishes in `group.endpoints`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -114,7 +123,14 @@ pub struct LoadBalancerEntity {
     listen: SocketAddr,
     target_port: u16,
     config: ProxyConfig,
+    limits: LbLimits,
     proxy: Option<Proxy>,
+    /// The agent's state file; `None` runs the proxy in drover's process.
+    agent_file: Option<PathBuf>,
+    agent: Option<agent::AgentClient>,
+    /// Control calls failed in a row; at [`AGENT_FAILURES`] another agent is started.
+    agent_failures: u32,
+    ticks: u64,
     board: SensorBoard,
     state: Lifecycle,
     endpoints: Vec<Endpoint>,
@@ -131,7 +147,8 @@ impl LoadBalancerEntity {
         target_subscribe: Recipient<Subscribe>,
         listen: SocketAddr,
         target_port: u16,
-        config: ProxyConfig,
+        mode: LbMode,
+        limits: LbLimits,
     ) -> Self {
         LoadBalancerEntity {
             me,
@@ -139,8 +156,13 @@ impl LoadBalancerEntity {
             target_subscribe,
             listen,
             target_port,
-            config,
+            config: ProxyConfig::from_blueprint(mode, &limits),
+            limits,
             proxy: None,
+            agent_file: None,
+            agent: None,
+            agent_failures: 0,
+            ticks: 0,
             board: SensorBoard::default(),
             state: Lifecycle::Created,
             endpoints: Vec::new(),
@@ -148,6 +170,12 @@ impl LoadBalancerEntity {
             latency_history: std::collections::VecDeque::new(),
             start_error: None,
         }
+    }
+
+    /// Runs the data plane as a `drover lb-agent` process with this state file.
+    pub fn with_agent(mut self, state_file: Option<PathBuf>) -> Self {
+        self.agent_file = state_file;
+        self
     }
 
     fn set_state(&mut self, state: Lifecycle) {
@@ -163,18 +191,137 @@ impl LoadBalancerEntity {
         }
     }
 
-    fn apply_endpoints(&mut self) {
+    fn apply_endpoints(&mut self, ctx: &mut Context<Self>) {
         let backends = backends_for(&self.endpoints, self.target_port);
         let names: Vec<&str> = backends.iter().map(|b| b.member.as_str()).collect();
         self.board.set(&self.me, sensors::BACKENDS, json!(names));
         if let Some(p) = &self.proxy {
             p.set_backends(backends);
+        } else if let Some(a) = self.agent.clone() {
+            ctx.spawn(
+                async move { a.set_backends(&backends).await }
+                    .into_actor(self)
+                    .map(|r, act, _| {
+                        if let Err(e) = r {
+                            tracing::warn!(lb = %act.me, error = %e, "could not set the load balancer's backends; retried within seconds");
+                        }
+                    }),
+            );
         }
     }
 
-    fn publish_stats(&mut self) {
-        let Some(p) = &self.proxy else { return };
-        let st = p.stats();
+    /// Every [`STATS_EVERY`]: the counters, from the in-process proxy or
+    /// from the agent; the agent's pool is also set again every few ticks
+    /// (level-triggered: an agent that lost its pool gets it back).
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(p) = &self.proxy {
+            let st = p.stats();
+            self.publish_stats(st);
+            return;
+        }
+        let Some(a) = self.agent.clone() else { return };
+        self.ticks += 1;
+        if self.ticks % RESYNC_TICKS == 0 {
+            self.apply_endpoints(ctx);
+        }
+        ctx.spawn(async move { a.stats().await }.into_actor(self).map(|r, act, ctx| {
+            match r {
+                Ok(st) => {
+                    act.agent_failures = 0;
+                    act.publish_stats(st);
+                }
+                Err(e) => {
+                    act.agent_failures += 1;
+                    tracing::warn!(lb = %act.me, error = %e, failures = act.agent_failures, "load balancer process not answering");
+                    if act.agent_failures >= AGENT_FAILURES && act.agent.is_some() {
+                        // Gone (killed, or its machine rebooted): start another.
+                        act.agent = None;
+                        act.agent_failures = 0;
+                        ctx.spawn(act.open_plane().into_actor(act).map(|res, act, ctx| {
+                            let _ = act.on_up(res, ctx);
+                        }));
+                    }
+                }
+            }
+        }));
+    }
+
+    /// The data plane: adopts the agent a previous drover left when it
+    /// serves the same listen address, mode and limits; else starts one
+    /// (or, without an agent directory, a proxy in this process).
+    fn open_plane(&self) -> impl std::future::Future<Output = Result<Plane, String>> + 'static {
+        let listen = self.listen;
+        let config = self.config.clone();
+        let limits = self.limits.clone();
+        let file = self.agent_file.clone();
+        async move {
+            let Some(file) = file else {
+                return Proxy::start(listen, config).await.map(Plane::Local).map_err(|e| {
+                    format!("cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)")
+                });
+            };
+            if let Some(a) = agent::adopt(&file).await {
+                let same_listen = a.state.listen.ip() == listen.ip()
+                    && (listen.port() == 0 || a.state.listen.port() == listen.port());
+                if same_listen && a.state.mode == config.mode && a.state.limits == limits {
+                    tracing::info!(pid = a.state.pid, listen = %a.state.listen, "adopted the running load balancer process");
+                    return Ok(Plane::Agent(a, true));
+                }
+                // Settings changed while drover was away: make it again.
+                a.shutdown(&file).await;
+                wait_port_free(a.state.listen).await;
+            }
+            agent::spawn(&file, listen, config.mode, &limits)
+                .await
+                .map(|a| Plane::Agent(a, false))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn on_up(
+        &mut self,
+        res: Result<Plane, String>,
+        ctx: &mut Context<Self>,
+    ) -> Result<serde_json::Value, EntityError> {
+        match res {
+            Ok(plane) => {
+                let (local, adopted) = match &plane {
+                    Plane::Local(p) => (p.local_addr(), false),
+                    Plane::Agent(a, adopted) => (a.state.listen, *adopted),
+                };
+                let shown = if local.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    local.ip().to_string()
+                };
+                self.board.set(&self.me, sensors::ADDRESS, json!(shown));
+                self.board.set(&self.me, sensors::PORT, json!(local.port()));
+                match plane {
+                    Plane::Local(p) => self.proxy = Some(p),
+                    Plane::Agent(a, _) => {
+                        self.board
+                            .set(&self.me, sensors::AGENT_PID, json!(a.state.pid));
+                        self.agent = Some(a);
+                    }
+                }
+                self.start_error = None;
+                self.apply_endpoints(ctx);
+                self.set_state(Lifecycle::Running);
+                Ok(json!({ "state": "running", "port": local.port(), "adopted": adopted }))
+            }
+            Err(message) => {
+                self.start_error = Some(message.clone());
+                self.board.set(&self.me, s::ENTITY_ERROR, json!(message));
+                self.set_state(Lifecycle::OnFire);
+                Err(EntityError::StartFailed {
+                    entity: self.me.to_string(),
+                    message,
+                })
+            }
+        }
+    }
+
+    fn publish_stats(&mut self, st: proxy::ProxyStats) {
         let now = Instant::now();
         // A rate needs two samples: publishing 0 from the first would tell
         // an autoscaler the load vanished (a restart is not a lull).
@@ -283,9 +430,28 @@ impl LoadBalancerEntity {
         self.latency_history.push_back((now, st.latency.clone()));
     }
 
-    /// Stats for the metrics module.
-    pub fn stats(&self) -> Option<proxy::ProxyStats> {
-        self.proxy.as_ref().map(|p| p.stats())
+}
+
+/// The running data plane.
+enum Plane {
+    /// A proxy in drover's process (no agent directory: unit tests).
+    Local(Proxy),
+    /// A `drover lb-agent` process; `true` when adopted from a previous drover.
+    Agent(agent::AgentClient, bool),
+}
+
+/// Waits (up to 5 s) until nothing listens on `addr`, so a new agent can bind it.
+async fn wait_port_free(addr: SocketAddr) {
+    let probe = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(probe).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -308,10 +474,12 @@ impl Actor for LoadBalancerEntity {
             .set(&self.me, sensors::MODE, json!(self.config.mode.as_str()));
         self.target_subscribe
             .do_send(Subscribe(ctx.address().recipient()));
-        ctx.run_interval(STATS_EVERY, |act, _| act.publish_stats());
+        ctx.run_interval(STATS_EVERY, |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // An agent keeps serving: drover stopping (SIGTERM, an upgrade) is
+        // not the application going away.
         if let Some(p) = self.proxy.take() {
             p.shutdown();
         }
@@ -337,7 +505,7 @@ entity_handlers!(LoadBalancerEntity);
 
 impl Handler<EntityEvent> for LoadBalancerEntity {
     type Result = ();
-    fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
+    fn handle(&mut self, ev: EntityEvent, ctx: &mut Context<Self>) {
         if let EntityEvent::Sensor {
             source,
             name,
@@ -346,7 +514,7 @@ impl Handler<EntityEvent> for LoadBalancerEntity {
         {
             if source == self.target && name == s::GROUP_ENDPOINTS {
                 self.endpoints = serde_json::from_value(value.value).unwrap_or_default();
-                self.apply_endpoints();
+                self.apply_endpoints(ctx);
             }
         }
     }
@@ -358,33 +526,15 @@ impl Handler<Invoke> for LoadBalancerEntity {
     fn handle(&mut self, msg: Invoke, _: &mut Context<Self>) -> Self::Result {
         match msg.effector.as_str() {
             "start" => {
-                if self.proxy.is_some() {
+                if self.proxy.is_some() || self.agent.is_some() {
                     return Box::pin(fut::ready(Ok(json!({ "state": "running" }))));
                 }
                 self.set_state(Lifecycle::Starting);
-                let listen = self.listen;
-                let config = self.config.clone();
-                Box::pin(async move { Proxy::start(listen, config).await }.into_actor(self).map(move |res, act, _| {
-                    match res {
-                        Ok(p) => {
-                            let local = p.local_addr();
-                            let shown = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
-                            act.board.set(&act.me, sensors::ADDRESS, json!(shown));
-                            act.board.set(&act.me, sensors::PORT, json!(local.port()));
-                            act.proxy = Some(p);
-                            act.apply_endpoints();
-                            act.set_state(Lifecycle::Running);
-                            Ok(json!({ "state": "running", "port": local.port() }))
-                        }
-                        Err(e) => {
-                            let message = format!("cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)");
-                            act.start_error = Some(message.clone());
-                            act.board.set(&act.me, s::ENTITY_ERROR, json!(message));
-                            act.set_state(Lifecycle::OnFire);
-                            Err(EntityError::StartFailed { entity: act.me.to_string(), message })
-                        }
-                    }
-                }))
+                Box::pin(
+                    self.open_plane()
+                        .into_actor(self)
+                        .map(|res, act, ctx| act.on_up(res, ctx)),
+                )
             }
             other => Box::pin(fut::ready(Err(EntityError::unknown_effector(
                 &self.me,
@@ -400,6 +550,19 @@ impl Handler<Teardown> for LoadBalancerEntity {
     fn handle(&mut self, _: Teardown, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(p) = self.proxy.take() {
             p.shutdown();
+        }
+        // The application is going: its agent goes too (removing the state
+        // file alone stops it within a second, should it not answer).
+        if let Some(file) = self.agent_file.clone() {
+            let agent = self.agent.take();
+            actix::spawn(async move {
+                match agent {
+                    Some(a) => a.shutdown(&file).await,
+                    None => {
+                        let _ = tokio::fs::remove_file(&file).await;
+                    }
+                }
+            });
         }
         self.set_state(Lifecycle::Stopped);
         self.board.emit(EntityEvent::Gone {

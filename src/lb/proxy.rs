@@ -36,7 +36,7 @@ use tracing::debug;
 use crate::blueprint::{LbLimits, LbMode};
 
 /// One upstream endpoint of the pool.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Backend {
     /// Member (container) name; used for ejection identity and statistics.
     pub member: String,
@@ -109,8 +109,8 @@ impl Default for ProxyConfig {
     }
 }
 
-/// Snapshot of the proxy counters.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Snapshot of the proxy counters (also the agent's `GET /v1/stats` answer).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyStats {
     /// Client connections accepted.
     pub connections_total: u64,
