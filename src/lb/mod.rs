@@ -197,7 +197,11 @@ impl LoadBalancerEntity {
         self.board.set(&self.me, sensors::BACKENDS, json!(names));
         if let Some(p) = &self.proxy {
             p.set_backends(backends);
-        } else if let Some(a) = self.agent.clone() {
+        } else if let Some(a) = self.agent.clone().filter(|_| !backends.is_empty()) {
+            // An empty pool is never pushed to an agent: a drover that has
+            // just restarted sees no running member until its rebind has
+            // checked them, and the agent's last members serve meanwhile
+            // (the dead ones it ejects itself).
             ctx.spawn(
                 async move { a.set_backends(&backends).await }
                     .into_actor(self)

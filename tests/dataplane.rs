@@ -1,0 +1,252 @@
+//! The data plane outlives the control plane: load balancers run as
+//! `drover lb-agent` processes, keep serving while drover is `kill -9`ed,
+//! eject a member killed meanwhile by themselves, and are adopted (not
+//! restarted) by the next drover. HTTP mode counts requests one by one on
+//! keep-alive connections. Real engine, real processes.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn blueprint(app: &str, size: u32) -> String {
+    format!(
+        r#"name: {app}
+services:
+  - id: web
+    type: cluster
+    initial_size: {size}
+    member:
+      image: drover/workload:latest
+      ports: [8080]
+      resources: {{ cpus: 0.25, memory: 64Mi }}
+      health: {{ http: {{ port: 8080, path: /health }}, interval: 1s }}
+  - id: lb
+    type: load-balancer
+    target: web
+    port: 0
+"#
+    )
+}
+
+/// Kills the agent process when the test ends, however it ends (its state
+/// file going with the temp dir stops it too, within a second).
+struct AgentGuard(u32);
+
+impl Drop for AgentGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// Keep-alive GET load from a few threads; counts answers and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(port: u16, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    // One agent per thread: its pool keeps the connection alive.
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(Duration::from_secs(10)))
+                        .build()
+                        .into();
+                    let mut errors = Vec::new();
+                    let url = format!("http://127.0.0.1:{port}/");
+                    while !stop.load(Ordering::SeqCst) {
+                        match agent.get(&url).call() {
+                            Ok(mut r) if r.status() == 200 => {
+                                let _ = r.body_mut().read_to_string();
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.push(format!("status {}", r.status()));
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.push(e.to_string());
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the load; (answers, failures with their errors).
+    fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let errors: Vec<String> = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+fn lb_sensor_u64(d: &Drover, app: &str, name: &str) -> Option<u64> {
+    d.sensors(app, "lb")[name]["value"].as_u64()
+}
+
+/// Deploys, waits for the pool of `size` behind the load balancer; returns
+/// (port, agent pid).
+fn deploy(d: &Drover, app: &str, size: u32) -> (u16, u32) {
+    d.deploy(&blueprint(app, size));
+    d.wait_running(app, DEADLINE);
+    wait_for(DEADLINE, "every member in the pool", || {
+        let s = d.sensors(app, "lb");
+        (s["lb.backends"]["value"].as_array()?.len() == size as usize).then_some(())
+    });
+    let s = d.sensors(app, "lb");
+    assert_eq!(s["lb.mode"]["value"], "http", "an http-checked target: {s}");
+    let port = s["lb.port"]["value"].as_u64().expect("lb.port") as u16;
+    let pid = s["lb.agent_pid"]["value"].as_u64().expect("lb.agent_pid") as u32;
+    (port, pid)
+}
+
+#[test]
+fn kill_9_of_drover_fails_no_request_and_the_next_drover_adopts_the_load_balancer() {
+    let app = unique("dpkill");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("drover.redb");
+    let mut d = Drover::start_on(&store);
+    let (port, pid) = deploy(&d, &app, 2);
+    let _agent = AgentGuard(pid);
+    assert_ne!(pid, d.child.id(), "the load balancer is a process of its own");
+
+    let load = Load::start(port, 4);
+    wait_for(Duration::from_secs(30), "load flowing", || {
+        (load.ok() > 100).then_some(())
+    });
+    let counted_before = wait_for(Duration::from_secs(10), "requests counted", || {
+        lb_sensor_u64(&d, &app, "lb.requests_total").filter(|n| *n > 0)
+    });
+    d.kill9();
+    let at_kill = load.ok();
+    std::thread::sleep(Duration::from_secs(5));
+    let during_down = load.ok() - at_kill;
+    assert!(
+        during_down > 100,
+        "the load balancer served while drover was down: {during_down} answers in 5 s"
+    );
+    let d = Drover::start_on(&store);
+    let adopted = wait_for(DEADLINE, "the load balancer adopted", || {
+        // 404 until the rebind has made the entity again.
+        let (status, s) = d.get(&format!("/v1/applications/{app}/entities/lb/sensors"));
+        if status != 200 {
+            return None;
+        }
+        let total = s["lb.requests_total"]["value"].as_u64()?;
+        (s["lb.agent_pid"]["value"].as_u64()? as u32 == pid).then_some(total)
+    });
+    // The counters are the agent's: they went on while drover was away.
+    assert!(
+        adopted >= counted_before + during_down,
+        "the restarted drover shows the same counters: {adopted} >= {counted_before} + {during_down}"
+    );
+    let after = load.ok();
+    wait_for(Duration::from_secs(20), "load still flowing", || {
+        (load.ok() > after + 100).then_some(())
+    });
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(failed, 0, "zero failed requests of {ok}: {errors:?}");
+    let lb = d.entity_view(&app, "lb").expect("lb");
+    assert_eq!(lb.state, drover::protocol::Lifecycle::Running);
+    assert_eq!(lb.sensor_u64("lb.port"), Some(port as u64));
+
+    // Destroy stops the agent.
+    let (status, body) = d.delete(&format!("/v1/applications/{app}"));
+    assert!(status < 300, "{status} {body}");
+    wait_for(Duration::from_secs(30), "the agent gone after destroy", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+}
+
+#[test]
+fn a_member_killed_while_drover_is_down_is_ejected_by_the_load_balancer() {
+    let app = unique("dpeject");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("drover.redb");
+    let mut d = Drover::start_on(&store);
+    let (port, pid) = deploy(&d, &app, 3);
+    let _agent = AgentGuard(pid);
+    let load = Load::start(port, 4);
+    wait_for(Duration::from_secs(30), "load flowing", || {
+        (load.ok() > 100).then_some(())
+    });
+    d.kill9();
+    let victim = containers_of(&app, false)
+        .into_iter()
+        .next()
+        .expect("a running member");
+    let out = std::process::Command::new("docker")
+        .args(["kill", &victim])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker kill: {out:?}");
+    let t0 = Instant::now();
+    let at_kill = load.ok();
+    while t0.elapsed() < Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, failed, errors) = load.finish();
+    assert!(ok > at_kill + 100, "served after the kill: {}", ok - at_kill);
+    assert_eq!(
+        failed, 0,
+        "zero failed requests of {ok} with a member killed and drover down: {errors:?}"
+    );
+    // The agent's own counters: the dead member was tried, ejected and
+    // its requests retried on another; nothing failed; its pool is the
+    // last drover gave it.
+    let file = dir.path().join("lb-agents").join(format!("{app}-lb.json"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let agent = rt
+        .block_on(drover::lb::agent::adopt(&file))
+        .expect("the agent answers its control API");
+    assert_eq!(agent.state.pid, pid);
+    let st = rt.block_on(agent.stats()).unwrap();
+    assert!(st.retries_total >= 1, "{st:?}");
+    assert_eq!(st.errors_total, 0, "{st:?}");
+    assert_eq!(st.responses[1], st.requests_total, "every answer a 2xx: {st:?}");
+}
