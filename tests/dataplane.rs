@@ -250,3 +250,142 @@ fn a_member_killed_while_drover_is_down_is_ejected_by_the_load_balancer() {
     assert_eq!(st.errors_total, 0, "{st:?}");
     assert_eq!(st.responses[1], st.requests_total, "every answer a 2xx: {st:?}");
 }
+
+/// `wrk` keep-alive load; its report's text.
+fn wrk(port: u16, connections: u32, seconds: u32) -> String {
+    let out = std::process::Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .expect("wrk is installed (Debian's wrk; .ci/run installs it)");
+    assert!(out.status.success(), "wrk: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A duration of wrk's report (`812.00us`, `1.52ms`, `2.01s`) in seconds.
+fn wrk_seconds(s: &str) -> f64 {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_alphabetic()).unwrap());
+    let n: f64 = num.parse().unwrap();
+    n * match unit {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        other => panic!("wrk unit {other}"),
+    }
+}
+
+/// (requests, non-2xx/3xx, p99 seconds) from wrk's report.
+fn wrk_figures(report: &str) -> (u64, u64, f64) {
+    let requests = report
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("wrk's request count: {report}"));
+    let non_ok = report
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses:"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let p99 = report
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("99%"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(wrk_seconds)
+        .unwrap_or_else(|| panic!("wrk's p99: {report}"));
+    (requests, non_ok, p99)
+}
+
+#[test]
+fn latency_p99_and_status_classes_match_what_wrk_saw() {
+    let app = unique("dplat");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    let (port, pid) = deploy(&d, &app, 2);
+    let _agent = AgentGuard(pid);
+    let before = wait_for(Duration::from_secs(10), "counters published", || {
+        lb_sensor_u64(&d, &app, "lb.requests_total")
+    });
+    let report = wrk(port, 8, 10);
+    let (requests, non_ok, wrk_p99) = wrk_figures(&report);
+    // The sensors of the second that follows the run (10 s window).
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = d.sensors(&app, "lb");
+    let counted = s["lb.requests_total"]["value"].as_u64().unwrap() - before;
+    let ok = s["lb.responses"]["value"]["2xx"].as_u64().unwrap();
+    let p99 = s["lb.latency_p99"]["value"].as_f64().unwrap();
+    assert!(requests > 1000, "{report}");
+    assert_eq!(non_ok, 0, "{report}");
+    // wrk does not count the requests still in flight when it stops.
+    let within = |a: f64, b: f64| (a - b).abs() <= 0.1 * b;
+    assert!(
+        within(counted as f64, requests as f64),
+        "lb.requests_total counted {counted}, wrk {requests}"
+    );
+    assert!(
+        within(ok as f64, requests as f64),
+        "2xx {ok}, wrk {requests}"
+    );
+    assert_eq!(s["lb.responses"]["value"]["5xx"].as_u64(), Some(0));
+    // wrk's figure also holds the client's hop to the load balancer, which
+    // the load balancer cannot see: compared within 10% (of wrk's), and
+    // 100 µs for that hop.
+    assert!(
+        (p99 - wrk_p99).abs() <= 0.1 * wrk_p99 + 100e-6,
+        "lb.latency_p99 {p99} s, wrk's p99 {wrk_p99} s\n{report}"
+    );
+}
+
+#[test]
+fn the_quickstart_with_the_web_autoscaler_grows_under_keep_alive_load_and_shrinks_after() {
+    let app = unique("dpscale");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    let quickstart = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/blueprints/quickstart.yaml"
+    ))
+    .unwrap();
+    // The quickstart as shipped, with the preset (shorter windows, so the
+    // test does not wait 30 s to see it shrink) and a free port.
+    let bp = quickstart
+        .replace("name: quickstart", &format!("name: {app}"))
+        .replace("port: 8000", "port: 0")
+        .replace(
+            "      - use: resilient\n",
+            "      - use: resilient\n      - use: web-autoscaler\n        max_size: 6\n        down_stabilization: 5s\n",
+        );
+    assert!(bp.contains("web-autoscaler"), "{bp}");
+    d.deploy(&bp);
+    d.wait_running(&app, DEADLINE);
+    let s = d.sensors(&app, "lb");
+    assert_eq!(s["lb.mode"]["value"], "http");
+    let port = s["lb.port"]["value"].as_u64().unwrap() as u16;
+    let pid = s["lb.agent_pid"]["value"].as_u64().unwrap() as u32;
+    let _agent = AgentGuard(pid);
+    let size = |d: &Drover| {
+        d.entity_view(&app, "web")
+            .and_then(|w| w.sensor_u64("group.size"))
+            .unwrap_or(0)
+    };
+    let start = size(&d);
+    // Keep-alive load: 16 connections, as a browser fleet or service
+    // clients would hold them. Connections per second stay near zero;
+    // requests per second do not.
+    let report = wrk(port, 16, 12);
+    let grown = size(&d);
+    assert!(
+        grown > start,
+        "the cluster grew under keep-alive load: {start} -> {grown}\n{report}"
+    );
+    wait_for(DEADLINE, "the cluster shrinks after the load", || {
+        (size(&d) < grown).then_some(())
+    });
+}

@@ -333,12 +333,27 @@ impl AgentClient {
             .map(drop)
     }
 
-    /// Stops the agent and gives up its state file (the application is destroyed).
-    pub async fn shutdown(&self, file: &Path) {
+    /// Stops the agent now (its lease, the state file, is released by
+    /// [`release`]; without this call it stops within a second of that).
+    pub async fn shutdown(&self) {
         if let Err(e) = self.call(Method::POST, "/v1/shutdown", Bytes::new()).await {
-            warn!(error = %e, "lb-agent did not take the shutdown; removing its state file stops it");
+            warn!(error = %e, "lb-agent did not take the shutdown; it stops by itself once its state file is gone");
         }
-        let _ = tokio::fs::remove_file(file).await;
+    }
+}
+
+/// Gives up an agent's lease: removes its state file if it still names
+/// `pid` (a newer agent's file is left alone), or whatever agent it names
+/// when the pid is unknown. Synchronous and quick, so that a load balancer
+/// made again right after sees no stale file.
+pub fn release(file: &Path, pid: Option<u32>) {
+    let ours = match (pid, read_state(file)) {
+        (_, Err(_)) => false,
+        (Some(p), Ok(s)) => s.pid == p,
+        (None, Ok(_)) => true,
+    };
+    if ours {
+        let _ = std::fs::remove_file(file);
     }
 }
 

@@ -272,8 +272,14 @@ impl LoadBalancerEntity {
                     return Ok(Plane::Agent(a, true));
                 }
                 // Settings changed while drover was away: make it again.
-                a.shutdown(&file).await;
+                agent::release(&file, Some(a.state.pid));
+                a.shutdown().await;
                 wait_port_free(a.state.listen).await;
+            }
+            if listen.port() != 0 {
+                // A load balancer made again (apply) on the same port: its
+                // predecessor lets go of the port within a second.
+                wait_port_free(listen).await;
             }
             agent::spawn(&file, listen, config.mode, &limits)
                 .await
@@ -557,16 +563,12 @@ impl Handler<Teardown> for LoadBalancerEntity {
         }
         // The application is going: its agent goes too (removing the state
         // file alone stops it within a second, should it not answer).
-        if let Some(file) = self.agent_file.clone() {
+        if let Some(file) = &self.agent_file {
             let agent = self.agent.take();
-            actix::spawn(async move {
-                match agent {
-                    Some(a) => a.shutdown(&file).await,
-                    None => {
-                        let _ = tokio::fs::remove_file(&file).await;
-                    }
-                }
-            });
+            agent::release(file, agent.as_ref().map(|a| a.state.pid));
+            if let Some(a) = agent {
+                actix::spawn(async move { a.shutdown().await });
+            }
         }
         self.set_state(Lifecycle::Stopped);
         self.board.emit(EntityEvent::Gone {
