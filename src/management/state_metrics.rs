@@ -134,7 +134,7 @@ impl Management {
                                     .inc_by(n.as_u64().unwrap_or(0));
                             }
                         }
-                        for (q, name) in [("0.5", lb::LATENCY_P50), ("0.99", lb::LATENCY_P99)] {
+                        for (q, name) in [("p50", lb::LATENCY_P50), ("p99", lb::LATENCY_P99)] {
                             if let Some(v) = sensor(name).and_then(|x| x.as_f64()) {
                                 metrics::LB_LATENCY
                                     .with_label_values(&[labels[0], labels[1], q])

@@ -14,7 +14,8 @@
 //! replaced, so a member's failure counts under its cluster), `host`,
 //! `kind`, `state`, `effector`, `outcome`, `policy`, `action`, `fault`,
 //! `reason` (of a refused API request: six fixed values), `class` (an HTTP
-//! status class: `1xx` to `5xx`), `quantile` (`0.5`, `0.99`).
+//! status class: `1xx` to `5xx`), `percentile` (`p50`, `p99`; not
+//! `quantile`, which Prometheus keeps for summaries).
 //! Never a container id.
 //!
 //! # Where the numbers come from
@@ -201,20 +202,20 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
     (
         "drover_lb_latency_seconds",
         "gauge",
-        "application, entity, quantile",
-        "Request latency quantiles (0.5, 0.99) of a load balancer in http mode over the last 10 s, request head to response head (sensors lb.latency_p50, lb.latency_p99).",
+        "application, entity, percentile",
+        "Request latency percentiles (p50, p99) of a load balancer in http mode over the last 10 s, request head to response head (sensors lb.latency_p50, lb.latency_p99).",
     ),
     (
         "drover_lb_errors_total",
         "counter",
         "application, entity",
-        "Client connections a load balancer could not serve (sensor lb.errors_total).",
+        "Client connections (tcp mode) or requests (http mode: answered 502 or 503 by the load balancer itself) a load balancer could not serve (sensor lb.errors_total).",
     ),
     (
         "drover_lb_retries_total",
         "counter",
         "application, entity",
-        "Connections replayed to another member after a backend failed (sensor lb.retries_total).",
+        "Connections (tcp mode) or requests (http mode) sent again to another member after one failed (sensor lb.retries_total).",
     ),
     (
         "drover_host_containers",
@@ -690,7 +691,7 @@ mod tests {
         LB_RESPONSES
             .with_label_values(&["a", "b", "2xx"])
             .inc_by(0);
-        LB_LATENCY.with_label_values(&["a", "b", "0.99"]).set(0.0);
+        LB_LATENCY.with_label_values(&["a", "b", "p99"]).set(0.0);
         REPLACEMENTS.with_label_values(&["a", "b", "ok"]).inc_by(0);
         POLICY_ACTIONS
             .with_label_values(&["a", "restarter", "restart", "scheduled"])
@@ -767,7 +768,7 @@ mod tests {
             "fault",
             "reason",
             "class",
-            "quantile",
+            "percentile",
         ];
         for (name, kind, labels, help) in CATALOGUE {
             assert!(name.starts_with("drover_"), "{name}");
