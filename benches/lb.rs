@@ -44,7 +44,10 @@ impl Drop for Proc {
 fn wait_listening(port: u16) {
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "port {port} never listened");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "port {port} never listened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -172,7 +175,10 @@ fn main() {
     let _agent = Proc(agent);
     let t0 = Instant::now();
     while drover::lb::agent::read_state(&state).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the agent never wrote its state");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the agent never wrote its state"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let rt = tokio::runtime::Runtime::new().unwrap();

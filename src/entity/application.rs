@@ -227,9 +227,11 @@ impl ApplicationEntity {
                         .parse()
                         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
                     let listen = std::net::SocketAddr::new(ip, svc.port.unwrap_or(0));
-                    let agent_file = self.links.lb_agents.as_ref().map(|dir| {
-                        dir.join(format!("{}-{}.json", self.me.app, svc.id))
-                    });
+                    let agent_file = self
+                        .links
+                        .lb_agents
+                        .as_ref()
+                        .map(|dir| dir.join(format!("{}-{}.json", self.me.app, svc.id)));
                     let addr = LoadBalancerEntity::new(
                         child.clone(),
                         target,

@@ -77,7 +77,10 @@ pub enum AgentError {
     #[error("the load balancer process did not start: {0}")]
     Start(String),
     #[error("the load balancer's control API at {control} failed: {message}; drover starts a new load balancer if it stays unreachable")]
-    Control { control: SocketAddr, message: String },
+    Control {
+        control: SocketAddr,
+        message: String,
+    },
     #[error("the load balancer's state file {file}: {message}")]
     State { file: String, message: String },
 }
@@ -130,7 +133,12 @@ async fn serve_agent(args: AgentArgs, secret: String) -> Result<(), AgentError> 
     write_state(&args.state, &state)?;
     info!(listen = %state.listen, control = %state.control, "lb-agent serving");
     let stop = Arc::new(tokio::sync::Notify::new());
-    let ctl = tokio::spawn(control_loop(control, proxy.clone(), state.secret.clone(), stop.clone()));
+    let ctl = tokio::spawn(control_loop(
+        control,
+        proxy.clone(),
+        state.secret.clone(),
+        stop.clone(),
+    ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| AgentError::Start(format!("signal handler: {e}")))?;
     loop {
@@ -417,7 +425,10 @@ pub async fn spawn(
         .arg("--limits")
         .arg(serde_json::to_string(limits).unwrap_or_default())
         .env(SECRET_ENV, &secret)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log)

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::json;
 
+use crate::blueprint::{LbLimits, LbMode};
 use crate::protocol::{
     entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke,
     Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
-use crate::blueprint::{LbLimits, LbMode};
-use std::path::PathBuf;
 use proxy::{Backend, Proxy, ProxyConfig};
+use std::path::PathBuf;
 
 /// Sensors of a load balancer.
 pub mod sensors {
@@ -417,8 +417,11 @@ impl LoadBalancerEntity {
     fn publish_http(&mut self, now: Instant, st: &proxy::ProxyStats) {
         self.board
             .set(&self.me, sensors::REQUESTS_TOTAL, json!(st.requests_total));
-        self.board
-            .set(&self.me, sensors::RESPONSES, json!(status_classes(&st.responses)));
+        self.board.set(
+            &self.me,
+            sensors::RESPONSES,
+            json!(status_classes(&st.responses)),
+        );
         while self
             .latency_history
             .front()
@@ -439,7 +442,6 @@ impl LoadBalancerEntity {
         }
         self.latency_history.push_back((now, st.latency.clone()));
     }
-
 }
 
 /// The running data plane.

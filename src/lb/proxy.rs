@@ -203,7 +203,7 @@ struct Inner {
     requests_total: AtomicU64,
     /// HTTP mode: responses by status class, 1xx to 5xx.
     classes: [AtomicU64; 5],
-    /// HTTP mode: time from a request's head to its response's head.
+    /// HTTP mode: time from a request read to its response written.
     latency: latency::Histogram,
     /// HTTP mode: keep-alive connections to the members.
     client: http::MemberClient,

@@ -203,7 +203,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "drover_lb_latency_seconds",
         "gauge",
         "application, entity, percentile",
-        "Request latency percentiles (p50, p99) of a load balancer in http mode over the last 10 s, request head to response head (sensors lb.latency_p50, lb.latency_p99).",
+        "Request latency percentiles (p50, p99) of a load balancer in http mode over the last 10 s, from a request read to its response written (sensors lb.latency_p50, lb.latency_p99).",
     ),
     (
         "drover_lb_errors_total",
@@ -688,9 +688,7 @@ mod tests {
         ] {
             v.with_label_values(&["a", "b"]).inc_by(0);
         }
-        LB_RESPONSES
-            .with_label_values(&["a", "b", "2xx"])
-            .inc_by(0);
+        LB_RESPONSES.with_label_values(&["a", "b", "2xx"]).inc_by(0);
         LB_LATENCY.with_label_values(&["a", "b", "p99"]).set(0.0);
         REPLACEMENTS.with_label_values(&["a", "b", "ok"]).inc_by(0);
         POLICY_ACTIONS

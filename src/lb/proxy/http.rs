@@ -190,15 +190,57 @@ fn answer(status: StatusCode, why: &str) -> Response<Body> {
     r
 }
 
-/// Counts and times a response on its way to the client.
-fn done(inner: &Inner, started: Instant, resp: Response<Body>) -> Response<Body> {
+/// Counts a response on its way to the client; its latency is recorded
+/// when its body has been handed to the client's connection.
+fn done(inner: &Arc<Inner>, started: Instant, resp: Response<Body>) -> Response<Body> {
     inner.requests_total.fetch_add(1, Ordering::Relaxed);
     let class = (resp.status().as_u16() / 100) as usize;
     if (1..=5).contains(&class) {
         inner.classes[class - 1].fetch_add(1, Ordering::Relaxed);
     }
-    inner.latency.record(started.elapsed());
-    resp
+    resp.map(|body| {
+        Timed {
+            body,
+            started,
+            inner: inner.clone(),
+        }
+        .boxed()
+    })
+}
+
+/// A response body that records the request's latency, from its head read
+/// to the end of its response written (or the response dropped: a client
+/// gone mid-body), as a load generator counts it.
+struct Timed {
+    body: Body,
+    started: Instant,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.inner.latency.record(self.started.elapsed());
+    }
+}
+
+impl hyper::body::Body for Timed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn forward(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
@@ -231,7 +273,10 @@ async fn forward(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
                 return done(
                     inner,
                     started,
-                    answer(StatusCode::BAD_REQUEST, "the request body could not be read"),
+                    answer(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    ),
                 );
             }
         },
@@ -265,7 +310,8 @@ async fn forward(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
                 answer(StatusCode::BAD_REQUEST, "the request target is not valid"),
             );
         };
-        let sent = tokio::time::timeout(inner.cfg.first_byte_timeout, inner.client.request(up)).await;
+        let sent =
+            tokio::time::timeout(inner.cfg.first_byte_timeout, inner.client.request(up)).await;
         let why = match sent {
             Ok(Ok(resp)) => {
                 inner.served_by(&entry.backend.member);

@@ -61,9 +61,7 @@ async fn member(name: &str) -> Backend {
 }
 
 /// One keep-alive client connection to the proxy.
-async fn client(
-    proxy: &Proxy,
-) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+async fn client(proxy: &Proxy) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
     let s = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
         .await
@@ -172,7 +170,9 @@ async fn an_idle_keep_alive_connection_is_closed() {
         let proxy = Proxy::start(localhost(), cfg).await.unwrap();
         proxy.set_backends(vec![member("a").await]);
         let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         // The response, then end of stream once the connection idles.
