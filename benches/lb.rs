@@ -53,13 +53,20 @@ fn wait_listening(port: u16) {
 }
 
 fn member(bin: &Path, port: u16) -> Proc {
-    let p = Command::new(bin)
+    let mut p = Command::new(bin)
         .env("PORT", port.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("the workload program runs");
-    wait_listening(port);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(s)) = p.try_wait() {
+            panic!("the workload on port {port} exited: {s}");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "port {port} never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Proc(p)
 }
 
@@ -201,7 +208,7 @@ fn main() {
     let mut f = std::fs::File::create(&cfg).unwrap();
     writeln!(
         f,
-        "global\n  maxconn 10000\n\ndefaults\n  mode http\n  timeout connect 500ms\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  http-reuse always\n\nfrontend fe\n  bind 127.0.0.1:{hap_port}\n  default_backend be\n\nbackend be\n  balance roundrobin\n  server m1 127.0.0.1:{} \n  server m2 127.0.0.1:{}",
+        "global\n  maxconn 4000\n\ndefaults\n  mode http\n  timeout connect 500ms\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  http-reuse always\n\nfrontend fe\n  bind 127.0.0.1:{hap_port}\n  default_backend be\n\nbackend be\n  balance roundrobin\n  server m1 127.0.0.1:{} \n  server m2 127.0.0.1:{}",
         ports[0], ports[1]
     )
     .unwrap();

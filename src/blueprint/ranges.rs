@@ -162,4 +162,23 @@ mod tests {
         let e = parse_blueprint("b.yaml", &bad).unwrap_err().to_string();
         assert!(e.contains("must be an IP address"), "{e}");
     }
+
+    #[test]
+    fn load_balancer_limits_out_of_range_are_refused_with_their_positions() {
+        let text = "name: s\nservices:\n  - id: web\n    type: cluster\n    member:\n      image: x\n      ports: [80]\n  - id: lb\n    type: load-balancer\n    target: web\n    port: 0\n    mode: http\n    limits:\n      max_connections: 0\n      idle_timeout: 10ms\n      max_buffered_bytes: 100\n";
+        let e = parse_blueprint("b.yaml", text).unwrap_err().to_string();
+        assert!(
+            e.contains("b.yaml:14:24: services[1].limits.max_connections: must be between 1 and 1000000, got 0"),
+            "{e}"
+        );
+        assert!(e.contains("services[1].limits.idle_timeout: must be between 100ms and a week"), "{e}");
+        assert!(e.contains("services[1].limits.max_buffered_bytes: must be between 8192"), "{e}");
+        let unknown = text.replace("      idle_timeout: 10ms\n", "      idle: 10s\n");
+        let e = parse_blueprint("b.yaml", &unknown).unwrap_err().to_string();
+        assert!(e.contains("services[1].limits"), "{e}");
+        assert!(e.contains("idle"), "{e}");
+        let on_a_cluster = "name: s\nservices:\n  - id: web\n    type: cluster\n    mode: http\n    member:\n      image: x\n";
+        let e = parse_blueprint("b.yaml", on_a_cluster).unwrap_err().to_string();
+        assert!(e.contains("`mode` is only for a load balancer"), "{e}");
+    }
 }

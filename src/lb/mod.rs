@@ -586,6 +586,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_mode_follows_the_targets_health_check_unless_written() {
+        let bp = |check: &str, mode: &str| {
+            crate::blueprint::parse_blueprint(
+                "b.yaml",
+                &format!(
+                    "name: s\nservices:\n  - id: web\n    type: cluster\n    member:\n      image: x\n      ports: [80]\n      health: {{ {check}: {{ port: 80 }} }}\n  - id: lb\n    type: load-balancer\n    target: web\n    port: 0\n{mode}"
+                ),
+            )
+            .unwrap()
+        };
+        let b = bp("http", "");
+        assert_eq!(mode_of(&b, &b.services[1]), LbMode::Http);
+        let b = bp("tcp", "");
+        assert_eq!(mode_of(&b, &b.services[1]), LbMode::Tcp);
+        let b = bp("http", "    mode: tcp\n");
+        assert_eq!(mode_of(&b, &b.services[1]), LbMode::Tcp);
+    }
+
+    #[test]
+    fn status_classes_are_named() {
+        let c = status_classes(&[0, 7, 1, 2, 3]);
+        assert_eq!(c["2xx"], 7);
+        assert_eq!(c["5xx"], 3);
+        assert_eq!(c.len(), 5);
+    }
+
+    #[test]
     fn backends_come_from_endpoints_with_the_target_port() {
         let eps = vec![
             Endpoint {
