@@ -64,7 +64,10 @@ fn member(bin: &Path, port: u16) -> Proc {
         if let Ok(Some(s)) = p.try_wait() {
             panic!("the workload on port {port} exited: {s}");
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "port {port} never listened");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "port {port} never listened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Proc(p)

@@ -171,14 +171,22 @@ mod tests {
             e.contains("b.yaml:14:24: services[1].limits.max_connections: must be between 1 and 1000000, got 0"),
             "{e}"
         );
-        assert!(e.contains("services[1].limits.idle_timeout: must be between 100ms and a week"), "{e}");
-        assert!(e.contains("services[1].limits.max_buffered_bytes: must be between 8192"), "{e}");
+        assert!(
+            e.contains("services[1].limits.idle_timeout: must be between 100ms and a week"),
+            "{e}"
+        );
+        assert!(
+            e.contains("services[1].limits.max_buffered_bytes: must be between 8192"),
+            "{e}"
+        );
         let unknown = text.replace("      idle_timeout: 10ms\n", "      idle: 10s\n");
         let e = parse_blueprint("b.yaml", &unknown).unwrap_err().to_string();
         assert!(e.contains("services[1].limits"), "{e}");
         assert!(e.contains("idle"), "{e}");
         let on_a_cluster = "name: s\nservices:\n  - id: web\n    type: cluster\n    mode: http\n    member:\n      image: x\n";
-        let e = parse_blueprint("b.yaml", on_a_cluster).unwrap_err().to_string();
+        let e = parse_blueprint("b.yaml", on_a_cluster)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`mode` is only for a load balancer"), "{e}");
     }
 }

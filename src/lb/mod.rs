@@ -269,7 +269,7 @@ impl LoadBalancerEntity {
                     && (listen.port() == 0 || a.state.listen.port() == listen.port());
                 if same_listen && a.state.mode == config.mode && a.state.limits == limits {
                     tracing::info!(pid = a.state.pid, listen = %a.state.listen, "adopted the running load balancer process");
-                    return Ok(Plane::Agent(a, true));
+                    return Ok(Plane::Agent(Box::new(a), true));
                 }
                 // Settings changed while drover was away: make it again.
                 agent::release(&file, Some(a.state.pid));
@@ -283,7 +283,7 @@ impl LoadBalancerEntity {
             }
             agent::spawn(&file, listen, config.mode, &limits)
                 .await
-                .map(|a| Plane::Agent(a, false))
+                .map(|a| Plane::Agent(Box::new(a), false))
                 .map_err(|e| e.to_string())
         }
     }
@@ -311,7 +311,7 @@ impl LoadBalancerEntity {
                     Plane::Agent(a, _) => {
                         self.board
                             .set(&self.me, sensors::AGENT_PID, json!(a.state.pid));
-                        self.agent = Some(a);
+                        self.agent = Some(*a);
                     }
                 }
                 self.start_error = None;
@@ -449,7 +449,7 @@ enum Plane {
     /// A proxy in drover's process (no agent directory: unit tests).
     Local(Proxy),
     /// A `drover lb-agent` process; `true` when adopted from a previous drover.
-    Agent(agent::AgentClient, bool),
+    Agent(Box<agent::AgentClient>, bool),
 }
 
 /// Waits (up to 5 s) until nothing listens on `addr`, so a new agent can bind it.
