@@ -17,8 +17,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FieldPath, ValidationError};
-
 /// What the load balancer sees of the traffic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,6 +93,8 @@ impl Default for LbLimits {
     }
 }
 
+// The ranges below are checked with every other range, in `ranges.rs`.
+
 /// The smallest read buffer hyper accepts.
 pub const MIN_BUFFERED_BYTES: u32 = 8192;
 /// The largest buffer one connection may hold (64 MiB).
@@ -102,75 +102,3 @@ pub const MAX_BUFFERED_BYTES: u32 = 64 * 1024 * 1024;
 /// The shortest timeout that is not a typo (a timeout of 0 closes every
 /// connection at once).
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// Range errors of a load balancer's limits, each with its path (pure).
-pub fn limit_errors(path: &FieldPath, l: &LbLimits) -> Vec<ValidationError> {
-    let mut errs = Vec::new();
-    if !(1..=super::ranges::MAX_COUNT).contains(&l.max_connections) {
-        errs.push(ValidationError::at(
-            path.key("max_connections"),
-            format!(
-                "must be between 1 and {}, got {}",
-                super::ranges::MAX_COUNT,
-                l.max_connections
-            ),
-        ));
-    }
-    for (key, d) in [
-        ("header_timeout", l.header_timeout),
-        ("idle_timeout", l.idle_timeout),
-    ] {
-        if d < MIN_TIMEOUT || d > super::ranges::MAX_DURATION {
-            errs.push(ValidationError::at(
-                path.key(key),
-                format!(
-                    "must be between 100ms and a week, got {}",
-                    humantime::format_duration(d)
-                ),
-            ));
-        }
-    }
-    if !(MIN_BUFFERED_BYTES..=MAX_BUFFERED_BYTES).contains(&l.max_buffered_bytes) {
-        errs.push(ValidationError::at(
-            path.key("max_buffered_bytes"),
-            format!(
-                "must be between {MIN_BUFFERED_BYTES} and {MAX_BUFFERED_BYTES}, got {}",
-                l.max_buffered_bytes
-            ),
-        ));
-    }
-    errs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_in_range() {
-        assert!(limit_errors(&FieldPath::root(), &LbLimits::default()).is_empty());
-    }
-
-    #[test]
-    fn every_limit_out_of_range_is_named() {
-        let l = LbLimits {
-            max_connections: 0,
-            header_timeout: Duration::ZERO,
-            idle_timeout: Duration::from_secs(30 * 24 * 3600),
-            max_buffered_bytes: 100,
-        };
-        let errs: Vec<String> = limit_errors(&FieldPath::root().key("limits"), &l)
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
-        assert_eq!(errs.len(), 4, "{errs:?}");
-        for key in [
-            "max_connections",
-            "header_timeout",
-            "idle_timeout",
-            "max_buffered_bytes",
-        ] {
-            assert!(errs.iter().any(|e| e.contains(key)), "{key}: {errs:?}");
-        }
-    }
-}

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::lb::{self, LbLimits};
 use super::{Blueprint, ContainerSpec, FieldPath, ValidationError};
 
 /// The longest duration any blueprint setting takes (a week, as for
@@ -36,7 +37,7 @@ pub fn range_checks(bp: &Blueprint) -> Vec<ValidationError> {
             );
         }
         if let Some(l) = &svc.limits {
-            errs.extend(super::lb::limit_errors(&path.key("limits"), l));
+            errs.extend(lb_limit_errors(&path.key("limits"), l));
         }
         container(&mut errs, &path, &svc.own_container());
         if let Some(m) = &svc.member {
@@ -80,6 +81,46 @@ fn container(errs: &mut Vec<ValidationError>, path: &FieldPath, c: &ContainerSpe
             duration(errs, pp.key("rebalance").key("cooldown"), Some(r.cooldown));
         }
     }
+}
+
+/// Range errors of a load balancer's limits, each with its path (pure).
+pub fn lb_limit_errors(path: &FieldPath, l: &LbLimits) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    if !(1..=MAX_COUNT).contains(&l.max_connections) {
+        errs.push(ValidationError::at(
+            path.key("max_connections"),
+            format!(
+                "must be between 1 and {}, got {}",
+                MAX_COUNT, l.max_connections
+            ),
+        ));
+    }
+    for (key, d) in [
+        ("header_timeout", l.header_timeout),
+        ("idle_timeout", l.idle_timeout),
+    ] {
+        if d < lb::MIN_TIMEOUT || d > MAX_DURATION {
+            errs.push(ValidationError::at(
+                path.key(key),
+                format!(
+                    "must be between 100ms and a week, got {}",
+                    humantime::format_duration(d)
+                ),
+            ));
+        }
+    }
+    if !(lb::MIN_BUFFERED_BYTES..=lb::MAX_BUFFERED_BYTES).contains(&l.max_buffered_bytes) {
+        errs.push(ValidationError::at(
+            path.key("max_buffered_bytes"),
+            format!(
+                "must be between {} and {}, got {}",
+                lb::MIN_BUFFERED_BYTES,
+                lb::MAX_BUFFERED_BYTES,
+                l.max_buffered_bytes
+            ),
+        ));
+    }
+    errs
 }
 
 fn duration(errs: &mut Vec<ValidationError>, path: FieldPath, d: Option<Duration>) {
@@ -188,5 +229,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`mode` is only for a load balancer"), "{e}");
+    }
+
+    #[test]
+    fn defaults_are_in_range() {
+        assert!(super::lb_limit_errors(
+            &crate::blueprint::FieldPath::root(),
+            &crate::blueprint::LbLimits::default()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn every_limit_out_of_range_is_named() {
+        let l = crate::blueprint::LbLimits {
+            max_connections: 0,
+            header_timeout: std::time::Duration::ZERO,
+            idle_timeout: std::time::Duration::from_secs(30 * 24 * 3600),
+            max_buffered_bytes: 100,
+        };
+        let errs: Vec<String> =
+            super::lb_limit_errors(&crate::blueprint::FieldPath::root().key("limits"), &l)
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        for key in [
+            "max_connections",
+            "header_timeout",
+            "idle_timeout",
+            "max_buffered_bytes",
+        ] {
+            assert!(errs.iter().any(|e| e.contains(key)), "{key}: {errs:?}");
+        }
     }
 }
