@@ -461,3 +461,32 @@ fn the_quickstart_with_the_web_autoscaler_grows_under_keep_alive_load_and_shrink
         (size(&d) < grown).then_some(())
     });
 }
+
+#[test]
+fn a_graceful_stop_of_drover_leaves_the_load_balancer_serving() {
+    let _turn = turn();
+    let app = unique("dpterm");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("drover.redb");
+    let mut d = Drover::start_on(&store);
+    let (port, pid) = deploy(&d, &app, 2);
+    let _agent = AgentGuard(pid);
+    let load = Load::start(port, 2);
+    wait_for(Duration::from_secs(30), "load flowing", || {
+        (load.ok() > 50).then_some(())
+    });
+    // SIGTERM, as an upgrade or an operator's stop sends it.
+    assert!(d.terminate().success(), "drover stops cleanly on SIGTERM");
+    let at_stop = load.ok();
+    wait_for(Duration::from_secs(10), "answers while drover is stopped", || {
+        (load.ok() > at_stop + 50).then_some(())
+    });
+    let d = Drover::start_on(&store);
+    wait_for(DEADLINE, "the same load balancer adopted", || {
+        let (status, s) = d.get(&format!("/v1/applications/{app}/entities/lb/sensors"));
+        (status == 200 && s["lb.agent_pid"]["value"].as_u64() == Some(pid as u64)).then_some(())
+    });
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(failed, 0, "zero failed requests of {ok}: {errors:?}");
+}
