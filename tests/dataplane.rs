@@ -479,9 +479,11 @@ fn a_graceful_stop_of_drover_leaves_the_load_balancer_serving() {
     // SIGTERM, as an upgrade or an operator's stop sends it.
     assert!(d.terminate().success(), "drover stops cleanly on SIGTERM");
     let at_stop = load.ok();
-    wait_for(Duration::from_secs(10), "answers while drover is stopped", || {
-        (load.ok() > at_stop + 50).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "answers while drover is stopped",
+        || (load.ok() > at_stop + 50).then_some(()),
+    );
     let d = Drover::start_on(&store);
     wait_for(DEADLINE, "the same load balancer adopted", || {
         let (status, s) = d.get(&format!("/v1/applications/{app}/entities/lb/sensors"));
