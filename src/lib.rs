@@ -20,7 +20,7 @@
 //! | [`host`] | 1 | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
 //! | [`policy`] | 2 | policy actors (restarter, replacer, autoscaler, the per-location placement policy) with their pure decisions and presets |
 //! | [`enricher`] | 2 | actors deriving sensors from sensors: aggregate over members, rolling mean, rate |
-//! | [`lb`] | 2 | the built-in TCP load balancer entity and its proxy |
+//! | [`lb`] | 2 | the load balancer entity, its proxy (tcp and http modes) and `drover lb-agent`, the process the proxy runs in so that it outlives drover |
 //! | [`entity`] | 3 | one actor per managed thing: application, cluster, container; the policy factory trait they are handed; the messages between a container and its host pool |
 //! | [`location`] | 4 | `drover.yaml` locations: the host pool actor (reservations, provisioning, failed hosts, adoption after a restart; sized by the shared autoscaler) and its provisioners |
 //! | [`policy_factory`] | 4 | builds the policies a blueprint attaches to an application's entities |

@@ -83,6 +83,23 @@ enum TokenWhat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A load balancer's data plane as its own process; `drover serve`
+    /// starts one per load balancer (see the README's "Load balancers").
+    #[command(hide = true)]
+    LbAgent {
+        /// The state file it writes once it listens, and whose removal stops it.
+        #[arg(long)]
+        state: PathBuf,
+        /// Address clients connect to.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// `http` or `tcp`.
+        #[arg(long, value_parser = |s: &str| serde_json::from_value::<drover::blueprint::LbMode>(serde_json::Value::String(s.into())).map_err(|e| e.to_string()))]
+        mode: drover::blueprint::LbMode,
+        /// The blueprint's `limits`, as JSON.
+        #[arg(long, value_parser = |s: &str| serde_json::from_str::<drover::blueprint::LbLimits>(s).map_err(|e| e.to_string()))]
+        limits: drover::blueprint::LbLimits,
+    },
     /// Run the service: REST API, /metrics, /healthz.
     Serve {
         /// Address to listen on (port 0 picks a free one; the chosen address is printed).
@@ -293,6 +310,21 @@ fn main() -> ExitCode {
         }
     };
     let result: Result<(), String> = match args.command {
+        Command::LbAgent {
+            state,
+            listen,
+            mode,
+            limits,
+        } => {
+            init_logs(LogFormat::Text);
+            drover::lb::agent::run(drover::lb::agent::AgentArgs {
+                state,
+                listen,
+                mode,
+                limits,
+            })
+            .map_err(|e| e.to_string())
+        }
         Command::Serve {
             listen,
             deploy,

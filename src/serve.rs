@@ -251,8 +251,14 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             locations.insert(name.clone(), at);
             pool_actors.insert(name, pool);
         }
-        Management::new(locations)
-            .with_pools(pool_actors)
+        let mut mgmt = Management::new(locations);
+        // Load balancers run as processes of their own beside the store,
+        // so they outlive this drover (crash, upgrade); an etcd store has
+        // no directory of its own, so they keep to the working directory.
+        if let Some(dir) = lb_agents_dir(&opts.store) {
+            mgmt = mgmt.with_lb_agents(dir);
+        }
+        mgmt.with_pools(pool_actors)
             .with_presets(presets)
             .with_store(store, snapshot)
             .with_allowed_host_paths(allowed_host_paths)
@@ -416,4 +422,19 @@ fn host_address_of(endpoint: &str) -> String {
         .and_then(|rest| rest.split(':').next())
         .map(str::to_string)
         .unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
+/// Where the load-balancer processes keep their state files: `lb-agents/`
+/// beside a file store; for an etcd store, `drover-lb-agents/` in the
+/// working directory.
+fn lb_agents_dir(store: &std::path::Path) -> Option<PathBuf> {
+    let text = store.to_string_lossy();
+    if text.starts_with("etcd://") {
+        return std::path::absolute("drover-lb-agents").ok();
+    }
+    let parent = store
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    Some(std::path::absolute(parent).ok()?.join("lb-agents"))
 }

@@ -37,6 +37,7 @@ pub mod engine_check;
 pub mod health_test;
 pub mod ids;
 pub mod image;
+pub mod lb;
 pub mod model;
 pub mod parse;
 pub mod ports;
@@ -56,6 +57,7 @@ pub mod wiring;
 mod runtime_tests;
 
 pub use health_test::HealthTest;
+pub use lb::{LbLimits, LbMode};
 pub use model::*;
 pub use parse::{
     parse_blueprint, parse_blueprint_with, BlueprintError, BlueprintErrors, ContextCheck,

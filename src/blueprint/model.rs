@@ -283,6 +283,15 @@ pub struct ServiceSpec {
     /// Also written `address`.
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "address")]
     pub bind: Option<String>,
+    /// `http` (each request counted, timed and balanced on its own) or
+    /// `tcp` (a connection is bound to one member). Default `http` when the
+    /// target's members have an `http` health check, else `tcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<super::lb::LbMode>,
+    /// Connection cap, header and idle timeouts, buffered bytes per
+    /// connection (see [`super::lb::LbLimits`] for the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<super::lb::LbLimits>,
 
     /// Enrichers: sensors derived from sensors (see [`EnricherSpec`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

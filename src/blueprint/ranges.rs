@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::lb::{self, LbLimits};
 use super::{Blueprint, ContainerSpec, FieldPath, ValidationError};
 
 /// The longest duration any blueprint setting takes (a week, as for
@@ -34,6 +35,9 @@ pub fn range_checks(bp: &Blueprint) -> Vec<ValidationError> {
                 path.key("enrichers").index(j).key("window"),
                 e.window,
             );
+        }
+        if let Some(l) = &svc.limits {
+            errs.extend(lb_limit_errors(&path.key("limits"), l));
         }
         container(&mut errs, &path, &svc.own_container());
         if let Some(m) = &svc.member {
@@ -77,6 +81,46 @@ fn container(errs: &mut Vec<ValidationError>, path: &FieldPath, c: &ContainerSpe
             duration(errs, pp.key("rebalance").key("cooldown"), Some(r.cooldown));
         }
     }
+}
+
+/// Range errors of a load balancer's limits, each with its path (pure).
+pub fn lb_limit_errors(path: &FieldPath, l: &LbLimits) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    if !(1..=MAX_COUNT).contains(&l.max_connections) {
+        errs.push(ValidationError::at(
+            path.key("max_connections"),
+            format!(
+                "must be between 1 and {}, got {}",
+                MAX_COUNT, l.max_connections
+            ),
+        ));
+    }
+    for (key, d) in [
+        ("header_timeout", l.header_timeout),
+        ("idle_timeout", l.idle_timeout),
+    ] {
+        if d < lb::MIN_TIMEOUT || d > MAX_DURATION {
+            errs.push(ValidationError::at(
+                path.key(key),
+                format!(
+                    "must be between 100ms and a week, got {}",
+                    humantime::format_duration(d)
+                ),
+            ));
+        }
+    }
+    if !(lb::MIN_BUFFERED_BYTES..=lb::MAX_BUFFERED_BYTES).contains(&l.max_buffered_bytes) {
+        errs.push(ValidationError::at(
+            path.key("max_buffered_bytes"),
+            format!(
+                "must be between {} and {}, got {}",
+                lb::MIN_BUFFERED_BYTES,
+                lb::MAX_BUFFERED_BYTES,
+                l.max_buffered_bytes
+            ),
+        ));
+    }
+    errs
 }
 
 fn duration(errs: &mut Vec<ValidationError>, path: FieldPath, d: Option<Duration>) {
@@ -158,5 +202,65 @@ mod tests {
         let bad = text.replace("127.0.0.1", "localhost");
         let e = parse_blueprint("b.yaml", &bad).unwrap_err().to_string();
         assert!(e.contains("must be an IP address"), "{e}");
+    }
+
+    #[test]
+    fn load_balancer_limits_out_of_range_are_refused_with_their_positions() {
+        let text = "name: s\nservices:\n  - id: web\n    type: cluster\n    member:\n      image: x\n      ports: [80]\n  - id: lb\n    type: load-balancer\n    target: web\n    port: 0\n    mode: http\n    limits:\n      max_connections: 0\n      idle_timeout: 10ms\n      max_buffered_bytes: 100\n";
+        let e = parse_blueprint("b.yaml", text).unwrap_err().to_string();
+        assert!(
+            e.contains("b.yaml:14:24: services[1].limits.max_connections: must be between 1 and 1000000, got 0"),
+            "{e}"
+        );
+        assert!(
+            e.contains("services[1].limits.idle_timeout: must be between 100ms and a week"),
+            "{e}"
+        );
+        assert!(
+            e.contains("services[1].limits.max_buffered_bytes: must be between 8192"),
+            "{e}"
+        );
+        let unknown = text.replace("      idle_timeout: 10ms\n", "      idle: 10s\n");
+        let e = parse_blueprint("b.yaml", &unknown).unwrap_err().to_string();
+        assert!(e.contains("services[1].limits"), "{e}");
+        assert!(e.contains("idle"), "{e}");
+        let on_a_cluster = "name: s\nservices:\n  - id: web\n    type: cluster\n    mode: http\n    member:\n      image: x\n";
+        let e = parse_blueprint("b.yaml", on_a_cluster)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`mode` is only for a load balancer"), "{e}");
+    }
+
+    #[test]
+    fn defaults_are_in_range() {
+        assert!(super::lb_limit_errors(
+            &crate::blueprint::FieldPath::root(),
+            &crate::blueprint::LbLimits::default()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn every_limit_out_of_range_is_named() {
+        let l = crate::blueprint::LbLimits {
+            max_connections: 0,
+            header_timeout: std::time::Duration::ZERO,
+            idle_timeout: std::time::Duration::from_secs(30 * 24 * 3600),
+            max_buffered_bytes: 100,
+        };
+        let errs: Vec<String> =
+            super::lb_limit_errors(&crate::blueprint::FieldPath::root().key("limits"), &l)
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        for key in [
+            "max_connections",
+            "header_timeout",
+            "idle_timeout",
+            "max_buffered_bytes",
+        ] {
+            assert!(errs.iter().any(|e| e.contains(key)), "{key}: {errs:?}");
+        }
     }
 }

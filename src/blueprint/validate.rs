@@ -268,7 +268,7 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
                 if present {
                     errs.push(ValidationError::at_key(
                         path.key(field),
-                        format!("`{field}` is not a load balancer setting; it has `target`, `port`, `target_port` and `bind`"),
+                        format!("`{field}` is not a load balancer setting; it has `target`, `port`, `target_port`, `bind`, `mode` and `limits`"),
                     ));
                 }
             }
@@ -365,6 +365,8 @@ pub fn validate_service(index: usize, spec: &ServiceSpec) -> Vec<ValidationError
             ("port", spec.port.is_some()),
             ("target_port", spec.target_port.is_some()),
             ("bind", spec.bind.is_some()),
+            ("mode", spec.mode.is_some()),
+            ("limits", spec.limits.is_some()),
         ] {
             if present {
                 errs.push(ValidationError::at_key(

@@ -175,6 +175,12 @@ const LB_SENSORS: &[&str] = &[
     "lb.reqs_per_sec.per_member",
     "lb.connections.per_member",
     "lb.connect_latency_seconds",
+    "lb.reqs_per_sec.by_member",
+    "lb.mode",
+    "lb.requests_total",
+    "lb.responses",
+    "lb.latency_p50",
+    "lb.latency_p99",
 ];
 
 /// The sensors a service of this type and spec publishes, for messages.

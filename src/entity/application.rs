@@ -227,13 +227,21 @@ impl ApplicationEntity {
                         .parse()
                         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
                     let listen = std::net::SocketAddr::new(ip, svc.port.unwrap_or(0));
+                    let agent_file = self
+                        .links
+                        .lb_agents
+                        .as_ref()
+                        .map(|dir| dir.join(format!("{}-{}.json", self.me.app, svc.id)));
                     let addr = LoadBalancerEntity::new(
                         child.clone(),
                         target,
                         target_handle,
                         listen,
                         target_port,
+                        crate::lb::mode_of(&self.blueprint, &svc),
+                        svc.limits.clone().unwrap_or_default(),
                     )
+                    .with_agent(agent_file)
                     .start();
                     load_balancer_handle(&addr)
                 }

@@ -1,4 +1,6 @@
-//! The built-in load balancer entity: a TCP proxy inside drover.
+//! The built-in load balancer entity: a proxy inside drover, in `tcp` mode
+//! (a client connection bound to a member) or `http` mode (each request of
+//! a keep-alive connection balanced, counted and timed on its own).
 //!
 //! The entity follows its target cluster's `group.endpoints` sensor, which
 //! lists only members that are `running`, so a member leaves the pool the
@@ -7,6 +9,7 @@
 //! connection failure and retries the connection on another member, so
 //! clients see as few errors as possible.
 
+pub mod agent;
 pub mod proxy;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -15,11 +18,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::json;
 
+use crate::blueprint::{LbLimits, LbMode};
 use crate::protocol::{
     entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke,
     Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
 use proxy::{Backend, Proxy, ProxyConfig};
+use std::path::PathBuf;
 
 /// Sensors of a load balancer.
 pub mod sensors {
@@ -31,15 +36,41 @@ pub mod sensors {
     pub const ACTIVE: &str = "lb.active_connections";
     pub const ERRORS_TOTAL: &str = "lb.errors_total";
     pub const RETRIES_TOTAL: &str = "lb.retries_total";
-    /// Connections per second over the last second (a connection is a request for short-lived clients).
+    /// Requests per second over the last second in `http` mode; connections
+    /// per second in `tcp` mode (a connection is a request for short-lived clients).
     pub const REQS_PER_SEC: &str = "lb.reqs_per_sec";
+    /// `lb.reqs_per_sec` divided by the members in the pool: what the
+    /// `web-autoscaler` preset targets.
     pub const REQS_PER_SEC_PER_MEMBER: &str = "lb.reqs_per_sec.per_member";
+    /// Requests (http) or connections (tcp) per second of each member, by member name.
+    pub const REQS_PER_SEC_BY_MEMBER: &str = "lb.reqs_per_sec.by_member";
+    /// Requests (http) or connections (tcp) served, by member name.
     pub const PER_MEMBER: &str = "lb.connections.per_member";
+    /// `http` or `tcp`.
+    pub const MODE: &str = "lb.mode";
+    /// HTTP mode: responses sent to clients.
+    pub const REQUESTS_TOTAL: &str = "lb.requests_total";
+    /// HTTP mode: responses by status class (`{"2xx": n, ...}`).
+    pub const RESPONSES: &str = "lb.responses";
+    /// HTTP mode: median request latency over the last 10 s, in seconds.
+    pub const LATENCY_P50: &str = "lb.latency_p50";
+    /// HTTP mode: 99th percentile request latency over the last 10 s, in seconds.
+    pub const LATENCY_P99: &str = "lb.latency_p99";
+    /// The pid of the `drover lb-agent` process serving (the same after a
+    /// drover restart: it was adopted, not restarted).
+    pub const AGENT_PID: &str = "lb.agent_pid";
     pub const CONNECT_LATENCY: &str = "lb.connect_latency_seconds";
 }
 
 /// How often traffic sensors are published.
 const STATS_EVERY: Duration = Duration::from_secs(1);
+/// The latency quantiles cover this much history: one second holds too few
+/// slow requests for a p99 to mean anything at low rates.
+const LATENCY_WINDOW: Duration = Duration::from_secs(10);
+/// The agent's pool is set again every this many ticks.
+const RESYNC_TICKS: u64 = 5;
+/// Failed control calls in a row after which the agent is presumed gone.
+const AGENT_FAILURES: u32 = 3;
 
 /// One endpoint a cluster publishes in `group.endpoints`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,17 +96,47 @@ pub fn backends_for(endpoints: &[Endpoint], target_port: u16) -> Vec<Backend> {
         .collect()
 }
 
+/// A load balancer's mode: as written, else `http` when its target's
+/// members have an `http` health check (they speak HTTP), else `tcp` (pure).
+pub fn mode_of(bp: &crate::blueprint::Blueprint, lb: &crate::blueprint::ServiceSpec) -> LbMode {
+    if let Some(m) = lb.mode {
+        return m;
+    }
+    let http_checked = bp
+        .services
+        .iter()
+        .find(|s| Some(&s.id) == lb.target.as_ref())
+        .and_then(|t| t.member.as_ref())
+        .and_then(|m| m.health.as_ref())
+        .is_some_and(|h| h.http.is_some());
+    if http_checked {
+        LbMode::Http
+    } else {
+        LbMode::Tcp
+    }
+}
+
 pub struct LoadBalancerEntity {
     me: EntityRef,
     target: EntityRef,
     target_subscribe: Recipient<Subscribe>,
     listen: SocketAddr,
     target_port: u16,
+    config: ProxyConfig,
+    limits: LbLimits,
     proxy: Option<Proxy>,
+    /// The agent's state file; `None` runs the proxy in drover's process.
+    agent_file: Option<PathBuf>,
+    agent: Option<agent::AgentClient>,
+    /// Control calls failed in a row; at [`AGENT_FAILURES`] another agent is started.
+    agent_failures: u32,
+    ticks: u64,
     board: SensorBoard,
     state: Lifecycle,
     endpoints: Vec<Endpoint>,
     last_stats: Option<(Instant, u64, std::collections::BTreeMap<String, u64>)>,
+    /// Latency histogram snapshots of the last [`LATENCY_WINDOW`], oldest first.
+    latency_history: std::collections::VecDeque<(Instant, Vec<u64>)>,
     start_error: Option<String>,
 }
 
@@ -86,6 +147,8 @@ impl LoadBalancerEntity {
         target_subscribe: Recipient<Subscribe>,
         listen: SocketAddr,
         target_port: u16,
+        mode: LbMode,
+        limits: LbLimits,
     ) -> Self {
         LoadBalancerEntity {
             me,
@@ -93,13 +156,26 @@ impl LoadBalancerEntity {
             target_subscribe,
             listen,
             target_port,
+            config: ProxyConfig::from_blueprint(mode, &limits),
+            limits,
             proxy: None,
+            agent_file: None,
+            agent: None,
+            agent_failures: 0,
+            ticks: 0,
             board: SensorBoard::default(),
             state: Lifecycle::Created,
             endpoints: Vec::new(),
             last_stats: None,
+            latency_history: std::collections::VecDeque::new(),
             start_error: None,
         }
+    }
+
+    /// Runs the data plane as a `drover lb-agent` process with this state file.
+    pub fn with_agent(mut self, state_file: Option<PathBuf>) -> Self {
+        self.agent_file = state_file;
+        self
     }
 
     fn set_state(&mut self, state: Lifecycle) {
@@ -115,26 +191,173 @@ impl LoadBalancerEntity {
         }
     }
 
-    fn apply_endpoints(&mut self) {
+    fn apply_endpoints(&mut self, ctx: &mut Context<Self>) {
         let backends = backends_for(&self.endpoints, self.target_port);
         let names: Vec<&str> = backends.iter().map(|b| b.member.as_str()).collect();
         self.board.set(&self.me, sensors::BACKENDS, json!(names));
         if let Some(p) = &self.proxy {
             p.set_backends(backends);
+        } else if let Some(a) = self.agent.clone().filter(|_| !backends.is_empty()) {
+            // An empty pool is never pushed to an agent: a drover that has
+            // just restarted sees no running member until its rebind has
+            // checked them, and the agent's last members serve meanwhile
+            // (the dead ones it ejects itself).
+            ctx.spawn(
+                async move { a.set_backends(&backends).await }
+                    .into_actor(self)
+                    .map(|r, act, _| {
+                        if let Err(e) = r {
+                            tracing::warn!(lb = %act.me, error = %e, "could not set the load balancer's backends; retried within seconds");
+                        }
+                    }),
+            );
         }
     }
 
-    fn publish_stats(&mut self) {
-        let Some(p) = &self.proxy else { return };
-        let st = p.stats();
+    /// Every [`STATS_EVERY`]: the counters, from the in-process proxy or
+    /// from the agent; the agent's pool is also set again every few ticks
+    /// (level-triggered: an agent that lost its pool gets it back).
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(p) = &self.proxy {
+            let st = p.stats();
+            self.publish_stats(st);
+            return;
+        }
+        let Some(a) = self.agent.clone() else { return };
+        self.ticks += 1;
+        if self.ticks % RESYNC_TICKS == 0 {
+            self.apply_endpoints(ctx);
+        }
+        ctx.spawn(async move { a.stats().await }.into_actor(self).map(|r, act, ctx| {
+            match r {
+                Ok(st) => {
+                    act.agent_failures = 0;
+                    act.publish_stats(st);
+                }
+                Err(e) => {
+                    act.agent_failures += 1;
+                    tracing::warn!(lb = %act.me, error = %e, failures = act.agent_failures, "load balancer process not answering");
+                    if act.agent_failures >= AGENT_FAILURES && act.agent.is_some() {
+                        // Gone (killed, or its machine rebooted): start another.
+                        act.agent = None;
+                        act.agent_failures = 0;
+                        ctx.spawn(act.open_plane().into_actor(act).map(|res, act, ctx| {
+                            let _ = act.on_up(res, ctx);
+                        }));
+                    }
+                }
+            }
+        }));
+    }
+
+    /// The data plane: adopts the agent a previous drover left when it
+    /// serves the same listen address, mode and limits; else starts one
+    /// (or, without an agent directory, a proxy in this process).
+    fn open_plane(&self) -> impl std::future::Future<Output = Result<Plane, String>> + 'static {
+        let listen = self.listen;
+        let config = self.config.clone();
+        let limits = self.limits.clone();
+        let file = self.agent_file.clone();
+        async move {
+            let Some(file) = file else {
+                return Proxy::start(listen, config).await.map(Plane::Local).map_err(|e| {
+                    format!("cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)")
+                });
+            };
+            if let Some(a) = agent::adopt(&file).await {
+                let same_listen = a.state.listen.ip() == listen.ip()
+                    && (listen.port() == 0 || a.state.listen.port() == listen.port());
+                if same_listen && a.state.mode == config.mode && a.state.limits == limits {
+                    tracing::info!(pid = a.state.pid, listen = %a.state.listen, "adopted the running load balancer process");
+                    return Ok(Plane::Agent(Box::new(a), true));
+                }
+                // Settings changed while drover was away: make it again.
+                agent::release(&file, Some(a.state.pid));
+                a.shutdown().await;
+                wait_port_free(a.state.listen).await;
+            }
+            if listen.port() != 0 {
+                // A load balancer made again (apply) on the same port: its
+                // predecessor lets go of the port within a second.
+                wait_port_free(listen).await;
+            }
+            agent::spawn(&file, listen, config.mode, &limits)
+                .await
+                .map(|a| Plane::Agent(Box::new(a), false))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn on_up(
+        &mut self,
+        res: Result<Plane, String>,
+        ctx: &mut Context<Self>,
+    ) -> Result<serde_json::Value, EntityError> {
+        match res {
+            Ok(plane) => {
+                let (local, adopted) = match &plane {
+                    Plane::Local(p) => (p.local_addr(), false),
+                    Plane::Agent(a, adopted) => (a.state.listen, *adopted),
+                };
+                let shown = if local.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    local.ip().to_string()
+                };
+                self.board.set(&self.me, sensors::ADDRESS, json!(shown));
+                self.board.set(&self.me, sensors::PORT, json!(local.port()));
+                match plane {
+                    Plane::Local(p) => self.proxy = Some(p),
+                    Plane::Agent(a, _) => {
+                        self.board
+                            .set(&self.me, sensors::AGENT_PID, json!(a.state.pid));
+                        self.agent = Some(*a);
+                    }
+                }
+                self.start_error = None;
+                self.apply_endpoints(ctx);
+                self.set_state(Lifecycle::Running);
+                Ok(json!({ "state": "running", "port": local.port(), "adopted": adopted }))
+            }
+            Err(message) => {
+                self.start_error = Some(message.clone());
+                self.board.set(&self.me, s::ENTITY_ERROR, json!(message));
+                self.set_state(Lifecycle::OnFire);
+                Err(EntityError::StartFailed {
+                    entity: self.me.to_string(),
+                    message,
+                })
+            }
+        }
+    }
+
+    fn publish_stats(&mut self, st: proxy::ProxyStats) {
         let now = Instant::now();
         // A rate needs two samples: publishing 0 from the first would tell
         // an autoscaler the load vanished (a restart is not a lull).
         let first = self.last_stats.is_none();
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let counted = match st.mode {
+            LbMode::Http => st.requests_total,
+            LbMode::Tcp => st.connections_total,
+        };
+        let by_member: std::collections::BTreeMap<String, f64> = match &self.last_stats {
+            Some((t, _, before)) => {
+                let dt = now.duration_since(*t).as_secs_f64().max(1e-3);
+                st.per_member
+                    .iter()
+                    .map(|(m, n)| {
+                        let was = before.get(m).copied().unwrap_or(0);
+                        (m.clone(), round(n.saturating_sub(was) as f64 / dt))
+                    })
+                    .collect()
+            }
+            None => Default::default(),
+        };
         let (rate, per_member_rate) = match &self.last_stats {
             Some((t, total, _)) => {
                 let dt = now.duration_since(*t).as_secs_f64().max(1e-3);
-                let rate = (st.connections_total.saturating_sub(*total)) as f64 / dt;
+                let rate = (counted.saturating_sub(*total)) as f64 / dt;
                 let members = self
                     .board
                     .get(sensors::BACKENDS)
@@ -151,7 +374,6 @@ impl LoadBalancerEntity {
             }
             None => (0.0, 0.0),
         };
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
         self.board.set(
             &self.me,
             sensors::CONNECTIONS_TOTAL,
@@ -170,6 +392,11 @@ impl LoadBalancerEntity {
                 sensors::REQS_PER_SEC_PER_MEMBER,
                 json!(round(per_member_rate)),
             );
+            self.board
+                .set(&self.me, sensors::REQS_PER_SEC_BY_MEMBER, json!(by_member));
+        }
+        if st.mode == LbMode::Http {
+            self.publish_http(now, &st);
         }
         self.board
             .set(&self.me, sensors::PER_MEMBER, json!(st.per_member));
@@ -183,13 +410,70 @@ impl LoadBalancerEntity {
                 ),
             );
         }
-        self.last_stats = Some((now, st.connections_total, st.per_member));
+        self.last_stats = Some((now, counted, st.per_member));
     }
 
-    /// Stats for the metrics module.
-    pub fn stats(&self) -> Option<proxy::ProxyStats> {
-        self.proxy.as_ref().map(|p| p.stats())
+    /// Request counters and the latency quantiles of the last [`LATENCY_WINDOW`].
+    fn publish_http(&mut self, now: Instant, st: &proxy::ProxyStats) {
+        self.board
+            .set(&self.me, sensors::REQUESTS_TOTAL, json!(st.requests_total));
+        self.board.set(
+            &self.me,
+            sensors::RESPONSES,
+            json!(status_classes(&st.responses)),
+        );
+        while self
+            .latency_history
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > LATENCY_WINDOW)
+        {
+            self.latency_history.pop_front();
+        }
+        let before: &[u64] = self.latency_history.front().map_or(&[], |(_, h)| h);
+        let q = |q| proxy::latency::quantile_between(before, &st.latency, q);
+        // Quantiles only when requests were timed in the window: an idle
+        // load balancer keeps its last figures rather than claiming 0 s.
+        if let (Some(p50), Some(p99)) = (q(0.5), q(0.99)) {
+            let round = |x: f64| (x * 1e6).round() / 1e6;
+            self.board
+                .set(&self.me, sensors::LATENCY_P50, json!(round(p50)));
+            self.board
+                .set(&self.me, sensors::LATENCY_P99, json!(round(p99)));
+        }
+        self.latency_history.push_back((now, st.latency.clone()));
     }
+}
+
+/// The running data plane.
+enum Plane {
+    /// A proxy in drover's process (no agent directory: unit tests).
+    Local(Proxy),
+    /// A `drover lb-agent` process; `true` when adopted from a previous drover.
+    Agent(Box<agent::AgentClient>, bool),
+}
+
+/// Waits (up to 5 s) until nothing listens on `addr`, so a new agent can bind it.
+async fn wait_port_free(addr: SocketAddr) {
+    let probe = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(probe).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Counts by status class as a sensor value: `{"1xx": n, ..., "5xx": n}` (pure).
+pub fn status_classes(counts: &[u64; 5]) -> std::collections::BTreeMap<String, u64> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (format!("{}xx", k + 1), *n))
+        .collect()
 }
 
 impl Actor for LoadBalancerEntity {
@@ -198,12 +482,16 @@ impl Actor for LoadBalancerEntity {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.board
             .set(&self.me, sensors::TARGET, json!(self.target.entity));
+        self.board
+            .set(&self.me, sensors::MODE, json!(self.config.mode.as_str()));
         self.target_subscribe
             .do_send(Subscribe(ctx.address().recipient()));
-        ctx.run_interval(STATS_EVERY, |act, _| act.publish_stats());
+        ctx.run_interval(STATS_EVERY, |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // An agent keeps serving: drover stopping (SIGTERM, an upgrade) is
+        // not the application going away.
         if let Some(p) = self.proxy.take() {
             p.shutdown();
         }
@@ -229,7 +517,7 @@ entity_handlers!(LoadBalancerEntity);
 
 impl Handler<EntityEvent> for LoadBalancerEntity {
     type Result = ();
-    fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
+    fn handle(&mut self, ev: EntityEvent, ctx: &mut Context<Self>) {
         if let EntityEvent::Sensor {
             source,
             name,
@@ -238,7 +526,7 @@ impl Handler<EntityEvent> for LoadBalancerEntity {
         {
             if source == self.target && name == s::GROUP_ENDPOINTS {
                 self.endpoints = serde_json::from_value(value.value).unwrap_or_default();
-                self.apply_endpoints();
+                self.apply_endpoints(ctx);
             }
         }
     }
@@ -250,32 +538,15 @@ impl Handler<Invoke> for LoadBalancerEntity {
     fn handle(&mut self, msg: Invoke, _: &mut Context<Self>) -> Self::Result {
         match msg.effector.as_str() {
             "start" => {
-                if self.proxy.is_some() {
+                if self.proxy.is_some() || self.agent.is_some() {
                     return Box::pin(fut::ready(Ok(json!({ "state": "running" }))));
                 }
                 self.set_state(Lifecycle::Starting);
-                let listen = self.listen;
-                Box::pin(async move { Proxy::start(listen, ProxyConfig::default()).await }.into_actor(self).map(move |res, act, _| {
-                    match res {
-                        Ok(p) => {
-                            let local = p.local_addr();
-                            let shown = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
-                            act.board.set(&act.me, sensors::ADDRESS, json!(shown));
-                            act.board.set(&act.me, sensors::PORT, json!(local.port()));
-                            act.proxy = Some(p);
-                            act.apply_endpoints();
-                            act.set_state(Lifecycle::Running);
-                            Ok(json!({ "state": "running", "port": local.port() }))
-                        }
-                        Err(e) => {
-                            let message = format!("cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)");
-                            act.start_error = Some(message.clone());
-                            act.board.set(&act.me, s::ENTITY_ERROR, json!(message));
-                            act.set_state(Lifecycle::OnFire);
-                            Err(EntityError::StartFailed { entity: act.me.to_string(), message })
-                        }
-                    }
-                }))
+                Box::pin(
+                    self.open_plane()
+                        .into_actor(self)
+                        .map(|res, act, ctx| act.on_up(res, ctx)),
+                )
             }
             other => Box::pin(fut::ready(Err(EntityError::unknown_effector(
                 &self.me,
@@ -292,6 +563,15 @@ impl Handler<Teardown> for LoadBalancerEntity {
         if let Some(p) = self.proxy.take() {
             p.shutdown();
         }
+        // The application is going: its agent goes too (removing the state
+        // file alone stops it within a second, should it not answer).
+        if let Some(file) = &self.agent_file {
+            let agent = self.agent.take();
+            agent::release(file, agent.as_ref().map(|a| a.state.pid));
+            if let Some(a) = agent {
+                actix::spawn(async move { a.shutdown().await });
+            }
+        }
         self.set_state(Lifecycle::Stopped);
         self.board.emit(EntityEvent::Gone {
             source: self.me.clone(),
@@ -304,6 +584,33 @@ impl Handler<Teardown> for LoadBalancerEntity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mode_follows_the_targets_health_check_unless_written() {
+        let bp = |check: &str, mode: &str| {
+            crate::blueprint::parse_blueprint(
+                "b.yaml",
+                &format!(
+                    "name: s\nservices:\n  - id: web\n    type: cluster\n    member:\n      image: x\n      ports: [80]\n      health: {{ {check}: {{ port: 80 }} }}\n  - id: lb\n    type: load-balancer\n    target: web\n    port: 0\n{mode}"
+                ),
+            )
+            .unwrap()
+        };
+        let b = bp("http", "");
+        assert_eq!(mode_of(&b, &b.services[1]), LbMode::Http);
+        let b = bp("tcp", "");
+        assert_eq!(mode_of(&b, &b.services[1]), LbMode::Tcp);
+        let b = bp("http", "    mode: tcp\n");
+        assert_eq!(mode_of(&b, &b.services[1]), LbMode::Tcp);
+    }
+
+    #[test]
+    fn status_classes_are_named() {
+        let c = status_classes(&[0, 7, 1, 2, 3]);
+        assert_eq!(c["2xx"], 7);
+        assert_eq!(c["5xx"], 3);
+        assert_eq!(c.len(), 5);
+    }
 
     #[test]
     fn backends_come_from_endpoints_with_the_target_port() {

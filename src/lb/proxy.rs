@@ -33,8 +33,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use crate::blueprint::{LbLimits, LbMode};
+
 /// One upstream endpoint of the pool.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Backend {
     /// Member (container) name; used for ejection identity and statistics.
     pub member: String,
@@ -64,6 +66,30 @@ pub struct ProxyConfig {
     /// Default 60 s (long requests; HAProxy's `timeout client` is often
     /// 30 to 60 s).
     pub first_byte_timeout: Duration,
+    /// `http`: each request balanced, counted and timed; `tcp`: bytes.
+    pub mode: LbMode,
+    /// HTTP mode: time a client has to send a request's head.
+    pub header_timeout: Duration,
+    /// HTTP mode: a keep-alive connection without a request this long is closed.
+    pub idle_timeout: Duration,
+    /// HTTP mode: hyper's read buffer and the largest request body kept
+    /// to retry on another member.
+    pub max_buffered: usize,
+}
+
+impl ProxyConfig {
+    /// The data plane's settings from a blueprint's mode and limits.
+    pub fn from_blueprint(mode: LbMode, limits: &LbLimits) -> Self {
+        ProxyConfig {
+            mode,
+            max_connections: limits.max_connections as usize,
+            header_timeout: limits.header_timeout,
+            idle_timeout: limits.idle_timeout,
+            max_buffered: limits.max_buffered_bytes as usize,
+            replay_buffer: limits.max_buffered_bytes as usize,
+            ..ProxyConfig::default()
+        }
+    }
 }
 
 impl Default for ProxyConfig {
@@ -75,12 +101,16 @@ impl Default for ProxyConfig {
             replay_buffer: 64 * 1024,
             max_connections: 10_000,
             first_byte_timeout: Duration::from_secs(60),
+            mode: LbMode::Tcp,
+            header_timeout: crate::blueprint::lb::default_header_timeout(),
+            idle_timeout: crate::blueprint::lb::default_idle_timeout(),
+            max_buffered: crate::blueprint::lb::default_max_buffered_bytes() as usize,
         }
     }
 }
 
-/// Snapshot of the proxy counters.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Snapshot of the proxy counters (also the agent's `GET /v1/stats` answer).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyStats {
     /// Client connections accepted.
     pub connections_total: u64,
@@ -96,6 +126,14 @@ pub struct ProxyStats {
     pub connect_seconds_sum: f64,
     /// Number of successful backend connects.
     pub connect_seconds_count: u64,
+    /// The proxy's mode.
+    pub mode: LbMode,
+    /// HTTP mode: responses sent to clients.
+    pub requests_total: u64,
+    /// HTTP mode: responses by status class, 1xx to 5xx.
+    pub responses: [u64; 5],
+    /// HTTP mode: the cumulative latency histogram (see [`latency`]).
+    pub latency: Vec<u64>,
 }
 
 /// Handle on a running proxy. Cheap to clone; the accept loop stops when
@@ -161,6 +199,14 @@ struct Inner {
     connect_nanos_sum: AtomicU64,
     connect_count: AtomicU64,
     per_member: Mutex<HashMap<String, u64>>,
+    /// HTTP mode: responses sent to clients (from members or the proxy's own 502/503).
+    requests_total: AtomicU64,
+    /// HTTP mode: responses by status class, 1xx to 5xx.
+    classes: [AtomicU64; 5],
+    /// HTTP mode: time from a request read to its response written.
+    latency: latency::Histogram,
+    /// HTTP mode: keep-alive connections to the members.
+    client: http::MemberClient,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,7 +224,6 @@ impl Proxy {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
-            cfg,
             local_addr,
             epoch: Instant::now(),
             closed: AtomicBool::new(false),
@@ -191,6 +236,11 @@ impl Proxy {
             connect_nanos_sum: AtomicU64::new(0),
             connect_count: AtomicU64::new(0),
             per_member: Mutex::new(HashMap::new()),
+            requests_total: AtomicU64::new(0),
+            classes: Default::default(),
+            latency: latency::Histogram::default(),
+            client: http::member_client(&cfg),
+            cfg,
         });
         let task = tokio::spawn(accept_loop(inner.clone(), listener));
         debug!(listen = %local_addr, "lb proxy listening");
@@ -264,6 +314,10 @@ impl Proxy {
                 .collect(),
             connect_seconds_sum: i.connect_nanos_sum.load(Ordering::Relaxed) as f64 / 1e9,
             connect_seconds_count: i.connect_count.load(Ordering::Relaxed),
+            mode: i.cfg.mode,
+            requests_total: i.requests_total.load(Ordering::Relaxed),
+            responses: std::array::from_fn(|k| i.classes[k].load(Ordering::Relaxed)),
+            latency: i.latency.snapshot(),
         }
     }
 
@@ -363,7 +417,12 @@ impl Inner {
 }
 
 mod conn;
+mod http;
+pub mod latency;
 use conn::accept_loop;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod http_tests;

@@ -138,6 +138,8 @@ struct AppRecord {
 pub struct Management {
     /// Location name → where entities of that location run.
     locations: BTreeMap<String, Placement>,
+    /// Directory of the load-balancer processes' state files (see [`crate::lb::agent`]).
+    lb_agents: Option<std::path::PathBuf>,
     /// Location name → its host pool (`drover.yaml` locations only).
     pools: BTreeMap<String, Addr<crate::location::HostPool>>,
     apps: BTreeMap<String, AppRecord>,
@@ -184,6 +186,7 @@ impl Management {
     pub fn new(locations: BTreeMap<String, Placement>) -> Self {
         Management {
             locations,
+            lb_agents: None,
             pools: BTreeMap::new(),
             apps: BTreeMap::new(),
             model: Default::default(),
@@ -322,7 +325,15 @@ impl Management {
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
             images: Default::default(),
+            lb_agents: self.lb_agents.clone(),
         }
+    }
+
+    /// Load balancers run as `drover lb-agent` processes with their state
+    /// files in `dir` (beside the store), and outlive a drover restart.
+    pub fn with_lb_agents(mut self, dir: std::path::PathBuf) -> Self {
+        self.lb_agents = Some(dir);
+        self
     }
 
     /// A new entity: into the read model, and subscribed to.

@@ -123,6 +123,25 @@ impl Management {
                     counter(&metrics::LB_CONNECTIONS, lb::CONNECTIONS_TOTAL);
                     counter(&metrics::LB_ERRORS, lb::ERRORS_TOTAL);
                     counter(&metrics::LB_RETRIES, lb::RETRIES_TOTAL);
+                    // HTTP mode only: a tcp load balancer has no requests
+                    // to count, so it gets no series rather than zeros.
+                    if sensor(lb::REQUESTS_TOTAL).is_some() {
+                        counter(&metrics::LB_REQUESTS, lb::REQUESTS_TOTAL);
+                        if let Some(classes) = sensor(lb::RESPONSES).and_then(|r| r.as_object()) {
+                            for (class, n) in classes {
+                                metrics::LB_RESPONSES
+                                    .with_label_values(&[labels[0], labels[1], class.as_str()])
+                                    .inc_by(n.as_u64().unwrap_or(0));
+                            }
+                        }
+                        for (q, name) in [("p50", lb::LATENCY_P50), ("p99", lb::LATENCY_P99)] {
+                            if let Some(v) = sensor(name).and_then(|x| x.as_f64()) {
+                                metrics::LB_LATENCY
+                                    .with_label_values(&[labels[0], labels[1], q])
+                                    .set(v);
+                            }
+                        }
+                    }
                     metrics::LB_REQUESTS_PER_SECOND
                         .with_label_values(&labels)
                         .set(

@@ -13,7 +13,9 @@
 //! never a cluster member: members are numbered without bound as they are
 //! replaced, so a member's failure counts under its cluster), `host`,
 //! `kind`, `state`, `effector`, `outcome`, `policy`, `action`, `fault`,
-//! `reason` (of a refused API request: six fixed values).
+//! `reason` (of a refused API request: six fixed values), `class` (an HTTP
+//! status class: `1xx` to `5xx`), `percentile` (`p50`, `p99`; not
+//! `quantile`, which Prometheus keeps for summaries).
 //! Never a container id.
 //!
 //! # Where the numbers come from
@@ -183,19 +185,37 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "drover_lb_requests_per_second",
         "gauge",
         "application, entity",
-        "Client connections per second over the last second (sensor lb.reqs_per_sec); rate(drover_lb_connections_total) is its smoothed form.",
+        "Requests per second over the last second in http mode, client connections per second in tcp mode (sensor lb.reqs_per_sec); rate(drover_lb_requests_total) (http) or rate(drover_lb_connections_total) (tcp) is its smoothed form.",
+    ),
+    (
+        "drover_lb_requests_total",
+        "counter",
+        "application, entity",
+        "HTTP requests a load balancer in http mode answered, whether a member or the load balancer itself (502, 503) answered (sensor lb.requests_total).",
+    ),
+    (
+        "drover_lb_responses_total",
+        "counter",
+        "application, entity, class",
+        "HTTP responses of a load balancer in http mode by status class, 1xx to 5xx (sensor lb.responses).",
+    ),
+    (
+        "drover_lb_latency_seconds",
+        "gauge",
+        "application, entity, percentile",
+        "Request latency percentiles (p50, p99) of a load balancer in http mode over the last 10 s, from a request read to its response written (sensors lb.latency_p50, lb.latency_p99).",
     ),
     (
         "drover_lb_errors_total",
         "counter",
         "application, entity",
-        "Client connections a load balancer could not serve (sensor lb.errors_total).",
+        "Client connections (tcp mode) or requests (http mode: answered 502 or 503 by the load balancer itself) a load balancer could not serve (sensor lb.errors_total).",
     ),
     (
         "drover_lb_retries_total",
         "counter",
         "application, entity",
-        "Connections replayed to another member after a backend failed (sensor lb.retries_total).",
+        "Connections (tcp mode) or requests (http mode) sent again to another member after one failed (sensor lb.retries_total).",
     ),
     (
         "drover_host_containers",
@@ -379,6 +399,18 @@ pub static LB_ERRORS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_lb_errors_total"));
 pub static LB_RETRIES: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("drover_lb_retries_total"));
+pub static LB_REQUESTS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_lb_requests_total"));
+pub static LB_RESPONSES: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("drover_lb_responses_total"));
+/// A float gauge: seconds.
+pub static LB_LATENCY: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    let (help, labels) = entry("drover_lb_latency_seconds", "gauge");
+    register(
+        prometheus::GaugeVec::new(Opts::new("drover_lb_latency_seconds", help), &labels)
+            .expect("valid metric"),
+    )
+});
 pub static HOST_CONTAINERS: LazyLock<IntGaugeVec> =
     LazyLock::new(|| gauge_vec("drover_host_containers"));
 pub static HOST_CPUS: LazyLock<IntGaugeVec> = LazyLock::new(|| gauge_vec("drover_host_cpus"));
@@ -500,6 +532,9 @@ pub fn init() {
     LazyLock::force(&LB_REQUESTS_PER_SECOND);
     LazyLock::force(&LB_ERRORS);
     LazyLock::force(&LB_RETRIES);
+    LazyLock::force(&LB_REQUESTS);
+    LazyLock::force(&LB_RESPONSES);
+    LazyLock::force(&LB_LATENCY);
     LazyLock::force(&HOST_CONTAINERS);
     LazyLock::force(&PLACEMENT_SECONDS);
     LazyLock::force(&LOCATION_HOSTS);
@@ -590,6 +625,9 @@ pub fn reset_state_metrics() {
     LB_REQUESTS_PER_SECOND.reset();
     LB_ERRORS.reset();
     LB_RETRIES.reset();
+    LB_REQUESTS.reset();
+    LB_RESPONSES.reset();
+    LB_LATENCY.reset();
     HOST_CONTAINERS.reset();
     HOST_CPUS.reset();
     HOST_MEMORY.reset();
@@ -646,9 +684,12 @@ mod tests {
             &*LB_CONNECTIONS,
             &*LB_ERRORS,
             &*LB_RETRIES,
+            &*LB_REQUESTS,
         ] {
             v.with_label_values(&["a", "b"]).inc_by(0);
         }
+        LB_RESPONSES.with_label_values(&["a", "b", "2xx"]).inc_by(0);
+        LB_LATENCY.with_label_values(&["a", "b", "p99"]).set(0.0);
         REPLACEMENTS.with_label_values(&["a", "b", "ok"]).inc_by(0);
         POLICY_ACTIONS
             .with_label_values(&["a", "restarter", "restart", "scheduled"])
@@ -724,6 +765,8 @@ mod tests {
             "outcome",
             "fault",
             "reason",
+            "class",
+            "percentile",
         ];
         for (name, kind, labels, help) in CATALOGUE {
             assert!(name.starts_with("drover_"), "{name}");

@@ -13,12 +13,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::Inner;
+use crate::blueprint::LbMode;
 
 /// Size of the read buffers used before a connection is committed.
 const CHUNK: usize = 16 * 1024;
 
 /// Decrements `active` when a client connection ends, however it ends.
-struct ActiveGuard(Arc<Inner>);
+pub(super) struct ActiveGuard(pub(super) Arc<Inner>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
@@ -44,7 +45,10 @@ pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                 }
                 inner.active.fetch_add(1, Ordering::Relaxed);
                 let guard = ActiveGuard(inner.clone());
-                tokio::spawn(serve(guard, client, peer));
+                match inner.cfg.mode {
+                    LbMode::Http => tokio::spawn(super::http::serve(guard, client, peer)),
+                    LbMode::Tcp => tokio::spawn(serve(guard, client, peer)),
+                };
             }
             Err(e) => match e.kind() {
                 io::ErrorKind::ConnectionAborted
