@@ -302,6 +302,9 @@ pub enum Bootstrap {
     Kept(PathBuf),
     /// The file holds a token that is not in force (revoked): left alone.
     Stale(PathBuf),
+    /// No file here, and another drover of the cluster (etcd) made the
+    /// admin token: none is made; copy its file here.
+    Elsewhere(PathBuf),
 }
 
 /// At start: when no `admin.token` is beside the store, makes an admin
@@ -354,11 +357,24 @@ pub fn bootstrap(
     f.write_all(format!("{token}\n").as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(file_err)?;
-    if let Err(e) = store.put_token(&record) {
-        let _ = std::fs::remove_file(&path);
-        return Err(e.into());
+    // On etcd the first drover of the cluster makes the admin token; the
+    // others are handed its file (never a second admin that replaces it).
+    let stored_now = if store.backend() == "etcd" {
+        store.put_first_token(&record)
+    } else {
+        store.put_token(&record).map(|()| true)
+    };
+    match stored_now {
+        Ok(true) => Ok((store.tokens()?, Bootstrap::Created(path))),
+        Ok(false) => {
+            let _ = std::fs::remove_file(&path);
+            Ok((store.tokens()?, Bootstrap::Elsewhere(path)))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e.into())
+        }
     }
-    Ok((store.tokens()?, Bootstrap::Created(path)))
 }
 
 type TokensData = web::Data<Tokens>;
