@@ -225,6 +225,10 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))?
         .map_err(ServeError::Store)?;
     tracing::info!(store = %target.shown(), applications = snapshot.apps.len(), "store opened");
+    if leadership.is_some() {
+        // Tokens made or revoked by the drover that led before.
+        auth.tokens.replace(&snapshot.tokens)?;
+    }
     // Locations of drover.yaml: their engines answer (or start-up stops)
     // before anything is managed.
     let config = match &opts.config {
@@ -499,11 +503,14 @@ async fn stand_by(
         })
     };
     let reload = {
-        let (store, followed) = (store.clone(), followed.clone());
+        let (store, followed, auth) = (store.clone(), followed.clone(), auth.clone());
         actix_rt::spawn(async move {
             loop {
                 changed.notified().await;
                 if let Ok(Ok(snap)) = store.send(crate::store::Load).await {
+                    if let Err(e) = auth.tokens.replace(&snap.tokens) {
+                        tracing::warn!(error = %e, "a stored token is unreadable; the tokens in force stay as they were");
+                    }
                     *followed.write().unwrap_or_else(|e| e.into_inner()) = snap;
                 }
             }

@@ -194,6 +194,27 @@ fn kill9_of_the_leader_hands_over_to_the_standby_which_adopts_everything_and_res
     let before = started(&app);
     assert_eq!(before.len(), 2);
     assert!(http_get(lb_port, "/").is_some_and(|(s, _)| s == 200));
+    // A token made on the leader works on the standby, and after takeover.
+    let mut r = a
+        .agent()
+        .post(&format!("{}/v1/tokens", a.url))
+        .header("content-type", "application/json")
+        .send(json!({ "name": "ci", "role": "viewer" }).to_string())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let ci: drover::wire::TokenCreated =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let viewer = authed_agent(&ci.token, Duration::from_secs(30));
+    let viewer_get = |d: &Drover| {
+        viewer
+            .get(&format!("{}/v1/applications", d.url))
+            .call()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    wait_for(DEADLINE, "the standby knows the new token", || {
+        (viewer_get(&b) == 200).then_some(())
+    });
 
     let t0 = Instant::now();
     a.kill9();
@@ -218,6 +239,7 @@ fn kill9_of_the_leader_hands_over_to_the_standby_which_adopts_everything_and_res
     });
     assert_eq!(metric(&b, "drover_leader"), Some(1.0));
     assert_eq!(metric(&b, "drover_leader_changes_total"), Some(1.0));
+    assert_eq!(viewer_get(&b), 200, "the token made on the old leader");
 
     // The new leader's policies act: a killed member is restarted.
     let victim = containers_of(&app, false)[0].clone();

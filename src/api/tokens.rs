@@ -108,6 +108,17 @@ impl Tokens {
         })
     }
 
+    /// The tokens in force from now on: those stored now (a drover of a
+    /// cluster on etcd follows the tokens other drovers made or revoked).
+    pub fn replace(&self, stored: &[StoredToken]) -> Result<(), TokenError> {
+        let mut entries = Vec::new();
+        for t in stored {
+            entries.push(Arc::new(entry_of(t)?));
+        }
+        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
+        Ok(())
+    }
+
     /// The name and role of a presented token, if it is in force. Every
     /// stored hash is compared, each in constant time, so the answer's
     /// timing tells nothing about how close a guess came.

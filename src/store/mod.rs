@@ -209,6 +209,9 @@ pub struct Snapshot {
     pub policies: BTreeMap<(String, String, String), serde_json::Value>,
     /// Location name → its pool's state.
     pub locations: BTreeMap<String, LocationState>,
+    /// The API tokens (a standby, and a new leader, take them from here:
+    /// another drover of the cluster may have made or revoked some).
+    pub tokens: Vec<StoredToken>,
 }
 
 /// The default store path: `$XDG_DATA_HOME/drover/drover.redb`, else
@@ -432,6 +435,7 @@ impl Store {
             let st: LocationState = decode(Table::Locations, &k, &v)?;
             snap.locations.insert(k, st);
         }
+        snap.tokens = self.tokens()?;
         Ok(snap)
     }
 
