@@ -100,6 +100,9 @@ pub fn guard(election: Arc<Election>, l: Leadership, role: Role) {
     tokio::spawn(async move {
         let reason = election.keep(l).await;
         role.lost();
+        if election.resigned() {
+            return; // a graceful stop gave it up
+        }
         tracing::error!(%reason, "lost the leadership: stopping at once (the containers keep running for the new leader); run drover again to stand by");
         eprintln!("drover: lost the leadership ({reason}); exiting");
         std::process::exit(EXIT_LOST_LEADERSHIP);

@@ -198,20 +198,26 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 .advertise
                 .clone()
                 .unwrap_or_else(|| format!("{scheme}://{bound}"));
-            Some(
-                stand_by(
-                    e,
-                    me,
-                    fence,
-                    &store,
-                    &auth,
-                    &listener,
-                    tls.clone(),
-                    scheme,
-                    bound,
-                )
-                .await?,
+            match stand_by(
+                e,
+                me,
+                fence,
+                &store,
+                &auth,
+                &listener,
+                tls.clone(),
+                scheme,
+                bound,
             )
+            .await?
+            {
+                Some(l) => Some(l),
+                None => {
+                    tracing::info!("stopped while standing by");
+                    System::current().stop();
+                    return Ok(());
+                }
+            }
         }
         None => {
             crate::metrics::LEADER.set(1);
@@ -432,7 +438,8 @@ fn host_address_of(endpoint: &str) -> String {
 
 /// A drover on etcd until it leads: serves the standby's routes on
 /// `listener`, follows the store, campaigns. Returns the leadership
-/// (guarded: losing it ends the process) once the standby server stopped.
+/// (guarded: losing it ends the process) once the standby server stopped,
+/// or `None` when a signal stopped the standby first.
 #[allow(clippy::too_many_arguments)]
 async fn stand_by(
     e: &EtcdServe,
@@ -445,11 +452,11 @@ async fn stand_by(
     scheme: &str,
     bound: std::net::SocketAddr,
 ) -> Result<
-    (
+    Option<(
         std::sync::Arc<crate::store::election::Election>,
         crate::store::election::Leadership,
         crate::leader::Role,
-    ),
+    )>,
     ServeError,
 > {
     use crate::api::standby::Followed;
@@ -490,7 +497,7 @@ async fn stand_by(
     .map_err(bind_err)?
     .run();
     let handle = server.handle();
-    actix_rt::spawn(server);
+    let mut server = actix_rt::spawn(server);
     println!("drover listening on {scheme}://{bound}");
     tracing::info!(address = %bound, "standing by: the leader manages");
     // The read model follows etcd: a reload after every change.
@@ -516,10 +523,17 @@ async fn stand_by(
             }
         })
     };
-    let l = crate::leader::stand_by(&election, &role).await;
+    let won = tokio::select! {
+        l = crate::leader::stand_by(&election, &role) => Some(l),
+        // SIGTERM/SIGINT stop the standby's server: nothing to hand over.
+        _ = &mut server => None,
+    };
     follow.abort();
     reload.abort();
+    let Some(l) = won else {
+        return Ok(None);
+    };
     handle.stop(true).await;
     crate::leader::guard(election.clone(), l, role.clone());
-    Ok((election, l, role))
+    Ok(Some((election, l, role)))
 }

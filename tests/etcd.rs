@@ -354,3 +354,43 @@ fn kill9_during_a_resize_up_on_etcd_converges_exactly() {
 fn kill9_during_a_resize_down_on_etcd_converges_exactly() {
     kill_during_resize(300, 4, 1);
 }
+
+#[test]
+fn a_graceful_stop_of_the_leader_hands_over_and_a_standby_stops_cleanly() {
+    let cluster = Cluster::new();
+    let mut a = cluster.drover();
+    wait_leads(&a, "the first drover leads");
+    let mut b = cluster.drover();
+    let mut c = cluster.drover();
+    let status = a.terminate();
+    assert!(
+        status.success(),
+        "a leader's graceful stop exits 0: {status:?}"
+    );
+    // The lease was revoked: one of the standbys leads, the other follows it.
+    let (leader, standby) = wait_for(DEADLINE, "a standby leads", || {
+        if leads(&b) {
+            Some((&b, &c))
+        } else if leads(&c) {
+            Some((&c, &b))
+        } else {
+            None
+        }
+    });
+    wait_for(DEADLINE, "the other standby names the new leader", || {
+        health(standby)
+            .filter(|h| h.leader.as_deref() == Some(leader.url.as_str()))
+            .map(|_| ())
+    });
+    assert!(!leads(standby), "exactly one leads");
+    let (standby_is_c, _) = (std::ptr::eq(standby, &c), ());
+    let stopped = if standby_is_c {
+        c.terminate()
+    } else {
+        b.terminate()
+    };
+    assert!(
+        stopped.success(),
+        "a standby's graceful stop exits 0: {stopped:?}"
+    );
+}

@@ -734,6 +734,8 @@ mod tests {
             "outcome",
             "fault",
             "reason",
+            // redb or etcd.
+            "backend",
         ];
         for (name, kind, labels, help) in CATALOGUE {
             assert!(name.starts_with("drover_"), "{name}");

@@ -52,6 +52,8 @@ pub struct Election {
     ttl: Duration,
     me: String,
     fence: Fence,
+    /// Set by [`Election::resign`]: the lease's end is ours, not a loss.
+    resigned: std::sync::atomic::AtomicBool,
 }
 
 fn etcd_err(operation: &str, e: etcd_client::Error) -> StoreError {
@@ -81,11 +83,17 @@ impl Election {
             ttl: ttl.max(Duration::from_secs(2)),
             me,
             fence,
+            resigned: Default::default(),
         })
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// This drover gave its leadership up (a graceful stop).
+    pub fn resigned(&self) -> bool {
+        self.resigned.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The leader's advertised URL and its key's create revision, if any
@@ -260,6 +268,8 @@ impl Election {
     /// Gives leadership up at once (a graceful stop): a standby takes over
     /// without waiting for the TTL.
     pub async fn resign(&self, l: Leadership) {
+        self.resigned
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.fence.release();
         let mut c = self.client.clone();
         let _ = c.lease_revoke(l.lease).await;
