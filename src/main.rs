@@ -81,6 +81,9 @@ enum TokenWhat {
     Revoke { name: String },
 }
 
+// `serve`'s many options make it the large variant; one value is parsed
+// per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the service: REST API, /metrics, /healthz.

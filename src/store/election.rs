@@ -186,10 +186,7 @@ impl Election {
                 Some(WatchOptions::new().with_start_revision(rev.max(1))),
             )
             .await;
-        let mut stream = match watch {
-            Ok(s) => Some(s),
-            Err(_) => None,
-        };
+        let mut stream = watch.ok();
         loop {
             let next = async {
                 match stream.as_mut() {

@@ -258,7 +258,8 @@ impl StoreTarget {
 
 enum Backend {
     Redb(redb::RedbStore),
-    Etcd(etcd::EtcdStore),
+    // Boxed: its client is large, and one store exists per process.
+    Etcd(Box<etcd::EtcdStore>),
 }
 
 pub struct Store {
@@ -354,7 +355,7 @@ impl Store {
         match target {
             StoreTarget::Redb(p) => Store::open(p),
             StoreTarget::Etcd(o) => Ok(Store {
-                backend: Backend::Etcd(etcd::EtcdStore::open(o, fence)?),
+                backend: Backend::Etcd(Box::new(etcd::EtcdStore::open(o, fence)?)),
             }),
         }
     }
