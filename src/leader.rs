@@ -85,11 +85,11 @@ impl Role {
     }
 }
 
-/// Stands by until this drover leads.
+/// Stands by until this drover leads. The caller says so ([`Role::lead`])
+/// once it serves as the leader: until then `/healthz` says standby.
 pub async fn stand_by(election: &Election, role: &Role) -> Leadership {
     crate::metrics::LEADER.set(0);
     let l = election.campaign(|seen| role.saw(seen)).await;
-    role.lead();
     tracing::info!(revision = l.revision, "this drover leads the cluster");
     l
 }

@@ -357,6 +357,10 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         source,
     })?;
     let server = server.run();
+    if let Some((_, _, role)) = &leadership {
+        // Serving as the leader from here: /healthz and the gauge say so.
+        role.lead();
+    }
     if leadership.is_none() {
         // Tests and scripts read this line to find a port chosen with :0
         // (a drover on etcd printed it when it began standing by).
@@ -489,6 +493,9 @@ async fn stand_by(
         })
         .workers(1)
         .shutdown_timeout(1)
+        // No idle connection to break when the leader's server takes the
+        // listener over: a client's next request queues for it instead.
+        .keep_alive(actix_web::http::KeepAlive::Disabled)
     };
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(copy, config),
