@@ -470,6 +470,10 @@ async fn stand_by(
             .map_err(ServeError::Store)?,
     );
     let role = crate::leader::Role::standby(me);
+    // Name the leader from the first answer on.
+    if let Ok(Some((leader, _))) = election.leader().await {
+        role.saw(Some(leader));
+    }
     let followed: Followed = Default::default();
     let bind_err = |source| ServeError::Bind {
         listen: bound.to_string(),
