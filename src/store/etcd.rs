@@ -63,8 +63,8 @@ impl EtcdOptions {
                 .is_none()
         });
         if endpoints.is_empty() || bad.is_some() {
-            return Some(Err(StoreError::Open {
-                path: text.to_string(),
+            return Some(Err(StoreError::EtcdOpen {
+                store: text.to_string(),
                 message: format!(
                     "`{}` is not host:port; write --store etcd://HOST:2379[,HOST:2379...]",
                     bad.map(String::as_str).unwrap_or("")
@@ -72,8 +72,8 @@ impl EtcdOptions {
             }));
         }
         if cluster.is_empty() || cluster.contains('/') {
-            return Some(Err(StoreError::Open {
-                path: text.to_string(),
+            return Some(Err(StoreError::EtcdOpen {
+                store: text.to_string(),
                 message: format!("--cluster-name `{cluster}` must be a non-empty name without `/`"),
             }));
         }
@@ -121,8 +121,8 @@ impl EtcdOptions {
 
     /// Connects (on the current tokio runtime).
     pub async fn connect(&self) -> Result<Client, StoreError> {
-        let open = |message: String| StoreError::Open {
-            path: self.shown(),
+        let open = |message: String| StoreError::EtcdOpen {
+            store: self.shown(),
             message,
         };
         let mut opts = ConnectOptions::new()
@@ -205,8 +205,8 @@ impl EtcdStore {
             .thread_name("drover-etcd")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Open {
-                path: opts.shown(),
+            .map_err(|e| StoreError::EtcdOpen {
+                store: opts.shown(),
                 message: e.to_string(),
             })?;
         let client = rt.block_on(opts.connect())?;
@@ -217,7 +217,14 @@ impl EtcdStore {
             fence,
         };
         let schema_key = store.meta_key("schema");
-        match store.get_raw(&schema_key)? {
+        // The first request: an etcd that is not there fails here.
+        let found = store
+            .get_raw(&schema_key)
+            .map_err(|e| StoreError::EtcdOpen {
+                store: opts.shown(),
+                message: e.to_string(),
+            })?;
+        match found {
             Some(v) => {
                 let found: u64 = v.trim().parse().map_err(|_| StoreError::Decode {
                     key: schema_key.clone(),

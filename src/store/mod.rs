@@ -118,6 +118,8 @@ pub enum StoreError {
     Io { operation: String, message: String },
     #[error("the store holds a record drover cannot read ({key}): {message}")]
     Decode { key: String, message: String },
+    #[error("cannot use the etcd store {store}: {message}")]
+    EtcdOpen { store: String, message: String },
     /// A write of a drover that does not lead (any more): refused, by
     /// etcd itself when the leader key changed under it.
     #[error("this drover does not lead the cluster (any more): the write is refused; the leader makes it (`drover status` names it)")]
