@@ -108,3 +108,33 @@ pub fn guard(election: Arc<Election>, l: Leadership, role: Role) {
         std::process::exit(EXIT_LOST_LEADERSHIP);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_counts_each_change_of_leadership_once() {
+        let role = Role::standby("http://me".into());
+        let before = crate::metrics::LEADER_CHANGES.get();
+        role.saw(Some("http://other".into()));
+        assert_eq!(role.get().leader.as_deref(), Some("http://other"));
+        role.lead();
+        role.lead();
+        let s = role.get();
+        assert!(s.leading);
+        assert_eq!(s.leader.as_deref(), Some("http://me"));
+        role.lost();
+        role.lost();
+        assert_eq!(
+            role.get(),
+            RoleState {
+                leading: false,
+                leader: None,
+                me: "http://me".into()
+            }
+        );
+        // Became leader once, lost it once: the repeats count nothing.
+        assert_eq!(crate::metrics::LEADER_CHANGES.get(), before + 2);
+    }
+}

@@ -234,6 +234,11 @@ impl Election {
         let mut c = self.client.clone();
         let mut keeper = None;
         loop {
+            // A write etcd refused because the leader key is another's
+            // dropped the fence: the lease may live, the leadership does not.
+            if self.fence.revision() != Some(l.revision) {
+                return "etcd refused a write: another drover holds the leader key".into();
+            }
             let deadline = valid_until.checked_sub(SAFETY).unwrap_or(valid_until);
             let sent = Instant::now();
             if sent >= deadline {
