@@ -418,6 +418,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn on_etcd_the_first_drover_makes_the_admin_token_and_no_other_replaces_it() {
+        let etcd = crate::store::test_etcd::TestEtcd::start();
+        let target = crate::store::StoreTarget::parse(&etcd.url(), "tok").unwrap();
+        let open = || Store::open_target(&target, crate::store::Fence::default()).unwrap();
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (tokens, b) = bootstrap(&open(), &one.path().join("drover.redb")).unwrap();
+        assert!(matches!(b, Bootstrap::Created(_)), "{b:?}");
+        assert_eq!(tokens.len(), 1);
+        // A second drover of the cluster, on another machine (state dir).
+        let (tokens2, b) = bootstrap(&open(), &two.path().join("drover.redb")).unwrap();
+        assert!(matches!(b, Bootstrap::Elsewhere(_)), "{b:?}");
+        assert_eq!(
+            tokens2, tokens,
+            "the first admin token stays the one in force"
+        );
+        assert!(
+            !two.path().join("admin.token").exists(),
+            "no file of a token nobody stored"
+        );
+        // Handed the first one's file, it keeps it.
+        std::fs::copy(
+            one.path().join("admin.token"),
+            two.path().join("admin.token"),
+        )
+        .unwrap();
+        let (_, b) = bootstrap(&open(), &two.path().join("drover.redb")).unwrap();
+        assert!(matches!(b, Bootstrap::Kept(_)), "{b:?}");
+    }
+
+    #[test]
     fn tokens_are_random_and_checked_by_hash() {
         let a = new_token().unwrap();
         let b = new_token().unwrap();
