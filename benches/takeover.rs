@@ -62,6 +62,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let ttl = std::env::var("TAKEOVER_TTL").unwrap_or_else(|_| "5s".into());
+    // The guard first: dropped after the drovers.
+    let app = unique("bench-takeover");
+    let _g = AppGuard(app.clone());
     let etcd = Etcd::start();
     let cluster = unique("bench");
     let state = tempfile::tempdir().unwrap();
@@ -81,8 +84,6 @@ fn main() {
         leads(&leader.url).then_some(())
     });
     let mut standby = Drover::start_with(&args);
-    let app = unique("bench-takeover");
-    let _g = AppGuard(app.clone());
     leader.deploy(&cluster_blueprint(&app, 3));
     leader.wait_running(&app, Duration::from_secs(120));
     let containers = containers_of(&app, true);

@@ -157,6 +157,10 @@ fn metric(d: &Drover, name: &str) -> Option<f64> {
 
 #[test]
 fn kill9_of_the_leader_hands_over_to_the_standby_which_adopts_everything_and_restarts_nothing() {
+    // The guard first: dropped last, after every drover is gone (a live
+    // leader would restart what the guard removes).
+    let app = unique("takeover");
+    let _g = AppGuard(app.clone());
     let cluster = Cluster::new();
     let mut a = cluster.drover();
     wait_leads(&a, "the first drover leads");
@@ -173,8 +177,6 @@ fn kill9_of_the_leader_hands_over_to_the_standby_which_adopts_everything_and_res
     assert_eq!(metric(&a, "drover_leader"), Some(1.0));
     assert_eq!(metric(&b, "drover_leader"), Some(0.0));
 
-    let app = unique("takeover");
-    let _g = AppGuard(app.clone());
     let lb_port = free_port();
     // A write on the standby: 503 and the leader's address, nothing done.
     let (status, body) = b.post("/v1/applications", &blueprint(&app, 2, lb_port));
@@ -265,12 +267,12 @@ fn kill9_of_the_leader_hands_over_to_the_standby_which_adopts_everything_and_res
 
 #[test]
 fn a_leader_cut_off_from_etcd_stops_before_its_lease_could_be_taken_over() {
+    let app = unique("fenced");
+    let _g = AppGuard(app.clone());
     let cluster = Cluster::new();
     let mut a = cluster.drover();
     wait_leads(&a, "the first drover leads");
     let b = cluster.drover();
-    let app = unique("fenced");
-    let _g = AppGuard(app.clone());
     a.deploy(&blueprint(&app, 2, free_port()));
     a.wait_running(&app, DEADLINE);
     let before = started(&app);
@@ -311,12 +313,12 @@ fn a_leader_cut_off_from_etcd_stops_before_its_lease_could_be_taken_over() {
 /// kill -9 of the leader at a seeded point of a resize: the standby
 /// finishes it (or it never happened), exactly, as a rebind on redb does.
 fn kill_during_resize(delay_ms: u64, from: u32, to: u32) {
+    let app = unique("resize");
+    let _g = AppGuard(app.clone());
     let cluster = Cluster::new();
     let mut a = cluster.drover();
     wait_leads(&a, "the first drover leads");
     let b = cluster.drover();
-    let app = unique("resize");
-    let _g = AppGuard(app.clone());
     a.deploy(&blueprint(&app, from, free_port()));
     a.wait_running(&app, DEADLINE);
     let url = a.url.clone();
