@@ -13,7 +13,7 @@ fn histogram(metrics: &str, name: &str) -> (f64, f64) {
     let get = |suffix: &str| {
         metrics
             .lines()
-            .find(|l| l.starts_with(&format!("{name}_{suffix} ")))
+            .find(|l| l.starts_with(&format!("{name}_{suffix}{{backend=\"redb\"}} ")))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)

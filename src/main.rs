@@ -81,6 +81,9 @@ enum TokenWhat {
     Revoke { name: String },
 }
 
+// `serve`'s many options make it the large variant; one value is parsed
+// per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// A load balancer's data plane as its own process; `drover serve`
@@ -111,9 +114,39 @@ enum Command {
         /// Docker endpoint of the `local` location: `local`, `unix:///path/docker.sock` or `tcp://host:port`.
         #[arg(long, default_value = "local", env = "DROVER_DOCKER")]
         docker: String,
-        /// The durable store (redb). Default: $XDG_DATA_HOME/drover/drover.redb or ~/.local/share/drover/drover.redb.
+        /// The durable store: a redb file (default: $XDG_DATA_HOME/drover/drover.redb
+        /// or ~/.local/share/drover/drover.redb), or `etcd://HOST:2379[,HOST:2379...]`
+        /// for a cluster of drovers (one leads, the others stand by).
         #[arg(long, env = "DROVER_STORE")]
-        store: Option<PathBuf>,
+        store: Option<String>,
+        /// With etcd: the drover cluster's name (keys under /drover/NAME/).
+        #[arg(long, default_value = "default", env = "DROVER_CLUSTER")]
+        cluster_name: String,
+        /// With etcd: the CA of the members' certificates (the URLs become https).
+        #[arg(long, env = "DROVER_ETCD_CA")]
+        etcd_ca: Option<PathBuf>,
+        /// With etcd: client certificate (with --etcd-key).
+        #[arg(long, env = "DROVER_ETCD_CERT")]
+        etcd_cert: Option<PathBuf>,
+        /// With etcd: client key of --etcd-cert.
+        #[arg(long, env = "DROVER_ETCD_KEY")]
+        etcd_key: Option<PathBuf>,
+        /// With etcd: user of etcd's authentication (with --etcd-password).
+        #[arg(long, env = "DROVER_ETCD_USER")]
+        etcd_user: Option<String>,
+        /// With etcd: that user's password (better in the environment).
+        #[arg(long, env = "DROVER_ETCD_PASSWORD", hide_env_values = true)]
+        etcd_password: Option<String>,
+        /// With etcd: the leader's lease; a standby takes over within this plus about a second.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        leader_ttl: Duration,
+        /// With etcd: the URL others and clients reach this drover by (default: from --listen).
+        #[arg(long, env = "DROVER_ADVERTISE_URL")]
+        advertise_url: Option<String>,
+        /// With etcd: where this drover keeps its local files (admin.token,
+        /// provisioned hosts). Default: the default store's directory.
+        #[arg(long, env = "DROVER_STATE_DIR")]
+        state_dir: Option<PathBuf>,
         /// Directory of policy presets.
         #[arg(long, default_value = "policies", env = "DROVER_POLICIES")]
         policies: PathBuf,
@@ -334,6 +367,15 @@ fn main() -> ExitCode {
             subnet_pool,
             subnet_size,
             store,
+            cluster_name,
+            etcd_ca,
+            etcd_cert,
+            etcd_key,
+            etcd_user,
+            etcd_password,
+            leader_ttl,
+            advertise_url,
+            state_dir,
             config,
             tls_cert,
             tls_key,
@@ -342,6 +384,42 @@ fn main() -> ExitCode {
             max_build_context,
         } => {
             init_logs(log_format);
+            let target = match store.as_deref() {
+                Some(text) => match drover::store::StoreTarget::parse(text, &cluster_name) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("error: --store: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => drover::store::StoreTarget::Redb(drover::store::default_path()),
+            };
+            let (store, etcd) = match target {
+                drover::store::StoreTarget::Redb(p) => (p, None),
+                drover::store::StoreTarget::Etcd(mut opts) => {
+                    opts.ca = etcd_ca;
+                    opts.cert = etcd_cert;
+                    opts.key = etcd_key;
+                    opts.user = etcd_user;
+                    opts.password = etcd_password;
+                    let dir = state_dir.unwrap_or_else(|| {
+                        let p = drover::store::default_path();
+                        p.parent().map(PathBuf::from).unwrap_or_default()
+                    });
+                    if let Err(e) = std::fs::create_dir_all(&dir) {
+                        eprintln!("error: --state-dir {}: {e}", dir.display());
+                        return ExitCode::FAILURE;
+                    }
+                    (
+                        dir.join("drover.redb"),
+                        Some(drover::serve::EtcdServe {
+                            opts,
+                            ttl: leader_ttl,
+                            advertise: advertise_url,
+                        }),
+                    )
+                }
+            };
             let subnets = match subnet_pool
                 .parse()
                 .and_then(|pool| drover::host::subnets::SubnetPool::new(pool, subnet_size))
@@ -353,7 +431,8 @@ fn main() -> ExitCode {
                 }
             };
             drover::serve::run(drover::serve::ServeOptions {
-                store: store.unwrap_or_else(drover::store::default_path),
+                store,
+                etcd,
                 subnets,
                 config,
                 listen,

@@ -30,8 +30,12 @@ pub struct ServeOptions {
     /// Directory of policy presets added to (or overriding) the built-in
     /// ones; edits are reloaded.
     pub policies: PathBuf,
-    /// The durable store (redb file).
+    /// The durable store (redb file). With `etcd`, where the files drover
+    /// keeps beside its store go (`admin.token`, provisioned hosts): the
+    /// file itself is never made.
     pub store: PathBuf,
+    /// `--store etcd://...`: the state in etcd, and leadership.
+    pub etcd: Option<EtcdServe>,
     /// Application networks get a subnet of `subnet_size` from this pool.
     pub subnets: host::subnets::SubnetPool,
     /// `drover.yaml`: the locations beyond `local` (see [`crate::location`]).
@@ -47,6 +51,18 @@ pub struct ServeOptions {
     /// `--max-build-context`: the largest build context (tar bytes) an
     /// upload may be.
     pub max_build_context: u64,
+}
+
+/// A drover of a cluster on etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdServe {
+    pub opts: crate::store::EtcdOptions,
+    /// `--leader-ttl`: the leader's lease (default
+    /// [`crate::store::election::DEFAULT_TTL`]).
+    pub ttl: std::time::Duration,
+    /// `--advertise-url`: how the others and clients reach this drover
+    /// (default: the scheme and the address it listens on).
+    pub advertise: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,20 +156,26 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // The store before anything else: a bad one stops start-up before
     // drover manages (or removes) anything.
     let store_path = opts.store.clone();
-    let (store, snapshot, (tokens, bootstrap)) = tokio::task::spawn_blocking(move || {
-        let store = crate::store::Store::open(&store_path).map_err(ServeError::Store)?;
-        let snapshot = store.load().map_err(ServeError::Store)?;
-        let owner = store.instance_id().map_err(ServeError::Store)?;
-        let _ = host::OWNER.set(owner);
-        let tokens = crate::api::tokens::bootstrap(&store, &store_path)?;
-        Ok::<_, ServeError>((store, snapshot, tokens))
-    })
-    .await
-    .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))??;
-    tracing::info!(store = %opts.store.display(), applications = snapshot.apps.len(), "store opened");
+    let target = match &opts.etcd {
+        Some(e) => crate::store::StoreTarget::Etcd(e.opts.clone()),
+        None => crate::store::StoreTarget::Redb(opts.store.clone()),
+    };
+    let fence = crate::store::Fence::default();
+    let (store, (tokens, bootstrap)) = {
+        let (target, fence) = (target.clone(), fence.clone());
+        tokio::task::spawn_blocking(move || {
+            let store =
+                crate::store::Store::open_target(&target, fence).map_err(ServeError::Store)?;
+            let owner = store.instance_id().map_err(ServeError::Store)?;
+            let _ = host::OWNER.set(owner);
+            let tokens = crate::api::tokens::bootstrap(&store, &store_path)?;
+            Ok::<_, ServeError>((store, tokens))
+        })
+        .await
+        .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))??
+    };
     log_bootstrap(&bootstrap);
     let uploads = crate::build_context::Uploads::beside_store(&opts.store);
-    sweep_uploads(&uploads, &snapshot);
     let store = crate::store::StoreActor::start(store);
     let auth = std::sync::Arc::new(crate::api::auth::AuthConfig {
         tokens: std::sync::Arc::new(crate::api::tokens::Tokens::new(
@@ -162,6 +184,62 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         )?),
         allow_hosts: opts.allow_hosts.clone(),
     });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener =
+        std::net::TcpListener::bind(&opts.listen).map_err(|source| ServeError::Bind {
+            listen: opts.listen.clone(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+        listen: opts.listen.clone(),
+        source,
+    })?;
+    // On etcd: stand by (serving what a standby serves) until this drover
+    // leads; then manage, from the store as it is at that moment.
+    let leadership = match &opts.etcd {
+        Some(e) => {
+            let me = e
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{bound}"));
+            match stand_by(
+                e,
+                me,
+                fence,
+                &store,
+                &auth,
+                &listener,
+                tls.clone(),
+                scheme,
+                bound,
+            )
+            .await?
+            {
+                Some(l) => Some(l),
+                None => {
+                    tracing::info!("stopped while standing by");
+                    System::current().stop();
+                    return Ok(());
+                }
+            }
+        }
+        None => {
+            crate::metrics::LEADER.set(1);
+            None
+        }
+    };
+    let role = leadership.as_ref().map(|(_, _, role)| role.clone());
+    let snapshot = store
+        .send(crate::store::Load)
+        .await
+        .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))?
+        .map_err(ServeError::Store)?;
+    tracing::info!(store = %target.shown(), applications = snapshot.apps.len(), "store opened");
+    sweep_uploads(&uploads, &snapshot);
+    if leadership.is_some() {
+        // Tokens made or revoked by the drover that led before.
+        auth.tokens.replace(&snapshot.tokens)?;
+    }
     // Locations of drover.yaml: their engines answer (or start-up stops)
     // before anything is managed.
     let config = match &opts.config {
@@ -252,9 +330,9 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             pool_actors.insert(name, pool);
         }
         let mut mgmt = Management::new(locations);
-        // Load balancers run as processes of their own beside the store,
-        // so they outlive this drover (crash, upgrade); an etcd store has
-        // no directory of its own, so they keep to the working directory.
+        // Load balancers run as processes of their own beside the store
+        // (with etcd, in the state directory), so they outlive this drover
+        // (crash, upgrade).
         if let Some(dir) = lb_agents_dir(&opts.store) {
             mgmt = mgmt.with_lb_agents(dir);
         }
@@ -272,34 +350,42 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         uploads: uploads.clone(),
         max_bytes: opts.max_build_context,
     });
+    let role_data = role.map(web::Data::new);
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .wrap(crate::api::auth::Guard::new(auth.clone()))
             .app_data(data.clone())
             .app_data(tokens.clone())
-            .app_data(contexts.clone())
-            .configure(crate::api::routes)
+            .app_data(contexts.clone());
+        match &role_data {
+            Some(r) => app.app_data(r.clone()),
+            None => app,
+        }
+        .configure(crate::api::routes)
     })
     .workers(2)
     // Effector calls (a resize of many members) can take a while.
     .client_request_timeout(std::time::Duration::from_secs(10))
     .shutdown_timeout(5);
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let server = match tls {
-        Some(config) => server.bind_rustls_0_23(&opts.listen, config),
-        None => server.bind(&opts.listen),
+        Some(config) => server.listen_rustls_0_23(listener, config),
+        None => server.listen(listener),
     }
     .map_err(|source| ServeError::Bind {
         listen: opts.listen.clone(),
         source,
     })?;
-    let addrs = server.addrs();
     let server = server.run();
-    for a in &addrs {
-        // Tests and scripts read this line to find a port chosen with :0.
-        println!("drover listening on {scheme}://{a}");
+    if let Some((_, _, role)) = &leadership {
+        // Serving as the leader from here: /healthz and the gauge say so.
+        role.lead();
     }
-    tracing::info!(addresses = ?addrs, "drover serving");
+    if leadership.is_none() {
+        // Tests and scripts read this line to find a port chosen with :0
+        // (a drover on etcd printed it when it began standing by).
+        println!("drover listening on {scheme}://{bound}");
+    }
+    tracing::info!(address = %bound, "drover serving");
 
     // `--deploy` is an apply: a second start with the same file finds the
     // application rebound from the store and changes nothing; an edited
@@ -347,6 +433,10 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
 
     let r = server.await.map_err(ServeError::Runtime);
+    if let Some((election, l, _)) = leadership {
+        // A graceful stop hands over at once, not after the TTL.
+        election.resign(l).await;
+    }
     tracing::info!("drover stopped; managed containers keep running");
     System::current().stop();
     r
@@ -409,6 +499,9 @@ fn log_bootstrap(b: &crate::api::tokens::Bootstrap) {
             tracing::info!(file = %p.display(), "made an admin API token (the CLI on this machine reads it for the default store; `drover token create` makes more)")
         }
         Bootstrap::Kept(p) => tracing::info!(file = %p.display(), "admin API token"),
+        Bootstrap::Elsewhere(p) => {
+            tracing::warn!(file = %p.display(), "another drover of the cluster made the admin token: copy its admin.token to this file for the CLI here, or use a token from `drover token create`")
+        }
         Bootstrap::Stale(p) => {
             tracing::warn!(file = %p.display(), "the admin token file holds a token that is no longer valid (revoked?); remove the file to have a new one made at the next start")
         }
@@ -425,16 +518,120 @@ fn host_address_of(endpoint: &str) -> String {
 }
 
 /// Where the load-balancer processes keep their state files: `lb-agents/`
-/// beside a file store; for an etcd store, `drover-lb-agents/` in the
-/// working directory.
+/// beside the store file (with etcd, in `--state-dir`).
 fn lb_agents_dir(store: &std::path::Path) -> Option<PathBuf> {
-    let text = store.to_string_lossy();
-    if text.starts_with("etcd://") {
-        return std::path::absolute("drover-lb-agents").ok();
-    }
     let parent = store
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     Some(std::path::absolute(parent).ok()?.join("lb-agents"))
+}
+
+/// A drover on etcd until it leads: serves the standby's routes on
+/// `listener`, follows the store, campaigns. Returns the leadership
+/// (guarded: losing it ends the process) once the standby server stopped,
+/// or `None` when a signal stopped the standby first.
+#[allow(clippy::too_many_arguments)]
+async fn stand_by(
+    e: &EtcdServe,
+    me: String,
+    fence: crate::store::Fence,
+    store: &Addr<crate::store::StoreActor>,
+    auth: &std::sync::Arc<crate::api::auth::AuthConfig>,
+    listener: &std::net::TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    scheme: &str,
+    bound: std::net::SocketAddr,
+) -> Result<
+    Option<(
+        std::sync::Arc<crate::store::election::Election>,
+        crate::store::election::Leadership,
+        crate::leader::Role,
+    )>,
+    ServeError,
+> {
+    use crate::api::standby::Followed;
+    let election = std::sync::Arc::new(
+        crate::store::election::Election::connect(&e.opts, e.ttl, me.clone(), fence)
+            .await
+            .map_err(ServeError::Store)?,
+    );
+    let role = crate::leader::Role::standby(me);
+    // Name the leader from the first answer on.
+    if let Ok(Some((leader, _))) = election.leader().await {
+        role.saw(Some(leader));
+    }
+    let followed: Followed = Default::default();
+    let bind_err = |source| ServeError::Bind {
+        listen: bound.to_string(),
+        source,
+    };
+    let copy = listener.try_clone().map_err(bind_err)?;
+    let server = {
+        let (role, followed, auth) = (
+            web::Data::new(role.clone()),
+            web::Data::new(followed.clone()),
+            auth.clone(),
+        );
+        let tokens = web::Data::from(auth.tokens.clone());
+        HttpServer::new(move || {
+            App::new()
+                .wrap(crate::api::auth::Guard::new(auth.clone()))
+                .app_data(role.clone())
+                .app_data(followed.clone())
+                .app_data(tokens.clone())
+                .configure(crate::api::standby::routes)
+        })
+        .workers(1)
+        .shutdown_timeout(1)
+        // No idle connection to break when the leader's server takes the
+        // listener over: a client's next request queues for it instead.
+        .keep_alive(actix_web::http::KeepAlive::Disabled)
+    };
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(copy, config),
+        None => server.listen(copy),
+    }
+    .map_err(bind_err)?
+    .run();
+    let handle = server.handle();
+    let mut server = actix_rt::spawn(server);
+    println!("drover listening on {scheme}://{bound}");
+    tracing::info!(address = %bound, "standing by: the leader manages");
+    // The read model follows etcd: a reload after every change.
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    changed.notify_one();
+    let follow = {
+        let (election, changed) = (election.clone(), changed.clone());
+        actix_rt::spawn(async move {
+            let _ = election.follow(|| changed.notify_one()).await;
+        })
+    };
+    let reload = {
+        let (store, followed, auth) = (store.clone(), followed.clone(), auth.clone());
+        actix_rt::spawn(async move {
+            loop {
+                changed.notified().await;
+                if let Ok(Ok(snap)) = store.send(crate::store::Load).await {
+                    if let Err(e) = auth.tokens.replace(&snap.tokens) {
+                        tracing::warn!(error = %e, "a stored token is unreadable; the tokens in force stay as they were");
+                    }
+                    *followed.write().unwrap_or_else(|e| e.into_inner()) = snap;
+                }
+            }
+        })
+    };
+    let won = tokio::select! {
+        l = crate::leader::stand_by(&election, &role) => Some(l),
+        // SIGTERM/SIGINT stop the standby's server: nothing to hand over.
+        _ = &mut server => None,
+    };
+    follow.abort();
+    reload.abort();
+    let Some(l) = won else {
+        return Ok(None);
+    };
+    handle.stop(true).await;
+    crate::leader::guard(election.clone(), l, role.clone());
+    Ok(Some((election, l, role)))
 }

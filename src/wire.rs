@@ -190,6 +190,22 @@ pub type Sensors = BTreeMap<String, SensorValue>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
+    /// `leader` or `standby` (a drover on an etcd store; a drover on redb
+    /// always leads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The leader's advertised URL, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+}
+
+/// A standby's answer to a request only the leader serves (503).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotLeader {
+    /// Says so, naming the leader (the CLI prints it).
+    pub error: String,
+    /// The leader's advertised URL; absent while no drover leads.
+    pub leader: Option<String>,
 }
 
 /// What `GET .../policies/{policy}` shows (and each row of `GET

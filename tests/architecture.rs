@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | 0 (leaves) | protocol, blueprint, placement (pure), metrics, wire, compose, build_context |
 //! | 1 | store, activity, host |
-//! | 2 | policy, enricher, lb: they reach entities only through protocol messages |
+//! | 2 | policy, enricher, lb: they reach entities only through protocol messages; leader (the role on an etcd store) |
 //! | 3 | entity (knows neither policies nor locations) |
 //! | 4 | location, policy_factory (builds policies for entities: it sees both) |
 //! | 5 | management, api, serve; cli uses only wire, blueprint, compose, protocol, build_context (and policy's pure validation) |
@@ -34,6 +34,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("policy", 2),
     ("enricher", 2),
     ("lb", 2),
+    ("leader", 2),
     ("entity", 3),
     ("location", 4),
     ("policy_factory", 4),

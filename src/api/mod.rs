@@ -7,6 +7,7 @@ pub mod auth;
 pub mod contexts;
 mod errors;
 mod rollout;
+pub mod standby;
 pub mod tls;
 pub mod tokens;
 
@@ -23,7 +24,7 @@ use crate::management::{
 };
 
 use crate::management::{FaultError, InjectContainerFault, InjectEngineFault};
-use crate::wire::{ChaosFault, EffectorResult, FaultKind, Health, ACTIVITY_KINDS};
+use crate::wire::{ChaosFault, EffectorResult, FaultKind, ACTIVITY_KINDS};
 pub use crate::wire::{Created, ErrorBody};
 
 #[derive(Debug, thiserror::Error)]
@@ -201,10 +202,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health {
-        status: "ok".into(),
-    })
+/// `/healthz`: up, and (on an etcd store) who leads.
+async fn healthz(role: Option<web::Data<crate::leader::Role>>) -> HttpResponse {
+    HttpResponse::Ok().json(standby::health(role.as_ref().map(|r| r.get_ref())))
 }
 
 async fn metrics(m: Mgmt) -> Result<HttpResponse, ApiError> {

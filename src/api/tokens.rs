@@ -108,6 +108,17 @@ impl Tokens {
         })
     }
 
+    /// The tokens in force from now on: those stored now (a drover of a
+    /// cluster on etcd follows the tokens other drovers made or revoked).
+    pub fn replace(&self, stored: &[StoredToken]) -> Result<(), TokenError> {
+        let mut entries = Vec::new();
+        for t in stored {
+            entries.push(Arc::new(entry_of(t)?));
+        }
+        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
+        Ok(())
+    }
+
     /// The name and role of a presented token, if it is in force. Every
     /// stored hash is compared, each in constant time, so the answer's
     /// timing tells nothing about how close a guess came.
@@ -302,6 +313,9 @@ pub enum Bootstrap {
     Kept(PathBuf),
     /// The file holds a token that is not in force (revoked): left alone.
     Stale(PathBuf),
+    /// No file here, and another drover of the cluster (etcd) made the
+    /// admin token: none is made; copy its file here.
+    Elsewhere(PathBuf),
 }
 
 /// At start: when no `admin.token` is beside the store, makes an admin
@@ -354,11 +368,24 @@ pub fn bootstrap(
     f.write_all(format!("{token}\n").as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(file_err)?;
-    if let Err(e) = store.put_token(&record) {
-        let _ = std::fs::remove_file(&path);
-        return Err(e.into());
+    // On etcd the first drover of the cluster makes the admin token; the
+    // others are handed its file (never a second admin that replaces it).
+    let stored_now = if store.backend() == "etcd" {
+        store.put_first_token(&record)
+    } else {
+        store.put_token(&record).map(|()| true)
+    };
+    match stored_now {
+        Ok(true) => Ok((store.tokens()?, Bootstrap::Created(path))),
+        Ok(false) => {
+            let _ = std::fs::remove_file(&path);
+            Ok((store.tokens()?, Bootstrap::Elsewhere(path)))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e.into())
+        }
     }
-    Ok((store.tokens()?, Bootstrap::Created(path)))
 }
 
 type TokensData = web::Data<Tokens>;
@@ -389,6 +416,36 @@ pub async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_etcd_the_first_drover_makes_the_admin_token_and_no_other_replaces_it() {
+        let etcd = crate::store::test_etcd::TestEtcd::start();
+        let target = crate::store::StoreTarget::parse(&etcd.url(), "tok").unwrap();
+        let open = || Store::open_target(&target, crate::store::Fence::default()).unwrap();
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (tokens, b) = bootstrap(&open(), &one.path().join("drover.redb")).unwrap();
+        assert!(matches!(b, Bootstrap::Created(_)), "{b:?}");
+        assert_eq!(tokens.len(), 1);
+        // A second drover of the cluster, on another machine (state dir).
+        let (tokens2, b) = bootstrap(&open(), &two.path().join("drover.redb")).unwrap();
+        assert!(matches!(b, Bootstrap::Elsewhere(_)), "{b:?}");
+        assert_eq!(
+            tokens2, tokens,
+            "the first admin token stays the one in force"
+        );
+        assert!(
+            !two.path().join("admin.token").exists(),
+            "no file of a token nobody stored"
+        );
+        // Handed the first one's file, it keeps it.
+        std::fs::copy(
+            one.path().join("admin.token"),
+            two.path().join("admin.token"),
+        )
+        .unwrap();
+        let (_, b) = bootstrap(&open(), &two.path().join("drover.redb")).unwrap();
+        assert!(matches!(b, Bootstrap::Kept(_)), "{b:?}");
+    }
 
     #[test]
     fn tokens_are_random_and_checked_by_hash() {

@@ -189,7 +189,14 @@ pub fn status(c: &Client, app: &str, out: Output) -> Result<(), CliError> {
     let detail: AppDetail = c.get_ok(&format!("/v1/applications/{}", query_value(app)))?;
     match out {
         Output::Json => print_json(&detail),
-        Output::Text => text(&status::render_status(&detail, crate::protocol::now_ms())),
+        Output::Text => {
+            // A drover of a cluster on etcd says who leads (`/healthz`).
+            let health: Option<crate::wire::Health> = c.get_ok("/healthz").ok();
+            if let Some(line) = health.as_ref().and_then(status::leader_line) {
+                text(&line);
+            }
+            text(&status::render_status(&detail, crate::protocol::now_ms()))
+        }
     }
     Ok(())
 }

@@ -19,6 +19,17 @@ const KEY_SENSORS: &[&str] = &[
 /// Wide enough for the longest type, `load-balancer`.
 const TYPE_WIDTH: usize = 14;
 
+/// `leader: URL` for a drover of a cluster on etcd (none on redb).
+pub fn leader_line(h: &crate::wire::Health) -> Option<String> {
+    h.role.as_ref()?;
+    Some(format!(
+        "leader: {}\n",
+        h.leader
+            .as_deref()
+            .unwrap_or("none (an election is under way)")
+    ))
+}
+
 /// The status table: each entity under its parent (depth-first, in the
 /// answer's order among siblings), so members sit under their cluster
 /// whatever was listed before them.

@@ -284,7 +284,9 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
         "Faults injected by `drover chaos`, by fault (kill, stop, pause, sigkill, engine-stop).",
     ),
     ("drover_policy_preset_errors", "gauge", "", "Preset files whose last edit was refused as invalid (the previous version stays in force)."),
-    ("drover_store_write_seconds", "histogram", "", "Time to commit one write to the durable store (an fsync)."),
+    ("drover_store_write_seconds", "histogram", "backend", "Time to commit one write to the durable store, by backend: redb (an fsync) or etcd (a fenced transaction, a raft commit)."),
+    ("drover_leader", "gauge", "", "1 while this drover leads its cluster (--store etcd://...; always 1 with a redb store), 0 on a standby."),
+    ("drover_leader_changes_total", "counter", "", "Times this drover became, or stopped being, the leader of its cluster."),
     ("drover_api_refused_total", "counter", "reason", "API requests refused, by reason: no_token, bad_token (unknown or revoked), role (below the route's), host (not an address drover serves), media_type (a body neither JSON nor YAML), cors (a preflight)."),
 ];
 
@@ -495,15 +497,19 @@ const REFUSAL_REASONS: &[&str] = &[
     "cors",
 ];
 
-pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
-    prometheus::register_histogram_with_registry!(
+pub static STORE_WRITE_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    prometheus::register_histogram_vec_with_registry!(
         "drover_store_write_seconds",
         catalogue_help("drover_store_write_seconds"),
+        &["backend"],
         vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
         REGISTRY
     )
     .expect("metric registers once")
 });
+pub static LEADER: LazyLock<IntGauge> = LazyLock::new(|| gauge("drover_leader"));
+pub static LEADER_CHANGES: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("drover_leader_changes_total"));
 
 /// Registers every metric, so a scrape shows them all from the start.
 pub fn init() {
@@ -556,7 +562,11 @@ pub fn init() {
         EFFECTOR_DURATION.with_label_values(&[effector, "ok"]);
     }
     LazyLock::force(&PRESET_ERRORS);
-    LazyLock::force(&STORE_WRITE_SECONDS);
+    for backend in ["redb", "etcd"] {
+        STORE_WRITE_SECONDS.with_label_values(&[backend]);
+    }
+    LazyLock::force(&LEADER);
+    LazyLock::force(&LEADER_CHANGES);
     for reason in REFUSAL_REASONS {
         API_REFUSED.with_label_values(&[reason]);
     }
@@ -767,6 +777,8 @@ mod tests {
             "reason",
             "class",
             "percentile",
+            // redb or etcd.
+            "backend",
         ];
         for (name, kind, labels, help) in CATALOGUE {
             assert!(name.starts_with("drover_"), "{name}");

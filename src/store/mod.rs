@@ -1,4 +1,5 @@
-//! Durable state: an embedded redb database.
+//! Durable state: an embedded redb database, or etcd for a cluster of
+//! drovers (one leads, the others stand by).
 //!
 //! What drover needs to come back after a crash without losing or
 //! duplicating anything: every application (its blueprint text), every
@@ -14,29 +15,98 @@
 //! (container names are deterministic, so a retried create adopts the first).
 //!
 //! Only this module touches the database. [`StoreActor`] runs it on a
-//! dedicated thread (actix `SyncArbiter`), so a commit (an fsync) never
-//! blocks an actor's thread.
+//! dedicated thread (actix `SyncArbiter`), so a commit (an fsync, or an
+//! etcd round trip) never blocks an actor's thread.
+//!
+//! | file | concern |
+//! | --- | --- |
+//! | `mod.rs` | the records, the writes as operations ([`ops_of`], pure), the backend switch, the actor |
+//! | `redb.rs` | the embedded backend (the default) |
+//! | [`etcd`] | the etcd backend: keys under `/drover/<cluster>/`, transactions fenced by the leader key |
+//! | [`election`] | leadership on etcd: lease, campaign, keep-alive, the leader's address |
+//! | `tokens.rs` | API tokens as stored |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use actix::prelude::*;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+pub mod election;
+pub mod etcd;
+mod redb;
+#[cfg(test)]
+pub(crate) mod test_etcd;
 mod tokens;
+pub use etcd::{EtcdOptions, Fence};
 pub use tokens::{StoredToken, TokenWrite};
 
 /// The schema this drover writes. A store with a higher one was written by
 /// a newer drover: it is refused, never downgraded.
 pub const SCHEMA_VERSION: u64 = 1;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
-const CLUSTERS: TableDefinition<&str, &str> = TableDefinition::new("clusters");
-const POLICIES: TableDefinition<&str, &str> = TableDefinition::new("policies");
-/// Added within schema 1: a store without it has no location state yet.
-const LOCATIONS: TableDefinition<&str, &str> = TableDefinition::new("locations");
+/// The kinds of record, each a table (redb) or a key folder (etcd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Apps,
+    Clusters,
+    Policies,
+    Locations,
+    Tokens,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Apps => "apps",
+            Table::Clusters => "clusters",
+            Table::Policies => "policies",
+            Table::Locations => "locations",
+            Table::Tokens => "tokens",
+        }
+    }
+}
+
+/// One step of a write; a write's steps commit together or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Put {
+        table: Table,
+        key: String,
+        value: String,
+    },
+    /// A put only if the key exists (else the whole write is skipped).
+    PutIfPresent {
+        table: Table,
+        key: String,
+        value: String,
+    },
+    Delete {
+        table: Table,
+        key: String,
+    },
+    DeletePrefix {
+        table: Table,
+        prefix: String,
+    },
+}
+
+impl Op {
+    pub fn table(&self) -> Table {
+        match self {
+            Op::Put { table, .. }
+            | Op::PutIfPresent { table, .. }
+            | Op::Delete { table, .. }
+            | Op::DeletePrefix { table, .. } => *table,
+        }
+    }
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::PutIfPresent { key, .. } | Op::Delete { key, .. } => key,
+            Op::DeletePrefix { prefix, .. } => prefix,
+        }
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +118,12 @@ pub enum StoreError {
     Io { operation: String, message: String },
     #[error("the store holds a record drover cannot read ({key}): {message}")]
     Decode { key: String, message: String },
+    #[error("cannot use the etcd store {store}: {message}")]
+    EtcdOpen { store: String, message: String },
+    /// A write of a drover that does not lead (any more): refused, by
+    /// etcd itself when the leader key changed under it.
+    #[error("this drover does not lead the cluster (any more): the write is refused; the leader makes it (`drover status` names it)")]
+    NotLeader,
 }
 
 fn io(operation: &str, e: impl std::fmt::Display) -> StoreError {
@@ -135,6 +211,9 @@ pub struct Snapshot {
     pub policies: BTreeMap<(String, String, String), serde_json::Value>,
     /// Location name → its pool's state.
     pub locations: BTreeMap<String, LocationState>,
+    /// The API tokens (a standby, and a new leader, take them from here:
+    /// another drover of the cluster may have made or revoked some).
+    pub tokens: Vec<StoredToken>,
 }
 
 /// The default store path: `$XDG_DATA_HOME/drover/drover.redb`, else
@@ -147,20 +226,46 @@ pub fn default_path() -> PathBuf {
     base.join("drover").join("drover.redb")
 }
 
-pub struct Store {
-    db: Database,
+/// Where the state is: `--store PATH` or `--store etcd://...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    Redb(PathBuf),
+    Etcd(EtcdOptions),
 }
 
-fn schema_of(db: &impl ReadableDatabase) -> Result<Option<u64>, StoreError> {
-    let tx = db.begin_read().map_err(|e| io("read", e))?;
-    let t = match tx.open_table(META) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(io("read meta", e)),
-    };
-    Ok(t.get("schema")
-        .map_err(|e| io("read meta", e))?
-        .map(|v| v.value()))
+impl StoreTarget {
+    /// `--store`'s text: an `etcd://` URL, else a file path.
+    pub fn parse(text: &str, cluster: &str) -> Result<StoreTarget, StoreError> {
+        match EtcdOptions::parse(text, cluster) {
+            Some(r) => r.map(StoreTarget::Etcd),
+            None => Ok(StoreTarget::Redb(PathBuf::from(text))),
+        }
+    }
+
+    /// `redb` or `etcd`: the `backend` label of the store's metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StoreTarget::Redb(_) => "redb",
+            StoreTarget::Etcd(_) => "etcd",
+        }
+    }
+
+    pub fn shown(&self) -> String {
+        match self {
+            StoreTarget::Redb(p) => p.display().to_string(),
+            StoreTarget::Etcd(o) => o.shown(),
+        }
+    }
+}
+
+enum Backend {
+    Redb(redb::RedbStore),
+    // Boxed: its client is large, and one store exists per process.
+    Etcd(Box<etcd::EtcdStore>),
+}
+
+pub struct Store {
+    backend: Backend,
 }
 
 fn key2(a: &str, b: &str) -> String {
@@ -171,257 +276,175 @@ fn key3(a: &str, b: &str, c: &str) -> String {
     format!("{a}\u{0}{b}\u{0}{c}")
 }
 
+fn encode(v: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| io("encode", e))
+}
+
+/// A write as the operations of one transaction (pure).
+pub fn ops_of(w: &StoreWrite) -> Result<Vec<Op>, StoreError> {
+    // An application's membership and policy memory: `app\0...`.
+    let forget = |app: &str| {
+        [Table::Clusters, Table::Policies].map(|table| Op::DeletePrefix {
+            table,
+            prefix: format!("{app}\u{0}"),
+        })
+    };
+    Ok(match w {
+        StoreWrite::PutApp(app) => vec![Op::Put {
+            table: Table::Apps,
+            key: app.id.clone(),
+            value: encode(app)?,
+        }],
+        StoreWrite::CreateApp(app) => {
+            let mut ops = forget(&app.id).to_vec();
+            ops.push(Op::Put {
+                table: Table::Apps,
+                key: app.id.clone(),
+                value: encode(app)?,
+            });
+            ops
+        }
+        StoreWrite::DeleteApp(id) => {
+            let mut ops = vec![Op::Delete {
+                table: Table::Apps,
+                key: id.clone(),
+            }];
+            ops.extend(forget(id));
+            ops
+        }
+        StoreWrite::PutCluster { app, entity, state } => vec![Op::Put {
+            table: Table::Clusters,
+            key: key2(app, entity),
+            value: encode(state)?,
+        }],
+        StoreWrite::PutLocation { name, state } => vec![Op::Put {
+            table: Table::Locations,
+            key: name.clone(),
+            value: encode(state)?,
+        }],
+        StoreWrite::PutPolicy {
+            app,
+            entity,
+            policy,
+            state,
+        } => vec![Op::Put {
+            table: Table::Policies,
+            key: key3(app, entity, policy),
+            value: state.to_string(),
+        }],
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: Table, k: &str, v: &str) -> Result<T, StoreError> {
+    serde_json::from_str(v).map_err(|e| StoreError::Decode {
+        key: format!("{}/{}", table.name(), k.replace('\u{0}', "/")),
+        message: e.to_string(),
+    })
+}
+
 impl Store {
     /// Opens (or creates) the store. A damaged file, or one written by a
     /// newer drover, is an error and is left untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let shown = path.display().to_string();
-        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
-            path: shown.clone(),
-            message: e.to_string(),
-        };
-        let exists = std::fs::metadata(path)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false);
-        let db = if exists {
-            // Look read-only first: a store from a newer drover, or a
-            // damaged one, must be refused without a single byte changed.
-            match redb::ReadOnlyDatabase::open(path) {
-                Ok(ro) => {
-                    let found = schema_of(&ro)?;
-                    drop(ro);
-                    if let Some(v) = found.filter(|v| *v > SCHEMA_VERSION) {
-                        return Err(StoreError::Newer {
-                            path: shown,
-                            found: v,
-                        });
-                    }
-                }
-                // Not shut down cleanly (a crash): the read-write open below
-                // repairs it, which is what it is for.
-                Err(redb::DatabaseError::RepairAborted) => {}
-                Err(e) => return Err(open_err(&e)),
-            }
-            // `open` never initializes a file: a damaged one stays as it is.
-            Database::open(path).map_err(|e| open_err(&e))?
-        } else {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
-            }
-            Database::create(path).map_err(|e| open_err(&e))?
-        };
-        let store = Store { db };
-        let found = store.schema()?;
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Newer {
-                    path: shown,
-                    found: v,
-                })
-            }
-            Some(_) => {}
-            None => store.init()?,
-        }
-        Ok(store)
+        Ok(Store {
+            backend: Backend::Redb(redb::RedbStore::open(path)?),
+        })
     }
 
-    fn schema(&self) -> Result<Option<u64>, StoreError> {
-        schema_of(&self.db)
+    /// Opens either backend. `fence` is the leadership etcd writes are
+    /// conditional on (the election holds it); redb has no use for it.
+    pub fn open_target(target: &StoreTarget, fence: Fence) -> Result<Store, StoreError> {
+        match target {
+            StoreTarget::Redb(p) => Store::open(p),
+            StoreTarget::Etcd(o) => Ok(Store {
+                backend: Backend::Etcd(Box::new(etcd::EtcdStore::open(o, fence)?)),
+            }),
+        }
     }
 
-    fn init(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| io("write", e))?;
-        {
-            let mut t = tx.open_table(META).map_err(|e| io("init", e))?;
-            t.insert("schema", SCHEMA_VERSION)
-                .map_err(|e| io("init", e))?;
-            tx.open_table(APPS).map_err(|e| io("init", e))?;
-            tx.open_table(CLUSTERS).map_err(|e| io("init", e))?;
-            tx.open_table(POLICIES).map_err(|e| io("init", e))?;
-            tx.open_table(LOCATIONS).map_err(|e| io("init", e))?;
+    /// `redb` or `etcd`.
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            Backend::Redb(_) => "redb",
+            Backend::Etcd(_) => "etcd",
         }
-        tx.commit().map_err(|e| io("commit", e))
     }
 
     /// This drover's identity, made once and kept: the containers it
     /// creates carry it (`io.drover.owner`), so a rebind never touches the
-    /// containers of another drover sharing the engine.
+    /// containers of another drover sharing the engine. On etcd it is the
+    /// cluster's: every drover of the cluster adopts the same containers.
     pub fn instance_id(&self) -> Result<String, StoreError> {
-        {
-            let tx = self.db.begin_read().map_err(|e| io("read", e))?;
-            let t = tx.open_table(META).map_err(|e| io("read meta", e))?;
-            if let Some(v) = t.get("instance").map_err(|e| io("read meta", e))? {
-                return Ok(format!("{:016x}", v.value()));
-            }
-        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        let id = nanos ^ ((std::process::id() as u64) << 32) ^ 0x9e37_79b9_7f4a_7c15;
-        let tx = self.db.begin_write().map_err(|e| io("write", e))?;
-        tx.open_table(META)
-            .map_err(|e| io("write meta", e))?
-            .insert("instance", id)
-            .map_err(|e| io("write meta", e))?;
-        tx.commit().map_err(|e| io("commit", e))?;
-        Ok(format!("{id:016x}"))
+        let fresh = nanos ^ ((std::process::id() as u64) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+        match &self.backend {
+            Backend::Redb(s) => s.instance_id(fresh),
+            Backend::Etcd(s) => s.instance_id(fresh),
+        }
+    }
+
+    fn rows(&self, t: Table) -> Result<Vec<(String, String)>, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.rows(t),
+            Backend::Etcd(s) => s.rows(t),
+        }
+    }
+
+    fn get(&self, t: Table, key: &str) -> Result<Option<String>, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.get(t, key),
+            Backend::Etcd(s) => s.get(t, key),
+        }
+    }
+
+    /// Commits operations together; `fenced` writes are a leader's (see
+    /// [`etcd`]). `Ok(false)` when an operation's condition did not hold.
+    fn commit(&self, ops: &[Op], fenced: bool) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.commit(ops),
+            Backend::Etcd(s) => s.commit(ops, fenced),
+        }
     }
 
     /// Everything stored.
     pub fn load(&self) -> Result<Snapshot, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| io("read", e))?;
         let mut snap = Snapshot::default();
-        let decode = |k: &str, v: &str| -> Result<serde_json::Value, StoreError> {
-            serde_json::from_str(v).map_err(|e| StoreError::Decode {
-                key: k.replace('\u{0}', "/"),
-                message: e.to_string(),
-            })
-        };
-        for entry in tx
-            .open_table(APPS)
-            .map_err(|e| io("read apps", e))?
-            .iter()
-            .map_err(|e| io("read apps", e))?
-        {
-            let (k, v) = entry.map_err(|e| io("read apps", e))?;
-            let app: StoredApp =
-                serde_json::from_value(decode(k.value(), v.value())?).map_err(|e| {
-                    StoreError::Decode {
-                        key: k.value().to_string(),
-                        message: e.to_string(),
-                    }
-                })?;
-            snap.apps.insert(k.value().to_string(), app);
+        for (k, v) in self.rows(Table::Apps)? {
+            let app: StoredApp = decode(Table::Apps, &k, &v)?;
+            snap.apps.insert(k, app);
         }
-        for entry in tx
-            .open_table(CLUSTERS)
-            .map_err(|e| io("read clusters", e))?
-            .iter()
-            .map_err(|e| io("read clusters", e))?
-        {
-            let (k, v) = entry.map_err(|e| io("read clusters", e))?;
-            let mut parts = k.value().split('\u{0}');
+        for (k, v) in self.rows(Table::Clusters)? {
+            let mut parts = k.split('\u{0}');
             let (Some(a), Some(e)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            let st: ClusterState =
-                serde_json::from_value(decode(k.value(), v.value())?).map_err(|err| {
-                    StoreError::Decode {
-                        key: k.value().replace('\u{0}', "/"),
-                        message: err.to_string(),
-                    }
-                })?;
+            let st: ClusterState = decode(Table::Clusters, &k, &v)?;
             snap.clusters.insert((a.to_string(), e.to_string()), st);
         }
-        for entry in tx
-            .open_table(POLICIES)
-            .map_err(|e| io("read policies", e))?
-            .iter()
-            .map_err(|e| io("read policies", e))?
-        {
-            let (k, v) = entry.map_err(|e| io("read policies", e))?;
-            let mut parts = k.value().split('\u{0}');
+        for (k, v) in self.rows(Table::Policies)? {
+            let mut parts = k.split('\u{0}');
             let (Some(a), Some(e), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
             snap.policies.insert(
                 (a.to_string(), e.to_string(), p.to_string()),
-                decode(k.value(), v.value())?,
+                decode(Table::Policies, &k, &v)?,
             );
         }
-        match tx.open_table(LOCATIONS) {
-            Ok(t) => {
-                for entry in t.iter().map_err(|e| io("read locations", e))? {
-                    let (k, v) = entry.map_err(|e| io("read locations", e))?;
-                    let st: LocationState = serde_json::from_value(decode(k.value(), v.value())?)
-                        .map_err(|e| StoreError::Decode {
-                        key: format!("locations/{}", k.value()),
-                        message: e.to_string(),
-                    })?;
-                    snap.locations.insert(k.value().to_string(), st);
-                }
-            }
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(io("read locations", e)),
+        for (k, v) in self.rows(Table::Locations)? {
+            let st: LocationState = decode(Table::Locations, &k, &v)?;
+            snap.locations.insert(k, st);
         }
+        snap.tokens = self.tokens()?;
         Ok(snap)
     }
 
     pub fn apply(&self, w: &StoreWrite) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| io("write", e))?;
-        {
-            match w {
-                StoreWrite::PutApp(app) => {
-                    let v = serde_json::to_string(app).map_err(|e| io("encode", e))?;
-                    tx.open_table(APPS)
-                        .map_err(|e| io("write", e))?
-                        .insert(app.id.as_str(), v.as_str())
-                        .map_err(|e| io("write", e))?;
-                }
-                StoreWrite::CreateApp(app) => {
-                    forget_app_state(&tx, &app.id)?;
-                    let v = serde_json::to_string(app).map_err(|e| io("encode", e))?;
-                    tx.open_table(APPS)
-                        .map_err(|e| io("write", e))?
-                        .insert(app.id.as_str(), v.as_str())
-                        .map_err(|e| io("write", e))?;
-                }
-                StoreWrite::DeleteApp(id) => {
-                    tx.open_table(APPS)
-                        .map_err(|e| io("write", e))?
-                        .remove(id.as_str())
-                        .map_err(|e| io("write", e))?;
-                    forget_app_state(&tx, id)?;
-                }
-                StoreWrite::PutCluster { app, entity, state } => {
-                    let v = serde_json::to_string(state).map_err(|e| io("encode", e))?;
-                    tx.open_table(CLUSTERS)
-                        .map_err(|e| io("write", e))?
-                        .insert(key2(app, entity).as_str(), v.as_str())
-                        .map_err(|e| io("write", e))?;
-                }
-                StoreWrite::PutLocation { name, state } => {
-                    let v = serde_json::to_string(state).map_err(|e| io("encode", e))?;
-                    tx.open_table(LOCATIONS)
-                        .map_err(|e| io("write", e))?
-                        .insert(name.as_str(), v.as_str())
-                        .map_err(|e| io("write", e))?;
-                }
-                StoreWrite::PutPolicy {
-                    app,
-                    entity,
-                    policy,
-                    state,
-                } => {
-                    let v = state.to_string();
-                    tx.open_table(POLICIES)
-                        .map_err(|e| io("write", e))?
-                        .insert(key3(app, entity, policy).as_str(), v.as_str())
-                        .map_err(|e| io("write", e))?;
-                }
-            }
-        }
-        tx.commit().map_err(|e| io("commit", e))
+        self.commit(&ops_of(w)?, true).map(|_| ())
     }
-}
-
-/// Removes an application's cluster membership and policy memory.
-fn forget_app_state(tx: &redb::WriteTransaction, app: &str) -> Result<(), StoreError> {
-    let prefix = format!("{app}\u{0}");
-    for table in [CLUSTERS, POLICIES] {
-        let mut t = tx.open_table(table).map_err(|e| io("write", e))?;
-        let keys: Vec<String> = t
-            .iter()
-            .map_err(|e| io("write", e))?
-            .filter_map(|r| r.ok().map(|(k, _)| k.value().to_string()))
-            .filter(|k| k.starts_with(&prefix))
-            .collect();
-        for k in keys {
-            t.remove(k.as_str()).map_err(|e| io("write", e))?;
-        }
-    }
-    Ok(())
 }
 
 /// A change to the store.
@@ -475,7 +498,9 @@ impl Handler<StoreWrite> for StoreActor {
     fn handle(&mut self, w: StoreWrite, _: &mut SyncContext<Self>) -> Self::Result {
         let t0 = std::time::Instant::now();
         let r = self.store.apply(&w);
-        crate::metrics::STORE_WRITE_SECONDS.observe(t0.elapsed().as_secs_f64());
+        crate::metrics::STORE_WRITE_SECONDS
+            .with_label_values(&[self.store.backend()])
+            .observe(t0.elapsed().as_secs_f64());
         if let Err(e) = &r {
             tracing::error!(error = %e, "store write failed");
         }
@@ -483,24 +508,40 @@ impl Handler<StoreWrite> for StoreActor {
     }
 }
 
+/// Everything stored, read on the store's thread (a rebind; a standby
+/// following the leader's writes).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Snapshot, StoreError>")]
+pub struct Load;
+
+impl Handler<Load> for StoreActor {
+    type Result = Result<Snapshot, StoreError>;
+    fn handle(&mut self, _: Load, _: &mut SyncContext<Self>) -> Self::Result {
+        self.store.load()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_etcd::{leading_store, TestEtcd};
 
-    #[test]
-    fn writes_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.redb");
+    fn app(id: &str) -> StoredApp {
+        StoredApp {
+            id: id.into(),
+            file: "f".into(),
+            text: "t".into(),
+            created_ms: 1,
+            destroying: false,
+        }
+    }
+
+    /// Writes, then reads them back through a second store opened on the
+    /// same state (a restart, or another drover of the cluster).
+    fn writes_survive_reopening(open: &dyn Fn() -> Store) {
         {
-            let s = Store::open(&path).unwrap();
-            s.apply(&StoreWrite::PutApp(StoredApp {
-                id: "a".into(),
-                file: "f".into(),
-                text: "t".into(),
-                created_ms: 1,
-                destroying: false,
-            }))
-            .unwrap();
+            let s = open();
+            s.apply(&StoreWrite::PutApp(app("a"))).unwrap();
             s.apply(&StoreWrite::PutCluster {
                 app: "a".into(),
                 entity: "web".into(),
@@ -521,7 +562,7 @@ mod tests {
             })
             .unwrap();
         }
-        let s = Store::open(&path).unwrap();
+        let s = open();
         let snap = s.load().unwrap();
         assert_eq!(snap.apps["a"].text, "t");
         assert_eq!(
@@ -553,19 +594,12 @@ mod tests {
         assert_eq!(s.load().unwrap().locations.get("pool"), Some(&loc));
         let snap = s.load().unwrap();
         assert!(snap.apps.is_empty() && snap.clusters.is_empty() && snap.policies.is_empty());
+        let id = s.instance_id().unwrap();
+        drop(s);
+        assert_eq!(open().instance_id().unwrap(), id, "the identity is kept");
     }
 
-    #[test]
-    fn a_new_application_drops_state_an_earlier_one_of_its_name_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("s.redb")).unwrap();
-        let app = |id: &str| StoredApp {
-            id: id.into(),
-            file: "f".into(),
-            text: "t".into(),
-            created_ms: 1,
-            destroying: false,
-        };
+    fn a_new_application_drops_state_an_earlier_one_of_its_name_left(s: &Store) {
         // A late write after a destroy: membership of an application gone.
         for id in ["shop", "shopping"] {
             s.apply(&StoreWrite::PutCluster {
@@ -600,6 +634,132 @@ mod tests {
     }
 
     #[test]
+    fn redb_writes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        writes_survive_reopening(&|| Store::open(&path).unwrap());
+    }
+
+    #[test]
+    fn etcd_writes_survive_reopening() {
+        let etcd = TestEtcd::start();
+        let (_leader, fence, _) = leading_store(&etcd, "c1");
+        let opts = StoreTarget::parse(&etcd.url(), "c1").unwrap();
+        // Each "reopened" store shares the leader's fence: it is the same
+        // drover after a restart, still leading.
+        writes_survive_reopening(&|| Store::open_target(&opts, fence.clone()).unwrap());
+    }
+
+    #[test]
+    fn redb_a_new_application_drops_state_an_earlier_one_of_its_name_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.redb")).unwrap();
+        a_new_application_drops_state_an_earlier_one_of_its_name_left(&s);
+    }
+
+    #[test]
+    fn etcd_a_new_application_drops_state_an_earlier_one_of_its_name_left() {
+        let etcd = TestEtcd::start();
+        let (s, _, _) = leading_store(&etcd, "c2");
+        a_new_application_drops_state_an_earlier_one_of_its_name_left(&s);
+        // Clusters of one etcd do not see each other's records.
+        let (other, _, _) = leading_store(&etcd, "c3");
+        assert!(other.load().unwrap().apps.is_empty());
+    }
+
+    #[test]
+    fn etcd_writes_of_a_drover_that_no_longer_leads_are_refused_and_change_nothing() {
+        let etcd = TestEtcd::start();
+        let (s, fence, l) = leading_store(&etcd, "c4");
+        s.apply(&StoreWrite::PutApp(app("kept"))).unwrap();
+        // Its lease is revoked behind its back (as when it expired while
+        // the drover was paused), and another drover campaigns and leads.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let opts = match StoreTarget::parse(&etcd.url(), "c4").unwrap() {
+            StoreTarget::Etcd(o) => o,
+            _ => unreachable!(),
+        };
+        rt.block_on(async {
+            let mut c = opts.connect().await.unwrap();
+            c.lease_revoke(l.lease).await.unwrap();
+        });
+        let (_s2, _, l2) = leading_store(&etcd, "c4");
+        assert_ne!(l2.revision, l.revision);
+        assert_eq!(fence.revision(), Some(l.revision), "it does not know yet");
+        let e = s.apply(&StoreWrite::PutApp(app("late"))).unwrap_err();
+        assert!(matches!(e, StoreError::NotLeader), "{e}");
+        assert_eq!(fence.revision(), None, "the refusal drops its leadership");
+        let e = s.apply(&StoreWrite::DeleteApp("kept".into())).unwrap_err();
+        assert!(matches!(e, StoreError::NotLeader), "{e}");
+        let snap = s.load().unwrap();
+        assert_eq!(snap.apps.keys().collect::<Vec<_>>(), ["kept"]);
+    }
+
+    #[test]
+    fn etcd_an_unknown_endpoint_is_a_clear_error() {
+        let e = StoreTarget::parse("etcd://127.0.0.1", "c").unwrap_err();
+        assert!(e.to_string().contains("not host:port"), "{e}");
+        let e = StoreTarget::parse("etcd://127.0.0.1:2379", "a/b").unwrap_err();
+        assert!(e.to_string().contains("--cluster-name"), "{e}");
+        assert!(matches!(
+            StoreTarget::parse("/tmp/x.redb", "c").unwrap(),
+            StoreTarget::Redb(_)
+        ));
+    }
+
+    #[test]
+    fn etcd_a_cluster_from_a_newer_drover_is_refused() {
+        let etcd = TestEtcd::start();
+        let opts = match StoreTarget::parse(&etcd.url(), "c5").unwrap() {
+            StoreTarget::Etcd(o) => o,
+            _ => unreachable!(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = opts.connect().await.unwrap();
+            c.put(
+                format!("{}meta/schema", opts.prefix()),
+                (SCHEMA_VERSION + 1).to_string(),
+                None,
+            )
+            .await
+            .unwrap();
+        });
+        let e = Store::open_target(&StoreTarget::Etcd(opts), Fence::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(e, StoreError::Newer { .. }), "{e}");
+    }
+
+    #[test]
+    fn writes_are_operations_of_one_transaction() {
+        let ops = ops_of(&StoreWrite::DeleteApp("shop".into())).unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                Op::Delete {
+                    table: Table::Apps,
+                    key: "shop".into()
+                },
+                Op::DeletePrefix {
+                    table: Table::Clusters,
+                    prefix: "shop\u{0}".into()
+                },
+                Op::DeletePrefix {
+                    table: Table::Policies,
+                    prefix: "shop\u{0}".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn a_damaged_file_is_refused_and_left_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
@@ -617,15 +777,7 @@ mod tests {
     fn a_store_from_a_newer_drover_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
-        {
-            let db = Database::create(&path).unwrap();
-            let tx = db.begin_write().unwrap();
-            tx.open_table(META)
-                .unwrap()
-                .insert("schema", SCHEMA_VERSION + 1)
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        redb::tests::write_newer_schema(&path);
         let before = std::fs::read(&path).unwrap();
         let e = Store::open(&path).err().expect("refused");
         assert!(matches!(e, StoreError::Newer { .. }), "{e}");

@@ -5,13 +5,9 @@
 //! token yet.
 
 use actix::prelude::*;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{io, Store, StoreActor, StoreError};
-
-/// Token name → [`StoredToken`] as JSON.
-const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
+use super::{io, Op, Store, StoreActor, StoreError, Table};
 
 /// A token as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,80 +22,79 @@ pub struct StoredToken {
     pub last_used_ms: Option<u64>,
 }
 
+fn decode(name: &str, v: &str) -> Result<StoredToken, StoreError> {
+    serde_json::from_str(v).map_err(|e| StoreError::Decode {
+        key: format!("token {name}"),
+        message: e.to_string(),
+    })
+}
+
 impl Store {
     /// Every stored token.
     pub fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| io("read", e))?;
-        let t = match tx.open_table(TOKENS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
-            Err(e) => return Err(io("read tokens", e)),
-        };
-        let mut out = Vec::new();
-        for r in t.iter().map_err(|e| io("read tokens", e))? {
-            let (k, v) = r.map_err(|e| io("read tokens", e))?;
-            let token = serde_json::from_str(v.value()).map_err(|e| StoreError::Decode {
-                key: format!("token {}", k.value()),
-                message: e.to_string(),
-            })?;
-            out.push(token);
-        }
-        Ok(out)
+        self.rows(Table::Tokens)?
+            .iter()
+            .map(|(k, v)| decode(k, v))
+            .collect()
     }
 
     /// Adds or replaces a token (by name).
     pub fn put_token(&self, token: &StoredToken) -> Result<(), StoreError> {
-        let v = serde_json::to_string(token).map_err(|e| io("encode", e))?;
-        let tx = self.db.begin_write().map_err(|e| io("write", e))?;
-        tx.open_table(TOKENS)
-            .map_err(|e| io("write tokens", e))?
-            .insert(token.name.as_str(), v.as_str())
-            .map_err(|e| io("write tokens", e))?;
-        tx.commit().map_err(|e| io("commit", e))
+        self.commit(&[put(token)?], true).map(|_| ())
+    }
+
+    /// Adds the first admin token at start-up, before any drover of the
+    /// cluster leads (so unfenced); `false` when a token of that name
+    /// was there already (another drover of the cluster made it).
+    pub fn put_first_token(&self, token: &StoredToken) -> Result<bool, StoreError> {
+        if self.get(Table::Tokens, &token.name)?.is_some() {
+            return Ok(false);
+        }
+        self.commit(&[put(token)?], false)
     }
 
     /// Records a token's last use; `false` (and nothing written) when it
     /// is no longer stored.
     pub fn touch_token(&self, name: &str, last_used_ms: u64) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| io("write", e))?;
-        let found = {
-            let mut t = tx.open_table(TOKENS).map_err(|e| io("write tokens", e))?;
-            let current = t
-                .get(name)
-                .map_err(|e| io("write tokens", e))?
-                .map(|v| v.value().to_string());
-            match current {
-                Some(v) => {
-                    let mut token: StoredToken =
-                        serde_json::from_str(&v).map_err(|e| StoreError::Decode {
-                            key: format!("token {name}"),
-                            message: e.to_string(),
-                        })?;
-                    token.last_used_ms = Some(last_used_ms);
-                    let v = serde_json::to_string(&token).map_err(|e| io("encode", e))?;
-                    t.insert(name, v.as_str())
-                        .map_err(|e| io("write tokens", e))?;
-                    true
-                }
-                None => false,
-            }
+        let Some(v) = self.get(Table::Tokens, name)? else {
+            return Ok(false);
         };
-        tx.commit().map_err(|e| io("commit", e))?;
-        Ok(found)
+        let mut token = decode(name, &v)?;
+        token.last_used_ms = Some(last_used_ms);
+        // Conditional on the token still being there: a revocation racing
+        // a request is never undone.
+        self.commit(
+            &[Op::PutIfPresent {
+                table: Table::Tokens,
+                key: name.to_string(),
+                value: serde_json::to_string(&token).map_err(|e| io("encode", e))?,
+            }],
+            true,
+        )
     }
 
     /// Removes a token; `false` when there was none of that name.
     pub fn delete_token(&self, name: &str) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| io("write", e))?;
-        let existed = tx
-            .open_table(TOKENS)
-            .map_err(|e| io("write tokens", e))?
-            .remove(name)
-            .map_err(|e| io("write tokens", e))?
-            .is_some();
-        tx.commit().map_err(|e| io("commit", e))?;
-        Ok(existed)
+        if self.get(Table::Tokens, name)?.is_none() {
+            return Ok(false);
+        }
+        self.commit(
+            &[Op::Delete {
+                table: Table::Tokens,
+                key: name.to_string(),
+            }],
+            true,
+        )?;
+        Ok(true)
     }
+}
+
+fn put(token: &StoredToken) -> Result<Op, StoreError> {
+    Ok(Op::Put {
+        table: Table::Tokens,
+        key: token.name.clone(),
+        value: serde_json::to_string(token).map_err(|e| io("encode", e))?,
+    })
 }
 
 /// A change to the stored tokens, on the store's thread. Answers whether a
@@ -123,7 +118,13 @@ impl Handler<TokenWrite> for StoreActor {
         let r = match &w {
             TokenWrite::Put(t) => self.store.put_token(t).map(|()| true),
             TokenWrite::Delete(name) => self.store.delete_token(name),
-            TokenWrite::Touch { name, last_used_ms } => self.store.touch_token(name, *last_used_ms),
+            TokenWrite::Touch { name, last_used_ms } => {
+                match self.store.touch_token(name, *last_used_ms) {
+                    // A standby records no last use: only the leader writes.
+                    Err(StoreError::NotLeader) => Ok(true),
+                    r => r,
+                }
+            }
         };
         if let Err(e) = &r {
             tracing::error!(error = %e, "token write failed");
