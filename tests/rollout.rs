@@ -260,7 +260,11 @@ fn rollout(d: &Drover, app: &str, env: Value, update: Value) -> Value {
 }
 
 fn update(failure_action: &str) -> Value {
-    json!({ "min_ready": "1s", "drain_timeout": "1s", "deadline": "30s", "failure_action": failure_action })
+    update_with(failure_action, "30s")
+}
+
+fn update_with(failure_action: &str, deadline: &str) -> Value {
+    json!({ "min_ready": "1s", "drain_timeout": "1s", "deadline": deadline, "failure_action": failure_action })
 }
 
 #[test]
@@ -331,21 +335,34 @@ fn a_failing_health_check_rolls_back_by_itself_and_pause_waits_for_undo() {
         (load.ok.load(Ordering::Relaxed) > 50).then_some(())
     });
 
+    // A 5-minute deadline: only the new member's own verdict (its health
+    // check failing past its threshold) can stop the rollout in time.
+    let asked = std::time::Instant::now();
     let answer = rollout(
         &d,
         &app,
         json!({"VERSION": "2", "HEALTH_FAIL": "1"}),
-        update("rollback"),
+        update_with("rollback", "5m"),
     );
     assert_eq!(answer["state"], "rolling");
+    let began = wait_for(DEADLINE, "the rollback begins", || {
+        let st = status(&d, &app);
+        (st.rolling_back || st.state != "rolling").then_some(st)
+    });
+    let after = asked.elapsed();
+    eprintln!("rollback began {after:?} after the rollout was asked for");
+    assert!(
+        after < Duration::from_secs(60),
+        "the rollback began {after:?} after the rollout, not at once: {began:?}"
+    );
+    let reason = began.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("health check failed") && !reason.contains("deadline"),
+        "{began:?}"
+    );
     let st = wait_state(&d, &app, &["rolled-back", "failed", "complete"]);
     assert_eq!(st.state, "rolled-back", "{st:?}");
     assert_eq!(st.revision, 1, "back on revision 1");
-    let reason = st.reason.clone().unwrap_or_default();
-    assert!(
-        reason.contains("failed") || reason.contains("deadline"),
-        "{st:?}"
-    );
     wait_for(DEADLINE, "every member runs the previous spec", || {
         all_members_run(&d, &app, 3, "1")
     });
@@ -355,11 +372,15 @@ fn a_failing_health_check_rolls_back_by_itself_and_pause_waits_for_undo() {
         &d,
         &app,
         json!({"VERSION": "3", "HEALTH_FAIL": "1"}),
-        update("pause"),
+        update_with("pause", "5m"),
     );
     assert_eq!(answer["state"], "rolling");
     let st = wait_state(&d, &app, &["paused", "rolled-back", "failed", "complete"]);
     assert_eq!(st.state, "paused", "{st:?}");
+    assert!(
+        !st.reason.clone().unwrap_or_default().contains("deadline"),
+        "{st:?}"
+    );
     let (code, body) = d.post(
         &format!("/v1/applications/{app}/entities/web/rollout/undo"),
         "{}",

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::container::{ContainerEntity, PLACEMENT_FAILURE};
+use super::container::{ContainerEntity, HEALTH_FAILING, PLACEMENT_FAILURE};
 use super::policies::{MemberPolicies, PolicyTarget};
 use super::pool_messages::PlaceErrorKind;
 use super::{ChildAdded, EntityHandle, Links, Placement};
@@ -51,6 +51,12 @@ struct Member {
     ready_since_ms: Option<u64>,
     /// Out of the load balancer since (ms): a rollout removes it soon.
     draining_since_ms: Option<u64>,
+    /// Its health check fails since (ms), with the latest reason
+    /// (`health.failing`): a rollout's verdict on a new member.
+    failing: Option<(u64, String)>,
+    /// When it last left `running` (ms, the latest few): that many in one
+    /// leg of a rollout is a restart loop.
+    left_running_ms: Vec<u64>,
 }
 
 pub struct ClusterEntity {
@@ -338,6 +344,8 @@ impl ClusterEntity {
                 revision,
                 ready_since_ms: None,
                 draining_since_ms: None,
+                failing: None,
+                left_running_ms: Vec::new(),
             },
         );
         // References resolve per member: each subscribes to the sources
@@ -690,6 +698,14 @@ impl Handler<EntityEvent> for ClusterEntity {
         match ev {
             EntityEvent::State { source, state, .. } => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    if m.state == Lifecycle::Running && state != Lifecycle::Running {
+                        m.left_running_ms.push(rolling::now_ms());
+                        let extra = m
+                            .left_running_ms
+                            .len()
+                            .saturating_sub(rollout::RESTART_LOOP as usize);
+                        m.left_running_ms.drain(..extra);
+                    }
                     m.state = state;
                     if state != Lifecycle::Running {
                         m.ready_since_ms = None;
@@ -730,6 +746,27 @@ impl Handler<EntityEvent> for ClusterEntity {
             } if name == s::ENTITY_ERROR => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     m.error = value.value.as_str().map(str::to_string);
+                }
+            }
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } if name == HEALTH_FAILING => {
+                let mut changed = false;
+                if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    m.failing = match value.value.as_str() {
+                        // The first failure since the last pass or start counts.
+                        Some(why) => Some((
+                            m.failing.as_ref().map_or_else(rolling::now_ms, |f| f.0),
+                            why.to_string(),
+                        )),
+                        None => None,
+                    };
+                    changed = true;
+                }
+                if changed && self.revs.active() && self.started {
+                    self.drive(ctx);
                 }
             }
             EntityEvent::Sensor {

@@ -15,7 +15,10 @@ use actix::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::rollout::{step, Action, Health, MemberView, Rollout, RolloutState};
+use super::rollout::{
+    failing_limit, member_health, step, Action, MemberFacts, MemberView, Rollout, RolloutState,
+    Seen,
+};
 use super::ClusterEntity;
 use crate::blueprint::update::UpdateSpec;
 use crate::blueprint::ContainerSpec;
@@ -165,22 +168,35 @@ impl ClusterEntity {
             .members
             .iter()
             .filter(|(i, m)| !self.surge.contains(i) && !self.removing.contains(&m.id))
-            .map(|(i, m)| MemberView {
-                index: *i,
-                revision: m.revision,
-                health: match (m.state, m.ready_since_ms) {
-                    (Lifecycle::Running, Some(since_ms)) => Health::Ready { since_ms },
-                    // A starting member whose checks already fail (its
-                    // error is set) has failed: no need to wait for the deadline.
-                    (Lifecycle::Starting, _) if m.error.is_some() => {
-                        Health::Failed(m.error.clone().unwrap_or_default())
-                    }
-                    (Lifecycle::OnFire, _) => {
-                        Health::Failed(m.error.clone().unwrap_or_else(|| "on fire".into()))
-                    }
-                    _ => Health::Starting,
-                },
-                draining_since_ms: m.draining_since_ms,
+            .map(|(i, m)| {
+                let limit = self
+                    .revs
+                    .specs
+                    .get(&m.revision)
+                    .and_then(|s| s.health.as_ref())
+                    .map(failing_limit);
+                let facts = MemberFacts {
+                    seen: match (m.state, m.ready_since_ms) {
+                        (Lifecycle::Running, Some(since_ms)) => Seen::Running { since_ms },
+                        (Lifecycle::OnFire, _) => Seen::OnFire,
+                        _ => Seen::Starting,
+                    },
+                    error: m.error.clone(),
+                    failing: m.failing.clone(),
+                    // Only this leg's: an old member's past restarts do
+                    // not fail a rollback to it.
+                    restarts: m
+                        .left_running_ms
+                        .iter()
+                        .filter(|t| **t >= r.started_ms)
+                        .count() as u32,
+                };
+                MemberView {
+                    index: *i,
+                    revision: m.revision,
+                    health: member_health(&facts, limit, now),
+                    draining_since_ms: m.draining_since_ms,
+                }
             })
             .collect();
         let st = step(&r, &views, self.desired, now);

@@ -153,6 +153,73 @@ pub enum Health {
     Failed(String),
 }
 
+/// What the cluster has seen of a member, for [`member_health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Created, starting or restarting.
+    Starting,
+    /// Running (its health check passes) since this time (ms).
+    Running { since_ms: u64 },
+    /// On fire: its start failed, it exited or its checks failed for good.
+    OnFire,
+}
+
+/// A member's facts: its state, its `entity.error`, since when its health
+/// check fails (`health.failing`, with the latest reason) and how often it
+/// left `running` since it joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberFacts {
+    pub seen: Seen,
+    pub error: Option<String>,
+    pub failing: Option<(u64, String)>,
+    pub restarts: u32,
+}
+
+/// A member that left `running` this many times is in a restart loop.
+pub const RESTART_LOOP: u32 = 3;
+
+/// How long failing checks take to be a verdict: the check's own
+/// threshold, `unhealthy_threshold` × `interval` (Docker's `retries` ×
+/// `interval`). Failures within `start_period` are not reported at all, so
+/// the grace is already behind when failing begins.
+pub fn failing_limit(h: &crate::blueprint::HealthCheck) -> std::time::Duration {
+    h.interval * h.unhealthy_threshold.max(1)
+}
+
+/// A member's health for the rollout (pure). It fails at once, not at the
+/// rollout's `deadline`, when it is on fire (a crash, an exit, a start
+/// that failed), when it is in a restart loop, or when its health check
+/// has failed for longer than `limit` (see [`failing_limit`]; `None`
+/// without a check) with no pass since its start.
+pub fn member_health(f: &MemberFacts, limit: Option<std::time::Duration>, now_ms: u64) -> Health {
+    if f.restarts >= RESTART_LOOP {
+        return Health::Failed(format!(
+            "left running {} times since it started: a restart loop",
+            f.restarts
+        ));
+    }
+    match &f.seen {
+        Seen::OnFire => Health::Failed(f.error.clone().unwrap_or_else(|| "on fire".into())),
+        Seen::Running { since_ms } => Health::Ready {
+            since_ms: *since_ms,
+        },
+        // A starting member whose last attempt already failed (its error
+        // is set) has failed.
+        Seen::Starting if f.error.is_some() => Health::Failed(f.error.clone().unwrap_or_default()),
+        Seen::Starting => match (&f.failing, limit) {
+            (Some((since, why)), Some(limit)) if now_ms.saturating_sub(*since) >= ms(limit) => {
+                Health::Failed(format!(
+                    "its health check failed for {} (its threshold): {why}",
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        now_ms.saturating_sub(*since)
+                    ))
+                ))
+            }
+            _ => Health::Starting,
+        },
+    }
+}
+
 /// One member as the rollout sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberView {

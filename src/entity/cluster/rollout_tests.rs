@@ -528,3 +528,117 @@ fn settled_revision_and_final_states() {
         "rolled-back"
     );
 }
+
+fn facts(seen: Seen) -> MemberFacts {
+    MemberFacts {
+        seen,
+        error: None,
+        failing: None,
+        restarts: 0,
+    }
+}
+
+fn check(interval_ms: u64, threshold: u32) -> Duration {
+    let h: crate::blueprint::HealthCheck = serde_json::from_value(serde_json::json!({
+        "http": { "port": 8080, "path": "/health" },
+        "interval": format!("{interval_ms}ms"),
+        "unhealthy_threshold": threshold,
+    }))
+    .unwrap();
+    failing_limit(&h)
+}
+
+#[test]
+fn failing_checks_fail_a_starting_member_at_the_checks_own_threshold() {
+    let limit = check(500, 3);
+    assert_eq!(limit, Duration::from_millis(1500));
+    let mut f = facts(Seen::Starting);
+    assert_eq!(member_health(&f, Some(limit), 10 * S), Health::Starting);
+    f.failing = Some((10 * S, "health check: status 503".into()));
+    // Not yet: 1.499 s of failures.
+    assert_eq!(
+        member_health(&f, Some(limit), 10 * S + 1499),
+        Health::Starting
+    );
+    let Health::Failed(why) = member_health(&f, Some(limit), 10 * S + 1500) else {
+        panic!("failing for its threshold is a verdict");
+    };
+    assert!(why.contains("status 503"), "{why}");
+    // Without a check, failures decide nothing (the deadline does).
+    assert_eq!(member_health(&f, None, 100 * S), Health::Starting);
+}
+
+#[test]
+fn a_crash_an_error_or_a_restart_loop_fail_at_once() {
+    let mut f = facts(Seen::OnFire);
+    f.error = Some("container is exited".into());
+    assert_eq!(
+        member_health(&f, None, 0),
+        Health::Failed("container is exited".into())
+    );
+    let mut f = facts(Seen::Starting);
+    f.error = Some("killed for lack of memory (OOM)".into());
+    assert!(matches!(member_health(&f, None, 0), Health::Failed(_)));
+    let mut f = facts(Seen::Running { since_ms: 5 });
+    assert_eq!(member_health(&f, None, 9), Health::Ready { since_ms: 5 });
+    f.restarts = RESTART_LOOP - 1;
+    assert_eq!(member_health(&f, None, 9), Health::Ready { since_ms: 5 });
+    f.restarts = RESTART_LOOP;
+    let Health::Failed(why) = member_health(&f, None, 9) else {
+        panic!("a restart loop is a failure");
+    };
+    assert!(why.contains("restart loop"), "{why}");
+}
+
+/// In virtual time: a new version whose checks fail rolls back 1.5 s after
+/// its first failing check, with a 5-minute deadline far away; `pause`
+/// pauses just as soon.
+#[test]
+fn a_failing_new_version_stops_the_rollout_long_before_its_deadline() {
+    for (action, want) in [
+        (FailureAction::Rollback, RolloutState::Rolling),
+        (FailureAction::Pause, RolloutState::Paused),
+    ] {
+        let u = UpdateSpec {
+            deadline: Duration::from_secs(300),
+            failure_action: action,
+            ..update()
+        };
+        let limit = check(500, 3);
+        let mut sim = Sim::new(3, u);
+        let began = sim.now;
+        sim.step();
+        assert_eq!(sim.log, ["start 4 r2"]);
+        // Its container runs; its checks answer 503 from now on.
+        let failing_since = sim.now + 300;
+        let mut verdict_at = None;
+        for _ in 0..100 {
+            sim.advance(250);
+            let f = MemberFacts {
+                failing: (sim.now >= failing_since).then(|| (failing_since, "status 503".into())),
+                ..facts(Seen::Starting)
+            };
+            sim.m(4).health = member_health(&f, Some(limit), sim.now);
+            sim.step();
+            if sim.r.state != RolloutState::Rolling || sim.r.rolling_back {
+                verdict_at = Some(sim.now);
+                break;
+            }
+        }
+        let at = verdict_at.expect("a verdict before the deadline");
+        assert!(
+            at - began < 3 * S,
+            "stopped {} ms after it began",
+            at - began
+        );
+        assert_eq!(sim.r.state, want, "{action:?}");
+        if action == FailureAction::Rollback {
+            assert!(sim.r.rolling_back);
+            assert_eq!(sim.r.target, 1);
+            // The failed member goes; the old ones were never drained.
+            sim.step();
+            assert!(sim.members.iter().all(|m| m.revision == 1));
+            assert_eq!(sim.members.len(), 3);
+        }
+    }
+}
