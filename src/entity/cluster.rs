@@ -89,6 +89,9 @@ pub struct ClusterEntity {
     surge: BTreeSet<u32>,
     /// Members being torn down, by id.
     removing: BTreeSet<String>,
+    /// Members removed by an in-place rollout, by id: their container goes,
+    /// their volumes stay for the member started under the same number.
+    keep_volumes: BTreeSet<String>,
     waiters: Vec<oneshot::Sender<Result<serde_json::Value, EntityError>>>,
     started: bool,
     tearing_down: bool,
@@ -108,6 +111,13 @@ struct ResizeArgs {
 #[serde(deny_unknown_fields)]
 struct ReplaceArgs {
     member: String,
+}
+
+/// Members of this spec own named volumes (per-member data).
+fn owns_named_volumes(spec: &ContainerSpec) -> bool {
+    crate::blueprint::volumes::named(&spec.volumes)
+        .next()
+        .is_some()
 }
 
 /// The cluster's lifecycle from its members' (pure).
@@ -153,6 +163,7 @@ impl ClusterEntity {
             restored: false,
             surge: BTreeSet::new(),
             removing: BTreeSet::new(),
+            keep_volumes: BTreeSet::new(),
             waiters: Vec::new(),
             started: false,
             tearing_down: false,
@@ -281,9 +292,7 @@ impl ClusterEntity {
     /// Members own named volumes: each keeps its identity (its number)
     /// through restarts, replacements and resizes.
     fn stateful(&self) -> bool {
-        crate::blueprint::volumes::named(&self.member_spec.volumes)
-            .next()
-            .is_some()
+        owns_named_volumes(&self.member_spec)
     }
 
     fn member_id(&self, index: u32) -> String {
@@ -406,19 +415,27 @@ impl ClusterEntity {
                 a.do_send(Invoke::new("start"));
             }
             for (id, addr) in stops {
-                // Removed for good: its `retain: false` volumes go too.
+                // Removed for good: its `retain: false` volumes go too;
+                // replaced in place by a rollout: they stay.
+                let keep = act.keep_volumes.remove(&id);
                 ctx.spawn(
-                    async move { addr.send(super::container::TeardownForGood).await }
-                        .into_actor(act)
-                        .map(move |res, act, _| {
-                            let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&id, e)));
-                            if let Err(e) = res {
-                                tracing::warn!(member = %id, error = %e, "member teardown failed");
-                            }
-                            act.removing.remove(&id);
-                            act.publish();
-                            act.update_state();
-                        }),
+                    async move {
+                        if keep {
+                            addr.send(Teardown).await
+                        } else {
+                            addr.send(super::container::TeardownForGood).await
+                        }
+                    }
+                    .into_actor(act)
+                    .map(move |res, act, _| {
+                        let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&id, e)));
+                        if let Err(e) = res {
+                            tracing::warn!(member = %id, error = %e, "member teardown failed");
+                        }
+                        act.removing.remove(&id);
+                        act.publish();
+                        act.update_state();
+                    }),
                 );
             }
         }));

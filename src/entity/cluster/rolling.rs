@@ -140,12 +140,13 @@ impl ClusterEntity {
         let in_use: Vec<u64> = self.members.values().map(|m| m.revision).collect();
         self.revs.trim(&in_use);
         let now = now_ms();
-        self.revs.rollout = Some(Rollout::new(
-            self.revs.current,
-            revision,
-            self.revs.update.clone(),
-            now,
-        ));
+        // Members with per-member data are replaced in place, keeping
+        // their number and volume (either revision owning one decides).
+        let in_place = self.stateful() || super::owns_named_volumes(&args.member);
+        self.revs.rollout = Some(
+            Rollout::new(self.revs.current, revision, self.revs.update.clone(), now)
+                .in_place(in_place),
+        );
         self.member_spec = args.member;
         self.record(
             "rollout",
@@ -204,7 +205,19 @@ impl ClusterEntity {
         for a in st.actions {
             match a {
                 Action::Start { revision, reason } => {
-                    let index = self.next_index;
+                    let index = if r.in_place {
+                        // The member's old container must be gone first
+                        // (its name and volume); the next tick starts it.
+                        if !self.removing.is_empty() {
+                            continue;
+                        }
+                        super::member_identity::lowest_free_index(
+                            self.members.keys().copied(),
+                            |_| false,
+                        )
+                    } else {
+                        self.next_index
+                    };
                     self.add_member_rev(index, revision, ctx);
                     self.record(
                         "rollout",
@@ -220,6 +233,10 @@ impl ClusterEntity {
                 }
                 Action::Remove { index, reason } => {
                     let id = self.member_id(index);
+                    if r.in_place {
+                        // Its volumes stay for the member that takes its place.
+                        self.keep_volumes.insert(id.clone());
+                    }
                     self.remove_member(index, ctx);
                     self.record("rollout", format!("remove {id}: {reason}"));
                 }
@@ -346,7 +363,14 @@ impl ClusterEntity {
                         "revision {current} has no earlier revision to go back to"
                     )));
                 };
+                let in_place = self.stateful()
+                    || self
+                        .revs
+                        .specs
+                        .get(&prev)
+                        .is_some_and(super::owns_named_volumes);
                 let mut back = Rollout::new(current, current, self.revs.update.clone(), now)
+                    .in_place(in_place)
                     .roll_back("undone by an operator", now);
                 back.target = prev;
                 back.previous = current;

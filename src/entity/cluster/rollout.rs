@@ -74,6 +74,10 @@ pub struct Rollout {
     /// Why it is paused, rolled back or failed.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Members own named volumes: each is replaced in place, under its own
+    /// number and on its own volume, one at a time (see [`step`]).
+    #[serde(default)]
+    pub in_place: bool,
 }
 
 impl Rollout {
@@ -89,7 +93,13 @@ impl Rollout {
             update,
             canary_passed: false,
             reason: None,
+            in_place: false,
         }
+    }
+
+    /// Members are replaced in place (they own named volumes).
+    pub fn in_place(self, in_place: bool) -> Self {
+        Rollout { in_place, ..self }
     }
 
     /// The revision the cluster counts as its own once this rollout is over.
@@ -117,6 +127,7 @@ impl Rollout {
             update: self.update.clone(),
             canary_passed: true,
             reason: Some(reason.into()),
+            in_place: self.in_place,
         }
     }
 
@@ -308,38 +319,173 @@ pub fn step(r: &Rollout, members: &[MemberView], size: u32, now_ms: u64) -> Step
             })
         });
     if let Some(why) = failure {
-        if r.rolling_back {
-            // The rollout ends here: members that never served go, those
-            // that serve stay.
-            for m in new
-                .iter()
-                .filter(|m| !matches!(m.health, Health::Ready { .. }))
-            {
-                out.actions.push(Action::Remove {
-                    index: m.index,
-                    reason: format!("revision {} failed to start", r.target),
-                });
-            }
+        return on_failure(r, &new, why, now_ms, out);
+    }
+    if r.in_place {
+        return in_place(r, members, new, old, size, now_ms, out);
+    }
+    regular(r, members, new, old, size, now_ms, out)
+}
+
+/// A failure stops the rollout: it rolls back or pauses (or, rolling back
+/// already, ends failed).
+fn on_failure(r: &Rollout, new: &[&MemberView], why: String, now_ms: u64, mut out: Step) -> Step {
+    let u = &r.update;
+    if r.rolling_back {
+        // The rollout ends here: members that never served go, those
+        // that serve stay.
+        for m in new
+            .iter()
+            .filter(|m| !matches!(m.health, Health::Ready { .. }))
+        {
+            out.actions.push(Action::Remove {
+                index: m.index,
+                reason: format!("revision {} failed to start", r.target),
+            });
         }
-        out.next = Some(if r.rolling_back {
-            Rollout {
-                state: RolloutState::Failed,
-                reason: Some(format!("rollback failed: {why}")),
+    }
+    out.next = Some(if r.rolling_back {
+        Rollout {
+            state: RolloutState::Failed,
+            reason: Some(format!("rollback failed: {why}")),
+            ..r.clone()
+        }
+    } else {
+        match u.failure_action {
+            FailureAction::Rollback => r.roll_back(why, now_ms),
+            FailureAction::Pause => Rollout {
+                state: RolloutState::Paused,
+                reason: Some(why),
                 ..r.clone()
-            }
-        } else {
-            match u.failure_action {
-                FailureAction::Rollback => r.roll_back(why, now_ms),
-                FailureAction::Pause => Rollout {
-                    state: RolloutState::Paused,
-                    reason: Some(why),
-                    ..r.clone()
+            },
+        }
+    });
+    out
+}
+
+/// Members that must be ready for `min_ready` at `now_ms`.
+fn ready_for(u: &UpdateSpec, m: &MemberView, now_ms: u64) -> bool {
+    match m.health {
+        Health::Ready { since_ms } => now_ms.saturating_sub(since_ms) >= ms(u.min_ready),
+        _ => false,
+    }
+}
+
+/// Members that own named volumes, StatefulSet-style: one member at a
+/// time, from the highest number down, is drained, removed (its volume
+/// stays) and started again under its own number on the new revision; the
+/// next goes once it has been ready for `min_ready`. `max_surge` does not
+/// apply (two containers never share a member's volume) and capacity dips
+/// by one member meanwhile, whatever `max_unavailable` says.
+fn in_place(
+    r: &Rollout,
+    members: &[MemberView],
+    new: Vec<&MemberView>,
+    old: Vec<&MemberView>,
+    size: u32,
+    now_ms: u64,
+    mut out: Step,
+) -> Step {
+    let u = &r.update;
+    let (mut old_up, old_down): (Vec<&MemberView>, Vec<&MemberView>) = old
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Ready { .. }));
+    // Not serving: nothing to drain, it goes at once (and comes back new).
+    for m in &old_down {
+        out.actions.push(Action::Remove {
+            index: m.index,
+            reason: format!(
+                "revision {} is not serving; revision {} replaces it in place",
+                m.revision, r.target
+            ),
+        });
+    }
+    // More members than the size: the highest numbers go.
+    let mut serving: Vec<&MemberView> = new.iter().chain(old_up.iter()).copied().collect();
+    serving.sort_by_key(|m| std::cmp::Reverse(m.index));
+    let extra = serving.len().saturating_sub(size as usize);
+    for m in serving.iter().take(extra) {
+        out.actions.push(drain_or_remove(
+            m,
+            "the cluster is smaller than its members",
+        ));
+        old_up.retain(|o| o.index != m.index);
+    }
+    let new: Vec<&MemberView> = new
+        .into_iter()
+        .filter(|m| !serving.iter().take(extra).any(|x| x.index == m.index))
+        .collect();
+    let busy = members.iter().any(|m| m.draining_since_ms.is_some()) || !out.actions.is_empty();
+    let new_ready = new.iter().filter(|m| ready_for(u, m, now_ms)).count() as u32;
+    if old_up.is_empty() && new.len() as u32 == size && new_ready == size {
+        if !busy {
+            out.next = Some(Rollout {
+                state: if r.rolling_back {
+                    RolloutState::RolledBack
+                } else {
+                    RolloutState::Complete
                 },
-            }
+                ..r.clone()
+            });
+        }
+        return out;
+    }
+    // One member at a time: wait for the one being replaced.
+    if busy {
+        return out;
+    }
+    if ((new.len() + old_up.len()) as u32) < size {
+        out.actions.push(Action::Start {
+            revision: r.target,
+            reason: format!(
+                "rolling to revision {} in place: {} of {size} members run it",
+                r.target,
+                new.len()
+            ),
         });
         return out;
     }
+    if new_ready < new.len() as u32 {
+        return out;
+    }
+    let canary = (!r.rolling_back && !r.canary_passed && u.canary > 0).then(|| u.canary.min(size));
+    if let Some(c) = canary {
+        if new_ready >= c {
+            out.next = Some(Rollout {
+                state: RolloutState::Paused,
+                reason: Some(format!(
+                    "canary: {c} member(s) of revision {} are ready; `drover rollout resume` \
+                     goes on, `drover rollout undo` rolls back",
+                    r.target
+                )),
+                ..r.clone()
+            });
+            return out;
+        }
+    }
+    if let Some(m) = old_up.iter().max_by_key(|m| m.index) {
+        out.actions.push(Action::Drain {
+            index: m.index,
+            reason: format!(
+                "revision {} replaces it in place ({new_ready} of {size} members ready)",
+                r.target
+            ),
+        });
+    }
+    out
+}
 
+/// Kubernetes' RollingUpdate: new members surge, old ones drain.
+fn regular(
+    r: &Rollout,
+    members: &[MemberView],
+    mut new: Vec<&MemberView>,
+    old: Vec<&MemberView>,
+    size: u32,
+    now_ms: u64,
+    mut out: Step,
+) -> Step {
+    let u = &r.update;
     let ready_for = |m: &MemberView| match m.health {
         Health::Ready { since_ms } => now_ms.saturating_sub(since_ms) >= ms(u.min_ready),
         _ => false,

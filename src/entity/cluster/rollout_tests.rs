@@ -56,6 +56,12 @@ impl Sim {
         for a in &st.actions {
             match a {
                 Action::Start { revision, .. } => {
+                    if self.r.in_place {
+                        // The cluster takes the lowest free number.
+                        self.next = (1..)
+                            .find(|i| self.members.iter().all(|m| m.index != *i))
+                            .unwrap();
+                    }
                     self.members.push(MemberView {
                         index: self.next,
                         revision: *revision,
@@ -641,4 +647,60 @@ fn a_failing_new_version_stops_the_rollout_long_before_its_deadline() {
             assert_eq!(sim.members.len(), 3);
         }
     }
+}
+
+/// Members with named volumes: one at a time, each drained, removed and
+/// started again under its own number; never more members than the size.
+#[test]
+fn in_place_replaces_each_member_under_its_own_number() {
+    let mut sim = Sim::new(3, update());
+    sim.r = sim.r.clone().in_place(true);
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    let mut indexes: Vec<u32> = sim.members.iter().map(|m| m.index).collect();
+    indexes.sort();
+    assert_eq!(indexes, [1, 2, 3], "{:?}", sim.log);
+    assert_eq!(sim.revisions(), [2, 2, 2]);
+    assert_eq!(sim.peak, 3, "no surge: {:?}", sim.log);
+    assert_eq!(
+        &sim.log[..4],
+        ["drain 3", "remove 3", "start 3 r2", "drain 2"],
+        "{:?}",
+        sim.log
+    );
+    // Never two members of one number at once.
+    let starts = sim.log.iter().filter(|l| l.starts_with("start")).count();
+    assert_eq!(starts, 3, "{:?}", sim.log);
+}
+
+#[test]
+fn in_place_waits_for_min_ready_before_the_next_member() {
+    let mut sim = Sim::new(2, update());
+    sim.r = sim.r.clone().in_place(true);
+    sim.step(); // drain 2
+    sim.advance(S);
+    sim.step(); // remove 2
+    sim.step(); // start 2
+    sim.ready(2);
+    sim.advance(S); // ready for 1 s of min_ready's 2 s
+    let st = sim.step();
+    assert!(st.actions.is_empty(), "{:?}", st.actions);
+    sim.advance(S);
+    let st = sim.step();
+    assert!(
+        matches!(&st.actions[..], [Action::Drain { index: 1, .. }]),
+        "{:?}",
+        st.actions
+    );
+}
+
+#[test]
+fn in_place_failure_rolls_back_in_place() {
+    let mut sim = Sim::new(3, update());
+    sim.r = sim.r.clone().in_place(true);
+    assert_eq!(sim.run(&[1]), RolloutState::RolledBack);
+    let mut indexes: Vec<u32> = sim.members.iter().map(|m| m.index).collect();
+    indexes.sort();
+    assert_eq!(indexes, [1, 2, 3], "{:?}", sim.log);
+    assert_eq!(sim.revisions(), [1, 1, 1]);
+    assert!(sim.peak <= 3, "{:?}", sim.log);
 }
