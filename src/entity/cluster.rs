@@ -481,6 +481,8 @@ impl ClusterEntity {
             return;
         };
         tracing::info!(cluster = %self.me, members = ?st.members, replacing = ?st.replacing, "restoring membership");
+        // The blueprint's member spec, before the stored revisions replace it.
+        let from_blueprint = self.member_spec.clone();
         self.desired = st.desired;
         self.next_index = st.next_index.max(1);
         // The revisions first: members are made from their own.
@@ -503,6 +505,7 @@ impl ClusterEntity {
                 .unwrap_or(self.revs.current);
             self.add_member_rev(*i, rev, ctx);
         }
+        self.finish_apply(from_blueprint);
         for (old, new) in st.replacing {
             if self.members.contains_key(&old) && self.members.contains_key(&new) {
                 self.surge.insert(new);

@@ -100,6 +100,9 @@ pub struct Saved {
     /// Policy memory written since start (newer than `policies`): an
     /// apply's rebuilt policies start from it.
     pub live: memory::LiveMemory,
+    /// Clusters (app, cluster) an interrupted apply was rolling to their
+    /// blueprint's member spec: they roll at their first start.
+    pub applying: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Saved {

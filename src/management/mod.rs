@@ -24,6 +24,7 @@
 //! | `deploy.rs` | deploy, building an application |
 //! | [`plan`] | pure: the plan of an apply, service by service |
 //! | `apply.rs` | apply: checks, the stored intent, the plan's steps handed to policies and the application entity |
+//! | [`pending`] | an apply's steps stored before they run, finished by a rebind after a crash |
 //! | `destroy.rs` | destroy, and forgetting the application's saved state |
 //! | `effectors.rs` | effector calls, recorded as activities |
 //! | [`faults`] | faults injected from outside (chaos): routed to the container's engine or the pool's provisioner, recorded as activities |
@@ -39,6 +40,7 @@ mod effectors;
 pub mod faults;
 pub mod notices;
 mod observe;
+mod pending;
 pub mod plan;
 mod policy_rest;
 mod presets;
@@ -278,6 +280,7 @@ impl Management {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             live: Default::default(),
+            applying: Default::default(),
         });
         self.overrides = policy_rest::overrides_from(&snapshot);
         self.store = Some(store);
@@ -308,6 +311,12 @@ impl Management {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 live: saved.live.clone(),
+                applying: saved
+                    .applying
+                    .iter()
+                    .filter(|(a, _)| a != app)
+                    .cloned()
+                    .collect(),
             });
         }
     }

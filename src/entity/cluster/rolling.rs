@@ -156,6 +156,36 @@ impl ClusterEntity {
         Ok(json!({ "revision": revision, "state": "rolling" }))
     }
 
+    /// At the first start after a crash: an apply was rolling this cluster
+    /// to `spec` (the blueprint's) and may have been cut short before it
+    /// asked. The rollout is set, not driven: the reconcile that follows
+    /// the restore drives it, as it does a resumed one.
+    pub(super) fn finish_apply(&mut self, spec: ContainerSpec) {
+        let key = (self.me.app.clone(), self.me.entity.clone());
+        if !self.links.saved.applying.contains(&key) || self.revs.active() {
+            return;
+        }
+        if self.revs.specs.get(&self.revs.current) == Some(&spec) {
+            return;
+        }
+        let revision = self.revs.specs.keys().next_back().copied().unwrap_or(0) + 1;
+        let in_place = self.stateful() || super::owns_named_volumes(&spec);
+        self.revs.specs.insert(revision, spec.clone());
+        let now = now_ms();
+        self.revs.rollout = Some(
+            Rollout::new(self.revs.current, revision, self.revs.update.clone(), now)
+                .in_place(in_place),
+        );
+        self.member_spec = spec;
+        self.record(
+            "rollout",
+            format!(
+                "rolling from revision {} to {revision}: an apply a restart interrupted",
+                self.revs.current
+            ),
+        );
+    }
+
     /// One step of the rollout, done.
     pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
         if self.tearing_down {
