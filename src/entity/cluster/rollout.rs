@@ -387,15 +387,18 @@ fn in_place(
     mut out: Step,
 ) -> Step {
     let u = &r.update;
-    let (mut old_up, old_down): (Vec<&MemberView>, Vec<&MemberView>) = old
+    let (old_failed, old): (Vec<&MemberView>, Vec<&MemberView>) = old
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Failed(_)));
+    let (mut old_up, old_starting): (Vec<&MemberView>, Vec<&MemberView>) = old
         .into_iter()
         .partition(|m| matches!(m.health, Health::Ready { .. }));
-    // Not serving: nothing to drain, it goes at once (and comes back new).
-    for m in &old_down {
+    // Failed: nothing to drain, it goes at once (and comes back new).
+    for m in &old_failed {
         out.actions.push(Action::Remove {
             index: m.index,
             reason: format!(
-                "revision {} is not serving; revision {} replaces it in place",
+                "revision {} failed; revision {} replaces it in place",
                 m.revision, r.target
             ),
         });
@@ -415,7 +418,10 @@ fn in_place(
         .into_iter()
         .filter(|m| !serving.iter().take(extra).any(|x| x.index == m.index))
         .collect();
-    let busy = members.iter().any(|m| m.draining_since_ms.is_some()) || !out.actions.is_empty();
+    // A (re)starting old member is waited for: it is drained once it serves.
+    let busy = members.iter().any(|m| m.draining_since_ms.is_some())
+        || !out.actions.is_empty()
+        || !old_starting.is_empty();
     let new_ready = new.iter().filter(|m| ready_for(u, m, now_ms)).count() as u32;
     if old_up.is_empty() && new.len() as u32 == size && new_ready == size {
         if !busy {
@@ -490,20 +496,27 @@ fn regular(
         Health::Ready { since_ms } => now_ms.saturating_sub(since_ms) >= ms(u.min_ready),
         _ => false,
     };
-    // Old members that are not serving count for nothing: they go at once.
-    let (old_up, old_down): (Vec<&MemberView>, Vec<&MemberView>) = old
+    // Old members that failed count for nothing: they go at once. Those
+    // (re)starting (as every member is right after drover's restart, until
+    // its container is adopted and checked) hold their place, serve no
+    // one yet, and are drained once they serve.
+    let (old_failed, old): (Vec<&MemberView>, Vec<&MemberView>) = old
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Failed(_)));
+    let (old_up, old_starting): (Vec<&MemberView>, Vec<&MemberView>) = old
         .into_iter()
         .partition(|m| matches!(m.health, Health::Ready { .. }));
-    for m in &old_down {
+    for m in &old_failed {
         out.actions.push(Action::Remove {
             index: m.index,
             reason: format!(
-                "revision {} is not serving; revision {} replaces it",
+                "revision {} failed; revision {} replaces it",
                 m.revision, r.target
             ),
         });
     }
     let mut old = old_up;
+    let starting = old_starting.len() as u32;
     // More new members than the size (it shrank): the unready and newest go.
     if new.len() as u32 > size {
         let mut extra: Vec<&MemberView> = new.clone();
@@ -523,7 +536,7 @@ fn regular(
             .iter()
             .any(|a| matches!(a, Action::Drain { .. }));
 
-    if old.is_empty() && new.len() as u32 == size && new_ready == size {
+    if old.is_empty() && starting == 0 && new.len() as u32 == size && new_ready == size {
         if !draining {
             out.next = Some(Rollout {
                 state: if r.rolling_back {
@@ -557,7 +570,7 @@ fn regular(
         });
         available -= 1;
     }
-    let total = new.len() as u32 + old.len() as u32;
+    let total = new.len() as u32 + old.len() as u32 + starting;
     if let Some(c) = canary {
         if new_ready >= c && old.len() <= keep_old {
             out.next = Some(Rollout {

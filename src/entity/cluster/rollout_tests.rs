@@ -471,9 +471,9 @@ fn resize_during_a_rollout_makes_new_revision_members() {
 }
 
 #[test]
-fn an_old_member_that_is_down_goes_at_once() {
+fn an_old_member_that_failed_goes_at_once() {
     let mut sim = Sim::new(3, update());
-    sim.m(2).health = Health::Starting; // restarting
+    sim.m(2).health = Health::Failed("container is exited".into());
     let st = sim.step();
     assert!(st
         .actions
@@ -481,6 +481,36 @@ fn an_old_member_that_is_down_goes_at_once() {
         .any(|a| matches!(a, Action::Remove { index: 2, .. })));
     assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
     assert_eq!(sim.revisions(), [2, 2, 2]);
+}
+
+/// Right after drover's restart every member is `starting` until its
+/// container is adopted and checked: none is removed for that, and none
+/// is drained before it serves again.
+#[test]
+fn old_members_starting_after_a_restart_are_kept_until_they_serve() {
+    for in_place in [false, true] {
+        let mut sim = Sim::new(3, update());
+        sim.r = sim.r.clone().in_place(in_place);
+        for i in 1..=3 {
+            sim.m(i).health = Health::Starting;
+        }
+        let st = sim.step();
+        assert!(
+            st.actions.iter().all(|a| matches!(a, Action::Start { .. })),
+            "in place {in_place}: {:?}",
+            st.actions
+        );
+        assert_eq!(sim.run(&[1, 2]), RolloutState::Complete, "{:?}", sim.log);
+        assert_eq!(sim.revisions(), [2, 2, 2]);
+        assert!(
+            sim.log
+                .iter()
+                .filter(|l| l.starts_with("remove"))
+                .all(|l| sim.log.contains(&l.replace("remove", "drain"))),
+            "every old member was drained before it went: {:?}",
+            sim.log
+        );
+    }
 }
 
 #[test]
