@@ -400,7 +400,27 @@ fn apply_kill_point(delay_ms: u64) -> bool {
             (shown && container_entities(&app) == want).then_some(())
         },
     );
-    d.wait_running(&app, DEADLINE);
+    let t0 = std::time::Instant::now();
+    loop {
+        let detail = d.app_detail(&app);
+        if detail
+            .entities
+            .iter()
+            .all(|e| e.state == drover::protocol::Lifecycle::Running)
+        {
+            break;
+        }
+        let states: Vec<String> = detail
+            .entities
+            .iter()
+            .map(|e| format!("{} {}", e.id, e.state.as_str()))
+            .collect();
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "killed at {delay_ms} ms: not every entity runs: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Settled: still exactly the blueprint (no late duplicate, no orphan).
     assert_eq!(container_entities(&app), want, "killed at {delay_ms} ms");
     assert_eq!(members(&d, &app), 3, "killed at {delay_ms} ms");
