@@ -413,7 +413,14 @@ fn apply_kill_point(delay_ms: u64) -> bool {
         let states: Vec<String> = detail
             .entities
             .iter()
-            .map(|e| format!("{} {}", e.id, e.state.as_str()))
+            .map(|e| {
+                let error = e
+                    .sensors
+                    .get("entity.error")
+                    .map(|v| v.value.to_string())
+                    .unwrap_or_default();
+                format!("{} {} {error}", e.id, e.state.as_str())
+            })
             .collect();
         assert!(
             t0.elapsed() < DEADLINE,
