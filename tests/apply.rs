@@ -351,3 +351,105 @@ fn a_member_env_change_rolls_the_cluster_to_the_new_env() {
         },
     );
 }
+
+/// The `io.drover.entity` labels of the application's containers, with
+/// repeats (a duplicate shows twice).
+fn container_entities(app: &str) -> Vec<String> {
+    let mut v: Vec<String> = containers_of(app, true)
+        .iter()
+        .map(|id| {
+            inspect(id)["Config"]["Labels"]["io.drover.entity"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// One kill point: an apply that resizes `web` 2 → 3, removes `old` and
+/// adds `new`; `kill -9` of drover `delay_ms` after the apply answered
+/// (its steps under way); a restart on the same store must finish it.
+/// Whether the restart found the apply unfinished (activity `apply.resume`).
+fn apply_kill_point(delay_ms: u64) -> bool {
+    let app = unique("apply-kill");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("drover.redb");
+    let mut d = Drover::start_on(&store);
+    let file = write(dir.path(), &blueprint(&app, 2, 80, "1", Some("old")));
+    apply(&d, &file, &[]);
+    d.wait_running(&app, DEADLINE);
+    write(dir.path(), &blueprint(&app, 3, 80, "1", Some("new")));
+    apply(&d, &file, &[]);
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    d.kill9();
+    let d = Drover::start_on(&store);
+    let want: Vec<String> = ["new", "web-1", "web-2", "web-3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    wait_for(
+        DEADLINE,
+        &format!("killed {delay_ms} ms into the apply: web has 3 members, `new` runs, `old` is gone, and the engine holds exactly those"),
+        || {
+            let detail = d.app_detail(&app);
+            let ids: BTreeSet<&str> = detail.entities.iter().map(|e| e.id.as_str()).collect();
+            let shown = members(&d, &app) == 3 && ids.contains("new") && !ids.contains("old");
+            (shown && container_entities(&app) == want).then_some(())
+        },
+    );
+    let t0 = std::time::Instant::now();
+    loop {
+        let detail = d.app_detail(&app);
+        if detail
+            .entities
+            .iter()
+            .all(|e| e.state == drover::protocol::Lifecycle::Running)
+        {
+            break;
+        }
+        let states: Vec<String> = detail
+            .entities
+            .iter()
+            .map(|e| {
+                let error = e
+                    .sensors
+                    .get("entity.error")
+                    .map(|v| v.value.to_string())
+                    .unwrap_or_default();
+                format!("{} {} {error}", e.id, e.state.as_str())
+            })
+            .collect();
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "killed at {delay_ms} ms: not every entity runs: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Settled: still exactly the blueprint (no late duplicate, no orphan).
+    assert_eq!(container_entities(&app), want, "killed at {delay_ms} ms");
+    assert_eq!(members(&d, &app), 3, "killed at {delay_ms} ms");
+    let resumed = activities(&d, &format!("application={app}"))
+        .iter()
+        .any(|a| a["name"] == "apply.resume");
+    eprintln!("killed {delay_ms} ms into the apply: resumed by the restart: {resumed}");
+    resumed
+}
+
+#[test]
+fn an_apply_cut_short_by_kill_9_is_finished_after_the_restart() {
+    // Seeded points: at once, while `new` is made, while web grows, late.
+    let mut resumed = apply_kill_point(0) as u32;
+    let mut x: u64 = 14;
+    for _ in 0..5 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        resumed += apply_kill_point(x % 1500) as u32;
+    }
+    // At least one kill came before the apply's steps were done: the
+    // restart, not the apply, finished them.
+    assert!(resumed >= 1, "no kill point cut an apply short");
+}

@@ -260,7 +260,11 @@ fn rollout(d: &Drover, app: &str, env: Value, update: Value) -> Value {
 }
 
 fn update(failure_action: &str) -> Value {
-    json!({ "min_ready": "1s", "drain_timeout": "1s", "deadline": "30s", "failure_action": failure_action })
+    update_with(failure_action, "30s")
+}
+
+fn update_with(failure_action: &str, deadline: &str) -> Value {
+    json!({ "min_ready": "1s", "drain_timeout": "1s", "deadline": deadline, "failure_action": failure_action })
 }
 
 #[test]
@@ -331,21 +335,34 @@ fn a_failing_health_check_rolls_back_by_itself_and_pause_waits_for_undo() {
         (load.ok.load(Ordering::Relaxed) > 50).then_some(())
     });
 
+    // A 5-minute deadline: only the new member's own verdict (its health
+    // check failing past its threshold) can stop the rollout in time.
+    let asked = std::time::Instant::now();
     let answer = rollout(
         &d,
         &app,
         json!({"VERSION": "2", "HEALTH_FAIL": "1"}),
-        update("rollback"),
+        update_with("rollback", "5m"),
     );
     assert_eq!(answer["state"], "rolling");
+    let began = wait_for(DEADLINE, "the rollback begins", || {
+        let st = status(&d, &app);
+        (st.rolling_back || st.state != "rolling").then_some(st)
+    });
+    let after = asked.elapsed();
+    eprintln!("rollback began {after:?} after the rollout was asked for");
+    assert!(
+        after < Duration::from_secs(60),
+        "the rollback began {after:?} after the rollout, not at once: {began:?}"
+    );
+    let reason = began.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("health check failed") && !reason.contains("deadline"),
+        "{began:?}"
+    );
     let st = wait_state(&d, &app, &["rolled-back", "failed", "complete"]);
     assert_eq!(st.state, "rolled-back", "{st:?}");
     assert_eq!(st.revision, 1, "back on revision 1");
-    let reason = st.reason.clone().unwrap_or_default();
-    assert!(
-        reason.contains("failed") || reason.contains("deadline"),
-        "{st:?}"
-    );
     wait_for(DEADLINE, "every member runs the previous spec", || {
         all_members_run(&d, &app, 3, "1")
     });
@@ -355,11 +372,15 @@ fn a_failing_health_check_rolls_back_by_itself_and_pause_waits_for_undo() {
         &d,
         &app,
         json!({"VERSION": "3", "HEALTH_FAIL": "1"}),
-        update("pause"),
+        update_with("pause", "5m"),
     );
     assert_eq!(answer["state"], "rolling");
     let st = wait_state(&d, &app, &["paused", "rolled-back", "failed", "complete"]);
     assert_eq!(st.state, "paused", "{st:?}");
+    assert!(
+        !st.reason.clone().unwrap_or_default().contains("deadline"),
+        "{st:?}"
+    );
     let (code, body) = d.post(
         &format!("/v1/applications/{app}/entities/web/rollout/undo"),
         "{}",
@@ -429,4 +450,108 @@ fn kill9_at_seeded_points_of_a_rollout_resumes_exactly() {
         let delay = 100 + rng.next() % 6000;
         kill_point(53, delay, i % 3 == 2);
     }
+}
+
+/// Removes the application's containers and its labelled volumes when dropped.
+struct WithVolumes(AppGuard);
+
+impl Drop for WithVolumes {
+    fn drop(&mut self) {
+        remove_app_leftovers(&self.0 .0);
+        let out = std::process::Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter"])
+            .arg(format!("label=io.drover.app={}", self.0 .0))
+            .output();
+        if let Ok(out) = out {
+            let vols: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !vols.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["volume", "rm", "-f"])
+                    .args(&vols)
+                    .output();
+            }
+        }
+    }
+}
+
+/// One plain HTTP request; (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: m\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Members with a per-member volume are rolled in place: each keeps its
+/// number and its data, and answers the new version.
+#[test]
+fn members_with_named_volumes_roll_in_place_and_keep_their_data() {
+    require_docker();
+    let app = unique("roll-vol");
+    let _g = WithVolumes(AppGuard(app.clone()));
+    let d = Drover::start();
+    d.deploy(&format!(
+        r#"name: {app}
+services:
+  - id: web
+    type: cluster
+    initial_size: 2
+    update: {{ min_ready: 1s, drain_timeout: 1s, deadline: 5m }}
+    member:
+      image: drover/workload:latest
+      env: {{ VERSION: "1" }}
+      ports: [8080]
+      volumes: [{{ name: data, path: /data }}]
+      health: {{ http: {{ port: 8080, path: /health }}, interval: 500ms }}
+"#
+    ));
+    d.wait_running(&app, DEADLINE);
+    let before = member_ports(&d, &app);
+    assert_eq!(before.len(), 2, "{before:?}");
+    for (id, port) in &before {
+        let put = http(
+            *port,
+            "PUT",
+            &format!("/files/{id}"),
+            &format!("data of {id}"),
+        );
+        assert_eq!(put.map(|r| r.0), Some(200), "PUT /files/{id}");
+    }
+    let mut spec = member(json!({"VERSION": "2"}));
+    spec["volumes"] = json!([{ "name": "data", "path": "/data" }]);
+    let (code, body) = d.invoke(&app, "web", "rollout", json!({ "member": spec }));
+    assert_eq!(code, 200, "{body}");
+    let st = wait_state(&d, &app, &["complete", "rolled-back", "failed"]);
+    assert_eq!(st.state, "complete", "{st:?}");
+    let after = wait_for(DEADLINE, "both members answer 2", || {
+        all_members_run(&d, &app, 2, "2")?;
+        Some(member_ports(&d, &app))
+    });
+    let ids = |v: &[(String, u16)]| v.iter().map(|(i, _)| i.clone()).collect::<BTreeSet<_>>();
+    assert_eq!(ids(&after), ids(&before), "the same member numbers");
+    for (id, port) in &after {
+        let got = http(*port, "GET", &format!("/files/{id}"), "");
+        assert_eq!(
+            got,
+            Some((200, format!("data of {id}"))),
+            "{id} kept its file through the rollout"
+        );
+    }
+    // Replaced one at a time, each drained first.
+    let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
+    let text = acts.to_string();
+    assert!(text.contains("replaces it in place"), "{text}");
 }

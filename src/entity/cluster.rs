@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::container::{ContainerEntity, PLACEMENT_FAILURE};
+use super::container::{ContainerEntity, HEALTH_FAILING, PLACEMENT_FAILURE};
 use super::policies::{MemberPolicies, PolicyTarget};
 use super::pool_messages::PlaceErrorKind;
 use super::{ChildAdded, EntityHandle, Links, Placement};
@@ -51,6 +51,12 @@ struct Member {
     ready_since_ms: Option<u64>,
     /// Out of the load balancer since (ms): a rollout removes it soon.
     draining_since_ms: Option<u64>,
+    /// Its health check fails since (ms), with the latest reason
+    /// (`health.failing`): a rollout's verdict on a new member.
+    failing: Option<(u64, String)>,
+    /// When it last left `running` (ms, the latest few): that many in one
+    /// leg of a rollout is a restart loop.
+    left_running_ms: Vec<u64>,
 }
 
 pub struct ClusterEntity {
@@ -83,6 +89,9 @@ pub struct ClusterEntity {
     surge: BTreeSet<u32>,
     /// Members being torn down, by id.
     removing: BTreeSet<String>,
+    /// Members removed by an in-place rollout, by id: their container goes,
+    /// their volumes stay for the member started under the same number.
+    keep_volumes: BTreeSet<String>,
     waiters: Vec<oneshot::Sender<Result<serde_json::Value, EntityError>>>,
     started: bool,
     tearing_down: bool,
@@ -102,6 +111,13 @@ struct ResizeArgs {
 #[serde(deny_unknown_fields)]
 struct ReplaceArgs {
     member: String,
+}
+
+/// Members of this spec own named volumes (per-member data).
+fn owns_named_volumes(spec: &ContainerSpec) -> bool {
+    crate::blueprint::volumes::named(&spec.volumes)
+        .next()
+        .is_some()
 }
 
 /// The cluster's lifecycle from its members' (pure).
@@ -147,6 +163,7 @@ impl ClusterEntity {
             restored: false,
             surge: BTreeSet::new(),
             removing: BTreeSet::new(),
+            keep_volumes: BTreeSet::new(),
             waiters: Vec::new(),
             started: false,
             tearing_down: false,
@@ -275,9 +292,7 @@ impl ClusterEntity {
     /// Members own named volumes: each keeps its identity (its number)
     /// through restarts, replacements and resizes.
     fn stateful(&self) -> bool {
-        crate::blueprint::volumes::named(&self.member_spec.volumes)
-            .next()
-            .is_some()
+        owns_named_volumes(&self.member_spec)
     }
 
     fn member_id(&self, index: u32) -> String {
@@ -338,6 +353,8 @@ impl ClusterEntity {
                 revision,
                 ready_since_ms: None,
                 draining_since_ms: None,
+                failing: None,
+                left_running_ms: Vec::new(),
             },
         );
         // References resolve per member: each subscribes to the sources
@@ -398,19 +415,27 @@ impl ClusterEntity {
                 a.do_send(Invoke::new("start"));
             }
             for (id, addr) in stops {
-                // Removed for good: its `retain: false` volumes go too.
+                // Removed for good: its `retain: false` volumes go too;
+                // replaced in place by a rollout: they stay.
+                let keep = act.keep_volumes.remove(&id);
                 ctx.spawn(
-                    async move { addr.send(super::container::TeardownForGood).await }
-                        .into_actor(act)
-                        .map(move |res, act, _| {
-                            let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&id, e)));
-                            if let Err(e) = res {
-                                tracing::warn!(member = %id, error = %e, "member teardown failed");
-                            }
-                            act.removing.remove(&id);
-                            act.publish();
-                            act.update_state();
-                        }),
+                    async move {
+                        if keep {
+                            addr.send(Teardown).await
+                        } else {
+                            addr.send(super::container::TeardownForGood).await
+                        }
+                    }
+                    .into_actor(act)
+                    .map(move |res, act, _| {
+                        let res = res.unwrap_or_else(|e| Err(EntityError::unreachable(&id, e)));
+                        if let Err(e) = res {
+                            tracing::warn!(member = %id, error = %e, "member teardown failed");
+                        }
+                        act.removing.remove(&id);
+                        act.publish();
+                        act.update_state();
+                    }),
                 );
             }
         }));
@@ -456,6 +481,8 @@ impl ClusterEntity {
             return;
         };
         tracing::info!(cluster = %self.me, members = ?st.members, replacing = ?st.replacing, "restoring membership");
+        // The blueprint's member spec, before the stored revisions replace it.
+        let from_blueprint = self.member_spec.clone();
         self.desired = st.desired;
         self.next_index = st.next_index.max(1);
         // The revisions first: members are made from their own.
@@ -478,6 +505,7 @@ impl ClusterEntity {
                 .unwrap_or(self.revs.current);
             self.add_member_rev(*i, rev, ctx);
         }
+        self.finish_apply(from_blueprint);
         for (old, new) in st.replacing {
             if self.members.contains_key(&old) && self.members.contains_key(&new) {
                 self.surge.insert(new);
@@ -690,6 +718,14 @@ impl Handler<EntityEvent> for ClusterEntity {
         match ev {
             EntityEvent::State { source, state, .. } => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    if m.state == Lifecycle::Running && state != Lifecycle::Running {
+                        m.left_running_ms.push(rolling::now_ms());
+                        let extra = m
+                            .left_running_ms
+                            .len()
+                            .saturating_sub(rollout::RESTART_LOOP as usize);
+                        m.left_running_ms.drain(..extra);
+                    }
                     m.state = state;
                     if state != Lifecycle::Running {
                         m.ready_since_ms = None;
@@ -730,6 +766,27 @@ impl Handler<EntityEvent> for ClusterEntity {
             } if name == s::ENTITY_ERROR => {
                 if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
                     m.error = value.value.as_str().map(str::to_string);
+                }
+            }
+            EntityEvent::Sensor {
+                source,
+                name,
+                value,
+            } if name == HEALTH_FAILING => {
+                let mut changed = false;
+                if let Some(m) = self.members.values_mut().find(|m| m.id == source.entity) {
+                    m.failing = match value.value.as_str() {
+                        // The first failure since the last pass or start counts.
+                        Some(why) => Some((
+                            m.failing.as_ref().map_or_else(rolling::now_ms, |f| f.0),
+                            why.to_string(),
+                        )),
+                        None => None,
+                    };
+                    changed = true;
+                }
+                if changed && self.revs.active() && self.started {
+                    self.drive(ctx);
                 }
             }
             EntityEvent::Sensor {

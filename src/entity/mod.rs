@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod container;
 pub mod failure;
 pub mod images;
+pub mod memory;
 pub mod policies;
 pub mod pool_messages;
 pub mod references;
@@ -99,12 +100,31 @@ pub struct Links {
 pub struct Saved {
     pub clusters: std::collections::BTreeMap<(String, String), crate::store::ClusterState>,
     pub policies: std::collections::BTreeMap<(String, String, String), serde_json::Value>,
+    /// Policy memory written since start (newer than `policies`): an
+    /// apply's rebuilt policies start from it.
+    pub live: memory::LiveMemory,
+    /// Clusters (app, cluster) an interrupted apply was rolling to their
+    /// blueprint's member spec: they roll at their first start.
+    pub applying: std::collections::BTreeSet<(String, String)>,
+}
+
+impl Saved {
+    /// A policy's memory as it is now: written since start, else as the
+    /// store held it at start.
+    pub fn policy(&self, app: &str, entity: &str, policy: &str) -> Option<serde_json::Value> {
+        self.live.get(app, entity, policy).or_else(|| {
+            self.policies
+                .get(&(app.to_string(), entity.to_string(), policy.to_string()))
+                .cloned()
+        })
+    }
 }
 
 impl Links {
     /// Saves a policy's memory (fire and forget: policies act on their
     /// in-memory state; the store follows).
     pub fn save_policy(&self, app: &str, entity: &str, policy: &str, state: serde_json::Value) {
+        self.saved.live.put(app, entity, policy, state.clone());
         if let Some(s) = &self.store {
             s.do_send(crate::store::StoreWrite::PutPolicy {
                 app: app.to_string(),
@@ -116,9 +136,6 @@ impl Links {
     }
 
     pub fn saved_policy(&self, app: &str, entity: &str, policy: &str) -> Option<serde_json::Value> {
-        self.saved
-            .policies
-            .get(&(app.to_string(), entity.to_string(), policy.to_string()))
-            .cloned()
+        self.saved.policy(app, entity, policy)
     }
 }

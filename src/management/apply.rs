@@ -126,6 +126,12 @@ impl Handler<Apply> for Management {
         if !self.applying.insert(id.clone()) {
             return Self::refused(ManagementError::Applying(id));
         }
+        // Intent before action: the steps a rebind must finish go to the
+        // store before the blueprint (one store thread: in this order).
+        self.store_pending(
+            &id,
+            Some(&super::pending::PendingApply::of(&plan, &msg.text)),
+        );
         let created_ms = self.apps[&id].created_ms;
         let stored = crate::store::StoredApp {
             id: id.clone(),
@@ -140,6 +146,7 @@ impl Handler<Apply> for Management {
                 .map(move |res, act, ctx| {
                     if let Err(e) = res {
                         act.applying.remove(&id);
+                        act.store_pending(&id, None);
                         metrics::APPLIES.with_label_values(&["refused"]).inc();
                         return Err(ManagementError::Store(e));
                     }
@@ -151,6 +158,20 @@ impl Handler<Apply> for Management {
 }
 
 impl Management {
+    /// Stores (or clears) the steps of the application's apply under way.
+    pub(super) fn store_pending(&self, app: &str, p: Option<&super::pending::PendingApply>) {
+        if let Some(s) = &self.store {
+            s.do_send(crate::store::StoreWrite::PutPolicy {
+                app: app.to_string(),
+                entity: app.to_string(),
+                policy: super::pending::PENDING.to_string(),
+                state: p
+                    .and_then(|p| serde_json::to_value(p).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            });
+        }
+    }
+
     /// The plan's steps, once the new blueprint is stored.
     fn carry_out(
         &mut self,
@@ -326,6 +347,8 @@ impl Management {
         };
         ctx.spawn(addr.send(msg).into_actor(self).map(move |res, act, _| {
             act.applying.remove(&id);
+            // Carried out (well or badly): nothing for a rebind to finish.
+            act.store_pending(&id, None);
             let steps = res.unwrap_or_default();
             let failed = steps.iter().any(|s| s.result.is_err());
             for s in steps {

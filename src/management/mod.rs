@@ -24,6 +24,7 @@
 //! | `deploy.rs` | deploy, building an application |
 //! | [`plan`] | pure: the plan of an apply, service by service |
 //! | `apply.rs` | apply: checks, the stored intent, the plan's steps handed to policies and the application entity |
+//! | [`pending`] | an apply's steps stored before they run, finished by a rebind after a crash |
 //! | `destroy.rs` | destroy, and forgetting the application's saved state |
 //! | `effectors.rs` | effector calls, recorded as activities |
 //! | [`faults`] | faults injected from outside (chaos): routed to the container's engine or the pool's provisioner, recorded as activities |
@@ -39,6 +40,7 @@ mod effectors;
 pub mod faults;
 pub mod notices;
 mod observe;
+mod pending;
 pub mod plan;
 mod policy_rest;
 mod presets;
@@ -167,6 +169,9 @@ pub struct Management {
     rebind: Option<crate::store::Snapshot>,
     /// Saved cluster membership and policy memory, for entities being rebuilt.
     saved: std::sync::Arc<crate::entity::Saved>,
+    /// The store as entities and policies reach it: through the tee that
+    /// keeps the latest policy memory in `saved.live` (started with the actor).
+    store_tee: Option<Recipient<crate::store::StoreWrite>>,
     /// Deploys whose store write is in flight (their names are taken).
     pending_deploys: BTreeSet<String>,
     /// `drover.yaml`'s `allowed_host_paths`: roots host-path volumes may use.
@@ -206,6 +211,7 @@ impl Management {
             store: None,
             rebind: None,
             saved: Default::default(),
+            store_tee: None,
             pending_deploys: Default::default(),
             allowed_host_paths: Vec::new(),
             build_roots: None,
@@ -286,6 +292,8 @@ impl Management {
                 .filter(|((app, _, _), _)| snapshot.apps.contains_key(app))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            live: Default::default(),
+            applying: Default::default(),
         });
         self.overrides = policy_rest::overrides_from(&snapshot);
         self.store = Some(store);
@@ -297,6 +305,7 @@ impl Management {
     /// (a destroy, or a deploy of a new application under that name).
     fn forget_saved(&mut self, app: &str) {
         self.overrides.retain(|(a, _, _), _| a != app);
+        self.saved.live.forget(app);
         let saved = &self.saved;
         let holds = saved.clusters.keys().any(|(a, _)| a == app)
             || saved.policies.keys().any(|(a, _, _)| a == app);
@@ -314,13 +323,23 @@ impl Management {
                     .filter(|((a, _, _), _)| a != app)
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                live: saved.live.clone(),
+                applying: saved
+                    .applying
+                    .iter()
+                    .filter(|(a, _)| a != app)
+                    .cloned()
+                    .collect(),
             });
         }
     }
 
     fn links(&self, ctx: &mut Context<Self>) -> Links {
         Links {
-            store: self.store.clone().map(|s| s.recipient()),
+            store: self
+                .store_tee
+                .clone()
+                .or_else(|| self.store.clone().map(|s| s.recipient())),
             saved: self.saved.clone(),
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
@@ -376,6 +395,11 @@ impl Actor for Management {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.store_tee = self.store.clone().map(|s| {
+            crate::entity::memory::MemoryTee::new(s.recipient(), self.saved.live.clone())
+                .start()
+                .recipient()
+        });
         self.rebind(ctx);
         // Preset files are polled: a change is in force within about a
         // second, with no watcher to lose events on editors' rename-and-replace.

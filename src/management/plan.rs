@@ -200,6 +200,23 @@ fn policies_by_name(svc: &ServiceSpec) -> Map<String, Value> {
         .collect()
 }
 
+/// How a cluster rolls, when it is not the usual surge: members with
+/// per-member data are replaced in place (the cluster's rollout does it).
+fn rolled_how(old: &ServiceSpec, new: &ServiceSpec) -> Option<String> {
+    let named = |s: &ServiceSpec| {
+        s.member.as_ref().is_some_and(|m| {
+            crate::blueprint::volumes::named(&m.volumes)
+                .next()
+                .is_some()
+        })
+    };
+    (named(old) || named(new)).then(|| {
+        "members own named volumes: each is replaced in place, one at a time (drained, \
+         stopped, started again on its volume); max_surge does not apply"
+            .to_string()
+    })
+}
+
 fn service_plan(
     old: &ServiceSpec,
     new: &ServiceSpec,
@@ -275,7 +292,7 @@ fn service_plan(
             raise(PlanAction::InPlace, None, &mut action);
             changes.push(change);
         } else if cluster && ROLLED_CLUSTER.contains(&key.as_str()) {
-            raise(PlanAction::Rolled, None, &mut action);
+            raise(PlanAction::Rolled, rolled_how(old, new), &mut action);
             if key == "member" {
                 let obj = |v: &Value| v.as_object().cloned().unwrap_or_default();
                 changes.extend(differences("member.", &obj(&change.from), &obj(&change.to)));

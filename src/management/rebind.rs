@@ -21,6 +21,7 @@ impl Management {
             return;
         };
         let mut expected: BTreeSet<(String, String)> = Default::default();
+        let finishing = self.finish_pending(&snap);
         for (id, app) in snap.apps {
             let bp = match self.validate(&app.file, &app.text) {
                 Ok(bp) => bp,
@@ -70,8 +71,59 @@ impl Management {
         }
         // After the rebuilt entities had time to register their members.
         ctx.run_later(ORPHAN_SWEEP_AFTER, move |act, ctx| {
-            act.sweep_orphans(ctx, expected)
+            act.sweep_orphans(ctx, expected);
+            // The clusters took the finished steps at their start (and
+            // stored them): the pending applies are done.
+            for app in finishing {
+                act.store_pending(&app, None);
+            }
         });
+    }
+
+    /// Applies interrupted by a crash: their stored steps go into what the
+    /// rebuilt entities start from (sizes, rollouts), overrides they reset
+    /// go now. Returns the applications concerned.
+    fn finish_pending(&mut self, snap: &crate::store::Snapshot) -> Vec<String> {
+        use super::pending::{PendingApply, PENDING};
+        let mut clusters = self.saved.clusters.clone();
+        let mut applying = self.saved.applying.clone();
+        let mut finishing = Vec::new();
+        for (id, app) in &snap.apps {
+            let key = (id.clone(), id.clone(), PENDING.to_string());
+            let Some(p) = PendingApply::stored_for(snap.policies.get(&key), &app.text) else {
+                continue;
+            };
+            tracing::info!(app = %id, pending = ?p, "finishing an interrupted apply");
+            for (svc, size) in &p.resize {
+                if let Some(st) = clusters.get_mut(&(id.clone(), svc.clone())) {
+                    st.desired = *size;
+                }
+            }
+            for svc in &p.roll {
+                applying.insert((id.clone(), svc.clone()));
+            }
+            for (entity, policy) in &p.reset {
+                self.clear_override(id, entity, policy);
+            }
+            self.record(Activity::policy(
+                id,
+                id,
+                "apply.resume",
+                serde_json::to_value(&p).unwrap_or_default(),
+                "ok",
+                "finishing the apply a restart interrupted".to_string(),
+            ));
+            finishing.push(id.clone());
+        }
+        if !finishing.is_empty() {
+            self.saved = std::sync::Arc::new(crate::entity::Saved {
+                clusters,
+                policies: self.saved.policies.clone(),
+                live: self.saved.live.clone(),
+                applying,
+            });
+        }
+        finishing
     }
 
     /// Removes containers labelled as drover's that no entity expects (left

@@ -15,7 +15,10 @@ use actix::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::rollout::{step, Action, Health, MemberView, Rollout, RolloutState};
+use super::rollout::{
+    failing_limit, member_health, step, Action, MemberFacts, MemberView, Rollout, RolloutState,
+    Seen,
+};
 use super::ClusterEntity;
 use crate::blueprint::update::UpdateSpec;
 use crate::blueprint::ContainerSpec;
@@ -137,12 +140,13 @@ impl ClusterEntity {
         let in_use: Vec<u64> = self.members.values().map(|m| m.revision).collect();
         self.revs.trim(&in_use);
         let now = now_ms();
-        self.revs.rollout = Some(Rollout::new(
-            self.revs.current,
-            revision,
-            self.revs.update.clone(),
-            now,
-        ));
+        // Members with per-member data are replaced in place, keeping
+        // their number and volume (either revision owning one decides).
+        let in_place = self.stateful() || super::owns_named_volumes(&args.member);
+        self.revs.rollout = Some(
+            Rollout::new(self.revs.current, revision, self.revs.update.clone(), now)
+                .in_place(in_place),
+        );
         self.member_spec = args.member;
         self.record(
             "rollout",
@@ -150,6 +154,36 @@ impl ClusterEntity {
         );
         self.drive(ctx);
         Ok(json!({ "revision": revision, "state": "rolling" }))
+    }
+
+    /// At the first start after a crash: an apply was rolling this cluster
+    /// to `spec` (the blueprint's) and may have been cut short before it
+    /// asked. The rollout is set, not driven: the reconcile that follows
+    /// the restore drives it, as it does a resumed one.
+    pub(super) fn finish_apply(&mut self, spec: ContainerSpec) {
+        let key = (self.me.app.clone(), self.me.entity.clone());
+        if !self.links.saved.applying.contains(&key) || self.revs.active() {
+            return;
+        }
+        if self.revs.specs.get(&self.revs.current) == Some(&spec) {
+            return;
+        }
+        let revision = self.revs.specs.keys().next_back().copied().unwrap_or(0) + 1;
+        let in_place = self.stateful() || super::owns_named_volumes(&spec);
+        self.revs.specs.insert(revision, spec.clone());
+        let now = now_ms();
+        self.revs.rollout = Some(
+            Rollout::new(self.revs.current, revision, self.revs.update.clone(), now)
+                .in_place(in_place),
+        );
+        self.member_spec = spec;
+        self.record(
+            "rollout",
+            format!(
+                "rolling from revision {} to {revision}: an apply a restart interrupted",
+                self.revs.current
+            ),
+        );
     }
 
     /// One step of the rollout, done.
@@ -165,22 +199,35 @@ impl ClusterEntity {
             .members
             .iter()
             .filter(|(i, m)| !self.surge.contains(i) && !self.removing.contains(&m.id))
-            .map(|(i, m)| MemberView {
-                index: *i,
-                revision: m.revision,
-                health: match (m.state, m.ready_since_ms) {
-                    (Lifecycle::Running, Some(since_ms)) => Health::Ready { since_ms },
-                    // A starting member whose checks already fail (its
-                    // error is set) has failed: no need to wait for the deadline.
-                    (Lifecycle::Starting, _) if m.error.is_some() => {
-                        Health::Failed(m.error.clone().unwrap_or_default())
-                    }
-                    (Lifecycle::OnFire, _) => {
-                        Health::Failed(m.error.clone().unwrap_or_else(|| "on fire".into()))
-                    }
-                    _ => Health::Starting,
-                },
-                draining_since_ms: m.draining_since_ms,
+            .map(|(i, m)| {
+                let limit = self
+                    .revs
+                    .specs
+                    .get(&m.revision)
+                    .and_then(|s| s.health.as_ref())
+                    .map(failing_limit);
+                let facts = MemberFacts {
+                    seen: match (m.state, m.ready_since_ms) {
+                        (Lifecycle::Running, Some(since_ms)) => Seen::Running { since_ms },
+                        (Lifecycle::OnFire, _) => Seen::OnFire,
+                        _ => Seen::Starting,
+                    },
+                    error: m.error.clone(),
+                    failing: m.failing.clone(),
+                    // Only this leg's: an old member's past restarts do
+                    // not fail a rollback to it.
+                    restarts: m
+                        .left_running_ms
+                        .iter()
+                        .filter(|t| **t >= r.started_ms)
+                        .count() as u32,
+                };
+                MemberView {
+                    index: *i,
+                    revision: m.revision,
+                    health: member_health(&facts, limit, now),
+                    draining_since_ms: m.draining_since_ms,
+                }
             })
             .collect();
         let st = step(&r, &views, self.desired, now);
@@ -188,7 +235,19 @@ impl ClusterEntity {
         for a in st.actions {
             match a {
                 Action::Start { revision, reason } => {
-                    let index = self.next_index;
+                    let index = if r.in_place {
+                        // The member's old container must be gone first
+                        // (its name and volume); the next tick starts it.
+                        if !self.removing.is_empty() {
+                            continue;
+                        }
+                        super::member_identity::lowest_free_index(
+                            self.members.keys().copied(),
+                            |_| false,
+                        )
+                    } else {
+                        self.next_index
+                    };
                     self.add_member_rev(index, revision, ctx);
                     self.record(
                         "rollout",
@@ -204,6 +263,10 @@ impl ClusterEntity {
                 }
                 Action::Remove { index, reason } => {
                     let id = self.member_id(index);
+                    if r.in_place {
+                        // Its volumes stay for the member that takes its place.
+                        self.keep_volumes.insert(id.clone());
+                    }
                     self.remove_member(index, ctx);
                     self.record("rollout", format!("remove {id}: {reason}"));
                 }
@@ -330,7 +393,14 @@ impl ClusterEntity {
                         "revision {current} has no earlier revision to go back to"
                     )));
                 };
+                let in_place = self.stateful()
+                    || self
+                        .revs
+                        .specs
+                        .get(&prev)
+                        .is_some_and(super::owns_named_volumes);
                 let mut back = Rollout::new(current, current, self.revs.update.clone(), now)
+                    .in_place(in_place)
                     .roll_back("undone by an operator", now);
                 back.target = prev;
                 back.previous = current;

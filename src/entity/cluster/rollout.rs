@@ -74,6 +74,10 @@ pub struct Rollout {
     /// Why it is paused, rolled back or failed.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Members own named volumes: each is replaced in place, under its own
+    /// number and on its own volume, one at a time (see [`step`]).
+    #[serde(default)]
+    pub in_place: bool,
 }
 
 impl Rollout {
@@ -89,7 +93,13 @@ impl Rollout {
             update,
             canary_passed: false,
             reason: None,
+            in_place: false,
         }
+    }
+
+    /// Members are replaced in place (they own named volumes).
+    pub fn in_place(self, in_place: bool) -> Self {
+        Rollout { in_place, ..self }
     }
 
     /// The revision the cluster counts as its own once this rollout is over.
@@ -117,6 +127,7 @@ impl Rollout {
             update: self.update.clone(),
             canary_passed: true,
             reason: Some(reason.into()),
+            in_place: self.in_place,
         }
     }
 
@@ -151,6 +162,73 @@ pub enum Health {
     Ready { since_ms: u64 },
     /// Its start failed, its health check failed or it crashed for good.
     Failed(String),
+}
+
+/// What the cluster has seen of a member, for [`member_health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Created, starting or restarting.
+    Starting,
+    /// Running (its health check passes) since this time (ms).
+    Running { since_ms: u64 },
+    /// On fire: its start failed, it exited or its checks failed for good.
+    OnFire,
+}
+
+/// A member's facts: its state, its `entity.error`, since when its health
+/// check fails (`health.failing`, with the latest reason) and how often it
+/// left `running` since it joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberFacts {
+    pub seen: Seen,
+    pub error: Option<String>,
+    pub failing: Option<(u64, String)>,
+    pub restarts: u32,
+}
+
+/// A member that left `running` this many times is in a restart loop.
+pub const RESTART_LOOP: u32 = 3;
+
+/// How long failing checks take to be a verdict: the check's own
+/// threshold, `unhealthy_threshold` × `interval` (Docker's `retries` ×
+/// `interval`). Failures within `start_period` are not reported at all, so
+/// the grace is already behind when failing begins.
+pub fn failing_limit(h: &crate::blueprint::HealthCheck) -> std::time::Duration {
+    h.interval * h.unhealthy_threshold.max(1)
+}
+
+/// A member's health for the rollout (pure). It fails at once, not at the
+/// rollout's `deadline`, when it is on fire (a crash, an exit, a start
+/// that failed), when it is in a restart loop, or when its health check
+/// has failed for longer than `limit` (see [`failing_limit`]; `None`
+/// without a check) with no pass since its start.
+pub fn member_health(f: &MemberFacts, limit: Option<std::time::Duration>, now_ms: u64) -> Health {
+    if f.restarts >= RESTART_LOOP {
+        return Health::Failed(format!(
+            "left running {} times since it started: a restart loop",
+            f.restarts
+        ));
+    }
+    match &f.seen {
+        Seen::OnFire => Health::Failed(f.error.clone().unwrap_or_else(|| "on fire".into())),
+        Seen::Running { since_ms } => Health::Ready {
+            since_ms: *since_ms,
+        },
+        // A starting member whose last attempt already failed (its error
+        // is set) has failed.
+        Seen::Starting if f.error.is_some() => Health::Failed(f.error.clone().unwrap_or_default()),
+        Seen::Starting => match (&f.failing, limit) {
+            (Some((since, why)), Some(limit)) if now_ms.saturating_sub(*since) >= ms(limit) => {
+                Health::Failed(format!(
+                    "its health check failed for {} (its threshold): {why}",
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        now_ms.saturating_sub(*since)
+                    ))
+                ))
+            }
+            _ => Health::Starting,
+        },
+    }
 }
 
 /// One member as the rollout sees it.
@@ -241,56 +319,204 @@ pub fn step(r: &Rollout, members: &[MemberView], size: u32, now_ms: u64) -> Step
             })
         });
     if let Some(why) = failure {
-        if r.rolling_back {
-            // The rollout ends here: members that never served go, those
-            // that serve stay.
-            for m in new
-                .iter()
-                .filter(|m| !matches!(m.health, Health::Ready { .. }))
-            {
-                out.actions.push(Action::Remove {
-                    index: m.index,
-                    reason: format!("revision {} failed to start", r.target),
-                });
-            }
+        return on_failure(r, &new, why, now_ms, out);
+    }
+    if r.in_place {
+        return in_place(r, members, new, old, size, now_ms, out);
+    }
+    regular(r, members, new, old, size, now_ms, out)
+}
+
+/// A failure stops the rollout: it rolls back or pauses (or, rolling back
+/// already, ends failed).
+fn on_failure(r: &Rollout, new: &[&MemberView], why: String, now_ms: u64, mut out: Step) -> Step {
+    let u = &r.update;
+    if r.rolling_back {
+        // The rollout ends here: members that never served go, those
+        // that serve stay.
+        for m in new
+            .iter()
+            .filter(|m| !matches!(m.health, Health::Ready { .. }))
+        {
+            out.actions.push(Action::Remove {
+                index: m.index,
+                reason: format!("revision {} failed to start", r.target),
+            });
         }
-        out.next = Some(if r.rolling_back {
-            Rollout {
-                state: RolloutState::Failed,
-                reason: Some(format!("rollback failed: {why}")),
+    }
+    out.next = Some(if r.rolling_back {
+        Rollout {
+            state: RolloutState::Failed,
+            reason: Some(format!("rollback failed: {why}")),
+            ..r.clone()
+        }
+    } else {
+        match u.failure_action {
+            FailureAction::Rollback => r.roll_back(why, now_ms),
+            FailureAction::Pause => Rollout {
+                state: RolloutState::Paused,
+                reason: Some(why),
                 ..r.clone()
-            }
-        } else {
-            match u.failure_action {
-                FailureAction::Rollback => r.roll_back(why, now_ms),
-                FailureAction::Pause => Rollout {
-                    state: RolloutState::Paused,
-                    reason: Some(why),
-                    ..r.clone()
+            },
+        }
+    });
+    out
+}
+
+/// Members that must be ready for `min_ready` at `now_ms`.
+fn ready_for(u: &UpdateSpec, m: &MemberView, now_ms: u64) -> bool {
+    match m.health {
+        Health::Ready { since_ms } => now_ms.saturating_sub(since_ms) >= ms(u.min_ready),
+        _ => false,
+    }
+}
+
+/// Members that own named volumes, StatefulSet-style: one member at a
+/// time, from the highest number down, is drained, removed (its volume
+/// stays) and started again under its own number on the new revision; the
+/// next goes once it has been ready for `min_ready`. `max_surge` does not
+/// apply (two containers never share a member's volume) and capacity dips
+/// by one member meanwhile, whatever `max_unavailable` says.
+fn in_place(
+    r: &Rollout,
+    members: &[MemberView],
+    new: Vec<&MemberView>,
+    old: Vec<&MemberView>,
+    size: u32,
+    now_ms: u64,
+    mut out: Step,
+) -> Step {
+    let u = &r.update;
+    let (old_failed, old): (Vec<&MemberView>, Vec<&MemberView>) = old
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Failed(_)));
+    let (mut old_up, old_starting): (Vec<&MemberView>, Vec<&MemberView>) = old
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Ready { .. }));
+    // Failed: nothing to drain, it goes at once (and comes back new).
+    for m in &old_failed {
+        out.actions.push(Action::Remove {
+            index: m.index,
+            reason: format!(
+                "revision {} failed; revision {} replaces it in place",
+                m.revision, r.target
+            ),
+        });
+    }
+    // More members than the size: the highest numbers go.
+    let mut serving: Vec<&MemberView> = new.iter().chain(old_up.iter()).copied().collect();
+    serving.sort_by_key(|m| std::cmp::Reverse(m.index));
+    let extra = serving.len().saturating_sub(size as usize);
+    for m in serving.iter().take(extra) {
+        out.actions.push(drain_or_remove(
+            m,
+            "the cluster is smaller than its members",
+        ));
+        old_up.retain(|o| o.index != m.index);
+    }
+    let new: Vec<&MemberView> = new
+        .into_iter()
+        .filter(|m| !serving.iter().take(extra).any(|x| x.index == m.index))
+        .collect();
+    // A (re)starting old member is waited for: it is drained once it serves.
+    let busy = members.iter().any(|m| m.draining_since_ms.is_some())
+        || !out.actions.is_empty()
+        || !old_starting.is_empty();
+    let new_ready = new.iter().filter(|m| ready_for(u, m, now_ms)).count() as u32;
+    if old_up.is_empty() && new.len() as u32 == size && new_ready == size {
+        if !busy {
+            out.next = Some(Rollout {
+                state: if r.rolling_back {
+                    RolloutState::RolledBack
+                } else {
+                    RolloutState::Complete
                 },
-            }
+                ..r.clone()
+            });
+        }
+        return out;
+    }
+    // One member at a time: wait for the one being replaced.
+    if busy {
+        return out;
+    }
+    if ((new.len() + old_up.len()) as u32) < size {
+        out.actions.push(Action::Start {
+            revision: r.target,
+            reason: format!(
+                "rolling to revision {} in place: {} of {size} members run it",
+                r.target,
+                new.len()
+            ),
         });
         return out;
     }
+    if new_ready < new.len() as u32 {
+        return out;
+    }
+    let canary = (!r.rolling_back && !r.canary_passed && u.canary > 0).then(|| u.canary.min(size));
+    if let Some(c) = canary {
+        if new_ready >= c {
+            out.next = Some(Rollout {
+                state: RolloutState::Paused,
+                reason: Some(format!(
+                    "canary: {c} member(s) of revision {} are ready; `drover rollout resume` \
+                     goes on, `drover rollout undo` rolls back",
+                    r.target
+                )),
+                ..r.clone()
+            });
+            return out;
+        }
+    }
+    if let Some(m) = old_up.iter().max_by_key(|m| m.index) {
+        out.actions.push(Action::Drain {
+            index: m.index,
+            reason: format!(
+                "revision {} replaces it in place ({new_ready} of {size} members ready)",
+                r.target
+            ),
+        });
+    }
+    out
+}
 
+/// Kubernetes' RollingUpdate: new members surge, old ones drain.
+fn regular(
+    r: &Rollout,
+    members: &[MemberView],
+    mut new: Vec<&MemberView>,
+    old: Vec<&MemberView>,
+    size: u32,
+    now_ms: u64,
+    mut out: Step,
+) -> Step {
+    let u = &r.update;
     let ready_for = |m: &MemberView| match m.health {
         Health::Ready { since_ms } => now_ms.saturating_sub(since_ms) >= ms(u.min_ready),
         _ => false,
     };
-    // Old members that are not serving count for nothing: they go at once.
-    let (old_up, old_down): (Vec<&MemberView>, Vec<&MemberView>) = old
+    // Old members that failed count for nothing: they go at once. Those
+    // (re)starting (as every member is right after drover's restart, until
+    // its container is adopted and checked) hold their place, serve no
+    // one yet, and are drained once they serve.
+    let (old_failed, old): (Vec<&MemberView>, Vec<&MemberView>) = old
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Failed(_)));
+    let (old_up, old_starting): (Vec<&MemberView>, Vec<&MemberView>) = old
         .into_iter()
         .partition(|m| matches!(m.health, Health::Ready { .. }));
-    for m in &old_down {
+    for m in &old_failed {
         out.actions.push(Action::Remove {
             index: m.index,
             reason: format!(
-                "revision {} is not serving; revision {} replaces it",
+                "revision {} failed; revision {} replaces it",
                 m.revision, r.target
             ),
         });
     }
     let mut old = old_up;
+    let starting = old_starting.len() as u32;
     // More new members than the size (it shrank): the unready and newest go.
     if new.len() as u32 > size {
         let mut extra: Vec<&MemberView> = new.clone();
@@ -310,7 +536,7 @@ pub fn step(r: &Rollout, members: &[MemberView], size: u32, now_ms: u64) -> Step
             .iter()
             .any(|a| matches!(a, Action::Drain { .. }));
 
-    if old.is_empty() && new.len() as u32 == size && new_ready == size {
+    if old.is_empty() && starting == 0 && new.len() as u32 == size && new_ready == size {
         if !draining {
             out.next = Some(Rollout {
                 state: if r.rolling_back {
@@ -344,7 +570,7 @@ pub fn step(r: &Rollout, members: &[MemberView], size: u32, now_ms: u64) -> Step
         });
         available -= 1;
     }
-    let total = new.len() as u32 + old.len() as u32;
+    let total = new.len() as u32 + old.len() as u32 + starting;
     if let Some(c) = canary {
         if new_ready >= c && old.len() <= keep_old {
             out.next = Some(Rollout {

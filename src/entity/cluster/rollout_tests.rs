@@ -56,6 +56,12 @@ impl Sim {
         for a in &st.actions {
             match a {
                 Action::Start { revision, .. } => {
+                    if self.r.in_place {
+                        // The cluster takes the lowest free number.
+                        self.next = (1..)
+                            .find(|i| self.members.iter().all(|m| m.index != *i))
+                            .unwrap();
+                    }
                     self.members.push(MemberView {
                         index: self.next,
                         revision: *revision,
@@ -465,9 +471,9 @@ fn resize_during_a_rollout_makes_new_revision_members() {
 }
 
 #[test]
-fn an_old_member_that_is_down_goes_at_once() {
+fn an_old_member_that_failed_goes_at_once() {
     let mut sim = Sim::new(3, update());
-    sim.m(2).health = Health::Starting; // restarting
+    sim.m(2).health = Health::Failed("container is exited".into());
     let st = sim.step();
     assert!(st
         .actions
@@ -475,6 +481,36 @@ fn an_old_member_that_is_down_goes_at_once() {
         .any(|a| matches!(a, Action::Remove { index: 2, .. })));
     assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
     assert_eq!(sim.revisions(), [2, 2, 2]);
+}
+
+/// Right after drover's restart every member is `starting` until its
+/// container is adopted and checked: none is removed for that, and none
+/// is drained before it serves again.
+#[test]
+fn old_members_starting_after_a_restart_are_kept_until_they_serve() {
+    for in_place in [false, true] {
+        let mut sim = Sim::new(3, update());
+        sim.r = sim.r.clone().in_place(in_place);
+        for i in 1..=3 {
+            sim.m(i).health = Health::Starting;
+        }
+        let st = sim.step();
+        assert!(
+            st.actions.iter().all(|a| matches!(a, Action::Start { .. })),
+            "in place {in_place}: {:?}",
+            st.actions
+        );
+        assert_eq!(sim.run(&[1, 2]), RolloutState::Complete, "{:?}", sim.log);
+        assert_eq!(sim.revisions(), [2, 2, 2]);
+        assert!(
+            sim.log
+                .iter()
+                .filter(|l| l.starts_with("remove"))
+                .all(|l| sim.log.contains(&l.replace("remove", "drain"))),
+            "every old member was drained before it went: {:?}",
+            sim.log
+        );
+    }
 }
 
 #[test]
@@ -527,4 +563,174 @@ fn settled_revision_and_final_states() {
         serde_json::to_value(RolloutState::RolledBack).unwrap(),
         "rolled-back"
     );
+}
+
+fn facts(seen: Seen) -> MemberFacts {
+    MemberFacts {
+        seen,
+        error: None,
+        failing: None,
+        restarts: 0,
+    }
+}
+
+fn check(interval_ms: u64, threshold: u32) -> Duration {
+    let h: crate::blueprint::HealthCheck = serde_json::from_value(serde_json::json!({
+        "http": { "port": 8080, "path": "/health" },
+        "interval": format!("{interval_ms}ms"),
+        "unhealthy_threshold": threshold,
+    }))
+    .unwrap();
+    failing_limit(&h)
+}
+
+#[test]
+fn failing_checks_fail_a_starting_member_at_the_checks_own_threshold() {
+    let limit = check(500, 3);
+    assert_eq!(limit, Duration::from_millis(1500));
+    let mut f = facts(Seen::Starting);
+    assert_eq!(member_health(&f, Some(limit), 10 * S), Health::Starting);
+    f.failing = Some((10 * S, "health check: status 503".into()));
+    // Not yet: 1.499 s of failures.
+    assert_eq!(
+        member_health(&f, Some(limit), 10 * S + 1499),
+        Health::Starting
+    );
+    let Health::Failed(why) = member_health(&f, Some(limit), 10 * S + 1500) else {
+        panic!("failing for its threshold is a verdict");
+    };
+    assert!(why.contains("status 503"), "{why}");
+    // Without a check, failures decide nothing (the deadline does).
+    assert_eq!(member_health(&f, None, 100 * S), Health::Starting);
+}
+
+#[test]
+fn a_crash_an_error_or_a_restart_loop_fail_at_once() {
+    let mut f = facts(Seen::OnFire);
+    f.error = Some("container is exited".into());
+    assert_eq!(
+        member_health(&f, None, 0),
+        Health::Failed("container is exited".into())
+    );
+    let mut f = facts(Seen::Starting);
+    f.error = Some("killed for lack of memory (OOM)".into());
+    assert!(matches!(member_health(&f, None, 0), Health::Failed(_)));
+    let mut f = facts(Seen::Running { since_ms: 5 });
+    assert_eq!(member_health(&f, None, 9), Health::Ready { since_ms: 5 });
+    f.restarts = RESTART_LOOP - 1;
+    assert_eq!(member_health(&f, None, 9), Health::Ready { since_ms: 5 });
+    f.restarts = RESTART_LOOP;
+    let Health::Failed(why) = member_health(&f, None, 9) else {
+        panic!("a restart loop is a failure");
+    };
+    assert!(why.contains("restart loop"), "{why}");
+}
+
+/// In virtual time: a new version whose checks fail rolls back 1.5 s after
+/// its first failing check, with a 5-minute deadline far away; `pause`
+/// pauses just as soon.
+#[test]
+fn a_failing_new_version_stops_the_rollout_long_before_its_deadline() {
+    for (action, want) in [
+        (FailureAction::Rollback, RolloutState::Rolling),
+        (FailureAction::Pause, RolloutState::Paused),
+    ] {
+        let u = UpdateSpec {
+            deadline: Duration::from_secs(300),
+            failure_action: action,
+            ..update()
+        };
+        let limit = check(500, 3);
+        let mut sim = Sim::new(3, u);
+        let began = sim.now;
+        sim.step();
+        assert_eq!(sim.log, ["start 4 r2"]);
+        // Its container runs; its checks answer 503 from now on.
+        let failing_since = sim.now + 300;
+        let mut verdict_at = None;
+        for _ in 0..100 {
+            sim.advance(250);
+            let f = MemberFacts {
+                failing: (sim.now >= failing_since).then(|| (failing_since, "status 503".into())),
+                ..facts(Seen::Starting)
+            };
+            sim.m(4).health = member_health(&f, Some(limit), sim.now);
+            sim.step();
+            if sim.r.state != RolloutState::Rolling || sim.r.rolling_back {
+                verdict_at = Some(sim.now);
+                break;
+            }
+        }
+        let at = verdict_at.expect("a verdict before the deadline");
+        assert!(
+            at - began < 3 * S,
+            "stopped {} ms after it began",
+            at - began
+        );
+        assert_eq!(sim.r.state, want, "{action:?}");
+        if action == FailureAction::Rollback {
+            assert!(sim.r.rolling_back);
+            assert_eq!(sim.r.target, 1);
+            // The failed member goes; the old ones were never drained.
+            sim.step();
+            assert!(sim.members.iter().all(|m| m.revision == 1));
+            assert_eq!(sim.members.len(), 3);
+        }
+    }
+}
+
+/// Members with named volumes: one at a time, each drained, removed and
+/// started again under its own number; never more members than the size.
+#[test]
+fn in_place_replaces_each_member_under_its_own_number() {
+    let mut sim = Sim::new(3, update());
+    sim.r = sim.r.clone().in_place(true);
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    let mut indexes: Vec<u32> = sim.members.iter().map(|m| m.index).collect();
+    indexes.sort();
+    assert_eq!(indexes, [1, 2, 3], "{:?}", sim.log);
+    assert_eq!(sim.revisions(), [2, 2, 2]);
+    assert_eq!(sim.peak, 3, "no surge: {:?}", sim.log);
+    assert_eq!(
+        &sim.log[..4],
+        ["drain 3", "remove 3", "start 3 r2", "drain 2"],
+        "{:?}",
+        sim.log
+    );
+    // Never two members of one number at once.
+    let starts = sim.log.iter().filter(|l| l.starts_with("start")).count();
+    assert_eq!(starts, 3, "{:?}", sim.log);
+}
+
+#[test]
+fn in_place_waits_for_min_ready_before_the_next_member() {
+    let mut sim = Sim::new(2, update());
+    sim.r = sim.r.clone().in_place(true);
+    sim.step(); // drain 2
+    sim.advance(S);
+    sim.step(); // remove 2
+    sim.step(); // start 2
+    sim.ready(2);
+    sim.advance(S); // ready for 1 s of min_ready's 2 s
+    let st = sim.step();
+    assert!(st.actions.is_empty(), "{:?}", st.actions);
+    sim.advance(S);
+    let st = sim.step();
+    assert!(
+        matches!(&st.actions[..], [Action::Drain { index: 1, .. }]),
+        "{:?}",
+        st.actions
+    );
+}
+
+#[test]
+fn in_place_failure_rolls_back_in_place() {
+    let mut sim = Sim::new(3, update());
+    sim.r = sim.r.clone().in_place(true);
+    assert_eq!(sim.run(&[1]), RolloutState::RolledBack);
+    let mut indexes: Vec<u32> = sim.members.iter().map(|m| m.index).collect();
+    indexes.sort();
+    assert_eq!(indexes, [1, 2, 3], "{:?}", sim.log);
+    assert_eq!(sim.revisions(), [1, 1, 1]);
+    assert!(sim.peak <= 3, "{:?}", sim.log);
 }

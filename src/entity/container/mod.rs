@@ -33,6 +33,11 @@ mod volumes;
 pub use image::IMAGE_BUILD;
 pub use phase::DEFAULT_START_TIMEOUT;
 pub use pooled::{PLACEMENT_DECISION, PLACEMENT_FAILURE};
+
+/// Sensor: the health check fails since the last pass or (re)start (its
+/// latest reason); absent while it passes. A rollout judges a new member by
+/// how long this has held.
+pub const HEALTH_FAILING: &str = "health.failing";
 pub use pull::{IMAGE_DIGEST, IMAGE_PULL};
 pub use refs::{REFERENCES_RESOLVED, REFERENCES_WAITING};
 pub use volumes::TeardownForGood;
@@ -230,6 +235,10 @@ impl ContainerEntity {
                     self.board.set(&self.me, s::ENTITY_ERROR, json!(message))
                 }
                 Action::ErrorSensor(None) => self.board.clear(&self.me, s::ENTITY_ERROR),
+                Action::HealthFailing(Some(why)) => {
+                    self.board.set(&self.me, HEALTH_FAILING, json!(why))
+                }
+                Action::HealthFailing(None) => self.board.clear(&self.me, HEALTH_FAILING),
                 Action::WaitingFor { missing, first } => self.waiting_for(missing, first),
                 Action::StopWaiting => self.board.clear(&self.me, REFERENCES_WAITING),
                 Action::CountReferenceRestart => self.count_reference_restart(),

@@ -305,6 +305,9 @@ pub enum Action {
     ReportError(String),
     /// `entity.error` alone: set or cleared.
     ErrorSensor(Option<String>),
+    /// Sensor `health.failing`: the health check began failing (why), or
+    /// passes again / was restarted (None). Published on changes only.
+    HealthFailing(Option<String>),
     /// The start waits for these references (`first`: since now).
     WaitingFor {
         missing: Vec<String>,

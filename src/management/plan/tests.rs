@@ -324,3 +324,39 @@ fn an_unknown_key_on_a_cluster_is_not_ignored() {
         .unwrap()
         .contains("enrichers"));
 }
+
+#[test]
+fn a_cluster_with_named_volumes_says_it_rolls_in_place() {
+    let with_volume = |v: &str| {
+        BASE.replace(
+            "      env: { VERSION: \"1\" }",
+            &format!(
+                "      env: {{ VERSION: \"{v}\" }}\n      volumes: [{{ name: data, path: /data }}]"
+            ),
+        )
+    };
+    let p = plan(
+        Some(&bp(&with_volume("1"))),
+        &bp(&with_volume("2")),
+        &[],
+        &kind_of,
+    )
+    .unwrap();
+    let web = p.services.iter().find(|s| s.id == "web").unwrap();
+    assert_eq!(web.action, PlanAction::Rolled);
+    let why = web.reason.clone().unwrap_or_default();
+    assert!(
+        why.contains("in place") && why.contains("max_surge"),
+        "{why}"
+    );
+    // Without volumes, the usual surge: no reason given.
+    let p = plan(
+        Some(&bp(BASE)),
+        &bp(&BASE.replace("VERSION: \"1\"", "VERSION: \"2\"")),
+        &[],
+        &kind_of,
+    )
+    .unwrap();
+    let web = p.services.iter().find(|s| s.id == "web").unwrap();
+    assert_eq!(web.reason, None);
+}

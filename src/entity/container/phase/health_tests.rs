@@ -199,8 +199,12 @@ fn start_period_ignores_failing_probes_then_counts_them_before_a_first_pass() {
     assert_eq!(r.core.phase, Phase::WaitingHealthy);
     assert_eq!(r.core.probe_failures, 0);
     // After it: `unhealthy_threshold` (2) failures fail the start.
+    // One failure is below the threshold: `health.failing` is all it says.
     let a = r.probe(1_500, false);
-    assert!(a.is_empty(), "one failure is below the threshold: {a:?}");
+    assert!(
+        matches!(&a[..], [Action::HealthFailing(Some(why))] if why.contains("503")),
+        "{a:?}"
+    );
     let a = r.probe(1_000, false);
     assert!(a.contains(&Action::Lifecycle(Lifecycle::OnFire)), "{a:?}");
     assert!(matches!(&r.core.phase, Phase::Failed { reason } if reason.contains("503")));
@@ -221,10 +225,21 @@ fn without_a_start_period_a_start_waits_for_its_first_pass() {
     // Today's behaviour, kept: failing probes while starting do not fail
     // the start before its timeout.
     let mut r = Run::probed(None).created();
+    let mut failing = Vec::new();
     for _ in 0..20 {
-        r.probe(1_000, false);
+        let a = r.probe(1_000, false);
+        failing.extend(
+            a.into_iter()
+                .filter(|a| matches!(a, Action::HealthFailing(_))),
+        );
     }
     assert_eq!(r.core.phase, Phase::WaitingHealthy);
+    // `health.failing` is published once, at the first failure (a rollout
+    // judges the member by it), and cleared by the first pass.
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    let a = r.probe(1_000, true);
+    assert!(a.contains(&Action::HealthFailing(None)), "{a:?}");
+    assert_eq!(r.core.phase, Phase::Running);
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub struct Core {
     pub probe_failures: u32,
     /// The latest known trouble: the reason a failure will give.
     pub last_error: Option<String>,
+    /// `health.failing` is published: checks fail since the last pass
+    /// or (re)start (outside a `start_period`).
+    pub health_failing: bool,
     /// A start waits for an answer since then.
     pub started_at: Option<Instant>,
     /// Waiting for references since then.
@@ -70,6 +73,7 @@ impl Core {
             last_probe: None,
             probe_failures: 0,
             last_error: None,
+            health_failing: false,
             started_at: None,
             waiting_since: None,
             placed: false,
@@ -351,6 +355,7 @@ impl Core {
         self.started_at = Some(now);
         self.up = None;
         self.last_error = None;
+        self.set_failing(None, out);
         if self.settings.pool && !self.placed {
             self.set_phase(Phase::Placing, out);
             out.push(Action::Place);
@@ -387,6 +392,7 @@ impl Core {
             self.set_phase(Phase::Restarting, out);
             self.started_at = Some(now);
             self.up = None;
+            self.set_failing(None, out);
         } else {
             self.set_phase(Phase::Stopping, out);
         }
@@ -396,6 +402,15 @@ impl Core {
     fn see_engine(&mut self, state: &str, out: &mut Vec<Action>) {
         self.engine = Some(state.to_string());
         out.push(Action::ServiceState(state.to_string()));
+    }
+
+    /// `health.failing`, on changes only (probes run every 25 ms while
+    /// starting: their every result is no news).
+    pub(super) fn set_failing(&mut self, why: Option<String>, out: &mut Vec<Action>) {
+        if self.health_failing != why.is_some() {
+            self.health_failing = why.is_some();
+            out.push(Action::HealthFailing(why));
+        }
     }
 
     fn set_up(&mut self, up: bool, out: &mut Vec<Action>) {
@@ -599,6 +614,7 @@ impl Core {
         match result {
             Ok(()) => {
                 self.probe_failures = 0;
+                self.set_failing(None, out);
                 self.set_up(true, out);
                 self.derive(out);
             }
@@ -606,6 +622,7 @@ impl Core {
                 // While starting, failing probes are expected: keep the
                 // reason for the timeout message but do not flap `service.up`.
                 self.last_error = Some(format!("health check: {message}"));
+                self.set_failing(self.last_error.clone(), out);
                 self.probe_failures += 1;
                 let threshold = self.settings.unhealthy_threshold.max(1);
                 if (self.lifecycle() != Lifecycle::Starting || self.up == Some(true))

@@ -28,6 +28,7 @@ impl Core {
                     return;
                 }
                 self.probe_failures = 0;
+                self.set_failing(None, out);
                 self.set_up(true, out);
                 self.derive(out);
             }
@@ -84,6 +85,7 @@ impl Core {
             self.probe_failures = 0;
             return;
         }
+        self.set_failing(self.last_error.clone(), out);
         self.probe_failures += 1;
         if self.probe_failures >= self.settings.unhealthy_threshold.max(1)
             && (self.lifecycle() != Lifecycle::Starting || self.phase == Phase::WaitingHealthy)
