@@ -272,7 +272,7 @@ impl SimEngine {
     pub fn count(&self, label: Option<(&str, &str)>) -> (usize, usize) {
         let (mut running, mut all) = (0, 0);
         for e in &self.shared.engines {
-            let h = e.host.lock().unwrap();
+            let h = e.host.lock().unwrap_or_else(|e| e.into_inner());
             for c in h.containers.values() {
                 if let Some((k, v)) = label {
                     if c.labels.get(k).map(String::as_str) != Some(v) {
@@ -293,7 +293,7 @@ impl SimEngine {
     pub fn running_per_entity(&self) -> HashMap<String, usize> {
         let mut m = HashMap::new();
         for e in &self.shared.engines {
-            let h = e.host.lock().unwrap();
+            let h = e.host.lock().unwrap_or_else(|e| e.into_inner());
             for c in h.containers.values() {
                 if c.state == State::Running {
                     if let Some(ent) = c.labels.get("io.drover.entity") {
@@ -310,7 +310,7 @@ impl SimEngine {
     pub fn kill(&self, fraction: f64) -> usize {
         let mut killed = 0;
         for e in &self.shared.engines {
-            let mut h = e.host.lock().unwrap();
+            let mut h = e.host.lock().unwrap_or_else(|e| e.into_inner());
             let ids: Vec<String> = h
                 .containers
                 .values()
@@ -337,7 +337,7 @@ impl SimEngine {
         let start = (self.shared.next() as usize) % hosts;
         'outer: for k in 0..hosts {
             let e = &self.shared.engines[(start + k) % hosts];
-            let mut h = e.host.lock().unwrap();
+            let mut h = e.host.lock().unwrap_or_else(|e| e.into_inner());
             let ids: Vec<String> = h
                 .containers
                 .values()
@@ -615,7 +615,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
             }),
         ),
         (Method::GET, ["info"]) => {
-            let h = engine.host.lock().unwrap();
+            let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             let running = h
                 .containers
                 .values()
@@ -650,7 +650,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
             let all = matches!(q.get("all").map(String::as_str), Some("1" | "true"));
             let f = filters(&q);
             let wanted = f.get("label").cloned().unwrap_or_default();
-            let h = engine.host.lock().unwrap();
+            let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             let list: Vec<Value> = h
                 .containers
                 .values()
@@ -661,7 +661,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
             reply(StatusCode::OK, Value::Array(list))
         }
         (Method::GET, ["containers", id, "json"]) => {
-            let h = engine.host.lock().unwrap();
+            let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             match find(&h, id) {
                 Some(cid) => reply(StatusCode::OK, inspect_json(&h.containers[cid], &h.networks)),
                 None => error(StatusCode::NOT_FOUND, format!("No such container: {id}")),
@@ -678,7 +678,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
         }
         (Method::GET, ["events"]) => events(engine, &q),
         (Method::GET, ["networks"]) => {
-            let h = engine.host.lock().unwrap();
+            let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             let mut list = vec![json!({
                 "Name": "bridge", "Id": "bridge0", "Driver": "bridge",
                 "IPAM": { "Driver": "default", "Config": [{ "Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1" }] },
@@ -688,7 +688,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
             reply(StatusCode::OK, Value::Array(list))
         }
         (Method::GET, ["networks", name]) => {
-            let h = engine.host.lock().unwrap();
+            let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             match h.networks.values().find(|n| n.name == *name || n.id == *name) {
                 Some(n) => reply(StatusCode::OK, network_json(n)),
                 None => error(StatusCode::NOT_FOUND, format!("network {name} not found")),
@@ -697,7 +697,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
         (Method::POST, ["networks", "create"]) => {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let name = v["Name"].as_str().unwrap_or_default().to_string();
-            let mut h = engine.host.lock().unwrap();
+            let mut h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             if h.networks.contains_key(&name) {
                 return error(
                     StatusCode::CONFLICT,
@@ -721,7 +721,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
         }
         (Method::POST, ["networks", _name, "connect" | "disconnect"]) => empty(StatusCode::OK),
         (Method::DELETE, ["networks", name]) => {
-            let mut h = engine.host.lock().unwrap();
+            let mut h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             let key = h
                 .networks
                 .values()
@@ -736,7 +736,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
             }
         }
         (Method::GET, ["volumes"]) => {
-            let h = engine.host.lock().unwrap();
+            let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             let f = filters(&q);
             let wanted = f.get("label").cloned().unwrap_or_default();
             let list: Vec<Value> = h
@@ -767,7 +767,7 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
             reply(StatusCode::CREATED, vol)
         }
         (Method::DELETE, ["volumes", name]) => {
-            engine.host.lock().unwrap().volumes.remove(*name);
+            engine.host.lock().unwrap_or_else(|e| e.into_inner()).volumes.remove(*name);
             empty(StatusCode::NO_CONTENT)
         }
         _ => {
@@ -804,7 +804,7 @@ fn create(
     if image.is_empty() {
         return error(StatusCode::BAD_REQUEST, "No command specified");
     }
-    let mut h = engine.host.lock().unwrap();
+    let mut h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(other) = h.names.get(&name) {
         return error(
             StatusCode::CONFLICT,
@@ -833,7 +833,7 @@ fn create(
 }
 
 fn operate(shared: &Shared, engine: &Engine, key: &str, op: &str) -> Response<Body> {
-    let mut h = engine.host.lock().unwrap();
+    let mut h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
     let Some(id) = find(&h, key).map(String::from) else {
         return error(StatusCode::NOT_FOUND, format!("No such container: {key}"));
     };
@@ -937,7 +937,7 @@ fn operate(shared: &Shared, engine: &Engine, key: &str, op: &str) -> Response<Bo
 }
 
 fn remove(engine: &Engine, key: &str, force: bool) -> Response<Body> {
-    let mut h = engine.host.lock().unwrap();
+    let mut h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
     let Some(id) = find(&h, key).map(String::from) else {
         return error(StatusCode::NOT_FOUND, format!("No such container: {key}"));
     };
@@ -969,7 +969,7 @@ fn remove(engine: &Engine, key: &str, force: bool) -> Response<Body> {
 fn stats(shared: &Shared, engine: &Arc<Engine>, key: &str, stream: bool) -> Response<Body> {
     let cpus = shared.cfg.ncpu;
     let frame = move |engine: &Engine, id: &str, tick: u64| -> Option<Bytes> {
-        let mut h = engine.host.lock().unwrap();
+        let mut h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
         let c = h.containers.get_mut(id)?;
         // Between 1% and 20% of a core, changing every frame, so every
         // frame changes the container's CPU sensor (a constant one would
@@ -984,13 +984,15 @@ fn stats(shared: &Shared, engine: &Arc<Engine>, key: &str, stream: bool) -> Resp
         Some(Bytes::from(line))
     };
     let id = {
-        let h = engine.host.lock().unwrap();
+        let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
         match find(&h, key) {
             Some(id) => id.to_string(),
             None => return error(StatusCode::NOT_FOUND, format!("No such container: {key}")),
         }
     };
-    let tick0 = (now_ns() / 1_000_000_000) as u64;
+    // The engine's system CPU clock, in seconds since some boot: small
+    // enough that nanoseconds times CPUs fit in a u64.
+    let tick0 = (now_s() % 1_000_000) as u64 + 1;
     if !stream {
         let f = frame(engine, &id, tick0).unwrap_or_default();
         return Response::builder()

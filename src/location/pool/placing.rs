@@ -172,9 +172,15 @@ impl HostPool {
             }
             Ok(placed)
         };
-        ctx.spawn(fut.into_actor(self).map(move |res, _, _| {
-            let _ = tx.send(res.map_err(PlaceError::from));
-        }));
+        // A task of its own, not one of the pool's: actix polls every
+        // future spawned on an actor's context whenever the actor wakes, so
+        // thousands of placements waiting for their network made every
+        // message to the pool cost thousands of polls (quadratic; at 5,000
+        // containers the pool's pings timed out and healthy hosts were
+        // declared on fire). The answer needs nothing of the pool.
+        actix::spawn(async move {
+            let _ = tx.send(fut.await.map_err(PlaceError::from));
+        });
     }
 
     pub(super) fn no_fit(
