@@ -141,7 +141,7 @@ impl HostPool {
         msg: Place,
         tx: Answer,
         explanation: String,
-        ctx: &mut Context<Self>,
+        _ctx: &mut Context<Self>,
     ) {
         let contact = Contact {
             relocate: msg.relocate.clone(),
