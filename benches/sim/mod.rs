@@ -126,6 +126,8 @@ const LOG_KEEP: usize = 4096;
 
 struct Engine {
     name: String,
+    /// Stats frames sent (streamed and one-shot).
+    stats_frames: AtomicU64,
     host: Mutex<Host>,
     events: tokio::sync::broadcast::Sender<Event>,
 }
@@ -196,6 +198,7 @@ impl SimEngine {
             .map(|i| {
                 Arc::new(Engine {
                     name: format!("sim-{i}"),
+                    stats_frames: AtomicU64::new(0),
                     host: Mutex::new(Host::default()),
                     events: tokio::sync::broadcast::channel(65_536).0,
                 })
@@ -260,6 +263,15 @@ impl SimEngine {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Stats frames sent so far, by every engine.
+    pub fn stats_frames(&self) -> u64 {
+        self.shared
+            .engines
+            .iter()
+            .map(|e| e.stats_frames.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// API calls answered so far.
@@ -979,6 +991,7 @@ fn stats(shared: &Shared, engine: &Arc<Engine>, key: &str, stream: bool) -> Resp
         if c.state == State::Running {
             c.cpu_ns += used;
         }
+        engine.stats_frames.fetch_add(1, Ordering::Relaxed);
         let mut line = stats_frame(c, before, tick * 1_000_000_000 * cpus as u64, cpus).to_string();
         line.push('\n');
         Some(Bytes::from(line))
