@@ -246,10 +246,7 @@ fn main() {
         "rebind: kill -9, restart → serving in {started:.1} s, every one of {total} containers rebound in {rebind_s:.1} s; still {} containers on the engines",
         sim.count(Some(("io.drover.managed", "true"))).1
     );
-    println!(
-        "simulator: {} API calls answered in the run",
-        sim.calls()
-    );
+    println!("simulator: {} API calls answered in the run", sim.calls());
 
     for app in &apps {
         let (s, _) = d.delete(&format!("/v1/applications/{app}"));

@@ -99,7 +99,11 @@ fn thousands_of_containers_converge_exactly_after_failures() {
         "deployed {total} containers on {hosts} simulated hosts in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    assert_eq!(sim.count(Some(label)), (total, total), "one container per member, all running");
+    assert_eq!(
+        sim.count(Some(label)),
+        (total, total),
+        "one container per member, all running"
+    );
 
     // Failure injection: 1% of the containers die, three times over.
     let mut killed = 0;
@@ -110,8 +114,7 @@ fn thousands_of_containers_converge_exactly_after_failures() {
     assert!(killed >= 3 * (total / 100), "the simulator killed {killed}");
     wait_for(Duration::from_secs(120), "every killed member back", || {
         let (running, all) = sim.count(Some(label));
-        (running == total && all == total && running_containers(&d, &app) == total)
-            .then_some(())
+        (running == total && all == total && running_containers(&d, &app) == total).then_some(())
     });
     // Exactly one running container per member: none lost, none doubled.
     let per_entity = sim.running_per_entity();
@@ -349,13 +352,19 @@ fn sim_answers_like_the_real_engine() {
         "drover/workload:latest",
         &tag,
     ));
-    let sim_docker =
-        Docker::connect_with_unix(sim.socket(0).to_str().unwrap(), 30, bollard::API_DEFAULT_VERSION)
-            .unwrap();
+    let sim_docker = Docker::connect_with_unix(
+        sim.socket(0).to_str().unwrap(),
+        30,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap();
     let (simulated, sim_events) = rt.block_on(life(sim_docker, "drover/workload:latest", &tag));
     assert_eq!(simulated, real, "same answers to the same calls");
     assert_eq!(sim_events, real_events, "same events in the same order");
     // The sequence proves something: it saw a kill's die and the destroy.
-    assert!(real_events.contains(&"die:m1".to_string()), "{real_events:?}");
+    assert!(
+        real_events.contains(&"die:m1".to_string()),
+        "{real_events:?}"
+    );
     assert_eq!(real_events.last().map(String::as_str), Some("destroy:m1"));
 }

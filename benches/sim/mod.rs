@@ -496,7 +496,10 @@ fn status_text(c: &Container) -> String {
 fn inspect_json(c: &Container, networks: &HashMap<String, Network>) -> Value {
     let nets: serde_json::Map<String, Value> = networks
         .values()
-        .filter(|n| c.labels.get("io.drover.app").map(String::as_str) == n.labels.get("io.drover.app").map(String::as_str))
+        .filter(|n| {
+            c.labels.get("io.drover.app").map(String::as_str)
+                == n.labels.get("io.drover.app").map(String::as_str)
+        })
         .map(|n| (n.name.clone(), json!({ "NetworkID": n.id })))
         .collect();
     json!({
@@ -675,7 +678,10 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
         (Method::GET, ["containers", id, "json"]) => {
             let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
             match find(&h, id) {
-                Some(cid) => reply(StatusCode::OK, inspect_json(&h.containers[cid], &h.networks)),
+                Some(cid) => reply(
+                    StatusCode::OK,
+                    inspect_json(&h.containers[cid], &h.networks),
+                ),
                 None => error(StatusCode::NOT_FOUND, format!("No such container: {id}")),
             }
         }
@@ -701,7 +707,11 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
         }
         (Method::GET, ["networks", name]) => {
             let h = engine.host.lock().unwrap_or_else(|e| e.into_inner());
-            match h.networks.values().find(|n| n.name == *name || n.id == *name) {
+            match h
+                .networks
+                .values()
+                .find(|n| n.name == *name || n.id == *name)
+            {
                 Some(n) => reply(StatusCode::OK, network_json(n)),
                 None => error(StatusCode::NOT_FOUND, format!("network {name} not found")),
             }
@@ -779,7 +789,12 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
             reply(StatusCode::CREATED, vol)
         }
         (Method::DELETE, ["volumes", name]) => {
-            engine.host.lock().unwrap_or_else(|e| e.into_inner()).volumes.remove(*name);
+            engine
+                .host
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .volumes
+                .remove(*name);
             empty(StatusCode::NO_CONTENT)
         }
         _ => {
@@ -1016,15 +1031,19 @@ fn stats(shared: &Shared, engine: &Arc<Engine>, key: &str, stream: bool) -> Resp
     }
     let every = shared.cfg.stats_every;
     let engine = engine.clone();
-    let s = futures_util::stream::unfold((engine, id, tick0, true), move |(engine, id, tick, first)| {
-        async move {
+    let s = futures_util::stream::unfold(
+        (engine, id, tick0, true),
+        move |(engine, id, tick, first)| async move {
             if !first {
                 tokio::time::sleep(every).await;
             }
             let f = frame(&engine, &id, tick)?;
-            Some((Ok::<_, Infallible>(Frame::data(f)), (engine, id, tick + 1, false)))
-        }
-    });
+            Some((
+                Ok::<_, Infallible>(Frame::data(f)),
+                (engine, id, tick + 1, false),
+            ))
+        },
+    );
     Response::builder()
         .status(200)
         .header("Content-Type", "application/json")
@@ -1036,7 +1055,9 @@ fn events(engine: &Arc<Engine>, q: &HashMap<String, String>) -> Response<Body> {
     let f = filters(q);
     let types = f.get("type").cloned().unwrap_or_default();
     let wanted = f.get("label").cloned().unwrap_or_default();
-    let since: Option<i64> = q.get("since").and_then(|s| s.split('.').next()?.parse().ok());
+    let since: Option<i64> = q
+        .get("since")
+        .and_then(|s| s.split('.').next()?.parse().ok());
     let keep = move |e: &Event| {
         (types.is_empty() || types.iter().any(|t| t == e.typ)) && labels_match(&e.labels, &wanted)
     };

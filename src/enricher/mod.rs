@@ -346,7 +346,9 @@ mod tests {
             // A deterministic walk of sets, replacements and removals.
             let mut x = 7u64;
             for step in 0..5_000u64 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let member = format!("m{}", (x >> 33) % 50);
                 if step % 7 == 3 {
                     assert_eq!(a.remove(&member, f), full.remove(&member).is_some());
@@ -358,7 +360,10 @@ mod tests {
                 let want = aggregate(&full.values().copied().collect::<Vec<_>>(), f);
                 match (a.value(f), want) {
                     (Some(got), Some(want)) => {
-                        assert!((got - want).abs() < 1e-6, "{f:?} at {step}: {got} vs {want}")
+                        assert!(
+                            (got - want).abs() < 1e-6,
+                            "{f:?} at {step}: {got} vs {want}"
+                        )
                     }
                     (got, want) => assert_eq!(got, want, "{f:?} at {step}"),
                 }
