@@ -83,11 +83,14 @@ fn thousands_of_containers_converge_exactly_after_failures() {
     wait_for(Duration::from_secs(300), "every member running", || {
         polls += 1;
         if polls % 20 == 0 {
+            let per_entity = sim.running_per_entity();
+            let doubled: Vec<_> = per_entity.iter().filter(|(_, n)| **n > 1).take(5).collect();
             eprintln!(
-                "after {:.0} s: simulated (running, all) {:?}, drover counts {} running",
+                "after {:.0} s: simulated (running, all) {:?}, drover counts {} running; {} entities with a running container, doubled e.g. {doubled:?}",
                 t.elapsed().as_secs_f64(),
                 sim.count(Some(label)),
-                running_containers(&d, &app)
+                running_containers(&d, &app),
+                per_entity.len(),
             );
         }
         (sim.count(Some(label)) == (total, total)

@@ -1105,10 +1105,13 @@ fn events(engine: &Arc<Engine>, q: &HashMap<String, String>) -> Response<Body> {
 }
 
 /// A `drover.yaml` with one static location `location` of every simulated
-/// engine (`sim-0`, `sim-1`, ...), at most `max_containers` each.
+/// engine (`sim-0`, `sim-1`, ...), at most `max_containers` each. A
+/// generous `on_fire_after` (30 s): on a machine shared with builds a
+/// starved drover misses the default 5 s of pings and moves healthy
+/// engines' containers, which is not what these runs measure.
 pub fn drover_yaml(sim: &SimEngine, location: &str, max_containers: u32) -> String {
     let mut y = format!(
-        "locations:\n  {location}:\n    min_hosts: 1\n    max_hosts: {}\n    placement: {{ strategy: least-containers, max_containers: {max_containers} }}\n    hosts:\n",
+        "locations:\n  {location}:\n    min_hosts: 1\n    max_hosts: {}\n    on_fire_after: 30s\n    placement: {{ strategy: least-containers, max_containers: {max_containers} }}\n    hosts:\n",
         sim.hosts()
     );
     for i in 0..sim.hosts() {
