@@ -122,7 +122,13 @@ struct Host {
     log: VecDeque<Event>,
 }
 
-const LOG_KEEP: usize = 4096;
+/// Events kept per engine for `since` replays. Small: a thousand engines
+/// keep a thousand logs (4,096 each held 4 GiB of JSON).
+const LOG_KEEP: usize = 256;
+/// Events a slow subscriber may lag behind before it loses some (the
+/// engine's own buffer is of this order); tokio's broadcast channel
+/// allocates every slot up front, per engine.
+const EVENT_BUFFER: usize = 1024;
 
 struct Engine {
     name: String,
@@ -200,7 +206,7 @@ impl SimEngine {
                     name: format!("sim-{i}"),
                     stats_frames: AtomicU64::new(0),
                     host: Mutex::new(Host::default()),
-                    events: tokio::sync::broadcast::channel(65_536).0,
+                    events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 })
             })
             .collect();
