@@ -189,8 +189,7 @@ mod tests {
     #[test]
     fn a_hosts_resync_reaches_only_its_own_containers() {
         let e = |n: &str| EntityRef::new("app".to_string(), n.to_string());
-        let pairs = [("h1", "a"), ("h2", "b"), ("h1", "c")]
-            .map(|(h, n)| (h.to_string(), e(n)));
+        let pairs = [("h1", "a"), ("h2", "b"), ("h1", "c")].map(|(h, n)| (h.to_string(), e(n)));
         let mut index = HostIndex::default();
         assert!(index.stale(), "never built");
         index.replace(index_by_host(pairs.into_iter()));

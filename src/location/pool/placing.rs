@@ -75,11 +75,17 @@ impl HostPool {
     /// Takes the next waiting placement to the placement policy, if none is
     /// out and nothing holds the queue.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
-        let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
-            return;
-        };
-        let key = (msg.request.app.clone(), msg.request.entity.clone());
-        if let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) {
+        // A loop, not a recursion, over adoptions: a rebind adopts every
+        // container at once, and recursing once per adoption overflowed
+        // the main thread's stack at 5,000 containers.
+        let (msg, tx) = loop {
+            let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
+                return;
+            };
+            let key = (msg.request.app.clone(), msg.request.entity.clone());
+            let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) else {
+                break (msg, tx);
+            };
             let summary = format!(
                 "{}/{}: adopted on {}, where its container already runs",
                 key.0,
@@ -88,8 +94,7 @@ impl HostPool {
             );
             self.record_decision(summary.clone());
             self.place_on(i, msg, tx, summary, ctx);
-            return self.pump(ctx);
-        }
+        };
         let Some(policy) = self.policy.clone() else {
             self.queue.put_back((msg, tx));
             return;
