@@ -8,7 +8,7 @@
 //! The computations are pure ([`aggregate`], [`RollingMean`], [`Rate`]);
 //! the actor subscribes, feeds them and publishes the result on its entity.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -107,8 +107,73 @@ impl Rate {
     }
 }
 
+/// The members' latest values and their running sum, so that one member's
+/// new value costs O(1) for `average` and `sum` (recomputing over every
+/// member per event made a 10,000-member cluster's CPU feed cost 10^8
+/// additions a second). `min`/`max` rescan only when the extreme itself
+/// changes or leaves.
+#[derive(Debug, Default, Clone)]
+pub struct Aggregator {
+    values: HashMap<String, f64>,
+    sum: f64,
+    /// Updates since the sum was last recomputed exactly (float drift).
+    updates: usize,
+    extreme: Option<f64>,
+}
+
+impl Aggregator {
+    pub fn set(&mut self, member: &str, v: f64, f: AggregateFn) {
+        let old = self.values.insert(member.to_string(), v);
+        self.sum += v - old.unwrap_or(0.0);
+        self.changed(old, Some(v), f);
+    }
+
+    pub fn remove(&mut self, member: &str, f: AggregateFn) -> bool {
+        let Some(old) = self.values.remove(member) else {
+            return false;
+        };
+        self.sum -= old;
+        self.changed(Some(old), None, f);
+        true
+    }
+
+    fn changed(&mut self, old: Option<f64>, new: Option<f64>, f: AggregateFn) {
+        self.updates += 1;
+        if self.updates > self.values.len().max(64) {
+            self.updates = 0;
+            self.sum = self.values.values().sum();
+        }
+        let better = |a: f64, b: f64| match f {
+            AggregateFn::Min => a < b,
+            _ => a > b,
+        };
+        if matches!(f, AggregateFn::Min | AggregateFn::Max) {
+            self.extreme = match (self.extreme, old, new) {
+                // The extreme itself changed or left: rescan.
+                (Some(e), Some(o), _) if o == e && new.is_none_or(|n| !better(n, e)) => {
+                    aggregate(&self.values.values().copied().collect::<Vec<_>>(), f)
+                }
+                (Some(e), _, Some(n)) if better(n, e) => Some(n),
+                (None, _, Some(n)) => Some(n),
+                (e, _, _) => e,
+            };
+        }
+    }
+
+    pub fn value(&self, f: AggregateFn) -> Option<f64> {
+        if self.values.is_empty() {
+            return None;
+        }
+        match f {
+            AggregateFn::Average => Some(self.sum / self.values.len() as f64),
+            AggregateFn::Sum => Some(self.sum),
+            AggregateFn::Min | AggregateFn::Max => self.extreme,
+        }
+    }
+}
+
 enum State {
-    Aggregate(BTreeMap<String, f64>),
+    Aggregate(Aggregator),
     RollingMean(RollingMean),
     Rate(Rate),
 }
@@ -140,7 +205,7 @@ impl Enricher {
         feed: Feed,
     ) -> Self {
         let state = match spec.kind {
-            EnricherKind::Aggregate => State::Aggregate(BTreeMap::new()),
+            EnricherKind::Aggregate => State::Aggregate(Aggregator::default()),
             EnricherKind::RollingMean => State::RollingMean(RollingMean::new(
                 spec.window.unwrap_or(Duration::from_secs(30)),
             )),
@@ -169,12 +234,14 @@ impl Enricher {
         });
     }
 
+    fn function(&self) -> AggregateFn {
+        self.spec.function.unwrap_or(AggregateFn::Average)
+    }
+
     fn recompute(&mut self) {
+        let f = self.function();
         let v = match &mut self.state {
-            State::Aggregate(values) => {
-                let vals: Vec<f64> = values.values().copied().collect();
-                aggregate(&vals, self.spec.function.unwrap_or(AggregateFn::Average))
-            }
+            State::Aggregate(a) => a.value(f),
             State::RollingMean(m) => m.mean(now_ms()),
             State::Rate(_) => return,
         };
@@ -206,15 +273,18 @@ impl Handler<EntityEvent> for Enricher {
                 value,
             } if name == self.spec.sensor => {
                 let v = value.value.as_f64();
+                let f = self.function();
                 match &mut self.state {
-                    State::Aggregate(values) => {
+                    State::Aggregate(a) => {
                         if source.app != self.owner.app || source == self.owner {
                             return;
                         }
                         match v {
-                            Some(v) => values.insert(source.entity, v),
-                            None => values.remove(&source.entity),
-                        };
+                            Some(v) => a.set(&source.entity, v, f),
+                            None => {
+                                a.remove(&source.entity, f);
+                            }
+                        }
                         self.recompute();
                     }
                     State::RollingMean(m) if source == self.source => {
@@ -236,8 +306,9 @@ impl Handler<EntityEvent> for Enricher {
             EntityEvent::Gone { source } => {
                 if source == self.owner || source == self.source {
                     ctx.stop();
-                } else if let State::Aggregate(values) = &mut self.state {
-                    if values.remove(&source.entity).is_some() {
+                } else if let State::Aggregate(a) = &mut self.state {
+                    let f = self.spec.function.unwrap_or(AggregateFn::Average);
+                    if a.remove(&source.entity, f) {
                         self.recompute();
                     }
                 }
@@ -259,6 +330,45 @@ mod tests {
         assert_eq!(aggregate(&v, AggregateFn::Min), Some(1.0));
         assert_eq!(aggregate(&v, AggregateFn::Max), Some(6.0));
         assert_eq!(aggregate(&[], AggregateFn::Average), None);
+    }
+
+    #[test]
+    fn the_running_aggregate_matches_a_full_recompute() {
+        for f in [
+            AggregateFn::Average,
+            AggregateFn::Sum,
+            AggregateFn::Min,
+            AggregateFn::Max,
+        ] {
+            let mut a = Aggregator::default();
+            let mut full: HashMap<String, f64> = HashMap::new();
+            assert_eq!(a.value(f), None);
+            // A deterministic walk of sets, replacements and removals.
+            let mut x = 7u64;
+            for step in 0..5_000u64 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let member = format!("m{}", (x >> 33) % 50);
+                if step % 7 == 3 {
+                    assert_eq!(a.remove(&member, f), full.remove(&member).is_some());
+                } else {
+                    let v = ((x >> 20) % 1000) as f64 / 10.0;
+                    a.set(&member, v, f);
+                    full.insert(member, v);
+                }
+                let want = aggregate(&full.values().copied().collect::<Vec<_>>(), f);
+                match (a.value(f), want) {
+                    (Some(got), Some(want)) => {
+                        assert!(
+                            (got - want).abs() < 1e-6,
+                            "{f:?} at {step}: {got} vs {want}"
+                        )
+                    }
+                    (got, want) => assert_eq!(got, want, "{f:?} at {step}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,8 +18,13 @@ use std::sync::Mutex;
 use crate::host::subnets::{Ipv4Net, SubnetPool};
 
 /// Host `n` gets `10.(216 + n/16).((n%16)·16).0/20`: 10.216.0.0 to
-/// 10.255.255.255, 640 slices of sixteen /24 networks each.
-pub const SLICES: u32 = 640;
+/// 10.255.255.255, 640 slices of sixteen /24 networks each; hosts 640 and
+/// up get slices of the shared address space 100.64.0.0/10 (RFC 6598), 1,024
+/// more. A pool of 1,000 hosts used to crash drover at the 641st (the
+/// fallback below panicked); these ranges are used only past 640 hosts.
+pub const SLICES: u32 = PRIVATE_SLICES + SHARED_SLICES;
+const PRIVATE_SLICES: u32 = 640;
+const SHARED_SLICES: u32 = 1024;
 
 /// Which host holds which slice (pure; the process-wide table below
 /// wraps it).
@@ -49,7 +54,12 @@ impl SliceTable {
 
 /// Slice `n`'s /20.
 pub fn slice_net(n: u32) -> Ipv4Net {
-    let addr = Ipv4Addr::new(10, (216 + n / 16) as u8, ((n % 16) * 16) as u8, 0);
+    let addr = if n < PRIVATE_SLICES {
+        Ipv4Addr::new(10, (216 + n / 16) as u8, ((n % 16) * 16) as u8, 0)
+    } else {
+        let m = n - PRIVATE_SLICES;
+        Ipv4Addr::new(100, (64 + m / 16) as u8, ((m % 16) * 16) as u8, 0)
+    };
     Ipv4Net::new(addr, 20).expect("a /20 is valid")
 }
 
@@ -66,12 +76,17 @@ pub fn host_subnet_pool(host: &str) -> SubnetPool {
         Some(n) => SubnetPool::new(slice_net(n), 24).expect("/24s fit in a /20"),
         None => {
             tracing::error!(host, slices = SLICES, "every subnet slice is held by a live pool host; this host's networks cannot be created until a host is decommissioned");
-            // A single /32 that Docker refuses as a network: never a
-            // range another host holds.
-            let none = Ipv4Net::new(Ipv4Addr::new(0, 0, 0, 0), 32).expect("a /32 is valid");
-            SubnetPool::new(none, 32).expect("a /32 pool")
+            no_slice_pool()
         }
     }
+}
+
+/// The pool of a host that got no slice: 0.0.0.0/29, nobody's network and
+/// never a range another host holds. (A /32 pool is refused by
+/// `SubnetPool` itself: that `expect` crashed drover at the 641st host.)
+fn no_slice_pool() -> SubnetPool {
+    let none = Ipv4Net::new(Ipv4Addr::new(0, 0, 0, 0), 29).expect("a /29 is valid");
+    SubnetPool::new(none, 29).expect("a /29 pool of /29s is valid")
 }
 
 /// Frees a destroyed host's slice.
@@ -108,11 +123,28 @@ mod tests {
     }
 
     #[test]
-    fn slices_stay_inside_ten_dot_216_to_255() {
+    fn slices_stay_inside_ten_dot_216_to_255_then_the_shared_space() {
         assert_eq!(slice_net(0).network(), Ipv4Addr::new(10, 216, 0, 0));
         assert_eq!(
-            slice_net(SLICES - 1).network(),
+            slice_net(PRIVATE_SLICES - 1).network(),
             Ipv4Addr::new(10, 255, 240, 0)
         );
+        assert_eq!(
+            slice_net(PRIVATE_SLICES).network(),
+            Ipv4Addr::new(100, 64, 0, 0)
+        );
+        assert_eq!(
+            slice_net(SLICES - 1).network(),
+            Ipv4Addr::new(100, 127, 240, 0)
+        );
+    }
+
+    #[test]
+    fn a_thousand_hosts_get_a_slice_each_and_the_overflow_never_panics() {
+        let mut t = SliceTable::default();
+        for i in 0..1_000 {
+            assert!(t.assign(&format!("h{i}")).is_some(), "host {i}");
+        }
+        assert_eq!(no_slice_pool().capacity(), 1);
     }
 }

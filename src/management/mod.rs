@@ -153,6 +153,8 @@ pub struct Management {
     next_activity: u64,
     /// This drover's containers on each host, at its last resync.
     host_containers: HashMap<String, usize>,
+    /// Host name → the container entities on it, for routing resyncs.
+    host_index: routing::HostIndex,
     host_capacity: HashMap<String, crate::host::HostCapacity>,
     capacity_read: HashMap<String, Instant>,
     recovery: recovery::RecoveryClock,
@@ -200,6 +202,7 @@ impl Management {
             activities: VecDeque::new(),
             next_activity: 1,
             host_containers: HashMap::new(),
+            host_index: Default::default(),
             host_capacity: HashMap::new(),
             capacity_read: HashMap::new(),
             recovery: Default::default(),

@@ -75,11 +75,17 @@ impl HostPool {
     /// Takes the next waiting placement to the placement policy, if none is
     /// out and nothing holds the queue.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
-        let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
-            return;
-        };
-        let key = (msg.request.app.clone(), msg.request.entity.clone());
-        if let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) {
+        // A loop, not a recursion, over adoptions: a rebind adopts every
+        // container at once, and recursing once per adoption overflowed
+        // the main thread's stack at 5,000 containers.
+        let (msg, tx) = loop {
+            let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
+                return;
+            };
+            let key = (msg.request.app.clone(), msg.request.entity.clone());
+            let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) else {
+                break (msg, tx);
+            };
             let summary = format!(
                 "{}/{}: adopted on {}, where its container already runs",
                 key.0,
@@ -88,8 +94,7 @@ impl HostPool {
             );
             self.record_decision(summary.clone());
             self.place_on(i, msg, tx, summary, ctx);
-            return self.pump(ctx);
-        }
+        };
         let Some(policy) = self.policy.clone() else {
             self.queue.put_back((msg, tx));
             return;
@@ -141,7 +146,7 @@ impl HostPool {
         msg: Place,
         tx: Answer,
         explanation: String,
-        ctx: &mut Context<Self>,
+        _ctx: &mut Context<Self>,
     ) {
         let contact = Contact {
             relocate: msg.relocate.clone(),
@@ -172,9 +177,15 @@ impl HostPool {
             }
             Ok(placed)
         };
-        ctx.spawn(fut.into_actor(self).map(move |res, _, _| {
-            let _ = tx.send(res.map_err(PlaceError::from));
-        }));
+        // A task of its own, not one of the pool's: actix polls every
+        // future spawned on an actor's context whenever the actor wakes, so
+        // thousands of placements waiting for their network made every
+        // message to the pool cost thousands of polls (quadratic; at 5,000
+        // containers the pool's pings timed out and healthy hosts were
+        // declared on fire). The answer needs nothing of the pool.
+        actix::spawn(async move {
+            let _ = tx.send(fut.await.map_err(PlaceError::from));
+        });
     }
 
     pub(super) fn no_fit(

@@ -108,10 +108,18 @@ impl Decision {
             .collect()
     }
 
-    /// The reasons as one line, for errors and activities.
+    /// The reasons as one line, for errors and activities: the first
+    /// [`SUMMARY_HOSTS`] hosts' lines, then how many more. Every host's
+    /// line made each container's `placement.decision` sensor 55 KB on a
+    /// 1,000-host pool (a 5,000-container application's GET was 277 MB).
     pub fn summary(&self, hosts: &[HostState], req: &Request, rules: &Rules) -> String {
         let who = format!("{}/{}", req.app, req.entity);
-        let lines = self.explain(hosts, req, rules);
+        let mut lines = self.explain(hosts, req, rules);
+        if lines.len() > SUMMARY_HOSTS {
+            let more = lines.len() - SUMMARY_HOSTS;
+            lines.truncate(SUMMARY_HOSTS);
+            lines.push(format!("and {more} more hosts"));
+        }
         match self.chosen {
             Some(i) => format!("{who} → {}; {}", hosts[i].name, lines.join("; ")),
             None if hosts.is_empty() => format!("no host fits {who}: the location has no hosts"),
@@ -119,3 +127,6 @@ impl Decision {
         }
     }
 }
+
+/// How many hosts' reasons a summary names.
+pub const SUMMARY_HOSTS: usize = 10;

@@ -362,3 +362,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_summary_names_ten_hosts_and_counts_the_rest() {
+    let hs = hosts(1_000);
+    let req = Request::new("shop", "web-0");
+    let r = Rules::default();
+    let d = decide(&hs, &req, &r);
+    let s = d.summary(&hs, &req, &r);
+    assert!(s.ends_with("; and 990 more hosts"), "{s}");
+    assert!(s.len() < 2_000, "{} bytes", s.len());
+    // A small pool is named whole.
+    let few = hosts(3);
+    let s = decide(&few, &req, &r).summary(&few, &req, &r);
+    assert!(!s.contains("more hosts"), "{s}");
+}
