@@ -278,11 +278,18 @@ fn a_member_killed_while_drover_is_down_is_ejected_by_the_load_balancer() {
 
 /// `wrk` keep-alive load; its report's text.
 fn wrk(port: u16, threads: u32, connections: u32, seconds: u32) -> String {
-    wrk_niced(port, threads, connections, seconds, 0)
+    wrk_niced(port, "/", threads, connections, seconds, 0)
 }
 
 /// `wrk` at a scheduling priority (`nice -n`; negative needs root).
-fn wrk_niced(port: u16, threads: u32, connections: u32, seconds: u32, nice: i32) -> String {
+fn wrk_niced(
+    port: u16,
+    path: &str,
+    threads: u32,
+    connections: u32,
+    seconds: u32,
+    nice: i32,
+) -> String {
     let out = std::process::Command::new("nice")
         .args(["-n", &nice.to_string(), "wrk"])
         .args([
@@ -290,7 +297,7 @@ fn wrk_niced(port: u16, threads: u32, connections: u32, seconds: u32, nice: i32)
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
-            &format!("http://127.0.0.1:{port}/"),
+            &format!("http://127.0.0.1:{port}{path}"),
         ])
         .output()
         .expect("wrk is installed (Debian's wrk; .ci/run installs it)");
@@ -345,27 +352,11 @@ fn latency_p99_and_status_classes_match_what_wrk_saw() {
     let before = wait_for(Duration::from_secs(10), "counters published", || {
         lb_sensor_u64(&d, &app, "lb.requests_total")
     });
-    // Light load (2 connections): under saturation a request also waits
-    // for the load balancer's threads to be scheduled before it is read,
-    // which a proxy cannot time and wrk does.
-    // The load balancer and wrk above the machine's background work (other
-    // builds and tests on 2 cores): the comparison is then of the two
-    // clocks, not of how long the scheduler kept either waiting.
-    // Every thread: a nice value is per thread on Linux.
-    let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let reniced = !tids.is_empty()
-        && std::process::Command::new("renice")
-            .args(["-n", "-15", "-p"])
-            .args(&tids)
-            .output()
-            .is_ok_and(|o| o.status.success());
-    let report = wrk_niced(port, 1, 2, 10, if reniced { -15 } else { 0 });
+    // Requests that take 20 ms at the member (a sleep, no CPU): the
+    // latency both sides see is then the member's, and the hops only
+    // wrk sees (its own socket, the scheduler on a busy machine) are a
+    // small part of it, so the two p99s can be held to 10% of each other.
+    let report = wrk_niced(port, "/work?sleep_ms=20", 1, 4, 10, 0);
     let (requests, non_ok, wrk_p99) = wrk_figures(&report);
     // The sensors of the second that follows the run (10 s window).
     std::thread::sleep(Duration::from_millis(1500));
@@ -373,7 +364,7 @@ fn latency_p99_and_status_classes_match_what_wrk_saw() {
     let counted = s["lb.requests_total"]["value"].as_u64().unwrap() - before;
     let ok = s["lb.responses"]["value"]["2xx"].as_u64().unwrap();
     let p99 = s["lb.latency_p99"]["value"].as_f64().unwrap();
-    assert!(requests > 1000, "{report}");
+    assert!(requests > 500, "{report}");
     assert_eq!(non_ok, 0, "{report}");
     // wrk does not count the requests still in flight when it stops.
     let within = |a: f64, b: f64| (a - b).abs() <= 0.1 * b;
@@ -386,32 +377,13 @@ fn latency_p99_and_status_classes_match_what_wrk_saw() {
         "2xx {ok}, wrk {requests}"
     );
     assert_eq!(s["lb.responses"]["value"]["5xx"].as_u64(), Some(0));
-    // The load balancer times what it can see: from a request read to its
-    // response written. wrk also sees the time its request waited to be
-    // read and its answer to be picked up, so the load balancer's p99 is
-    // never above wrk's (10% and 200 µs for the clocks and the hop), and
-    // within 10% of it when the machine is not oversubscribed. On a
-    // machine whose run queue is longer than its cores (other builds),
-    // both programs wait for the scheduler and only wrk can see it.
+    // The load balancer times from a request read to its response
+    // written; wrk also sees its own socket and the loopback hop.
     assert!(
-        p99 <= 1.1 * wrk_p99 + 200e-6,
-        "lb.latency_p99 {p99} s above wrk's p99 {wrk_p99} s\n{report}"
+        (p99 - wrk_p99).abs() <= 0.1 * wrk_p99,
+        "lb.latency_p99 {p99} s, wrk's p99 {wrk_p99} s\n{report}"
     );
-    let load: f64 = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::MAX);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    if load < cores {
-        assert!(
-            (p99 - wrk_p99).abs() <= 0.1 * wrk_p99 + 200e-6,
-            "lb.latency_p99 {p99} s, wrk's p99 {wrk_p99} s (load {load})\n{report}"
-        );
-    } else {
-        eprintln!(
-            "load average {load} on {cores} cores: lb.latency_p99 {p99} s against wrk's {wrk_p99} s checked one way only"
-        );
-    }
+    assert!(p99 >= 0.020, "every request slept 20 ms: {p99}");
 }
 
 #[test]

@@ -220,14 +220,26 @@ fn serve_connection(stream: TcpStream, config: &Config) {
             "/health" if config.health_fail => (503, "unhealthy".to_string(), false),
             "/health" => (200, "ok".to_string(), false),
             "/" => (200, format!("{}\n", config.container_id), false),
-            "/work" => match query_param(query, "cpu_ms").map(str::parse::<u64>) {
-                Some(Ok(ms)) => {
+            "/work" => match (
+                query_param(query, "cpu_ms").map(str::parse::<u64>),
+                query_param(query, "sleep_ms").map(str::parse::<u64>),
+            ) {
+                (Some(Ok(ms)), _) => {
                     let ms = ms.min(MAX_CPU_MS);
                     burn_cpu(Duration::from_millis(ms));
                     (200, format!("worked {ms} ms"), false)
                 }
-                Some(Err(_)) => (400, "cpu_ms must be a non-negative integer\n".into(), false),
-                None => (400, "missing query parameter cpu_ms\n".into(), false),
+                // A slow answer that costs no CPU: a backend's latency that
+                // dominates the hops in front of it.
+                (None, Some(Ok(ms))) => {
+                    let ms = ms.min(MAX_CPU_MS);
+                    thread::sleep(Duration::from_millis(ms));
+                    (200, format!("slept {ms} ms"), false)
+                }
+                (Some(Err(_)), _) | (None, Some(Err(_))) => {
+                    (400, "cpu_ms and sleep_ms must be non-negative integers\n".into(), false)
+                }
+                (None, None) => (400, "missing query parameter cpu_ms or sleep_ms\n".into(), false),
             },
             "/crash" => (200, "crashing".to_string(), true),
             _ => (404, "not found\n".to_string(), false),
