@@ -187,6 +187,11 @@ pub struct Management {
     /// Policy changes operators made since the last apply: (app, entity,
     /// policy) → the override (stored; an apply resets them).
     overrides: BTreeMap<(String, String, String), policy_rest::Override>,
+    /// Entities that went away since start, until the orphan sweep is
+    /// done: a stored member removed right after the rebind (a resumed
+    /// replacement that failed) is no longer expected, even if a create the
+    /// killed drover had in flight lands its container late.
+    gone_before_sweep: Option<BTreeSet<EntityRef>>,
 }
 
 impl Management {
@@ -221,6 +226,7 @@ impl Management {
             uploads: None,
             applying: Default::default(),
             overrides: Default::default(),
+            gone_before_sweep: Some(BTreeSet::new()),
         }
     }
 
@@ -370,11 +376,17 @@ impl Management {
             .subscribe
             .do_send(Subscribe(ctx.address().recipient()));
         self.model.register(&me, handle.kind, parent);
+        if let Some(gone) = &mut self.gone_before_sweep {
+            gone.remove(&me);
+        }
         self.notices.remove(&me);
         self.handles.insert(me, handle);
     }
 
     fn forget(&mut self, me: &EntityRef) {
+        if let Some(gone) = &mut self.gone_before_sweep {
+            gone.insert(me.clone());
+        }
         self.model.forget(me);
         self.handles.remove(me);
         self.notices.remove(me);

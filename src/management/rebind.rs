@@ -72,6 +72,10 @@ impl Management {
         // After the rebuilt entities had time to register their members.
         ctx.run_later(ORPHAN_SWEEP_AFTER, move |act, ctx| {
             act.sweep_orphans(ctx, expected);
+            // The pools' hosts are swept once their lists come back.
+            ctx.run_later(std::time::Duration::from_secs(60), |act, _| {
+                act.gone_before_sweep = None;
+            });
             // The clusters took the finished steps at their start (and
             // stored them): the pending applies are done.
             for app in finishing {
@@ -176,9 +180,11 @@ impl Management {
                         continue;
                     }
                     let known_app = act.apps.contains_key(&c.app) || act.pending_deploys.contains(&c.app);
-                    let keep = expected.contains(&(c.app.clone(), "*".into()))
-                        || expected.contains(&(c.app.clone(), c.entity.clone()))
-                        || (known_app && act.model.contains(&EntityRef::new(c.app.clone(), c.entity.clone())));
+                    let me = EntityRef::new(c.app.clone(), c.entity.clone());
+                    let went = act.gone_before_sweep.as_ref().is_some_and(|g| g.contains(&me));
+                    let expected_here = expected.contains(&(c.app.clone(), "*".into()))
+                        || expected.contains(&(c.app.clone(), c.entity.clone()));
+                    let keep = (expected_here && !went) || (known_app && act.model.contains(&me));
                     if keep {
                         continue;
                     }
