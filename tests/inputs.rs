@@ -130,15 +130,7 @@ fn post_tar(d: &Drover, content_type: &str, body: &[u8]) -> (u16, serde_json::Va
 #[test]
 fn build_contexts_are_uploaded_by_the_cli_and_the_service_reads_no_path() {
     require_docker();
-    let out = std::process::Command::new(drover_bin())
-        .arg("workload-image")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    workload_image();
     let d = Drover::start_with(&["--max-build-context", "64Ki"]);
     let app = unique("upload");
     let _guard = AppGuard(app.clone());
@@ -274,15 +266,7 @@ fn build_contexts_are_uploaded_by_the_cli_and_the_service_reads_no_path() {
 #[test]
 fn serve_deploy_packs_its_own_files_build_contexts() {
     require_docker();
-    let out = std::process::Command::new(drover_bin())
-        .arg("workload-image")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    workload_image();
     let app = unique("servebuild");
     let _guard = AppGuard(app.clone());
     let _images = BuiltImages(app.clone());

@@ -309,15 +309,7 @@ fn a_build_target_and_args_reach_the_engines_build() {
     let app = unique("target");
     let _g = AppGuard(app.clone());
     let d = Drover::start();
-    let out = Command::new(drover_bin())
-        .arg("workload-image")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    workload_image();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Dockerfile"),

@@ -337,15 +337,7 @@ fn sim_answers_like_the_real_engine() {
     require_docker();
     // The workload image drover builds locally: a container that keeps
     // running on the real engine.
-    let out = std::process::Command::new(drover_bin())
-        .arg("workload-image")
-        .output()
-        .expect("drover workload-image runs");
-    assert!(
-        out.status.success(),
-        "drover workload-image: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    workload_image();
     let tag = unique("simcheck");
     let _guard = AppGuard(tag.clone());
     let sim = SimEngine::start(SimConfig::default());

@@ -459,15 +459,7 @@ fn a_build_context_is_built_once_reused_after_and_errors_name_the_step() {
     let _ib = BuiltImages(bad.clone());
     let d = Drover::start();
     // The base image of the Dockerfiles.
-    let out = std::process::Command::new(drover_bin())
-        .arg("workload-image")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    workload_image();
 
     let dir = tempfile::tempdir().unwrap();
     let ctx = dir.path().join("web");

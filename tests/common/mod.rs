@@ -418,6 +418,20 @@ impl Drop for BuiltImages {
     }
 }
 
+/// `drover workload-image`: the workload image on the local engine (the
+/// base of the tests' Dockerfiles); panics with drover's error if it fails.
+pub fn workload_image() {
+    let out = Command::new(drover_bin())
+        .arg("workload-image")
+        .output()
+        .expect("drover workload-image runs");
+    assert!(
+        out.status.success(),
+        "drover workload-image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub struct AppGuard(pub String);
 
 impl Drop for AppGuard {
