@@ -9,12 +9,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::load::Load;
 use common::*;
 use drover::wire::RolloutStatus;
 use serde_json::{json, Value};
@@ -110,136 +109,6 @@ fn all_members_run(d: &Drover, app: &str, size: usize, want: &str) -> Option<()>
     (names == members).then_some(())
 }
 
-/// A load generator through the load balancer: keep-alive clients and
-/// new-connection clients doing `GET /`, counting failures.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-/// One request on `s`; Ok(keep) when a 200 came back (keep: the server
-/// keeps the connection open).
-fn request(s: &mut TcpStream, keep_alive: bool) -> std::io::Result<bool> {
-    let conn = if keep_alive { "keep-alive" } else { "close" };
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: lb\r\nConnection: {conn}\r\n\r\n"
-    )?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "closed before answering",
-        ));
-    }
-    let code: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let mut len = 0usize;
-    let mut close = !keep_alive;
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h)?;
-        let h = h.trim_end().to_ascii_lowercase();
-        if h.is_empty() {
-            break;
-        }
-        if let Some(v) = h.strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-        if h == "connection: close" {
-            close = true;
-        }
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    if code != 200 {
-        return Err(std::io::Error::other(format!("status {code}")));
-    }
-    Ok(!close)
-}
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let threads = (0..4)
-            .map(|i| {
-                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-                let keep_alive = i % 2 == 0;
-                std::thread::spawn(move || {
-                    let mut conn: Option<TcpStream> = None;
-                    while !stop.load(Ordering::Relaxed) {
-                        let reused = conn.is_some();
-                        let mut s = match conn.take() {
-                            Some(s) => s,
-                            None => match TcpStream::connect(("127.0.0.1", port)) {
-                                Ok(s) => {
-                                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                                    s
-                                }
-                                Err(e) => {
-                                    eprintln!("load: connect: {e}");
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                }
-                            },
-                        };
-                        match request(&mut s, keep_alive) {
-                            Ok(keep) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                                if keep && keep_alive {
-                                    conn = Some(s);
-                                }
-                            }
-                            // An idle keep-alive connection the server closed
-                            // before reading the request: every HTTP client
-                            // sends an idempotent request again on a new one
-                            // (RFC 9110 9.2.2), and so does this one.
-                            Err(e) if reused && e.kind() == std::io::ErrorKind::UnexpectedEof => {}
-                            Err(e) => {
-                                eprintln!("load: request: {e}");
-                                failed.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            ok,
-            failed,
-            threads,
-        }
-    }
-
-    /// (ok, failed) requests.
-    fn finish(mut self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 fn lb_port(d: &Drover, app: &str, backends: usize) -> u16 {
     wait_for(DEADLINE, "the load balancer has every member", || {
         let s = d.sensors(app, "lb");
@@ -277,9 +146,7 @@ fn rolls_four_members_under_load_with_zero_failed_requests() {
     d.wait_running(&app, DEADLINE);
     let port = lb_port(&d, &app, 4);
     let load = Load::start(port);
-    wait_for(DEADLINE, "the load runs", || {
-        (load.ok.load(Ordering::Relaxed) > 50).then_some(())
-    });
+    wait_for(DEADLINE, "the load runs", || (load.ok() > 50).then_some(()));
 
     let answer = rollout(&d, &app, json!({"VERSION": "2"}), update("rollback"));
     assert_eq!(answer["state"], "rolling", "{answer}");
@@ -331,9 +198,7 @@ fn a_failing_health_check_rolls_back_by_itself_and_pause_waits_for_undo() {
     d.wait_running(&app, DEADLINE);
     let port = lb_port(&d, &app, 3);
     let load = Load::start(port);
-    wait_for(DEADLINE, "the load runs", || {
-        (load.ok.load(Ordering::Relaxed) > 50).then_some(())
-    });
+    wait_for(DEADLINE, "the load runs", || (load.ok() > 50).then_some(()));
 
     // A 5-minute deadline: only the new member's own verdict (its health
     // check failing past its threshold) can stop the rollout in time.

@@ -5,6 +5,7 @@
 
 pub mod engines;
 pub mod etcd;
+pub mod load;
 pub mod prometheus;
 pub mod registry;
 
