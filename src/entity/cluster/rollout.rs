@@ -387,12 +387,7 @@ fn in_place(
     mut out: Step,
 ) -> Step {
     let u = &r.update;
-    let (old_failed, old): (Vec<&MemberView>, Vec<&MemberView>) = old
-        .into_iter()
-        .partition(|m| matches!(m.health, Health::Failed(_)));
-    let (mut old_up, old_starting): (Vec<&MemberView>, Vec<&MemberView>) = old
-        .into_iter()
-        .partition(|m| matches!(m.health, Health::Ready { .. }));
+    let (old_failed, mut old_up, old_starting) = by_health(old);
     // Failed: nothing to drain, it goes at once (and comes back new).
     for m in &old_failed {
         out.actions.push(Action::Remove {
@@ -425,14 +420,7 @@ fn in_place(
     let new_ready = new.iter().filter(|m| ready_for(u, m, now_ms)).count() as u32;
     if old_up.is_empty() && new.len() as u32 == size && new_ready == size {
         if !busy {
-            out.next = Some(Rollout {
-                state: if r.rolling_back {
-                    RolloutState::RolledBack
-                } else {
-                    RolloutState::Complete
-                },
-                ..r.clone()
-            });
+            out.next = Some(settled(r));
         }
         return out;
     }
@@ -457,15 +445,7 @@ fn in_place(
     let canary = (!r.rolling_back && !r.canary_passed && u.canary > 0).then(|| u.canary.min(size));
     if let Some(c) = canary {
         if new_ready >= c {
-            out.next = Some(Rollout {
-                state: RolloutState::Paused,
-                reason: Some(format!(
-                    "canary: {c} member(s) of revision {} are ready; `drover rollout resume` \
-                     goes on, `drover rollout undo` rolls back",
-                    r.target
-                )),
-                ..r.clone()
-            });
+            out.next = Some(canary_paused(r, c));
             return out;
         }
     }
@@ -492,20 +472,8 @@ fn regular(
     mut out: Step,
 ) -> Step {
     let u = &r.update;
-    let ready_for = |m: &MemberView| match m.health {
-        Health::Ready { since_ms } => now_ms.saturating_sub(since_ms) >= ms(u.min_ready),
-        _ => false,
-    };
-    // Old members that failed count for nothing: they go at once. Those
-    // (re)starting (as every member is right after drover's restart, until
-    // its container is adopted and checked) hold their place, serve no
-    // one yet, and are drained once they serve.
-    let (old_failed, old): (Vec<&MemberView>, Vec<&MemberView>) = old
-        .into_iter()
-        .partition(|m| matches!(m.health, Health::Failed(_)));
-    let (old_up, old_starting): (Vec<&MemberView>, Vec<&MemberView>) = old
-        .into_iter()
-        .partition(|m| matches!(m.health, Health::Ready { .. }));
+    let ready_for = |m: &MemberView| ready_for(u, m, now_ms);
+    let (old_failed, old_up, old_starting) = by_health(old);
     for m in &old_failed {
         out.actions.push(Action::Remove {
             index: m.index,
@@ -538,14 +506,7 @@ fn regular(
 
     if old.is_empty() && starting == 0 && new.len() as u32 == size && new_ready == size {
         if !draining {
-            out.next = Some(Rollout {
-                state: if r.rolling_back {
-                    RolloutState::RolledBack
-                } else {
-                    RolloutState::Complete
-                },
-                ..r.clone()
-            });
+            out.next = Some(settled(r));
         }
         return out;
     }
@@ -573,15 +534,7 @@ fn regular(
     let total = new.len() as u32 + old.len() as u32 + starting;
     if let Some(c) = canary {
         if new_ready >= c && old.len() <= keep_old {
-            out.next = Some(Rollout {
-                state: RolloutState::Paused,
-                reason: Some(format!(
-                    "canary: {c} member(s) of revision {} are ready; `drover rollout resume` \
-                     goes on, `drover rollout undo` rolls back",
-                    r.target
-                )),
-                ..r.clone()
-            });
+            out.next = Some(canary_paused(r, c));
             return out;
         }
     }
@@ -599,6 +552,51 @@ fn regular(
         });
     }
     out
+}
+
+/// Where a rollout whose every member runs the target ends: complete, or
+/// rolled back when the target was the previous revision.
+fn settled(r: &Rollout) -> Rollout {
+    Rollout {
+        state: if r.rolling_back {
+            RolloutState::RolledBack
+        } else {
+            RolloutState::Complete
+        },
+        ..r.clone()
+    }
+}
+
+/// The pause after `c` canary members are ready.
+fn canary_paused(r: &Rollout, c: u32) -> Rollout {
+    Rollout {
+        state: RolloutState::Paused,
+        reason: Some(format!(
+            "canary: {c} member(s) of revision {} are ready; `drover rollout resume` \
+             goes on, `drover rollout undo` rolls back",
+            r.target
+        )),
+        ..r.clone()
+    }
+}
+
+/// Old members by health: (failed, ready, starting). Failed ones count for
+/// nothing and go at once; starting ones (as every member is right after
+/// drover's restart, until its container is adopted and checked) hold
+/// their place, serve no one yet, and are drained once they serve.
+type ByHealth<'a> = (
+    Vec<&'a MemberView>,
+    Vec<&'a MemberView>,
+    Vec<&'a MemberView>,
+);
+fn by_health(old: Vec<&MemberView>) -> ByHealth<'_> {
+    let (failed, rest): (Vec<&MemberView>, Vec<&MemberView>) = old
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Failed(_)));
+    let (ready, starting) = rest
+        .into_iter()
+        .partition(|m| matches!(m.health, Health::Ready { .. }));
+    (failed, ready, starting)
 }
 
 /// A member that serves drains first; one that does not goes at once.
