@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -419,4 +419,110 @@ services:
     let (_, acts) = d.get(&format!("/v1/activities?application={app}&limit=1000"));
     let text = acts.to_string();
     assert!(text.contains("replaces it in place"), "{text}");
+}
+
+/// Each member's answer to `GET /env/VERSION`, by member id; None until
+/// every one of `size` members answers.
+fn versions(d: &Drover, app: &str, size: usize) -> Option<BTreeMap<String, String>> {
+    let ports = member_ports(d, app);
+    if ports.len() != size {
+        return None;
+    }
+    ports
+        .into_iter()
+        .map(|(m, p)| {
+            let (code, body) = http_get(p, "/env/VERSION")?;
+            (code == 200).then(|| (m, body.trim().to_string()))
+        })
+        .collect()
+}
+
+/// How many members answer each version.
+fn tally(v: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+    let mut t = BTreeMap::new();
+    for version in v.values() {
+        *t.entry(version.clone()).or_default() += 1;
+    }
+    t
+}
+
+#[test]
+fn restart_replacement_and_resize_during_a_rollout_use_the_spec_each_member_belongs_to() {
+    require_docker();
+    let app = unique("roll-heal");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    // The members' own policies: restart on a crash, replace when that fails.
+    let healed = blueprint(&app, 3, "rollback").replace(
+        "  - id: lb\n",
+        "    policies:\n      - use: resilient\n      - use: replace-failed\n  - id: lb\n",
+    );
+    d.deploy(&healed);
+    d.wait_running(&app, DEADLINE);
+
+    // A canary of one: the rollout pauses with members of both revisions.
+    let mut upd = update("rollback");
+    upd["canary"] = json!(1);
+    rollout(&d, &app, json!({"VERSION": "2"}), upd);
+    let st = wait_state(&d, &app, &["paused", "rolled-back", "failed", "complete"]);
+    assert_eq!(st.state, "paused", "{st:?}");
+    let mixed = wait_for(
+        DEADLINE,
+        "one canary member and two old ones answer",
+        || {
+            versions(&d, &app, 3)
+                .filter(|v| tally(v) == BTreeMap::from([("1".into(), 2), ("2".into(), 1)]))
+        },
+    );
+
+    // Restart: every container killed behind drover's back comes back
+    // running the revision its member belongs to.
+    for id in containers_of(&app, false) {
+        let out = std::process::Command::new("docker")
+            .args(["kill", &id])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker kill: {out:?}");
+    }
+    wait_for(
+        DEADLINE,
+        "the killed members are back on their own revisions",
+        || versions(&d, &app, 3).filter(|v| *v == mixed),
+    );
+
+    // Replacement: a new member for an old one runs the old spec.
+    let (old, _) = mixed.iter().find(|(_, v)| *v == "1").unwrap();
+    let (code, body) = d.invoke(&app, "web", "replace_member", json!({ "member": old }));
+    assert_eq!(code, 200, "replace_member: {body}");
+    let replaced = wait_for(DEADLINE, "the replacement answers the old version", || {
+        versions(&d, &app, 3).filter(|v| !v.contains_key(old.as_str()) && tally(v) == tally(&mixed))
+    });
+
+    // Growth (as the autoscaler resizes) while paused: the added member runs
+    // the revision known to be good, not the canary's.
+    let (code, body) = d.invoke(&app, "web", "resize", json!({ "size": 4 }));
+    assert_eq!(code, 200, "resize: {body}");
+    let grown = wait_for(DEADLINE, "a fourth member answers", || {
+        versions(&d, &app, 4).filter(|v| v.len() == 4)
+    });
+    let added: Vec<&String> = grown
+        .keys()
+        .filter(|m| !replaced.contains_key(*m))
+        .collect();
+    assert_eq!(added.len(), 1, "{grown:?} after {replaced:?}");
+    assert_eq!(grown[added[0]], "1", "{grown:?}");
+    let st = status(&d, &app);
+    assert_eq!(st.state, "paused", "{st:?}");
+
+    // Resumed, the rollout finishes on every member, the added one included.
+    let (code, body) = d.post(
+        &format!("/v1/applications/{app}/entities/web/rollout/resume"),
+        "{}",
+    );
+    assert_eq!(code, 200, "{body}");
+    let st = wait_state(&d, &app, &["complete", "rolled-back", "failed"]);
+    assert_eq!(st.state, "complete", "{st:?}");
+    wait_for(DEADLINE, "every member runs revision 2", || {
+        all_members_run(&d, &app, 4, "2")
+    });
 }

@@ -282,6 +282,9 @@ pub fn step(r: &Rollout, members: &[MemberView], size: u32, now_ms: u64) -> Step
             }
         }
     }
+    if r.state == RolloutState::Paused {
+        return paused(r, members, size, out);
+    }
     if r.state != RolloutState::Rolling {
         return out;
     }
@@ -597,6 +600,40 @@ fn by_health(old: Vec<&MemberView>) -> ByHealth<'_> {
         .into_iter()
         .partition(|m| matches!(m.health, Health::Ready { .. }));
     (failed, ready, starting)
+}
+
+/// A paused rollout still keeps the cluster at its size, for the autoscaler
+/// or an operator resizing it meanwhile (a paused Kubernetes Deployment
+/// scales too). Members it adds run the revision known to be good (the one
+/// rolled from, or rolled back to), so a canary or a version that paused the
+/// rollout by failing does not spread while nobody is watching; `resume`
+/// rolls them with the rest. Shrinking takes the newest members first, down
+/// to the size plus the surge the rollout may have started.
+fn paused(r: &Rollout, members: &[MemberView], size: u32, mut out: Step) -> Step {
+    let stable = if r.rolling_back { r.target } else { r.previous };
+    let mut serving: Vec<&MemberView> = members
+        .iter()
+        .filter(|m| m.draining_since_ms.is_none())
+        .collect();
+    let n = serving.len() as u32;
+    for _ in n..size {
+        out.actions.push(Action::Start {
+            revision: stable,
+            reason: format!(
+                "the cluster is {size} while the rollout is paused: revision {stable}, the last known good"
+            ),
+        });
+    }
+    // The surge the rollout had started when it paused may stay.
+    let most = size + r.update.max_surge;
+    serving.sort_by_key(|m| std::cmp::Reverse(m.index));
+    for m in serving.iter().take(n.saturating_sub(most) as usize) {
+        out.actions.push(drain_or_remove(
+            m,
+            "the cluster is smaller than its members while the rollout is paused",
+        ));
+    }
+    out
 }
 
 /// A member that serves drains first; one that does not goes at once.

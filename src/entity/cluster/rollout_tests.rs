@@ -471,6 +471,75 @@ fn resize_during_a_rollout_makes_new_revision_members() {
 }
 
 #[test]
+fn a_paused_rollout_still_grows_and_shrinks_on_the_good_revision() {
+    // A canary of one pauses with one member of each revision.
+    let mut sim = Sim::new(
+        2,
+        UpdateSpec {
+            canary: 1,
+            ..update()
+        },
+    );
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Paused);
+    assert_eq!(sim.revisions(), [1, 2]);
+    // The autoscaler grows it: the added members run revision 1, not the
+    // canary's, and the rollout stays paused.
+    sim.size = 4;
+    let st = sim.step();
+    assert!(
+        matches!(
+            st.actions[..],
+            [
+                Action::Start { revision: 1, .. },
+                Action::Start { revision: 1, .. }
+            ]
+        ),
+        "{:?}",
+        st.actions
+    );
+    assert!(st.next.is_none());
+    assert_eq!(sim.revisions(), [1, 1, 1, 2]);
+    sim.ready(1);
+    assert!(sim.step().actions.is_empty(), "at its size: nothing more");
+    // Shrunk while paused: the newest go first.
+    sim.size = 2;
+    let st = sim.step();
+    let drained: Vec<u32> = st
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Drain { index, .. } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    let newest: Vec<u32> = {
+        let mut i: Vec<u32> = sim.members.iter().map(|m| m.index).collect();
+        i.sort();
+        i.into_iter().rev().take(1).collect()
+    };
+    assert_eq!(drained, newest, "down to the size plus one surge member");
+    // Resumed, every member rolls.
+    sim.r = sim.r.resume(sim.now).unwrap();
+    assert_eq!(sim.run(&[1, 2]), RolloutState::Complete);
+    assert_eq!(sim.revisions(), [2, 2]);
+}
+
+#[test]
+fn a_paused_rollback_grows_on_the_revision_it_returns_to() {
+    let mut sim = Sim::new(2, update());
+    sim.step();
+    // Members 1 and 2 on revision 1, member 3 on revision 2.
+    sim.r = sim.r.roll_back("undo", sim.now).pause("operator").unwrap();
+    sim.size = 4;
+    let st = sim.step();
+    assert!(
+        matches!(st.actions[..], [Action::Start { revision: 1, .. }]),
+        "{:?}",
+        st.actions
+    );
+}
+
+#[test]
 fn an_old_member_that_failed_goes_at_once() {
     let mut sim = Sim::new(3, update());
     sim.m(2).health = Health::Failed("container is exited".into());
