@@ -407,12 +407,13 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     for (path, text) in blueprints {
         // The operator's own file: its build contexts are packed here, as
         // the CLI would, and kept as uploads.
-        let text = keep_contexts(&path, &text, &uploads, max_build_context(&opts)).map_err(
-            |message| ServeError::Deploy {
-                path: path.clone(),
-                message,
-            },
-        )?;
+        let text =
+            keep_contexts(&path, &text, &uploads, max_build_context(&opts)).map_err(|message| {
+                ServeError::Deploy {
+                    path: path.clone(),
+                    message,
+                }
+            })?;
         if opts.etcd.is_some() {
             share_uploads(&uploads, &text, &store_for_uploads)
                 .await
@@ -553,11 +554,19 @@ pub(crate) async fn restore_uploads(
         }
         match store.send(crate::store::UploadOp::Get(hex.clone())).await {
             Ok(Ok(Some(tar))) => match uploads.put(&tar) {
-                Ok(_) => tracing::info!(context = %r, bytes = tar.len(), "build context fetched from the store"),
-                Err(e) => tracing::warn!(context = %r, error = %e, "cannot keep a build context fetched from the store"),
+                Ok(_) => {
+                    tracing::info!(context = %r, bytes = tar.len(), "build context fetched from the store")
+                }
+                Err(e) => {
+                    tracing::warn!(context = %r, error = %e, "cannot keep a build context fetched from the store")
+                }
             },
-            Ok(Ok(None)) => tracing::warn!(context = %r, "a stored application names a build context the store does not hold (uploaded before drover kept uploads in etcd?): deploy its blueprint again to upload it"),
-            Ok(Err(e)) => tracing::warn!(context = %r, error = %e, "cannot read a build context from the store"),
+            Ok(Ok(None)) => {
+                tracing::warn!(context = %r, "a stored application names a build context the store does not hold (uploaded before drover kept uploads in etcd?): deploy its blueprint again to upload it")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(context = %r, error = %e, "cannot read a build context from the store")
+            }
             Err(e) => tracing::warn!(context = %r, error = %e, "the store did not answer"),
         }
     }

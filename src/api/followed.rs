@@ -338,7 +338,10 @@ mod tests {
         assert_eq!(ids, ["shop", "web", "lb", "web-2", "web-9", "web-11"]);
         let d = app(&s, "shop").unwrap();
         assert_eq!(d.summary.entity_count, 6);
-        assert_eq!(d.entity("web").unwrap().sensor_u64("group.desired_size"), Some(3));
+        assert_eq!(
+            d.entity("web").unwrap().sensor_u64("group.desired_size"),
+            Some(3)
+        );
         assert_eq!(d.entity("web-9").unwrap().parent.as_deref(), Some("web"));
         assert!(d.entities.iter().all(|e| e.state == Lifecycle::Created));
         assert_eq!(apps(&s).len(), 1);

@@ -282,8 +282,7 @@ pub async fn reads(
             };
             match got {
                 Ok(a) => {
-                    let status =
-                        StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY);
                     let mut answer = HttpResponse::build(status);
                     if let Some(ct) = a.content_type {
                         answer.insert_header((CONTENT_TYPE, ct));

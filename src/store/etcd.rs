@@ -181,7 +181,11 @@ pub fn hint(text: &str) -> &'static str {
         || t.contains("user name not found")
     {
         "etcd requires authentication (or denies this user the /drover/ keys): give --etcd-user and --etcd-password"
-    } else if t.contains("certificate") || t.contains("unknownissuer") || t.contains("tls") || t.contains("handshake") {
+    } else if t.contains("certificate")
+        || t.contains("unknownissuer")
+        || t.contains("tls")
+        || t.contains("handshake")
+    {
         "the TLS handshake with etcd failed: check --etcd-ca (the CA that signed etcd's certificate) and --etcd-cert/--etcd-key (a client certificate etcd's --trusted-ca-file signed)"
     } else {
         "is etcd running and reachable there? (if it speaks TLS, give --etcd-ca)"

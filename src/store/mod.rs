@@ -41,8 +41,8 @@ pub(crate) mod test_etcd;
 mod tokens;
 mod uploads;
 pub use etcd::{EtcdOptions, Fence};
-pub use uploads::{UploadOp, ETCD_UPLOAD_MAX};
 pub use tokens::{StoredToken, TokenWrite};
+pub use uploads::{UploadOp, ETCD_UPLOAD_MAX};
 
 /// The schema this drover writes. A store with a higher one was written by
 /// a newer drover: it is refused, never downgraded.

@@ -97,14 +97,22 @@ impl Store {
     /// Removes the contexts kept in etcd that `keep` does not name and
     /// that are older than `min_age_ms` (an upload on its way to a deploy
     /// stays). Returns how many went.
-    pub fn sweep_uploads(&self, keep: &BTreeSet<String>, min_age_ms: u64) -> Result<usize, StoreError> {
+    pub fn sweep_uploads(
+        &self,
+        keep: &BTreeSet<String>,
+        min_age_ms: u64,
+    ) -> Result<usize, StoreError> {
         let Backend::Etcd(e) = &self.backend else {
             return Ok(0);
         };
         let now = crate::protocol::now_ms();
         let mut removed = 0;
         let keys = e.keys(Table::Uploads)?;
-        let manifests: BTreeSet<&str> = keys.iter().filter(|k| !k.contains('/')).map(String::as_str).collect();
+        let manifests: BTreeSet<&str> = keys
+            .iter()
+            .filter(|k| !k.contains('/'))
+            .map(String::as_str)
+            .collect();
         // Chunks whose manifest never came (a leader killed mid-upload).
         let orphans: BTreeSet<&str> = keys
             .iter()
@@ -116,7 +124,9 @@ impl Store {
                 continue;
             }
             let created = match self.get(Table::Uploads, hex)? {
-                Some(m) => serde_json::from_str::<Manifest>(&m).map(|m| m.created_ms).unwrap_or(0),
+                Some(m) => serde_json::from_str::<Manifest>(&m)
+                    .map(|m| m.created_ms)
+                    .unwrap_or(0),
                 // An orphan's age is unknown: only an hour-old sweep's
                 // second look would tell; the chunks are small, take them.
                 None => 0,
@@ -162,7 +172,10 @@ impl Handler<UploadOp> for StoreActor {
             UploadOp::Sweep(keep) => {
                 let n = self.store.sweep_uploads(&keep, 3_600_000)?;
                 if n > 0 {
-                    tracing::info!(removed = n, "removed build contexts no application names from etcd");
+                    tracing::info!(
+                        removed = n,
+                        "removed build contexts no application names from etcd"
+                    );
                 }
                 Ok(None)
             }
@@ -180,7 +193,9 @@ mod tests {
         let etcd = TestEtcd::start();
         let (s, _, _) = leading_store(&etcd, "up");
         // Three chunks, the last a short one.
-        let tar: Vec<u8> = (0..(2 * CHUNK + 1000)).map(|i| (i * 31 % 251) as u8).collect();
+        let tar: Vec<u8> = (0..(2 * CHUNK + 1000))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         let hex = crate::build_context::sha256_hex(&tar);
         assert_eq!(s.get_upload(&hex).unwrap(), None);
         s.put_upload(&hex, &tar).unwrap();
@@ -199,9 +214,17 @@ mod tests {
         .unwrap();
         assert_eq!(s.get_upload(&other).unwrap(), None);
         let keep = BTreeSet::from([hex.clone()]);
-        assert_eq!(s.sweep_uploads(&keep, 0).unwrap(), 1, "the orphan chunks go");
+        assert_eq!(
+            s.sweep_uploads(&keep, 0).unwrap(),
+            1,
+            "the orphan chunks go"
+        );
         assert!(s.get_upload(&hex).unwrap().is_some(), "the named one stays");
-        assert_eq!(s.sweep_uploads(&BTreeSet::new(), 3_600_000).unwrap(), 0, "too young");
+        assert_eq!(
+            s.sweep_uploads(&BTreeSet::new(), 3_600_000).unwrap(),
+            0,
+            "too young"
+        );
         assert_eq!(s.sweep_uploads(&BTreeSet::new(), 0).unwrap(), 1);
         assert_eq!(s.get_upload(&hex).unwrap(), None);
         let e = match &s.backend {

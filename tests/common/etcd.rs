@@ -94,11 +94,7 @@ impl Etcd {
         let t0 = Instant::now();
         if self.tls.is_some() {
             // Its /health wants a client certificate: etcdctl's check.
-            while !self
-                .etcdctl(&["endpoint", "health"])
-                .status
-                .success()
-            {
+            while !self.etcdctl(&["endpoint", "health"]).status.success() {
                 assert!(t0.elapsed() < deadline, "etcd did not become healthy");
                 std::thread::sleep(Duration::from_millis(100));
             }
