@@ -177,6 +177,11 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     log_bootstrap(&bootstrap);
     let uploads = crate::build_context::Uploads::beside_store(&opts.store);
     let store = crate::store::StoreActor::start(store);
+    let contexts = web::Data::new(crate::api::contexts::ContextService {
+        uploads: uploads.clone(),
+        max_bytes: max_build_context(&opts),
+        store: opts.etcd.as_ref().map(|_| store.clone()),
+    });
     let auth = std::sync::Arc::new(crate::api::auth::AuthConfig {
         tokens: std::sync::Arc::new(crate::api::tokens::Tokens::new(
             tokens,
@@ -202,6 +207,12 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 .advertise
                 .clone()
                 .unwrap_or_else(|| format!("{scheme}://{bound}"));
+            let standby = Standby {
+                contexts: contexts.clone(),
+                forwarder: web::Data::new(crate::api::standby::Forwarder::new(
+                    opts.tls_cert.as_deref(),
+                )),
+            };
             match stand_by(
                 e,
                 me,
@@ -212,6 +223,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 tls.clone(),
                 scheme,
                 bound,
+                standby,
             )
             .await?
             {
@@ -235,7 +247,12 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Runtime(std::io::Error::other(e.to_string())))?
         .map_err(ServeError::Store)?;
     tracing::info!(store = %target.shown(), applications = snapshot.apps.len(), "store opened");
-    sweep_uploads(&uploads, &snapshot);
+    if leadership.is_some() {
+        // Contexts uploaded through the drover that led before: built
+        // from here on, so fetched now (the standby mirrored most).
+        restore_uploads(&uploads, &snapshot, &store).await;
+    }
+    sweep_uploads(&uploads, &snapshot, leadership.is_some().then_some(&store));
     if leadership.is_some() {
         // Tokens made or revoked by the drover that led before.
         auth.tokens.replace(&snapshot.tokens)?;
@@ -295,6 +312,7 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let build_roots = config.build_roots.clone();
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
+    let store_for_uploads = store.clone();
     let mgmt = Management::create(|ctx| {
         let host = DockerHost::new(
             "local".into(),
@@ -346,10 +364,6 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
 
     let data = web::Data::new(mgmt.clone());
     let tokens = web::Data::from(auth.tokens.clone());
-    let contexts = web::Data::new(crate::api::contexts::ContextService {
-        uploads: uploads.clone(),
-        max_bytes: opts.max_build_context,
-    });
     let role_data = role.map(web::Data::new);
     let server = HttpServer::new(move || {
         let app = App::new()
@@ -394,12 +408,20 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         // The operator's own file: its build contexts are packed here, as
         // the CLI would, and kept as uploads.
         let text =
-            keep_contexts(&path, &text, &uploads, opts.max_build_context).map_err(|message| {
+            keep_contexts(&path, &text, &uploads, max_build_context(&opts)).map_err(|message| {
                 ServeError::Deploy {
                     path: path.clone(),
                     message,
                 }
             })?;
+        if opts.etcd.is_some() {
+            share_uploads(&uploads, &text, &store_for_uploads)
+                .await
+                .map_err(|message| ServeError::Deploy {
+                    path: path.clone(),
+                    message,
+                })?;
+        }
         let plan = mgmt
             .send(Apply {
                 file: path.clone(),
@@ -471,16 +493,97 @@ fn keep_contexts(
     })
 }
 
-/// Removes uploaded build contexts no stored application names (older
-/// than an hour, so an upload on its way to a deploy stays).
-fn sweep_uploads(uploads: &crate::build_context::Uploads, snapshot: &crate::store::Snapshot) {
-    let text = serde_json::to_string(&(&snapshot.apps, &snapshot.clusters)).unwrap_or_default();
+/// `--max-build-context`, at most [`crate::store::ETCD_UPLOAD_MAX`] on
+/// etcd (each upload is kept there for the cluster).
+fn max_build_context(opts: &ServeOptions) -> u64 {
+    match &opts.etcd {
+        Some(_) => opts.max_build_context.min(crate::store::ETCD_UPLOAD_MAX),
+        None => opts.max_build_context,
+    }
+}
+
+/// The digests of the uploaded contexts `text` names (pure).
+fn named_uploads(text: &str) -> std::collections::BTreeSet<String> {
     let prefix = crate::build_context::uploads::PREFIX;
-    let keep: std::collections::BTreeSet<String> = text
-        .match_indices(prefix)
+    text.match_indices(prefix)
         .filter_map(|(i, _)| text.get(i + prefix.len()..i + prefix.len() + 64))
+        .filter(|hex| crate::build_context::UploadRef::from_hex(hex).is_ok())
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// The uploaded contexts the stored applications name (their blueprints,
+/// and the member specs of kept revisions).
+fn stored_uploads(snapshot: &crate::store::Snapshot) -> std::collections::BTreeSet<String> {
+    named_uploads(&serde_json::to_string(&(&snapshot.apps, &snapshot.clusters)).unwrap_or_default())
+}
+
+/// Keeps in etcd the contexts a `--deploy` file's text names.
+async fn share_uploads(
+    uploads: &crate::build_context::Uploads,
+    text: &str,
+    store: &Addr<crate::store::StoreActor>,
+) -> Result<(), String> {
+    for hex in named_uploads(text) {
+        let r = crate::build_context::UploadRef::from_hex(&hex).map_err(|e| e.to_string())?;
+        let tar = uploads.read(&r).map_err(|e| e.to_string())?;
+        store
+            .send(crate::store::UploadOp::Put { hex, tar })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Fetches from etcd each context the store names that this drover's
+/// upload directory lacks (one uploaded through another drover). A
+/// context that cannot be had is logged: the build that needs it fails
+/// with the upload's own error.
+pub(crate) async fn restore_uploads(
+    uploads: &crate::build_context::Uploads,
+    snapshot: &crate::store::Snapshot,
+    store: &Addr<crate::store::StoreActor>,
+) {
+    for hex in stored_uploads(snapshot) {
+        let Ok(r) = crate::build_context::UploadRef::from_hex(&hex) else {
+            continue;
+        };
+        if uploads.contains(&r) {
+            continue;
+        }
+        match store.send(crate::store::UploadOp::Get(hex.clone())).await {
+            Ok(Ok(Some(tar))) => match uploads.put(&tar) {
+                Ok(_) => {
+                    tracing::info!(context = %r, bytes = tar.len(), "build context fetched from the store")
+                }
+                Err(e) => {
+                    tracing::warn!(context = %r, error = %e, "cannot keep a build context fetched from the store")
+                }
+            },
+            Ok(Ok(None)) => {
+                tracing::warn!(context = %r, "a stored application names a build context the store does not hold (uploaded before drover kept uploads in etcd?): deploy its blueprint again to upload it")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(context = %r, error = %e, "cannot read a build context from the store")
+            }
+            Err(e) => tracing::warn!(context = %r, error = %e, "the store did not answer"),
+        }
+    }
+}
+
+/// Removes uploaded build contexts no stored application names (older
+/// than an hour, so an upload on its way to a deploy stays): here, and,
+/// for a leader on etcd, in the store.
+fn sweep_uploads(
+    uploads: &crate::build_context::Uploads,
+    snapshot: &crate::store::Snapshot,
+    store: Option<&Addr<crate::store::StoreActor>>,
+) {
+    let keep = stored_uploads(snapshot);
+    if let Some(store) = store {
+        store.do_send(crate::store::UploadOp::Sweep(keep.clone()));
+    }
     let removed = uploads.sweep(&keep, std::time::Duration::from_secs(3600));
     if removed > 0 {
         tracing::info!(
@@ -527,6 +630,12 @@ fn lb_agents_dir(store: &std::path::Path) -> Option<PathBuf> {
     Some(std::path::absolute(parent).ok()?.join("lb-agents"))
 }
 
+/// What the standby's server shares with the leader's, or has of its own.
+struct Standby {
+    contexts: web::Data<crate::api::contexts::ContextService>,
+    forwarder: web::Data<crate::api::standby::Forwarder>,
+}
+
 /// A drover on etcd until it leads: serves the standby's routes on
 /// `listener`, follows the store, campaigns. Returns the leadership
 /// (guarded: losing it ends the process) once the standby server stopped,
@@ -542,6 +651,7 @@ async fn stand_by(
     tls: Option<rustls::ServerConfig>,
     scheme: &str,
     bound: std::net::SocketAddr,
+    standby: Standby,
 ) -> Result<
     Option<(
         std::sync::Arc<crate::store::election::Election>,
@@ -567,6 +677,7 @@ async fn stand_by(
         source,
     };
     let copy = listener.try_clone().map_err(bind_err)?;
+    let mirror = standby.contexts.uploads.clone();
     let server = {
         let (role, followed, auth) = (
             web::Data::new(role.clone()),
@@ -576,10 +687,15 @@ async fn stand_by(
         let tokens = web::Data::from(auth.tokens.clone());
         HttpServer::new(move || {
             App::new()
+                // Inside the guard: a read is authorised here before it
+                // is forwarded (and again by the leader).
+                .wrap(actix_web::middleware::from_fn(crate::api::standby::reads))
                 .wrap(crate::api::auth::Guard::new(auth.clone()))
                 .app_data(role.clone())
                 .app_data(followed.clone())
                 .app_data(tokens.clone())
+                .app_data(standby.contexts.clone())
+                .app_data(standby.forwarder.clone())
                 .configure(crate::api::standby::routes)
         })
         .workers(1)
@@ -609,6 +725,7 @@ async fn stand_by(
     };
     let reload = {
         let (store, followed, auth) = (store.clone(), followed.clone(), auth.clone());
+        let uploads = mirror;
         actix_rt::spawn(async move {
             loop {
                 changed.notified().await;
@@ -616,6 +733,9 @@ async fn stand_by(
                     if let Err(e) = auth.tokens.replace(&snap.tokens) {
                         tracing::warn!(error = %e, "a stored token is unreadable; the tokens in force stay as they were");
                     }
+                    // Mirrored as soon as the store names them: ready to
+                    // build from if this drover takes over.
+                    restore_uploads(&uploads, &snap, &store).await;
                     *followed.write().unwrap_or_else(|e| e.into_inner()) = snap;
                 }
             }

@@ -17,6 +17,9 @@ use crate::wire::{BuildContextLimits, ErrorBody, UploadedContext};
 pub struct ContextService {
     pub uploads: Uploads,
     pub max_bytes: u64,
+    /// On etcd, where the cluster's other drovers find uploads (see
+    /// `store/uploads.rs`); an upload is answered once it is there.
+    pub store: Option<actix::Addr<crate::store::StoreActor>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,8 @@ pub enum ContextApiError {
     Upload(#[from] UploadError),
     #[error("the upload was cut off: {0}; send it again")]
     Read(String),
+    #[error("the build context could not be kept in the store for the cluster's other drovers: {0}; send it again")]
+    Store(String),
 }
 
 impl ResponseError for ContextApiError {
@@ -37,6 +42,7 @@ impl ResponseError for ContextApiError {
                 _ => StatusCode::BAD_REQUEST,
             },
             ContextApiError::Read(_) => StatusCode::BAD_REQUEST,
+            ContextApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -80,9 +86,21 @@ pub async fn upload(
         tar.extend_from_slice(&chunk);
     }
     let uploads = s.uploads.clone();
-    let accepted = web::block(move || uploads.put(&tar))
+    let tar = tar.freeze();
+    let kept = tar.clone();
+    let accepted = web::block(move || uploads.put(&kept))
         .await
         .map_err(|e| ContextApiError::Read(e.to_string()))??;
+    if let Some(store) = &s.store {
+        store
+            .send(crate::store::UploadOp::Put {
+                hex: accepted.reference.hex().to_string(),
+                tar: tar.to_vec(),
+            })
+            .await
+            .map_err(|e| ContextApiError::Store(e.to_string()))?
+            .map_err(|e| ContextApiError::Store(e.to_string()))?;
+    }
     tracing::info!(context = %accepted.reference, bytes = accepted.bytes, files = accepted.files, "build context uploaded");
     Ok(HttpResponse::Created().json(answer(accepted)))
 }

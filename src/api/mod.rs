@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod contexts;
 mod errors;
+pub mod followed;
 mod rollout;
 pub mod standby;
 pub mod tls;

@@ -448,6 +448,49 @@ mod tests {
     }
 
     #[test]
+    fn drovers_starting_at_once_on_an_empty_cluster_make_exactly_one_admin_token() {
+        let etcd = crate::store::test_etcd::TestEtcd::start();
+        let target = crate::store::StoreTarget::parse(&etcd.url(), "race").unwrap();
+        const N: usize = 6;
+        // Opened first, so that only the bootstraps race.
+        let stores: Vec<Store> = (0..N)
+            .map(|_| Store::open_target(&target, crate::store::Fence::default()).unwrap())
+            .collect();
+        let dirs: Vec<tempfile::TempDir> = (0..N).map(|_| tempfile::tempdir().unwrap()).collect();
+        let start = std::sync::Barrier::new(N);
+        let outcomes: Vec<Bootstrap> = std::thread::scope(|s| {
+            let handles: Vec<_> = stores
+                .iter()
+                .zip(&dirs)
+                .map(|(store, dir)| {
+                    let start = &start;
+                    s.spawn(move || {
+                        start.wait();
+                        bootstrap(store, &dir.path().join("drover.redb")).unwrap().1
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let created: Vec<usize> = (0..N)
+            .filter(|&i| matches!(outcomes[i], Bootstrap::Created(_)))
+            .collect();
+        assert_eq!(created.len(), 1, "exactly one made it: {outcomes:?}");
+        let files: Vec<usize> = (0..N)
+            .filter(|&i| dirs[i].path().join("admin.token").exists())
+            .collect();
+        assert_eq!(files, created, "only the maker keeps a token file");
+        let stored = stores[0].tokens().unwrap();
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        let token = std::fs::read_to_string(dirs[created[0]].path().join("admin.token")).unwrap();
+        assert_eq!(
+            stored[0].hash,
+            hex(&hash_of(token.trim())),
+            "the stored token is the one in the file"
+        );
+    }
+
+    #[test]
     fn tokens_are_random_and_checked_by_hash() {
         let a = new_token().unwrap();
         let b = new_token().unwrap();

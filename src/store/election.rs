@@ -59,7 +59,7 @@ pub struct Election {
 fn etcd_err(operation: &str, e: etcd_client::Error) -> StoreError {
     StoreError::Io {
         operation: format!("{operation} (etcd)"),
-        message: format!("{e}; is etcd reachable?"),
+        message: super::etcd::explain(&e),
     }
 }
 

@@ -151,7 +151,44 @@ impl EtcdOptions {
         }
         Client::connect(self.urls(), Some(opts))
             .await
-            .map_err(|e| open(format!("{e}; is etcd running there?")))
+            .map_err(|e| open(explain(&e)))
+    }
+}
+
+/// An etcd error with its causes (a TLS failure is only in a source) and
+/// what to check, naming the flag (see [`hint`]).
+pub fn explain(e: &etcd_client::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    format!("{text}; {}", hint(&text))
+}
+
+/// What to check for an etcd error's text (pure).
+pub fn hint(text: &str) -> &'static str {
+    let t = text.to_ascii_lowercase();
+    if t.contains("authentication failed") || t.contains("invalid user id or password") {
+        "etcd refused the user or password: check --etcd-user and --etcd-password"
+    } else if t.contains("user name is empty")
+        || t.contains("invalid auth token")
+        || t.contains("permission denied")
+        || t.contains("user name not found")
+    {
+        "etcd requires authentication (or denies this user the /drover/ keys): give --etcd-user and --etcd-password"
+    } else if t.contains("certificate")
+        || t.contains("unknownissuer")
+        || t.contains("tls")
+        || t.contains("handshake")
+    {
+        "the TLS handshake with etcd failed: check --etcd-ca (the CA that signed etcd's certificate) and --etcd-cert/--etcd-key (a client certificate etcd's --trusted-ca-file signed)"
+    } else {
+        "is etcd running and reachable there? (if it speaks TLS, give --etcd-ca)"
     }
 }
 
@@ -193,7 +230,7 @@ impl Drop for EtcdStore {
 fn etcd_err(operation: &str, e: etcd_client::Error) -> StoreError {
     StoreError::Io {
         operation: format!("{operation} (etcd)"),
-        message: format!("{e}; is etcd reachable?"),
+        message: explain(&e),
     }
 }
 
@@ -311,6 +348,25 @@ impl EtcdStore {
             .collect())
     }
 
+    /// The keys of a table, without their values (a table of large ones).
+    pub fn keys(&self, t: Table) -> Result<Vec<String>, StoreError> {
+        let prefix = self.key(t, "");
+        let mut c = self.client.clone();
+        let r = self
+            .block_on(c.get(
+                prefix.as_str(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            ))
+            .map_err(|e| etcd_err(&format!("read {}", t.name()), e))?;
+        Ok(r.kvs()
+            .iter()
+            .map(|kv| {
+                let k = String::from_utf8_lossy(kv.key());
+                k.strip_prefix(prefix.as_str()).unwrap_or(&k).to_string()
+            })
+            .collect())
+    }
+
     pub fn get(&self, t: Table, key: &str) -> Result<Option<String>, StoreError> {
         self.get_raw(&self.key(t, key))
     }
@@ -337,6 +393,10 @@ impl EtcdStore {
                 Op::Put { value, .. } => then.push(TxnOp::put(key, value.as_str(), None)),
                 Op::PutIfPresent { value, .. } => {
                     when.push(Compare::version(key.as_str(), CompareOp::Greater, 0));
+                    then.push(TxnOp::put(key, value.as_str(), None));
+                }
+                Op::PutIfAbsent { value, .. } => {
+                    when.push(Compare::create_revision(key.as_str(), CompareOp::Equal, 0));
                     then.push(TxnOp::put(key, value.as_str(), None));
                 }
                 Op::Delete { .. } => then.push(TxnOp::delete(key, None)),

@@ -25,6 +25,7 @@
 //! | [`etcd`] | the etcd backend: keys under `/drover/<cluster>/`, transactions fenced by the leader key |
 //! | [`election`] | leadership on etcd: lease, campaign, keep-alive, the leader's address |
 //! | `tokens.rs` | API tokens as stored |
+//! | `uploads.rs` | uploaded build contexts in etcd, so that any drover of the cluster can build from them |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,8 +39,10 @@ mod redb;
 #[cfg(test)]
 pub(crate) mod test_etcd;
 mod tokens;
+mod uploads;
 pub use etcd::{EtcdOptions, Fence};
 pub use tokens::{StoredToken, TokenWrite};
+pub use uploads::{UploadOp, ETCD_UPLOAD_MAX};
 
 /// The schema this drover writes. A store with a higher one was written by
 /// a newer drover: it is refused, never downgraded.
@@ -53,6 +56,8 @@ pub enum Table {
     Policies,
     Locations,
     Tokens,
+    /// Uploaded build contexts, in chunks (etcd only: see `uploads.rs`).
+    Uploads,
 }
 
 impl Table {
@@ -63,6 +68,7 @@ impl Table {
             Table::Policies => "policies",
             Table::Locations => "locations",
             Table::Tokens => "tokens",
+            Table::Uploads => "uploads",
         }
     }
 }
@@ -77,6 +83,13 @@ pub enum Op {
     },
     /// A put only if the key exists (else the whole write is skipped).
     PutIfPresent {
+        table: Table,
+        key: String,
+        value: String,
+    },
+    /// A put only if the key is absent (else the whole write is skipped):
+    /// of two writers racing, exactly one creates it.
+    PutIfAbsent {
         table: Table,
         key: String,
         value: String,
@@ -96,13 +109,17 @@ impl Op {
         match self {
             Op::Put { table, .. }
             | Op::PutIfPresent { table, .. }
+            | Op::PutIfAbsent { table, .. }
             | Op::Delete { table, .. }
             | Op::DeletePrefix { table, .. } => *table,
         }
     }
     pub fn key(&self) -> &str {
         match self {
-            Op::Put { key, .. } | Op::PutIfPresent { key, .. } | Op::Delete { key, .. } => key,
+            Op::Put { key, .. }
+            | Op::PutIfPresent { key, .. }
+            | Op::PutIfAbsent { key, .. }
+            | Op::Delete { key, .. } => key,
             Op::DeletePrefix { prefix, .. } => prefix,
         }
     }
@@ -696,6 +713,18 @@ mod tests {
         assert!(matches!(e, StoreError::NotLeader), "{e}");
         let snap = s.load().unwrap();
         assert_eq!(snap.apps.keys().collect::<Vec<_>>(), ["kept"]);
+    }
+
+    #[test]
+    fn etcd_errors_name_the_flag_to_check() {
+        let h = etcd::hint("grpc-status: InvalidArgument, message: \"etcdserver: authentication failed, invalid user ID or password\"");
+        assert!(h.contains("--etcd-password"), "{h}");
+        let h = etcd::hint("etcdserver: user name is empty");
+        assert!(h.contains("--etcd-user"), "{h}");
+        let h = etcd::hint("transport error: invalid peer certificate: UnknownIssuer");
+        assert!(h.contains("--etcd-ca"), "{h}");
+        let h = etcd::hint("transport error: connection refused");
+        assert!(h.contains("reachable"), "{h}");
     }
 
     #[test]

@@ -21,6 +21,8 @@ const fn table(t: Table) -> TableDefinition<'static, &'static str, &'static str>
         Table::Locations => TableDefinition::new("locations"),
         // Added within schema 1: a store without it has no token yet.
         Table::Tokens => TableDefinition::new("tokens"),
+        // Never written: with redb the uploads are files beside the store.
+        Table::Uploads => TableDefinition::new("uploads"),
     }
 }
 
@@ -174,8 +176,9 @@ impl RedbStore {
                     tbl.insert(key.as_str(), value.as_str())
                         .map_err(|e| io("write", e))?;
                 }
-                Op::PutIfPresent { key, value, .. } => {
-                    if tbl.get(key.as_str()).map_err(|e| io("write", e))?.is_none() {
+                Op::PutIfPresent { key, value, .. } | Op::PutIfAbsent { key, value, .. } => {
+                    let present = tbl.get(key.as_str()).map_err(|e| io("write", e))?.is_some();
+                    if present != matches!(op, Op::PutIfPresent { .. }) {
                         drop(tbl);
                         tx.abort().map_err(|e| io("abort", e))?;
                         return Ok(false);

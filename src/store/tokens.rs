@@ -46,11 +46,19 @@ impl Store {
     /// Adds the first admin token at start-up, before any drover of the
     /// cluster leads (so unfenced); `false` when a token of that name
     /// was there already (another drover of the cluster made it).
+    ///
+    /// One create-if-absent transaction, never a read then a write: of
+    /// drovers starting at the same instant on an empty cluster, exactly
+    /// one stores its token.
     pub fn put_first_token(&self, token: &StoredToken) -> Result<bool, StoreError> {
-        if self.get(Table::Tokens, &token.name)?.is_some() {
-            return Ok(false);
-        }
-        self.commit(&[put(token)?], false)
+        self.commit(
+            &[Op::PutIfAbsent {
+                table: Table::Tokens,
+                key: token.name.clone(),
+                value: serde_json::to_string(token).map_err(|e| io("encode", e))?,
+            }],
+            false,
+        )
     }
 
     /// Records a token's last use; `false` (and nothing written) when it

@@ -3,6 +3,7 @@
 //! guards that remove whatever a test made, even when it fails.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod engines;
 pub mod etcd;
 pub mod load;
@@ -152,18 +153,21 @@ impl Drover {
             .and_then(|i| extra.get(i + 1))
             .expect("the harness always gives --store");
         // Written before drover listens: it is there now. On etcd, the
-        // token file is in --state-dir (the harness's tests give one).
-        let anchor = if store.starts_with("etcd://") {
+        // token file is in --state-dir (the harness's tests give one),
+        // and only the cluster's first drover writes it: another one's
+        // test sets `token` itself.
+        let token = if store.starts_with("etcd://") {
             let dir = extra
                 .iter()
                 .position(|a| *a == "--state-dir")
                 .and_then(|i| extra.get(i + 1))
                 .expect("a drover on etcd in the tests gets --state-dir");
-            std::path::Path::new(dir).join("drover.redb")
+            std::fs::read_to_string(std::path::Path::new(dir).join("admin.token"))
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default()
         } else {
-            std::path::PathBuf::from(store)
+            admin_token_of(std::path::Path::new(store))
         };
-        let token = admin_token_of(&anchor);
         Drover {
             child,
             url,
