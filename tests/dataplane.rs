@@ -137,10 +137,25 @@ fn agent_of(d: &Drover, app: &str) -> Option<(String, String)> {
 /// Deploys, waits for the pool of `size` behind the load balancer; returns
 /// (port, agent container id, its StartedAt).
 fn deploy(d: &Drover, app: &str, size: u32) -> (u16, String, String) {
-    deploy_blueprint(d, app, &blueprint(app, size), size)
+    let r = deploy_on(d, app, &blueprint(app, size), size);
+    let c = inspect(&r.1);
+    assert_eq!(c["State"]["Running"], true, "{c}");
+    assert_eq!(c["State"]["StartedAt"], r.2.as_str());
+    assert_eq!(c["HostConfig"]["NetworkMode"], "host");
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["io.drover.app"], app);
+    assert_eq!(labels["io.drover.entity"], "lb");
+    assert_eq!(labels["io.drover.role"], "lb-agent");
+    assert!(
+        !c["Args"].to_string().contains("DROVER_LB_SECRET"),
+        "no secret on the command line: {c}"
+    );
+    assert_eq!(lb_agents_of(app, false), vec![r.1.clone()]);
+    r
 }
 
-fn deploy_blueprint(d: &Drover, app: &str, bp: &str, size: u32) -> (u16, String, String) {
+/// As [`deploy`], a given blueprint, its agent on the engine `docker` names.
+fn deploy_on(d: &Drover, app: &str, bp: &str, size: u32) -> (u16, String, String) {
     d.deploy(bp);
     d.wait_running(app, DEADLINE);
     wait_for(DEADLINE, "every member in the pool", || {
@@ -151,20 +166,6 @@ fn deploy_blueprint(d: &Drover, app: &str, bp: &str, size: u32) -> (u16, String,
     assert_eq!(s["lb.mode"]["value"], "http", "an http-checked target: {s}");
     let port = s["lb.port"]["value"].as_u64().expect("lb.port") as u16;
     let (id, started) = agent_of(d, app).expect("lb.container_id and lb.started_at");
-    // What the engine says: the agent's container, labelled as the contract says.
-    let c = inspect(&id);
-    assert_eq!(c["State"]["Running"], true, "{c}");
-    assert_eq!(c["State"]["StartedAt"], started.as_str());
-    assert_eq!(c["HostConfig"]["NetworkMode"], "host");
-    let labels = &c["Config"]["Labels"];
-    assert_eq!(labels["io.drover.app"], app);
-    assert_eq!(labels["io.drover.entity"], "lb");
-    assert_eq!(labels["io.drover.role"], "lb-agent");
-    assert!(
-        !c["Args"].to_string().contains("DROVER_LB_SECRET") && !c["Path"].to_string().contains("SECRET"),
-        "no secret on the command line: {c}"
-    );
-    assert_eq!(lb_agents_of(app, false), vec![id.clone()]);
     (port, id, started)
 }
 
@@ -465,4 +466,150 @@ fn a_graceful_stop_of_drover_leaves_the_load_balancer_serving() {
     });
     let (ok, failed, errors) = load.finish();
     assert_eq!(failed, 0, "zero failed requests of {ok}: {errors:?}");
+}
+
+#[test]
+fn an_apply_of_only_a_load_balancer_setting_changes_it_in_place_under_load() {
+    let _turn = turn();
+    let app = unique("dpset");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let d = Drover::start();
+    let (port, id, started) = deploy(&d, &app, 2);
+    let load = Load::start(port, 4);
+    wait_for(Duration::from_secs(30), "load flowing", || {
+        (load.ok() > 100).then_some(())
+    });
+    let file = dir.path().join("app.yaml");
+    let changed = format!(
+        "{}    limits: {{ max_connections: 321, idle_timeout: 20s }}\n",
+        blueprint(&app, 2)
+    );
+    std::fs::write(&file, &changed).unwrap();
+    let file = file.to_str().unwrap();
+    let diff = d.cli(&["diff", file]);
+    assert!(diff.ok, "{}{}", diff.stdout, diff.stderr);
+    assert!(
+        diff.stdout.contains("~ lb in-place") && diff.stdout.contains("changed in place"),
+        "{}",
+        diff.stdout
+    );
+    let run = d.cli(&["apply", file, "-o", "json"]);
+    assert!(run.ok, "drover apply: {}{}", run.stdout, run.stderr);
+    let plan: drover::wire::Plan = serde_json::from_str(&run.stdout).unwrap();
+    let lb = plan.services.iter().find(|s| s.id == "lb").unwrap();
+    assert_eq!(lb.action, drover::wire::PlanAction::InPlace, "{plan:?}");
+    // The sensor, and the agent itself, show the new setting.
+    wait_for(Duration::from_secs(30), "the new limit in lb.limits", || {
+        (d.sensors(&app, "lb")["lb.limits"]["value"]["max_connections"].as_u64()? == 321)
+            .then_some(())
+    });
+    let agent = lb_agent_client(&[], &app, "lb");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let settings = rt.block_on(agent.settings()).unwrap();
+    assert_eq!(settings.limits.max_connections, 321);
+    assert_eq!(settings.limits.idle_timeout, Duration::from_secs(20));
+    let after = load.ok();
+    wait_for(Duration::from_secs(20), "load still flowing", || {
+        (load.ok() > after + 100).then_some(())
+    });
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(failed, 0, "zero failed requests of {ok}: {errors:?}");
+    // The same container, never restarted; the same port.
+    assert_eq!(agent_of(&d, &app), Some((id.clone(), started)));
+    assert_eq!(lb_agents_of(&app, true), vec![id]);
+    assert_eq!(lb_sensor_u64(&d, &app, "lb.port"), Some(port as u64));
+}
+
+#[test]
+fn a_killed_load_balancer_container_is_replaced_on_the_same_port() {
+    let _turn = turn();
+    let app = unique("dpkilllb");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    let (port, id, _) = deploy(&d, &app, 2);
+    let out = std::process::Command::new("docker")
+        .args(["kill", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker kill: {out:?}");
+    let new = wait_for(DEADLINE, "a new load balancer container", || {
+        agent_of(&d, &app).map(|(c, _)| c).filter(|c| *c != id)
+    });
+    assert_eq!(inspect(&new)["State"]["Running"], true);
+    // The dead one is gone, not left beside it.
+    assert_eq!(lb_agents_of(&app, true), vec![new]);
+    assert_eq!(lb_sensor_u64(&d, &app, "lb.port"), Some(port as u64));
+    assert!(lb_sensor_u64(&d, &app, "lb.replaced_total").unwrap_or(0) >= 1);
+    wait_for(Duration::from_secs(30), "served on the same port", || {
+        (http_get(port, "/")?.0 == 200).then_some(())
+    });
+}
+
+#[test]
+fn a_load_balancer_on_a_second_engine_serves_and_is_adopted_after_a_restart() {
+    let _turn = turn();
+    let engines = common::engines::Engines::start(1);
+    let cfg = engines.dir.path().join("drover.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n",
+            engines.socket(0)
+        ),
+    )
+    .unwrap();
+    let app = unique("dpremote");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("drover.redb");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut d = Drover::start_with(&args);
+    let bp = blueprint(&app, 2).replace(
+        &format!("name: {app}\n"),
+        &format!("name: {app}\nlocation: pool\n"),
+    );
+    let (port, id, started) = deploy_on(&d, &app, &bp, 2);
+    // On the second engine, not on this machine's default one.
+    let on_e1 = engines.docker(
+        0,
+        &[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "label=io.drover.role=lb-agent",
+            "--filter",
+            &format!("label=io.drover.app={app}"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&on_e1.stdout).trim(), id);
+    assert!(lb_agents_of(&app, true).is_empty());
+    wait_for(Duration::from_secs(30), "served through it", || {
+        (http_get(port, "/")?.0 == 200).then_some(())
+    });
+    d.kill9();
+    let d = Drover::start_with(&args);
+    wait_for(DEADLINE, "the same load balancer adopted", || {
+        (agent_of(&d, &app)? == (id.clone(), started.clone())).then_some(())
+    });
+    let socket = engines.socket(0);
+    let agent = lb_agent_client(&["-H", &socket], &app, "lb");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let st = rt.block_on(agent.stats()).unwrap();
+    assert!(st.requests_total >= 1, "its counters kept: {st:?}");
+    let (status, body) = d.delete(&format!("/v1/applications/{app}"));
+    assert!(status < 300, "{status} {body}");
+    wait_for(Duration::from_secs(30), "its container removed", || {
+        let out = engines.docker(
+            0,
+            &["ps", "-aq", "--filter", &format!("label=io.drover.app={app}")],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().is_empty().then_some(())
+    });
 }
