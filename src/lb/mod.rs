@@ -1,6 +1,8 @@
-//! The built-in load balancer entity: a proxy inside drover, in `tcp` mode
-//! (a client connection bound to a member) or `http` mode (each request of
-//! a keep-alive connection balanced, counted and timed on its own).
+//! The built-in load balancer entity: a proxy in an agent container on its
+//! location's engine ([`agent`], [`plane`]), in `tcp` mode (a client
+//! connection bound to a member) or `http` mode (each request of a
+//! keep-alive connection balanced, counted and timed on its own). Its
+//! `mode` and `limits` change in place (effector `configure`).
 //!
 //! The entity follows its target cluster's `group.endpoints` sensor, which
 //! lists only members that are `running`, so a member leaves the pool the
@@ -25,7 +27,7 @@ use crate::protocol::{
     Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
 use agent::AgentSettings;
-use plane::{AgentHost, Plane, RunningAgent};
+use plane::{AgentHosts, Plane, RunningAgent};
 use proxy::{Backend, Proxy};
 
 /// Sensors of a load balancer.
@@ -61,6 +63,8 @@ pub mod sensors {
     /// The id of the agent container serving (the same after a drover
     /// restart: it was adopted, not restarted).
     pub const CONTAINER_ID: &str = "lb.container_id";
+    /// The host (engine name) it runs on.
+    pub const HOST: &str = "lb.host";
     /// When that container started (`State.StartedAt`).
     pub const STARTED_AT: &str = "lb.started_at";
     /// The limits in force (connection cap, timeouts, buffered bytes),
@@ -135,9 +139,9 @@ pub struct LoadBalancerEntity {
     target_port: u16,
     settings: AgentSettings,
     proxy: Option<Proxy>,
-    /// Where the agent container runs; `None` runs the proxy in drover's
-    /// process (unit tests).
-    at: Option<AgentHost>,
+    /// Where the agent container may run; `None` runs the proxy in
+    /// drover's process (unit tests).
+    at: Option<AgentHosts>,
     agent: Option<RunningAgent>,
     /// A plane is being opened: ticks do not start another.
     opening: bool,
@@ -188,7 +192,7 @@ impl LoadBalancerEntity {
     }
 
     /// Runs the data plane as an agent container on this host.
-    pub fn on_host(mut self, at: Option<AgentHost>) -> Self {
+    pub fn on_host(mut self, at: Option<AgentHosts>) -> Self {
         self.at = at;
         self
     }
@@ -313,10 +317,10 @@ impl LoadBalancerEntity {
                     Plane::Local(p) => p.local_addr(),
                     Plane::Agent(a) => a.client.listen,
                 };
-                let shown = match (&self.at, local.ip().is_unspecified()) {
+                let shown = match (&plane, local.ip().is_unspecified()) {
                     (_, false) => local.ip().to_string(),
-                    (Some(at), true) => at.address.clone(),
-                    (None, true) => "127.0.0.1".to_string(),
+                    (Plane::Agent(a), true) => a.at.address.clone(),
+                    (Plane::Local(_), true) => "127.0.0.1".to_string(),
                 };
                 // A replacement serves the port the first one got.
                 self.listen.set_port(local.port());
@@ -327,6 +331,8 @@ impl LoadBalancerEntity {
                     Plane::Local(p) => self.proxy = Some(p),
                     Plane::Agent(a) => {
                         adopted = a.adopted;
+                        self.board
+                            .set(&self.me, sensors::HOST, json!(a.at.name));
                         self.board
                             .set(&self.me, sensors::CONTAINER_ID, json!(a.container));
                         self.board
@@ -607,15 +613,16 @@ impl Handler<Teardown> for LoadBalancerEntity {
         // apply replaces it): its container goes too. By id when it is
         // known, so a replacement made right after under the same name is
         // never the one removed.
-        if let Some(at) = &self.at {
-            let container = match self.agent.take() {
-                Some(a) => a.container,
-                None => crate::host::container_name(&self.me.app, &self.me.entity),
-            };
-            at.host.do_send(crate::host::Operate {
-                container,
+        match (self.agent.take(), &self.at) {
+            (Some(a), _) => a.at.host.do_send(crate::host::Operate {
+                container: a.container,
                 op: crate::host::ContainerOp::Remove,
-            });
+            }),
+            (None, Some(at)) => at.home.host.do_send(crate::host::Operate {
+                container: crate::host::container_name(&self.me.app, &self.me.entity),
+                op: crate::host::ContainerOp::Remove,
+            }),
+            (None, None) => {}
         }
         self.set_state(Lifecycle::Stopped);
         self.board.emit(EntityEvent::Gone {

@@ -1,11 +1,17 @@
 //! A load balancer's data plane: an agent container on a host of its
 //! location (adopted when one is running, else made), or, without a host
 //! (unit tests), a proxy inside drover.
+//!
+//! The agent runs on the location's home engine (where a pool makes its
+//! application networks) while that engine takes it; otherwise on the
+//! pool's next running host, so a stopped home engine does not take the
+//! load balancer down with it for longer than one replacement. A
+//! restarted drover looks for a running agent on every candidate host.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix::Addr;
+use actix::{Addr, Message, Recipient};
 
 use super::agent::{self, AgentClient, AgentReady, AgentSettings};
 use super::proxy::{Proxy, ProxyConfig};
@@ -17,13 +23,42 @@ use crate::protocol::EntityRef;
 /// started (the image import, the slow part, comes before).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Where a load balancer's agent container runs.
-#[derive(Clone)]
+/// A host an agent container may run on.
+#[derive(Clone, Debug)]
 pub struct AgentHost {
     pub host: Addr<DockerHost>,
+    pub name: String,
     /// The address at which drover reaches the host's ports (its control
     /// API; clients too, when the load balancer binds every address).
     pub address: String,
+}
+
+/// Where a load balancer's agent may run: the home engine first, then the
+/// hosts its pool lists.
+#[derive(Clone)]
+pub struct AgentHosts {
+    pub home: AgentHost,
+    pub others: Option<Recipient<ListAgentHosts>>,
+}
+
+/// Asks a host pool for its running hosts (the agent's fallbacks).
+#[derive(Message)]
+#[rtype(result = "Vec<AgentHost>")]
+pub struct ListAgentHosts;
+
+impl AgentHosts {
+    /// Home first, then the pool's running hosts (each once).
+    async fn candidates(&self) -> Vec<AgentHost> {
+        let mut all = vec![self.home.clone()];
+        if let Some(others) = &self.others {
+            for h in others.send(ListAgentHosts).await.unwrap_or_default() {
+                if !all.iter().any(|a| a.name == h.name) {
+                    all.push(h);
+                }
+            }
+        }
+        all
+    }
 }
 
 /// The running data plane.
@@ -40,6 +75,8 @@ pub struct RunningAgent {
     pub container: String,
     /// The container's `State.StartedAt` (unchanged by an adoption).
     pub started_at: String,
+    /// The host it runs on.
+    pub at: AgentHost,
     /// Found running and adopted, rather than made.
     pub adopted: bool,
     /// Its settings differed from the blueprint's and were changed in place.
@@ -118,52 +155,80 @@ async fn inspect(at: &AgentHost, me: &EntityRef) -> Result<Option<AgentContainer
 /// in place when they differ), else makes one; without a host, a proxy here.
 pub async fn open(
     me: EntityRef,
-    at: Option<AgentHost>,
+    hosts: Option<AgentHosts>,
     listen: SocketAddr,
     settings: AgentSettings,
 ) -> Result<Plane, String> {
-    let Some(at) = at else {
+    let Some(hosts) = hosts else {
         let cfg = ProxyConfig::from_blueprint(settings.mode, &settings.limits);
         return Proxy::start(listen, cfg).await.map(Plane::Local).map_err(|e| {
             format!("cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)")
         });
     };
-    let found = inspect(&at, &me).await?;
-    match judge(found.as_ref(), listen) {
-        Found::Adopt {
-            ready,
-            secret,
-            container,
-            started_at,
-        } => {
-            let control = control_addr(&at.address, ready.control).await?;
-            let client = AgentClient::new(control, ready.listen, secret);
-            match client.settings().await {
-                Ok(now) => {
-                    let reconfigured = now != settings;
-                    if reconfigured {
-                        client
-                            .set_settings(&settings)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                    tracing::info!(lb = %me, %container, listen = %ready.listen, reconfigured, "adopted the running load balancer");
-                    return Ok(Plane::Agent(Box::new(RunningAgent {
-                        client,
-                        container,
-                        started_at,
-                        adopted: true,
-                        reconfigured,
-                    })));
-                }
-                Err(e) => {
-                    tracing::warn!(lb = %me, error = %e, "the running load balancer does not answer; making a new one")
-                }
+    let candidates = hosts.candidates().await;
+    for at in &candidates {
+        match adopt(&me, at, listen, &settings).await {
+            Ok(Some(a)) => return Ok(Plane::Agent(Box::new(a))),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(lb = %me, host = %at.name, error = %e, "no agent to adopt there"),
+        }
+    }
+    let mut errors = Vec::new();
+    for at in candidates {
+        let name = at.name.clone();
+        match make(me.clone(), at, listen, settings.clone()).await {
+            Ok(p) => return Ok(p),
+            Err(e) => {
+                tracing::warn!(lb = %me, host = %name, error = %e, "could not make the load balancer's agent there");
+                errors.push(format!("on {name}: {e}"));
             }
         }
-        Found::Replace(why) => tracing::info!(lb = %me, why, "making the load balancer's agent"),
     }
-    make(me, at, listen, settings).await
+    Err(errors.join("; "))
+}
+
+/// The running agent on `at`, if it serves `listen` and answers.
+async fn adopt(
+    me: &EntityRef,
+    at: &AgentHost,
+    listen: SocketAddr,
+    settings: &AgentSettings,
+) -> Result<Option<RunningAgent>, String> {
+    let found = inspect(at, me).await?;
+    let Found::Adopt {
+        ready,
+        secret,
+        container,
+        started_at,
+    } = judge(found.as_ref(), listen)
+    else {
+        return Ok(None);
+    };
+    let control = control_addr(&at.address, ready.control).await?;
+    let client = AgentClient::new(control, ready.listen, secret);
+    let now = match client.settings().await {
+        Ok(now) => now,
+        Err(e) => {
+            tracing::warn!(lb = %me, error = %e, "the running load balancer does not answer; making a new one");
+            return Ok(None);
+        }
+    };
+    let reconfigured = now != *settings;
+    if reconfigured {
+        client
+            .set_settings(settings)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tracing::info!(lb = %me, %container, host = %at.name, listen = %ready.listen, reconfigured, "adopted the running load balancer");
+    Ok(Some(RunningAgent {
+        client,
+        container,
+        started_at,
+        at: at.clone(),
+        adopted: true,
+        reconfigured,
+    }))
 }
 
 async fn make(
@@ -198,6 +263,7 @@ async fn make(
                     client,
                     container: c.id,
                     started_at: c.started_at,
+                    at,
                     adopted: false,
                     reconfigured: false,
                 })));
