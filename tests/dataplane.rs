@@ -500,10 +500,14 @@ fn an_apply_of_only_a_load_balancer_setting_changes_it_in_place_under_load() {
     let lb = plan.services.iter().find(|s| s.id == "lb").unwrap();
     assert_eq!(lb.action, drover::wire::PlanAction::InPlace, "{plan:?}");
     // The sensor, and the agent itself, show the new setting.
-    wait_for(Duration::from_secs(30), "the new limit in lb.limits", || {
-        (d.sensors(&app, "lb")["lb.limits"]["value"]["max_connections"].as_u64()? == 321)
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the new limit in lb.limits",
+        || {
+            (d.sensors(&app, "lb")["lb.limits"]["value"]["max_connections"].as_u64()? == 321)
+                .then_some(())
+        },
+    );
     let agent = lb_agent_client(&[], &app, "lb");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let settings = rt.block_on(agent.settings()).unwrap();
@@ -608,8 +612,16 @@ fn a_load_balancer_on_a_second_engine_serves_and_is_adopted_after_a_restart() {
     wait_for(Duration::from_secs(30), "its container removed", || {
         let out = engines.docker(
             0,
-            &["ps", "-aq", "--filter", &format!("label=io.drover.app={app}")],
+            &[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=io.drover.app={app}"),
+            ],
         );
-        String::from_utf8_lossy(&out.stdout).trim().is_empty().then_some(())
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
     });
 }

@@ -230,14 +230,17 @@ impl ApplicationEntity {
                     // The agent container runs on the location's home
                     // engine (with a pool, where its networks are made);
                     // the pool's other running hosts when it cannot.
-                    let agent_host = self.links.lb_containers.then(|| crate::lb::plane::AgentHosts {
-                        home: crate::lb::plane::AgentHost {
-                            host: at.host.clone(),
-                            name: at.host_name.clone(),
-                            address: at.host_address.clone(),
-                        },
-                        others: at.pool.as_ref().map(|p| p.agent_hosts.clone()),
-                    });
+                    let agent_host =
+                        self.links
+                            .lb_containers
+                            .then(|| crate::lb::plane::AgentHosts {
+                                home: crate::lb::plane::AgentHost {
+                                    host: at.host.clone(),
+                                    name: at.host_name.clone(),
+                                    address: at.host_address.clone(),
+                                },
+                                others: at.pool.as_ref().map(|p| p.agent_hosts.clone()),
+                            });
                     let addr = LoadBalancerEntity::new(
                         child.clone(),
                         target,

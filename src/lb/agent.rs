@@ -331,7 +331,11 @@ impl AgentClient {
         Ok(body)
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, b: &[u8]) -> Result<T, AgentError> {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        b: &[u8],
+    ) -> Result<T, AgentError> {
         serde_json::from_slice(b).map_err(|e| AgentError::Control {
             control: self.control,
             message: format!("{what}: {e}"),
@@ -397,8 +401,10 @@ pub fn agent_args(listen: SocketAddr, settings: &AgentSettings) -> Vec<String> {
 
 /// The secret in a container's environment, if it has one (pure).
 pub fn secret_in(env: &[String]) -> Option<String> {
-    env.iter()
-        .find_map(|e| e.strip_prefix(&format!("{SECRET_ENV}=")).map(str::to_string))
+    env.iter().find_map(|e| {
+        e.strip_prefix(&format!("{SECRET_ENV}="))
+            .map(str::to_string)
+    })
 }
 
 /// Spawns the agent's control API on `listener` for a proxy (tests and

@@ -331,8 +331,7 @@ impl LoadBalancerEntity {
                     Plane::Local(p) => self.proxy = Some(p),
                     Plane::Agent(a) => {
                         adopted = a.adopted;
-                        self.board
-                            .set(&self.me, sensors::HOST, json!(a.at.name));
+                        self.board.set(&self.me, sensors::HOST, json!(a.at.name));
                         self.board
                             .set(&self.me, sensors::CONTAINER_ID, json!(a.container));
                         self.board
@@ -370,7 +369,9 @@ impl LoadBalancerEntity {
         let new: AgentSettings =
             serde_json::from_value(args).map_err(|e| EntityError::BadArguments {
                 effector: "configure".into(),
-                message: format!("{e}; expected {{\"mode\": \"http\"|\"tcp\", \"limits\": {{...}}}}"),
+                message: format!(
+                    "{e}; expected {{\"mode\": \"http\"|\"tcp\", \"limits\": {{...}}}}"
+                ),
             })?;
         self.settings = new.clone();
         if let Some(p) = &self.proxy {

@@ -161,16 +161,23 @@ pub async fn open(
 ) -> Result<Plane, String> {
     let Some(hosts) = hosts else {
         let cfg = ProxyConfig::from_blueprint(settings.mode, &settings.limits);
-        return Proxy::start(listen, cfg).await.map(Plane::Local).map_err(|e| {
-            format!("cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)")
-        });
+        return Proxy::start(listen, cfg)
+            .await
+            .map(Plane::Local)
+            .map_err(|e| {
+                format!(
+                    "cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)"
+                )
+            });
     };
     let candidates = hosts.candidates().await;
     for at in &candidates {
         match adopt(&me, at, listen, &settings).await {
             Ok(Some(a)) => return Ok(Plane::Agent(Box::new(a))),
             Ok(None) => {}
-            Err(e) => tracing::debug!(lb = %me, host = %at.name, error = %e, "no agent to adopt there"),
+            Err(e) => {
+                tracing::debug!(lb = %me, host = %at.name, error = %e, "no agent to adopt there")
+            }
         }
     }
     let mut errors = Vec::new();

@@ -197,7 +197,11 @@ impl Handler<GetHosts> for HostPool {
 /// at least once, in the pool's order (its home engine first).
 impl Handler<crate::lb::plane::ListAgentHosts> for HostPool {
     type Result = MessageResult<crate::lb::plane::ListAgentHosts>;
-    fn handle(&mut self, _: crate::lb::plane::ListAgentHosts, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        _: crate::lb::plane::ListAgentHosts,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         MessageResult(
             self.model
                 .hosts()

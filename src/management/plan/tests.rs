@@ -236,7 +236,10 @@ fn a_load_balancers_port_replaces_it_and_says_why() {
     assert_eq!(action(&p, "lb"), PlanAction::Replaced);
     assert_eq!(paths(&p, "lb"), vec!["port"]);
     let why = p.services[1].reason.as_deref().unwrap();
-    assert!(why.contains("`port`") && why.contains("listening socket"), "{why}");
+    assert!(
+        why.contains("`port`") && why.contains("listening socket"),
+        "{why}"
+    );
 }
 
 #[test]
