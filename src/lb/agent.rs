@@ -9,23 +9,21 @@
 //! and its counters, and ejects failing members itself (the proxy's passive
 //! health checks).
 //!
-//! drover talks to an agent over a small HTTP control API on a port the
-//! agent picks: `GET /v1/stats`, `GET|PUT /v1/backends`, `GET|PUT
+//! drover talks to an agent over a small HTTP control API, over TLS with a
+//! certificate the agent makes when it starts and drover pins (see
+//! [`super::control_tls`]), on a port the agent picks: `GET /v1/stats`, `GET|PUT /v1/backends`, `GET|PUT
 //! /v1/settings` (mode and limits, changed in place: the listening socket
 //! and open connections stay), `POST /v1/shutdown`. Every call carries the
 //! secret drover generated for that agent (`Authorization: Bearer`),
 //! compared in constant time; the secret reaches the agent in its
 //! environment, never on its command line. The agent prints one ready line
-//! (its listen and control addresses, not the secret) on stdout.
+//! (its listen and control addresses and its certificate's SHA-256, not the
+//! secret) on stdout.
 //!
 //! A restarted drover, or a standby taking over, finds the container by
 //! its name and labels, reads the secret from its environment and the
 //! addresses from its ready line, and adopts it: nothing is restarted and
 //! the counters go on.
-//!
-//! Not done: the control API is plain HTTP. On a remote host the secret and
-//! the backends cross the network unencrypted (TLS with a per-agent
-//! self-signed certificate pinned by drover is the planned fix).
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
@@ -36,9 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::{debug, info};
@@ -59,8 +55,10 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AgentReady {
     /// Where clients connect.
     pub listen: SocketAddr,
-    /// The control API.
+    /// The control API (TLS).
     pub control: SocketAddr,
+    /// SHA-256 of the control API's certificate, hex: drover accepts no other.
+    pub cert_sha256: String,
 }
 
 impl AgentReady {
@@ -122,6 +120,7 @@ async fn serve_agent(args: AgentArgs, secret: String) -> Result<(), AgentError> 
             args.listen
         ))
     })?;
+    let (tls, cert_sha256) = super::control_tls::server().map_err(AgentError::Start)?;
     let control = TcpListener::bind(args.control)
         .await
         .map_err(|e| AgentError::Start(format!("control listener on {}: {e}", args.control)))?;
@@ -130,6 +129,7 @@ async fn serve_agent(args: AgentArgs, secret: String) -> Result<(), AgentError> 
         control: control
             .local_addr()
             .map_err(|e| AgentError::Start(format!("control listener: {e}")))?,
+        cert_sha256,
     };
     {
         let mut out = std::io::stdout().lock();
@@ -148,7 +148,7 @@ async fn serve_agent(args: AgentArgs, secret: String) -> Result<(), AgentError> 
         secret: Arc::new(format!("Bearer {secret}")),
         stop: stop.clone(),
     };
-    let ctl = tokio::spawn(control_loop(control, agent));
+    let ctl = tokio::spawn(control_loop(control, tls, agent));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| AgentError::Start(format!("signal handler: {e}")))?;
     tokio::select! {
@@ -171,14 +171,20 @@ struct Agent {
     stop: Arc<tokio::sync::Notify>,
 }
 
-async fn control_loop(listener: TcpListener, agent: Agent) {
+async fn control_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, agent: Agent) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let Ok((s, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let agent = agent.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            // A handshake that stalls is dropped, not kept forever.
+            let Ok(Ok(s)) = tokio::time::timeout(CONTROL_TIMEOUT, acceptor.accept(s)).await else {
+                return;
+            };
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let agent = agent.clone();
                 async move { Ok::<_, Infallible>(control(req, &agent).await) }
@@ -278,7 +284,8 @@ pub struct AgentClient {
     /// Where clients connect (as the agent bound it).
     pub listen: SocketAddr,
     secret: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// Trusts the agent's certificate only (from its ready line).
+    tls: Result<Arc<rustls::ClientConfig>, String>,
 }
 
 impl std::fmt::Debug for AgentClient {
@@ -291,42 +298,63 @@ impl std::fmt::Debug for AgentClient {
 }
 
 impl AgentClient {
-    pub fn new(control: SocketAddr, listen: SocketAddr, secret: String) -> Self {
+    /// A client of the agent at `control` whose certificate's SHA-256 is `cert_sha256`.
+    pub fn new(control: SocketAddr, listen: SocketAddr, secret: String, cert_sha256: &str) -> Self {
         AgentClient {
             control,
             listen,
             secret,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            tls: super::control_tls::client(cert_sha256),
         }
     }
 
     async fn call(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
         let control = self.control;
         let fail = |message: String| AgentError::Control { control, message };
+        tokio::time::timeout(CONTROL_TIMEOUT, self.call_once(method, path, body))
+            .await
+            .map_err(|_| fail(format!("no answer within {CONTROL_TIMEOUT:?}")))?
+            .map_err(fail)
+    }
+
+    /// One request on a connection of its own (a call a second per load
+    /// balancer does not need a pool).
+    async fn call_once(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, String> {
+        let tls = self.tls.clone()?;
+        let tcp = tokio::net::TcpStream::connect(self.control)
+            .await
+            .map_err(|e| e.to_string())?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(super::control_tls::server_name(), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
         let req = Request::builder()
             .method(method)
-            .uri(format!("http://{control}{path}"))
+            .uri(path)
+            .header(hyper::header::HOST, "drover-lb-agent")
             .header(
                 hyper::header::AUTHORIZATION,
                 format!("Bearer {}", self.secret),
             )
             .body(Full::new(body))
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = tokio::time::timeout(CONTROL_TIMEOUT, self.client.request(req))
-            .await
-            .map_err(|_| fail(format!("no answer within {CONTROL_TIMEOUT:?}")))?
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
+        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
-        let body = tokio::time::timeout(CONTROL_TIMEOUT, resp.into_body().collect())
+        let body = resp
+            .into_body()
+            .collect()
             .await
-            .map_err(|_| fail("the answer did not finish".into()))?
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .to_bytes();
         if !status.is_success() {
-            return Err(fail(format!(
+            return Err(format!(
                 "{status}: {}",
                 String::from_utf8_lossy(&body).trim()
-            )));
+            ));
         }
         Ok(body)
     }
@@ -407,23 +435,26 @@ pub fn secret_in(env: &[String]) -> Option<String> {
     })
 }
 
-/// Spawns the agent's control API on `listener` for a proxy (tests and
-/// benches that run an agent in-process).
+/// Spawns the agent's control API on `listener` for a proxy (tests that
+/// run an agent in-process); returns its certificate's fingerprint.
 pub fn serve_control(
     listener: TcpListener,
     proxy: Proxy,
     settings: AgentSettings,
     secret: &str,
-) -> tokio::task::JoinHandle<()> {
+) -> Result<String, AgentError> {
+    let (tls, pin) = super::control_tls::server().map_err(AgentError::Start)?;
     tokio::spawn(control_loop(
         listener,
+        tls,
         Agent {
             proxy,
             settings: Arc::new(RwLock::new(settings)),
             secret: Arc::new(format!("Bearer {secret}")),
             stop: Arc::new(tokio::sync::Notify::new()),
         },
-    ))
+    ));
+    Ok(pin)
 }
 
 #[cfg(test)]
@@ -435,6 +466,7 @@ mod tests {
         let r = AgentReady {
             listen: "0.0.0.0:8000".parse().unwrap(),
             control: "0.0.0.0:9000".parse().unwrap(),
+            cert_sha256: "ab".repeat(32),
         };
         let line = format!("{READY_PREFIX}{}", serde_json::to_string(&r).unwrap());
         assert_eq!(AgentReady::parse(&line), Some(r));
@@ -474,10 +506,17 @@ mod tests {
             mode: LbMode::Tcp,
             limits: LbLimits::default(),
         };
-        serve_control(l, proxy.clone(), settings.clone(), "right");
-        let wrong = AgentClient::new(control, proxy.local_addr(), "wrong".into());
-        assert!(wrong.stats().await.is_err());
-        let right = AgentClient::new(control, proxy.local_addr(), "right".into());
+        let pin = serve_control(l, proxy.clone(), settings.clone(), "right").unwrap();
+        let wrong = AgentClient::new(control, proxy.local_addr(), "wrong".into(), &pin);
+        let e = wrong.stats().await.unwrap_err().to_string();
+        assert!(e.contains("401"), "{e}");
+        // The right secret to a certificate other than the pinned one: refused
+        // before the secret is sent.
+        let other = super::super::control_tls::fingerprint(b"another certificate");
+        let spoofed = AgentClient::new(control, proxy.local_addr(), "right".into(), &other);
+        let e = spoofed.stats().await.unwrap_err().to_string();
+        assert!(e.contains("TLS"), "{e}");
+        let right = AgentClient::new(control, proxy.local_addr(), "right".into(), &pin);
         let b = Backend {
             member: "web-1".into(),
             addr: "127.0.0.1:1".parse().unwrap(),

@@ -12,6 +12,7 @@
 //! clients see as few errors as possible.
 
 pub mod agent;
+pub mod control_tls;
 pub mod plane;
 pub mod proxy;
 

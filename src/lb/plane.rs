@@ -212,7 +212,7 @@ async fn adopt(
         return Ok(None);
     };
     let control = control_addr(&at.address, ready.control).await?;
-    let client = AgentClient::new(control, ready.listen, secret);
+    let client = AgentClient::new(control, ready.listen, secret, &ready.cert_sha256);
     let now = match client.settings().await {
         Ok(now) => now,
         Err(e) => {
@@ -265,7 +265,7 @@ async fn make(
         if let Some(c) = c.filter(|c| c.id == id) {
             if let Some(ready) = c.ready.as_deref().and_then(AgentReady::parse) {
                 let control = control_addr(&at.address, ready.control).await?;
-                let client = AgentClient::new(control, ready.listen, secret);
+                let client = AgentClient::new(control, ready.listen, secret, &ready.cert_sha256);
                 return Ok(Plane::Agent(Box::new(RunningAgent {
                     client,
                     container: c.id,
@@ -309,7 +309,8 @@ mod tests {
         }
     }
 
-    const READY: &str = r#"{"listen":"0.0.0.0:8000","control":"0.0.0.0:9000"}"#;
+    const READY: &str =
+        r#"{"listen":"0.0.0.0:8000","control":"0.0.0.0:9000","cert_sha256":"00"}"#;
 
     #[test]
     fn a_running_ready_agent_on_the_same_port_is_adopted() {

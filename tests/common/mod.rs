@@ -571,7 +571,7 @@ pub fn lb_agent_client(docker: &[&str], app: &str, lb: &str) -> drover::lb::agen
         .unwrap_or_else(|| panic!("no ready line from {name}: {out:?}"));
     // Host networking on this machine: the control port is on loopback.
     let control = std::net::SocketAddr::new([127, 0, 0, 1].into(), ready.control.port());
-    drover::lb::agent::AgentClient::new(control, ready.listen, secret)
+    drover::lb::agent::AgentClient::new(control, ready.listen, secret, &ready.cert_sha256)
 }
 
 /// `docker inspect` of one container.
