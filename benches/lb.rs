@@ -190,13 +190,12 @@ fn main() {
     let ready = drover::lb::agent::AgentReady::parse(&line)
         .unwrap_or_else(|| panic!("not a ready line: {line:?}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client =
-        drover::lb::agent::AgentClient::new(
-            ready.control,
-            ready.listen,
-            "bench-secret".into(),
-            &ready.cert_sha256,
-        );
+    let client = drover::lb::agent::AgentClient::new(
+        ready.control,
+        ready.listen,
+        "bench-secret".into(),
+        &ready.cert_sha256,
+    );
     let backends: Vec<drover::lb::proxy::Backend> = ports
         .iter()
         .enumerate()

@@ -58,7 +58,7 @@ pub fn ldd_paths(ldd_output: &str) -> Vec<PathBuf> {
         .filter_map(|l| {
             let l = l.trim();
             let path = match l.split_once("=>") {
-                Some((_, right)) => right.trim().split_whitespace().next()?,
+                Some((_, right)) => right.split_whitespace().next()?,
                 None => l.split_whitespace().next()?,
             };
             path.starts_with('/').then(|| PathBuf::from(path))
@@ -202,7 +202,41 @@ pub async fn ensure_self_image(docker: &Docker) -> Result<String, HostError> {
             "the image is not there after the import",
         ));
     }
+    remove_older(docker, &image).await;
     Ok(image)
+}
+
+/// Removes the images of older drovers (`drover/self:*` but `keep`), so
+/// upgrades and rebuilds do not pile up ~70 MB each. Never forced: the
+/// engine refuses to remove an image a container (an agent an older
+/// drover still runs) uses, and that one stays.
+async fn remove_older(docker: &Docker, keep: &str) {
+    let filters = HashMap::from([("reference".to_string(), vec![SELF_IMAGE_REPO.to_string()])]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let Ok(images) = docker.list_images(Some(opts)).await else {
+        return;
+    };
+    for tag in images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter())
+        .filter(|t| t.starts_with(&format!("{SELF_IMAGE_REPO}:")) && t.as_str() != keep)
+    {
+        match docker
+            .remove_image(
+                tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => tracing::info!(image = %tag, "removed an older drover's image"),
+            Err(e) => {
+                tracing::debug!(image = %tag, error = %e, "an older drover's image stays (in use)")
+            }
+        }
+    }
 }
 
 /// An agent container to run: drover's image with `args`, on host networking.

@@ -65,9 +65,8 @@ pub fn client(pin: &str) -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// The server name a client sends (any: the pin decides).
 pub fn server_name() -> ServerName<'static> {
-    ServerName::try_from(CERT_NAME).unwrap_or(ServerName::IpAddress(
-        std::net::Ipv4Addr::LOCALHOST.into(),
-    ))
+    ServerName::try_from(CERT_NAME)
+        .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
 }
 
 /// Accepts the pinned certificate, and checks the handshake's signatures

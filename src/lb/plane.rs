@@ -309,8 +309,7 @@ mod tests {
         }
     }
 
-    const READY: &str =
-        r#"{"listen":"0.0.0.0:8000","control":"0.0.0.0:9000","cert_sha256":"00"}"#;
+    const READY: &str = r#"{"listen":"0.0.0.0:8000","control":"0.0.0.0:9000","cert_sha256":"00"}"#;
 
     #[test]
     fn a_running_ready_agent_on_the_same_port_is_adopted() {

@@ -567,7 +567,7 @@ pub fn lb_agent_client(docker: &[&str], app: &str, lb: &str) -> drover::lb::agen
     let ready = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(drover::lb::agent::AgentReady::parse)
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no ready line from {name}: {out:?}"));
     // Host networking on this machine: the control port is on loopback.
     let control = std::net::SocketAddr::new([127, 0, 0, 1].into(), ready.control.port());
