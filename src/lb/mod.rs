@@ -83,6 +83,8 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 /// The agent's pool is set again every this many ticks.
 const RESYNC_TICKS: u64 = 5;
+/// A load balancer whose agent could not be made tries again every this many ticks.
+const RETRY_TICKS: u64 = 2;
 /// Failed control calls in a row after which the agent is presumed gone.
 const AGENT_FAILURES: u32 = 3;
 
@@ -258,10 +260,20 @@ impl LoadBalancerEntity {
             self.publish_stats(st);
             return;
         }
+        self.ticks += 1;
         let Some(a) = self.agent.as_ref().map(|a| a.client.clone()) else {
+            // A replacement that found no host that would take it (its
+            // home engine down, the pool's next host not up yet) is tried
+            // again every few seconds, level-triggered.
+            let failed = self.state == Lifecycle::OnFire && self.at.is_some();
+            if failed && !self.opening && self.ticks % RETRY_TICKS == 0 {
+                self.opening = true;
+                ctx.spawn(self.open_plane().into_actor(self).map(|res, act, ctx| {
+                    let _ = act.on_up(res, ctx);
+                }));
+            }
             return;
         };
-        self.ticks += 1;
         if self.ticks % RESYNC_TICKS == 0 {
             self.apply_endpoints(ctx);
         }
