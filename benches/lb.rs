@@ -160,16 +160,17 @@ fn main() {
     let ports = [free_port(), free_port()];
     let _members: Vec<Proc> = ports.iter().map(|p| member(&bin, *p)).collect();
 
-    // drover's load balancer, as drover runs it.
-    let state = dir.path().join("bench-lb.json");
+    // drover's load balancer: the program its agent container runs
+    // (`drover lb-agent`; in production in a container on host networking,
+    // which adds no hop: the same sockets on the same kernel).
     let lb_port = free_port();
-    let agent = Command::new(env!("CARGO_BIN_EXE_drover"))
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_drover"))
         .args([
             "lb-agent",
-            "--state",
-            state.to_str().unwrap(),
             "--listen",
             &format!("127.0.0.1:{lb_port}"),
+            "--control",
+            "127.0.0.1:0",
             "--mode",
             "http",
             "--limits",
@@ -177,24 +178,24 @@ fn main() {
         ])
         .env(drover::lb::agent::SECRET_ENV, "bench-secret")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("drover lb-agent runs");
     let agent_pid = agent.id();
+    let mut out = std::io::BufReader::new(agent.stdout.take().unwrap());
     let _agent = Proc(agent);
-    let t0 = Instant::now();
-    while drover::lb::agent::read_state(&state).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the agent never wrote its state"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("the agent's ready line");
+    let ready = drover::lb::agent::AgentReady::parse(&line)
+        .unwrap_or_else(|| panic!("not a ready line: {line:?}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt
-        .block_on(drover::lb::agent::adopt(&state))
-        .expect("the agent answers");
+    let client = drover::lb::agent::AgentClient::new(
+        ready.control,
+        ready.listen,
+        "bench-secret".into(),
+        &ready.cert_sha256,
+    );
     let backends: Vec<drover::lb::proxy::Backend> = ports
         .iter()
         .enumerate()

@@ -17,10 +17,10 @@
 //! | [`build_context`] | 0 | build contexts: packing a directory with its `.dockerignore` into a deterministic tar, the service's store of uploaded contexts, rewriting a blueprint's contexts in place (a leaf) |
 //! | [`store`] | 1 | durable state in redb, or in etcd for a cluster of drovers (with the leader election and its fence): applications, cluster membership, policy memory, host pools' provisioned hosts; the only code touching the database |
 //! | [`activity`] | 1 | the record of effector calls, policy decisions and events |
-//! | [`host`] | 1 | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image |
+//! | [`host`] | 1 | one actor per Docker engine: the only code that talks to Docker (bollard); event stream, health probes, the workload image, drover's own image and the agent containers run from it |
 //! | [`policy`] | 2 | policy actors (restarter, replacer, autoscaler, the per-location placement policy) with their pure decisions and presets |
 //! | [`enricher`] | 2 | actors deriving sensors from sensors: aggregate over members, rolling mean, rate |
-//! | [`lb`] | 2 | the load balancer entity, its proxy (tcp and http modes) and `drover lb-agent`, the process the proxy runs in so that it outlives drover |
+//! | [`lb`] | 2 | the load balancer entity, its proxy (tcp and http modes) and `drover lb-agent`, the container the proxy runs in so that it outlives drover |
 //! | [`leader`] | 2 | who leads a cluster of drovers on etcd: the role `/healthz` shows, standing by, and stopping at once when the lease is lost |
 //! | [`entity`] | 3 | one actor per managed thing: application, cluster, container; the policy factory trait they are handed; the messages between a container and its host pool |
 //! | [`location`] | 4 | `drover.yaml` locations: the host pool actor (reservations, provisioning, failed hosts, adoption after a restart; sized by the shared autoscaler) and its provisioners |

@@ -86,16 +86,16 @@ enum TokenWhat {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// A load balancer's data plane as its own process; `drover serve`
-    /// starts one per load balancer (see the README's "Load balancers").
+    /// A load balancer's data plane; `drover serve` runs one per load
+    /// balancer in a container (see the README's "Load balancers").
     #[command(hide = true)]
     LbAgent {
-        /// The state file it writes once it listens, and whose removal stops it.
-        #[arg(long)]
-        state: PathBuf,
         /// Address clients connect to.
         #[arg(long)]
         listen: std::net::SocketAddr,
+        /// Address of the control API (port 0: a free one; printed on the ready line).
+        #[arg(long, default_value = "0.0.0.0:0")]
+        control: std::net::SocketAddr,
         /// `http` or `tcp`.
         #[arg(long, value_parser = |s: &str| serde_json::from_value::<drover::blueprint::LbMode>(serde_json::Value::String(s.into())).map_err(|e| e.to_string()))]
         mode: drover::blueprint::LbMode,
@@ -344,17 +344,16 @@ fn main() -> ExitCode {
     };
     let result: Result<(), String> = match args.command {
         Command::LbAgent {
-            state,
             listen,
+            control,
             mode,
             limits,
         } => {
             init_logs(LogFormat::Text);
             drover::lb::agent::run(drover::lb::agent::AgentArgs {
-                state,
                 listen,
-                mode,
-                limits,
+                control,
+                settings: drover::lb::agent::AgentSettings { mode, limits },
             })
             .map_err(|e| e.to_string())
         }

@@ -347,14 +347,11 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             locations.insert(name.clone(), at);
             pool_actors.insert(name, pool);
         }
-        let mut mgmt = Management::new(locations);
-        // Load balancers run as processes of their own beside the store
-        // (with etcd, in the state directory), so they outlive this drover
-        // (crash, upgrade).
-        if let Some(dir) = lb_agents_dir(&opts.store) {
-            mgmt = mgmt.with_lb_agents(dir);
-        }
-        mgmt.with_pools(pool_actors)
+        // Load balancers run as containers of their own on their location's
+        // engine, so they outlive this drover (crash, upgrade, takeover).
+        Management::new(locations)
+            .with_lb_containers()
+            .with_pools(pool_actors)
             .with_presets(presets)
             .with_store(store, snapshot)
             .with_allowed_host_paths(allowed_host_paths)
@@ -618,16 +615,6 @@ fn host_address_of(endpoint: &str) -> String {
         .and_then(|rest| rest.split(':').next())
         .map(str::to_string)
         .unwrap_or_else(|| "127.0.0.1".to_string())
-}
-
-/// Where the load-balancer processes keep their state files: `lb-agents/`
-/// beside the store file (with etcd, in `--state-dir`).
-fn lb_agents_dir(store: &std::path::Path) -> Option<PathBuf> {
-    let parent = store
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    Some(std::path::absolute(parent).ok()?.join("lb-agents"))
 }
 
 /// What the standby's server shares with the leader's, or has of its own.

@@ -1,8 +1,10 @@
-//! The data plane outlives the control plane: load balancers run as
-//! `drover lb-agent` processes, keep serving while drover is `kill -9`ed,
-//! eject a member killed meanwhile by themselves, and are adopted (not
-//! restarted) by the next drover. HTTP mode counts requests one by one on
-//! keep-alive connections. Real engine, real processes.
+//! The data plane outlives the control plane: load balancers run as agent
+//! containers (`drover lb-agent` from drover's own image, host
+//! networking), keep serving while drover is `kill -9`ed, eject a member
+//! killed meanwhile by themselves, and are adopted (not restarted) by the
+//! next drover, found on the engine. HTTP mode counts requests one by one
+//! on keep-alive connections. A settings change is applied in place; a
+//! killed agent container is replaced. Real engine, real processes.
 
 mod common;
 
@@ -40,18 +42,6 @@ services:
     port: 0
 "#
     )
-}
-
-/// Kills the agent process when the test ends, however it ends (its state
-/// file going with the temp dir stops it too, within a second).
-struct AgentGuard(u32);
-
-impl Drop for AgentGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &self.0.to_string()])
-            .status();
-    }
 }
 
 /// Keep-alive GET load from a few threads; counts answers and failures.
@@ -132,10 +122,41 @@ fn lb_sensor_u64(d: &Drover, app: &str, name: &str) -> Option<u64> {
     d.sensors(app, "lb")[name]["value"].as_u64()
 }
 
+/// The load balancer's agent container: (id, State.StartedAt) as its sensors say.
+fn agent_of(d: &Drover, app: &str) -> Option<(String, String)> {
+    let (status, s) = d.get(&format!("/v1/applications/{app}/entities/lb/sensors"));
+    if status != 200 {
+        return None;
+    }
+    Some((
+        s["lb.container_id"]["value"].as_str()?.to_string(),
+        s["lb.started_at"]["value"].as_str()?.to_string(),
+    ))
+}
+
 /// Deploys, waits for the pool of `size` behind the load balancer; returns
-/// (port, agent pid).
-fn deploy(d: &Drover, app: &str, size: u32) -> (u16, u32) {
-    d.deploy(&blueprint(app, size));
+/// (port, agent container id, its StartedAt).
+fn deploy(d: &Drover, app: &str, size: u32) -> (u16, String, String) {
+    let r = deploy_on(d, app, &blueprint(app, size), size);
+    let c = inspect(&r.1);
+    assert_eq!(c["State"]["Running"], true, "{c}");
+    assert_eq!(c["State"]["StartedAt"], r.2.as_str());
+    assert_eq!(c["HostConfig"]["NetworkMode"], "host");
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["io.drover.app"], app);
+    assert_eq!(labels["io.drover.entity"], "lb");
+    assert_eq!(labels["io.drover.role"], "lb-agent");
+    assert!(
+        !c["Args"].to_string().contains("DROVER_LB_SECRET"),
+        "no secret on the command line: {c}"
+    );
+    assert_eq!(lb_agents_of(app, false), vec![r.1.clone()]);
+    r
+}
+
+/// As [`deploy`], a given blueprint, its agent on the engine `docker` names.
+fn deploy_on(d: &Drover, app: &str, bp: &str, size: u32) -> (u16, String, String) {
+    d.deploy(bp);
     d.wait_running(app, DEADLINE);
     wait_for(DEADLINE, "every member in the pool", || {
         let s = d.sensors(app, "lb");
@@ -144,8 +165,8 @@ fn deploy(d: &Drover, app: &str, size: u32) -> (u16, u32) {
     let s = d.sensors(app, "lb");
     assert_eq!(s["lb.mode"]["value"], "http", "an http-checked target: {s}");
     let port = s["lb.port"]["value"].as_u64().expect("lb.port") as u16;
-    let pid = s["lb.agent_pid"]["value"].as_u64().expect("lb.agent_pid") as u32;
-    (port, pid)
+    let (id, started) = agent_of(d, app).expect("lb.container_id and lb.started_at");
+    (port, id, started)
 }
 
 #[test]
@@ -156,13 +177,7 @@ fn kill_9_of_drover_fails_no_request_and_the_next_drover_adopts_the_load_balance
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("drover.redb");
     let mut d = Drover::start_on(&store);
-    let (port, pid) = deploy(&d, &app, 2);
-    let _agent = AgentGuard(pid);
-    assert_ne!(
-        pid,
-        d.child.id(),
-        "the load balancer is a process of its own"
-    );
+    let (port, id, started) = deploy(&d, &app, 2);
 
     let load = Load::start(port, 4);
     wait_for(Duration::from_secs(30), "load flowing", || {
@@ -187,8 +202,11 @@ fn kill_9_of_drover_fails_no_request_and_the_next_drover_adopts_the_load_balance
             return None;
         }
         let total = s["lb.requests_total"]["value"].as_u64()?;
-        (s["lb.agent_pid"]["value"].as_u64()? as u32 == pid).then_some(total)
+        (s["lb.container_id"]["value"].as_str()? == id).then_some(total)
     });
+    // Adopted, not restarted: the same container, started at the same time.
+    assert_eq!(agent_of(&d, &app), Some((id.clone(), started.clone())));
+    assert_eq!(inspect(&id)["State"]["StartedAt"], started.as_str());
     // The counters are the agent's: they went on while drover was away.
     assert!(
         adopted >= counted_before + during_down,
@@ -204,18 +222,13 @@ fn kill_9_of_drover_fails_no_request_and_the_next_drover_adopts_the_load_balance
     assert_eq!(lb.state, drover::protocol::Lifecycle::Running);
     assert_eq!(lb.sensor_u64("lb.port"), Some(port as u64));
 
-    // Destroy stops the agent.
+    // Destroy removes the agent's container.
     let (status, body) = d.delete(&format!("/v1/applications/{app}"));
     assert!(status < 300, "{status} {body}");
     wait_for(
         Duration::from_secs(30),
-        "the agent gone after destroy",
-        || {
-            (!std::path::Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.contains(") Z ")))
-            .then_some(())
-        },
+        "the agent container gone after destroy",
+        || lb_agents_of(&app, true).is_empty().then_some(()),
     );
 }
 
@@ -227,8 +240,7 @@ fn a_member_killed_while_drover_is_down_is_ejected_by_the_load_balancer() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("drover.redb");
     let mut d = Drover::start_on(&store);
-    let (port, pid) = deploy(&d, &app, 3);
-    let _agent = AgentGuard(pid);
+    let (port, _, _) = deploy(&d, &app, 3);
     let load = Load::start(port, 4);
     wait_for(Duration::from_secs(30), "load flowing", || {
         (load.ok() > 100).then_some(())
@@ -261,12 +273,8 @@ fn a_member_killed_while_drover_is_down_is_ejected_by_the_load_balancer() {
     // The agent's own counters: the dead member was tried, ejected and
     // its requests retried on another; nothing failed; its pool is the
     // last drover gave it.
-    let file = dir.path().join("lb-agents").join(format!("{app}-lb.json"));
+    let agent = lb_agent_client(&[], &app, "lb");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let agent = rt
-        .block_on(drover::lb::agent::adopt(&file))
-        .expect("the agent answers its control API");
-    assert_eq!(agent.state.pid, pid);
     let st = rt.block_on(agent.stats()).unwrap();
     assert!(st.retries_total >= 1, "{st:?}");
     assert_eq!(st.errors_total, 0, "{st:?}");
@@ -347,8 +355,7 @@ fn latency_p99_and_status_classes_match_what_wrk_saw() {
     let app = unique("dplat");
     let _g = AppGuard(app.clone());
     let d = Drover::start();
-    let (port, pid) = deploy(&d, &app, 2);
-    let _agent = AgentGuard(pid);
+    let (port, _, _) = deploy(&d, &app, 2);
     let before = wait_for(Duration::from_secs(10), "counters published", || {
         lb_sensor_u64(&d, &app, "lb.requests_total")
     });
@@ -412,8 +419,6 @@ fn the_quickstart_with_the_web_autoscaler_grows_under_keep_alive_load_and_shrink
     let s = d.sensors(&app, "lb");
     assert_eq!(s["lb.mode"]["value"], "http");
     let port = s["lb.port"]["value"].as_u64().unwrap() as u16;
-    let pid = s["lb.agent_pid"]["value"].as_u64().unwrap() as u32;
-    let _agent = AgentGuard(pid);
     let size = |d: &Drover| {
         d.entity_view(&app, "web")
             .and_then(|w| w.sensor_u64("group.size"))
@@ -442,8 +447,7 @@ fn a_graceful_stop_of_drover_leaves_the_load_balancer_serving() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("drover.redb");
     let mut d = Drover::start_on(&store);
-    let (port, pid) = deploy(&d, &app, 2);
-    let _agent = AgentGuard(pid);
+    let (port, id, started) = deploy(&d, &app, 2);
     let load = Load::start(port, 2);
     wait_for(Duration::from_secs(30), "load flowing", || {
         (load.ok() > 50).then_some(())
@@ -458,9 +462,166 @@ fn a_graceful_stop_of_drover_leaves_the_load_balancer_serving() {
     );
     let d = Drover::start_on(&store);
     wait_for(DEADLINE, "the same load balancer adopted", || {
-        let (status, s) = d.get(&format!("/v1/applications/{app}/entities/lb/sensors"));
-        (status == 200 && s["lb.agent_pid"]["value"].as_u64() == Some(pid as u64)).then_some(())
+        (agent_of(&d, &app)? == (id.clone(), started.clone())).then_some(())
     });
     let (ok, failed, errors) = load.finish();
     assert_eq!(failed, 0, "zero failed requests of {ok}: {errors:?}");
+}
+
+#[test]
+fn an_apply_of_only_a_load_balancer_setting_changes_it_in_place_under_load() {
+    let _turn = turn();
+    let app = unique("dpset");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let d = Drover::start();
+    let (port, id, started) = deploy(&d, &app, 2);
+    let load = Load::start(port, 4);
+    wait_for(Duration::from_secs(30), "load flowing", || {
+        (load.ok() > 100).then_some(())
+    });
+    let file = dir.path().join("app.yaml");
+    let changed = format!(
+        "{}    limits: {{ max_connections: 321, idle_timeout: 20s }}\n",
+        blueprint(&app, 2)
+    );
+    std::fs::write(&file, &changed).unwrap();
+    let file = file.to_str().unwrap();
+    let diff = d.cli(&["diff", file]);
+    assert!(diff.ok, "{}{}", diff.stdout, diff.stderr);
+    assert!(
+        diff.stdout.contains("~ lb in-place") && diff.stdout.contains("changed in place"),
+        "{}",
+        diff.stdout
+    );
+    let run = d.cli(&["apply", file, "-o", "json"]);
+    assert!(run.ok, "drover apply: {}{}", run.stdout, run.stderr);
+    let plan: drover::wire::Plan = serde_json::from_str(&run.stdout).unwrap();
+    let lb = plan.services.iter().find(|s| s.id == "lb").unwrap();
+    assert_eq!(lb.action, drover::wire::PlanAction::InPlace, "{plan:?}");
+    // The sensor, and the agent itself, show the new setting.
+    wait_for(
+        Duration::from_secs(30),
+        "the new limit in lb.limits",
+        || {
+            (d.sensors(&app, "lb")["lb.limits"]["value"]["max_connections"].as_u64()? == 321)
+                .then_some(())
+        },
+    );
+    let agent = lb_agent_client(&[], &app, "lb");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let settings = rt.block_on(agent.settings()).unwrap();
+    assert_eq!(settings.limits.max_connections, 321);
+    assert_eq!(settings.limits.idle_timeout, Duration::from_secs(20));
+    let after = load.ok();
+    wait_for(Duration::from_secs(20), "load still flowing", || {
+        (load.ok() > after + 100).then_some(())
+    });
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(failed, 0, "zero failed requests of {ok}: {errors:?}");
+    // The same container, never restarted; the same port.
+    assert_eq!(agent_of(&d, &app), Some((id.clone(), started)));
+    assert_eq!(lb_agents_of(&app, true), vec![id]);
+    assert_eq!(lb_sensor_u64(&d, &app, "lb.port"), Some(port as u64));
+}
+
+#[test]
+fn a_killed_load_balancer_container_is_replaced_on_the_same_port() {
+    let _turn = turn();
+    let app = unique("dpkilllb");
+    let _g = AppGuard(app.clone());
+    let d = Drover::start();
+    let (port, id, _) = deploy(&d, &app, 2);
+    let out = std::process::Command::new("docker")
+        .args(["kill", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker kill: {out:?}");
+    let new = wait_for(DEADLINE, "a new load balancer container", || {
+        agent_of(&d, &app).map(|(c, _)| c).filter(|c| *c != id)
+    });
+    assert_eq!(inspect(&new)["State"]["Running"], true);
+    // The dead one is gone, not left beside it.
+    assert_eq!(lb_agents_of(&app, true), vec![new]);
+    assert_eq!(lb_sensor_u64(&d, &app, "lb.port"), Some(port as u64));
+    assert!(lb_sensor_u64(&d, &app, "lb.replaced_total").unwrap_or(0) >= 1);
+    wait_for(Duration::from_secs(30), "served on the same port", || {
+        (http_get(port, "/")?.0 == 200).then_some(())
+    });
+}
+
+#[test]
+fn a_load_balancer_on_a_second_engine_serves_and_is_adopted_after_a_restart() {
+    let _turn = turn();
+    let engines = common::engines::Engines::start(1);
+    let cfg = engines.dir.path().join("drover.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "locations:\n  pool:\n    hosts:\n      - {{ name: e-1, endpoint: '{}' }}\n",
+            engines.socket(0)
+        ),
+    )
+    .unwrap();
+    let app = unique("dpremote");
+    let _g = AppGuard(app.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("drover.redb");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut d = Drover::start_with(&args);
+    let bp = blueprint(&app, 2).replace(
+        &format!("name: {app}\n"),
+        &format!("name: {app}\nlocation: pool\n"),
+    );
+    let (port, id, started) = deploy_on(&d, &app, &bp, 2);
+    // On the second engine, not on this machine's default one.
+    let on_e1 = engines.docker(
+        0,
+        &[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "label=io.drover.role=lb-agent",
+            "--filter",
+            &format!("label=io.drover.app={app}"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&on_e1.stdout).trim(), id);
+    assert!(lb_agents_of(&app, true).is_empty());
+    wait_for(Duration::from_secs(30), "served through it", || {
+        (http_get(port, "/")?.0 == 200).then_some(())
+    });
+    d.kill9();
+    let d = Drover::start_with(&args);
+    wait_for(DEADLINE, "the same load balancer adopted", || {
+        (agent_of(&d, &app)? == (id.clone(), started.clone())).then_some(())
+    });
+    let socket = engines.socket(0);
+    let agent = lb_agent_client(&["-H", &socket], &app, "lb");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let st = rt.block_on(agent.stats()).unwrap();
+    assert!(st.requests_total >= 1, "its counters kept: {st:?}");
+    let (status, body) = d.delete(&format!("/v1/applications/{app}"));
+    assert!(status < 300, "{status} {body}");
+    wait_for(Duration::from_secs(30), "its container removed", || {
+        let out = engines.docker(
+            0,
+            &[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=io.drover.app={app}"),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
 }

@@ -227,11 +227,20 @@ impl ApplicationEntity {
                         .parse()
                         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
                     let listen = std::net::SocketAddr::new(ip, svc.port.unwrap_or(0));
-                    let agent_file = self
-                        .links
-                        .lb_agents
-                        .as_ref()
-                        .map(|dir| dir.join(format!("{}-{}.json", self.me.app, svc.id)));
+                    // The agent container runs on the location's home
+                    // engine (with a pool, where its networks are made);
+                    // the pool's other running hosts when it cannot.
+                    let agent_host =
+                        self.links
+                            .lb_containers
+                            .then(|| crate::lb::plane::AgentHosts {
+                                home: crate::lb::plane::AgentHost {
+                                    host: at.host.clone(),
+                                    name: at.host_name.clone(),
+                                    address: at.host_address.clone(),
+                                },
+                                others: at.pool.as_ref().map(|p| p.agent_hosts.clone()),
+                            });
                     let addr = LoadBalancerEntity::new(
                         child.clone(),
                         target,
@@ -241,7 +250,7 @@ impl ApplicationEntity {
                         crate::lb::mode_of(&self.blueprint, &svc),
                         svc.limits.clone().unwrap_or_default(),
                     )
-                    .with_agent(agent_file)
+                    .on_host(agent_host)
                     .start();
                     load_balancer_handle(&addr)
                 }

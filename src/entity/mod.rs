@@ -90,9 +90,9 @@ pub struct Links {
     pub activities: Recipient<crate::activity::RecordActivity>,
     /// The application's image pins (one digest per tag per deploy).
     pub images: images::ImagePins,
-    /// Where load balancers' `drover lb-agent` processes keep their state
-    /// files; `None` runs load balancers inside drover (tests without a store).
-    pub lb_agents: Option<std::path::PathBuf>,
+    /// Load balancers run as agent containers on their location's engine
+    /// (`drover serve`); `false` runs them inside drover (unit tests).
+    pub lb_containers: bool,
 }
 
 /// Saved state for a rebind: cluster membership and policy memory.

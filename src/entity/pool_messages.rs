@@ -15,6 +15,8 @@ pub use crate::protocol::Move;
 pub struct PoolLink {
     pub place: Recipient<Place>,
     pub release: Recipient<Release>,
+    /// The pool's running hosts, for a load balancer's agent container.
+    pub agent_hosts: Recipient<crate::lb::plane::ListAgentHosts>,
 }
 
 /// Tells a container entity that its host is gone: start again elsewhere.

@@ -5,6 +5,7 @@
 //! event stream (reconnecting with `since` and re-listing to reconcile) and
 //! forwards every event of a drover-managed container to whoever manages it.
 
+pub mod agent;
 pub mod build;
 pub mod credentials;
 pub mod engines;
@@ -46,6 +47,9 @@ pub mod labels {
     pub const ENTITY: &str = "io.drover.entity";
     /// Which drover made the container (its store's identity).
     pub const OWNER: &str = "io.drover.owner";
+    /// What a container is when it is not an entity's workload: `lb-agent`
+    /// for a load balancer's data plane (see [`super::agent`]).
+    pub const ROLE: &str = "io.drover.role";
 }
 
 /// How long `docker stop` waits before SIGKILL. Short because drover's

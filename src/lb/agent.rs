@@ -1,43 +1,43 @@
-//! The load balancer as its own process: `drover lb-agent`.
+//! The load balancer's data plane as a program of its own: `drover
+//! lb-agent`, run as a container on a host of the load balancer's location.
 //!
 //! drover's control plane restarts (upgrades, crashes, `kill -9`); the data
 //! plane must not restart with it, as kube-proxy keeps serving while the
-//! API server is down. So drover runs each load balancer's proxy in a
-//! process of its own, `drover lb-agent` (the same binary), started in its
-//! own process group so a signal to drover's group does not reach it.
-//! It holds the listening socket, its last backends and its counters, and
-//! ejects failing members itself (the proxy's passive health checks).
+//! API server is down. So each load balancer's proxy runs in a container
+//! made from drover's own binary (see `crate::host::agent`: the image, and
+//! why host networking). It holds the listening socket, its last backends
+//! and its counters, and ejects failing members itself (the proxy's passive
+//! health checks).
 //!
-//! drover talks to an agent over a small HTTP control API on loopback,
-//! authenticated by a secret drover hands the agent through its
-//! environment: `GET /v1/stats`, `PUT /v1/backends`, `POST /v1/shutdown`.
-//! The agent writes its state file (pid, addresses, secret) beside
-//! drover's store once it listens; a restarted drover reads it, asks the
-//! agent for its counters and adopts it: nothing is restarted.
+//! drover talks to an agent over a small HTTP control API, over TLS with a
+//! certificate the agent makes when it starts and drover pins (see
+//! [`super::control_tls`]), on a port the agent picks: `GET /v1/stats`, `GET|PUT /v1/backends`, `GET|PUT
+//! /v1/settings` (mode and limits, changed in place: the listening socket
+//! and open connections stay), `POST /v1/shutdown`. Every call carries the
+//! secret drover generated for that agent (`Authorization: Bearer`),
+//! compared in constant time; the secret reaches the agent in its
+//! environment, never on its command line. The agent prints one ready line
+//! (its listen and control addresses and its certificate's SHA-256, not the
+//! secret) on stdout.
 //!
-//! The state file is also the agent's lease: when it is gone (the
-//! application destroyed, or the store's directory removed) the agent
-//! stops within a second, so no agent outlives what it served.
-//!
-//! Members are reached as drover reaches them: the address their host
-//! publishes and the published port (the agent runs on drover's machine).
+//! A restarted drover, or a standby taking over, finds the container by
+//! its name and labels, reads the secret from its environment and the
+//! addresses from its ready line, and adopts it: nothing is restarted and
+//! the counters go on.
 
 use std::convert::Infallible;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::proxy::{Backend, Proxy, ProxyConfig, ProxyStats};
 use crate::blueprint::{LbLimits, LbMode};
@@ -45,22 +45,33 @@ use crate::blueprint::{LbLimits, LbMode};
 /// The environment variable carrying the control secret to the agent
 /// (never on its command line, which `ps` shows).
 pub const SECRET_ENV: &str = "DROVER_LB_SECRET";
-/// How often the agent checks its lease (the state file).
-const LEASE_EVERY: Duration = Duration::from_secs(1);
+/// The start of the agent's ready line on stdout; JSON [`AgentReady`] follows.
+pub const READY_PREFIX: &str = "drover-lb-agent ready ";
 /// How long a control request may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long drover waits for a new agent to listen.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What an agent writes once it listens, and what a restarted drover reads.
+/// What an agent prints once it listens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentState {
-    pub pid: u32,
+pub struct AgentReady {
     /// Where clients connect.
     pub listen: SocketAddr,
-    /// The control API (loopback).
+    /// The control API (TLS).
     pub control: SocketAddr,
-    pub secret: String,
+    /// SHA-256 of the control API's certificate, hex: drover accepts no other.
+    pub cert_sha256: String,
+}
+
+impl AgentReady {
+    /// From a ready line (pure).
+    pub fn parse(line: &str) -> Option<AgentReady> {
+        serde_json::from_str(line.strip_prefix(READY_PREFIX)?.trim()).ok()
+    }
+}
+
+/// The settings an agent changes in place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
     pub mode: LbMode,
     pub limits: LbLimits,
 }
@@ -68,34 +79,26 @@ pub struct AgentState {
 /// Failures of starting or talking to an agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("cannot start the load balancer process ({exe}): {source}; check that drover's binary is still where it was started from")]
-    Spawn {
-        exe: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the load balancer process did not start: {0}")]
+    #[error("the load balancer agent did not start: {0}")]
     Start(String),
-    #[error("the load balancer's control API at {control} failed: {message}; drover starts a new load balancer if it stays unreachable")]
+    #[error("the load balancer's control API at {control} failed: {message}; drover replaces the load balancer if it stays unreachable")]
     Control {
         control: SocketAddr,
         message: String,
     },
-    #[error("the load balancer's state file {file}: {message}")]
-    State { file: String, message: String },
 }
 
 /// The arguments of `drover lb-agent` (a hidden command: drover runs it).
 #[derive(Debug, Clone)]
 pub struct AgentArgs {
-    pub state: PathBuf,
     pub listen: SocketAddr,
-    pub mode: LbMode,
-    pub limits: LbLimits,
+    /// Where the control API listens (port 0: a free one).
+    pub control: SocketAddr,
+    pub settings: AgentSettings,
 }
 
-/// `drover lb-agent`: runs until its state file is removed, it is told to
-/// shut down, or it gets SIGTERM/SIGINT.
+/// `drover lb-agent`: runs until it is told to shut down or gets
+/// SIGTERM/SIGINT (`docker stop`).
 pub fn run(args: AgentArgs) -> Result<(), AgentError> {
     let secret = std::env::var(SECRET_ENV).map_err(|_| {
         AgentError::Start(format!(
@@ -110,107 +113,81 @@ pub fn run(args: AgentArgs) -> Result<(), AgentError> {
 }
 
 async fn serve_agent(args: AgentArgs, secret: String) -> Result<(), AgentError> {
-    let cfg = ProxyConfig::from_blueprint(args.mode, &args.limits);
+    let cfg = ProxyConfig::from_blueprint(args.settings.mode, &args.settings.limits);
     let proxy = Proxy::start(args.listen, cfg).await.map_err(|e| {
         AgentError::Start(format!(
             "cannot listen on {}: {e}; choose another `port` (0 picks a free one)",
             args.listen
         ))
     })?;
-    let control = TcpListener::bind("127.0.0.1:0")
+    let (tls, cert_sha256) = super::control_tls::server().map_err(AgentError::Start)?;
+    let control = TcpListener::bind(args.control)
         .await
-        .map_err(|e| AgentError::Start(format!("control listener: {e}")))?;
-    let state = AgentState {
-        pid: std::process::id(),
+        .map_err(|e| AgentError::Start(format!("control listener on {}: {e}", args.control)))?;
+    let ready = AgentReady {
         listen: proxy.local_addr(),
         control: control
             .local_addr()
             .map_err(|e| AgentError::Start(format!("control listener: {e}")))?,
-        secret,
-        mode: args.mode,
-        limits: args.limits.clone(),
+        cert_sha256,
     };
-    write_state(&args.state, &state)?;
-    info!(listen = %state.listen, control = %state.control, "lb-agent serving");
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{READY_PREFIX}{}",
+            serde_json::to_string(&ready).unwrap_or_default()
+        );
+        let _ = out.flush();
+    }
+    info!(listen = %ready.listen, control = %ready.control, "lb-agent serving");
     let stop = Arc::new(tokio::sync::Notify::new());
-    let ctl = tokio::spawn(control_loop(
-        control,
-        proxy.clone(),
-        state.secret.clone(),
-        stop.clone(),
-    ));
+    let agent = Agent {
+        proxy: proxy.clone(),
+        settings: Arc::new(RwLock::new(args.settings)),
+        secret: Arc::new(format!("Bearer {secret}")),
+        stop: stop.clone(),
+    };
+    let ctl = tokio::spawn(control_loop(control, tls, agent));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| AgentError::Start(format!("signal handler: {e}")))?;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(LEASE_EVERY) => {
-                if !lease_held(&args.state, state.pid) {
-                    info!(state = %args.state.display(), "lb-agent: state file gone; stopping");
-                    break;
-                }
-            }
-            _ = stop.notified() => { info!("lb-agent: told to stop"); break; }
-            _ = term.recv() => { info!("lb-agent: SIGTERM; stopping"); break; }
-            _ = tokio::signal::ctrl_c() => break,
-        }
+    tokio::select! {
+        _ = stop.notified() => info!("lb-agent: told to stop"),
+        _ = term.recv() => info!("lb-agent: SIGTERM; stopping"),
+        _ = tokio::signal::ctrl_c() => {}
     }
     ctl.abort();
     proxy.shutdown();
-    if lease_held(&args.state, state.pid) {
-        let _ = std::fs::remove_file(&args.state);
-    }
     Ok(())
 }
 
-/// The state file still names this agent (a newer agent may have replaced it).
-fn lease_held(file: &Path, pid: u32) -> bool {
-    read_state(file).is_ok_and(|s| s.pid == pid)
-}
-
-fn write_state(file: &Path, state: &AgentState) -> Result<(), AgentError> {
-    let err = |e: std::io::Error| AgentError::State {
-        file: file.display().to_string(),
-        message: e.to_string(),
-    };
-    let tmp = file.with_extension("tmp");
-    let text = serde_json::to_vec_pretty(state).unwrap_or_default();
-    std::fs::write(&tmp, text).map_err(err)?;
-    // Only the owner reads the secret.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    std::fs::rename(&tmp, file).map_err(err)
-}
-
-pub fn read_state(file: &Path) -> Result<AgentState, AgentError> {
-    let err = |m: String| AgentError::State {
-        file: file.display().to_string(),
-        message: m,
-    };
-    let text = std::fs::read(file).map_err(|e| err(e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| err(e.to_string()))
-}
-
-async fn control_loop(
-    listener: TcpListener,
+/// What the control API serves.
+#[derive(Clone)]
+struct Agent {
     proxy: Proxy,
-    secret: String,
+    settings: Arc<RwLock<AgentSettings>>,
+    /// `Bearer <secret>`, as the header must read.
+    secret: Arc<String>,
     stop: Arc<tokio::sync::Notify>,
-) {
-    let secret = Arc::new(format!("Bearer {secret}"));
+}
+
+async fn control_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, agent: Agent) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let Ok((s, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let proxy = proxy.clone();
-        let secret = secret.clone();
-        let stop = stop.clone();
+        let agent = agent.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            // A handshake that stalls is dropped, not kept forever.
+            let Ok(Ok(s)) = tokio::time::timeout(CONTROL_TIMEOUT, acceptor.accept(s)).await else {
+                return;
+            };
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let proxy = proxy.clone();
-                let secret = secret.clone();
-                let stop = stop.clone();
-                async move { Ok::<_, Infallible>(control(req, &proxy, &secret, &stop).await) }
+                let agent = agent.clone();
+                async move { Ok::<_, Infallible>(control(req, &agent).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(s), svc)
@@ -225,112 +202,178 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn control(
+/// Equal without an early exit, so the time taken does not tell an
+/// attacker how much of a guess was right (pure).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn body_of<T: serde::de::DeserializeOwned>(
     req: Request<hyper::body::Incoming>,
-    proxy: &Proxy,
-    secret: &str,
-    stop: &tokio::sync::Notify,
-) -> Response<Full<Bytes>> {
+) -> Result<T, Response<Full<Bytes>>> {
+    let body = Limited::new(req.into_body(), 4 << 20)
+        .collect()
+        .await
+        .map_err(|e| reply(StatusCode::BAD_REQUEST, format!("body: {e}\n")))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| reply(StatusCode::BAD_REQUEST, format!("{e}\n")))
+}
+
+async fn control(req: Request<hyper::body::Incoming>, agent: &Agent) -> Response<Full<Bytes>> {
     let authorized = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes() == secret.as_bytes());
+        .is_some_and(|v| constant_time_eq(v.as_bytes(), agent.secret.as_bytes()));
     if !authorized {
         return reply(StatusCode::UNAUTHORIZED, "a bearer secret is required\n");
     }
+    let json = |v: &dyn erased::Json| reply(StatusCode::OK, v.to_vec());
     match (req.method().clone(), req.uri().path()) {
-        (Method::GET, "/v1/stats") => reply(
-            StatusCode::OK,
-            serde_json::to_vec(&proxy.stats()).unwrap_or_default(),
-        ),
-        (Method::GET, "/v1/backends") => reply(
-            StatusCode::OK,
-            serde_json::to_vec(&proxy.backends()).unwrap_or_default(),
-        ),
-        (Method::PUT, "/v1/backends") => {
-            let body = match Limited::new(req.into_body(), 4 << 20).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return reply(StatusCode::BAD_REQUEST, format!("body: {e}\n")),
-            };
-            match serde_json::from_slice::<Vec<Backend>>(&body) {
-                Ok(b) => {
-                    debug!(backends = b.len(), "lb-agent: backends set");
-                    proxy.set_backends(b);
-                    reply(StatusCode::NO_CONTENT, Bytes::new())
-                }
-                Err(e) => reply(StatusCode::BAD_REQUEST, format!("backends: {e}\n")),
+        (Method::GET, "/v1/stats") => json(&agent.proxy.stats()),
+        (Method::GET, "/v1/backends") => json(&agent.proxy.backends()),
+        (Method::PUT, "/v1/backends") => match body_of::<Vec<Backend>>(req).await {
+            Ok(b) => {
+                debug!(backends = b.len(), "lb-agent: backends set");
+                agent.proxy.set_backends(b);
+                reply(StatusCode::NO_CONTENT, Bytes::new())
             }
+            Err(r) => r,
+        },
+        (Method::GET, "/v1/settings") => {
+            json(&*agent.settings.read().unwrap_or_else(|p| p.into_inner()))
         }
+        (Method::PUT, "/v1/settings") => match body_of::<AgentSettings>(req).await {
+            Ok(s) => {
+                info!(mode = s.mode.as_str(), limits = ?s.limits, "lb-agent: settings changed in place");
+                agent
+                    .proxy
+                    .set_config(ProxyConfig::from_blueprint(s.mode, &s.limits));
+                *agent.settings.write().unwrap_or_else(|p| p.into_inner()) = s.clone();
+                json(&s)
+            }
+            Err(r) => r,
+        },
         (Method::POST, "/v1/shutdown") => {
-            stop.notify_one();
+            agent.stop.notify_one();
             reply(StatusCode::NO_CONTENT, Bytes::new())
         }
         _ => reply(StatusCode::NOT_FOUND, "no such control route\n"),
     }
 }
 
+/// Serialising through a `dyn` (the match arms answer different types).
+mod erased {
+    pub trait Json {
+        fn to_vec(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_vec(&self) -> Vec<u8> {
+            serde_json::to_vec(self).unwrap_or_default()
+        }
+    }
+}
+
 /// drover's side of one agent.
 #[derive(Clone)]
 pub struct AgentClient {
-    pub state: AgentState,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// Where drover reaches the control API.
+    pub control: SocketAddr,
+    /// Where clients connect (as the agent bound it).
+    pub listen: SocketAddr,
+    secret: String,
+    /// Trusts the agent's certificate only (from its ready line).
+    tls: Result<Arc<rustls::ClientConfig>, String>,
 }
 
 impl std::fmt::Debug for AgentClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentClient")
-            .field("pid", &self.state.pid)
-            .field("listen", &self.state.listen)
+            .field("control", &self.control)
+            .field("listen", &self.listen)
             .finish_non_exhaustive()
     }
 }
 
 impl AgentClient {
-    fn new(state: AgentState) -> Self {
+    /// A client of the agent at `control` whose certificate's SHA-256 is `cert_sha256`.
+    pub fn new(control: SocketAddr, listen: SocketAddr, secret: String, cert_sha256: &str) -> Self {
         AgentClient {
-            state,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            control,
+            listen,
+            secret,
+            tls: super::control_tls::client(cert_sha256),
         }
     }
 
     async fn call(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
-        let control = self.state.control;
+        let control = self.control;
         let fail = |message: String| AgentError::Control { control, message };
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("http://{control}{path}"))
-            .header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.state.secret),
-            )
-            .body(Full::new(body))
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = tokio::time::timeout(CONTROL_TIMEOUT, self.client.request(req))
+        tokio::time::timeout(CONTROL_TIMEOUT, self.call_once(method, path, body))
             .await
             .map_err(|_| fail(format!("no answer within {CONTROL_TIMEOUT:?}")))?
-            .map_err(|e| fail(e.to_string()))?;
-        let status = resp.status();
-        let body = tokio::time::timeout(CONTROL_TIMEOUT, resp.into_body().collect())
+            .map_err(fail)
+    }
+
+    /// One request on a connection of its own (a call a second per load
+    /// balancer does not need a pool).
+    async fn call_once(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, String> {
+        let tls = self.tls.clone()?;
+        let tcp = tokio::net::TcpStream::connect(self.control)
             .await
-            .map_err(|_| fail("the answer did not finish".into()))?
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| e.to_string())?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(super::control_tls::server_name(), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "drover-lb-agent")
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.secret),
+            )
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
             .to_bytes();
         if !status.is_success() {
-            return Err(fail(format!(
+            return Err(format!(
                 "{status}: {}",
                 String::from_utf8_lossy(&body).trim()
-            )));
+            ));
         }
         Ok(body)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        b: &[u8],
+    ) -> Result<T, AgentError> {
+        serde_json::from_slice(b).map_err(|e| AgentError::Control {
+            control: self.control,
+            message: format!("{what}: {e}"),
+        })
     }
 
     /// The agent's counters since it started.
     pub async fn stats(&self) -> Result<ProxyStats, AgentError> {
         let body = self.call(Method::GET, "/v1/stats", Bytes::new()).await?;
-        serde_json::from_slice(&body).map_err(|e| AgentError::Control {
-            control: self.state.control,
-            message: format!("stats: {e}"),
-        })
+        self.decode("stats", &body)
     }
 
     /// Replaces the agent's pool.
@@ -341,46 +384,29 @@ impl AgentClient {
             .map(drop)
     }
 
-    /// Stops the agent now (its lease, the state file, is released by
-    /// [`release`]; without this call it stops within a second of that).
-    pub async fn shutdown(&self) {
-        if let Err(e) = self.call(Method::POST, "/v1/shutdown", Bytes::new()).await {
-            warn!(error = %e, "lb-agent did not take the shutdown; it stops by itself once its state file is gone");
-        }
+    /// The agent's settings now.
+    pub async fn settings(&self) -> Result<AgentSettings, AgentError> {
+        let body = self.call(Method::GET, "/v1/settings", Bytes::new()).await?;
+        self.decode("settings", &body)
     }
-}
 
-/// Gives up an agent's lease: removes its state file if it still names
-/// `pid` (a newer agent's file is left alone), or whatever agent it names
-/// when the pid is unknown. Synchronous and quick, so that a load balancer
-/// made again right after sees no stale file.
-pub fn release(file: &Path, pid: Option<u32>) {
-    let ours = match (pid, read_state(file)) {
-        (_, Err(_)) => false,
-        (Some(p), Ok(s)) => s.pid == p,
-        (None, Ok(_)) => true,
-    };
-    if ours {
-        let _ = std::fs::remove_file(file);
+    /// Changes the agent's settings in place; returns them as it took them.
+    pub async fn set_settings(&self, s: &AgentSettings) -> Result<AgentSettings, AgentError> {
+        let body = serde_json::to_vec(s).unwrap_or_default();
+        let body = self.call(Method::PUT, "/v1/settings", body.into()).await?;
+        self.decode("settings", &body)
     }
-}
 
-/// The agent a previous drover left, if its state file is there and it
-/// answers with the secret (pure I/O, no side effect).
-pub async fn adopt(file: &Path) -> Option<AgentClient> {
-    let state = read_state(file).ok()?;
-    let client = AgentClient::new(state);
-    match client.stats().await {
-        Ok(_) => Some(client),
-        Err(e) => {
-            debug!(file = %file.display(), error = %e, "lb-agent state file left, agent gone");
-            None
-        }
+    /// Stops the agent now.
+    pub async fn shutdown(&self) -> Result<(), AgentError> {
+        self.call(Method::POST, "/v1/shutdown", Bytes::new())
+            .await
+            .map(drop)
     }
 }
 
 /// A random secret from the kernel's generator, hex.
-fn new_secret() -> Result<String, AgentError> {
+pub fn new_secret() -> Result<String, AgentError> {
     let mut b = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
@@ -388,88 +414,47 @@ fn new_secret() -> Result<String, AgentError> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-/// Starts `drover lb-agent` and waits until it listens.
-pub async fn spawn(
-    file: &Path,
-    listen: SocketAddr,
-    mode: LbMode,
-    limits: &LbLimits,
-) -> Result<AgentClient, AgentError> {
-    if let Some(dir) = file.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| AgentError::State {
-                file: dir.display().to_string(),
-                message: e.to_string(),
-            })?;
-    }
-    let _ = tokio::fs::remove_file(file).await;
-    let exe = std::env::current_exe().map_err(|e| AgentError::Spawn {
-        exe: "drover".into(),
-        source: e,
-    })?;
-    let log_path = file.with_extension("log");
-    let log = std::fs::File::create(&log_path).map_err(|e| AgentError::State {
-        file: log_path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let secret = new_secret()?;
-    let mut cmd = tokio::process::Command::new(&exe);
-    cmd.arg("lb-agent")
-        .arg("--state")
-        .arg(file)
-        .arg("--listen")
-        .arg(listen.to_string())
-        .arg("--mode")
-        .arg(mode.as_str())
-        .arg("--limits")
-        .arg(serde_json::to_string(limits).unwrap_or_default())
-        .env(SECRET_ENV, &secret)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        // Its own process group: Ctrl-C or a signal to drover's group
-        // must not stop the data plane.
-        .process_group(0)
-        .kill_on_drop(false);
-    let mut child = cmd.spawn().map_err(|e| AgentError::Spawn {
-        exe: exe.display().to_string(),
-        source: e,
-    })?;
-    let pid = child.id().unwrap_or(0);
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(state) = read_state(file) {
-            if state.pid == pid && state.secret == secret {
-                // tokio reaps the child when it exits; drover does not wait on it.
-                drop(child);
-                return Ok(AgentClient::new(state));
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let why = log
-                .lines()
-                .rev()
-                .find(|l| l.contains("error"))
-                .unwrap_or(log.lines().last().unwrap_or(""))
-                .trim()
-                .to_string();
-            return Err(AgentError::Start(format!("it exited ({status}): {why}")));
-        }
-        if tokio::time::Instant::now() > deadline {
-            let _ = child.start_kill();
-            return Err(AgentError::Start(format!(
-                "it did not listen within {START_TIMEOUT:?}; see {}",
-                log_path.display()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The command line of an agent (no secret in it).
+pub fn agent_args(listen: SocketAddr, settings: &AgentSettings) -> Vec<String> {
+    vec![
+        "lb-agent".into(),
+        "--listen".into(),
+        listen.to_string(),
+        "--mode".into(),
+        settings.mode.as_str().into(),
+        "--limits".into(),
+        serde_json::to_string(&settings.limits).unwrap_or_default(),
+    ]
+}
+
+/// The secret in a container's environment, if it has one (pure).
+pub fn secret_in(env: &[String]) -> Option<String> {
+    env.iter().find_map(|e| {
+        e.strip_prefix(&format!("{SECRET_ENV}="))
+            .map(str::to_string)
+    })
+}
+
+/// Spawns the agent's control API on `listener` for a proxy (tests that
+/// run an agent in-process); returns its certificate's fingerprint.
+pub fn serve_control(
+    listener: TcpListener,
+    proxy: Proxy,
+    settings: AgentSettings,
+    secret: &str,
+) -> Result<String, AgentError> {
+    let (tls, pin) = super::control_tls::server().map_err(AgentError::Start)?;
+    tokio::spawn(control_loop(
+        listener,
+        tls,
+        Agent {
+            proxy,
+            settings: Arc::new(RwLock::new(settings)),
+            secret: Arc::new(format!("Bearer {secret}")),
+            stop: Arc::new(tokio::sync::Notify::new()),
+        },
+    ));
+    Ok(pin)
 }
 
 #[cfg(test)]
@@ -477,45 +462,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_round_trips_through_its_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("a-lb.json");
-        let s = AgentState {
-            pid: 42,
-            listen: "127.0.0.1:8000".parse().unwrap(),
-            control: "127.0.0.1:9000".parse().unwrap(),
-            secret: "s".into(),
-            mode: LbMode::Http,
-            limits: LbLimits::default(),
+    fn the_ready_line_round_trips() {
+        let r = AgentReady {
+            listen: "0.0.0.0:8000".parse().unwrap(),
+            control: "0.0.0.0:9000".parse().unwrap(),
+            cert_sha256: "ab".repeat(32),
         };
-        write_state(&file, &s).unwrap();
-        assert_eq!(read_state(&file).unwrap(), s);
-        assert!(lease_held(&file, 42));
-        assert!(!lease_held(&file, 43));
-        std::fs::remove_file(&file).unwrap();
-        assert!(!lease_held(&file, 42));
+        let line = format!("{READY_PREFIX}{}", serde_json::to_string(&r).unwrap());
+        assert_eq!(AgentReady::parse(&line), Some(r));
+        assert_eq!(AgentReady::parse("something else"), None);
+    }
+
+    #[test]
+    fn the_secret_is_read_from_the_environment_only() {
+        let env = vec!["PATH=/bin".to_string(), format!("{SECRET_ENV}=abc")];
+        assert_eq!(secret_in(&env).as_deref(), Some("abc"));
+        assert_eq!(secret_in(&env[..1]), None);
+        let args = agent_args(
+            "0.0.0.0:1".parse().unwrap(),
+            &AgentSettings {
+                mode: LbMode::Http,
+                limits: LbLimits::default(),
+            },
+        );
+        assert!(!args.iter().any(|a| a.contains("abc")), "{args:?}");
+    }
+
+    #[test]
+    fn equal_secrets_compare_equal_and_others_do_not() {
+        assert!(constant_time_eq(b"Bearer x1", b"Bearer x1"));
+        assert!(!constant_time_eq(b"Bearer x1", b"Bearer x2"));
+        assert!(!constant_time_eq(b"Bearer x", b"Bearer x1"));
     }
 
     #[tokio::test]
-    async fn the_control_api_refuses_a_wrong_secret_and_serves_the_right_one() {
+    async fn the_control_api_refuses_a_wrong_secret_and_changes_settings_in_place() {
         let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), ProxyConfig::default())
             .await
             .unwrap();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let control = l.local_addr().unwrap();
-        let stop = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(control_loop(l, proxy.clone(), "right".into(), stop));
-        let state = |secret: &str| AgentState {
-            pid: 1,
-            listen: proxy.local_addr(),
-            control,
-            secret: secret.into(),
+        let settings = AgentSettings {
             mode: LbMode::Tcp,
             limits: LbLimits::default(),
         };
-        let wrong = AgentClient::new(state("wrong"));
-        assert!(wrong.stats().await.is_err());
-        let right = AgentClient::new(state("right"));
+        let pin = serve_control(l, proxy.clone(), settings.clone(), "right").unwrap();
+        let wrong = AgentClient::new(control, proxy.local_addr(), "wrong".into(), &pin);
+        let e = wrong.stats().await.unwrap_err().to_string();
+        assert!(e.contains("401"), "{e}");
+        // The right secret to a certificate other than the pinned one: refused
+        // before the secret is sent.
+        let other = super::super::control_tls::fingerprint(b"another certificate");
+        let spoofed = AgentClient::new(control, proxy.local_addr(), "right".into(), &other);
+        let e = spoofed.stats().await.unwrap_err().to_string();
+        assert!(e.contains("TLS"), "{e}");
+        let right = AgentClient::new(control, proxy.local_addr(), "right".into(), &pin);
         let b = Backend {
             member: "web-1".into(),
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -523,5 +524,18 @@ mod tests {
         right.set_backends(std::slice::from_ref(&b)).await.unwrap();
         assert_eq!(proxy.backends(), vec![b]);
         assert_eq!(right.stats().await.unwrap().connections_total, 0);
+        assert_eq!(right.settings().await.unwrap(), settings);
+        let changed = AgentSettings {
+            mode: LbMode::Http,
+            limits: LbLimits {
+                max_connections: 7,
+                ..LbLimits::default()
+            },
+        };
+        assert_eq!(right.set_settings(&changed).await.unwrap(), changed);
+        assert_eq!(right.settings().await.unwrap(), changed);
+        // The proxy took it: same socket, new mode.
+        assert_eq!(right.stats().await.unwrap().mode, LbMode::Http);
+        assert_eq!(proxy.config().max_connections, 7);
     }
 }

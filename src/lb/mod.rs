@@ -1,6 +1,8 @@
-//! The built-in load balancer entity: a proxy inside drover, in `tcp` mode
-//! (a client connection bound to a member) or `http` mode (each request of
-//! a keep-alive connection balanced, counted and timed on its own).
+//! The built-in load balancer entity: a proxy in an agent container on its
+//! location's engine ([`agent`], [`plane`]), in `tcp` mode (a client
+//! connection bound to a member) or `http` mode (each request of a
+//! keep-alive connection balanced, counted and timed on its own). Its
+//! `mode` and `limits` change in place (effector `configure`).
 //!
 //! The entity follows its target cluster's `group.endpoints` sensor, which
 //! lists only members that are `running`, so a member leaves the pool the
@@ -10,6 +12,8 @@
 //! clients see as few errors as possible.
 
 pub mod agent;
+pub mod control_tls;
+pub mod plane;
 pub mod proxy;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -23,8 +27,9 @@ use crate::protocol::{
     entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke,
     Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
-use proxy::{Backend, Proxy, ProxyConfig};
-use std::path::PathBuf;
+use agent::AgentSettings;
+use plane::{AgentHosts, Plane, RunningAgent};
+use proxy::{Backend, Proxy};
 
 /// Sensors of a load balancer.
 pub mod sensors {
@@ -56,9 +61,18 @@ pub mod sensors {
     pub const LATENCY_P50: &str = "lb.latency_p50";
     /// HTTP mode: 99th percentile request latency over the last 10 s, in seconds.
     pub const LATENCY_P99: &str = "lb.latency_p99";
-    /// The pid of the `drover lb-agent` process serving (the same after a
-    /// drover restart: it was adopted, not restarted).
-    pub const AGENT_PID: &str = "lb.agent_pid";
+    /// The id of the agent container serving (the same after a drover
+    /// restart: it was adopted, not restarted).
+    pub const CONTAINER_ID: &str = "lb.container_id";
+    /// The host (engine name) it runs on.
+    pub const HOST: &str = "lb.host";
+    /// When that container started (`State.StartedAt`).
+    pub const STARTED_AT: &str = "lb.started_at";
+    /// The limits in force (connection cap, timeouts, buffered bytes),
+    /// as the blueprint's `limits:` reads.
+    pub const LIMITS: &str = "lb.limits";
+    /// Times drover made its agent again because it was gone.
+    pub const REPLACED_TOTAL: &str = "lb.replaced_total";
     pub const CONNECT_LATENCY: &str = "lb.connect_latency_seconds";
 }
 
@@ -69,6 +83,8 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 /// The agent's pool is set again every this many ticks.
 const RESYNC_TICKS: u64 = 5;
+/// A load balancer whose agent could not be made tries again every this many ticks.
+const RETRY_TICKS: u64 = 2;
 /// Failed control calls in a row after which the agent is presumed gone.
 const AGENT_FAILURES: u32 = 3;
 
@@ -120,16 +136,21 @@ pub struct LoadBalancerEntity {
     me: EntityRef,
     target: EntityRef,
     target_subscribe: Recipient<Subscribe>,
+    /// What the agent binds; a port 0 becomes the port it got, so that a
+    /// replacement serves the same port.
     listen: SocketAddr,
     target_port: u16,
-    config: ProxyConfig,
-    limits: LbLimits,
+    settings: AgentSettings,
     proxy: Option<Proxy>,
-    /// The agent's state file; `None` runs the proxy in drover's process.
-    agent_file: Option<PathBuf>,
-    agent: Option<agent::AgentClient>,
-    /// Control calls failed in a row; at [`AGENT_FAILURES`] another agent is started.
+    /// Where the agent container may run; `None` runs the proxy in
+    /// drover's process (unit tests).
+    at: Option<AgentHosts>,
+    agent: Option<RunningAgent>,
+    /// A plane is being opened: ticks do not start another.
+    opening: bool,
+    /// Control calls failed in a row; at [`AGENT_FAILURES`] the agent is made again.
     agent_failures: u32,
+    replaced_total: u64,
     ticks: u64,
     board: SensorBoard,
     state: Lifecycle,
@@ -156,12 +177,13 @@ impl LoadBalancerEntity {
             target_subscribe,
             listen,
             target_port,
-            config: ProxyConfig::from_blueprint(mode, &limits),
-            limits,
+            settings: AgentSettings { mode, limits },
             proxy: None,
-            agent_file: None,
+            at: None,
             agent: None,
+            opening: false,
             agent_failures: 0,
+            replaced_total: 0,
             ticks: 0,
             board: SensorBoard::default(),
             state: Lifecycle::Created,
@@ -172,9 +194,9 @@ impl LoadBalancerEntity {
         }
     }
 
-    /// Runs the data plane as a `drover lb-agent` process with this state file.
-    pub fn with_agent(mut self, state_file: Option<PathBuf>) -> Self {
-        self.agent_file = state_file;
+    /// Runs the data plane as an agent container on this host.
+    pub fn on_host(mut self, at: Option<AgentHosts>) -> Self {
+        self.at = at;
         self
     }
 
@@ -191,13 +213,28 @@ impl LoadBalancerEntity {
         }
     }
 
+    fn publish_settings(&mut self) {
+        self.board
+            .set(&self.me, sensors::MODE, json!(self.settings.mode.as_str()));
+        self.board.set(
+            &self.me,
+            sensors::LIMITS,
+            serde_json::to_value(&self.settings.limits).unwrap_or_default(),
+        );
+    }
+
     fn apply_endpoints(&mut self, ctx: &mut Context<Self>) {
         let backends = backends_for(&self.endpoints, self.target_port);
         let names: Vec<&str> = backends.iter().map(|b| b.member.as_str()).collect();
         self.board.set(&self.me, sensors::BACKENDS, json!(names));
         if let Some(p) = &self.proxy {
             p.set_backends(backends);
-        } else if let Some(a) = self.agent.clone().filter(|_| !backends.is_empty()) {
+        } else if let Some(a) = self
+            .agent
+            .as_ref()
+            .map(|a| a.client.clone())
+            .filter(|_| !backends.is_empty())
+        {
             // An empty pool is never pushed to an agent: a drover that has
             // just restarted sees no running member until its rebind has
             // checked them, and the agent's last members serve meanwhile
@@ -223,8 +260,20 @@ impl LoadBalancerEntity {
             self.publish_stats(st);
             return;
         }
-        let Some(a) = self.agent.clone() else { return };
         self.ticks += 1;
+        let Some(a) = self.agent.as_ref().map(|a| a.client.clone()) else {
+            // A replacement that found no host that would take it (its
+            // home engine down, the pool's next host not up yet) is tried
+            // again every few seconds, level-triggered.
+            let failed = self.state == Lifecycle::OnFire && self.at.is_some();
+            if failed && !self.opening && self.ticks % RETRY_TICKS == 0 {
+                self.opening = true;
+                ctx.spawn(self.open_plane().into_actor(self).map(|res, act, ctx| {
+                    let _ = act.on_up(res, ctx);
+                }));
+            }
+            return;
+        };
         if self.ticks % RESYNC_TICKS == 0 {
             self.apply_endpoints(ctx);
         }
@@ -236,11 +285,21 @@ impl LoadBalancerEntity {
                 }
                 Err(e) => {
                     act.agent_failures += 1;
-                    tracing::warn!(lb = %act.me, error = %e, failures = act.agent_failures, "load balancer process not answering");
-                    if act.agent_failures >= AGENT_FAILURES && act.agent.is_some() {
-                        // Gone (killed, or its machine rebooted): start another.
+                    tracing::warn!(lb = %act.me, error = %e, failures = act.agent_failures, "load balancer agent not answering");
+                    if act.agent_failures >= AGENT_FAILURES && act.agent.is_some() && !act.opening {
+                        // Gone (killed, its container removed, its host
+                        // rebooted): adopt it if it is back, else make it
+                        // again on the same port.
                         act.agent = None;
                         act.agent_failures = 0;
+                        act.replaced_total += 1;
+                        act.board.set(&act.me, sensors::REPLACED_TOTAL, json!(act.replaced_total));
+                        act.board.emit(EntityEvent::Notice {
+                            source: act.me.clone(),
+                            name: "lb.agent_lost".into(),
+                            detail: json!({ "reason": format!("its agent stopped answering ({e}); making it again") }),
+                        });
+                        act.opening = true;
                         ctx.spawn(act.open_plane().into_actor(act).map(|res, act, ctx| {
                             let _ = act.on_up(res, ctx);
                         }));
@@ -250,42 +309,13 @@ impl LoadBalancerEntity {
         }));
     }
 
-    /// The data plane: adopts the agent a previous drover left when it
-    /// serves the same listen address, mode and limits; else starts one
-    /// (or, without an agent directory, a proxy in this process).
     fn open_plane(&self) -> impl std::future::Future<Output = Result<Plane, String>> + 'static {
-        let listen = self.listen;
-        let config = self.config.clone();
-        let limits = self.limits.clone();
-        let file = self.agent_file.clone();
-        async move {
-            let Some(file) = file else {
-                return Proxy::start(listen, config).await.map(Plane::Local).map_err(|e| {
-                    format!("cannot listen on {listen}: {e}; choose another `port` (0 picks a free one)")
-                });
-            };
-            if let Some(a) = agent::adopt(&file).await {
-                let same_listen = a.state.listen.ip() == listen.ip()
-                    && (listen.port() == 0 || a.state.listen.port() == listen.port());
-                if same_listen && a.state.mode == config.mode && a.state.limits == limits {
-                    tracing::info!(pid = a.state.pid, listen = %a.state.listen, "adopted the running load balancer process");
-                    return Ok(Plane::Agent(Box::new(a), true));
-                }
-                // Settings changed while drover was away: make it again.
-                agent::release(&file, Some(a.state.pid));
-                a.shutdown().await;
-                wait_port_free(a.state.listen).await;
-            }
-            if listen.port() != 0 {
-                // A load balancer made again (apply) on the same port: its
-                // predecessor lets go of the port within a second.
-                wait_port_free(listen).await;
-            }
-            agent::spawn(&file, listen, config.mode, &limits)
-                .await
-                .map(|a| Plane::Agent(Box::new(a), false))
-                .map_err(|e| e.to_string())
-        }
+        plane::open(
+            self.me.clone(),
+            self.at.clone(),
+            self.listen,
+            self.settings.clone(),
+        )
     }
 
     fn on_up(
@@ -293,27 +323,36 @@ impl LoadBalancerEntity {
         res: Result<Plane, String>,
         ctx: &mut Context<Self>,
     ) -> Result<serde_json::Value, EntityError> {
+        self.opening = false;
         match res {
             Ok(plane) => {
-                let (local, adopted) = match &plane {
-                    Plane::Local(p) => (p.local_addr(), false),
-                    Plane::Agent(a, adopted) => (a.state.listen, *adopted),
+                let local = match &plane {
+                    Plane::Local(p) => p.local_addr(),
+                    Plane::Agent(a) => a.client.listen,
                 };
-                let shown = if local.ip().is_unspecified() {
-                    "127.0.0.1".to_string()
-                } else {
-                    local.ip().to_string()
+                let shown = match (&plane, local.ip().is_unspecified()) {
+                    (_, false) => local.ip().to_string(),
+                    (Plane::Agent(a), true) => a.at.address.clone(),
+                    (Plane::Local(_), true) => "127.0.0.1".to_string(),
                 };
+                // A replacement serves the port the first one got.
+                self.listen.set_port(local.port());
                 self.board.set(&self.me, sensors::ADDRESS, json!(shown));
                 self.board.set(&self.me, sensors::PORT, json!(local.port()));
+                let mut adopted = false;
                 match plane {
                     Plane::Local(p) => self.proxy = Some(p),
-                    Plane::Agent(a, _) => {
+                    Plane::Agent(a) => {
+                        adopted = a.adopted;
+                        self.board.set(&self.me, sensors::HOST, json!(a.at.name));
                         self.board
-                            .set(&self.me, sensors::AGENT_PID, json!(a.state.pid));
+                            .set(&self.me, sensors::CONTAINER_ID, json!(a.container));
+                        self.board
+                            .set(&self.me, sensors::STARTED_AT, json!(a.started_at));
                         self.agent = Some(*a);
                     }
                 }
+                self.publish_settings();
                 self.start_error = None;
                 self.apply_endpoints(ctx);
                 self.set_state(Lifecycle::Running);
@@ -329,6 +368,36 @@ impl LoadBalancerEntity {
                 })
             }
         }
+    }
+
+    /// The `configure` effector: new settings, changed in place (the same
+    /// listening socket, container and open connections).
+    fn configure(
+        &mut self,
+        args: serde_json::Value,
+    ) -> Result<
+        impl std::future::Future<Output = Result<AgentSettings, String>> + 'static,
+        EntityError,
+    > {
+        let new: AgentSettings =
+            serde_json::from_value(args).map_err(|e| EntityError::BadArguments {
+                effector: "configure".into(),
+                message: format!(
+                    "{e}; expected {{\"mode\": \"http\"|\"tcp\", \"limits\": {{...}}}}"
+                ),
+            })?;
+        self.settings = new.clone();
+        if let Some(p) = &self.proxy {
+            p.set_config(proxy::ProxyConfig::from_blueprint(new.mode, &new.limits));
+        }
+        let client = self.agent.as_ref().map(|a| a.client.clone());
+        Ok(async move {
+            match client {
+                Some(c) => c.set_settings(&new).await.map_err(|e| e.to_string()),
+                // Not running yet: the agent starts with them.
+                None => Ok(new),
+            }
+        })
     }
 
     fn publish_stats(&mut self, st: proxy::ProxyStats) {
@@ -444,29 +513,6 @@ impl LoadBalancerEntity {
     }
 }
 
-/// The running data plane.
-enum Plane {
-    /// A proxy in drover's process (no agent directory: unit tests).
-    Local(Proxy),
-    /// A `drover lb-agent` process; `true` when adopted from a previous drover.
-    Agent(Box<agent::AgentClient>, bool),
-}
-
-/// Waits (up to 5 s) until nothing listens on `addr`, so a new agent can bind it.
-async fn wait_port_free(addr: SocketAddr) {
-    let probe = if addr.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-    } else {
-        addr
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(probe).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Counts by status class as a sensor value: `{"1xx": n, ..., "5xx": n}` (pure).
 pub fn status_classes(counts: &[u64; 5]) -> std::collections::BTreeMap<String, u64> {
     counts
@@ -482,8 +528,7 @@ impl Actor for LoadBalancerEntity {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.board
             .set(&self.me, sensors::TARGET, json!(self.target.entity));
-        self.board
-            .set(&self.me, sensors::MODE, json!(self.config.mode.as_str()));
+        self.publish_settings();
         self.target_subscribe
             .do_send(Subscribe(ctx.address().recipient()));
         ctx.run_interval(STATS_EVERY, |act, ctx| act.tick(ctx));
@@ -538,20 +583,35 @@ impl Handler<Invoke> for LoadBalancerEntity {
     fn handle(&mut self, msg: Invoke, _: &mut Context<Self>) -> Self::Result {
         match msg.effector.as_str() {
             "start" => {
-                if self.proxy.is_some() || self.agent.is_some() {
+                if self.proxy.is_some() || self.agent.is_some() || self.opening {
                     return Box::pin(fut::ready(Ok(json!({ "state": "running" }))));
                 }
                 self.set_state(Lifecycle::Starting);
+                self.opening = true;
                 Box::pin(
                     self.open_plane()
                         .into_actor(self)
                         .map(|res, act, ctx| act.on_up(res, ctx)),
                 )
             }
+            "configure" => match self.configure(msg.args) {
+                Ok(f) => Box::pin(f.into_actor(self).map(|res, act, _| match res {
+                    Ok(took) => {
+                        tracing::info!(lb = %act.me, mode = took.mode.as_str(), "load balancer settings changed in place");
+                        act.publish_settings();
+                        Ok(json!({ "changed": "in place", "settings": took }))
+                    }
+                    Err(message) => Err(EntityError::Failed {
+                        entity: act.me.to_string(),
+                        message: format!("changing the settings in place: {message}"),
+                    }),
+                })),
+                Err(e) => Box::pin(fut::ready(Err(e))),
+            },
             other => Box::pin(fut::ready(Err(EntityError::unknown_effector(
                 &self.me,
                 other,
-                &["start"],
+                &["start", "configure"],
             )))),
         }
     }
@@ -563,14 +623,20 @@ impl Handler<Teardown> for LoadBalancerEntity {
         if let Some(p) = self.proxy.take() {
             p.shutdown();
         }
-        // The application is going: its agent goes too (removing the state
-        // file alone stops it within a second, should it not answer).
-        if let Some(file) = &self.agent_file {
-            let agent = self.agent.take();
-            agent::release(file, agent.as_ref().map(|a| a.state.pid));
-            if let Some(a) = agent {
-                actix::spawn(async move { a.shutdown().await });
-            }
+        // The load balancer is going (its application destroyed, or an
+        // apply replaces it): its container goes too. By id when it is
+        // known, so a replacement made right after under the same name is
+        // never the one removed.
+        match (self.agent.take(), &self.at) {
+            (Some(a), _) => a.at.host.do_send(crate::host::Operate {
+                container: a.container,
+                op: crate::host::ContainerOp::Remove,
+            }),
+            (None, Some(at)) => at.home.host.do_send(crate::host::Operate {
+                container: crate::host::container_name(&self.me.app, &self.me.entity),
+                op: crate::host::ContainerOp::Remove,
+            }),
+            (None, None) => {}
         }
         self.set_state(Lifecycle::Stopped);
         self.board.emit(EntityEvent::Gone {

@@ -186,7 +186,10 @@ struct Entry {
 }
 
 struct Inner {
-    cfg: ProxyConfig,
+    /// Swapped whole by [`Proxy::set_config`]: a connection reads it at
+    /// accept, an HTTP request when it is read, so a change takes effect
+    /// for what comes next and no open connection is touched.
+    cfg: RwLock<Arc<ProxyConfig>>,
     local_addr: SocketAddr,
     epoch: Instant,
     closed: AtomicBool,
@@ -240,7 +243,7 @@ impl Proxy {
             classes: Default::default(),
             latency: latency::Histogram::default(),
             client: http::member_client(&cfg),
-            cfg,
+            cfg: RwLock::new(Arc::new(cfg)),
         });
         let task = tokio::spawn(accept_loop(inner.clone(), listener));
         debug!(listen = %local_addr, "lb proxy listening");
@@ -314,11 +317,26 @@ impl Proxy {
                 .collect(),
             connect_seconds_sum: i.connect_nanos_sum.load(Ordering::Relaxed) as f64 / 1e9,
             connect_seconds_count: i.connect_count.load(Ordering::Relaxed),
-            mode: i.cfg.mode,
+            mode: i.cfg().mode,
             requests_total: i.requests_total.load(Ordering::Relaxed),
             responses: std::array::from_fn(|k| i.classes[k].load(Ordering::Relaxed)),
             latency: i.latency.snapshot(),
         }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> Arc<ProxyConfig> {
+        self.handle.inner.cfg()
+    }
+
+    /// Changes the settings in place: the listening socket, the pool, the
+    /// counters and open connections stay; new connections and requests
+    /// follow the new settings. (`connect_timeout` of the HTTP mode's
+    /// member client is kept: the blueprint does not set it.)
+    pub fn set_config(&self, cfg: ProxyConfig) {
+        let inner = &self.handle.inner;
+        debug!(listen = %inner.local_addr, ?cfg, "lb settings changed in place");
+        *inner.cfg.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(cfg);
     }
 
     /// Stops accepting and aborts the accept loop; existing connections may
@@ -333,6 +351,14 @@ impl Inner {
         nanos(self.epoch.elapsed())
     }
 
+    /// The settings in force (one read lock, one `Arc` clone).
+    fn cfg(&self) -> Arc<ProxyConfig> {
+        self.cfg
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn pool_snapshot(&self) -> Arc<Vec<Arc<Entry>>> {
         self.pool
             .read()
@@ -341,7 +367,7 @@ impl Inner {
     }
 
     fn eject(&self, entry: &Entry) {
-        let until = self.now().saturating_add(nanos(self.cfg.eject_for));
+        let until = self.now().saturating_add(nanos(self.cfg().eject_for));
         entry.ejected_until.fetch_max(until, Ordering::Relaxed);
     }
 
@@ -353,7 +379,7 @@ impl Inner {
         if pool.is_empty() {
             return Vec::new();
         }
-        let max = self.cfg.max_attempts.max(1);
+        let max = self.cfg().max_attempts.max(1);
         let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
         let now = self.now();
         let (healthy, mut ejected): (Vec<&Arc<Entry>>, Vec<&Arc<Entry>>) = pool
@@ -390,7 +416,7 @@ impl Inner {
     async fn connect(&self, entry: &Entry) -> Option<TcpStream> {
         let addr = entry.backend.addr;
         let started = Instant::now();
-        let res = tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(addr)).await;
+        let res = tokio::time::timeout(self.cfg().connect_timeout, TcpStream::connect(addr)).await;
         match res {
             Ok(Ok(stream)) => {
                 self.connect_nanos_sum
@@ -407,7 +433,7 @@ impl Inner {
                 None
             }
             Err(_) => {
-                debug!(member = %entry.backend.member, %addr, timeout = ?self.cfg.connect_timeout,
+                debug!(member = %entry.backend.member, %addr, timeout = ?self.cfg().connect_timeout,
                     "lb: backend connect timed out; ejecting");
                 self.eject(entry);
                 None

@@ -185,6 +185,7 @@ pub fn start_location(
     let link = PoolLink {
         place: pool.clone().recipient(),
         release: pool.clone().recipient(),
+        agent_hosts: pool.clone().recipient(),
     };
     let at = Placement {
         host: home.0,

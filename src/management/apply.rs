@@ -328,6 +328,26 @@ impl Management {
                 (s, update)
             })
             .collect();
+        // Load balancers whose settings changed: their agents take the
+        // new ones in place.
+        let configure: Vec<(String, serde_json::Value)> = plan
+            .services
+            .iter()
+            .filter(|s| s.action == PlanAction::InPlace)
+            .filter(|s| {
+                s.changes
+                    .iter()
+                    .any(|c| super::plan::IN_PLACE_LB.contains(&c.path.as_str()))
+            })
+            .filter_map(|s| {
+                let svc = service(&bp, &s.id)?;
+                let settings = crate::lb::agent::AgentSettings {
+                    mode: crate::lb::mode_of(&bp, &svc),
+                    limits: svc.limits.clone().unwrap_or_default(),
+                };
+                Some((s.id.clone(), serde_json::to_value(settings).ok()?))
+            })
+            .collect();
         drop(old_bp);
         let factory = self.factory(ctx, &bp);
         let Some(addr) = self.apps.get(&id).and_then(|r| r.entity.clone()) else {
@@ -342,6 +362,7 @@ impl Management {
             replace: of(PlanAction::Replaced),
             attach,
             resize,
+            configure,
             roll,
             remove: of(PlanAction::Removed),
         };

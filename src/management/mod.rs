@@ -140,8 +140,8 @@ struct AppRecord {
 pub struct Management {
     /// Location name → where entities of that location run.
     locations: BTreeMap<String, Placement>,
-    /// Directory of the load-balancer processes' state files (see [`crate::lb::agent`]).
-    lb_agents: Option<std::path::PathBuf>,
+    /// Load balancers run as agent containers (see [`crate::lb::agent`]).
+    lb_containers: bool,
     /// Location name → its host pool (`drover.yaml` locations only).
     pools: BTreeMap<String, Addr<crate::location::HostPool>>,
     apps: BTreeMap<String, AppRecord>,
@@ -198,7 +198,7 @@ impl Management {
     pub fn new(locations: BTreeMap<String, Placement>) -> Self {
         Management {
             locations,
-            lb_agents: None,
+            lb_containers: false,
             pools: BTreeMap::new(),
             apps: BTreeMap::new(),
             model: Default::default(),
@@ -353,14 +353,14 @@ impl Management {
             children: ctx.address().recipient(),
             activities: ctx.address().recipient(),
             images: Default::default(),
-            lb_agents: self.lb_agents.clone(),
+            lb_containers: self.lb_containers,
         }
     }
 
-    /// Load balancers run as `drover lb-agent` processes with their state
-    /// files in `dir` (beside the store), and outlive a drover restart.
-    pub fn with_lb_agents(mut self, dir: std::path::PathBuf) -> Self {
-        self.lb_agents = Some(dir);
+    /// Load balancers run as agent containers on their location's engine,
+    /// and outlive a drover restart (without this, inside drover).
+    pub fn with_lb_containers(mut self) -> Self {
+        self.lb_containers = true;
         self
     }
 

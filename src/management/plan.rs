@@ -17,7 +17,10 @@
 //!   `reference_timeout`, `abort_if_source_on_fire`), which take effect at
 //!   the next start;
 //! - clusters: `initial_size` (a resize) and `update` (the next rollout's
-//!   settings).
+//!   settings);
+//! - load balancers: `mode` and `limits`, sent to the running agent; its
+//!   `port`, `bind` and `target` make it again (the listening socket and
+//!   the pool it follows are set when it is made).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +60,10 @@ const IN_PLACE_ANY: &[&str] = &[
 ];
 /// Keys that change in place on a cluster, besides [`IN_PLACE_ANY`].
 const IN_PLACE_CLUSTER: &[&str] = &["initial_size", "update"];
+/// Keys that change in place on a load balancer, besides [`IN_PLACE_ANY`]:
+/// its agent takes new settings over its control API (same socket, same
+/// container, open connections kept).
+pub const IN_PLACE_LB: &[&str] = &["mode", "limits"];
 /// A cluster's keys that are its members' spec: rolled.
 const ROLLED_CLUSTER: &[&str] = &["member", "placement"];
 /// Policy kinds wired into the containers when a service is made (a
@@ -286,7 +293,19 @@ fn service_plan(
             }
             continue;
         }
-        if IN_PLACE_ANY.contains(&key.as_str())
+        let lb = new.kind == ServiceType::LoadBalancer;
+        if lb && IN_PLACE_LB.contains(&key.as_str()) {
+            raise(
+                PlanAction::InPlace,
+                Some(
+                    "changed in place: the running load balancer takes the new settings \
+                     (same container, same listening socket, open connections kept)"
+                        .into(),
+                ),
+                &mut action,
+            );
+            changes.push(change);
+        } else if IN_PLACE_ANY.contains(&key.as_str())
             || (cluster && IN_PLACE_CLUSTER.contains(&key.as_str()))
         {
             raise(PlanAction::InPlace, None, &mut action);
@@ -304,9 +323,10 @@ fn service_plan(
                 ServiceType::Container => {
                     format!("a single container's `{key}` changed: it is stopped and made again")
                 }
-                ServiceType::LoadBalancer => {
-                    format!("a load balancer's `{key}` is set when it is made: it is made again")
-                }
+                ServiceType::LoadBalancer => format!(
+                    "a load balancer's `{key}` is set when its listening socket is made: it is made again \
+                     (a moment without a listener on that port); `mode` and `limits` change in place"
+                ),
                 ServiceType::Cluster => {
                     format!("a cluster's `{key}` is set when it is made: it is made again")
                 }

@@ -452,7 +452,7 @@ pub fn remove_app_leftovers(app: &str) {
         if pass == 1 {
             std::thread::sleep(Duration::from_millis(500));
         }
-        let ids = containers_of(app, true);
+        let ids = all_containers_of(app);
         if !ids.is_empty() {
             let _ = Command::new("docker")
                 .arg("rm")
@@ -505,13 +505,37 @@ pub fn inspect_network(name: &str) -> Value {
 
 /// Container ids carrying `io.drover.app=<app>` (all, or running only).
 pub fn containers_of(app: &str, all: bool) -> Vec<String> {
+    labelled(app, all)
+        .into_iter()
+        .filter(|(_, role)| role.is_empty())
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Every container labelled with the application (load-balancer agents too).
+pub fn all_containers_of(app: &str) -> Vec<String> {
+    labelled(app, true).into_iter().map(|(id, _)| id).collect()
+}
+
+/// The load-balancer agent containers of an application (running only, unless `all`).
+pub fn lb_agents_of(app: &str, all: bool) -> Vec<String> {
+    labelled(app, all)
+        .into_iter()
+        .filter(|(_, role)| role == "lb-agent")
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// (id, `io.drover.role` label or "") of the containers labelled with `app`.
+fn labelled(app: &str, all: bool) -> Vec<(String, String)> {
     let mut cmd = Command::new("docker");
     cmd.args([
         "ps",
-        "-q",
         "--no-trunc",
         "--filter",
         &format!("label=io.drover.app={app}"),
+        "--format",
+        "{{.ID}} {{.Label \"io.drover.role\"}}",
     ]);
     if all {
         cmd.arg("-a");
@@ -519,9 +543,40 @@ pub fn containers_of(app: &str, all: bool) -> Vec<String> {
     let out = cmd.output().expect("docker ps runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::to_string)
-        .filter(|l| !l.is_empty())
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let id = w.next()?.to_string();
+            Some((id, w.next().unwrap_or("").to_string()))
+        })
         .collect()
+}
+
+/// drover's client of a load balancer's agent container, found as a
+/// standby drover finds it: the secret from its environment, the control
+/// port from its ready line (`docker` is the engine's CLI with its flags).
+pub fn lb_agent_client(docker: &[&str], app: &str, lb: &str) -> drover::lb::agent::AgentClient {
+    let name = format!("drover-{app}-{lb}");
+    let out = Command::new("docker")
+        .args(docker)
+        .args(["inspect", "--format", "{{json .Config.Env}}", &name])
+        .output()
+        .expect("docker inspect runs");
+    let env: Vec<String> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("env of {name}: {e}: {out:?}"));
+    let secret = drover::lb::agent::secret_in(&env).expect("the agent's secret in its env");
+    let out = Command::new("docker")
+        .args(docker)
+        .args(["logs", &name])
+        .output()
+        .expect("docker logs runs");
+    let ready = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(drover::lb::agent::AgentReady::parse)
+        .next_back()
+        .unwrap_or_else(|| panic!("no ready line from {name}: {out:?}"));
+    // Host networking on this machine: the control port is on loopback.
+    let control = std::net::SocketAddr::new([127, 0, 0, 1].into(), ready.control.port());
+    drover::lb::agent::AgentClient::new(control, ready.listen, secret, &ready.cert_sha256)
 }
 
 /// `docker inspect` of one container.

@@ -31,6 +31,8 @@ pub struct Reconfigure {
     pub attach: Vec<String>,
     /// Cluster → its new size.
     pub resize: Vec<(String, u32)>,
+    /// Load balancer → its new settings (`{mode, limits}`), changed in place.
+    pub configure: Vec<(String, serde_json::Value)>,
     /// Cluster → its `update:` block as JSON (`null`: defaults), rolled to
     /// the blueprint's member spec.
     pub roll: Vec<(String, serde_json::Value)>,
@@ -42,7 +44,7 @@ pub struct Reconfigure {
 #[derive(Debug, Clone)]
 pub struct StepOutcome {
     pub service: String,
-    /// `deploy`, `replace`, `policies`, `resize`, `rollout` or `destroy`.
+    /// `deploy`, `replace`, `policies`, `resize`, `configure`, `rollout` or `destroy`.
     pub step: &'static str,
     pub result: Result<serde_json::Value, EntityError>,
 }
@@ -134,6 +136,11 @@ impl Handler<Reconfigure> for ApplicationEntity {
                 .iter()
                 .filter_map(|(id, n)| invoke(id).map(|r| (id.clone(), *n, r)))
                 .collect();
+            let configures: Vec<_> = msg
+                .configure
+                .iter()
+                .filter_map(|(id, args)| invoke(id).map(|r| (id.clone(), args.clone(), r)))
+                .collect();
             let rolls: Vec<_> = msg
                 .roll
                 .iter()
@@ -171,6 +178,10 @@ impl Handler<Reconfigure> for ApplicationEntity {
                         .send(Invoke::with_args("resize", json!({ "size": n })))
                         .await;
                     out.push(outcome(&id, "resize", res, &me));
+                }
+                for (id, args, r) in configures {
+                    let res = r.send(Invoke::with_args("configure", args)).await;
+                    out.push(outcome(&id, "configure", res, &me));
                 }
                 for (id, args, r) in rolls {
                     let res = r.send(Invoke::with_args("rollout", args)).await;

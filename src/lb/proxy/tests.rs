@@ -460,3 +460,34 @@ async fn over_the_cap_a_client_is_closed_and_a_silent_one_times_out() {
     })
     .await
 }
+
+#[tokio::test]
+async fn settings_change_in_place_keeping_the_socket_and_open_connections() {
+    within(async {
+        let proxy = Proxy::start(localhost(), quick_cfg()).await.unwrap();
+        let addr = proxy.local_addr();
+        proxy.set_backends(vec![http_backend("a").await]);
+        // One connection open (silent for now) before the change.
+        let mut held = TcpStream::connect(addr).await.unwrap();
+        while proxy.stats().active < 1 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        proxy.set_config(ProxyConfig {
+            max_connections: 1,
+            ..quick_cfg()
+        });
+        assert_eq!(proxy.config().max_connections, 1);
+        assert_eq!(proxy.local_addr(), addr, "the same socket");
+        // A new connection meets the new cap: closed at once.
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = second.read_to_end(&mut buf).await;
+        assert!(buf.is_empty(), "over the new cap");
+        // The open one is served as before.
+        held.write_all(REQ.as_bytes()).await.unwrap();
+        let mut resp = String::new();
+        held.read_to_string(&mut resp).await.unwrap();
+        assert_eq!(member_of(&resp), "a", "{resp}");
+    })
+    .await
+}

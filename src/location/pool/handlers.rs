@@ -193,6 +193,30 @@ impl Handler<GetHosts> for HostPool {
     }
 }
 
+/// Where a load balancer's agent may run: the running hosts that answered
+/// at least once, in the pool's order (its home engine first).
+impl Handler<crate::lb::plane::ListAgentHosts> for HostPool {
+    type Result = MessageResult<crate::lb::plane::ListAgentHosts>;
+    fn handle(
+        &mut self,
+        _: crate::lb::plane::ListAgentHosts,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        MessageResult(
+            self.model
+                .hosts()
+                .iter()
+                .filter(|h| h.is_running() && h.pinged_once)
+                .map(|h| crate::lb::plane::AgentHost {
+                    host: h.handle.clone(),
+                    name: h.name().to_string(),
+                    address: h.address.clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Handler<GetPool> for HostPool {
     type Result = ResponseFuture<PoolView>;
     fn handle(&mut self, _: GetPool, _: &mut Context<Self>) -> Self::Result {

@@ -231,10 +231,31 @@ fn a_single_container_spec_change_replaces_it() {
 }
 
 #[test]
-fn load_balancer_settings_replace_it() {
+fn a_load_balancers_port_replaces_it_and_says_why() {
     let p = run(BASE, &BASE.replace("port: 0", "port: 18000"));
     assert_eq!(action(&p, "lb"), PlanAction::Replaced);
     assert_eq!(paths(&p, "lb"), vec!["port"]);
+    let why = p.services[1].reason.as_deref().unwrap();
+    assert!(
+        why.contains("`port`") && why.contains("listening socket"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_load_balancers_mode_and_limits_change_in_place() {
+    let changed = BASE.replace(
+        "port: 0\n",
+        "port: 0\n    mode: tcp\n    limits: { max_connections: 50 }\n",
+    );
+    let p = run(BASE, &changed);
+    assert_eq!(action(&p, "lb"), PlanAction::InPlace);
+    assert_eq!(paths(&p, "lb"), vec!["limits", "mode"]);
+    let why = p.services[1].reason.as_deref().unwrap();
+    assert!(why.contains("changed in place"), "{why}");
+    // With the port too, it is made again.
+    let p = run(BASE, &changed.replace("port: 0", "port: 18000"));
+    assert_eq!(action(&p, "lb"), PlanAction::Replaced);
 }
 
 #[test]
