@@ -201,6 +201,8 @@ pub struct DockerHost {
     /// Where uploaded build contexts are kept (`None`: builds from
     /// uploads fail with a message saying so).
     uploads: Option<crate::build_context::Uploads>,
+    /// The containers whose stats are sampled, a round at a time.
+    stats: stats::Feeds,
 }
 
 impl DockerHost {
@@ -224,6 +226,7 @@ impl DockerHost {
             usage: Default::default(),
             pulls: Default::default(),
             uploads: None,
+            stats: Default::default(),
         }
     }
 
@@ -279,6 +282,7 @@ impl Actor for DockerHost {
             self.resync_to.clone(),
         );
         ctx.spawn(fut.into_actor(self));
+        ctx.run_interval(stats::ROUND_EVERY, |act, ctx| act.start_stats_round(ctx));
         // The safety net: a periodic full list, level-triggered.
         ctx.run_interval(self.resync_every, |act, ctx| {
             let (docker, host, to) = (act.docker.clone(), act.name.clone(), act.resync_to.clone());
@@ -752,21 +756,49 @@ pub async fn list_managed(
         .collect())
 }
 
-/// Starts a stats feed for a container; samples go to `to` until the
-/// container goes or `to` closes.
+/// Starts sampling a container's stats; samples go to `to` until the
+/// container goes, `to` closes, or the entity follows another container.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FollowStats {
     pub container: String,
     pub to: Recipient<stats::StatsSample>,
+    /// The entity's previous container, whose feed ends.
+    pub replaces: Option<String>,
 }
 
 impl Handler<FollowStats> for DockerHost {
     type Result = ();
     fn handle(&mut self, msg: FollowStats, _: &mut Context<Self>) {
-        // On the multi-thread runtime, not the actor's thread: a hundred
-        // feeds decode JSON every second.
-        tokio::spawn(stats::follow(self.docker.clone(), msg.container, msg.to));
+        self.stats
+            .follow(msg.container, msg.to, msg.replaces.as_deref());
+    }
+}
+
+/// A stats round's outcomes, back from the runtime it ran on.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StatsRoundDone(Vec<(String, stats::Outcome)>);
+
+impl Handler<StatsRoundDone> for DockerHost {
+    type Result = ();
+    fn handle(&mut self, msg: StatsRoundDone, _: &mut Context<Self>) {
+        self.stats.end_round(msg.0);
+    }
+}
+
+impl DockerHost {
+    fn start_stats_round(&mut self, ctx: &mut Context<Self>) {
+        let Some(due) = self.stats.start_round() else {
+            return;
+        };
+        let (docker, me) = (self.docker.clone(), ctx.address());
+        // On the multi-thread runtime, not the actor's thread: a round
+        // decodes a JSON frame per container.
+        tokio::spawn(async move {
+            let outcomes = stats::round(docker, due).await;
+            me.do_send(StatsRoundDone(outcomes));
+        });
     }
 }
 
