@@ -203,6 +203,8 @@ pub struct DockerHost {
     uploads: Option<crate::build_context::Uploads>,
     /// The containers whose stats are sampled, a round at a time.
     stats: stats::Feeds,
+    /// How often a stats round starts.
+    stats_every: Duration,
 }
 
 impl DockerHost {
@@ -227,12 +229,19 @@ impl DockerHost {
             pulls: Default::default(),
             uploads: None,
             stats: Default::default(),
+            stats_every: stats::ROUND_EVERY,
         }
     }
 
     /// Build contexts uploaded to the service are read from here.
     pub fn with_uploads(mut self, uploads: Option<crate::build_context::Uploads>) -> Self {
         self.uploads = uploads;
+        self
+    }
+
+    /// Stats rounds start this often (a location's `stats_every`).
+    pub fn with_stats_every(mut self, every: Duration) -> Self {
+        self.stats_every = every;
         self
     }
 
@@ -282,7 +291,7 @@ impl Actor for DockerHost {
             self.resync_to.clone(),
         );
         ctx.spawn(fut.into_actor(self));
-        ctx.run_interval(stats::ROUND_EVERY, |act, ctx| act.start_stats_round(ctx));
+        ctx.run_interval(self.stats_every, |act, ctx| act.start_stats_round(ctx));
         // The safety net: a periodic full list, level-triggered.
         ctx.run_interval(self.resync_every, |act, ctx| {
             let (docker, host, to) = (act.docker.clone(), act.name.clone(), act.resync_to.clone());

@@ -437,6 +437,7 @@ impl HostPool {
             self.events_to.clone(),
             self.resync_to.clone(),
             self.uploads.clone(),
+            self.cfg.stats_every,
         );
         let saved = new.saved(index);
         let host = PoolHost::new(
