@@ -167,6 +167,9 @@ pub struct ContainerEvent {
 pub struct HostResync {
     pub host: String,
     pub containers: Vec<ManagedContainer>,
+    /// When the list was asked for: it shows the engine as it was then,
+    /// and anything an entity learned since is newer.
+    pub listed_at: std::time::Instant,
 }
 
 /// The machine's CPU, memory and load, sampled every few seconds for
@@ -297,8 +300,13 @@ impl Actor for DockerHost {
             let (docker, host, to) = (act.docker.clone(), act.name.clone(), act.resync_to.clone());
             ctx.spawn(
                 async move {
+                    let listed_at = std::time::Instant::now();
                     if let Ok(containers) = list_managed(&docker, None).await {
-                        to.do_send(HostResync { host, containers });
+                        to.do_send(HostResync {
+                            host,
+                            containers,
+                            listed_at,
+                        });
                     }
                 }
                 .into_actor(act),
