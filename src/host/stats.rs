@@ -136,7 +136,12 @@ pub type Due = (String, Recipient<StatsSample>, Option<CpuCounters>);
 impl Feeds {
     /// Samples of `container` go to `to` from the next round on; the feed
     /// of `replaces` (the entity's previous container) ends.
-    pub fn follow(&mut self, container: String, to: Recipient<StatsSample>, replaces: Option<&str>) {
+    pub fn follow(
+        &mut self,
+        container: String,
+        to: Recipient<StatsSample>,
+        replaces: Option<&str>,
+    ) {
         if let Some(old) = replaces.filter(|old| *old != container) {
             self.feeds.remove(old);
         }

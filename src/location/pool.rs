@@ -118,7 +118,8 @@ pub struct HostPool {
     me: EntityRef,
     /// Per host on fire, the containers moved off it: removed from it if
     /// it answers again (see `left_behind`).
-    moved_off: std::collections::HashMap<String, std::collections::HashSet<super::model::MemberKey>>,
+    moved_off:
+        std::collections::HashMap<String, std::collections::HashSet<super::model::MemberKey>>,
     cfg: LocationConfig,
     model: Model,
     queue: PlacementQueue<Waiter>,
@@ -587,7 +588,8 @@ impl HostPool {
         let Some(moved_off) = self.moved_off.remove(name) else {
             return;
         };
-        let Some(i) = (0..self.model.hosts().len()).find(|&i| self.model.host(i).name() == name) else {
+        let Some(i) = (0..self.model.hosts().len()).find(|&i| self.model.host(i).name() == name)
+        else {
             return;
         };
         let addr = self.model.host(i).handle.clone();
