@@ -40,7 +40,9 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Fraction (0..1) of container starts refused with HTTP 500.
     pub start_failure_rate: f64,
-    /// How often a streamed stats feed sends a frame (Docker: about 1 s).
+    /// How often a streamed stats feed sends a frame (Docker: about 1 s),
+    /// and the `stats_every` of the location `drover_yaml` writes (how
+    /// often drover samples each container).
     pub stats_every: Duration,
     /// What `docker info` says of each engine.
     pub ncpu: i64,
@@ -255,6 +257,10 @@ impl SimEngine {
 
     pub fn hosts(&self) -> usize {
         self.shared.engines.len()
+    }
+
+    pub fn stats_every(&self) -> Duration {
+        self.shared.cfg.stats_every
     }
 
     /// The socket of engine `i`.
@@ -1117,8 +1123,9 @@ fn events(engine: &Arc<Engine>, q: &HashMap<String, String>) -> Response<Body> {
 /// engines' containers, which is not what these runs measure.
 pub fn drover_yaml(sim: &SimEngine, location: &str, max_containers: u32) -> String {
     let mut y = format!(
-        "locations:\n  {location}:\n    min_hosts: 1\n    max_hosts: {}\n    on_fire_after: 30s\n    placement: {{ strategy: least-containers, max_containers: {max_containers} }}\n    hosts:\n",
-        sim.hosts()
+        "locations:\n  {location}:\n    min_hosts: 1\n    max_hosts: {}\n    on_fire_after: 30s\n    stats_every: {}\n    placement: {{ strategy: least-containers, max_containers: {max_containers} }}\n    hosts:\n",
+        sim.hosts(),
+        humantime::format_duration(sim.stats_every())
     );
     for i in 0..sim.hosts() {
         y.push_str(&format!(

@@ -51,7 +51,11 @@ impl std::fmt::Debug for EntityHandle {
 /// under its labels (`None`: nothing).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Observed(pub Option<crate::host::ManagedContainer>);
+pub struct Observed(
+    pub Option<crate::host::ManagedContainer>,
+    /// When the engine was listed (see `HostResync::listed_at`).
+    pub std::time::Instant,
+);
 
 /// Announces a new child to the parent's subscribers (the management actor
 /// registers it and subscribes in turn, so the tree is observed whole).

@@ -41,10 +41,12 @@ pub async fn follow(
         let mut stream = Box::pin(docker.events(Some(builder.build())));
         // Reconcile after (re)subscribing, so nothing between the last event
         // seen and now is missed.
+        let listed_at = std::time::Instant::now();
         if let Ok(containers) = list_managed(&docker, None).await {
             resync_to.do_send(HostResync {
                 host: host.clone(),
                 containers,
+                listed_at,
             });
         }
         while let Some(item) = stream.next().await {

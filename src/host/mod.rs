@@ -171,6 +171,9 @@ pub struct ContainerEvent {
 pub struct HostResync {
     pub host: String,
     pub containers: Vec<ManagedContainer>,
+    /// When the list was asked for: it shows the engine as it was then,
+    /// and anything an entity learned since is newer.
+    pub listed_at: std::time::Instant,
 }
 
 /// The machine's CPU, memory and load, sampled every few seconds for
@@ -205,6 +208,10 @@ pub struct DockerHost {
     /// Where uploaded build contexts are kept (`None`: builds from
     /// uploads fail with a message saying so).
     uploads: Option<crate::build_context::Uploads>,
+    /// The containers whose stats are sampled, a round at a time.
+    stats: stats::Feeds,
+    /// How often a stats round starts.
+    stats_every: Duration,
 }
 
 impl DockerHost {
@@ -228,12 +235,20 @@ impl DockerHost {
             usage: Default::default(),
             pulls: Default::default(),
             uploads: None,
+            stats: Default::default(),
+            stats_every: stats::ROUND_EVERY,
         }
     }
 
     /// Build contexts uploaded to the service are read from here.
     pub fn with_uploads(mut self, uploads: Option<crate::build_context::Uploads>) -> Self {
         self.uploads = uploads;
+        self
+    }
+
+    /// Stats rounds start this often (a location's `stats_every`).
+    pub fn with_stats_every(mut self, every: Duration) -> Self {
+        self.stats_every = every;
         self
     }
 
@@ -283,13 +298,19 @@ impl Actor for DockerHost {
             self.resync_to.clone(),
         );
         ctx.spawn(fut.into_actor(self));
+        ctx.run_interval(self.stats_every, |act, ctx| act.start_stats_round(ctx));
         // The safety net: a periodic full list, level-triggered.
         ctx.run_interval(self.resync_every, |act, ctx| {
             let (docker, host, to) = (act.docker.clone(), act.name.clone(), act.resync_to.clone());
             ctx.spawn(
                 async move {
+                    let listed_at = std::time::Instant::now();
                     if let Ok(containers) = list_managed(&docker, None).await {
-                        to.do_send(HostResync { host, containers });
+                        to.do_send(HostResync {
+                            host,
+                            containers,
+                            listed_at,
+                        });
                     }
                 }
                 .into_actor(act),
@@ -756,21 +777,49 @@ pub async fn list_managed(
         .collect())
 }
 
-/// Starts a stats feed for a container; samples go to `to` until the
-/// container goes or `to` closes.
+/// Starts sampling a container's stats; samples go to `to` until the
+/// container goes, `to` closes, or the entity follows another container.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FollowStats {
     pub container: String,
     pub to: Recipient<stats::StatsSample>,
+    /// The entity's previous container, whose feed ends.
+    pub replaces: Option<String>,
 }
 
 impl Handler<FollowStats> for DockerHost {
     type Result = ();
     fn handle(&mut self, msg: FollowStats, _: &mut Context<Self>) {
-        // On the multi-thread runtime, not the actor's thread: a hundred
-        // feeds decode JSON every second.
-        tokio::spawn(stats::follow(self.docker.clone(), msg.container, msg.to));
+        self.stats
+            .follow(msg.container, msg.to, msg.replaces.as_deref());
+    }
+}
+
+/// A stats round's outcomes, back from the runtime it ran on.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StatsRoundDone(Vec<(String, stats::Outcome)>);
+
+impl Handler<StatsRoundDone> for DockerHost {
+    type Result = ();
+    fn handle(&mut self, msg: StatsRoundDone, _: &mut Context<Self>) {
+        self.stats.end_round(msg.0);
+    }
+}
+
+impl DockerHost {
+    fn start_stats_round(&mut self, ctx: &mut Context<Self>) {
+        let Some(due) = self.stats.start_round() else {
+            return;
+        };
+        let (docker, me) = (self.docker.clone(), ctx.address());
+        // On the multi-thread runtime, not the actor's thread: a round
+        // decodes a JSON frame per container.
+        tokio::spawn(async move {
+            let outcomes = stats::round(docker, due).await;
+            me.do_send(StatsRoundDone(outcomes));
+        });
     }
 }
 

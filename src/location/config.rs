@@ -101,6 +101,13 @@ pub struct LocationConfig {
     /// How new hosts are made. Default `static` (no new hosts).
     #[serde(default)]
     pub provisioner: ProvisionerConfig,
+    /// How often each container's CPU and memory are sampled (one
+    /// one-shot stats call per container, at most 8 at a time per
+    /// engine; a slow engine is sampled less often, never piled up).
+    /// Default 1s, as often as `docker stats` shows them; longer costs
+    /// the engines and drover less with many containers per host.
+    #[serde(default = "default_stats_every", with = "humantime_serde")]
+    pub stats_every: Duration,
 }
 
 pub fn default_min_hosts() -> u32 {
@@ -118,6 +125,9 @@ pub fn default_hot_window() -> Duration {
 pub fn default_cold_window() -> Duration {
     Duration::from_secs(30)
 }
+pub fn default_stats_every() -> Duration {
+    crate::host::stats::ROUND_EVERY
+}
 
 impl Default for LocationConfig {
     fn default() -> Self {
@@ -131,6 +141,7 @@ impl Default for LocationConfig {
             hot_window: default_hot_window(),
             cold_window: default_cold_window(),
             provisioner: ProvisionerConfig::default(),
+            stats_every: default_stats_every(),
         }
     }
 }

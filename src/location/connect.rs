@@ -92,6 +92,7 @@ pub fn start_host(
     events_to: Recipient<ContainerEvent>,
     resync_to: Recipient<HostResync>,
     uploads: Option<crate::build_context::Uploads>,
+    stats_every: std::time::Duration,
 ) -> Addr<DockerHost> {
     DockerHost::new(
         name.to_string(),
@@ -102,6 +103,7 @@ pub fn start_host(
     )
     .with_subnet_pool(host_subnet_pool(name))
     .with_uploads(uploads)
+    .with_stats_every(stats_every)
     .start()
 }
 

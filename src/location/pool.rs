@@ -61,6 +61,7 @@ pub use placing::PlaceFailure;
 
 mod faults;
 mod handlers;
+mod left_behind;
 mod placing;
 #[cfg(test)]
 mod tests;
@@ -115,6 +116,10 @@ type Model = PoolModel<Addr<DockerHost>, Contact>;
 
 pub struct HostPool {
     me: EntityRef,
+    /// Per host on fire, the containers moved off it: removed from it if
+    /// it answers again (see `left_behind`).
+    moved_off:
+        std::collections::HashMap<String, std::collections::HashSet<super::model::MemberKey>>,
     cfg: LocationConfig,
     model: Model,
     queue: PlacementQueue<Waiter>,
@@ -226,6 +231,7 @@ impl HostPool {
             decisions: VecDeque::new(),
             events: VecDeque::new(),
             last_verdict: None,
+            moved_off: Default::default(),
             board: SensorBoard::default(),
             resize_waiters: Vec::new(),
             store: services.store,
@@ -437,6 +443,7 @@ impl HostPool {
             self.events_to.clone(),
             self.resync_to.clone(),
             self.uploads.clone(),
+            self.cfg.stats_every,
         );
         let saved = new.saved(index);
         let host = PoolHost::new(
@@ -542,7 +549,10 @@ impl HostPool {
         };
         ctx.spawn(fut.into_actor(self).map(move |cap, act, ctx| {
             match act.model.pinged(&name, cap, act.now()) {
-                Pinged::AnswersAgain => act.event(format!("host {name} answers again")),
+                Pinged::AnswersAgain => {
+                    act.event(format!("host {name} answers again"));
+                    act.remove_left_behind(&name, ctx);
+                }
                 Pinged::OnFire(members) => {
                     if let Some(p) = &act.policy {
                         p.do_send(HostDown {
@@ -555,6 +565,8 @@ impl HostPool {
                         act.model.limits().on_fire_after,
                         members.len()
                     ));
+                    let moved = act.moved_off.entry(name.clone()).or_default();
+                    moved.extend(members.iter().map(|(k, _)| k.clone()));
                     for (_, m) in members {
                         if let Some(r) = m.contact.relocate {
                             r.do_send(Relocate {
@@ -568,6 +580,50 @@ impl HostPool {
             }
             act.pump(ctx);
         }));
+    }
+
+    /// Removes the duplicates a host that was on fire still runs: the
+    /// containers of entities moved off it and not placed on it again.
+    fn remove_left_behind(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(moved_off) = self.moved_off.remove(name) else {
+            return;
+        };
+        let Some(i) = (0..self.model.hosts().len()).find(|&i| self.model.host(i).name() == name)
+        else {
+            return;
+        };
+        let addr = self.model.host(i).handle.clone();
+        let name = name.to_string();
+        ctx.spawn(
+            async move { addr.send(ListManaged { app: None }).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let Ok(Ok(listed)) = res else { return };
+                    let Some(i) = (0..act.model.hosts().len()).find(|&i| act.model.host(i).name() == name) else {
+                        return;
+                    };
+                    let host = act.model.host(i);
+                    let ids = left_behind::left_behind(
+                        &listed,
+                        &moved_off,
+                        |k| host.members.contains_key(k),
+                        crate::host::OWNER.get().map(String::as_str),
+                    );
+                    let handle = host.handle.clone();
+                    if !ids.is_empty() {
+                        act.event(format!(
+                            "host {name} answers again: removing {} containers that started elsewhere while it was on fire",
+                            ids.len()
+                        ));
+                    }
+                    for id in ids {
+                        handle.do_send(crate::host::Operate {
+                            container: id,
+                            op: crate::host::ContainerOp::Remove,
+                        });
+                    }
+                }),
+        );
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {

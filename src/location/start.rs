@@ -160,6 +160,7 @@ pub fn start_location(
                 events_to.clone(),
                 resync_to.clone(),
                 services.uploads.clone(),
+                cfg.stats_every,
             ),
             name: c.name,
             address: c.address,

@@ -125,7 +125,9 @@ impl Handler<HostResync> for Management {
             if host != Some(msg.host.as_str()) {
                 continue;
             }
-            let _ = inbox.observed.try_send(Observed(seen.get(key).cloned()));
+            let _ = inbox
+                .observed
+                .try_send(Observed(seen.get(key).cloned(), msg.listed_at));
         }
     }
 }

@@ -317,11 +317,12 @@ impl ContainerEntity {
         if self.core.container.as_ref() != Some(&info.id)
             || self.stats_for.as_ref() != Some(&info.id)
         {
-            // A new container: a new stats feed (the old one ended with it).
-            self.stats_for = Some(info.id.clone());
+            // A new container: a new stats feed, the old one's ends.
+            let replaces = self.stats_for.replace(info.id.clone());
             self.at.host.do_send(crate::host::FollowStats {
                 container: info.id.clone(),
                 to: ctx.address().recipient(),
+                replaces,
             });
         }
         use crate::protocol::sensors as s;

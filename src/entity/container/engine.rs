@@ -27,15 +27,22 @@ impl Handler<ContainerEvent> for ContainerEntity {
 impl Handler<Observed> for ContainerEntity {
     type Result = ();
 
-    fn handle(&mut self, Observed(seen): Observed, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Observed(seen, listed_at): Observed, ctx: &mut Context<Self>) {
         // The engine's health verdict, level-triggered: a lost
         // `health_status` event is repaired by the next resync.
         let health = seen.as_ref().and_then(|c| {
             let h = EngineHealth::parse(c.health.as_deref()?)?;
             Some((c.id.clone(), h))
         });
-        self.observe(Observation::Resync(seen.map(|c| (c.id, c.state))), ctx);
-        if let Some((container, h)) = health {
+        let stale = self.core.stale_list(listed_at);
+        self.observe(
+            Observation::Resync {
+                seen: seen.map(|c| (c.id, c.state)),
+                listed_at,
+            },
+            ctx,
+        );
+        if let Some((container, h)) = health.filter(|_| !stale) {
             self.observe(
                 Observation::Engine {
                     container,

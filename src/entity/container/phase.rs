@@ -14,7 +14,7 @@
 //!
 //! No actix, bollard or clock here: time comes in as an argument.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::entity::pool_messages::{PlaceError, PlaceErrorKind};
 use crate::protocol::Lifecycle;
@@ -204,6 +204,15 @@ impl Refs {
     }
 }
 
+/// A resync listed after anything a test's core could have learned.
+#[cfg(test)]
+fn fresh_list(seen: Option<(String, String)>) -> Observation {
+    Observation::Resync {
+        seen,
+        listed_at: Instant::now() + Duration::from_secs(86_400),
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
@@ -220,8 +229,11 @@ pub enum Observation {
         event: EngineEvent,
     },
     /// A resync's view: the container the engine holds under this
-    /// entity's labels and its state, or `None`.
-    Resync(Option<(String, String)>),
+    /// entity's labels and its state, or `None`, as listed at `listed_at`.
+    Resync {
+        seen: Option<(String, String)>,
+        listed_at: Instant,
+    },
     /// A health probe of `container` ended.
     Probed {
         container: Option<String>,

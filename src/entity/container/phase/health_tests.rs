@@ -269,7 +269,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
         Observation::Created(Ok(info())),
         Observation::Created(Err("boom".into())),
         Observation::Operated(Ok(Some(info()))),
-        Observation::Resync(Some((ID.into(), "running".into()))),
+        fresh_list(Some((ID.into(), "running".into()))),
         Observation::Probed {
             container: Some(ID.into()),
             result: Err("refused".into()),

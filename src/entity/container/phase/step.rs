@@ -50,6 +50,10 @@ pub struct Core {
     /// The pool declared this container's host lost, and no new host has
     /// been given yet: whatever is addressed to the old host cannot succeed.
     pub host_lost: bool,
+    /// When the container's state was last learned from something newer
+    /// than a list could be: an engine event, a create or operation's
+    /// answer. A list asked for before then is stale.
+    pub learned_at: Option<Instant>,
     /// Engine events that arrived while an operation was in flight;
     /// replayed (from the last `start` on) once it completes.
     pub stashed: Vec<(String, EngineEvent)>,
@@ -80,6 +84,7 @@ impl Core {
             moving: false,
             place_failure: None,
             host_lost: false,
+            learned_at: None,
             stashed: Vec::new(),
         }
     }
@@ -125,6 +130,12 @@ impl Core {
             }
             return out;
         }
+        if matches!(
+            obs,
+            Observation::Engine { .. } | Observation::Created(_) | Observation::Operated(_)
+        ) {
+            self.learned_at = Some(now);
+        }
         match obs {
             Observation::Teardown | Observation::TornDown { .. } => {}
             Observation::Start => self.on_start(refs, now, &mut out),
@@ -140,7 +151,11 @@ impl Core {
                     self.on_event(&container, event, &mut out);
                 }
             }
-            Observation::Resync(seen) => self.on_resync(seen, &mut out),
+            Observation::Resync { seen, listed_at } => {
+                if !self.stale_list(listed_at) {
+                    self.on_resync(seen, &mut out)
+                }
+            }
             Observation::Probed { container, result } => {
                 self.on_probed(container, result, now, &mut out)
             }
@@ -499,6 +514,15 @@ impl Core {
         for ev in ours.into_iter().skip(from) {
             self.on_event(&id, ev, out);
         }
+    }
+
+    /// A list asked for before the entity last learned its container's
+    /// state says nothing new, and may say something old: taken just
+    /// before a create, it shows no container, and just before a start,
+    /// a `created` one; believed, either would make the entity replace or
+    /// restart a healthy container.
+    pub fn stale_list(&self, listed_at: Instant) -> bool {
+        self.learned_at.is_some_and(|t| listed_at < t)
     }
 
     fn on_resync(&mut self, seen: Option<(String, String)>, out: &mut Vec<Action>) {

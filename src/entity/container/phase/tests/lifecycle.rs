@@ -150,7 +150,7 @@ fn a_stop_is_obeyed_and_not_healed() {
             container: ID.into(),
             event: EngineEvent::Die,
         },
-        Observation::Resync(None),
+        fresh_list(None),
         Observation::Tick,
         Observation::ReferencesChanged { stale: true },
     ] {
@@ -163,7 +163,7 @@ fn a_stop_is_obeyed_and_not_healed() {
 #[test]
 fn a_container_removed_behind_drovers_back_fails_and_a_restart_recreates_it() {
     let mut r = Run::running();
-    r.step(Observation::Resync(None));
+    r.step(fresh_list(None));
     assert_eq!(
         r.core.phase,
         Phase::Failed {
@@ -276,6 +276,37 @@ fn an_oom_kill_gives_the_reason_of_the_failure() {
         r.core.phase,
         Phase::Failed {
             reason: "container is exited".into()
+        }
+    );
+}
+
+#[test]
+fn a_list_taken_before_what_the_entity_knows_is_not_believed() {
+    // Issue 18 bug (a): the host listed its containers, then the entity
+    // created and started its container, then the list arrived saying it
+    // has none (or a `created` one). Believed, the entity would fail and
+    // replace (or restart) a healthy container.
+    let listed_before = Instant::now();
+    let mut r = Run::running();
+    for seen in [None, Some((ID.to_string(), "created".to_string()))] {
+        let a = r.step(Observation::Resync {
+            seen,
+            listed_at: listed_before,
+        });
+        assert!(a.is_empty(), "a stale list changes nothing: {a:?}");
+        assert_eq!(r.core.phase, Phase::Running);
+        assert_eq!(r.core.container.as_deref(), Some(ID));
+    }
+    // A list asked for after the last thing learned is the truth.
+    let listed_after = r.now + Duration::from_millis(1);
+    r.step(Observation::Resync {
+        seen: None,
+        listed_at: listed_after,
+    });
+    assert_eq!(
+        r.core.phase,
+        Phase::Failed {
+            reason: "container is removed".into()
         }
     );
 }
