@@ -24,24 +24,10 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The workload cluster with a load balancer in front of it on a free port.
 fn blueprint(app: &str, size: u32) -> String {
-    format!(
-        r#"name: {app}
-services:
-  - id: web
-    type: cluster
-    initial_size: {size}
-    member:
-      image: drover/workload:latest
-      ports: [8080]
-      resources: {{ cpus: 0.25, memory: 64Mi }}
-      health: {{ http: {{ port: 8080, path: /health }}, interval: 1s }}
-  - id: lb
-    type: load-balancer
-    target: web
-    port: 0
-"#
-    )
+    cluster_blueprint(app, size)
+        + "  - id: lb\n    type: load-balancer\n    target: web\n    port: 0\n"
 }
 
 /// Keep-alive GET load from a few threads; counts answers and failures.

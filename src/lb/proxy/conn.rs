@@ -35,17 +35,18 @@ pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                     break;
                 }
                 inner.connections_total.fetch_add(1, Ordering::Relaxed);
-                if inner.active.load(Ordering::Relaxed) >= inner.cfg().max_connections as u64 {
+                let cfg = inner.cfg();
+                if inner.active.load(Ordering::Relaxed) >= cfg.max_connections as u64 {
                     // Over the cap: closed at once (left in the backlog it
                     // would hang the client instead of telling it).
                     inner.errors_total.fetch_add(1, Ordering::Relaxed);
-                    debug!(%peer, cap = inner.cfg().max_connections, "lb: connection cap reached; closing");
+                    debug!(%peer, cap = cfg.max_connections, "lb: connection cap reached; closing");
                     drop(client);
                     continue;
                 }
                 inner.active.fetch_add(1, Ordering::Relaxed);
                 let guard = ActiveGuard(inner.clone());
-                match inner.cfg().mode {
+                match cfg.mode {
                     LbMode::Http => tokio::spawn(super::http::serve(guard, client, peer)),
                     LbMode::Tcp => tokio::spawn(serve(guard, client, peer)),
                 };
@@ -115,7 +116,9 @@ async fn serve(guard: ActiveGuard, mut client: TcpStream, peer: SocketAddr) {
     let candidates = inner.candidates();
     // One deadline for the whole phase before a backend answers, across
     // retries: a client that sends nothing cannot hold its slot forever.
-    let deadline = tokio::time::Instant::now() + inner.cfg().first_byte_timeout;
+    // A connection keeps the settings in force when it came.
+    let cfg = inner.cfg();
+    let deadline = tokio::time::Instant::now() + cfg.first_byte_timeout;
     let mut side = ClientSide {
         replay: Vec::new(),
         overflowed: false,
@@ -131,17 +134,12 @@ async fn serve(guard: ActiveGuard, mut client: TcpStream, peer: SocketAddr) {
         };
         let phase = tokio::time::timeout_at(
             deadline,
-            precommit(
-                &mut client,
-                &mut upstream,
-                &mut side,
-                inner.cfg().replay_buffer,
-            ),
+            precommit(&mut client, &mut upstream, &mut side, cfg.replay_buffer),
         )
         .await;
         let Ok(phase) = phase else {
             inner.errors_total.fetch_add(1, Ordering::Relaxed);
-            debug!(%peer, timeout = ?inner.cfg().first_byte_timeout, "lb: no answer within the first-byte timeout; closing");
+            debug!(%peer, timeout = ?cfg.first_byte_timeout, "lb: no answer within the first-byte timeout; closing");
             return;
         };
         match phase {
@@ -172,7 +170,7 @@ async fn serve(guard: ActiveGuard, mut client: TcpStream, peer: SocketAddr) {
                     "lb: backend failed before answering; ejecting");
                 inner.eject(entry);
                 if side.overflowed {
-                    debug!(%peer, limit = inner.cfg().replay_buffer, "lb: replay buffer overflowed; not retrying");
+                    debug!(%peer, limit = cfg.replay_buffer, "lb: replay buffer overflowed; not retrying");
                     break;
                 }
             }

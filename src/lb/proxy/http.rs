@@ -90,17 +90,19 @@ pub(super) async fn serve(guard: ActiveGuard, client: TcpStream, peer: SocketAdd
             }
         })
     };
+    // A connection keeps the settings in force when it came.
+    let cfg = inner.cfg();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(inner.cfg().header_timeout)
+        .header_read_timeout(cfg.header_timeout)
         .keep_alive(true)
-        .max_buf_size(inner.cfg().max_buffered.max(8192));
+        .max_buf_size(cfg.max_buffered.max(8192));
     let conn = builder.serve_connection(TokioIo::new(client), svc);
     tokio::pin!(conn);
     // Idle keep-alive connections are closed by this watchdog: hyper's own
     // timeout covers only the time to read a request's head.
-    let idle = inner.cfg().idle_timeout;
+    let idle = cfg.idle_timeout;
     let mut next = tokio::time::Instant::now() + idle;
     let mut closing = false;
     loop {
@@ -261,7 +263,10 @@ async fn forward(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
     strip_hop_headers(&mut parts.headers);
     // A body kept in memory can be sent again; a larger or chunked one
     // streams through once.
-    let limit = inner.cfg().max_buffered;
+    // The settings in force when the request came: one read for all of it
+    // (they may change in place meanwhile; this request keeps its own).
+    let cfg = inner.cfg();
+    let limit = cfg.max_buffered;
     let mut kept: Option<Bytes> = None;
     let mut streamed: Option<Incoming> = None;
     match declared_len(&parts.headers) {
@@ -310,8 +315,7 @@ async fn forward(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
                 answer(StatusCode::BAD_REQUEST, "the request target is not valid"),
             );
         };
-        let sent =
-            tokio::time::timeout(inner.cfg().first_byte_timeout, inner.client.request(up)).await;
+        let sent = tokio::time::timeout(cfg.first_byte_timeout, inner.client.request(up)).await;
         let why = match sent {
             Ok(Ok(resp)) => {
                 inner.served_by(&entry.backend.member);
@@ -338,7 +342,7 @@ async fn forward(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
                 }
             }
             Err(_) => {
-                debug!(member = %entry.backend.member, timeout = ?inner.cfg().first_byte_timeout,
+                debug!(member = %entry.backend.member, timeout = ?cfg.first_byte_timeout,
                     "lb: member did not answer in time; ejecting");
                 inner.eject(entry);
                 if may_resend {
