@@ -351,9 +351,18 @@ fn latency_p99_and_status_classes_match_what_wrk_saw() {
     // small part of it, so the two p99s can be held to 10% of each other.
     let report = wrk_niced(port, "/work?sleep_ms=20", 1, 4, 10, 0);
     let (requests, non_ok, wrk_p99) = wrk_figures(&report);
-    // The sensors of the second that follows the run (10 s window).
-    std::thread::sleep(Duration::from_millis(1500));
-    let s = d.sensors(&app, "lb");
+    // The sensors published once the run's requests are counted (they
+    // come every second; the latency window is 10 s). The load balancer
+    // counts at least what wrk saw: wrk leaves out those in flight at its end.
+    let s = wait_for(
+        Duration::from_secs(10),
+        "the run's requests counted",
+        || {
+            let s = d.sensors(&app, "lb");
+            let total = s["lb.requests_total"]["value"].as_u64()?;
+            (total - before >= requests).then_some(s)
+        },
+    );
     let counted = s["lb.requests_total"]["value"].as_u64().unwrap() - before;
     let ok = s["lb.responses"]["value"]["2xx"].as_u64().unwrap();
     let p99 = s["lb.latency_p99"]["value"].as_f64().unwrap();
