@@ -88,6 +88,16 @@ pub struct LocationConfig {
     /// engine, short against a Kubernetes node's 40 s grace).
     #[serde(default = "default_on_fire_after", with = "humantime_serde")]
     pub on_fire_after: Duration,
+    /// When at least this percent of the pool's hosts (of three or more)
+    /// are silent at once, the silent ones take no new containers but
+    /// their containers are not moved: so many hosts failing together is
+    /// likelier a partition or an overload on drover's side than a fire,
+    /// and moving everything would make it worse. Once fewer are silent,
+    /// the hosts still silent are on fire as usual. Default 55 (as
+    /// Kubernetes' `--unhealthy-zone-threshold` 0.55, under which its node
+    /// controller stops evicting); 100 holds only when every host is silent.
+    #[serde(default = "default_silent_hold_percent")]
+    pub silent_hold_percent: u32,
     /// The pool must stay hot this long before a host is added for
     /// headroom (a container that fits nowhere adds one at once).
     /// Default 5s.
@@ -119,6 +129,9 @@ pub fn default_max_hosts() -> u32 {
 pub fn default_on_fire_after() -> Duration {
     Duration::from_secs(5)
 }
+pub fn default_silent_hold_percent() -> u32 {
+    55
+}
 pub fn default_hot_window() -> Duration {
     Duration::from_secs(5)
 }
@@ -138,6 +151,7 @@ impl Default for LocationConfig {
             min_hosts: default_min_hosts(),
             max_hosts: default_max_hosts(),
             on_fire_after: default_on_fire_after(),
+            silent_hold_percent: default_silent_hold_percent(),
             hot_window: default_hot_window(),
             cold_window: default_cold_window(),
             provisioner: ProvisionerConfig::default(),
@@ -357,6 +371,15 @@ pub fn validate(cfg: &DroverConfig) -> Vec<String> {
                     format!("`percent` must be at least 0 and below 100, got {p}"),
                 ));
             }
+        }
+        if !(1..=100).contains(&loc.silent_hold_percent) {
+            errs.push(ValidationError::at(
+                path.key("silent_hold_percent"),
+                format!(
+                    "`silent_hold_percent` must be 1 to 100, got {}",
+                    loc.silent_hold_percent
+                ),
+            ));
         }
         if loc.max_hosts == 0 || loc.min_hosts > loc.max_hosts {
             errs.push(ValidationError::at(

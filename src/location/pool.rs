@@ -535,9 +535,12 @@ impl HostPool {
         }
         let name = self.model.host(i).name().to_string();
         let addr = self.model.host(i).handle.clone();
+        // An engine that answers late still answers: waiting only a fixed
+        // 2 s made a busy engine (or a busy drover) look silent, and a whole
+        // pool of busy engines was declared on fire at once.
+        let wait = self.model.limits().on_fire_after.max(Duration::from_secs(1));
         let fut = async move {
-            // A ping slower than this is a silent engine.
-            tokio::time::timeout(Duration::from_secs(2), addr.send(crate::host::Capacity))
+            tokio::time::timeout(wait, addr.send(crate::host::Capacity))
                 .await
                 .ok()
                 .and_then(|r| r.ok())
@@ -574,6 +577,14 @@ impl HostPool {
                                 reason: format!("host {name} is on fire"),
                             });
                         }
+                    }
+                }
+                Pinged::Held { silent, of, first } => {
+                    if first {
+                        act.event(format!(
+                            "{silent} of {of} hosts are silent at once (at least {}%): drover takes this for trouble on its own side, not {silent} fires; their containers stay where they are, and none is placed on them, until fewer are silent",
+                            act.model.limits().silent_hold_percent
+                        ));
                     }
                 }
                 Pinged::Unknown | Pinged::Answered | Pinged::Silent => {}

@@ -40,8 +40,8 @@ pub struct HostState {
     pub reserved_memory_bytes: u64,
     /// Fraction of all the host's CPUs in use, 0 to 1.
     pub cpu_usage: f64,
-    /// Containers drover placed here.
-    pub placed: Vec<Placed>,
+    /// Containers drover placed here, indexed.
+    pub placed: Placements,
     /// Other containers on the engine (not drover's): they count against
     /// max-containers.
     pub other_containers: u32,
@@ -60,7 +60,7 @@ impl HostState {
             reserved_cpus: 0.0,
             reserved_memory_bytes: 0,
             cpu_usage: 0.0,
-            placed: Vec::new(),
+            placed: Placements::default(),
             other_containers: 0,
         }
     }
@@ -70,41 +70,36 @@ impl HostState {
     }
 
     /// Records a placement (what the pool does when it answers a request).
+    /// Placed here again, it is counted once (the pool releases its old
+    /// reservation first).
     pub fn place(&mut self, req: &Request) {
         self.reserved_cpus += req.cpus;
         self.reserved_memory_bytes += req.memory_bytes;
-        self.placed.push(Placed {
-            app: req.app.clone(),
-            entity: req.entity.clone(),
-            group: req.group.clone(),
-        });
+        self.placed.insert(req);
     }
 
     /// Forgets a container (removed, or moved elsewhere).
     pub fn unplace(&mut self, app: &str, entity: &str, cpus: f64, memory_bytes: u64) -> bool {
-        let Some(i) = self
-            .placed
-            .iter()
-            .position(|p| p.app == app && p.entity == entity)
-        else {
+        if !self.placed.remove(app, entity) {
             return false;
-        };
-        self.placed.swap_remove(i);
+        }
         self.reserved_cpus = (self.reserved_cpus - cpus).max(0.0);
         self.reserved_memory_bytes = self.reserved_memory_bytes.saturating_sub(memory_bytes);
         true
     }
 
-    fn runs(&self, app: &str, pred: impl Fn(&Placed) -> bool) -> bool {
-        self.placed.iter().any(|p| p.app == app && pred(p))
-    }
-
     /// Containers here of the request's own entity (its cluster, for a member).
     fn same_entity_count(&self, req: &Request) -> u32 {
-        self.placed
-            .iter()
-            .filter(|p| p.app == req.app && req.same_entity(p))
-            .count() as u32
+        self.placed.same_entity(req)
+    }
+}
+
+/// The placement policy decides over shared snapshots of the hosts
+/// (`Arc<HostState>`, copied only where a decision changes one) as well as
+/// over plain lists (tests, benches).
+impl AsRef<HostState> for HostState {
+    fn as_ref(&self) -> &HostState {
+        self
     }
 }
 
@@ -141,14 +136,6 @@ impl Request {
         self
     }
 
-    /// Is `p` (of the same application) "the same entity" as this request:
-    /// a member of the same cluster, or the same container.
-    fn same_entity(&self, p: &Placed) -> bool {
-        match &self.group {
-            Some(g) => p.group.as_deref() == Some(g.as_str()),
-            None => p.entity == self.entity,
-        }
-    }
 }
 
 /// Why a host was not chosen.
@@ -199,7 +186,7 @@ pub struct Decision {
 
 /// Chooses a host for `req`. Hosts should be in name order: equal hosts
 /// are told apart by their position.
-pub fn decide(hosts: &[HostState], req: &Request, rules: &Rules) -> Decision {
+pub fn decide<H: AsRef<HostState>>(hosts: &[H], req: &Request, rules: &Rules) -> Decision {
     // A positive affinity to something that runs nowhere yet is satisfied
     // by every host (Kubernetes' rule for pod affinity to the first pod):
     // otherwise the first member of a cluster with `same: entity` could
@@ -207,7 +194,9 @@ pub fn decide(hosts: &[HostState], req: &Request, rules: &Rules) -> Decision {
     let present: Vec<bool> = rules
         .affinity
         .iter()
-        .map(|a| !a.negated() && hosts.iter().any(|h| affinity_holds(h, req, a)))
+        .map(|a| {
+            !a.negated() && hosts.iter().any(|h| affinity_holds(h.as_ref(), req, a))
+        })
         .collect();
     let mut verdicts = Vec::with_capacity(hosts.len());
     // The best host is a running minimum; the full ranking is only needed
@@ -215,6 +204,7 @@ pub fn decide(hosts: &[HostState], req: &Request, rules: &Rules) -> Decision {
     // on the hot path.
     let mut best: Option<((f64, f64), usize)> = None;
     for (i, h) in hosts.iter().enumerate() {
+        let h = h.as_ref();
         match filter(h, req, rules, &present) {
             Some(r) => verdicts.push(HostVerdict::Rejected(r)),
             None => {
@@ -239,11 +229,9 @@ fn better(a: (f64, f64), b: (f64, f64)) -> bool {
 
 fn affinity_holds(h: &HostState, req: &Request, a: &Affinity) -> bool {
     match a {
-        Affinity::Application { .. } => h.runs(&req.app, |_| true),
-        Affinity::SameEntity { .. } => h.runs(&req.app, |p| req.same_entity(p)),
-        Affinity::Entity { entity, .. } => h.runs(&req.app, |p| {
-            &p.entity == entity || p.group.as_deref() == Some(entity.as_str())
-        }),
+        Affinity::Application { .. } => h.placed.runs_app(&req.app),
+        Affinity::SameEntity { .. } => h.placed.same_entity(req) > 0,
+        Affinity::Entity { entity, .. } => h.placed.runs_entity(&req.app, entity),
     }
 }
 
@@ -319,6 +307,9 @@ fn score(h: &HostState, req: &Request, strategy: PlacementStrategy) -> (f64, f64
 }
 
 mod explain;
+mod placed;
+
+pub use placed::Placements;
 
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
+use std::sync::Arc;
 
 use actix::prelude::*;
 
@@ -43,7 +44,8 @@ pub type CpuPlacementConfig = RebalanceSpec;
 #[derive(Message)]
 #[rtype(result = "Decided")]
 pub struct Decide {
-    pub states: Vec<HostState>,
+    /// The pool's hosts, shared with the pool (see `PoolHost::state`).
+    pub states: Vec<Arc<HostState>>,
     pub request: Request,
     /// The entity's `placement:` layers (cluster, then member).
     pub layers: Vec<PlacementSpec>,
@@ -232,12 +234,12 @@ impl Handler<Decide> for PlacementPolicy {
         let mut states = msg.states;
         if let Some(avoid) = &msg.avoid {
             for st in states.iter_mut().filter(|st| &st.name == avoid) {
-                st.available = false;
+                Arc::make_mut(st).available = false;
             }
             // A CPU move goes only to a host below its threshold.
             if let (true, Some(r)) = (msg.cpu_move, &rebalance) {
                 for st in states.iter_mut().filter(|st| st.cpu_usage >= r.above) {
-                    st.available = false;
+                    Arc::make_mut(st).available = false;
                 }
             }
         }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use std::sync::Arc;
 
 use crate::placement::HostState;
 use crate::store::SavedHost;
@@ -49,8 +50,12 @@ impl HostPhase {
 
 #[derive(Debug, Clone)]
 pub struct PoolHost<H, M> {
-    /// What placement sees (capacity, reservations, `available`).
-    pub state: HostState,
+    /// What placement sees (capacity, reservations, `available`). Shared
+    /// with the decision in flight, so a snapshot of the pool is a pointer
+    /// a host rather than a copy of every reservation; changed through
+    /// [`PoolHost::state_mut`], which copies only a host the decision still
+    /// reads.
+    pub state: Arc<HostState>,
     pub handle: H,
     /// Where its published ports are reached.
     pub address: String,
@@ -74,6 +79,10 @@ pub struct PoolHost<H, M> {
 }
 
 impl<H, M> PoolHost<H, M> {
+    pub fn state_mut(&mut self) -> &mut HostState {
+        Arc::make_mut(&mut self.state)
+    }
+
     /// A host whose capacity is not known yet: not placeable until its
     /// first ping answers.
     pub fn new(
@@ -88,7 +97,7 @@ impl<H, M> PoolHost<H, M> {
         state.labels = labels;
         state.available = false;
         PoolHost {
-            state,
+            state: Arc::new(state),
             handle,
             address: address.into(),
             provisioned,

@@ -19,6 +19,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::time::Duration;
+use std::sync::Arc;
 
 use super::config::{LocationConfig, ProvisionerKind};
 use crate::placement::{self, Headroom, HeadroomSpec, HostState, Request, Rules};
@@ -38,6 +39,8 @@ pub struct Limits {
     pub max_per_host: u32,
     pub headroom: HeadroomSpec,
     pub on_fire_after: Duration,
+    /// `silent_hold_percent`: see [`PoolModel::pinged`].
+    pub silent_hold_percent: u32,
     pub cold_window: Duration,
 }
 
@@ -50,6 +53,7 @@ impl Limits {
             max_per_host: Rules::resolve(&cfg.placement, &[]).max_containers,
             headroom: cfg.headroom,
             on_fire_after: cfg.on_fire_after,
+            silent_hold_percent: cfg.silent_hold_percent,
             cold_window: cfg.cold_window,
         }
     }
@@ -116,6 +120,13 @@ pub enum GrowStep {
     Refused { want: u32 },
 }
 
+/// Are so many hosts silent at once that their containers are held
+/// rather than moved? Only in pools of three hosts or more: with one or
+/// two, one host down is already half the pool, and moving is the point.
+pub fn held(silent: usize, of: usize, hold_percent: u32) -> bool {
+    of >= 3 && silent * 100 >= of * hold_percent as usize
+}
+
 /// What a ping's answer changed.
 #[derive(Debug, PartialEq)]
 pub enum Pinged<M> {
@@ -126,6 +137,10 @@ pub enum Pinged<M> {
     AnswersAgain,
     /// Silent, but not for `on_fire_after` yet (or on fire already).
     Silent,
+    /// Silent for `on_fire_after`, but so are `silent_hold_percent` of the
+    /// pool's hosts: it takes nothing new, and its containers stay (the
+    /// first such host of a hold says `first`).
+    Held { silent: usize, of: usize, first: bool },
     /// Silent for `on_fire_after`: now on fire; its containers (with
     /// their reservations freed) must start elsewhere.
     OnFire(Vec<(MemberKey, Member<M>)>),
@@ -151,6 +166,8 @@ pub struct PoolModel<H, M> {
     found: HashMap<MemberKey, String>,
     /// Hosts the autoscaler asked for.
     want_hosts: Option<u32>,
+    /// Silent hosts are held (see [`held`]): told once per hold.
+    holding: bool,
 }
 
 impl<H, M> PoolModel<H, M> {
@@ -182,6 +199,7 @@ impl<H, M> PoolModel<H, M> {
             provisioning: false,
             found: HashMap::new(),
             want_hosts: None,
+            holding: false,
         }
     }
 
@@ -214,7 +232,7 @@ impl<H, M> PoolModel<H, M> {
     }
 
     /// What the placement policy decides over.
-    pub fn states(&self) -> Vec<HostState> {
+    pub fn states(&self) -> Vec<Arc<HostState>> {
         self.hosts.iter().map(|h| h.state.clone()).collect()
     }
 
@@ -334,10 +352,10 @@ impl<H, M> PoolModel<H, M> {
         let h = &mut self.hosts[i];
         let key = (req.app.clone(), req.entity.clone());
         if let Some(old) = h.members.remove(&key) {
-            h.state
+            h.state_mut()
                 .unplace(&req.app, &req.entity, old.cpus, old.memory_bytes);
         }
-        h.state.place(req);
+        h.state_mut().place(req);
         h.members.insert(
             key,
             Member {
@@ -356,7 +374,8 @@ impl<H, M> PoolModel<H, M> {
                 continue;
             }
             if let Some(m) = h.members.remove(key) {
-                h.state.unplace(&key.0, &key.1, m.cpus, m.memory_bytes);
+                h.state_mut()
+                    .unplace(&key.0, &key.1, m.cpus, m.memory_bytes);
             }
         }
         if host.is_none() {
@@ -374,8 +393,8 @@ impl<H, M> PoolModel<H, M> {
             .find(|h| h.state.name == host && !h.decommissioning)
         {
             Some(h) => {
-                h.state.cpu_usage = cpu_usage;
-                h.state.other_containers = unmanaged;
+                h.state_mut().cpu_usage = cpu_usage;
+                h.state_mut().other_containers = unmanaged;
                 true
             }
             None => false,
@@ -403,10 +422,15 @@ impl<H, M> PoolModel<H, M> {
         match answer {
             Some(c) => {
                 h.last_ok = now;
-                h.state.cpus = c.cpus;
-                h.state.memory_bytes = c.memory_bytes;
+                if self.holding {
+                    let (silent, of) = self.silent_hosts(now);
+                    self.holding = held(silent, of, self.limits.silent_hold_percent);
+                }
+                let h = &mut self.hosts[i];
+                h.state_mut().cpus = c.cpus;
+                h.state_mut().memory_bytes = c.memory_bytes;
                 let again = std::mem::replace(&mut h.on_fire, false);
-                h.state.available = h.placeable();
+                h.state_mut().available = h.placeable();
                 if again {
                     Pinged::AnswersAgain
                 } else {
@@ -414,10 +438,33 @@ impl<H, M> PoolModel<H, M> {
                 }
             }
             None if !h.on_fire && now.saturating_sub(h.last_ok) >= self.limits.on_fire_after => {
-                Pinged::OnFire(self.host_failed(i))
+                let (silent, of) = self.silent_hosts(now);
+                if held(silent, of, self.limits.silent_hold_percent) {
+                    let h = &mut self.hosts[i];
+                    h.state_mut().available = false;
+                    let first = !std::mem::replace(&mut self.holding, true);
+                    Pinged::Held { silent, of, first }
+                } else {
+                    self.holding = false;
+                    Pinged::OnFire(self.host_failed(i))
+                }
             }
             None => Pinged::Silent,
         }
+    }
+
+    /// (hosts silent for `on_fire_after` or on fire, hosts that count): a
+    /// host not pinged yet or going counts in neither.
+    fn silent_hosts(&self, now: Duration) -> (usize, usize) {
+        let counted = self
+            .hosts
+            .iter()
+            .filter(|h| h.pinged_once && !h.decommissioning);
+        let silent = counted
+            .clone()
+            .filter(|h| h.on_fire || now.saturating_sub(h.last_ok) >= self.limits.on_fire_after)
+            .count();
+        (silent, counted.count())
     }
 
     /// A host stopped answering: it is on fire, takes nothing, and holds
@@ -425,11 +472,11 @@ impl<H, M> PoolModel<H, M> {
     fn host_failed(&mut self, i: usize) -> Vec<(MemberKey, Member<M>)> {
         let h = &mut self.hosts[i];
         h.on_fire = true;
-        h.state.available = false;
+        h.state_mut().available = false;
         let members: Vec<_> = h.members.drain().collect();
-        h.state.placed.clear();
-        h.state.reserved_cpus = 0.0;
-        h.state.reserved_memory_bytes = 0;
+        h.state_mut().placed.clear();
+        h.state_mut().reserved_cpus = 0.0;
+        h.state_mut().reserved_memory_bytes = 0;
         let name = h.state.name.clone();
         self.found.retain(|_, host| host != &name);
         members
@@ -470,7 +517,7 @@ impl<H, M> PoolModel<H, M> {
             return false;
         };
         h.decommissioning = true;
-        h.state.available = false;
+        h.state_mut().available = false;
         true
     }
 
@@ -567,7 +614,7 @@ impl<H, M> PoolModel<H, M> {
         };
         let h = &mut self.hosts[i];
         h.cordoned = op == HostOpKind::Drain;
-        h.state.available = h.placeable();
+        h.state_mut().available = h.placeable();
         Ok(i)
     }
 

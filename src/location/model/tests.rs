@@ -23,6 +23,7 @@ fn limits() -> Limits {
         max_per_host: 4,
         headroom: HeadroomSpec::default(),
         on_fire_after: 10 * SEC,
+        silent_hold_percent: 55,
         cold_window: 20 * SEC,
     }
 }
@@ -256,6 +257,56 @@ fn a_silent_host_is_on_fire_after_its_grace_and_gives_its_containers_back() {
     assert_eq!(m.pinged("a", cap(), 12 * SEC), Pinged::AnswersAgain);
     assert!(m.host(0).state.available);
     assert_eq!(m.pinged("gone", cap(), 12 * SEC), Pinged::Unknown);
+}
+
+#[test]
+fn most_of_the_pool_silent_at_once_is_held_not_moved_until_fewer_are_silent() {
+    let names = ["a", "b", "c", "d"];
+    let mut m = pool(names.iter().map(|n| host(n, None)).collect());
+    for (i, n) in names.iter().enumerate() {
+        m.begin_ping(i);
+        assert_eq!(m.pinged(n, cap(), SEC), Pinged::Answered);
+    }
+    m.reserve(0, &req("web"), 7);
+    m.reserve(1, &req("db"), 8);
+    // a, b and c go silent together: 3 of 4 (75%) at once.
+    m.begin_ping(3);
+    assert_eq!(m.pinged("d", cap(), 11 * SEC), Pinged::Answered);
+    m.begin_ping(0);
+    assert_eq!(
+        m.pinged("a", None, 11 * SEC),
+        Pinged::Held { silent: 3, of: 4, first: true }
+    );
+    m.begin_ping(1);
+    assert_eq!(
+        m.pinged("b", None, 11 * SEC),
+        Pinged::Held { silent: 3, of: 4, first: false },
+        "told once a hold"
+    );
+    let a = m.host(0);
+    assert!(!a.on_fire && !a.state.available, "held: takes nothing new");
+    assert_eq!(a.state.containers(), 1, "and keeps its container");
+    // c answers again: 2 of 4 silent (50%) is below the hold; a still
+    // silent is on fire now and gives its container back.
+    m.begin_ping(2);
+    assert_eq!(m.pinged("c", cap(), 12 * SEC), Pinged::Answered);
+    m.begin_ping(0);
+    let Pinged::OnFire(members) = m.pinged("a", None, 12 * SEC) else {
+        panic!("not on fire once fewer are silent");
+    };
+    assert_eq!(members[0].1.contact, 7);
+    // b answers: it never moved, so it is simply back.
+    m.begin_ping(1);
+    assert_eq!(m.pinged("b", cap(), 13 * SEC), Pinged::Answered);
+    assert!(m.host(1).state.available && m.host(1).state.containers() == 1);
+}
+
+#[test]
+fn a_pool_of_two_moves_off_its_one_silent_host() {
+    assert!(!held(1, 2, 55), "half of two is a fire, not a partition");
+    assert!(!held(2, 2, 55), "too small to tell");
+    assert!(held(3, 3, 100) && !held(2, 3, 100));
+    assert!(held(550, 1000, 55) && !held(549, 1000, 55));
 }
 
 #[test]

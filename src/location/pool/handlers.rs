@@ -86,11 +86,16 @@ impl Handler<Release> for HostPool {
 impl Handler<HostSensors> for HostPool {
     type Result = ();
     fn handle(&mut self, s: HostSensors, _: &mut Context<Self>) {
+        // Only this host's gauge: the whole pool's metrics are the tick's
+        // (every host reports every second, and a full pass each time was
+        // a thousand hosts times a thousand labels a second).
         if self
             .model
             .sensed(&s.host, s.cpu_usage, s.unmanaged_containers)
         {
-            self.emit_metrics();
+            crate::metrics::HOST_CPU_USAGE
+                .with_label_values(&[s.host.as_str()])
+                .set(s.cpu_usage);
         }
     }
 }
