@@ -223,6 +223,11 @@ fn main() {
         per_app,
         bytes / 1024
     );
+    let (p50, p99, bytes) = latencies(&d, &format!("/v1/applications/{}?limit=500", apps[0]), 50);
+    println!(
+        "GET /v1/applications/{{app}}?limit=500 (one page of the tree, {} KiB): p50 {p50:.1} ms, p99 {p99:.1} ms",
+        bytes / 1024
+    );
     let (p50, p99, bytes) = latencies(&d, "/metrics", 20);
     println!(
         "GET /metrics ({} KiB): p50 {p50:.1} ms, p99 {p99:.1} ms",
@@ -259,8 +264,8 @@ fn main() {
     println!("simulator: {} API calls answered in the run", sim.calls());
 
     for app in &apps {
-        let (s, _) = d.delete(&format!("/v1/applications/{app}"));
-        assert_eq!(s, 204);
+        let (s, body) = d.delete(&format!("/v1/applications/{app}"));
+        assert_eq!(s, 204, "destroy {app}: {body}");
     }
     wait_for(Duration::from_secs(600), "every container removed", || {
         (sim.count(Some(("io.drover.managed", "true"))).1 == 0).then_some(())

@@ -53,6 +53,10 @@ pub struct AppDetail {
     pub entities: Vec<EntityView>,
     pub blueprint: Blueprint,
     pub latest_activities: BTreeMap<String, Activity>,
+    /// With `?limit=N`: the token of the next page of `entities`
+    /// (`?limit=N&continue=TOKEN`), absent on the last page.
+    #[serde(rename = "continue", default, skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
 }
 
 impl EntityView {

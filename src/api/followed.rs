@@ -155,6 +155,8 @@ pub fn app(snap: &Snapshot, app: &str) -> Result<AppDetail, NotStored> {
         entities,
         blueprint: bp,
         latest_activities: BTreeMap::new(),
+        // A standby's stale answer is always the whole tree.
+        next_page: None,
     })
 }
 

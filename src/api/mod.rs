@@ -304,8 +304,55 @@ async fn list_apps(m: Mgmt) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(m.send(ListApps).await?))
 }
 
-async fn get_app(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(m.send(GetApp(path.into_inner())).await??))
+/// `GET /v1/applications/{app}?limit=N&continue=TOKEN`: one page of the
+/// tree (Kubernetes' list paging); without `limit`, the whole tree.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppQuery {
+    limit: Option<usize>,
+    #[serde(rename = "continue")]
+    next: Option<String>,
+    /// For a standby (a leader's answer is never stale): accepted, ignored.
+    #[allow(dead_code)]
+    stale: Option<bool>,
+}
+
+/// The most entities a page holds.
+const PAGE_LIMIT_MAX: usize = 10_000;
+
+async fn get_app(
+    m: Mgmt,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let q = web::Query::<AppQuery>::from_query(req.query_string())
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "bad application query: {e}; use limit=N (1 to {PAGE_LIMIT_MAX}) and continue=TOKEN"
+            ))
+        })?
+        .into_inner();
+    let page = match (q.limit, q.next) {
+        (None, None) => None,
+        (Some(n), _) if !(1..=PAGE_LIMIT_MAX).contains(&n) => {
+            return Err(ApiError::BadRequest(format!(
+                "limit={n}: a page holds 1 to {PAGE_LIMIT_MAX} entities"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "continue= needs limit=N (the page size)".into(),
+            ))
+        }
+        (Some(n), t) => Some((
+            n,
+            t.map(|t| t.parse())
+                .transpose()
+                .map_err(ApiError::BadRequest)?,
+        )),
+    };
+    let app = path.into_inner();
+    Ok(HttpResponse::Ok().json(m.send(GetApp { app, page }).await??))
 }
 
 /// `DELETE /v1/applications/{app}?volumes=true`: also remove the

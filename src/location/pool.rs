@@ -538,7 +538,11 @@ impl HostPool {
         // An engine that answers late still answers: waiting only a fixed
         // 2 s made a busy engine (or a busy drover) look silent, and a whole
         // pool of busy engines was declared on fire at once.
-        let wait = self.model.limits().on_fire_after.max(Duration::from_secs(1));
+        let wait = self
+            .model
+            .limits()
+            .on_fire_after
+            .max(Duration::from_secs(1));
         let fut = async move {
             tokio::time::timeout(wait, addr.send(crate::host::Capacity))
                 .await

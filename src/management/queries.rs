@@ -9,7 +9,7 @@ use actix::prelude::*;
 use crate::metrics;
 use crate::protocol::{EntityRef, SensorValue};
 
-use super::read_model::latest_activities;
+use super::read_model::{latest_activities, PageToken};
 use super::{
     Activity, AppDetail, AppSummary, EntityView, HostView, Management, ManagementError,
     ACTIVITY_LIMIT_MAX,
@@ -29,18 +29,26 @@ impl Handler<ListApps> for Management {
     }
 }
 
+/// `GET /v1/applications/{app}`, the whole tree or one page of it.
 #[derive(Message)]
 #[rtype(result = "Result<AppDetail, ManagementError>")]
-pub struct GetApp(pub String);
+pub struct GetApp {
+    pub app: String,
+    /// `Some((limit, after))`: a page of at most `limit` entities.
+    pub page: Option<(usize, Option<PageToken>)>,
+}
 
 impl Handler<GetApp> for Management {
     type Result = Result<AppDetail, ManagementError>;
-    fn handle(&mut self, GetApp(app): GetApp, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, GetApp { app, page }: GetApp, _: &mut Context<Self>) -> Self::Result {
         let rec = self
             .apps
             .get(&app)
             .ok_or_else(|| ManagementError::NoApplication(app.clone()))?;
-        let entities = self.model.app_entities(&app);
+        let (entities, next) = match page {
+            None => (self.model.app_entities(&app), None),
+            Some((limit, after)) => self.model.app_page(&app, limit, after.as_ref()),
+        };
         let ids: BTreeSet<&str> = entities.iter().map(|e| e.id.as_str()).collect();
         let latest_activities = latest_activities(&self.activities, &app, &ids, rec.created_ms);
         Ok(AppDetail {
@@ -48,6 +56,7 @@ impl Handler<GetApp> for Management {
             entities,
             blueprint: rec.blueprint.clone(),
             latest_activities,
+            next_page: next.map(|t| t.to_string()),
         })
     }
 }

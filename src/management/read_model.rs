@@ -108,6 +108,33 @@ impl ReadModel {
         v
     }
 
+    /// One page of the tree: at most `limit` entities after the one a
+    /// `continue` token names, and the token of the next page if there is
+    /// more. Only the page is copied: a 10,000-member tree took a second
+    /// to copy and send whole.
+    pub fn app_page(
+        &self,
+        app: &str,
+        limit: usize,
+        after: Option<&PageToken>,
+    ) -> (Vec<EntityView>, Option<PageToken>) {
+        let mut keyed: Vec<(PageToken, &EntityView)> = self
+            .views
+            .iter()
+            .filter(|(r, _)| r.app == app)
+            .map(|(_, view)| (PageToken(depth_key(view)), view))
+            .filter(|(k, _)| after.is_none_or(|a| k > a))
+            .collect();
+        let more = keyed.len() > limit;
+        if more {
+            keyed.select_nth_unstable_by(limit, |a, b| a.0.cmp(&b.0));
+            keyed.truncate(limit);
+        }
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let next = more.then(|| keyed.last().map(|(k, _)| k.clone())).flatten();
+        (keyed.into_iter().map(|(_, v)| v.clone()).collect(), next)
+    }
+
     /// The row of `GET /v1/applications`.
     pub fn summary(&self, app: &str, location: &str, created_ms: u64) -> AppSummary {
         let root = self.views.get(&EntityRef::new(app, app));
@@ -162,6 +189,34 @@ pub fn latest_activities<'a>(
     latest
 }
 
+/// Where a page of the tree ends: the last entity's place in the tree's
+/// order. As text (`continue=`) it is `DEPTH.N.STEM.ID`, all of it made of
+/// entity ids' letters, digits and `-`, so it needs no URL encoding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PageToken((u8, String, u64, String));
+
+impl std::fmt::Display for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (depth, stem, n, id) = &self.0;
+        write!(f, "{depth}.{n}.{stem}.{id}")
+    }
+}
+
+impl std::str::FromStr for PageToken {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("`continue={s}` is not a token drover gave; use the `continue` of the last page, or leave it out to start over")
+        };
+        let mut parts = s.splitn(4, '.');
+        let depth = parts.next().and_then(|d| d.parse().ok()).ok_or_else(bad)?;
+        let n = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+        let stem = parts.next().ok_or_else(bad)?.to_string();
+        let id = parts.next().filter(|i| !i.contains('.')).ok_or_else(bad)?;
+        Ok(PageToken((depth, stem, n, id.to_string())))
+    }
+}
+
 /// Sort key of the tree: the application, then services, then members;
 /// `web-10` after `web-9`.
 fn depth_key(v: &EntityView) -> (u8, String, u64, String) {
@@ -187,6 +242,42 @@ fn depth_key(v: &EntityView) -> (u8, String, u64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_walk_the_tree_in_order_and_tokens_read_back() {
+        let mut m = ReadModel::default();
+        let root = r("shop", "shop");
+        m.register(&root, EntityKind::Application, None);
+        let web = r("shop", "web");
+        m.register(&web, EntityKind::Cluster, Some(&root));
+        for i in 1..=12 {
+            m.register(
+                &r("shop", &format!("web-{i}")),
+                EntityKind::Container,
+                Some(&web),
+            );
+        }
+        m.register(&r("blog", "blog"), EntityKind::Application, None);
+        let whole: Vec<String> = m.app_entities("shop").into_iter().map(|v| v.id).collect();
+        let mut paged = Vec::new();
+        let mut after: Option<PageToken> = None;
+        loop {
+            let (page, next) = m.app_page("shop", 5, after.as_ref());
+            assert!(page.len() <= 5);
+            paged.extend(page.into_iter().map(|v| v.id));
+            let Some(t) = next else { break };
+            let text = t.to_string();
+            assert!(text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+            after = Some(text.parse().expect("a token reads back"));
+        }
+        assert_eq!(paged, whole, "pages in order, none twice, none missed");
+        assert_eq!(whole.len(), 14);
+        assert_eq!(m.app_page("shop", 14, None).1, None, "no next page");
+        assert!("x".parse::<PageToken>().is_err());
+        assert!("2.1.web.web-1.x".parse::<PageToken>().is_err());
+    }
 
     fn r(app: &str, e: &str) -> EntityRef {
         EntityRef::new(app, e)

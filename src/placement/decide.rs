@@ -135,7 +135,6 @@ impl Request {
         self.memory_bytes = memory_bytes;
         self
     }
-
 }
 
 /// Why a host was not chosen.
@@ -194,9 +193,7 @@ pub fn decide<H: AsRef<HostState>>(hosts: &[H], req: &Request, rules: &Rules) ->
     let present: Vec<bool> = rules
         .affinity
         .iter()
-        .map(|a| {
-            !a.negated() && hosts.iter().any(|h| affinity_holds(h.as_ref(), req, a))
-        })
+        .map(|a| !a.negated() && hosts.iter().any(|h| affinity_holds(h.as_ref(), req, a)))
         .collect();
     let mut verdicts = Vec::with_capacity(hosts.len());
     // The best host is a running minimum; the full ranking is only needed

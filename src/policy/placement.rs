@@ -18,8 +18,8 @@
 //! the store with the location's state.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 

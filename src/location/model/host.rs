@@ -6,8 +6,8 @@
 //! either, so it has no actors in it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::placement::HostState;
 use crate::store::SavedHost;

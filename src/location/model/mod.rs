@@ -18,8 +18,8 @@ pub mod queue;
 mod tests;
 
 use std::collections::HashMap;
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::config::{LocationConfig, ProvisionerKind};
 use crate::placement::{self, Headroom, HeadroomSpec, HostState, Request, Rules};
@@ -140,7 +140,11 @@ pub enum Pinged<M> {
     /// Silent for `on_fire_after`, but so are `silent_hold_percent` of the
     /// pool's hosts: it takes nothing new, and its containers stay (the
     /// first such host of a hold says `first`).
-    Held { silent: usize, of: usize, first: bool },
+    Held {
+        silent: usize,
+        of: usize,
+        first: bool,
+    },
     /// Silent for `on_fire_after`: now on fire; its containers (with
     /// their reservations freed) must start elsewhere.
     OnFire(Vec<(MemberKey, Member<M>)>),

@@ -275,12 +275,20 @@ fn most_of_the_pool_silent_at_once_is_held_not_moved_until_fewer_are_silent() {
     m.begin_ping(0);
     assert_eq!(
         m.pinged("a", None, 11 * SEC),
-        Pinged::Held { silent: 3, of: 4, first: true }
+        Pinged::Held {
+            silent: 3,
+            of: 4,
+            first: true
+        }
     );
     m.begin_ping(1);
     assert_eq!(
         m.pinged("b", None, 11 * SEC),
-        Pinged::Held { silent: 3, of: 4, first: false },
+        Pinged::Held {
+            silent: 3,
+            of: 4,
+            first: false
+        },
         "told once a hold"
     );
     let a = m.host(0);
@@ -546,8 +554,13 @@ fn drained_members_are_those_on_cordoned_answering_hosts() {
     m.reserve(2, &req("z"), 3);
     m.host_op("a", HostOpKind::Drain).unwrap();
     m.host_op("b", HostOpKind::Drain).unwrap();
+    // a and c answer; b alone is silent, so on fire (not held).
+    for (i, n) in [(0, "a"), (2, "c")] {
+        m.begin_ping(i);
+        m.pinged(n, cap(), 10 * SEC);
+    }
     m.begin_ping(1);
-    m.pinged("b", None, 10 * SEC);
+    assert!(matches!(m.pinged("b", None, 10 * SEC), Pinged::OnFire(_)));
     let told: Vec<(&str, u32)> = m.drained_members().map(|(h, m)| (h, m.contact)).collect();
     assert_eq!(told, [("a", 1)]);
 }

@@ -140,7 +140,12 @@ impl Decision {
     /// 1,000-host pool (a 5,000-container application's GET was 277 MB);
     /// and only those lines are made (formatting a thousand lines to keep
     /// ten was a tenth of a 10,000-container deploy's CPU).
-    pub fn summary<H: AsRef<HostState>>(&self, hosts: &[H], req: &Request, rules: &Rules) -> String {
+    pub fn summary<H: AsRef<HostState>>(
+        &self,
+        hosts: &[H],
+        req: &Request,
+        rules: &Rules,
+    ) -> String {
         let who = format!("{}/{}", req.app, req.entity);
         let n = self.verdicts.len().min(hosts.len());
         let mut lines: Vec<String> = (0..n.min(SUMMARY_HOSTS))

@@ -202,9 +202,10 @@ fn reservation_fit_can_be_turned_off() {
 #[test]
 fn no_hosts_is_explained() {
     let req = Request::new("a", "b");
-    let d = decide(&[], &req, &Rules::default());
+    let none: [HostState; 0] = [];
+    let d = decide(&none, &req, &Rules::default());
     assert_eq!(
-        d.summary(&[], &req, &Rules::default()),
+        d.summary(&none, &req, &Rules::default()),
         "no host fits a/b: the location has no hosts"
     );
 }
