@@ -119,8 +119,7 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
         // stream=false: one frame whose `precpu_stats` is the engine's
         // previous sample, so one call gives a rate.
         let opts = StatsOptionsBuilder::default().stream(false).build();
-        let mut s = Box::pin(docker.stats(id, Some(opts)));
-        let frame = s.next().await?.ok()?;
+        let frame = super::stats::one_frame(docker, id, opts).await?.ok()?;
         let cur = frame.cpu_stats.as_ref()?;
         let pre = frame.precpu_stats.as_ref()?;
         let c = (
