@@ -115,7 +115,9 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
         .map(|d| d.as_secs() as usize)
         .unwrap_or(0);
     let sampled = sample_of(&ids, MAX_SAMPLED, rotation);
-    let samples = futures_util::future::join_all(sampled.iter().map(|id| async move {
+    // Four at a time, not all sixteen: each call is a connection the
+    // client then keeps (see `host::CALLS_IN_FLIGHT`).
+    let samples: Vec<Option<f64>> = futures_util::stream::iter(sampled.iter().map(|id| async move {
         // stream=false: one frame whose `precpu_stats` is the engine's
         // previous sample, so one call gives a rate.
         let opts = StatsOptionsBuilder::default().stream(false).build();
@@ -134,6 +136,8 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
         );
         super::stats::cpu_fraction(p, c)
     }))
+    .buffer_unordered(4)
+    .collect()
     .await;
     let samples: Vec<f64> = samples.into_iter().flatten().collect();
     Ok((estimate_total(&samples, ids.len()), n))

@@ -212,7 +212,19 @@ pub struct DockerHost {
     stats: stats::Feeds,
     /// How often a stats round starts.
     stats_every: Duration,
+    /// Bounds the quick container calls (create, start, inspect, kill,
+    /// remove, ...) in flight to this engine: see [`CALLS_IN_FLIGHT`].
+    calls: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Container calls in flight to one engine at most. Each is a connection,
+/// and the client keeps connections it opened in a burst: 30,000 entities
+/// adopting their containers at once after a restart opened enough of them
+/// to run drover and the engines out of open files. Stops and restarts are
+/// not bounded (they wait out the container's grace period, so bounding
+/// them would make stopping many containers on one host take longer); the
+/// stats sampler has its own bound.
+pub const CALLS_IN_FLIGHT: usize = 8;
 
 impl DockerHost {
     pub fn new(
@@ -237,6 +249,7 @@ impl DockerHost {
             uploads: None,
             stats: Default::default(),
             stats_every: stats::ROUND_EVERY,
+            calls: std::sync::Arc::new(tokio::sync::Semaphore::new(CALLS_IN_FLIGHT)),
         }
     }
 
@@ -380,7 +393,11 @@ impl Handler<CreateAndStart> for DockerHost {
     fn handle(&mut self, msg: CreateAndStart, _: &mut Context<Self>) -> Self::Result {
         let docker = self.docker.clone();
         let host = self.name.clone();
-        Box::pin(async move { create_and_start(&docker, &host, msg.0).await })
+        let calls = self.calls.clone();
+        Box::pin(async move {
+            let _turn = calls.acquire_owned().await;
+            create_and_start(&docker, &host, msg.0).await
+        })
     }
 }
 
@@ -612,7 +629,9 @@ impl Handler<Inspect> for DockerHost {
     type Result = ResponseFuture<Result<Option<ContainerInfo>, HostError>>;
     fn handle(&mut self, msg: Inspect, _: &mut Context<Self>) -> Self::Result {
         let docker = self.docker.clone();
+        let calls = self.calls.clone();
         Box::pin(async move {
+            let _turn = calls.acquire_owned().await;
             match inspect(&docker, &msg.0).await {
                 Ok(i) => Ok(Some(i)),
                 Err(e) if e.is_not_found() => Ok(None),
@@ -646,7 +665,14 @@ impl Handler<Operate> for DockerHost {
     type Result = ResponseFuture<Result<(), HostError>>;
     fn handle(&mut self, msg: Operate, _: &mut Context<Self>) -> Self::Result {
         let docker = self.docker.clone();
-        Box::pin(async move { operate(&docker, &msg.container, msg.op).await })
+        let calls = self.calls.clone();
+        Box::pin(async move {
+            let _turn = match msg.op {
+                ContainerOp::Stop | ContainerOp::Restart => None,
+                _ => calls.acquire_owned().await.ok(),
+            };
+            operate(&docker, &msg.container, msg.op).await
+        })
     }
 }
 
