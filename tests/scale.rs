@@ -135,6 +135,105 @@ fn thousands_of_containers_converge_exactly_after_failures() {
     });
 }
 
+/// The pool's events (`GET /v1/locations`).
+fn pool_events(d: &Drover) -> String {
+    let (_, locs) = d.get("/v1/locations");
+    locs[0]["events"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// Pool behaviour with engines that stop answering, on simulated engines
+/// (a hung engine: calls get no answer, its containers stay): three of
+/// four silent at once are held, not moved; one alone is on fire, its
+/// containers move, and those it still holds are removed when it answers
+/// again.
+#[test]
+fn most_of_a_pool_silent_at_once_is_held_and_a_lone_silent_host_is_moved_off() {
+    let sim = SimEngine::start(SimConfig {
+        hosts: 4,
+        stats_every: Duration::from_secs(10),
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("drover.yaml");
+    let yaml = sim::drover_yaml(&sim, "sim", 8).replace("on_fire_after: 30s", "on_fire_after: 2s");
+    std::fs::write(&config, yaml).unwrap();
+    let d = Drover::start_with(&["--config", config.to_str().unwrap()]);
+    let app = unique("silent");
+    d.deploy(&sim::blueprint(&app, "sim", 1, 8));
+    let label = ("io.drover.app", app.as_str());
+    wait_for(Duration::from_secs(60), "8 members running", || {
+        (sim.count(Some(label)) == (8, 8) && running_containers(&d, &app) == 8).then_some(())
+    });
+    let before: Vec<usize> = (0..4).map(|i| sim.count_on(i)).collect();
+    assert_eq!(before, [2, 2, 2, 2], "least-containers spreads them");
+
+    // Three of four silent at once: held.
+    for i in 1..4 {
+        sim.silence(i, true);
+    }
+    wait_for(Duration::from_secs(30), "the pool says it holds", || {
+        pool_events(&d)
+            .contains("3 of 4 hosts are silent at once")
+            .then_some(())
+    });
+    // Well past on_fire_after: nothing was started elsewhere.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        (0..4).map(|i| sim.count_on(i)).collect::<Vec<_>>(),
+        before,
+        "no container moved while most of the pool was silent"
+    );
+    assert!(
+        !pool_events(&d).contains("is on fire"),
+        "{}",
+        pool_events(&d)
+    );
+
+    // They answer again: still the same 8 containers, all running.
+    for i in 1..4 {
+        sim.silence(i, false);
+    }
+    wait_for(
+        Duration::from_secs(60),
+        "all 8 running, none doubled",
+        || (sim.count(Some(label)) == (8, 8) && running_containers(&d, &app) == 8).then_some(()),
+    );
+
+    // One host alone silent: on fire, its two containers start elsewhere.
+    sim.silence(3, true);
+    wait_for(
+        Duration::from_secs(60),
+        "sim-3's containers run elsewhere",
+        || {
+            let elsewhere: usize = (0..3).map(|i| sim.count_on(i)).sum();
+            (elsewhere == 8 && running_containers(&d, &app) == 8).then_some(())
+        },
+    );
+    assert!(pool_events(&d).contains("host sim-3 is on fire"));
+    sim.silence(3, false);
+    // The left-behind sweep removes the two it still holds once it answers.
+    wait_for(
+        Duration::from_secs(60),
+        "sim-3's old containers removed",
+        || (sim.count_on(3) == 0).then_some(()),
+    );
+    assert_eq!(sim.count(Some(label)), (8, 8), "none lost or doubled");
+
+    let (s, _) = d.delete(&format!("/v1/applications/{app}"));
+    assert_eq!(s, 204);
+    wait_for(Duration::from_secs(60), "every container removed", || {
+        (sim.count(Some(label)).1 == 0).then_some(())
+    });
+}
+
 // ---------------------------------------------------------------------------
 // The simulator against the real engine.
 

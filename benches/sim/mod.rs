@@ -134,6 +134,9 @@ const EVENT_BUFFER: usize = 1024;
 
 struct Engine {
     name: String,
+    /// Hangs every call (answers none) while set: an engine that stopped
+    /// answering, its containers still there.
+    silent: std::sync::atomic::AtomicBool,
     /// Stats frames sent (streamed and one-shot).
     stats_frames: AtomicU64,
     host: Mutex<Host>,
@@ -206,6 +209,7 @@ impl SimEngine {
             .map(|i| {
                 Arc::new(Engine {
                     name: format!("sim-{i}"),
+                    silent: Default::default(),
                     stats_frames: AtomicU64::new(0),
                     host: Mutex::new(Host::default()),
                     events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
@@ -257,6 +261,26 @@ impl SimEngine {
 
     pub fn hosts(&self) -> usize {
         self.shared.engines.len()
+    }
+
+    /// Makes engine `i` stop answering (every call hangs until it answers
+    /// again), or answer again.
+    pub fn silence(&self, i: usize, silent: bool) {
+        self.shared.engines[i]
+            .silent
+            .store(silent, Ordering::Relaxed);
+    }
+
+    /// Containers of ours (any state) on engine `i`.
+    pub fn count_on(&self, i: usize) -> usize {
+        let h = self.shared.engines[i]
+            .host
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        h.containers
+            .values()
+            .filter(|c| c.labels.contains_key("io.drover.managed"))
+            .count()
     }
 
     pub fn stats_every(&self) -> Duration {
@@ -604,6 +628,9 @@ fn find<'a>(h: &'a Host, key: &str) -> Option<&'a str> {
 
 async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
     shared.calls.fetch_add(1, Ordering::Relaxed);
+    while engine.silent.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     if !shared.cfg.latency.is_zero() {
         tokio::time::sleep(shared.cfg.latency).await;
     }

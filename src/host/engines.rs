@@ -67,6 +67,20 @@ pub async fn has_image(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
 }
 
+/// Whether the engine has `image`: `Some(false)` only when it says it has
+/// not (404); `None` when it could not be asked. A refused connection is
+/// not a missing image: taking it for one started image copies that failed
+/// the placement.
+pub async fn image_known(docker: &Docker, image: &str) -> Option<bool> {
+    match super::with_connect_retries(|| docker.inspect_image(image)).await {
+        Ok(_) => Some(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Some(false),
+        Err(_) => None,
+    }
+}
+
 /// Streams `image` from one engine into another (`docker save | docker
 /// load`, without a file in between).
 pub async fn copy_image(from: &Docker, to: &Docker, image: &str) -> Result<(), HostError> {
@@ -117,28 +131,29 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
     let sampled = sample_of(&ids, MAX_SAMPLED, rotation);
     // Four at a time, not all sixteen: each call is a connection the
     // client then keeps (see `host::CALLS_IN_FLIGHT`).
-    let samples: Vec<Option<f64>> = futures_util::stream::iter(sampled.iter().map(|id| async move {
-        // stream=false: one frame whose `precpu_stats` is the engine's
-        // previous sample, so one call gives a rate.
-        let opts = StatsOptionsBuilder::default().stream(false).build();
-        let frame = super::stats::one_frame(docker, id, opts).await?.ok()?;
-        let cur = frame.cpu_stats.as_ref()?;
-        let pre = frame.precpu_stats.as_ref()?;
-        let c = (
-            cur.cpu_usage.as_ref()?.total_usage?,
-            cur.system_cpu_usage?,
-            cur.online_cpus.unwrap_or(1),
-        );
-        let p = (
-            pre.cpu_usage.as_ref()?.total_usage?,
-            pre.system_cpu_usage?,
-            pre.online_cpus.unwrap_or(1),
-        );
-        super::stats::cpu_fraction(p, c)
-    }))
-    .buffer_unordered(4)
-    .collect()
-    .await;
+    let samples: Vec<Option<f64>> =
+        futures_util::stream::iter(sampled.iter().map(|id| async move {
+            // stream=false: one frame whose `precpu_stats` is the engine's
+            // previous sample, so one call gives a rate.
+            let opts = StatsOptionsBuilder::default().stream(false).build();
+            let frame = super::stats::one_frame(docker, id, opts).await?.ok()?;
+            let cur = frame.cpu_stats.as_ref()?;
+            let pre = frame.precpu_stats.as_ref()?;
+            let c = (
+                cur.cpu_usage.as_ref()?.total_usage?,
+                cur.system_cpu_usage?,
+                cur.online_cpus.unwrap_or(1),
+            );
+            let p = (
+                pre.cpu_usage.as_ref()?.total_usage?,
+                pre.system_cpu_usage?,
+                pre.online_cpus.unwrap_or(1),
+            );
+            super::stats::cpu_fraction(p, c)
+        }))
+        .buffer_unordered(4)
+        .collect()
+        .await;
     let samples: Vec<f64> = samples.into_iter().flatten().collect();
     Ok((estimate_total(&samples, ids.len()), n))
 }

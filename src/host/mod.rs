@@ -687,7 +687,9 @@ fn refused_before_sent(e: &bollard::errors::Error) -> bool {
 /// then twice as long each time, five times (1.55 s in all). Destroying
 /// 10,000 containers at once on simulated engines overflowed their accept
 /// queues and failed hundreds of removals that a moment later succeed.
-async fn with_connect_retries<T, F, Fut>(mut call: F) -> Result<T, bollard::errors::Error>
+pub(crate) async fn with_connect_retries<T, F, Fut>(
+    mut call: F,
+) -> Result<T, bollard::errors::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
@@ -720,7 +722,11 @@ pub async fn operate(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), H
     }
 }
 
-async fn operate_once(docker: &Docker, id: &str, op: ContainerOp) -> Result<(), bollard::errors::Error> {
+async fn operate_once(
+    docker: &Docker,
+    id: &str,
+    op: ContainerOp,
+) -> Result<(), bollard::errors::Error> {
     match op {
         ContainerOp::Start => docker.start_container(id, None).await,
         // No timeout here: the container's own (its `stop_grace_period`,

@@ -245,7 +245,9 @@ async fn ensure_image(
             host: host.to_string(),
             source,
         })?;
-    if engines::has_image(&to, image).await {
+    // Has it, or cannot be asked: the host's own create reports a missing
+    // image or an engine that does not answer.
+    if engines::image_known(&to, image).await != Some(false) {
         return Ok(());
     }
     let sources = pool
