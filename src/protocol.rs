@@ -182,6 +182,17 @@ pub enum EntityEvent {
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<EntityEvent>);
 
+/// Mailbox capacity (0: no bound) of the actors that hear a stream of
+/// events from many senders (`do_send`, which ignores the bound) and also
+/// answer requests (`send`): the management actor, host pools, clusters.
+/// With actix's default of 16, a `send` to a mailbox that the event stream
+/// keeps above 16 parks its sender, and the sender's next `send` waits
+/// until the mailbox drains below 16, which under steady sensor traffic it
+/// never does: at 20,000 containers a `DELETE` waited 3 minutes on a
+/// keep-alive connection while a new connection's went through at once.
+/// The requests are bounded elsewhere (connections, entities).
+pub const UNBOUNDED_MAILBOX: usize = 0;
+
 /// The sensors and subscribers every entity keeps; publishing only on change
 /// keeps event volume proportional to real change.
 #[derive(Default)]

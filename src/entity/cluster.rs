@@ -553,6 +553,8 @@ impl Actor for ClusterEntity {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // See `crate::protocol::UNBOUNDED_MAILBOX`.
+        ctx.set_mailbox_capacity(crate::protocol::UNBOUNDED_MAILBOX);
         self.board
             .set(&self.me, s::ENTITY_STATE, json!(self.state.as_str()));
         self.publish();

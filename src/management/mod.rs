@@ -410,6 +410,8 @@ impl Actor for Management {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // See `crate::protocol::UNBOUNDED_MAILBOX`.
+        ctx.set_mailbox_capacity(crate::protocol::UNBOUNDED_MAILBOX);
         self.store_tee = self.store.clone().map(|s| {
             crate::entity::memory::MemoryTee::new(s.recipient(), self.saved.live.clone())
                 .start()

@@ -10,6 +10,8 @@ impl Actor for HostPool {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // See `crate::protocol::UNBOUNDED_MAILBOX`.
+        ctx.set_mailbox_capacity(crate::protocol::UNBOUNDED_MAILBOX);
         if let Some(p) = self.policy_init.take() {
             self.policy = Some(p.saving_to(ctx.address().recipient()).start());
         }
