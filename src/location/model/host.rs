@@ -52,7 +52,7 @@ impl HostPhase {
 pub struct PoolHost<H, M> {
     /// What placement sees (capacity, reservations, `available`). Shared
     /// with the decision in flight, so a snapshot of the pool is a pointer
-    /// a host rather than a copy of every reservation; changed through
+    /// per host rather than a copy of every reservation; changed through
     /// [`PoolHost::state_mut`], which copies only a host the decision still
     /// reads.
     pub state: Arc<HostState>,
