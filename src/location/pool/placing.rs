@@ -162,7 +162,7 @@ impl HostPool {
         };
         // The other hosts are asked for only if this one lacks the image:
         // a list of every host's address made for every placement was a
-        // thousand allocations each, 360 MB at the peak of a 5,000-container
+        // thousand allocations each, 480 MB at the peak of a 5,000-container
         // deploy on 1,000 hosts.
         let pool = ctx.address();
         let app = msg.request.app;
@@ -214,8 +214,8 @@ impl HostPool {
     }
 }
 
-/// The hosts an image may be copied from to `0` (a host's name): the
-/// others that answer.
+/// The pool's other answering hosts, from which an image may be copied to
+/// the host named `.0`.
 #[derive(Message)]
 #[rtype(result = "Vec<Addr<DockerHost>>")]
 pub(super) struct ImageSources(String);
