@@ -6,9 +6,10 @@
 //! `DROVER_SCALE_FAILURE_SECS` (how long 1%/min failures are injected,
 //! default 60). Every application is 10 clusters with the restarter and
 //! replacer presets and an `aggregate` enricher of the members'
-//! `cpu.usage`; every container's stats feed sends a frame a second whose
-//! CPU value changes each time, so every frame is a sensor event through
-//! the enricher to the cluster.
+//! `cpu.usage`; drover samples every container's stats every second
+//! (`stats_every: 1s`, one-shot calls per engine) and the simulator's CPU
+//! value changes at each, so every sample is a sensor event through the
+//! enricher to the cluster.
 //!
 //! The simulated engines run in this process on one thread and outlive
 //! drover's `kill -9` for the rebind measurement. Numbers are for this
