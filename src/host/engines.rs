@@ -63,10 +63,6 @@ impl Handler<GetClient> for DockerHost {
     }
 }
 
-pub async fn has_image(docker: &Docker, image: &str) -> bool {
-    docker.inspect_image(image).await.is_ok()
-}
-
 /// Whether the engine has `image`: `Some(false)` only when it says it has
 /// not (404); `None` when it could not be asked. A refused connection is
 /// not a missing image: taking it for one started image copies that failed
@@ -93,7 +89,7 @@ pub async fn copy_image(from: &Docker, to: &Docker, image: &str) -> Result<(), H
             return Err(HostError::local(format!("copy image {image}"), e));
         }
     }
-    if !has_image(to, image).await {
+    if image_known(to, image).await != Some(true) {
         return Err(HostError::local(
             format!("copy image {image}"),
             "the image is not there after the copy",

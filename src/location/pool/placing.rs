@@ -258,7 +258,7 @@ async fn ensure_image(
         let Ok(from) = s.send(GetClient).await else {
             continue;
         };
-        if engines::has_image(&from, image).await {
+        if engines::image_known(&from, image).await == Some(true) {
             return engines::copy_image(&from, &to, image)
                 .await
                 .map_err(|source| PlaceFailure::ImageCopy {
