@@ -2,8 +2,9 @@
 //! container that exists), inspect, operations (start, stop, kill,
 //! remove, ...), and the list of drover's containers; with the two rules
 //! every such call follows: at most [`CALLS_IN_FLIGHT`] quick calls at a
-//! time per engine, and a call the engine's socket refused before it was
-//! sent is made again.
+//! time per engine, and an inspect or operation the engine's socket
+//! refused before it was sent is made again ([`with_connect_retries`];
+//! create and start are retried by the entity, as any failed start).
 
 use super::*;
 
@@ -216,8 +217,7 @@ async fn create_and_start(
 }
 
 async fn inspect(docker: &Docker, id: &str) -> Result<ContainerInfo, HostError> {
-    let c = docker
-        .inspect_container(id, None)
+    let c = with_connect_retries(|| docker.inspect_container(id, None))
         .await
         .map_err(|e| HostError::engine("inspect container", e))?;
     let state = c
