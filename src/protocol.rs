@@ -177,10 +177,47 @@ pub enum EntityEvent {
 }
 
 /// Subscribe to an entity's events. The subscriber first receives the
-/// current state and every current sensor, so nothing is missed.
+/// current state and every current sensor it is interested in, so nothing
+/// is missed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Subscribe(pub Recipient<EntityEvent>);
+pub struct Subscribe(pub Recipient<EntityEvent>, pub Interest);
+
+/// Which sensor changes a subscriber hears. State changes, notices and
+/// `Gone` reach every subscriber. A container's CPU and memory change every
+/// second; a restarter that only acts on notices, or a cluster that only
+/// needs its members' addresses, would otherwise get a message for each
+/// (five subscribers per container made a stats sample five messages).
+#[derive(Debug, Clone)]
+pub enum Interest {
+    /// Every sensor (the management actor's read model, load balancers).
+    All,
+    /// No sensor: policies that act on state and notices.
+    NoSensors,
+    /// The sensors whose name this accepts.
+    Matching(fn(&str) -> bool),
+    /// One sensor by name (an enricher's input).
+    Named(std::sync::Arc<str>),
+}
+
+impl Interest {
+    pub fn wants(&self, sensor: &str) -> bool {
+        match self {
+            Interest::All => true,
+            Interest::NoSensors => false,
+            Interest::Matching(f) => f(sensor),
+            Interest::Named(n) => &**n == sensor,
+        }
+    }
+
+    /// Whether this event is for a subscriber with this interest.
+    pub fn hears(&self, event: &EntityEvent) -> bool {
+        match event {
+            EntityEvent::Sensor { name, .. } => self.wants(name),
+            _ => true,
+        }
+    }
+}
 
 /// Mailbox capacity (0: no bound) of the actors that hear a stream of
 /// events from many senders (`do_send`, which ignores the bound) and also
@@ -198,13 +235,14 @@ pub const UNBOUNDED_MAILBOX: usize = 0;
 #[derive(Default)]
 pub struct SensorBoard {
     pub values: BTreeMap<String, SensorValue>,
-    subscribers: Vec<Recipient<EntityEvent>>,
+    subscribers: Vec<(Recipient<EntityEvent>, Interest)>,
 }
 
 impl SensorBoard {
     pub fn subscribe(
         &mut self,
         who: Recipient<EntityEvent>,
+        interest: Interest,
         me: &EntityRef,
         kind: EntityKind,
         state: Lifecycle,
@@ -214,26 +252,30 @@ impl SensorBoard {
             kind,
             state,
         });
-        for (name, value) in &self.values {
+        for (name, value) in self.values.iter().filter(|(n, _)| interest.wants(n)) {
             who.do_send(EntityEvent::Sensor {
                 source: me.clone(),
                 name: name.clone(),
                 value: value.clone(),
             });
         }
-        self.subscribers.push(who);
+        self.subscribers.push((who, interest));
     }
 
     /// Sets a sensor; tells subscribers only if the value changed.
     pub fn set(&mut self, me: &EntityRef, name: &str, value: serde_json::Value) {
-        if self.values.get(name).map(|v| &v.value) == Some(&value) {
-            return;
-        }
         let value = SensorValue {
             value,
             timestamp_ms: now_ms(),
         };
-        self.values.insert(name.to_string(), value.clone());
+        // The name is copied only the first time a sensor is set.
+        match self.values.get_mut(name) {
+            Some(old) if old.value == value.value => return,
+            Some(old) => *old = value.clone(),
+            None => {
+                self.values.insert(name.to_string(), value.clone());
+            }
+        }
         self.emit(EntityEvent::Sensor {
             source: me.clone(),
             name: name.to_string(),
@@ -262,10 +304,26 @@ impl SensorBoard {
 
     pub fn emit(&mut self, event: EntityEvent) {
         // A subscriber whose mailbox is closed is gone for good: drop it.
-        self.subscribers.retain(|s| s.connected());
-        for s in &self.subscribers {
+        self.subscribers.retain(|(s, _)| s.connected());
+        let Some(last) = self.subscribers.iter().rposition(|(_, i)| i.hears(&event)) else {
+            return;
+        };
+        for (s, _) in self.subscribers[..last]
+            .iter()
+            .filter(|(_, i)| i.hears(&event))
+        {
             s.do_send(event.clone());
         }
+        // The last one takes the event itself: one copy fewer per change.
+        self.subscribers[last].0.do_send(event);
+    }
+
+    /// How many subscribers hear changes of this sensor (tests, metrics).
+    pub fn listeners(&self, sensor: &str) -> usize {
+        self.subscribers
+            .iter()
+            .filter(|(s, i)| s.connected() && i.wants(sensor))
+            .count()
     }
 }
 
@@ -417,7 +475,7 @@ pub struct PublishSensor {
 /// sensors first); new members get the same subscribers.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SubscribeMembers(pub Recipient<EntityEvent>);
+pub struct SubscribeMembers(pub Recipient<EntityEvent>, pub Interest);
 
 /// Tells a group entity it is on fire for a reason of its own (not its
 /// members'): a policy gave up. `None` clears it.
@@ -442,9 +500,9 @@ pub trait Observable {
     fn board(&mut self) -> &mut SensorBoard;
 
     /// Subscribes `who`: the current state and sensors first.
-    fn subscribe(&mut self, who: Recipient<EntityEvent>) {
+    fn subscribe(&mut self, who: Recipient<EntityEvent>, interest: Interest) {
         let (me, kind, state) = (self.me().clone(), self.kind(), self.state());
-        self.board().subscribe(who, &me, kind, state);
+        self.board().subscribe(who, interest, &me, kind, state);
     }
 
     /// Sets (or, with `null`, clears) a sensor from outside.
@@ -465,7 +523,7 @@ macro_rules! entity_handlers {
         impl ::actix::Handler<$crate::protocol::Subscribe> for $actor {
             type Result = ();
             fn handle(&mut self, msg: $crate::protocol::Subscribe, _: &mut Self::Context) {
-                $crate::protocol::Observable::subscribe(self, msg.0);
+                $crate::protocol::Observable::subscribe(self, msg.0, msg.1);
             }
         }
     };
@@ -485,6 +543,80 @@ pub(crate) use entity_handlers;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Records what it hears: sensor names, `state`, `notice`, `gone`.
+    struct Ear(Arc<Mutex<Vec<String>>>);
+    impl Actor for Ear {
+        type Context = Context<Self>;
+    }
+    impl Handler<EntityEvent> for Ear {
+        type Result = ();
+        fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
+            let heard = match ev {
+                EntityEvent::Sensor { name, .. } => name,
+                EntityEvent::State { .. } => "state".into(),
+                EntityEvent::Notice { .. } => "notice".into(),
+                EntityEvent::Gone { .. } => "gone".into(),
+            };
+            self.0.lock().unwrap().push(heard);
+        }
+    }
+
+    #[actix::test]
+    async fn a_subscriber_hears_only_the_sensors_it_asked_for_and_every_state_and_notice() {
+        let me = EntityRef::new("shop", "web-1");
+        let mut board = SensorBoard::default();
+        board.set(&me, sensors::HOST_ADDRESS, serde_json::json!("10.0.0.1"));
+        let ears: Vec<Arc<Mutex<Vec<String>>>> = (0..4).map(|_| Default::default()).collect();
+        let interests = [
+            Interest::All,
+            Interest::NoSensors,
+            Interest::Named(sensors::CPU_USAGE.into()),
+            Interest::Matching(|n| n == sensors::HOST_ADDRESS),
+        ];
+        for (ear, interest) in ears.iter().zip(interests) {
+            let addr = Ear(ear.clone()).start();
+            board.subscribe(
+                addr.recipient(),
+                interest,
+                &me,
+                EntityKind::Container,
+                Lifecycle::Created,
+            );
+        }
+        assert_eq!(board.listeners(sensors::CPU_USAGE), 2);
+        assert_eq!(board.listeners(sensors::MEMORY_USAGE), 1);
+        board.set(&me, sensors::CPU_USAGE, serde_json::json!(0.5));
+        // Unchanged: nobody hears it again.
+        board.set(&me, sensors::CPU_USAGE, serde_json::json!(0.5));
+        board.set(&me, sensors::MEMORY_USAGE, serde_json::json!(1024));
+        board.emit(EntityEvent::Notice {
+            source: me.clone(),
+            name: sensors::ENTITY_FAILED.into(),
+            detail: serde_json::json!({}),
+        });
+        board.emit(EntityEvent::Gone { source: me.clone() });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let heard: Vec<Vec<String>> = ears.iter().map(|e| e.lock().unwrap().clone()).collect();
+        let v = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            heard,
+            [
+                v(&[
+                    "state",
+                    "host.address",
+                    "cpu.usage",
+                    "memory.usage_bytes",
+                    "notice",
+                    "gone"
+                ]),
+                v(&["state", "notice", "gone"]),
+                v(&["state", "cpu.usage", "notice", "gone"]),
+                v(&["state", "host.address", "notice", "gone"]),
+            ]
+        );
+    }
 
     #[test]
     fn unknown_effector_lists_the_known_ones() {

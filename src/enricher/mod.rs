@@ -15,7 +15,9 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::blueprint::{AggregateFn, EnricherKind, EnricherSpec};
-use crate::protocol::{now_ms, EntityEvent, EntityRef, PublishSensor, Subscribe, SubscribeMembers};
+use crate::protocol::{
+    now_ms, EntityEvent, EntityRef, Interest, PublishSensor, Subscribe, SubscribeMembers,
+};
 
 /// The aggregate of the members' values; `None` without values.
 pub fn aggregate(values: &[f64], f: AggregateFn) -> Option<f64> {
@@ -123,7 +125,11 @@ pub struct Aggregator {
 
 impl Aggregator {
     pub fn set(&mut self, member: &str, v: f64, f: AggregateFn) {
-        let old = self.values.insert(member.to_string(), v);
+        // The member's name is copied only at its first value.
+        let old = match self.values.get_mut(member) {
+            Some(slot) => Some(std::mem::replace(slot, v)),
+            None => self.values.insert(member.to_string(), v),
+        };
         self.sum += v - old.unwrap_or(0.0);
         self.changed(old, Some(v), f);
     }
@@ -186,6 +192,8 @@ pub struct Enricher {
     publish_to: Recipient<PublishSensor>,
     feed: Feed,
     state: State,
+    /// A recompute is scheduled (see [`Enricher::recompute_soon`]).
+    recompute_due: bool,
 }
 
 /// Where an enricher's input comes from.
@@ -220,6 +228,7 @@ impl Enricher {
             publish_to,
             feed,
             state,
+            recompute_due: false,
         }
     }
 
@@ -249,12 +258,37 @@ impl Enricher {
     }
 }
 
+impl Enricher {
+    /// Recomputes and publishes once the members' values queued now are
+    /// in (a zero-delay timer, as the cluster publishes its endpoints):
+    /// with every member sampled each second, publishing after each value
+    /// made one member event cost a publish, a cluster sensor change and
+    /// an event to each of the cluster's subscribers; now a burst of them
+    /// costs one.
+    fn recompute_soon(&mut self, ctx: &mut Context<Self>) {
+        if std::mem::replace(&mut self.recompute_due, true) {
+            return;
+        }
+        ctx.run_later(Duration::ZERO, |act, _| {
+            act.recompute_due = false;
+            act.recompute();
+        });
+    }
+
+    /// Only the sensor this enricher derives from.
+    fn interest(&self) -> Interest {
+        Interest::Named(self.spec.sensor.as_str().into())
+    }
+}
+
 impl Actor for Enricher {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
         match &self.feed {
-            Feed::Entity(s) => s.do_send(Subscribe(ctx.address().recipient())),
-            Feed::Members(s) => s.do_send(SubscribeMembers(ctx.address().recipient())),
+            Feed::Entity(s) => s.do_send(Subscribe(ctx.address().recipient(), self.interest())),
+            Feed::Members(s) => {
+                s.do_send(SubscribeMembers(ctx.address().recipient(), self.interest()))
+            }
         }
         if matches!(self.state, State::RollingMean(_)) {
             // Values leave the window even when no new sample comes.
@@ -285,7 +319,7 @@ impl Handler<EntityEvent> for Enricher {
                                 a.remove(&source.entity, f);
                             }
                         }
-                        self.recompute();
+                        self.recompute_soon(ctx);
                     }
                     State::RollingMean(m) if source == self.source => {
                         if let Some(v) = v {
@@ -309,7 +343,7 @@ impl Handler<EntityEvent> for Enricher {
                 } else if let State::Aggregate(a) = &mut self.state {
                     let f = self.spec.function.unwrap_or(AggregateFn::Average);
                     if a.remove(&source.entity, f) {
-                        self.recompute();
+                        self.recompute_soon(ctx);
                     }
                 }
             }

@@ -20,7 +20,7 @@ use crate::host::{EnsureNetwork, RemoveNetwork};
 use crate::lb::LoadBalancerEntity;
 use crate::protocol::{
     entity_handlers, sensors as s, teardown_all, EntityError, EntityEvent, EntityKind, EntityRef,
-    Invoke, Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
+    Interest, Invoke, Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
 
 /// Whether a service waits for others (references or `depends_on`).
@@ -262,7 +262,7 @@ impl ApplicationEntity {
             });
             handle
                 .subscribe
-                .do_send(Subscribe(ctx.address().recipient()));
+                .do_send(Subscribe(ctx.address().recipient(), Interest::NoSensors));
             made.insert(svc.id.clone());
             let target = targets
                 .iter()

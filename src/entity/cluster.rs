@@ -20,8 +20,8 @@ use super::{ChildAdded, EntityHandle, Links, Placement};
 use crate::blueprint::ContainerSpec;
 use crate::protocol::{
     entity_handlers, parse_args, sensors as s, teardown_all, EmitNotice, EntityError, EntityEvent,
-    EntityKind, EntityRef, Invoke, Lifecycle, MarkProblem, Observable, SensorBoard, Subscribe,
-    SubscribeMembers, Teardown,
+    EntityKind, EntityRef, Interest, Invoke, Lifecycle, MarkProblem, Observable, SensorBoard,
+    Subscribe, SubscribeMembers, Teardown,
 };
 
 mod durable;
@@ -84,7 +84,7 @@ pub struct ClusterEntity {
     /// The saved membership was applied (once, at the first start).
     restored: bool,
     /// Who follows the members' sensors (aggregating enrichers).
-    member_subscribers: Vec<Recipient<EntityEvent>>,
+    member_subscribers: Vec<(Recipient<EntityEvent>, Interest)>,
     /// New members of a replacement: not counted toward the size until the
     /// member they replace is gone, so reconcile does not shrink them away.
     surge: BTreeSet<u32>,
@@ -345,10 +345,13 @@ impl ClusterEntity {
             child: child.clone(),
             handle: ContainerEntity::handle(&addr),
         });
-        addr.do_send(Subscribe(ctx.address().recipient()));
-        self.member_subscribers.retain(|s| s.connected());
-        for s in &self.member_subscribers {
-            addr.do_send(Subscribe(s.clone()));
+        addr.do_send(Subscribe(
+            ctx.address().recipient(),
+            Interest::Matching(member_sensor_wanted),
+        ));
+        self.member_subscribers.retain(|(s, _)| s.connected());
+        for (s, i) in &self.member_subscribers {
+            addr.do_send(Subscribe(s.clone(), i.clone()));
         }
         if let Some(p) = &mut self.member_policies {
             p.joined(PolicyTarget {
@@ -583,6 +586,18 @@ impl Observable for ClusterEntity {
 }
 
 entity_handlers!(ClusterEntity);
+
+/// The members' sensors a cluster acts on (its `EntityEvent` handler):
+/// addresses and ports for its endpoints, errors, failing health checks and
+/// placement failures. Their CPU and memory, which change every second, are
+/// the enrichers' and the read model's, not the cluster's.
+pub fn member_sensor_wanted(name: &str) -> bool {
+    name == s::HOST_ADDRESS
+        || name.starts_with(s::HOST_PORT_PREFIX)
+        || name == s::ENTITY_ERROR
+        || name == HEALTH_FAILING
+        || name == PLACEMENT_FAILURE
+}
 
 impl Handler<EntityEvent> for ClusterEntity {
     type Result = ();
@@ -819,8 +834,8 @@ impl Handler<SubscribeMembers> for ClusterEntity {
         // Subscribed to each member directly (members replay their current
         // sensors); new members get the same subscribers in `add_member`.
         for m in self.members.values() {
-            m.addr.do_send(Subscribe(msg.0.clone()));
+            m.addr.do_send(Subscribe(msg.0.clone(), msg.1.clone()));
         }
-        self.member_subscribers.push(msg.0);
+        self.member_subscribers.push((msg.0, msg.1));
     }
 }

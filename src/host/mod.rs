@@ -21,6 +21,7 @@ pub mod pull;
 pub mod runtime;
 pub mod stats;
 pub mod subnets;
+mod transport;
 pub mod usage;
 pub mod volumes;
 pub mod workload;
@@ -66,16 +67,20 @@ pub const STOP_TIMEOUT_SECS: i32 = 3;
 /// Connects to an engine and negotiates the API version (the engine here
 /// speaks 1.41; bollard defaults to a newer one).
 pub async fn connect(endpoint: &str) -> Result<Docker, HostError> {
+    // Pooled connections (see `transport`); a TLS or ssh `DOCKER_HOST`
+    // goes through bollard's own client.
+    let v = bollard::API_DEFAULT_VERSION;
     let docker = if endpoint == "local" || endpoint.is_empty() {
-        Docker::connect_with_local_defaults()
+        transport::local(120, v)
+            .unwrap_or_else(|| Docker::connect_with_local_defaults().map_err(|e| e.to_string()))
     } else if let Some(path) = endpoint.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+        transport::unix(path, 120, v)
     } else {
-        Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)
+        transport::http(endpoint, 120, v)
     }
-    .map_err(|e| HostError::Connect {
+    .map_err(|message| HostError::Connect {
         endpoint: endpoint.to_string(),
-        message: e.to_string(),
+        message,
     })?;
     let docker = docker
         .negotiate_version()

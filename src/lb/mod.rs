@@ -24,8 +24,8 @@ use serde_json::json;
 
 use crate::blueprint::{LbLimits, LbMode};
 use crate::protocol::{
-    entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Invoke,
-    Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
+    entity_handlers, sensors as s, EntityError, EntityEvent, EntityKind, EntityRef, Interest,
+    Invoke, Lifecycle, Observable, SensorBoard, Subscribe, Teardown,
 };
 use agent::AgentSettings;
 use plane::{AgentHosts, Plane, RunningAgent};
@@ -530,7 +530,7 @@ impl Actor for LoadBalancerEntity {
             .set(&self.me, sensors::TARGET, json!(self.target.entity));
         self.publish_settings();
         self.target_subscribe
-            .do_send(Subscribe(ctx.address().recipient()));
+            .do_send(Subscribe(ctx.address().recipient(), Interest::All));
         ctx.run_interval(STATS_EVERY, |act, ctx| act.tick(ctx));
     }
 

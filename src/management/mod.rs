@@ -60,7 +60,7 @@ use serde::Serialize;
 
 use crate::blueprint::Blueprint;
 use crate::entity::{ChildAdded, EntityHandle, Links, Placement};
-use crate::protocol::{EntityError, EntityRef, Subscribe};
+use crate::protocol::{EntityError, EntityRef, Interest, Subscribe};
 
 pub use crate::activity::{Activity, RecordActivity};
 pub use crate::wire::{AppDetail, AppSummary, EntityView, HostView};
@@ -374,7 +374,7 @@ impl Management {
     ) {
         handle
             .subscribe
-            .do_send(Subscribe(ctx.address().recipient()));
+            .do_send(Subscribe(ctx.address().recipient(), Interest::All));
         self.model.register(&me, handle.kind, parent);
         if let Some(gone) = &mut self.gone_before_sweep {
             gone.remove(&me);

@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::activity::{Activity, RecordActivity};
 use crate::protocol::{
-    now_ms, sensors as s, EntityError, EntityEvent, EntityRef, Invoke, MarkProblem, Subscribe,
+    now_ms, sensors as s, EntityError, EntityEvent, EntityRef, Interest, Invoke, MarkProblem,
+    Subscribe,
 };
 
 /// Which member event triggers a replacement.
@@ -254,7 +255,9 @@ impl Replacer {
 impl Actor for Replacer {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.subscribe.do_send(Subscribe(ctx.address().recipient()));
+        // Failures come as notices: no sensor is of use here.
+        self.subscribe
+            .do_send(Subscribe(ctx.address().recipient(), Interest::NoSensors));
     }
 }
 

@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::activity::{Activity, RecordActivity};
 use crate::protocol::{
-    now_ms, sensors as s, EmitNotice, EntityEvent, EntityRef, Invoke, Lifecycle, Subscribe,
+    now_ms, sensors as s, EmitNotice, EntityEvent, EntityRef, Interest, Invoke, Lifecycle,
+    Subscribe,
 };
 
 /// Tunables of the restarter.
@@ -270,7 +271,9 @@ impl Restarter {
 impl Actor for Restarter {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.subscribe.do_send(Subscribe(ctx.address().recipient()));
+        // Failures come as notices and state: no sensor is of use here.
+        self.subscribe
+            .do_send(Subscribe(ctx.address().recipient(), Interest::NoSensors));
     }
 }
 

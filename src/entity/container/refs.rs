@@ -7,7 +7,7 @@ use serde_json::json;
 use super::phase::{Observation, Refs};
 use super::ContainerEntity;
 use crate::entity::references::WireReferences;
-use crate::protocol::{EntityEvent, Subscribe};
+use crate::protocol::{EntityEvent, Interest, Subscribe};
 
 /// Sensor names a dependant publishes about its references.
 pub const REFERENCES_WAITING: &str = "references.waiting";
@@ -84,7 +84,7 @@ impl Handler<WireReferences> for ContainerEntity {
         self.wait = crate::entity::references::Wait::new(&self.spec, &msg.options.depends_on);
         for source in self.wait.sources() {
             if let Some(to) = msg.sources.get(&source) {
-                to.do_send(Subscribe(ctx.address().recipient()));
+                to.do_send(Subscribe(ctx.address().recipient(), Interest::All));
             }
         }
         self.core.settings.reference_timeout = Some(msg.options.timeout);

@@ -182,7 +182,10 @@ impl actix::Actor for Autoscaler {
     fn started(&mut self, ctx: &mut actix::Context<Self>) {
         use actix::AsyncContext;
         for s in &self.subscribe_to {
-            s.do_send(crate::protocol::Subscribe(ctx.address().recipient()));
+            s.do_send(crate::protocol::Subscribe(
+                ctx.address().recipient(),
+                crate::protocol::Interest::All,
+            ));
         }
         self.schedule(ctx);
         // The history changes at every evaluation: saved once a second, so a
