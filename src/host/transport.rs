@@ -116,3 +116,66 @@ pub fn local(timeout_secs: u64, version: &ClientVersion) -> Option<Result<Docker
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Request, Response};
+
+    /// A unix-socket HTTP server answering `/_ping` as an engine does,
+    /// counting the connections it accepts.
+    async fn pinged_server(path: std::path::PathBuf) -> Arc<AtomicUsize> {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(|_: Request<hyper::body::Incoming>| async {
+                            Ok::<_, std::convert::Infallible>(
+                                Response::builder()
+                                    .header("Api-Version", "1.41")
+                                    .body(Full::new(Bytes::from_static(b"OK")))
+                                    .unwrap(),
+                            )
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        accepted
+    }
+
+    #[tokio::test]
+    async fn calls_to_a_unix_socket_engine_reuse_one_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let accepted = pinged_server(path.clone()).await;
+        let docker = super::unix(path.to_str().unwrap(), 5, bollard::API_DEFAULT_VERSION).unwrap();
+        for _ in 0..20 {
+            assert_eq!(docker.ping().await.unwrap(), "OK");
+        }
+        // bollard's own unix client opens one connection per call (20 here:
+        // checked by swapping it in).
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_missing_socket_says_so() {
+        let e = super::unix("/nonexistent/engine.sock", 5, bollard::API_DEFAULT_VERSION)
+            .err()
+            .unwrap();
+        assert!(e.contains("no socket at /nonexistent/engine.sock"), "{e}");
+    }
+}
