@@ -362,6 +362,11 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .with_view(view_for_mgmt)
     });
 
+    // The API reads the view without a message: not before the stored
+    // applications are in it.
+    if mgmt.send(crate::management::Started).await.is_err() {
+        tracing::error!("the management actor stopped while starting");
+    }
     let data = web::Data::new(mgmt.clone());
     let view = web::Data::new(view);
     let tokens = web::Data::from(auth.tokens.clone());

@@ -448,6 +448,20 @@ impl Actor for Management {
     }
 }
 
+/// Answered once the actor has started, that is once the stored
+/// applications are rebuilt (in `started`): `drover serve` waits for it
+/// before it serves, since the API reads the shared view directly and
+/// would otherwise answer 404 for an application the actor has not
+/// rebuilt yet (a message would have queued behind the start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Started;
+
+impl Handler<Started> for Management {
+    type Result = ();
+    fn handle(&mut self, _: Started, _: &mut Context<Self>) {}
+}
+
 impl Handler<ChildAdded> for Management {
     type Result = ();
     fn handle(&mut self, msg: ChildAdded, ctx: &mut Context<Self>) {
