@@ -4,7 +4,9 @@
 //! `cargo bench --bench scale`; smaller runs with `DROVER_SCALE_HOSTS`
 //! (default 1,000), `DROVER_SCALE_CONTAINERS` (default 100,000) and
 //! `DROVER_SCALE_FAILURE_SECS` (how long 1%/min failures are injected,
-//! default 60). Every application is 10 clusters with the restarter and
+//! default 60); `DROVER_SCALE_REBIND=0` skips the `kill -9` rebind and the
+//! final destroy (for runs that measure only the deploy, steady state and
+//! API latency). Every application is 10 clusters with the restarter and
 //! replacer presets and an `aggregate` enricher of the members'
 //! `cpu.usage`; drover samples every container's stats every second
 //! (`stats_every: 1s`, one-shot calls per engine) and the simulator's CPU
@@ -133,6 +135,7 @@ fn main() {
     let hosts = env_usize("DROVER_SCALE_HOSTS", 1_000);
     let wanted = env_usize("DROVER_SCALE_CONTAINERS", 100_000);
     let failure_secs = env_usize("DROVER_SCALE_FAILURE_SECS", 60);
+    let rebind = env_usize("DROVER_SCALE_REBIND", 1) != 0;
     let per_app = wanted.min(10_000);
     let apps_n = wanted.div_ceil(per_app);
     let clusters = 10;
@@ -159,6 +162,7 @@ fn main() {
     ];
     let mut d = Drover::start_with(&args);
     let pid = d.child.id();
+    println!("drover pid {pid}");
     std::thread::sleep(Duration::from_secs(3));
     let (rss0, _) = usage(pid);
 
@@ -252,6 +256,11 @@ fn main() {
         "failures: {killed} containers killed over {failure_secs} s (1%/min); all {total} running again at most {recovered_s:.1} s after the last dose, none lost or doubled"
     );
 
+    if !rebind {
+        // The simulated engines go with this process: nothing to clean up.
+        return;
+    }
+
     // Rebind after kill -9; the simulated engines keep running.
     d.kill9();
     let t = Instant::now();
@@ -263,8 +272,11 @@ fn main() {
         sim.count(Some(("io.drover.managed", "true"))).1
     );
     println!("simulator: {} API calls answered in the run", sim.calls());
+    destroy_all(&d, &sim, &apps);
+}
 
-    for app in &apps {
+fn destroy_all(d: &Drover, sim: &SimEngine, apps: &[String]) {
+    for app in apps {
         let (s, body) = d.delete(&format!("/v1/applications/{app}"));
         assert_eq!(s, 204, "destroy {app}: {body}");
     }

@@ -313,6 +313,8 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let docker = host::connect(&opts.docker).await?;
     let host_address = host_address_of(&opts.docker);
     let store_for_uploads = store.clone();
+    let view = crate::management::ReadView::default();
+    let view_for_mgmt = view.clone();
     let mgmt = Management::create(|ctx| {
         let host = DockerHost::new(
             "local".into(),
@@ -357,15 +359,23 @@ async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .with_allowed_host_paths(allowed_host_paths)
             .with_build_roots(build_roots)
             .with_uploads(uploads.clone())
+            .with_view(view_for_mgmt)
     });
 
+    // The API reads the view without a message: not before the stored
+    // applications are in it.
+    if mgmt.send(crate::management::Started).await.is_err() {
+        tracing::error!("the management actor stopped while starting");
+    }
     let data = web::Data::new(mgmt.clone());
+    let view = web::Data::new(view);
     let tokens = web::Data::from(auth.tokens.clone());
     let role_data = role.map(web::Data::new);
     let server = HttpServer::new(move || {
         let app = App::new()
             .wrap(crate::api::auth::Guard::new(auth.clone()))
             .app_data(data.clone())
+            .app_data(view.clone())
             .app_data(tokens.clone())
             .app_data(contexts.clone());
         match &role_data {

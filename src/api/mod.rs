@@ -19,9 +19,8 @@ use serde::Deserialize;
 
 use crate::blueprint::BlueprintErrors;
 use crate::management::{
-    ActivityFilter, CollectMetrics, Deploy, Destroy, GetApp, GetEntities, GetSensors,
-    InvokeEffector, ListActivities, ListApps, ListHosts, ListPresets, Management, ManagementError,
-    PolicyRequest, PolicyRequestOp,
+    ActivityFilter, CollectMetrics, Deploy, Destroy, InvokeEffector, ListHosts, ListPresets,
+    Management, ManagementError, PolicyRequest, PolicyRequestOp, ReadView,
 };
 
 use crate::management::{FaultError, InjectContainerFault, InjectEngineFault};
@@ -40,6 +39,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error(transparent)]
     Fault(crate::management::FaultError),
+    /// Serialising an answer failed (or its blocking thread did).
+    #[error("the answer could not be written: {0}")]
+    Answer(String),
 }
 
 impl ResponseError for ApiError {
@@ -71,6 +73,7 @@ impl ResponseError for ApiError {
                 ManagementError::Entity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Answer(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Fault(f) => {
                 StatusCode::from_u16(f.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -109,6 +112,33 @@ impl ResponseError for ApiError {
 }
 
 type Mgmt = web::Data<Addr<Management>>;
+/// The management actor's read view: applications, entities, sensors and
+/// activities are read here, not asked of the actor (see
+/// [`crate::management::read_view`] for why).
+type View = web::Data<ReadView>;
+
+/// Answers above this many entities are serialised on a blocking thread:
+/// a whole 10,000-member tree takes tens of milliseconds to write, and the
+/// HTTP worker it would run on serves every other connection meanwhile.
+const SERIALISE_ASIDE: usize = 1_000;
+
+/// A JSON answer, serialised aside when it is large.
+async fn json_answer<T: serde::Serialize + Send + 'static>(
+    value: T,
+    entities: usize,
+) -> Result<HttpResponse, ApiError> {
+    let body = if entities > SERIALISE_ASIDE {
+        web::block(move || serde_json::to_vec(&value))
+            .await
+            .map_err(|e| ApiError::Answer(e.to_string()))?
+    } else {
+        serde_json::to_vec(&value)
+    }
+    .map_err(|e| ApiError::Answer(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
 
 /// Mounts every route. Every error answer is JSON `{error}`, including
 /// those actix-web makes itself: an unknown route (404), a method a route
@@ -300,8 +330,8 @@ fn blueprint_file_name(file: Option<String>) -> String {
         .unwrap_or_else(|| "<request>".into())
 }
 
-async fn list_apps(m: Mgmt) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(m.send(ListApps).await?))
+async fn list_apps(v: View) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(v.list_apps()))
 }
 
 /// `GET /v1/applications/{app}?limit=N&continue=TOKEN`: one page of the
@@ -321,7 +351,7 @@ struct AppQuery {
 const PAGE_LIMIT_MAX: usize = 10_000;
 
 async fn get_app(
-    m: Mgmt,
+    v: View,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -351,8 +381,9 @@ async fn get_app(
                 .map_err(ApiError::BadRequest)?,
         )),
     };
-    let app = path.into_inner();
-    Ok(HttpResponse::Ok().json(m.send(GetApp { app, page }).await??))
+    let answer = v.app(&path.into_inner(), page)?;
+    let n = answer.entities.len();
+    json_answer(answer, n).await
 }
 
 /// `DELETE /v1/applications/{app}?volumes=true`: also remove the
@@ -402,13 +433,15 @@ async fn destroy(
     }))
 }
 
-async fn entities(m: Mgmt, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(m.send(GetEntities(path.into_inner())).await??))
+async fn entities(v: View, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let answer = v.entities(&path.into_inner())?;
+    let n = answer.0.len();
+    json_answer(answer, n).await
 }
 
-async fn sensors(m: Mgmt, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn sensors(v: View, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (app, entity) = path.into_inner();
-    Ok(HttpResponse::Ok().json(m.send(GetSensors { app, entity }).await??))
+    Ok(HttpResponse::Ok().json(v.sensors(&app, &entity)?))
 }
 
 async fn invoke(
@@ -472,7 +505,7 @@ async fn host_uncordon(
     host_op(m, path, crate::location::pool::HostOpKind::Uncordon).await
 }
 
-async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn activities(v: View, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let filter = web::Query::<ActivityFilter>::from_query(req.query_string()).map_err(|e| {
         ApiError::BadRequest(format!(
             "bad activity filter: {e}; use application, entity, kind, name, limit"
@@ -482,7 +515,7 @@ async fn activities(m: Mgmt, req: HttpRequest) -> Result<HttpResponse, ApiError>
     if let Some(kind) = &filter.kind {
         check_activity_kind(kind)?;
     }
-    Ok(HttpResponse::Ok().json(m.send(ListActivities(filter)).await?))
+    Ok(HttpResponse::Ok().json(v.activities(&filter)))
 }
 
 /// An unknown kind would match nothing: say which kinds there are.

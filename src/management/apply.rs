@@ -190,6 +190,7 @@ impl Management {
             rec.reservations = super::state_metrics::reservations(&bp);
             old
         };
+        self.publish_app(&id);
         self.record(Activity {
             kind: "event".into(),
             ..Activity::policy(

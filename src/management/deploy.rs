@@ -148,6 +148,7 @@ impl Management {
                 entity,
             },
         );
+        self.publish_app(&id);
         tracing::info!(app = %id, "deploying");
         {
             use crate::blueprint::ServiceType;

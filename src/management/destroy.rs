@@ -30,7 +30,7 @@ impl Handler<Destroy> for Management {
         rec.destroying = true;
         let root = EntityRef::new(app.clone(), app.clone());
         let Some(handle) = self.handles.get(&root).cloned() else {
-            self.apps.remove(&app);
+            self.unpublish_app(&app);
             self.forget_saved(&app);
             return Box::pin(fut::ready(Ok(())));
         };
@@ -86,8 +86,8 @@ impl Handler<Destroy> for Management {
                     });
                     match res {
                         Ok(()) => {
-                            act.apps.remove(&app);
-                            act.model.forget_app(&app);
+                            act.unpublish_app(&app);
+                            act.view.model_mut().forget_app(&app);
                             act.handles.retain(|k, _| k.app != app);
                             act.notices.retain(|k, _| k.app != app);
                             act.recovery.forget_app(&app);

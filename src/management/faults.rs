@@ -120,8 +120,10 @@ impl Management {
             return Err(ManagementError::Destroying(msg.app.clone()).into());
         }
         let view = self
-            .model
-            .get(&EntityRef::new(msg.app.clone(), msg.entity.clone()))
+            .view
+            .model()
+            .shared(&EntityRef::new(msg.app.clone(), msg.entity.clone()))
+            .cloned()
             .ok_or_else(|| ManagementError::NoEntity {
                 app: msg.app.clone(),
                 entity: msg.entity.clone(),

@@ -3,8 +3,9 @@
 //! It creates application entities on deploy and tears them down on
 //! destroy, routes engine events to the container entity they concern, and
 //! subscribes to every entity so that it holds an up-to-date view of the
-//! whole tree. The REST API reads that view through messages; it never
-//! reaches into an entity.
+//! whole tree. The REST API reads that view, shared with it behind a lock
+//! ([`read_view`]: the actor is its only writer), or asks through messages;
+//! it never reaches into an entity.
 //!
 //! # Layout
 //!
@@ -15,7 +16,8 @@
 //! | file | concern |
 //! | --- | --- |
 //! | `mod.rs` | the actor, its state, its errors, registration of entities and the activity record |
-//! | [`read_model`] | pure: the view of every entity, the tree, summaries, the latest activity of each entity |
+//! | [`read_model`] | pure: the view of every entity, the tree in order, summaries, the counts a scrape needs, the latest activity of each entity |
+//! | [`read_view`] | the read model and activity record shared with the REST API's reads (one writer: this actor) |
 //! | `routing.rs` | engine events and resyncs to container entities; entity events into the read model |
 //! | [`notices`] | pure: dropping the duplicate of a notice a cluster forwards |
 //! | [`recovery`] | pure: open failures to `drover_recovery_seconds` |
@@ -28,7 +30,7 @@
 //! | `destroy.rs` | destroy, and forgetting the application's saved state |
 //! | `effectors.rs` | effector calls, recorded as activities |
 //! | [`faults`] | faults injected from outside (chaos): routed to the container's engine or the pool's provisioner, recorded as activities |
-//! | `queries.rs` | the read-only REST answers: applications, entities, sensors, activities, hosts, locations, metrics |
+//! | `queries.rs` | the read-only REST answers asked through messages: hosts, locations, metrics |
 //! | `rebind.rs` | rebuilding the stored applications at start, and the orphan sweep |
 //! | `presets.rs` | preset files polled and reloaded into running policies; change detection is pure |
 //! | `policy_rest.rs` | REST operations on a running policy |
@@ -46,13 +48,14 @@ mod policy_rest;
 mod presets;
 mod queries;
 pub mod read_model;
+pub mod read_view;
 mod rebind;
 pub mod recovery;
 mod routing;
 mod state_metrics;
 mod volumes;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -71,10 +74,8 @@ pub use effectors::{Detached, InvokeEffector};
 pub use faults::{FaultError, InjectContainerFault, InjectEngineFault};
 pub use policy_rest::{ListPolicies, PolicyRequest, PolicyRequestOp};
 pub use presets::{ListPresets, PRESET_POLL};
-pub use queries::{
-    ActivityFilter, CollectMetrics, GetApp, GetEntities, GetSensors, ListActivities, ListApps,
-    ListHosts, ListLocations, PoolHostOp,
-};
+pub use queries::{ActivityFilter, CollectMetrics, ListHosts, ListLocations, PoolHostOp};
+pub use read_view::ReadView;
 pub use volumes::{SweepVolumes, VolumeSweep};
 
 /// How many activities are kept (newest win).
@@ -145,11 +146,11 @@ pub struct Management {
     /// Location name → its host pool (`drover.yaml` locations only).
     pools: BTreeMap<String, Addr<crate::location::HostPool>>,
     apps: BTreeMap<String, AppRecord>,
-    model: read_model::ReadModel,
+    /// The read model and the activity record, shared with the REST API.
+    view: ReadView,
     /// The actors behind the read model's entities.
     handles: HashMap<EntityRef, EntityHandle>,
     notices: HashMap<EntityRef, notices::NoticeEchoes>,
-    activities: VecDeque<Activity>,
     next_activity: u64,
     /// This drover's containers on each host, at its last resync.
     host_containers: HashMap<String, usize>,
@@ -201,10 +202,9 @@ impl Management {
             lb_containers: false,
             pools: BTreeMap::new(),
             apps: BTreeMap::new(),
-            model: Default::default(),
+            view: Default::default(),
             handles: HashMap::new(),
             notices: HashMap::new(),
-            activities: VecDeque::new(),
             next_activity: 1,
             host_containers: HashMap::new(),
             host_index: Default::default(),
@@ -228,6 +228,13 @@ impl Management {
             overrides: Default::default(),
             gone_before_sweep: Some(BTreeSet::new()),
         }
+    }
+
+    /// Shares the read model and activity record with `view`'s holders
+    /// (the REST API).
+    pub fn with_view(mut self, view: ReadView) -> Self {
+        self.view = view;
+        self
     }
 
     /// Build contexts that are paths must lie under these (`drover.yaml`'s
@@ -375,7 +382,7 @@ impl Management {
         handle
             .subscribe
             .do_send(Subscribe(ctx.address().recipient(), Interest::All));
-        self.model.register(&me, handle.kind, parent);
+        self.view.model_mut().register(&me, handle.kind, parent);
         if let Some(gone) = &mut self.gone_before_sweep {
             gone.remove(&me);
         }
@@ -387,22 +394,39 @@ impl Management {
         if let Some(gone) = &mut self.gone_before_sweep {
             gone.insert(me.clone());
         }
-        self.model.forget(me);
+        self.view.model_mut().forget(me);
         self.handles.remove(me);
         self.notices.remove(me);
     }
 
-    fn summary(&self, id: &str, rec: &AppRecord) -> AppSummary {
-        self.model
-            .summary(id, &rec.blueprint.location, rec.created_ms)
+    /// What the REST API reads of an application: set on deploy and apply.
+    fn publish_app(&self, id: &str) {
+        let Some(rec) = self.apps.get(id) else {
+            return;
+        };
+        self.view.record_mut().apps.insert(
+            id.to_string(),
+            read_view::AppMeta {
+                location: rec.blueprint.location.clone(),
+                blueprint: std::sync::Arc::new(rec.blueprint.clone()),
+                created_ms: rec.created_ms,
+            },
+        );
+    }
+
+    /// An application is gone: from the records and the API's view.
+    fn unpublish_app(&mut self, id: &str) {
+        self.apps.remove(id);
+        self.view.record_mut().apps.remove(id);
     }
 
     fn record(&mut self, mut a: Activity) {
         a.id = self.next_activity;
         self.next_activity += 1;
         self.observe_activity(&a);
-        self.activities.push_front(a);
-        self.activities.truncate(ACTIVITY_RETENTION);
+        let mut record = self.view.record_mut();
+        record.activities.push_front(a);
+        record.activities.truncate(ACTIVITY_RETENTION);
     }
 }
 
@@ -422,6 +446,20 @@ impl Actor for Management {
         // second, with no watcher to lose events on editors' rename-and-replace.
         ctx.run_interval(PRESET_POLL, |act, ctx| act.check_presets(ctx));
     }
+}
+
+/// Answered once the actor has started, that is once the stored
+/// applications are rebuilt (in `started`): `drover serve` waits for it
+/// before it serves, since the API reads the shared view directly and
+/// would otherwise answer 404 for an application the actor has not
+/// rebuilt yet (a message would have queued behind the start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Started;
+
+impl Handler<Started> for Management {
+    type Result = ();
+    fn handle(&mut self, _: Started, _: &mut Context<Self>) {}
 }
 
 impl Handler<ChildAdded> for Management {

@@ -20,7 +20,7 @@ impl Management {
             return;
         }
         let now = now_ms();
-        let service = self.model.service_of(source);
+        let service = self.view.model().service_of(source);
         if name == s::ENTITY_FAILED {
             metrics::FAILURES
                 .with_label_values(&[&source.app, &service])
@@ -61,7 +61,8 @@ impl Management {
             tracing::info!(app, entity = %a.entity, policy, action, outcome = %a.outcome, reason, "policy action");
             if a.name == "restarter.restart" && a.outcome == "scheduled" {
                 let service = self
-                    .model
+                    .view
+                    .model()
                     .service_of(&EntityRef::new(app, a.entity.clone()));
                 metrics::RESTARTS.with_label_values(&[app, &service]).inc();
             }

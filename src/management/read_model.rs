@@ -3,9 +3,21 @@
 //! tree, summaries, the latest activity of each entity).
 //!
 //! Plain data with methods: no actor, no handle, no clock. The actor owns
-//! one and feeds it; the REST answers are computed here.
+//! one and feeds it (through [`super::read_view`], which shares it with the
+//! REST API); the REST answers are computed here.
+//!
+//! Kept per application, in the tree's order, so that a page of a
+//! 10,000-member tree costs the page (a range of an ordered set), not the
+//! application, and the tree needs no sort. Views are behind `Arc`s: a
+//! reader copies out pointers, never entities, and a writer copies an
+//! entity only if a reader still holds it ([`Arc::make_mut`]). The
+//! counts a metrics scrape needs (entities by kind and state, containers
+//! holding reservations on each host) are kept as entities change, so a
+//! scrape walks services and hosts, not entities.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::activity::Activity;
 use crate::protocol::{sensors as s, EntityKind, EntityRef, Lifecycle, SensorValue};
@@ -13,83 +25,192 @@ use crate::wire::{AppSummary, EntityView};
 
 #[derive(Debug, Default)]
 pub struct ReadModel {
-    views: HashMap<EntityRef, EntityView>,
+    apps: HashMap<String, AppTree>,
+    /// Host → (application, service) → its containers on that host that
+    /// hold their resources there (starting, running or on fire), for the
+    /// host reservation gauges.
+    reserving: HashMap<String, HashMap<(String, String), usize>>,
+}
+
+/// One application's entities.
+#[derive(Debug, Default)]
+struct AppTree {
+    views: HashMap<String, Arc<EntityView>>,
+    /// Every entity's place in the tree: parents first, members by number.
+    order: BTreeSet<PageToken>,
+    /// Entities by kind and state.
+    counts: HashMap<(EntityKind, Lifecycle), i64>,
+    /// Clusters and load balancers: the entities with gauges of their own.
+    services: BTreeSet<String>,
 }
 
 impl ReadModel {
     /// A new entity, in state `created`, listed among its parent's children.
     pub fn register(&mut self, me: &EntityRef, kind: EntityKind, parent: Option<&EntityRef>) {
-        if let Some(p) = parent.and_then(|p| self.views.get_mut(p)) {
+        let view = EntityView {
+            id: me.entity.clone(),
+            kind,
+            state: Lifecycle::Created,
+            parent: parent.map(|p| p.entity.clone()),
+            children: Vec::new(),
+            sensors: BTreeMap::new(),
+        };
+        // Registered again (rebuilt): the old view's counts go first.
+        self.forget(me);
+        let tree = self.apps.entry(me.app.clone()).or_default();
+        if let Some(p) = parent.and_then(|p| tree.views.get_mut(&p.entity)) {
             if !p.children.contains(&me.entity) {
-                p.children.push(me.entity.clone());
+                Arc::make_mut(p).children.push(me.entity.clone());
             }
         }
-        self.views.insert(
-            me.clone(),
-            EntityView {
-                id: me.entity.clone(),
-                kind,
-                state: Lifecycle::Created,
-                parent: parent.map(|p| p.entity.clone()),
-                children: Vec::new(),
-                sensors: BTreeMap::new(),
-            },
-        );
+        *tree.counts.entry((kind, view.state)).or_default() += 1;
+        if matches!(kind, EntityKind::Cluster | EntityKind::LoadBalancer) {
+            tree.services.insert(me.entity.clone());
+        }
+        tree.order.insert(PageToken(depth_key(&view)));
+        tree.views.insert(me.entity.clone(), Arc::new(view));
     }
 
     /// An entity went away: it leaves the tree and its parent's children.
     pub fn forget(&mut self, me: &EntityRef) {
-        if let Some(view) = self.views.remove(me) {
-            if let Some(parent) = view.parent.as_ref() {
-                if let Some(p) = self
-                    .views
-                    .get_mut(&EntityRef::new(me.app.clone(), parent.clone()))
-                {
-                    p.children.retain(|c| c != &me.entity);
-                }
-            }
+        let Some(tree) = self.apps.get_mut(&me.app) else {
+            return;
+        };
+        let Some(view) = tree.views.remove(&me.entity) else {
+            return;
+        };
+        tree.order.remove(&PageToken(depth_key(&view)));
+        tree.services.remove(&me.entity);
+        if let Some(n) = tree.counts.get_mut(&(view.kind, view.state)) {
+            *n -= 1;
         }
+        if let Some(p) = view.parent.as_ref().and_then(|p| tree.views.get_mut(p)) {
+            Arc::make_mut(p).children.retain(|c| c != &me.entity);
+        }
+        let held = reserving_host(&view).map(|h| h.to_string());
+        let service = service_in(&me.app, &view).to_string();
+        self.reserve(&me.app, &service, held.as_deref(), None);
     }
 
     /// Every entity of an application goes (a destroy).
     pub fn forget_app(&mut self, app: &str) {
-        self.views.retain(|k, _| k.app != app);
+        self.apps.remove(app);
+        for per_service in self.reserving.values_mut() {
+            per_service.retain(|(a, _), _| a != app);
+        }
+        self.reserving
+            .retain(|_, per_service| !per_service.is_empty());
     }
 
     /// A sensor's new value; null removes it.
     pub fn set_sensor(&mut self, source: &EntityRef, name: String, value: SensorValue) {
-        if let Some(v) = self.views.get_mut(source) {
+        let Some(v) = self
+            .apps
+            .get_mut(&source.app)
+            .and_then(|t| t.views.get_mut(&source.entity))
+        else {
+            return;
+        };
+        if name != s::HOST_NAME {
+            let v = Arc::make_mut(v);
             if value.value.is_null() {
                 v.sensors.remove(&name);
             } else {
                 v.sensors.insert(name, value);
             }
+            return;
         }
+        // The host changes where the container's reservation counts.
+        let before = reserving_host(v).map(|h| h.to_string());
+        let v = Arc::make_mut(v);
+        if value.value.is_null() {
+            v.sensors.remove(&name);
+        } else {
+            v.sensors.insert(name, value);
+        }
+        let after = reserving_host(v).map(|h| h.to_string());
+        let service = service_in(&source.app, v).to_string();
+        self.reserve(&source.app, &service, before.as_deref(), after.as_deref());
     }
 
     pub fn set_state(&mut self, source: &EntityRef, state: Lifecycle) {
-        if let Some(v) = self.views.get_mut(source) {
-            v.state = state;
+        let Some(tree) = self.apps.get_mut(&source.app) else {
+            return;
+        };
+        let Some(v) = tree.views.get_mut(&source.entity) else {
+            return;
+        };
+        if v.state == state {
+            return;
+        }
+        let before = reserving_host(v).map(|h| h.to_string());
+        if let Some(n) = tree.counts.get_mut(&(v.kind, v.state)) {
+            *n -= 1;
+        }
+        *tree.counts.entry((v.kind, state)).or_default() += 1;
+        let v = Arc::make_mut(v);
+        v.state = state;
+        let after = reserving_host(v).map(|h| h.to_string());
+        if before != after {
+            let service = service_in(&source.app, v).to_string();
+            self.reserve(&source.app, &service, before.as_deref(), after.as_deref());
+        }
+    }
+
+    /// Moves one container's reservation from host `from` to host `to`.
+    fn reserve(&mut self, app: &str, service: &str, from: Option<&str>, to: Option<&str>) {
+        if from == to {
+            return;
+        }
+        if let Some(host) = from {
+            if let Some(per_service) = self.reserving.get_mut(host) {
+                let key = (app.to_string(), service.to_string());
+                if let Some(n) = per_service.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_service.remove(&key);
+                    }
+                }
+                if per_service.is_empty() {
+                    self.reserving.remove(host);
+                }
+            }
+        }
+        if let Some(host) = to {
+            *self
+                .reserving
+                .entry(host.to_string())
+                .or_default()
+                .entry((app.to_string(), service.to_string()))
+                .or_default() += 1;
         }
     }
 
     pub fn get(&self, r: &EntityRef) -> Option<&EntityView> {
-        self.views.get(r)
+        self.shared(r).map(|v| &**v)
+    }
+
+    /// An entity's view, to keep after the model is unlocked.
+    pub fn shared(&self, r: &EntityRef) -> Option<&Arc<EntityView>> {
+        self.apps.get(&r.app)?.views.get(&r.entity)
     }
 
     pub fn contains(&self, r: &EntityRef) -> bool {
-        self.views.contains_key(r)
+        self.shared(r).is_some()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&EntityRef, &EntityView)> {
-        self.views.iter()
+    /// Every entity, with its application.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &EntityView)> {
+        self.apps
+            .iter()
+            .flat_map(|(app, t)| t.views.values().map(move |v| (app.as_str(), &**v)))
     }
 
     /// This drover's containers on a host, as its entities report them: exact
     /// at once, where the engine's resync count lags by up to its period.
     pub fn containers_on(&self, host: &str) -> usize {
-        self.views
-            .values()
+        self.iter()
+            .map(|(_, v)| v)
             .filter(|v| v.kind == EntityKind::Container)
             .filter(|v| v.sensors.contains_key(s::CONTAINER_ID))
             .filter(|v| v.sensors.get(s::HOST_NAME).and_then(|x| x.value.as_str()) == Some(host))
@@ -97,65 +218,126 @@ impl ReadModel {
     }
 
     /// An application's entities: parents before children, members by number.
-    pub fn app_entities(&self, app: &str) -> Vec<EntityView> {
-        let mut v: Vec<EntityView> = self
-            .views
+    pub fn app_entities(&self, app: &str) -> Vec<Arc<EntityView>> {
+        let Some(tree) = self.apps.get(app) else {
+            return Vec::new();
+        };
+        tree.order
             .iter()
-            .filter(|(r, _)| r.app == app)
-            .map(|(_, view)| view.clone())
-            .collect();
-        v.sort_by_key(depth_key);
-        v
+            .filter_map(|k| tree.views.get(k.id()).cloned())
+            .collect()
     }
 
     /// One page of the tree: at most `limit` entities after the one a
     /// `continue` token names, and the token of the next page if there is
-    /// more. Only the page is copied: a 10,000-member tree took a second
-    /// to copy and send whole.
+    /// more. It costs the page, not the application: the order is kept.
     pub fn app_page(
         &self,
         app: &str,
         limit: usize,
         after: Option<&PageToken>,
-    ) -> (Vec<EntityView>, Option<PageToken>) {
-        let mut keyed: Vec<(PageToken, &EntityView)> = self
-            .views
-            .iter()
-            .filter(|(r, _)| r.app == app)
-            .map(|(_, view)| (PageToken(depth_key(view)), view))
-            .filter(|(k, _)| after.is_none_or(|a| k > a))
+    ) -> (Vec<Arc<EntityView>>, Option<PageToken>) {
+        let Some(tree) = self.apps.get(app) else {
+            return (Vec::new(), None);
+        };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut keys = tree.order.range((from, Bound::Unbounded));
+        let page: Vec<&PageToken> = keys.by_ref().take(limit).collect();
+        let next = match (keys.next(), page.last()) {
+            (Some(_), Some(last)) => Some((*last).clone()),
+            _ => None,
+        };
+        let views = page
+            .into_iter()
+            .filter_map(|k| tree.views.get(k.id()).cloned())
             .collect();
-        let more = keyed.len() > limit;
-        if more {
-            keyed.select_nth_unstable_by(limit, |a, b| a.0.cmp(&b.0));
-            keyed.truncate(limit);
-        }
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let next = more.then(|| keyed.last().map(|(k, _)| k.clone())).flatten();
-        (keyed.into_iter().map(|(_, v)| v.clone()).collect(), next)
+        (views, next)
     }
 
     /// The row of `GET /v1/applications`.
     pub fn summary(&self, app: &str, location: &str, created_ms: u64) -> AppSummary {
-        let root = self.views.get(&EntityRef::new(app, app));
         AppSummary {
             id: app.to_string(),
             location: location.to_string(),
-            state: root.map(|r| r.state).unwrap_or(Lifecycle::Stopped),
-            entity_count: self.views.keys().filter(|r| r.app == app).count(),
+            state: self.app_state(app),
+            entity_count: self.entity_count(app),
             created_ms,
         }
+    }
+
+    /// How many entities an application has.
+    pub fn entity_count(&self, app: &str) -> usize {
+        self.apps.get(app).map_or(0, |t| t.views.len())
+    }
+
+    /// The application entity's state (`stopped` once it is gone).
+    pub fn app_state(&self, app: &str) -> Lifecycle {
+        self.apps
+            .get(app)
+            .and_then(|t| t.views.get(app))
+            .map_or(Lifecycle::Stopped, |v| v.state)
+    }
+
+    /// The applications that have entities.
+    pub fn apps(&self) -> impl Iterator<Item = &str> {
+        self.apps.keys().map(String::as_str)
+    }
+
+    /// An application's entities of each kind, by state (states with none
+    /// may be absent or zero).
+    pub fn counts(&self, app: &str) -> impl Iterator<Item = (EntityKind, Lifecycle, i64)> + '_ {
+        self.apps
+            .get(app)
+            .into_iter()
+            .flat_map(|t| t.counts.iter().map(|(&(k, st), &n)| (k, st, n)))
+    }
+
+    /// An application's clusters and load balancers.
+    pub fn services(&self, app: &str) -> impl Iterator<Item = &EntityView> + '_ {
+        self.apps
+            .get(app)
+            .into_iter()
+            .flat_map(|t| t.services.iter().filter_map(|id| t.views.get(id)))
+            .map(|v| &**v)
+    }
+
+    /// Per host, how many containers of each (application, service) hold
+    /// their resources there.
+    pub fn reserving(&self) -> &HashMap<String, HashMap<(String, String), usize>> {
+        &self.reserving
     }
 
     /// The blueprint service an entity belongs to: a cluster member's
     /// cluster, or the entity itself. Metric labels use it, never a member
     /// id: members are numbered without bound as they are replaced.
     pub fn service_of(&self, r: &EntityRef) -> String {
-        match self.views.get(r).and_then(|e| e.parent.as_ref()) {
-            Some(parent) if parent != &r.app => parent.clone(),
-            _ => r.entity.clone(),
+        match self.get(r) {
+            Some(v) => service_in(&r.app, v).to_string(),
+            None => r.entity.clone(),
         }
     }
+}
+
+/// The service of an entity of application `app`: its parent if the
+/// parent is not the application, else the entity itself.
+fn service_in<'a>(app: &str, v: &'a EntityView) -> &'a str {
+    match v.parent.as_deref() {
+        Some(p) if p != app => p,
+        _ => v.id.as_str(),
+    }
+}
+
+/// The host a container holds its resources on, if it holds them now.
+fn reserving_host(v: &EntityView) -> Option<&str> {
+    let holds = v.kind == EntityKind::Container
+        && matches!(
+            v.state,
+            Lifecycle::Starting | Lifecycle::Running | Lifecycle::OnFire
+        );
+    if !holds {
+        return None;
+    }
+    v.sensors.get(s::HOST_NAME)?.value.as_str()
 }
 
 /// The newest activity of each of `entities` (ids of one application's
@@ -170,7 +352,7 @@ impl ReadModel {
 pub fn latest_activities<'a>(
     newest_first: impl IntoIterator<Item = &'a Activity>,
     app: &str,
-    entities: &BTreeSet<&str>,
+    entities: &HashSet<&str>,
     since_ms: u64,
 ) -> BTreeMap<String, Activity> {
     let mut latest = BTreeMap::new();
@@ -199,6 +381,13 @@ impl std::fmt::Display for PageToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (depth, stem, n, id) = &self.0;
         write!(f, "{depth}.{n}.{stem}.{id}")
+    }
+}
+
+impl PageToken {
+    /// The id of the entity at this place.
+    fn id(&self) -> &str {
+        &self.0 .3
     }
 }
 
@@ -258,13 +447,17 @@ mod tests {
             );
         }
         m.register(&r("blog", "blog"), EntityKind::Application, None);
-        let whole: Vec<String> = m.app_entities("shop").into_iter().map(|v| v.id).collect();
+        let whole: Vec<String> = m
+            .app_entities("shop")
+            .into_iter()
+            .map(|v| v.id.clone())
+            .collect();
         let mut paged = Vec::new();
         let mut after: Option<PageToken> = None;
         loop {
             let (page, next) = m.app_page("shop", 5, after.as_ref());
             assert!(page.len() <= 5);
-            paged.extend(page.into_iter().map(|v| v.id));
+            paged.extend(page.into_iter().map(|v| v.id.clone()));
             let Some(t) = next else { break };
             let text = t.to_string();
             assert!(text
@@ -277,6 +470,107 @@ mod tests {
         assert_eq!(m.app_page("shop", 14, None).1, None, "no next page");
         assert!("x".parse::<PageToken>().is_err());
         assert!("2.1.web.web-1.x".parse::<PageToken>().is_err());
+    }
+
+    fn ids(views: &[Arc<EntityView>]) -> Vec<&str> {
+        views.iter().map(|v| v.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_page_continues_after_its_last_entity_even_once_that_one_is_gone() {
+        let mut m = shop();
+        let (page, next) = m.app_page("shop", 3, None);
+        assert_eq!(ids(&page), ["shop", "web", "web-2"]);
+        let next = next.expect("more to come");
+        // The page's last member goes and a new one joins before the next
+        // page is asked for: nothing is served twice, the newcomer is seen.
+        m.forget(&r("shop", "web-2"));
+        m.register(
+            &r("shop", "web-11"),
+            EntityKind::Container,
+            Some(&r("shop", "web")),
+        );
+        let (page, next) = m.app_page("shop", 3, Some(&next));
+        assert_eq!(ids(&page), ["web-9", "web-10", "web-11"]);
+        assert_eq!(next, None, "the last page names no next");
+        let (page, next) = m.app_page("shop", 100, None);
+        assert_eq!(page.len(), 5);
+        assert_eq!(next, None);
+        assert!(m.app_page("gone", 10, None).0.is_empty());
+    }
+
+    #[test]
+    fn a_view_handed_out_does_not_change_under_its_reader() {
+        let mut m = shop();
+        let at = r("shop", "web-2");
+        let held = m.shared(&at).unwrap().clone();
+        m.set_state(&at, Lifecycle::Running);
+        assert_eq!(held.state, Lifecycle::Created, "the reader's copy");
+        assert_eq!(m.get(&at).unwrap().state, Lifecycle::Running);
+    }
+
+    #[test]
+    fn counts_follow_states_and_entities() {
+        let mut m = shop();
+        let count = |m: &ReadModel, kind, state| {
+            m.counts("shop")
+                .find(|&(k, st, _)| (k, st) == (kind, state))
+                .map_or(0, |(_, _, n)| n)
+        };
+        assert_eq!(count(&m, EntityKind::Container, Lifecycle::Created), 3);
+        m.set_state(&r("shop", "web-2"), Lifecycle::Running);
+        m.set_state(&r("shop", "web-2"), Lifecycle::Running);
+        assert_eq!(count(&m, EntityKind::Container, Lifecycle::Created), 2);
+        assert_eq!(count(&m, EntityKind::Container, Lifecycle::Running), 1);
+        m.forget(&r("shop", "web-2"));
+        assert_eq!(count(&m, EntityKind::Container, Lifecycle::Running), 0);
+        assert_eq!(m.entity_count("shop"), 4);
+        let services: Vec<&str> = m.services("shop").map(|v| v.id.as_str()).collect();
+        assert_eq!(services, ["web"]);
+        // Registered again (rebuilt): counted once.
+        m.register(
+            &r("shop", "web-9"),
+            EntityKind::Container,
+            Some(&r("shop", "web")),
+        );
+        assert_eq!(count(&m, EntityKind::Container, Lifecycle::Created), 2);
+        assert_eq!(m.get(&r("shop", "web")).unwrap().children.len(), 2);
+    }
+
+    #[test]
+    fn reservations_follow_a_containers_host_and_state() {
+        let mut m = shop();
+        let sv = |v: serde_json::Value| SensorValue {
+            value: v,
+            timestamp_ms: 1,
+        };
+        let held = |m: &ReadModel, host: &str| {
+            m.reserving()
+                .get(host)
+                .and_then(|p| p.get(&("shop".to_string(), "web".to_string())))
+                .copied()
+                .unwrap_or(0)
+        };
+        let w2 = r("shop", "web-2");
+        m.set_sensor(&w2, s::HOST_NAME.into(), sv("h1".into()));
+        assert_eq!(held(&m, "h1"), 0, "created: holds nothing yet");
+        m.set_state(&w2, Lifecycle::Starting);
+        m.set_state(&w2, Lifecycle::Running);
+        assert_eq!(held(&m, "h1"), 1);
+        m.set_sensor(&w2, s::HOST_NAME.into(), sv("h2".into()));
+        assert_eq!((held(&m, "h1"), held(&m, "h2")), (0, 1), "moved");
+        m.set_state(&w2, Lifecycle::Stopped);
+        assert_eq!(held(&m, "h2"), 0);
+        m.set_state(&w2, Lifecycle::Running);
+        let w9 = r("shop", "web-9");
+        m.set_sensor(&w9, s::HOST_NAME.into(), sv("h2".into()));
+        m.set_state(&w9, Lifecycle::OnFire);
+        assert_eq!(held(&m, "h2"), 2);
+        m.forget(&w9);
+        assert_eq!(held(&m, "h2"), 1);
+        m.forget_app("shop");
+        assert!(m.reserving().is_empty());
+        assert_eq!(m.entity_count("shop"), 0);
     }
 
     fn r(app: &str, e: &str) -> EntityRef {
@@ -344,7 +638,7 @@ mod tests {
         let ids: Vec<String> = shop()
             .app_entities("shop")
             .into_iter()
-            .map(|v| v.id)
+            .map(|v| v.id.clone())
             .collect();
         assert_eq!(ids, ["shop", "web", "web-2", "web-9", "web-10"]);
     }
@@ -409,7 +703,7 @@ mod tests {
             })
             .collect();
         record.push(activity(5, 500, "shop", "web", "resize"));
-        let current = BTreeSet::from(["shop", "web", "web-30"]);
+        let current = HashSet::from(["shop", "web", "web-30"]);
         let latest = latest_activities(&record, "shop", &current, 0);
         assert_eq!(latest["web"].name, "resize");
         assert_eq!(latest["web-30"].id, 100);
@@ -427,7 +721,7 @@ mod tests {
             activity(2, 20, "shop", "web", "resize"),
             activity(1, 10, "shop", "web", "start"),
         ];
-        let latest = latest_activities(&record, "shop", &BTreeSet::from(["web"]), 0);
+        let latest = latest_activities(&record, "shop", &HashSet::from(["web"]), 0);
         assert_eq!(latest["web"].id, 2);
     }
 
@@ -438,7 +732,7 @@ mod tests {
             activity(2, 150, "shop", "shop", "destroy"),
             activity(1, 100, "shop", "web-1", "entity.failed"),
         ];
-        let latest = latest_activities(&record, "shop", &BTreeSet::from(["shop", "web-1"]), 200);
+        let latest = latest_activities(&record, "shop", &HashSet::from(["shop", "web-1"]), 200);
         assert_eq!(latest.len(), 1);
         assert_eq!(latest["shop"].id, 3);
     }

@@ -184,7 +184,7 @@ impl Management {
                     let went = act.gone_before_sweep.as_ref().is_some_and(|g| g.contains(&me));
                     let expected_here = expected.contains(&(c.app.clone(), "*".into()))
                         || expected.contains(&(c.app.clone(), c.entity.clone()));
-                    let keep = (expected_here && !went) || (known_app && act.model.contains(&me));
+                    let keep = (expected_here && !went) || (known_app && act.view.model().contains(&me));
                     if keep {
                         continue;
                     }

@@ -22,8 +22,10 @@ impl Handler<EntityEvent> for Management {
                 source,
                 name,
                 value,
-            } => self.model.set_sensor(&source, name, value),
-            EntityEvent::State { source, state, .. } => self.model.set_state(&source, state),
+            } => self.view.model_mut().set_sensor(&source, name, value),
+            EntityEvent::State { source, state, .. } => {
+                self.view.model_mut().set_state(&source, state)
+            }
             EntityEvent::Gone { source } => {
                 self.recovery.gone(&source, now_ms());
                 self.forget(&source);
@@ -37,7 +39,7 @@ impl Handler<EntityEvent> for Management {
             } => {
                 // A notice of an entity already forgotten is the late copy
                 // of one recorded before it went away.
-                if !self.model.contains(&source) {
+                if !self.view.model().contains(&source) {
                     return;
                 }
                 let new = self.notices.entry(source.clone()).or_default().is_new(
@@ -99,11 +101,11 @@ impl Handler<HostResync> for Management {
         for c in msg.containers {
             seen.insert(EntityRef::new(c.app.clone(), c.entity.clone()), c);
         }
+        let model = self.view.model();
         if self.host_index.stale() {
             let by_host = index_by_host(self.handles.iter().filter_map(|(key, h)| {
                 h.container.as_ref()?;
-                let host = self
-                    .model
+                let host = model
                     .get(key)
                     .and_then(|v| v.sensors.get(s::HOST_NAME))
                     .and_then(|v| v.value.as_str())?;
@@ -117,8 +119,7 @@ impl Handler<HostResync> for Management {
             };
             // Placed elsewhere since the index was built: that host's
             // resync is the one to tell it.
-            let host = self
-                .model
+            let host = model
                 .get(key)
                 .and_then(|v| v.sensors.get(s::HOST_NAME))
                 .and_then(|v| v.value.as_str());

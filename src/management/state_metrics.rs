@@ -11,6 +11,7 @@ use crate::blueprint::Blueprint;
 use crate::host::Capacity;
 use crate::metrics;
 use crate::protocol::{sensors as s, EntityKind, Lifecycle};
+use crate::wire::EntityView;
 
 use super::Management;
 
@@ -56,18 +57,25 @@ impl Management {
     }
 
     /// Sets every metric that describes the current state, from the read
-    /// model: nothing on the sensor path touches a metric.
+    /// model: nothing on the sensor path touches a metric. It walks
+    /// applications, services and hosts, never every entity: the model
+    /// keeps the counts (entities by state, reservations by host) as
+    /// entities change, so a scrape of 100,000 containers costs what one
+    /// of 100 does, but for its length.
     pub(super) fn collect_state_metrics(&self) {
+        let model = self.view.model();
         metrics::APPLICATIONS.set(self.apps.len() as i64);
         let mut counts: HashMap<(EntityKind, Lifecycle), i64> = HashMap::new();
         let mut per_app: HashMap<(&str, EntityKind), HashMap<Lifecycle, i64>> = HashMap::new();
-        for (key, view) in self.model.iter() {
-            *counts.entry((view.kind, view.state)).or_default() += 1;
-            *per_app
-                .entry((key.app.as_str(), view.kind))
-                .or_default()
-                .entry(view.state)
-                .or_default() += 1;
+        for app in model.apps() {
+            for (kind, state, n) in model.counts(app) {
+                *counts.entry((kind, state)).or_default() += n;
+                // A kind counts for the application while it has entities
+                // of it (zeros of its other states included).
+                if n > 0 {
+                    per_app.entry((app, kind)).or_default().insert(state, n);
+                }
+            }
         }
         for kind in EntityKind::ALL {
             for state in Lifecycle::ALL {
@@ -88,92 +96,21 @@ impl Management {
                     .set(states.get(&state).copied().unwrap_or(0));
             }
         }
+        for app in model.apps() {
+            for view in model.services(app) {
+                service_gauges(app, view);
+            }
+        }
         let mut reserved: HashMap<&str, (f64, i64)> = HashMap::new();
-        for (key, view) in self.model.iter() {
-            let sensor = |n: &str| view.sensors.get(n).map(|v| &v.value);
-            let int = |n: &str| sensor(n).and_then(|v| v.as_i64()).unwrap_or(0);
-            let labels = [key.app.as_str(), key.entity.as_str()];
-            match view.kind {
-                EntityKind::Cluster => {
-                    metrics::CLUSTER_SIZE
-                        .with_label_values(&labels)
-                        .set(int(s::GROUP_SIZE));
-                    metrics::CLUSTER_DESIRED_SIZE
-                        .with_label_values(&labels)
-                        .set(int(s::GROUP_DESIRED_SIZE));
-                }
-                EntityKind::LoadBalancer => {
-                    use crate::lb::sensors as lb;
-                    let backends = sensor(lb::BACKENDS)
-                        .and_then(|b| b.as_array())
-                        .map_or(0, |b| b.len());
-                    metrics::LB_BACKENDS
-                        .with_label_values(&labels)
-                        .set(backends as i64);
-                    metrics::LB_ACTIVE
-                        .with_label_values(&labels)
-                        .set(int(lb::ACTIVE));
-                    // Counters that mirror a sensor: the series is rebuilt at
-                    // its current value (a load balancer that starts afresh
-                    // restarts at 0, which Prometheus reads as a reset).
-                    let counter = |v: &prometheus::IntCounterVec, n: &str| {
-                        v.with_label_values(&labels)
-                            .inc_by(sensor(n).and_then(|x| x.as_u64()).unwrap_or(0))
-                    };
-                    counter(&metrics::LB_CONNECTIONS, lb::CONNECTIONS_TOTAL);
-                    counter(&metrics::LB_ERRORS, lb::ERRORS_TOTAL);
-                    counter(&metrics::LB_RETRIES, lb::RETRIES_TOTAL);
-                    // HTTP mode only: a tcp load balancer has no requests
-                    // to count, so it gets no series rather than zeros.
-                    if sensor(lb::REQUESTS_TOTAL).is_some() {
-                        counter(&metrics::LB_REQUESTS, lb::REQUESTS_TOTAL);
-                        if let Some(classes) = sensor(lb::RESPONSES).and_then(|r| r.as_object()) {
-                            for (class, n) in classes {
-                                metrics::LB_RESPONSES
-                                    .with_label_values(&[labels[0], labels[1], class.as_str()])
-                                    .inc_by(n.as_u64().unwrap_or(0));
-                            }
-                        }
-                        for (q, name) in [("p50", lb::LATENCY_P50), ("p99", lb::LATENCY_P99)] {
-                            if let Some(v) = sensor(name).and_then(|x| x.as_f64()) {
-                                metrics::LB_LATENCY
-                                    .with_label_values(&[labels[0], labels[1], q])
-                                    .set(v);
-                            }
-                        }
-                    }
-                    metrics::LB_REQUESTS_PER_SECOND
-                        .with_label_values(&labels)
-                        .set(
-                            sensor(lb::REQS_PER_SEC)
-                                .and_then(|x| x.as_f64())
-                                .unwrap_or(0.0),
-                        );
-                }
-                EntityKind::Container
-                    if matches!(
-                        view.state,
-                        Lifecycle::Starting | Lifecycle::Running | Lifecycle::OnFire
-                    ) =>
+        for (host, per_service) in model.reserving() {
+            for ((app, service), n) in per_service {
+                if let Some((cpus, mem)) =
+                    self.apps.get(app).and_then(|a| a.reservations.get(service))
                 {
-                    let Some(host) = sensor(s::HOST_NAME).and_then(|h| h.as_str()) else {
-                        continue;
-                    };
-                    let service = match view.parent.as_deref() {
-                        Some(p) if p != key.app => p,
-                        _ => key.entity.as_str(),
-                    };
-                    if let Some((cpus, mem)) = self
-                        .apps
-                        .get(&key.app)
-                        .and_then(|a| a.reservations.get(service))
-                    {
-                        let r = reserved.entry(host).or_default();
-                        r.0 += cpus;
-                        r.1 += mem;
-                    }
+                    let r = reserved.entry(host.as_str()).or_default();
+                    r.0 += cpus * *n as f64;
+                    r.1 += mem * *n as i64;
                 }
-                _ => {}
             }
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -200,6 +137,72 @@ impl Management {
                 .with_label_values(&labels)
                 .set(mem);
         }
+    }
+}
+
+/// The gauges of one cluster or load balancer, from its sensors.
+fn service_gauges(app: &str, view: &EntityView) {
+    let sensor = |n: &str| view.sensors.get(n).map(|v| &v.value);
+    let int = |n: &str| sensor(n).and_then(|v| v.as_i64()).unwrap_or(0);
+    let labels = [app, view.id.as_str()];
+    match view.kind {
+        EntityKind::Cluster => {
+            metrics::CLUSTER_SIZE
+                .with_label_values(&labels)
+                .set(int(s::GROUP_SIZE));
+            metrics::CLUSTER_DESIRED_SIZE
+                .with_label_values(&labels)
+                .set(int(s::GROUP_DESIRED_SIZE));
+        }
+        EntityKind::LoadBalancer => {
+            use crate::lb::sensors as lb;
+            let backends = sensor(lb::BACKENDS)
+                .and_then(|b| b.as_array())
+                .map_or(0, |b| b.len());
+            metrics::LB_BACKENDS
+                .with_label_values(&labels)
+                .set(backends as i64);
+            metrics::LB_ACTIVE
+                .with_label_values(&labels)
+                .set(int(lb::ACTIVE));
+            // Counters that mirror a sensor: the series is rebuilt at
+            // its current value (a load balancer that starts afresh
+            // restarts at 0, which Prometheus reads as a reset).
+            let counter = |v: &prometheus::IntCounterVec, n: &str| {
+                v.with_label_values(&labels)
+                    .inc_by(sensor(n).and_then(|x| x.as_u64()).unwrap_or(0))
+            };
+            counter(&metrics::LB_CONNECTIONS, lb::CONNECTIONS_TOTAL);
+            counter(&metrics::LB_ERRORS, lb::ERRORS_TOTAL);
+            counter(&metrics::LB_RETRIES, lb::RETRIES_TOTAL);
+            // HTTP mode only: a tcp load balancer has no requests
+            // to count, so it gets no series rather than zeros.
+            if sensor(lb::REQUESTS_TOTAL).is_some() {
+                counter(&metrics::LB_REQUESTS, lb::REQUESTS_TOTAL);
+                if let Some(classes) = sensor(lb::RESPONSES).and_then(|r| r.as_object()) {
+                    for (class, n) in classes {
+                        metrics::LB_RESPONSES
+                            .with_label_values(&[labels[0], labels[1], class.as_str()])
+                            .inc_by(n.as_u64().unwrap_or(0));
+                    }
+                }
+                for (q, name) in [("p50", lb::LATENCY_P50), ("p99", lb::LATENCY_P99)] {
+                    if let Some(v) = sensor(name).and_then(|x| x.as_f64()) {
+                        metrics::LB_LATENCY
+                            .with_label_values(&[labels[0], labels[1], q])
+                            .set(v);
+                    }
+                }
+            }
+            metrics::LB_REQUESTS_PER_SECOND
+                .with_label_values(&labels)
+                .set(
+                    sensor(lb::REQS_PER_SEC)
+                        .and_then(|x| x.as_f64())
+                        .unwrap_or(0.0),
+                );
+        }
+        _ => {}
     }
 }
 
