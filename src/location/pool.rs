@@ -150,6 +150,11 @@ pub struct HostPool {
     metric_hosts: BTreeSet<String>,
     /// Uploaded build contexts, for the hosts the pool starts.
     uploads: Option<crate::build_context::Uploads>,
+    /// What the start's list showed of each container the model found
+    /// (host name, container): an entity adopted there gets it, so that
+    /// it adopts with no engine call of its own.
+    listed:
+        std::collections::HashMap<super::model::MemberKey, (String, crate::host::ContainerInfo)>,
 }
 
 /// An engine the pool starts with (connected by the caller).
@@ -240,6 +245,7 @@ impl HostPool {
             placement_memory: saved.placement,
             metric_hosts: BTreeSet::new(),
             uploads: services.uploads,
+            listed: Default::default(),
         }
     }
 
@@ -489,7 +495,9 @@ impl HostPool {
                 if ours.is_some() && c.owner.as_ref() != ours {
                     continue;
                 }
-                act.model.found((c.app, c.entity), &name);
+                let key = (c.app.clone(), c.entity.clone());
+                act.listed.insert(key.clone(), (name.clone(), c.info()));
+                act.model.found(key, &name);
             }
             act.model.listed(&name);
             act.pump(ctx);

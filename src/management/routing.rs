@@ -210,6 +210,7 @@ mod tests {
             entity: "e".into(),
             state: "running".into(),
             health: None,
+            ports: Default::default(),
         }
     }
 
