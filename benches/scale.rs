@@ -8,7 +8,8 @@
 //! of `steady`, `latency`, `failures`: phases not run), `DROVER_SCALE_REBINDS`
 //! (how many times drover is killed and rebinds, default 1), and
 //! `DROVER_SCALE_PERF=FILE` (each rebind recorded by `perf record` into
-//! `FILE.<n>`, with `DROVER_SCALE_PERF_ARGS`, default `-g`). Every application is 10 clusters with the restarter and
+//! `FILE.<n>`, with `DROVER_SCALE_PERF_ARGS`, default `-g`);
+//! `DROVER_SCALE_PROGRESS_SECS` (how often progress is printed, default 10). Every application is 10 clusters with the restarter and
 //! replacer presets and an `aggregate` enricher of the members'
 //! `cpu.usage`; drover samples every container's stats every second
 //! (`stats_every: 1s`, one-shot calls per engine) and the simulator's CPU
@@ -103,6 +104,15 @@ fn latencies(d: &Drover, path: &str, n: usize) -> (f64, f64, usize) {
     (percentile(&ms, 0.5), percentile(&ms, 0.99), bytes)
 }
 
+/// How often `converge` prints its progress (`DROVER_SCALE_PROGRESS_SECS`,
+/// default 10).
+fn progress_secs() -> f64 {
+    std::env::var("DROVER_SCALE_PROGRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0)
+}
+
 /// Waits until the simulator runs exactly `total` containers of ours and
 /// drover counts them all running; prints progress.
 fn converge(d: &Drover, sim: &SimEngine, apps: &[String], total: usize, what: &str) -> f64 {
@@ -111,10 +121,10 @@ fn converge(d: &Drover, sim: &SimEngine, apps: &[String], total: usize, what: &s
     wait_for(Duration::from_secs(3600), what, || {
         let (running, all) = sim.count(Some(("io.drover.managed", "true")));
         let drover = running_of(d, apps);
-        if last.elapsed() > Duration::from_secs(10) {
+        if last.elapsed() > Duration::from_secs_f64(progress_secs()) {
             last = Instant::now();
             println!(
-                "  {what}: {:.0} s, simulated running {running} of {all}, drover counts {drover}",
+                "  {what}: {:.1} s, simulated running {running} of {all}, drover counts {drover}",
                 t.elapsed().as_secs_f64()
             );
         }

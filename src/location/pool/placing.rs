@@ -317,3 +317,27 @@ async fn ensure_image(
     // Nothing to copy from: the host's own create reports the missing image.
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(state: &str) -> crate::host::ContainerInfo {
+        crate::host::ContainerInfo {
+            id: "c1".into(),
+            name: "drover-app-web-1".into(),
+            state: state.into(),
+            ports: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_a_running_container_is_adopted_as_it_was_listed() {
+        assert!(adopt_as_listed(&listed("running")));
+        // These need a start: the entity's create makes it (and finishes
+        // what an interrupted create left undone).
+        for state in ["created", "exited", "paused", "dead", "restarting"] {
+            assert!(!adopt_as_listed(&listed(state)), "{state}");
+        }
+    }
+}
