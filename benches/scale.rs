@@ -174,7 +174,7 @@ fn calls_since(
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|c| std::cmp::Reverse(c.1));
     v
 }
 
