@@ -6,7 +6,13 @@
 //! `DROVER_SCALE_FAILURE_SECS` (how long 1%/min failures are injected,
 //! default 60); `DROVER_SCALE_REBIND=0` skips the `kill -9` rebind and the
 //! final destroy (for runs that measure only the deploy, steady state and
-//! API latency). Every application is 10 clusters with the restarter and
+//! API latency). For work on one phase: `DROVER_SCALE_SKIP` (a comma list
+//! of `steady`, `latency`, `failures`: phases not run), `DROVER_SCALE_REBINDS`
+//! (how many times drover is killed and rebinds, default 1), and
+//! `DROVER_SCALE_PERF=FILE` (each rebind recorded by `perf record` into
+//! `FILE.<n>`, with `DROVER_SCALE_PERF_ARGS`, default `-g`);
+//! `DROVER_SCALE_PROGRESS_SECS` (how often progress is printed, default 10).
+//! Every application is 10 clusters with the restarter and
 //! replacer presets and an `aggregate` enricher of the members'
 //! `cpu.usage`; drover samples every container's stats every second
 //! (`stats_every: 1s`, one-shot calls per engine) and the simulator's CPU
@@ -101,6 +107,15 @@ fn latencies(d: &Drover, path: &str, n: usize) -> (f64, f64, usize) {
     (percentile(&ms, 0.5), percentile(&ms, 0.99), bytes)
 }
 
+/// How often `converge` prints its progress (`DROVER_SCALE_PROGRESS_SECS`,
+/// default 10).
+fn progress_secs() -> f64 {
+    std::env::var("DROVER_SCALE_PROGRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0)
+}
+
 /// Waits until the simulator runs exactly `total` containers of ours and
 /// drover counts them all running; prints progress.
 fn converge(d: &Drover, sim: &SimEngine, apps: &[String], total: usize, what: &str) -> f64 {
@@ -109,16 +124,61 @@ fn converge(d: &Drover, sim: &SimEngine, apps: &[String], total: usize, what: &s
     wait_for(Duration::from_secs(3600), what, || {
         let (running, all) = sim.count(Some(("io.drover.managed", "true")));
         let drover = running_of(d, apps);
-        if last.elapsed() > Duration::from_secs(10) {
+        if last.elapsed() > Duration::from_secs_f64(progress_secs()) {
             last = Instant::now();
             println!(
-                "  {what}: {:.0} s, simulated running {running} of {all}, drover counts {drover}",
+                "  {what}: {:.1} s, simulated running {running} of {all}, drover counts {drover}",
                 t.elapsed().as_secs_f64()
             );
         }
         (running == total && all == total && drover == total).then_some(())
     });
     t.elapsed().as_secs_f64()
+}
+
+/// Records drover (`pid`) with `perf record` into `file`, until dropped.
+struct Perf(std::process::Child);
+
+impl Perf {
+    fn start(pid: u32, file: &str) -> Perf {
+        let args = std::env::var("DROVER_SCALE_PERF_ARGS").unwrap_or_else(|_| "-g".into());
+        let child = std::process::Command::new("perf")
+            .arg("record")
+            .args(args.split_whitespace())
+            .args(["-p", &pid.to_string(), "-o", file])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("perf runs");
+        Perf(child)
+    }
+}
+
+impl Drop for Perf {
+    fn drop(&mut self) {
+        // SIGINT: perf writes its file and exits.
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// The simulator's calls since `before`, by route, most first.
+fn calls_since(
+    sim: &SimEngine,
+    before: &std::collections::HashMap<String, u64>,
+) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = sim
+        .calls_by_route()
+        .into_iter()
+        .map(|(k, n)| {
+            let d = n - before.get(&k).copied().unwrap_or(0);
+            (k, d)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    v.sort_by_key(|c| std::cmp::Reverse(c.1));
+    v
 }
 
 fn blueprint(app: &str, clusters: usize, size: usize) -> String {
@@ -136,6 +196,10 @@ fn main() {
     let wanted = env_usize("DROVER_SCALE_CONTAINERS", 100_000);
     let failure_secs = env_usize("DROVER_SCALE_FAILURE_SECS", 60);
     let rebind = env_usize("DROVER_SCALE_REBIND", 1) != 0;
+    let skip = std::env::var("DROVER_SCALE_SKIP").unwrap_or_default();
+    let skip: Vec<&str> = skip.split(',').map(str::trim).collect();
+    let rebinds = env_usize("DROVER_SCALE_REBINDS", 1);
+    let perf = std::env::var("DROVER_SCALE_PERF").ok();
     let per_app = wanted.min(10_000);
     let apps_n = wanted.div_ceil(per_app);
     let clusters = 10;
@@ -197,53 +261,63 @@ fn main() {
     );
 
     // Steady state: memory, CPU and sensor events.
-    std::thread::sleep(Duration::from_secs(5));
-    let (rss1, c0) = usage(pid);
-    let frames0 = sim.stats_frames();
-    let window = Duration::from_secs(10);
-    std::thread::sleep(window);
-    let (_, c1) = usage(pid);
-    let frames = sim.stats_frames() - frames0;
-    let cores = (c1 - c0) / window.as_secs_f64();
-    println!(
+    if !skip.contains(&"steady") {
+        std::thread::sleep(Duration::from_secs(5));
+        let (rss1, c0) = usage(pid);
+        let frames0 = sim.stats_frames();
+        let window = Duration::from_secs(10);
+        std::thread::sleep(window);
+        let (_, c1) = usage(pid);
+        let frames = sim.stats_frames() - frames0;
+        let cores = (c1 - c0) / window.as_secs_f64();
+        println!(
         "memory: RSS {:.0} MiB before deploy, {:.0} MiB with {total} containers: {:.1} KiB per container entity",
         rss0 as f64 / 1048576.0,
         rss1 as f64 / 1048576.0,
         (rss1.saturating_sub(rss0)) as f64 / 1024.0 / total as f64
     );
-    println!(
+        println!(
         "sensors: {:.0} stats frames/s delivered (each a cpu.usage change through the enricher), drover using {cores:.2} cores: {:.0} sensor events per core-second",
         frames as f64 / window.as_secs_f64(),
         frames as f64 / window.as_secs_f64() / cores.max(1e-3)
     );
-    println!(
-        "CPU per 10k container entities (steady, stats feeds on): {:.3} cores",
-        cores * 10_000.0 / total as f64
-    );
+        println!(
+            "CPU per 10k container entities (steady, stats feeds on): {:.3} cores",
+            cores * 10_000.0 / total as f64
+        );
+    }
 
     // API latency.
-    let (p50, p99, bytes) = latencies(&d, &format!("/v1/applications/{}", apps[0]), 50);
-    println!(
+    if !skip.contains(&"latency") {
+        let (p50, p99, bytes) = latencies(&d, &format!("/v1/applications/{}", apps[0]), 50);
+        println!(
         "GET /v1/applications/{{app}} ({} containers, {} KiB): p50 {p50:.1} ms, p99 {p99:.1} ms",
         per_app,
         bytes / 1024
     );
-    let (p50, p99, bytes) = latencies(&d, &format!("/v1/applications/{}?limit=500", apps[0]), 50);
-    println!(
+        let (p50, p99, bytes) =
+            latencies(&d, &format!("/v1/applications/{}?limit=500", apps[0]), 50);
+        println!(
         "GET /v1/applications/{{app}}?limit=500 (one page of the tree, {} KiB): p50 {p50:.1} ms, p99 {p99:.1} ms",
         bytes / 1024
     );
-    let (p50, p99, bytes) = latencies(&d, "/metrics", 20);
-    println!(
-        "GET /metrics ({} KiB): p50 {p50:.1} ms, p99 {p99:.1} ms",
-        bytes / 1024
-    );
+        let (p50, p99, bytes) = latencies(&d, "/metrics", 20);
+        println!(
+            "GET /metrics ({} KiB): p50 {p50:.1} ms, p99 {p99:.1} ms",
+            bytes / 1024
+        );
+    }
 
     // Failures: 1% of the containers a minute, in six doses a minute.
     let mut killed = 0;
     let dose = (total / 100 / 6).max(1);
     let t = Instant::now();
     let mut last_dose = Instant::now();
+    let failure_secs = if skip.contains(&"failures") {
+        0
+    } else {
+        failure_secs
+    };
     while t.elapsed() < Duration::from_secs(failure_secs as u64) {
         killed += sim.kill_n(dose);
         last_dose = Instant::now();
@@ -262,15 +336,34 @@ fn main() {
     }
 
     // Rebind after kill -9; the simulated engines keep running.
-    d.kill9();
-    let t = Instant::now();
-    let d = Drover::start_with(&args);
-    let started = t.elapsed().as_secs_f64();
-    let rebind_s = converge(&d, &sim, &apps, total, "rebind") + started;
-    println!(
-        "rebind: kill -9, restart → serving in {started:.1} s, every one of {total} containers rebound in {rebind_s:.1} s; still {} containers on the engines",
-        sim.count(Some(("io.drover.managed", "true"))).1
-    );
+    for n in 1..=rebinds {
+        d.kill9();
+        let before = sim.calls_by_route();
+        let t = Instant::now();
+        d = Drover::start_with(&args);
+        let started = t.elapsed().as_secs_f64();
+        let recording = perf
+            .as_ref()
+            .map(|f| Perf::start(d.child.id(), &format!("{f}.{n}")));
+        let rebind_s = converge(&d, &sim, &apps, total, "rebind") + started;
+        drop(recording);
+        println!(
+            "rebind: kill -9, restart → serving in {started:.1} s, every one of {total} containers rebound in {rebind_s:.1} s; still {} containers on the engines",
+            sim.count(Some(("io.drover.managed", "true"))).1
+        );
+        let calls = calls_since(&sim, &before);
+        let all: u64 = calls.iter().map(|(_, n)| n).sum();
+        let top: Vec<String> = calls
+            .iter()
+            .take(8)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "rebind: {all} engine calls until converged ({:.1} per container): {}",
+            all as f64 / total as f64,
+            top.join(", ")
+        );
+    }
     println!("simulator: {} API calls answered in the run", sim.calls());
     destroy_all(&d, &sim, &apps);
 }

@@ -149,6 +149,9 @@ struct Shared {
     counter: AtomicU64,
     /// Calls answered, by all engines (for the bench's report).
     pub calls: AtomicU64,
+    /// Calls answered, by route (`GET containers/*/json`): which calls a
+    /// phase of the bench makes, and how many per container.
+    by_route: Mutex<HashMap<String, u64>>,
 }
 
 /// The running simulator: its sockets and its own runtime (a thread).
@@ -227,6 +230,7 @@ impl SimEngine {
             engines,
             counter: AtomicU64::new(1),
             calls: AtomicU64::new(0),
+            by_route: Mutex::new(HashMap::new()),
         });
         for (i, engine) in shared.engines.iter().enumerate() {
             let path = dir.path().join(format!("host-{i}.sock"));
@@ -313,6 +317,15 @@ impl SimEngine {
     /// API calls answered so far.
     pub fn calls(&self) -> u64 {
         self.shared.calls.load(Ordering::Relaxed)
+    }
+
+    /// API calls answered so far, by route (ids and names as `*`).
+    pub fn calls_by_route(&self) -> HashMap<String, u64> {
+        self.shared
+            .by_route
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// (running, all) containers over every engine, optionally only those
@@ -608,6 +621,27 @@ fn stats_frame(c: &Container, before_ns: u64, system_ns: u64, cpus: i64) -> Valu
     })
 }
 
+/// A call's route for the tally: the method and the path, its ids and
+/// names (long, or with `-`, `:` or `.`) as one `*` (`GET containers/*/json`).
+fn route(method: &Method, parts: &[&str]) -> String {
+    let mut out = method.to_string();
+    let mut sep = ' ';
+    for p in parts {
+        let word = if p.len() >= 12 || p.contains(['-', ':', '.']) {
+            "*"
+        } else {
+            p
+        };
+        if word == "*" && out.ends_with('*') {
+            continue;
+        }
+        out.push(sep);
+        out.push_str(word);
+        sep = '/';
+    }
+    out
+}
+
 /// Finds a container by id, id prefix or name.
 fn find<'a>(h: &'a Host, key: &str) -> Option<&'a str> {
     if h.containers.contains_key(key) {
@@ -653,6 +687,12 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
         Bytes::new()
     };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    *shared
+        .by_route
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(route(&method, &parts))
+        .or_default() += 1;
     match (method.clone(), parts.as_slice()) {
         (Method::GET | Method::HEAD, ["_ping"]) => Response::builder()
             .status(200)

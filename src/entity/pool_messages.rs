@@ -54,6 +54,10 @@ pub struct PlacedOn {
     pub host_name: String,
     pub host_address: String,
     pub explanation: String,
+    /// The container the pool found running there for this entity when
+    /// it listed its hosts at start, as the list showed it: a rebind
+    /// adopts it as it is, with no engine call.
+    pub adopted: Option<crate::host::ContainerInfo>,
 }
 
 /// Why a container got no host.

@@ -471,14 +471,48 @@ pub async fn list_managed(
                     .as_deref()
                     .and_then(runtime::health_in_status)
                     .map(str::to_string),
+                ports: listed_ports(c.ports.as_deref().unwrap_or_default()),
             }
         })
         .collect())
 }
 
+/// Container port → published host port, from a list's ports (one entry
+/// per address family and protocol): the first published binding of
+/// each container port, as [`inspect`] keeps it.
+fn listed_ports(ports: &[bollard::models::PortSummary]) -> BTreeMap<u16, u16> {
+    let mut out = BTreeMap::new();
+    for p in ports {
+        if let Some(public) = p.public_port {
+            out.entry(p.private_port).or_insert(public);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lists_ports_are_the_published_ones_once_each() {
+        let port = |private_port, public_port, ip: &str| bollard::models::PortSummary {
+            ip: Some(ip.into()),
+            private_port,
+            public_port,
+            typ: None,
+        };
+        let listed = [
+            port(8080, Some(32768), "0.0.0.0"),
+            port(8080, Some(32768), "::"),
+            port(9090, None, ""),
+            port(53, Some(5353), "0.0.0.0"),
+        ];
+        assert_eq!(
+            listed_ports(&listed),
+            BTreeMap::from([(53, 5353), (8080, 32768)])
+        );
+    }
 
     #[test]
     fn refusals_that_mean_done() {

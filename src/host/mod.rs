@@ -160,6 +160,22 @@ pub struct ManagedContainer {
     /// `unhealthy`, `starting`), if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Container port → published host port, as an inspect reads them:
+    /// what a rebind adopts the container with.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<u16, u16>,
+}
+
+impl ManagedContainer {
+    /// The container as a create or an inspect would have reported it.
+    pub fn info(&self) -> ContainerInfo {
+        ContainerInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state.clone(),
+            ports: self.ports.clone(),
+        }
+    }
 }
 
 /// An engine event about a managed container.

@@ -150,6 +150,11 @@ pub struct HostPool {
     metric_hosts: BTreeSet<String>,
     /// Uploaded build contexts, for the hosts the pool starts.
     uploads: Option<crate::build_context::Uploads>,
+    /// What the start's list showed of each container the model found
+    /// (host name, container): an entity adopted there gets it, so that
+    /// it adopts with no engine call of its own.
+    listed:
+        std::collections::HashMap<super::model::MemberKey, (String, crate::host::ContainerInfo)>,
 }
 
 /// An engine the pool starts with (connected by the caller).
@@ -240,6 +245,7 @@ impl HostPool {
             placement_memory: saved.placement,
             metric_hosts: BTreeSet::new(),
             uploads: services.uploads,
+            listed: Default::default(),
         }
     }
 
@@ -475,21 +481,46 @@ impl HostPool {
     /// their entities are adopted there.
     fn list(&mut self, i: usize, ctx: &mut Context<Self>) {
         let name = self.model.host(i).name().to_string();
+        self.list_named(name, Instant::now(), ctx);
+    }
+
+    /// Lists host `name`, asked again after a failure until
+    /// [`list_again`] gives up (`since`: the first attempt).
+    fn list_named(&mut self, name: String, since: Instant, ctx: &mut Context<Self>) {
+        let Some(i) = self.model.position(&name) else {
+            return;
+        };
         let addr = self.model.host(i).handle.clone();
+        // A slow answer is still an answer: the attempt may take what is
+        // left of the time a host has before it would be on fire.
+        let wait = self
+            .model
+            .limits()
+            .on_fire_after
+            .saturating_sub(since.elapsed())
+            .max(LIST_TIMEOUT);
         let fut = async move {
-            tokio::time::timeout(Duration::from_secs(5), addr.send(ListManaged { app: None }))
+            tokio::time::timeout(wait, addr.send(ListManaged { app: None }))
                 .await
                 .ok()
                 .and_then(|r| r.ok())
                 .and_then(|r| r.ok())
         };
         ctx.spawn(fut.into_actor(self).map(move |list, act, ctx| {
+            let on_fire_after = act.model.limits().on_fire_after;
+            if list.is_none() && list_again(since.elapsed(), on_fire_after) {
+                tracing::info!(location = %act.model.name(), host = %name, "listing the host's containers failed; asking again");
+                ctx.run_later(LIST_RETRY, move |act, ctx| act.list_named(name, since, ctx));
+                return;
+            }
             let ours = crate::host::OWNER.get();
             for c in list.unwrap_or_default() {
                 if ours.is_some() && c.owner.as_ref() != ours {
                     continue;
                 }
-                act.model.found((c.app, c.entity), &name);
+                let key = (c.app.clone(), c.entity.clone());
+                act.listed.insert(key.clone(), (name.clone(), c.info()));
+                act.model.found(key, &name);
             }
             act.model.listed(&name);
             act.pump(ctx);
@@ -724,6 +755,23 @@ impl HostPool {
                 }),
         );
     }
+}
+
+/// How long one list of a host's containers at start may take, at least.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause before a failed list is asked again.
+const LIST_RETRY: Duration = Duration::from_millis(500);
+
+/// Whether a host's list at start that failed (or timed out) `elapsed`
+/// after the first attempt is asked again. Taken as "nothing runs
+/// there" after one 5 s attempt, it made every container there be
+/// placed again elsewhere: a rebind of 20,000 containers on busy
+/// simulated engines made 2,000 duplicates that stayed. An engine that
+/// does not answer for `on_fire_after` is given up on as before (the
+/// pool would declare it on fire anyway), so a dead engine holds the
+/// start's placements no longer than that.
+fn list_again(elapsed: Duration, on_fire_after: Duration) -> bool {
+    elapsed < on_fire_after
 }
 
 fn push_bounded(log: &mut VecDeque<String>, text: String) {

@@ -211,6 +211,7 @@ mod tests {
             entity: "e".into(),
             state: "running".into(),
             health: None,
+            ports: Default::default(),
         }
     }
 

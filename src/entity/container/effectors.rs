@@ -172,6 +172,10 @@ impl ContainerEntity {
         }
         // An image from a registry: pulled (or found) and pinned.
         let pull = self.pull_request(ctx);
+        // Found running at start: the image steps above run as for any
+        // create (their sensors and pins are the same), but the create,
+        // start and inspects would only tell what the list already said.
+        let adopted = self.adopted.take();
         let fut = async move {
             let mut req = req;
             let mut image = None;
@@ -202,6 +206,9 @@ impl ContainerEntity {
                     }
                     Err(e) => return (Err(e), None, None),
                 }
+            }
+            if let Some(found) = adopted {
+                return (Ok(Ok(found)), image, pulled);
             }
             (host.send(CreateAndStart(req)).await, image, pulled)
         };

@@ -87,6 +87,10 @@ pub struct ContainerEntity {
     retiring: Option<pooled::Retiring>,
     /// The application's image pins.
     images: crate::entity::images::ImagePins,
+    /// The container the pool found running for this entity at start, as
+    /// its list showed it: the next create adopts it without asking the
+    /// engine (see [`effectors`]).
+    adopted: Option<crate::host::ContainerInfo>,
 }
 
 /// How the effector call at hand is answered.
@@ -142,6 +146,7 @@ impl ContainerEntity {
             activities: None,
             retiring: None,
             images: Default::default(),
+            adopted: None,
         }
     }
 
@@ -185,6 +190,12 @@ impl ContainerEntity {
 
     /// Feeds the state machine and performs what it decides.
     fn observe(&mut self, obs: Observation, ctx: &mut Context<Self>) -> Answer {
+        // The engine said something since the start's list (a start
+        // waiting for references adopts later): the list is history, and
+        // the create asks the engine.
+        if matches!(obs, Observation::Engine { .. } | Observation::Resync { .. }) {
+            self.adopted = None;
+        }
         let refs = match obs {
             // Only a waiting start needs them on a tick (its timeout message).
             Observation::Tick if self.core.waiting_since.is_none() => phase::Refs::None,

@@ -71,7 +71,9 @@ impl ContainerEntity {
                             host_name,
                             host_address,
                             explanation,
+                            adopted,
                         })) => {
+                            act.adopted = adopted;
                             act.at.host = host;
                             act.at.host_name = host_name;
                             act.at.host_address = host_address;

@@ -45,6 +45,7 @@ mod tests {
             entity: entity.into(),
             state: "running".into(),
             health: None,
+            ports: Default::default(),
         }
     }
 

@@ -63,3 +63,12 @@ fn a_short_spike_does_not_add_a_host() {
     }
     assert_eq!(grew, Some(3));
 }
+
+#[test]
+fn a_failed_start_list_is_asked_again_until_the_host_would_be_on_fire() {
+    let on_fire_after = Duration::from_secs(30);
+    assert!(list_again(Duration::from_secs(5), on_fire_after));
+    assert!(list_again(Duration::from_millis(29_999), on_fire_after));
+    assert!(!list_again(on_fire_after, on_fire_after));
+    assert!(!list_again(Duration::from_secs(60), on_fire_after));
+}
