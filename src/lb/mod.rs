@@ -148,6 +148,14 @@ pub struct LoadBalancerEntity {
     agent: Option<RunningAgent>,
     /// A plane is being opened: ticks do not start another.
     opening: bool,
+    /// A backends push to the agent is in flight. Pushes go one at a time:
+    /// each control call is a connection of its own, and two in flight
+    /// could land in the wrong order, leaving the agent an older pool
+    /// (members already drained and stopped) until the next resync.
+    pushing: bool,
+    /// The endpoints changed while a push was in flight: the latest set is
+    /// pushed once it is done.
+    push_again: bool,
     /// Control calls failed in a row; at [`AGENT_FAILURES`] the agent is made again.
     agent_failures: u32,
     replaced_total: u64,
@@ -182,6 +190,8 @@ impl LoadBalancerEntity {
             at: None,
             agent: None,
             opening: false,
+            pushing: false,
+            push_again: false,
             agent_failures: 0,
             replaced_total: 0,
             ticks: 0,
@@ -223,32 +233,49 @@ impl LoadBalancerEntity {
         );
     }
 
+    /// Sends the members to the data plane. `lb.backends` says what the
+    /// data plane routes to: for an agent it is set once the agent took the
+    /// set, so a client that waits for it is not answered 503 by an agent
+    /// that has not heard of the members yet.
     fn apply_endpoints(&mut self, ctx: &mut Context<Self>) {
         let backends = backends_for(&self.endpoints, self.target_port);
-        let names: Vec<&str> = backends.iter().map(|b| b.member.as_str()).collect();
-        self.board.set(&self.me, sensors::BACKENDS, json!(names));
+        let names: Vec<String> = backends.iter().map(|b| b.member.clone()).collect();
         if let Some(p) = &self.proxy {
             p.set_backends(backends);
-        } else if let Some(a) = self
-            .agent
-            .as_ref()
-            .map(|a| a.client.clone())
-            .filter(|_| !backends.is_empty())
-        {
-            // An empty pool is never pushed to an agent: a drover that has
-            // just restarted sees no running member until its rebind has
-            // checked them, and the agent's last members serve meanwhile
-            // (the dead ones it ejects itself).
-            ctx.spawn(
-                async move { a.set_backends(&backends).await }
-                    .into_actor(self)
-                    .map(|r, act, _| {
-                        if let Err(e) = r {
+            self.board.set(&self.me, sensors::BACKENDS, json!(names));
+            return;
+        }
+        let Some(a) = self.agent.as_ref().map(|a| a.client.clone()) else {
+            return;
+        };
+        // An empty pool is never pushed to an agent: a drover that has just
+        // restarted sees no running member until its rebind has checked
+        // them, and the agent's last members serve meanwhile (the dead ones
+        // it ejects itself), so `lb.backends` keeps naming them.
+        if backends.is_empty() {
+            return;
+        }
+        if self.pushing {
+            self.push_again = true;
+            return;
+        }
+        self.pushing = true;
+        ctx.spawn(
+            async move { a.set_backends(&backends).await }
+                .into_actor(self)
+                .map(move |r, act, ctx| {
+                    act.pushing = false;
+                    match r {
+                        Ok(()) => act.board.set(&act.me, sensors::BACKENDS, json!(names)),
+                        Err(e) => {
                             tracing::warn!(lb = %act.me, error = %e, "could not set the load balancer's backends; retried within seconds");
                         }
-                    }),
-            );
-        }
+                    }
+                    if std::mem::take(&mut act.push_again) {
+                        act.apply_endpoints(ctx);
+                    }
+                }),
+        );
     }
 
     /// Every [`STATS_EVERY`]: the counters, from the in-process proxy or
