@@ -10,7 +10,8 @@
 //! of `steady`, `latency`, `failures`: phases not run), `DROVER_SCALE_REBINDS`
 //! (how many times drover is killed and rebinds, default 1), and
 //! `DROVER_SCALE_PERF=FILE` (each rebind recorded by `perf record` into
-//! `FILE.<n>`, with `DROVER_SCALE_PERF_ARGS`, default `-g`);
+//! `FILE.<n>`, with `DROVER_SCALE_PERF_ARGS`, default `-g`;
+//! `DROVER_SCALE_PERF_DEPLOY=FILE` records the deploy the same way);
 //! `DROVER_SCALE_PROGRESS_SECS` (how often progress is printed, default 10).
 //! Every application is 10 clusters with the restarter and
 //! replacer presets and an `aggregate` enricher of the members'
@@ -233,11 +234,15 @@ fn main() {
     // Deploy.
     let apps: Vec<String> = (0..apps_n).map(|_| unique("scale")).collect();
     let (_, cpu0) = usage(pid);
+    let recording = std::env::var("DROVER_SCALE_PERF_DEPLOY")
+        .ok()
+        .map(|f| Perf::start(pid, &f));
     let t = Instant::now();
     for app in &apps {
         d.deploy(&blueprint(app, clusters, size));
     }
     let deploy_s = converge(&d, &sim, &apps, total, "deploy");
+    drop(recording);
     let (_, cpu1) = usage(pid);
     let m = d.get_text("/metrics");
     let labelled = |name: &str| -> f64 {
