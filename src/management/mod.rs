@@ -382,6 +382,9 @@ impl Management {
         handle
             .subscribe
             .do_send(Subscribe(ctx.address().recipient(), Interest::All));
+        // Registered again (rebuilt): its old sensors, host among them, go.
+        let host = self.host_of(&me);
+        self.host_index.moved(&me, host.as_deref(), None);
         self.view.model_mut().register(&me, handle.kind, parent);
         if let Some(gone) = &mut self.gone_before_sweep {
             gone.remove(&me);
@@ -394,6 +397,8 @@ impl Management {
         if let Some(gone) = &mut self.gone_before_sweep {
             gone.insert(me.clone());
         }
+        let host = self.host_of(me);
+        self.host_index.moved(me, host.as_deref(), None);
         self.view.model_mut().forget(me);
         self.handles.remove(me);
         self.notices.remove(me);

@@ -2,7 +2,7 @@
 //! the activity record), engine events and resyncs to the container
 //! entities they concern.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -22,7 +22,14 @@ impl Handler<EntityEvent> for Management {
                 source,
                 name,
                 value,
-            } => self.view.model_mut().set_sensor(&source, name, value),
+            } => {
+                if name == s::HOST_NAME {
+                    let was = self.host_of(&source);
+                    self.host_index
+                        .moved(&source, was.as_deref(), value.value.as_str());
+                }
+                self.view.model_mut().set_sensor(&source, name, value)
+            }
             EntityEvent::State { source, state, .. } => {
                 self.view.model_mut().set_state(&source, state)
             }
@@ -102,23 +109,12 @@ impl Handler<HostResync> for Management {
             seen.insert(EntityRef::new(c.app.clone(), c.entity.clone()), c);
         }
         let model = self.view.model();
-        if self.host_index.stale() {
-            let by_host = index_by_host(self.handles.iter().filter_map(|(key, h)| {
-                h.container.as_ref()?;
-                let host = model
-                    .get(key)
-                    .and_then(|v| v.sensors.get(s::HOST_NAME))
-                    .and_then(|v| v.value.as_str())?;
-                Some((host.to_string(), key.clone()))
-            }));
-            self.host_index.replace(by_host);
-        }
         for key in self.host_index.on(&msg.host) {
             let Some(inbox) = self.handles.get(key).and_then(|h| h.container.as_ref()) else {
                 continue;
             };
-            // Placed elsewhere since the index was built: that host's
-            // resync is the one to tell it.
+            // The index follows `host.name`; checked again because a wrong
+            // "not listed" would make the entity start its container anew.
             let host = model
                 .get(key)
                 .and_then(|v| v.sensors.get(s::HOST_NAME))
@@ -133,46 +129,68 @@ impl Handler<HostResync> for Management {
     }
 }
 
-/// Which container entities each host runs, rebuilt at most once per
-/// [`HostIndex::EVERY`]. Routing every host's resync through every entity
-/// cost hosts × entities (10^7 lookups a second with 1,000 hosts and
-/// 100,000 containers); with the index a resync costs its own host's
-/// containers. A container not placed yet has no container to resync (its
-/// entity ignores resyncs then), and one placed since the last build hears
-/// from its host's next resync after the next build: the resync is the
-/// slow safety net, the event stream the fast path.
+impl Management {
+    /// The host an entity's `host.name` sensor names now.
+    pub(super) fn host_of(&self, key: &EntityRef) -> Option<String> {
+        self.view
+            .model()
+            .get(key)
+            .and_then(|v| v.sensors.get(s::HOST_NAME))
+            .and_then(|v| v.value.as_str())
+            .map(str::to_string)
+    }
+}
+
+/// Which entities each host runs, kept as their `host.name` sensors change
+/// (the management actor hears every sensor). Routing every host's resync
+/// through every entity cost hosts × entities (10^7 lookups a second with
+/// 1,000 hosts and 100,000 containers), and rebuilding an index from all
+/// entities each second still cost all entities a second (at 40,000
+/// containers a tenth of the actor thread); kept this way a resync costs
+/// its own host's entities and a move costs two set operations.
 #[derive(Default)]
 pub struct HostIndex {
-    built: Option<std::time::Instant>,
-    by_host: HashMap<String, Vec<EntityRef>>,
+    by_host: HashMap<String, HashSet<EntityRef>>,
 }
 
 impl HostIndex {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-    fn stale(&self) -> bool {
-        self.built.is_none_or(|t| t.elapsed() >= Self::EVERY)
+    /// An entity's host changed from `was` to `now` (`None`: no host, or gone).
+    pub fn moved(&mut self, key: &EntityRef, was: Option<&str>, now: Option<&str>) {
+        if was == now {
+            return;
+        }
+        if let Some(was) = was {
+            if let Some(set) = self.by_host.get_mut(was) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_host.remove(was);
+                }
+            }
+        }
+        if let Some(now) = now {
+            match self.by_host.get_mut(now) {
+                Some(set) => {
+                    set.insert(key.clone());
+                }
+                None => {
+                    self.by_host
+                        .insert(now.to_string(), HashSet::from([key.clone()]));
+                }
+            }
+        }
     }
 
-    fn replace(&mut self, by_host: HashMap<String, Vec<EntityRef>>) {
-        self.by_host = by_host;
-        self.built = Some(std::time::Instant::now());
+    /// An application was destroyed: none of its entities is anywhere.
+    pub fn forget_app(&mut self, app: &str) {
+        self.by_host.retain(|_, set| {
+            set.retain(|k| k.app != app);
+            !set.is_empty()
+        });
     }
 
-    fn on(&self, host: &str) -> &[EntityRef] {
-        self.by_host.get(host).map(Vec::as_slice).unwrap_or(&[])
+    pub fn on(&self, host: &str) -> impl Iterator<Item = &EntityRef> {
+        self.by_host.get(host).into_iter().flatten()
     }
-}
-
-/// Groups (host, entity) pairs by host.
-pub fn index_by_host(
-    pairs: impl Iterator<Item = (String, EntityRef)>,
-) -> HashMap<String, Vec<EntityRef>> {
-    let mut by_host: HashMap<String, Vec<EntityRef>> = HashMap::new();
-    for (host, key) in pairs {
-        by_host.entry(host).or_default().push(key);
-    }
-    by_host
 }
 
 /// How many of a host's managed containers are this drover's: several
@@ -190,16 +208,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hosts_resync_reaches_only_its_own_containers() {
+    fn a_hosts_resync_reaches_only_the_entities_placed_there_now() {
         let e = |n: &str| EntityRef::new("app".to_string(), n.to_string());
-        let pairs = [("h1", "a"), ("h2", "b"), ("h1", "c")].map(|(h, n)| (h.to_string(), e(n)));
+        let on = |index: &HostIndex, h: &str| {
+            let mut v: Vec<String> = index.on(h).map(|k| k.entity.clone()).collect();
+            v.sort();
+            v
+        };
         let mut index = HostIndex::default();
-        assert!(index.stale(), "never built");
-        index.replace(index_by_host(pairs.into_iter()));
-        assert!(!index.stale());
-        assert_eq!(index.on("h1"), [e("a"), e("c")]);
-        assert_eq!(index.on("h2"), [e("b")]);
-        assert!(index.on("h3").is_empty());
+        index.moved(&e("a"), None, Some("h1"));
+        index.moved(&e("b"), None, Some("h2"));
+        index.moved(&e("c"), None, Some("h1"));
+        assert_eq!(on(&index, "h1"), ["a", "c"]);
+        assert_eq!(on(&index, "h2"), ["b"]);
+        assert!(on(&index, "h3").is_empty());
+        // Replaced onto another host: it leaves the first one's list.
+        index.moved(&e("a"), Some("h1"), Some("h2"));
+        assert_eq!(on(&index, "h1"), ["c"]);
+        assert_eq!(on(&index, "h2"), ["a", "b"]);
+        // Gone: on no host's list.
+        index.moved(&e("c"), Some("h1"), None);
+        assert!(on(&index, "h1").is_empty());
+        assert!(
+            index.by_host.get("h1").is_none(),
+            "an empty host is dropped"
+        );
+        // The same host again is no change.
+        index.moved(&e("b"), Some("h2"), Some("h2"));
+        assert_eq!(on(&index, "h2"), ["a", "b"]);
+        // Its application destroyed: gone from every host.
+        let other = EntityRef::new("other".to_string(), "x".to_string());
+        index.moved(&other, None, Some("h2"));
+        index.forget_app("app");
+        assert_eq!(index.on("h2").cloned().collect::<Vec<_>>(), [other]);
     }
 
     fn c(owner: Option<&str>) -> ManagedContainer {

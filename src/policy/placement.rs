@@ -39,13 +39,23 @@ const KEEP_MOVES: usize = 20;
 /// every member.
 pub type CpuPlacementConfig = RebalanceSpec;
 
-/// A placement request from the pool: the hosts as the pool sees them
-/// (reservations included), the request and the entity's layers.
+/// Placement requests from the pool, decided in order: the hosts as the
+/// pool sees them (reservations included) and, for each, the request and
+/// the entity's layers. Each decision sees the ones before it placed, as
+/// the pool will place them. One message for many: a decision's round trip
+/// through the pool's and the policy's mailboxes waits behind every other
+/// actor of the thread, and one at a time this capped a deploy of 100,000
+/// containers at about 35 placements a second.
 #[derive(Message)]
-#[rtype(result = "Decided")]
+#[rtype(result = "Vec<Decided>")]
 pub struct Decide {
     /// The pool's hosts, shared with the pool (see `PoolHost::state`).
     pub states: Vec<Arc<HostState>>,
+    pub asks: Vec<Ask>,
+}
+
+/// One placement to decide.
+pub struct Ask {
     pub request: Request,
     /// The entity's `placement:` layers (cluster, then member).
     pub layers: Vec<PlacementSpec>,
@@ -227,28 +237,54 @@ pub fn rebalance_of(defaults: &PlacementSpec, layers: &[PlacementSpec]) -> Optio
 }
 
 impl Handler<Decide> for PlacementPolicy {
-    type Result = Decided;
-    fn handle(&mut self, msg: Decide, _: &mut Context<Self>) -> Decided {
+    type Result = MessageResult<Decide>;
+    fn handle(&mut self, msg: Decide, _: &mut Context<Self>) -> Self::Result {
+        let mut states = msg.states;
+        let decided = msg
+            .asks
+            .into_iter()
+            .map(|ask| {
+                let request = ask.request.clone();
+                let d = self.decide_one(&states, ask);
+                // The next decision sees this one placed (copied on write:
+                // the pool's own states stay as they are).
+                if let Some(st) = d.chosen.and_then(|i| states.get_mut(i)) {
+                    Arc::make_mut(st).place(&request);
+                }
+                d
+            })
+            .collect();
+        MessageResult(decided)
+    }
+}
+
+impl PlacementPolicy {
+    fn decide_one(&mut self, pool: &[Arc<HostState>], msg: Ask) -> Decided {
         let rules = rules_for(&self.defaults, &msg.layers);
         let rebalance = rebalance_of(&self.defaults, &msg.layers);
-        let mut states = msg.states;
-        if let Some(avoid) = &msg.avoid {
-            for st in states.iter_mut().filter(|st| &st.name == avoid) {
-                Arc::make_mut(st).available = false;
-            }
-            // A CPU move goes only to a host below its threshold.
-            if let (true, Some(r)) = (msg.cpu_move, &rebalance) {
-                for st in states.iter_mut().filter(|st| st.cpu_usage >= r.above) {
+        let mut avoided: Vec<Arc<HostState>>;
+        let states = match &msg.avoid {
+            None => pool,
+            Some(avoid) => {
+                avoided = pool.to_vec();
+                for st in avoided.iter_mut().filter(|st| &st.name == avoid) {
                     Arc::make_mut(st).available = false;
                 }
+                // A CPU move goes only to a host below its threshold.
+                if let (true, Some(r)) = (msg.cpu_move, &rebalance) {
+                    for st in avoided.iter_mut().filter(|st| st.cpu_usage >= r.above) {
+                        Arc::make_mut(st).available = false;
+                    }
+                }
+                &avoided
             }
-        }
+        };
         let t0 = std::time::Instant::now();
-        let d = decide(&states, &msg.request, &rules);
+        let d = decide(states, &msg.request, &rules);
         crate::metrics::PLACEMENT_SECONDS
             .with_label_values(&[self.location.as_str()])
             .observe(t0.elapsed().as_secs_f64());
-        let summary = d.summary(&states, &msg.request, &rules);
+        let summary = d.summary(states, &msg.request, &rules);
         let key = (msg.request.app.clone(), msg.request.entity.clone());
         if msg.avoid.is_some() {
             // The move found its new host, or none: it is over either way.

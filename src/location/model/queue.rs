@@ -58,6 +58,23 @@ impl<W> PlacementQueue<W> {
         self.waiting.push_front(w);
     }
 
+    /// Back to the head, all of them, in their order.
+    pub fn put_back_all(&mut self, ws: Vec<W>) {
+        for w in ws.into_iter().rev() {
+            self.waiting.push_front(w);
+        }
+    }
+
+    /// Back right behind the head, in their order: the rest of a batch
+    /// whose head now holds the queue (or, with the queue not held, back
+    /// at the head).
+    pub fn put_back_behind_head(&mut self, ws: Vec<W>) {
+        let at = usize::from(self.held).min(self.waiting.len());
+        for (k, w) in ws.into_iter().enumerate() {
+            self.waiting.insert(at + k, w);
+        }
+    }
+
     /// Back to the head, holding the queue until [`unhold`](Self::unhold).
     pub fn hold(&mut self, w: W) {
         self.waiting.push_front(w);
@@ -89,5 +106,44 @@ impl<W> PlacementQueue<W> {
 
     pub fn is_deciding(&self) -> bool {
         self.deciding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut PlacementQueue<u32>) -> Vec<u32> {
+        q.take_all()
+    }
+
+    #[test]
+    fn a_batch_goes_back_in_order_at_the_head_or_behind_a_held_head() {
+        let mut q = PlacementQueue::default();
+        for w in [1, 2, 3, 4, 5] {
+            q.push(w);
+        }
+        let batch: Vec<u32> = std::iter::from_fn(|| q.next(true)).take(3).collect();
+        assert_eq!(batch, [1, 2, 3]);
+        // No policy to ask: all of it back, in order.
+        q.put_back_all(batch);
+        assert_eq!(drain(&mut q), [1, 2, 3, 4, 5]);
+
+        for w in [1, 2, 3, 4, 5] {
+            q.push(w);
+        }
+        let batch: Vec<u32> = std::iter::from_fn(|| q.next(true)).take(3).collect();
+        // The first fits nowhere yet and holds the queue; the rest of its
+        // batch waits behind it, before those that came later.
+        q.hold(batch[0]);
+        q.put_back_behind_head(batch[1..].to_vec());
+        assert_eq!(q.next(true), None, "held");
+        q.unhold();
+        assert_eq!(drain(&mut q), [1, 2, 3, 4, 5]);
+
+        // Not held: the rest goes back to the head.
+        q.push(7);
+        q.put_back_behind_head(vec![5, 6]);
+        assert_eq!(drain(&mut q), [5, 6, 7]);
     }
 }

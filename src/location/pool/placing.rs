@@ -8,7 +8,7 @@ use super::{Answer, Contact, HostPool, Place, PlaceError, PlacedOn};
 use crate::host::engines::{self, GetClient};
 use crate::host::network::EnsureNetwork;
 use crate::host::{DockerHost, HostError};
-use crate::policy::placement::{Decide, Decided};
+use crate::policy::placement::{Ask, Decide, Decided};
 
 /// Why the pool could not place a container.
 #[derive(Debug, thiserror::Error)]
@@ -71,22 +71,27 @@ impl From<PlaceFailure> for PlaceError {
     }
 }
 
+/// The most placements one message to the placement policy decides.
+const DECIDE_AT_ONCE: usize = 128;
+
 impl HostPool {
-    /// Takes the next waiting placement to the placement policy, if none is
-    /// out and nothing holds the queue.
+    /// Takes the waiting placements (up to [`DECIDE_AT_ONCE`]) to the
+    /// placement policy, if none are out and nothing holds the queue.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
         // A loop, not a recursion, over adoptions: a rebind adopts every
         // container at once, and recursing once per adoption overflowed
         // the main thread's stack at 5,000 containers.
-        let (msg, tx) = loop {
+        let mut batch: Vec<(Place, Answer)> = Vec::new();
+        while batch.len() < DECIDE_AT_ONCE {
             let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
-                return;
+                break;
             };
             let key = (msg.request.app.clone(), msg.request.entity.clone());
             // Forgotten with the model's finding, whether adopted or not.
             let listed = self.listed.remove(&key);
             let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) else {
-                break (msg, tx);
+                batch.push((msg, tx));
+                continue;
             };
             let host = self.model.host(i).name();
             let summary = format!(
@@ -101,45 +106,74 @@ impl HostPool {
                 Some(c) => self.adopt_on(i, msg, tx, summary, c),
                 None => self.place_on(i, msg, tx, summary, ctx),
             }
-        };
+        }
+        if batch.is_empty() {
+            return;
+        }
         let Some(policy) = self.policy.clone() else {
-            self.queue.put_back((msg, tx));
+            self.queue.put_back_all(batch);
             return;
         };
         let states = self.model.states();
         let names: Vec<String> = states.iter().map(|s| s.name.clone()).collect();
-        let decide = Decide {
-            states,
-            request: msg.request.clone(),
-            layers: msg.rules.clone(),
-            avoid: msg.avoid.clone(),
-            cpu_move: msg
-                .avoid
-                .as_ref()
-                .is_some_and(|h| !self.model.is_cordoned(h)),
-            mover: msg.mover.clone(),
-        };
+        let asks = batch
+            .iter()
+            .map(|(msg, _)| Ask {
+                request: msg.request.clone(),
+                layers: msg.rules.clone(),
+                avoid: msg.avoid.clone(),
+                cpu_move: msg
+                    .avoid
+                    .as_ref()
+                    .is_some_and(|h| !self.model.is_cordoned(h)),
+                mover: msg.mover.clone(),
+            })
+            .collect();
         self.queue.deciding();
         ctx.spawn(
-            async move { policy.send(decide).await }
+            async move { policy.send(Decide { states, asks }).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     act.queue.decided();
-                    let d = res.unwrap_or_else(|e| Decided {
-                        chosen: None,
-                        summary: format!("the placement policy did not answer: {e}"),
-                    });
-                    act.record_decision(d.summary.clone());
-                    // Hosts may have come or gone while it decided.
-                    let at = d
-                        .chosen
-                        .and_then(|i| names.get(i))
-                        .and_then(|n| act.model.position(n))
-                        .filter(|i| act.model.host(*i).state.available);
-                    match at {
-                        Some(i) => act.place_on(i, msg, tx, d.summary, ctx),
-                        None => act.no_fit(msg, tx, d.summary, ctx),
+                    let mut answers = match res {
+                        Ok(d) => d.into_iter(),
+                        Err(e) => {
+                            let summary = format!("the placement policy did not answer: {e}");
+                            vec![
+                                Decided {
+                                    chosen: None,
+                                    summary
+                                };
+                                batch.len()
+                            ]
+                            .into_iter()
+                        }
+                    };
+                    let mut batch = batch.into_iter();
+                    for (msg, tx) in batch.by_ref() {
+                        let d = answers.next().unwrap_or_else(|| Decided {
+                            chosen: None,
+                            summary: "the placement policy gave no answer for it".into(),
+                        });
+                        act.record_decision(d.summary.clone());
+                        // Hosts may have come or gone while it decided.
+                        let at = d
+                            .chosen
+                            .and_then(|i| names.get(i))
+                            .and_then(|n| act.model.position(n))
+                            .filter(|i| act.model.host(*i).state.available);
+                        match at {
+                            Some(i) => act.place_on(i, msg, tx, d.summary, ctx),
+                            None => act.no_fit(msg, tx, d.summary, ctx),
+                        }
+                        if act.queue.is_held() {
+                            // It waits for a new host, first in line; the
+                            // rest wait behind it, in order, to be decided
+                            // again with that host there.
+                            break;
+                        }
                     }
+                    act.queue.put_back_behind_head(batch.collect());
                     act.pump(ctx);
                 }),
         );
