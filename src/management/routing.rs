@@ -22,7 +22,7 @@ impl Handler<EntityEvent> for Management {
                 source,
                 name,
                 value,
-            } => self.view.model_mut().set_sensor(&source, name, value),
+            } => self.view.model_mut().set_sensor(&source, &name, value),
             EntityEvent::State { source, state, .. } => {
                 self.view.model_mut().set_state(&source, state)
             }
