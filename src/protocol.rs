@@ -8,6 +8,7 @@
 //! actor can all depend on it without depending on each other.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -113,24 +114,141 @@ impl EntityKind {
 
 /// Which entity: application id plus entity id. The application entity's
 /// id is the application id itself.
+///
+/// Shared behind an `Arc`: every event carries its source, and each copy
+/// to each subscriber was two strings allocated and freed (a third of a
+/// stats sample's allocations); now it is a reference count. The ids read
+/// as fields (`r.app`, `r.entity`) through [`EntityIds`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityRef(Arc<EntityIds>);
+
+/// The ids of an [`EntityRef`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct EntityRef {
+pub struct EntityIds {
     pub app: String,
     pub entity: String,
 }
 
 impl EntityRef {
     pub fn new(app: impl Into<String>, entity: impl Into<String>) -> Self {
-        EntityRef {
+        EntityRef(Arc::new(EntityIds {
             app: app.into(),
             entity: entity.into(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for EntityRef {
+    type Target = EntityIds;
+    fn deref(&self) -> &EntityIds {
+        &self.0
+    }
+}
+
+// As the struct of two strings it was: logs and stored records unchanged.
+impl std::fmt::Debug for EntityRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntityRef")
+            .field("app", &self.app)
+            .field("entity", &self.entity)
+            .finish()
+    }
+}
+
+impl Serialize for EntityRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EntityRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EntityIds::deserialize(d).map(|ids| EntityRef(Arc::new(ids)))
     }
 }
 
 impl std::fmt::Display for EntityRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.app, self.entity)
+    }
+}
+
+/// A sensor's name in events and on boards: shared, so that an event's
+/// copy of it is a reference count (the board allocates a name once, when
+/// the sensor is first set). Reads and compares as a `str`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SensorName(Arc<str>);
+
+impl SensorName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SensorName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SensorName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SensorName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SensorName {
+    fn from(s: &str) -> Self {
+        SensorName(s.into())
+    }
+}
+
+impl From<String> for SensorName {
+    fn from(s: String) -> Self {
+        SensorName(s.into())
+    }
+}
+
+impl From<SensorName> for String {
+    fn from(s: SensorName) -> Self {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for SensorName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SensorName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SensorName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Debug for SensorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for SensorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -156,7 +274,7 @@ pub enum EntityEvent {
     /// A sensor changed (published only when the value differs).
     Sensor {
         source: EntityRef,
-        name: String,
+        name: SensorName,
         value: SensorValue,
     },
     /// The lifecycle state changed.
@@ -234,7 +352,7 @@ pub const UNBOUNDED_MAILBOX: usize = 0;
 /// keeps event volume proportional to real change.
 #[derive(Default)]
 pub struct SensorBoard {
-    pub values: BTreeMap<String, SensorValue>,
+    pub values: BTreeMap<SensorName, SensorValue>,
     subscribers: Vec<(Recipient<EntityEvent>, Interest)>,
 }
 
@@ -264,21 +382,21 @@ impl SensorBoard {
 
     /// Sets a sensor; tells subscribers only if the value changed.
     pub fn set(&mut self, me: &EntityRef, name: &str, value: serde_json::Value) {
+        // The name is allocated only the first time a sensor is set; the
+        // events share it.
+        let name = match self.values.get_key_value(name) {
+            Some((_, old)) if old.value == value => return,
+            Some((key, _)) => key.clone(),
+            None => SensorName::from(name),
+        };
         let value = SensorValue {
             value,
             timestamp_ms: now_ms(),
         };
-        // The name is copied only the first time a sensor is set.
-        match self.values.get_mut(name) {
-            Some(old) if old.value == value.value => return,
-            Some(old) => *old = value.clone(),
-            None => {
-                self.values.insert(name.to_string(), value.clone());
-            }
-        }
+        self.values.insert(name.clone(), value.clone());
         self.emit(EntityEvent::Sensor {
             source: me.clone(),
-            name: name.to_string(),
+            name,
             value,
         });
     }
@@ -289,14 +407,14 @@ impl SensorBoard {
 
     /// Removes a sensor (published as `null`).
     pub fn clear(&mut self, me: &EntityRef, name: &str) {
-        if self.values.remove(name).is_some() {
+        if let Some((name, _)) = self.values.remove_entry(name) {
             let value = SensorValue {
                 value: serde_json::Value::Null,
                 timestamp_ms: now_ms(),
             };
             self.emit(EntityEvent::Sensor {
                 source: me.clone(),
-                name: name.to_string(),
+                name,
                 value,
             });
         }
@@ -304,7 +422,11 @@ impl SensorBoard {
 
     pub fn emit(&mut self, event: EntityEvent) {
         // A subscriber whose mailbox is closed is gone for good: drop it.
-        self.subscribers.retain(|(s, _)| s.connected());
+        // Only those that hear this event are asked: asking every one
+        // touched each subscriber's mailbox per event (a container's
+        // restarter, which hears no sensor, twice per stats sample).
+        self.subscribers
+            .retain(|(s, i)| !i.hears(&event) || s.connected());
         let Some(last) = self.subscribers.iter().rposition(|(_, i)| i.hears(&event)) else {
             return;
         };
@@ -554,7 +676,7 @@ mod tests {
         type Result = ();
         fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
             let heard = match ev {
-                EntityEvent::Sensor { name, .. } => name,
+                EntityEvent::Sensor { name, .. } => name.into(),
                 EntityEvent::State { .. } => "state".into(),
                 EntityEvent::Notice { .. } => "notice".into(),
                 EntityEvent::Gone { .. } => "gone".into(),
@@ -616,6 +738,104 @@ mod tests {
                 v(&["state", "host.address", "notice", "gone"]),
             ]
         );
+    }
+
+    #[test]
+    fn an_entity_ref_reads_prints_and_stores_as_its_two_ids() {
+        let r = EntityRef::new("shop", "web-1");
+        assert_eq!((r.app.as_str(), r.entity.as_str()), ("shop", "web-1"));
+        assert_eq!(r.to_string(), "shop/web-1");
+        assert_eq!(
+            format!("{r:?}"),
+            r#"EntityRef { app: "shop", entity: "web-1" }"#
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json, serde_json::json!({"app": "shop", "entity": "web-1"}));
+        let back: EntityRef = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+        // A copy is the same ids, not new strings.
+        let copy = r.clone();
+        assert!(std::ptr::eq(copy.entity.as_ptr(), r.entity.as_ptr()));
+        assert!(EntityRef::new("shop", "web-1") < EntityRef::new("shop", "web-2"));
+    }
+
+    #[actix::test]
+    async fn events_share_the_boards_sensor_name() {
+        let me = EntityRef::new("shop", "web-1");
+        let heard: Arc<Mutex<Vec<EntityEvent>>> = Default::default();
+        struct Keep(Arc<Mutex<Vec<EntityEvent>>>);
+        impl Actor for Keep {
+            type Context = Context<Self>;
+        }
+        impl Handler<EntityEvent> for Keep {
+            type Result = ();
+            fn handle(&mut self, ev: EntityEvent, _: &mut Context<Self>) {
+                self.0.lock().unwrap().push(ev);
+            }
+        }
+        let mut board = SensorBoard::default();
+        board.subscribe(
+            Keep(heard.clone()).start().recipient(),
+            Interest::All,
+            &me,
+            EntityKind::Container,
+            Lifecycle::Running,
+        );
+        board.set(&me, sensors::CPU_USAGE, serde_json::json!(0.5));
+        board.set(&me, sensors::CPU_USAGE, serde_json::json!(0.25));
+        board.clear(&me, sensors::CPU_USAGE);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let heard = heard.lock().unwrap();
+        let names: Vec<(&str, *const u8)> = heard
+            .iter()
+            .filter_map(|e| match e {
+                EntityEvent::Sensor { name, .. } => Some((name.as_str(), name.as_ptr())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names.len(), 3);
+        assert!(names.iter().all(|(n, _)| *n == sensors::CPU_USAGE));
+        assert!(
+            names.iter().all(|(_, p)| *p == names[0].1),
+            "one allocation of the name for every event"
+        );
+        assert!(board.get(sensors::CPU_USAGE).is_none());
+    }
+
+    #[actix::test]
+    async fn a_gone_subscriber_is_dropped_at_the_first_event_it_would_hear() {
+        let me = EntityRef::new("shop", "web-1");
+        let mut board = SensorBoard::default();
+        for interest in [Interest::NoSensors, Interest::All] {
+            let ear = Ear(Default::default()).start();
+            board.subscribe(
+                ear.clone().recipient(),
+                interest,
+                &me,
+                EntityKind::Container,
+                Lifecycle::Running,
+            );
+            // Stopped: its mailbox closes.
+            ear.do_send(StopEar);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(board.listeners(sensors::CPU_USAGE), 0);
+        board.set(&me, sensors::CPU_USAGE, serde_json::json!(0.5));
+        // The one that hears sensors went; the other stays until a state
+        // change or notice, which it would hear.
+        assert_eq!(board.subscribers.len(), 1);
+        board.emit(EntityEvent::Gone { source: me.clone() });
+        assert!(board.subscribers.is_empty());
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct StopEar;
+    impl Handler<StopEar> for Ear {
+        type Result = ();
+        fn handle(&mut self, _: StopEar, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! The computations are pure ([`aggregate`], [`RollingMean`], [`Rate`]);
 //! the actor subscribes, feeds them and publishes the result on its entity.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -116,7 +116,8 @@ impl Rate {
 /// changes or leaves.
 #[derive(Debug, Default, Clone)]
 pub struct Aggregator {
-    values: HashMap<String, f64>,
+    /// Hashed with foldhash: one lookup per member event.
+    values: foldhash::HashMap<String, f64>,
     sum: f64,
     /// Updates since the sum was last recomputed exactly (float drift).
     updates: usize,
@@ -355,6 +356,7 @@ impl Handler<EntityEvent> for Enricher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn aggregates() {

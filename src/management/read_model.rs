@@ -23,9 +23,24 @@ use crate::activity::Activity;
 use crate::protocol::{sensors as s, EntityKind, EntityRef, Lifecycle, SensorValue};
 use crate::wire::{AppSummary, EntityView};
 
+/// A view's sensor set to `value` (removed if null). The name is copied
+/// only when the view does not have the sensor yet: every sensor event of
+/// every entity comes here, and copying it each time was an allocation and
+/// a free per event.
+fn set_or_remove(v: &mut EntityView, name: &str, value: SensorValue) {
+    if value.value.is_null() {
+        v.sensors.remove(name);
+    } else if let Some(old) = v.sensors.get_mut(name) {
+        *old = value;
+    } else {
+        v.sensors.insert(name.to_string(), value);
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ReadModel {
-    apps: HashMap<String, AppTree>,
+    /// Hashed with foldhash, as `views`: each sensor event looks up both.
+    apps: foldhash::HashMap<String, AppTree>,
     /// Host → (application, service) → its containers on that host that
     /// hold their resources there (starting, running or on fire), for the
     /// host reservation gauges.
@@ -35,7 +50,7 @@ pub struct ReadModel {
 /// One application's entities.
 #[derive(Debug, Default)]
 struct AppTree {
-    views: HashMap<String, Arc<EntityView>>,
+    views: foldhash::HashMap<String, Arc<EntityView>>,
     /// Every entity's place in the tree: parents first, members by number.
     order: BTreeSet<PageToken>,
     /// Entities by kind and state.
@@ -103,7 +118,7 @@ impl ReadModel {
     }
 
     /// A sensor's new value; null removes it.
-    pub fn set_sensor(&mut self, source: &EntityRef, name: String, value: SensorValue) {
+    pub fn set_sensor(&mut self, source: &EntityRef, name: &str, value: SensorValue) {
         let Some(v) = self
             .apps
             .get_mut(&source.app)
@@ -112,22 +127,13 @@ impl ReadModel {
             return;
         };
         if name != s::HOST_NAME {
-            let v = Arc::make_mut(v);
-            if value.value.is_null() {
-                v.sensors.remove(&name);
-            } else {
-                v.sensors.insert(name, value);
-            }
+            set_or_remove(Arc::make_mut(v), name, value);
             return;
         }
         // The host changes where the container's reservation counts.
         let before = reserving_host(v).map(|h| h.to_string());
         let v = Arc::make_mut(v);
-        if value.value.is_null() {
-            v.sensors.remove(&name);
-        } else {
-            v.sensors.insert(name, value);
-        }
+        set_or_remove(v, name, value);
         let after = reserving_host(v).map(|h| h.to_string());
         let service = service_in(&source.app, v).to_string();
         self.reserve(&source.app, &service, before.as_deref(), after.as_deref());
@@ -552,18 +558,18 @@ mod tests {
                 .unwrap_or(0)
         };
         let w2 = r("shop", "web-2");
-        m.set_sensor(&w2, s::HOST_NAME.into(), sv("h1".into()));
+        m.set_sensor(&w2, s::HOST_NAME, sv("h1".into()));
         assert_eq!(held(&m, "h1"), 0, "created: holds nothing yet");
         m.set_state(&w2, Lifecycle::Starting);
         m.set_state(&w2, Lifecycle::Running);
         assert_eq!(held(&m, "h1"), 1);
-        m.set_sensor(&w2, s::HOST_NAME.into(), sv("h2".into()));
+        m.set_sensor(&w2, s::HOST_NAME, sv("h2".into()));
         assert_eq!((held(&m, "h1"), held(&m, "h2")), (0, 1), "moved");
         m.set_state(&w2, Lifecycle::Stopped);
         assert_eq!(held(&m, "h2"), 0);
         m.set_state(&w2, Lifecycle::Running);
         let w9 = r("shop", "web-9");
-        m.set_sensor(&w9, s::HOST_NAME.into(), sv("h2".into()));
+        m.set_sensor(&w9, s::HOST_NAME, sv("h2".into()));
         m.set_state(&w9, Lifecycle::OnFire);
         assert_eq!(held(&m, "h2"), 2);
         m.forget(&w9);
@@ -622,9 +628,9 @@ mod tests {
             ("web-9", "local", None),
             ("web-10", "pool-1", Some("c10")),
         ] {
-            m.set_sensor(&r("shop", e), s::HOST_NAME.into(), sv(host.into()));
+            m.set_sensor(&r("shop", e), s::HOST_NAME, sv(host.into()));
             if let Some(id) = id {
-                m.set_sensor(&r("shop", e), s::CONTAINER_ID.into(), sv(id.into()));
+                m.set_sensor(&r("shop", e), s::CONTAINER_ID, sv(id.into()));
             }
         }
         // The cluster itself names no host; web-9 has no container yet.
@@ -673,10 +679,36 @@ mod tests {
             value: x,
             timestamp_ms: 1,
         };
-        m.set_sensor(&at, "host.name".into(), v(serde_json::json!("local")));
+        m.set_sensor(&at, "host.name", v(serde_json::json!("local")));
         assert!(m.get(&at).unwrap().sensors.contains_key("host.name"));
-        m.set_sensor(&at, "host.name".into(), v(serde_json::Value::Null));
+        m.set_sensor(&at, "host.name", v(serde_json::Value::Null));
         assert!(m.get(&at).unwrap().sensors.is_empty());
+    }
+
+    #[test]
+    fn a_sensor_set_again_holds_its_latest_value_and_time() {
+        let mut m = shop();
+        let at = r("shop", "web-2");
+        let v = |x: f64, t: u64| SensorValue {
+            value: serde_json::json!(x),
+            timestamp_ms: t,
+        };
+        m.set_sensor(&at, s::CPU_USAGE, v(0.5, 1));
+        m.set_sensor(&at, s::CPU_USAGE, v(0.25, 2));
+        m.set_sensor(&at, s::MEMORY_USAGE, v(1024.0, 2));
+        let sensors = &m.get(&at).unwrap().sensors;
+        assert_eq!(sensors.len(), 2);
+        assert_eq!(sensors[s::CPU_USAGE], v(0.25, 2));
+        m.set_sensor(
+            &at,
+            s::CPU_USAGE,
+            SensorValue {
+                value: serde_json::Value::Null,
+                timestamp_ms: 3,
+            },
+        );
+        let sensors = &m.get(&at).unwrap().sensors;
+        assert_eq!(sensors.keys().collect::<Vec<_>>(), [s::MEMORY_USAGE]);
     }
 
     #[test]

@@ -23,12 +23,12 @@ impl Handler<EntityEvent> for Management {
                 name,
                 value,
             } => {
-                if name == s::HOST_NAME {
+                if name.as_str() == s::HOST_NAME {
                     let was = self.host_of(&source);
                     self.host_index
                         .moved(&source, was.as_deref(), value.value.as_str());
                 }
-                self.view.model_mut().set_sensor(&source, name, value)
+                self.view.model_mut().set_sensor(&source, &name, value)
             }
             EntityEvent::State { source, state, .. } => {
                 self.view.model_mut().set_state(&source, state)

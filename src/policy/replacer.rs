@@ -280,7 +280,7 @@ impl Handler<EntityEvent> for Replacer {
                         .and_then(|r| r.as_str())
                         .unwrap_or(&name)
                         .to_string();
-                    self.replace(source.entity, reason, ctx);
+                    self.replace(source.entity.clone(), reason, ctx);
                 }
             }
             EntityEvent::Gone { source } if source == self.cluster => ctx.stop(),
