@@ -11,7 +11,10 @@ use drover::cli::{self, Client, Output};
 /// mimalloc rather than glibc's malloc: with thousands of containers the
 /// service allocates small, short-lived buffers from several threads at
 /// once (engine answers, sensor events), where glibc spent a fifth of the
-/// CPU in `malloc` and kept freed memory as fragmented arenas.
+/// CPU in `malloc` and kept freed memory as fragmented arenas. The
+/// `system-alloc` feature leaves glibc's in place, for heap profilers that
+/// hook `malloc` (heaptrack), which never see mimalloc's allocations.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -125,8 +125,9 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
         .map(|d| d.as_secs() as usize)
         .unwrap_or(0);
     let sampled = sample_of(&ids, MAX_SAMPLED, rotation);
-    // Four at a time, not all sixteen: each call is a connection the
-    // client then keeps (see `host::CALLS_IN_FLIGHT`).
+    // Two at a time, not all sixteen: each call is a connection the
+    // client then keeps (see `transport::IDLE_PER_ENGINE`); with the stats
+    // sampler's two, an engine keeps four at steady state.
     let samples: Vec<Option<f64>> =
         futures_util::stream::iter(sampled.iter().map(|id| async move {
             // stream=false: one frame whose `precpu_stats` is the engine's
@@ -147,7 +148,7 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
             );
             super::stats::cpu_fraction(p, c)
         }))
-        .buffer_unordered(4)
+        .buffer_unordered(2)
         .collect()
         .await;
     let samples: Vec<f64> = samples.into_iter().flatten().collect();

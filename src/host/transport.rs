@@ -42,12 +42,15 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Idle connections kept per engine: as many as the calls drover keeps
 /// in flight to one engine at steady state (the stats sampler's
-/// `stats::IN_FLIGHT`, the quick container calls' `CALLS_IN_FLIGHT`).
-/// Without a bound every engine kept as many as its busiest burst had
-/// opened (image and network checks are not bounded), for 30 s: at
-/// 30,000 containers on 1,000 engines drover and the simulator each
-/// reached this machine's 20,000 open files and calls failed to connect.
-const IDLE_PER_ENGINE: usize = 8;
+/// `stats::IN_FLIGHT` and the engine CPU sampler's two). A burst of
+/// container calls (`CALLS_IN_FLIGHT`, a deploy or a rebind) opens more,
+/// closed as they come back. Without a bound every engine kept as many as
+/// its busiest burst had opened (image and network checks are not
+/// bounded), for 30 s: at 30,000 containers on 1,000 engines drover and
+/// the simulator each reached this machine's 20,000 open files and calls
+/// failed to connect. Each kept connection costs about 40 KiB (hyper's
+/// read and write buffers, its dispatch channel and task: heaptrack).
+const IDLE_PER_ENGINE: usize = 4;
 
 fn builder() -> hyper_util::client::legacy::Builder {
     let mut b = Client::builder(TokioExecutor::new());

@@ -113,7 +113,20 @@ impl Drover {
 
     fn launch(extra: &[&str], store_dir: Option<tempfile::TempDir>) -> Drover {
         require_docker();
-        let mut child = Command::new(drover_bin())
+        // `DROVER_WRAPPER` (e.g. `heaptrack -o /tmp/drover`): drover runs
+        // under that command, for profiling a bench's drover. The child is
+        // then the wrapper, not drover.
+        let wrapper = std::env::var("DROVER_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(first) => {
+                let mut c = Command::new(first);
+                c.args(words).arg(drover_bin());
+                c
+            }
+            None => Command::new(drover_bin()),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env(
