@@ -88,7 +88,6 @@ impl Handler<Destroy> for Management {
                         Ok(()) => {
                             act.unpublish_app(&app);
                             act.view.model_mut().forget_app(&app);
-                            act.host_index.forget_app(&app);
                             act.handles.retain(|k, _| k.app != app);
                             act.notices.retain(|k, _| k.app != app);
                             act.recovery.forget_app(&app);

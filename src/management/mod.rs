@@ -154,8 +154,6 @@ pub struct Management {
     next_activity: u64,
     /// This drover's containers on each host, at its last resync.
     host_containers: HashMap<String, usize>,
-    /// Host name → the container entities on it, for routing resyncs.
-    host_index: routing::HostIndex,
     host_capacity: HashMap<String, crate::host::HostCapacity>,
     capacity_read: HashMap<String, Instant>,
     recovery: recovery::RecoveryClock,
@@ -207,7 +205,6 @@ impl Management {
             notices: HashMap::new(),
             next_activity: 1,
             host_containers: HashMap::new(),
-            host_index: Default::default(),
             host_capacity: HashMap::new(),
             capacity_read: HashMap::new(),
             recovery: Default::default(),
@@ -382,9 +379,6 @@ impl Management {
         handle
             .subscribe
             .do_send(Subscribe(ctx.address().recipient(), Interest::All));
-        // Registered again (rebuilt): its old sensors, host among them, go.
-        let host = self.host_of(&me);
-        self.host_index.moved(&me, host.as_deref(), None);
         self.view.model_mut().register(&me, handle.kind, parent);
         if let Some(gone) = &mut self.gone_before_sweep {
             gone.remove(&me);
@@ -397,8 +391,6 @@ impl Management {
         if let Some(gone) = &mut self.gone_before_sweep {
             gone.insert(me.clone());
         }
-        let host = self.host_of(me);
-        self.host_index.moved(me, host.as_deref(), None);
         self.view.model_mut().forget(me);
         self.handles.remove(me);
         self.notices.remove(me);

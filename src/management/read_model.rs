@@ -45,6 +45,9 @@ pub struct ReadModel {
     /// hold their resources there (starting, running or on fire), for the
     /// host reservation gauges.
     reserving: HashMap<String, HashMap<(String, String), usize>>,
+    /// Which entities name each host in `host.name`: a host's resync goes
+    /// to its own entities only.
+    by_host: HostIndex,
 }
 
 /// One application's entities.
@@ -105,11 +108,13 @@ impl ReadModel {
         let held = reserving_host(&view).map(|h| h.to_string());
         let service = service_in(&me.app, &view).to_string();
         self.reserve(&me.app, &service, held.as_deref(), None);
+        self.by_host.moved(me, host_of(&view), None);
     }
 
     /// Every entity of an application goes (a destroy).
     pub fn forget_app(&mut self, app: &str) {
         self.apps.remove(app);
+        self.by_host.forget_app(app);
         for per_service in self.reserving.values_mut() {
             per_service.retain(|(a, _), _| a != app);
         }
@@ -132,11 +137,18 @@ impl ReadModel {
         }
         // The host changes where the container's reservation counts.
         let before = reserving_host(v).map(|h| h.to_string());
+        let was = host_of(v).map(str::to_string);
         let v = Arc::make_mut(v);
         set_or_remove(v, name, value);
         let after = reserving_host(v).map(|h| h.to_string());
         let service = service_in(&source.app, v).to_string();
+        self.by_host.moved(source, was.as_deref(), host_of(v));
         self.reserve(&source.app, &service, before.as_deref(), after.as_deref());
+    }
+
+    /// The entities whose `host.name` names this host.
+    pub fn on_host(&self, host: &str) -> impl Iterator<Item = &EntityRef> {
+        self.by_host.on(host)
     }
 
     pub fn set_state(&mut self, source: &EntityRef, state: Lifecycle) {
@@ -334,6 +346,11 @@ fn service_in<'a>(app: &str, v: &'a EntityView) -> &'a str {
 }
 
 /// The host a container holds its resources on, if it holds them now.
+/// The host an entity's `host.name` names.
+fn host_of(v: &EntityView) -> Option<&str> {
+    v.sensors.get(s::HOST_NAME)?.value.as_str()
+}
+
 fn reserving_host(v: &EntityView) -> Option<&str> {
     let holds = v.kind == EntityKind::Container
         && matches!(
@@ -343,7 +360,59 @@ fn reserving_host(v: &EntityView) -> Option<&str> {
     if !holds {
         return None;
     }
-    v.sensors.get(s::HOST_NAME)?.value.as_str()
+    host_of(v)
+}
+
+/// Which entities each host runs, kept as their `host.name` sensors change
+/// (the read model hears every sensor, and every entity that goes). Routing every host's resync
+/// through every entity cost hosts × entities (10^7 lookups a second with
+/// 1,000 hosts and 100,000 containers), and rebuilding an index from all
+/// entities each second still cost all entities a second (at 40,000
+/// containers a tenth of the actor thread); kept this way a resync costs
+/// its own host's entities and a move costs two set operations.
+#[derive(Debug, Default)]
+pub struct HostIndex {
+    by_host: HashMap<String, HashSet<EntityRef>>,
+}
+
+impl HostIndex {
+    /// An entity's host changed from `was` to `now` (`None`: no host, or gone).
+    pub fn moved(&mut self, key: &EntityRef, was: Option<&str>, now: Option<&str>) {
+        if was == now {
+            return;
+        }
+        if let Some(was) = was {
+            if let Some(set) = self.by_host.get_mut(was) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_host.remove(was);
+                }
+            }
+        }
+        if let Some(now) = now {
+            match self.by_host.get_mut(now) {
+                Some(set) => {
+                    set.insert(key.clone());
+                }
+                None => {
+                    self.by_host
+                        .insert(now.to_string(), HashSet::from([key.clone()]));
+                }
+            }
+        }
+    }
+
+    /// An application was destroyed: none of its entities is anywhere.
+    pub fn forget_app(&mut self, app: &str) {
+        self.by_host.retain(|_, set| {
+            set.retain(|k| k.app != app);
+            !set.is_empty()
+        });
+    }
+
+    pub fn on(&self, host: &str) -> impl Iterator<Item = &EntityRef> {
+        self.by_host.get(host).into_iter().flatten()
+    }
 }
 
 /// The newest activity of each of `entities` (ids of one application's
@@ -767,5 +836,84 @@ mod tests {
         let latest = latest_activities(&record, "shop", &HashSet::from(["shop", "web-1"]), 200);
         assert_eq!(latest.len(), 1);
         assert_eq!(latest["shop"].id, 3);
+    }
+    #[test]
+    fn a_hosts_resync_reaches_only_the_entities_placed_there_now() {
+        let e = |n: &str| EntityRef::new("app".to_string(), n.to_string());
+        let on = |index: &HostIndex, h: &str| {
+            let mut v: Vec<String> = index.on(h).map(|k| k.entity.clone()).collect();
+            v.sort();
+            v
+        };
+        let mut index = HostIndex::default();
+        index.moved(&e("a"), None, Some("h1"));
+        index.moved(&e("b"), None, Some("h2"));
+        index.moved(&e("c"), None, Some("h1"));
+        assert_eq!(on(&index, "h1"), ["a", "c"]);
+        assert_eq!(on(&index, "h2"), ["b"]);
+        assert!(on(&index, "h3").is_empty());
+        // Replaced onto another host: it leaves the first one's list.
+        index.moved(&e("a"), Some("h1"), Some("h2"));
+        assert_eq!(on(&index, "h1"), ["c"]);
+        assert_eq!(on(&index, "h2"), ["a", "b"]);
+        // Gone: on no host's list.
+        index.moved(&e("c"), Some("h1"), None);
+        assert!(on(&index, "h1").is_empty());
+        assert!(
+            index.by_host.get("h1").is_none(),
+            "an empty host is dropped"
+        );
+        // The same host again is no change.
+        index.moved(&e("b"), Some("h2"), Some("h2"));
+        assert_eq!(on(&index, "h2"), ["a", "b"]);
+        // Its application destroyed: gone from every host.
+        let other = EntityRef::new("other".to_string(), "x".to_string());
+        index.moved(&other, None, Some("h2"));
+        index.forget_app("app");
+        assert_eq!(index.on("h2").cloned().collect::<Vec<_>>(), [other]);
+    }
+
+    #[test]
+    fn on_host_follows_host_name_through_moves_forgets_and_destroys() {
+        let mut m = shop();
+        let sv = |v: serde_json::Value| SensorValue {
+            value: v,
+            timestamp_ms: 1,
+        };
+        let on = |m: &ReadModel, h: &str| {
+            let mut v: Vec<String> = m.on_host(h).map(|k| k.entity.to_string()).collect();
+            v.sort();
+            v
+        };
+        m.set_sensor(&r("shop", "web-2"), s::HOST_NAME, sv("h1".into()));
+        m.set_sensor(&r("shop", "web-9"), s::HOST_NAME, sv("h1".into()));
+        m.set_sensor(&r("shop", "web-10"), s::HOST_NAME, sv("h2".into()));
+        assert_eq!(on(&m, "h1"), ["web-2", "web-9"]);
+        m.set_sensor(&r("shop", "web-2"), s::HOST_NAME, sv("h2".into()));
+        assert_eq!(
+            (on(&m, "h1"), on(&m, "h2")),
+            (
+                vec!["web-9".to_string()],
+                vec!["web-10".to_string(), "web-2".to_string()]
+            )
+        );
+        m.set_sensor(
+            &r("shop", "web-9"),
+            s::HOST_NAME,
+            sv(serde_json::Value::Null),
+        );
+        assert!(on(&m, "h1").is_empty(), "cleared");
+        // Registered again (rebuilt): its old sensors, host among them, go.
+        m.register(
+            &r("shop", "web-10"),
+            EntityKind::Container,
+            Some(&r("shop", "web")),
+        );
+        assert_eq!(on(&m, "h2"), ["web-2"]);
+        m.forget(&r("shop", "web-2"));
+        assert!(on(&m, "h2").is_empty(), "gone");
+        m.set_sensor(&r("shop", "web-10"), s::HOST_NAME, sv("h3".into()));
+        m.forget_app("shop");
+        assert!(on(&m, "h3").is_empty(), "destroyed");
     }
 }
