@@ -326,6 +326,7 @@ pub fn run(client: &Client, opts: &ChaosOptions) -> Result<ChaosReport, CliError
                 s.pending.push(Pending {
                     index,
                     members,
+                    off_host: (!kind.is_container_fault()).then(|| victim.clone()),
                     injected,
                     injected_ms,
                 });

@@ -17,6 +17,9 @@ pub(super) struct Pending {
     /// The members that must be back: the victim, or every member on a
     /// stopped engine.
     pub members: Vec<String>,
+    /// The host an engine-stop stopped: its members are back only once
+    /// they run elsewhere.
+    pub off_host: Option<String>,
     pub injected: Instant,
     pub injected_ms: u64,
 }
@@ -65,7 +68,7 @@ pub(super) fn poll_loop(
                             || !p
                                 .members
                                 .iter()
-                                .all(|m| victim_back(&app, m, p.injected_ms))
+                                .all(|m| victim_back(&app, m, p.injected_ms, p.off_host.as_deref()))
                         {
                             return true;
                         }

@@ -107,14 +107,31 @@ pub(super) fn summarise(items: &[String], at_most: usize) -> String {
 
 /// Whether the victim is back: gone from the tree (replaced), or its
 /// `service.up` is `true` with a timestamp after the fault (restarted).
-pub(super) fn victim_back(app: &[EntityView], victim: &str, injected_ms: u64) -> bool {
+/// With `off_host` (an engine-stop of that host) it must also run
+/// elsewhere: a stopping engine keeps its containers serving for up to
+/// their stop timeout, so a health check passing after the fault says
+/// nothing until the pool has noticed the engine is gone and moved it.
+pub(super) fn victim_back(
+    app: &[EntityView],
+    victim: &str,
+    injected_ms: u64,
+    off_host: Option<&str>,
+) -> bool {
     let Some(e) = find(app, victim) else {
         return true;
     };
     let Some(up) = e.sensors.get("service.up") else {
         return false;
     };
-    up.value == serde_json::Value::Bool(true) && up.timestamp_ms > injected_ms
+    let moved = match off_host {
+        None => true,
+        Some(stopped) => e
+            .sensors
+            .get("host.name")
+            .and_then(|h| h.value.as_str())
+            .is_some_and(|h| h != stopped),
+    };
+    moved && up.value == serde_json::Value::Bool(true) && up.timestamp_ms > injected_ms
 }
 
 /// Whether a fault injected into `victim` at `injected_ms` (ms since the
@@ -122,7 +139,7 @@ pub(super) fn victim_back(app: &[EntityView], victim: &str, injected_ms: u64) ->
 /// application is at [`full_health`] and the victim either no longer exists
 /// (it was replaced) or reports `service.up` true since after the fault.
 pub fn recovered(app: &[EntityView], victim: &str, injected_ms: u64) -> bool {
-    full_health(app).is_ok() && victim_back(app, victim, injected_ms)
+    full_health(app).is_ok() && victim_back(app, victim, injected_ms, None)
 }
 
 /// What to fault.
@@ -333,6 +350,41 @@ mod tests {
         no_sizes[1].sensors.clear();
         assert!(full_health(&no_sizes).unwrap_err().contains("group.size"));
         assert!(full_health(&[]).is_err());
+    }
+
+    #[test]
+    fn a_member_of_a_stopped_engine_is_back_only_on_another_host() {
+        let on = |host: &str| {
+            let app = app_with(
+                Some(entity(
+                    "web-1",
+                    "container",
+                    "running",
+                    Some("web"),
+                    json!({
+                        "service.up": { "value": true, "timestamp_ms": 1_500 },
+                        "host.name": { "value": host, "timestamp_ms": 1_500 },
+                    }),
+                )),
+                2,
+                2,
+            );
+            (
+                victim_back(&app, "web-1", 1_000, Some("pool-1")),
+                victim_back(&app, "web-1", 1_000, None),
+            )
+        };
+        // Still passing its checks on the stopping engine: not recovered
+        // from an engine-stop, though it would count after a container fault.
+        assert_eq!(on("pool-1"), (false, true));
+        assert_eq!(on("pool-2"), (true, true));
+        // Replaced (gone from the tree) counts as back either way.
+        assert!(victim_back(
+            &app_with(None, 1, 1),
+            "web-1",
+            1_000,
+            Some("pool-1")
+        ));
     }
 
     #[test]
