@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 use crate::blueprint::BlueprintErrors;
 use crate::management::{
-    ActivityFilter, CollectMetrics, Deploy, Destroy, InvokeEffector, ListHosts, ListPresets,
-    Management, ManagementError, PolicyRequest, PolicyRequestOp, ReadView,
+    ActivityFilter, Deploy, Destroy, InvokeEffector, ListHosts, ListPresets, Management,
+    ManagementError, PolicyRequest, PolicyRequestOp, ReadView,
 };
 
 use crate::management::{FaultError, InjectContainerFault, InjectEngineFault};
@@ -238,8 +238,11 @@ async fn healthz(role: Option<web::Data<crate::leader::Role>>) -> HttpResponse {
     HttpResponse::Ok().json(standby::health(role.as_ref().map(|r| r.get_ref())))
 }
 
-async fn metrics(m: Mgmt) -> Result<HttpResponse, ApiError> {
-    let text = m.send(CollectMetrics).await?;
+async fn metrics(view: View) -> Result<HttpResponse, ApiError> {
+    let view = view.into_inner();
+    let text = web::block(move || crate::management::scrape_metrics(&view))
+        .await
+        .map_err(|e| ApiError::Answer(format!("the scrape did not finish: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))

@@ -74,8 +74,9 @@ pub use effectors::{Detached, InvokeEffector};
 pub use faults::{FaultError, InjectContainerFault, InjectEngineFault};
 pub use policy_rest::{ListPolicies, PolicyRequest, PolicyRequestOp};
 pub use presets::{ListPresets, PRESET_POLL};
-pub use queries::{ActivityFilter, CollectMetrics, ListHosts, ListLocations, PoolHostOp};
+pub use queries::{ActivityFilter, ListHosts, ListLocations, PoolHostOp};
 pub use read_view::ReadView;
+pub use state_metrics::scrape as scrape_metrics;
 pub use volumes::{SweepVolumes, VolumeSweep};
 
 /// How many activities are kept (newest win).
@@ -152,9 +153,6 @@ pub struct Management {
     handles: HashMap<EntityRef, EntityHandle>,
     notices: HashMap<EntityRef, notices::NoticeEchoes>,
     next_activity: u64,
-    /// This drover's containers on each host, at its last resync.
-    host_containers: HashMap<String, usize>,
-    host_capacity: HashMap<String, crate::host::HostCapacity>,
     capacity_read: HashMap<String, Instant>,
     recovery: recovery::RecoveryClock,
     presets: crate::policy::Presets,
@@ -195,7 +193,7 @@ pub struct Management {
 
 impl Management {
     pub fn new(locations: BTreeMap<String, Placement>) -> Self {
-        Management {
+        let m = Management {
             locations,
             lb_containers: false,
             pools: BTreeMap::new(),
@@ -204,8 +202,6 @@ impl Management {
             handles: HashMap::new(),
             notices: HashMap::new(),
             next_activity: 1,
-            host_containers: HashMap::new(),
-            host_capacity: HashMap::new(),
             capacity_read: HashMap::new(),
             recovery: Default::default(),
             presets: crate::policy::Presets::empty(),
@@ -224,14 +220,26 @@ impl Management {
             applying: Default::default(),
             overrides: Default::default(),
             gone_before_sweep: Some(BTreeSet::new()),
-        }
+        };
+        m.seed_hosts();
+        m
     }
 
     /// Shares the read model and activity record with `view`'s holders
     /// (the REST API).
     pub fn with_view(mut self, view: ReadView) -> Self {
         self.view = view;
+        self.seed_hosts();
         self
+    }
+
+    /// Every location's host has its gauges from the start, before its
+    /// first resync says what runs there.
+    fn seed_hosts(&self) {
+        let mut hosts = self.view.hosts_mut();
+        for p in self.locations.values() {
+            hosts.entry(p.host_name.clone()).or_default();
+        }
     }
 
     /// Build contexts that are paths must lie under these (`drover.yaml`'s
@@ -407,6 +415,7 @@ impl Management {
                 location: rec.blueprint.location.clone(),
                 blueprint: std::sync::Arc::new(rec.blueprint.clone()),
                 created_ms: rec.created_ms,
+                reservations: std::sync::Arc::new(rec.reservations.clone()),
             },
         );
     }

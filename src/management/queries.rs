@@ -5,8 +5,6 @@
 
 use actix::prelude::*;
 
-use crate::metrics;
-
 use super::{HostView, Management, ManagementError};
 
 /// Filters of `GET /v1/activities`.
@@ -99,21 +97,5 @@ impl Handler<PoolHostOp> for Management {
             .map_err(|e| ManagementError::NoHost(format!("the host pool did not answer: {e}")))?
             .map_err(|e| ManagementError::NoHost(e.to_string()))
         })
-    }
-}
-
-/// Rebuilds the state metrics from the read model and renders every metric:
-/// one scrape. Rendering here, in the actor, makes a scrape consistent (two
-/// concurrent scrapes never see each other's half-rebuilt gauges); it takes
-/// well under a millisecond at 100 containers (README, "Observability").
-#[derive(Message)]
-#[rtype(result = "String")]
-pub struct CollectMetrics;
-
-impl Handler<CollectMetrics> for Management {
-    type Result = String;
-    fn handle(&mut self, _: CollectMetrics, _: &mut Context<Self>) -> String {
-        self.collect_state_metrics();
-        metrics::render()
     }
 }

@@ -21,7 +21,7 @@
 //! only the model's lock. A writer waits at most for a reader's copy of
 //! pointers (a page, or a tree), never for a serialisation.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::{Serialize, Serializer};
@@ -40,6 +40,18 @@ pub struct AppMeta {
     /// When this incarnation was deployed: older activities of the same
     /// name belong to an application destroyed before.
     pub created_ms: u64,
+    /// Service id → resource limits of one of its containers (cpus,
+    /// memory bytes), for the host reservation gauges.
+    pub reservations: Arc<HashMap<String, (f64, i64)>>,
+}
+
+/// What a scrape reports of one of the locations' hosts.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// This drover's containers on the host, at its last resync.
+    pub containers: usize,
+    /// Its CPUs and memory (`docker info`), once read.
+    pub capacity: Option<crate::host::HostCapacity>,
 }
 
 /// The applications and the activity record, newest first.
@@ -54,6 +66,8 @@ pub struct Record {
 pub struct ReadView {
     model: Arc<RwLock<ReadModel>>,
     record: Arc<RwLock<Record>>,
+    /// The locations' hosts by name, for `/metrics`.
+    hosts: Arc<RwLock<BTreeMap<String, HostFacts>>>,
 }
 
 /// `GET /v1/applications/{app}`: serialises as [`crate::wire::AppDetail`]
@@ -105,6 +119,15 @@ impl ReadView {
     /// The record, to change: the management actor only.
     pub(super) fn record_mut(&self) -> RwLockWriteGuard<'_, Record> {
         self.record.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn hosts(&self) -> RwLockReadGuard<'_, BTreeMap<String, HostFacts>> {
+        self.hosts.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The hosts, to change: the management actor only.
+    pub(super) fn hosts_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<String, HostFacts>> {
+        self.hosts.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `GET /v1/applications`.
@@ -221,6 +244,7 @@ mod tests {
                 location: "local".into(),
                 blueprint: Arc::new(bp),
                 created_ms: 5,
+                reservations: Default::default(),
             },
         );
         {

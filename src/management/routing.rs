@@ -90,13 +90,14 @@ impl Handler<HostResync> for Management {
         // A resync comes every 10 s per host: a good clock for the (much
         // rarer) capacity reads.
         self.refresh_capacity(&msg.host, ctx);
-        self.host_containers.insert(
-            msg.host.clone(),
-            owned_count(
+        // Only the locations' hosts have these gauges (seeded at start); a
+        // pool reports its own hosts.
+        if let Some(facts) = self.view.hosts_mut().get_mut(&msg.host) {
+            facts.containers = owned_count(
                 &msg.containers,
                 crate::host::OWNER.get().map(String::as_str),
-            ),
-        );
+            );
+        }
         let mut seen: HashMap<EntityRef, ManagedContainer> = HashMap::new();
         for c in msg.containers {
             seen.insert(EntityRef::new(c.app.clone(), c.entity.clone()), c);
