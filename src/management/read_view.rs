@@ -42,8 +42,11 @@ pub struct AppMeta {
     pub created_ms: u64,
     /// Service id → resource limits of one of its containers (cpus,
     /// memory bytes), for the host reservation gauges.
-    pub reservations: Arc<HashMap<String, (f64, i64)>>,
+    pub reservations: Arc<Reservations>,
 }
+
+/// Service id → resource limits of one of its containers.
+pub type Reservations = HashMap<String, (f64, i64)>;
 
 /// What a scrape reports of one of the locations' hosts.
 #[derive(Debug, Clone, Default)]

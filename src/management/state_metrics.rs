@@ -13,7 +13,7 @@ use crate::metrics;
 use crate::protocol::{sensors as s, EntityKind, Lifecycle};
 use crate::wire::EntityView;
 
-use super::read_view::{HostFacts, ReadView};
+use super::read_view::{HostFacts, ReadView, Reservations};
 use super::Management;
 
 /// How often host capacity (`docker info`) is read again. CPUs and memory of
@@ -89,7 +89,7 @@ pub fn scrape(view: &ReadView) -> String {
 fn collect_state_metrics(view: &ReadView) {
     // Copied out first, so that no lock is held while another is taken
     // (the management actor takes them one at a time too).
-    let apps: HashMap<String, std::sync::Arc<HashMap<String, (f64, i64)>>> = view
+    let apps: HashMap<String, std::sync::Arc<Reservations>> = view
         .record()
         .apps
         .iter()
