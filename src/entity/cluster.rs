@@ -102,6 +102,8 @@ pub struct ClusterEntity {
     revs: Revisions,
     /// `group.endpoints` is due at the end of this burst of member events.
     endpoints_due: bool,
+    /// A state update is scheduled (see [`ClusterEntity::state_soon`]).
+    state_due: bool,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +185,7 @@ impl ClusterEntity {
             tearing_down: false,
             wiring: None,
             endpoints_due: false,
+            state_due: false,
         }
     }
 
@@ -249,6 +252,21 @@ impl ClusterEntity {
             ctx.run_later(std::time::Duration::ZERO, |act, _| {
                 act.endpoints_due = false;
                 act.publish_endpoints();
+            });
+        }
+    }
+
+    /// Works out the cluster's state once the member events at hand are
+    /// handled, as [`Self::endpoints_soon`] does the endpoints: the state is
+    /// a walk over every member, and doing it per member event made a wave
+    /// of n events (a deploy, a rebind) cost n² per cluster (9% of the actor
+    /// thread rebinding 30,000 containers in clusters of 1,000).
+    fn state_soon(&mut self, ctx: &mut Context<Self>) {
+        if !self.state_due {
+            self.state_due = true;
+            ctx.run_later(std::time::Duration::ZERO, |act, _| {
+                act.state_due = false;
+                act.update_state();
             });
         }
     }
@@ -641,9 +659,13 @@ impl Handler<EntityEvent> for ClusterEntity {
                     }
                 }
                 self.endpoints_soon(ctx);
-                self.update_state();
                 if self.revs.active() && self.started {
+                    // A rollout's steps read the cluster's state: keep it
+                    // exact for them (rollouts are rare and step by step).
+                    self.update_state();
                     self.drive(ctx);
+                } else {
+                    self.state_soon(ctx);
                 }
             }
             EntityEvent::Sensor {
