@@ -226,7 +226,12 @@ fn thread_cpu_seconds() -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
-async fn run(members_n: usize, groups_n: usize, rounds: usize, interests: bool) -> Run {
+async fn run(
+    members_n: usize,
+    groups_n: usize,
+    rounds: usize,
+    interests: bool,
+) -> Run {
     let pick = |i: Interest| if interests { i } else { Interest::All };
     let app = "bench";
     let mut model = ReadModel::default();
@@ -376,10 +381,21 @@ fn main() {
         "sensors: {members} members in {groups} groups, {rounds} samples each (cpu.usage and memory.usage_bytes), one thread"
     );
     let sys = System::new();
+    // Each pass three times, interleaved, the best of each kept: on this
+    // shared machine the same pass varies by a third from one run to the
+    // next, so only passes of one run compare.
     let (now, before) = sys.block_on(async {
-        let now = run(members, groups, rounds, true).await;
-        let before = run(members, groups, rounds, false).await;
-        (now, before)
+        let mut best: [Option<Run>; 2] = [None, None];
+        for _ in 0..3 {
+            for (k, interests) in [true, false].into_iter().enumerate() {
+                let r = run(members, groups, rounds, interests).await;
+                if best[k].as_ref().is_none_or(|b| r.seconds < b.seconds) {
+                    best[k] = Some(r);
+                }
+            }
+        }
+        let [a, b] = best.map(|r| r.expect("each pass ran"));
+        (a, b)
     });
     let rate = |r: &Run| r.events as f64 / r.seconds;
     println!(
@@ -397,7 +413,7 @@ fn main() {
         before.group_heard
     );
     println!(
-        "ratio: {:.2}× (goal: 1,000,000 events/s on one core)",
+        "ratio: {:.2}× (goal: 1,000,000 events/s on one core); best of 3 passes each",
         rate(&now) / rate(&before)
     );
     let per_cpu = |r: &Run| r.cpu_seconds.map(|c| r.events as f64 / c);
