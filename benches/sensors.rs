@@ -226,12 +226,7 @@ fn thread_cpu_seconds() -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
-async fn run(
-    members_n: usize,
-    groups_n: usize,
-    rounds: usize,
-    interests: bool,
-) -> Run {
+async fn run(members_n: usize, groups_n: usize, rounds: usize, interests: bool) -> Run {
     let pick = |i: Interest| if interests { i } else { Interest::All };
     let app = "bench";
     let mut model = ReadModel::default();

@@ -369,8 +369,10 @@ impl LocalEngine {
         }
         // A killed dockerd leaves its containers' shims (and so the
         // containers) running: they name this engine's root on their
-        // command line.
-        for pid in processes_naming(&self.root) {
+        // command line. The containers' processes go with them: killing a
+        // shim alone leaves its container's processes running under init
+        // (a load balancer agent kept its port after a test's engine went).
+        for pid in with_descendants(&processes_naming(&self.root)) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
         // Mounts left under the root (overlay, netns files) must go before
@@ -437,6 +439,50 @@ fn processes_naming(root: &Path) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// These processes and every process below them (their children, and
+/// theirs), each once.
+fn with_descendants(roots: &[u32]) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return roots.to_vec();
+    };
+    let parents: Vec<(u32, u32)> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parent_in_stat(&stat)?))
+        })
+        .collect();
+    descendants_of(roots, &parents)
+}
+
+/// `roots` and every process below them, from (pid, parent pid) pairs.
+fn descendants_of(roots: &[u32], parents: &[(u32, u32)]) -> Vec<u32> {
+    let mut all: Vec<u32> = roots.to_vec();
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        for &(child, parent) in parents {
+            if parent == p && !all.contains(&child) {
+                all.push(child);
+            }
+        }
+        i += 1;
+    }
+    all
+}
+
+/// The parent pid in a `/proc/PID/stat` line: the second field after the
+/// command name, which is in parentheses and may itself hold spaces.
+fn parent_in_stat(stat: &str) -> Option<u32> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Whether a command line (NUL-separated arguments) names `root` itself
@@ -680,6 +726,39 @@ impl Provisioner for CommandProvisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shims_containers_are_found_below_it() {
+        assert_eq!(parent_in_stat("42 (containerd-shim) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_in_stat("43 (a) b) S 42 1"), Some(42));
+        assert_eq!(parent_in_stat("garbage"), None);
+        // shim 10 → container init 11 → its child 12; 20 is someone else's.
+        let parents = [(10, 1), (11, 10), (12, 11), (20, 1), (21, 20)];
+        assert_eq!(descendants_of(&[10], &parents), vec![10, 11, 12]);
+        assert_eq!(descendants_of(&[], &parents), Vec::<u32>::new());
+        // On this machine: a shell and the sleep it started.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .expect("sh runs");
+        let me = sh.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let found = loop {
+            let found = with_descendants(&[me]);
+            if found.len() >= 2 || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        for pid in &found {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+        let _ = sh.wait();
+        assert_eq!(found.len(), 2, "the shell and its sleep: {found:?}");
+        assert_eq!(found[0], me);
+    }
 
     #[test]
     fn a_host_root_matches_its_own_paths_only() {
