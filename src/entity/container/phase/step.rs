@@ -606,6 +606,11 @@ impl Core {
             Err(message) => {
                 self.phase = was;
                 self.fail(message, out);
+                // What the engine said meanwhile still happened: a removal
+                // (`docker rm -f` refuses the start with 409, and its
+                // `destroy` came while the start was in flight) must not
+                // be lost with the failed operation.
+                self.replay_stash(out);
             }
         }
     }

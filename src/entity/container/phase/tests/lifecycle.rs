@@ -102,6 +102,35 @@ fn a_crash_fails_and_a_restart_starts_the_exited_container() {
     assert!(a.contains(&Action::Lifecycle(Lifecycle::Running)));
 }
 
+/// `docker rm -f`: the container dies, the restart's start is refused
+/// (the engine is removing it) and its `destroy` event came while the start
+/// was in flight. The removal must not be lost with the failed start: the
+/// next restart makes a new container instead of starting the removed one
+/// until a resync says it is gone (a restarter gave up on those "No such
+/// container" answers in a test run).
+#[test]
+fn a_removal_seen_during_a_failed_restart_makes_the_next_restart_create() {
+    let mut r = Run::running();
+    r.step(Observation::Engine {
+        container: ID.into(),
+        event: EngineEvent::Die,
+    });
+    let a = r.step(Observation::Restart);
+    assert!(a.contains(&Action::Operate(EngineOp::Start)), "{a:?}");
+    r.step(Observation::Engine {
+        container: ID.into(),
+        event: EngineEvent::Destroy,
+    });
+    let a = r.step(Observation::Operated(Err(
+        "container is marked for removal and cannot be started (HTTP 409)".into(),
+    )));
+    assert!(a.contains(&Action::ClearContainerId), "{a:?}");
+    assert_eq!(r.core.container, None);
+    let a = r.step(Observation::Restart);
+    assert!(a.contains(&Action::Create), "{a:?}");
+    assert!(!a.contains(&Action::Operate(EngineOp::Start)), "{a:?}");
+}
+
 #[test]
 fn a_running_container_is_restarted_in_place() {
     let mut r = Run::running();
