@@ -187,7 +187,6 @@ impl Management {
             let old = std::mem::replace(&mut rec.blueprint, bp.clone());
             rec.text = text;
             rec.file = file.clone();
-            rec.reservations = super::state_metrics::reservations(&bp);
             old
         };
         self.publish_app(&id);

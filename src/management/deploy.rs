@@ -11,7 +11,6 @@ use crate::entity::application::ApplicationEntity;
 use crate::metrics;
 use crate::protocol::{now_ms, EntityRef};
 
-use super::state_metrics::reservations;
 use super::{AppRecord, InvokeEffector, Management, ManagementError};
 use crate::policy::validate::{validate_blueprint, ValidationContext};
 
@@ -139,7 +138,6 @@ impl Management {
         self.apps.insert(
             id.clone(),
             AppRecord {
-                reservations: reservations(&bp),
                 blueprint: bp,
                 text,
                 file,

@@ -132,9 +132,6 @@ struct AppRecord {
     /// name belong to an application destroyed before.
     created_ms: u64,
     destroying: bool,
-    /// Service id → resource limits of one of its containers (cpus, memory
-    /// bytes), for the host reservation gauges.
-    reservations: HashMap<String, (f64, i64)>,
     /// The application entity, which carries out applies.
     entity: Option<Addr<crate::entity::application::ApplicationEntity>>,
 }
@@ -415,7 +412,9 @@ impl Management {
                 location: rec.blueprint.location.clone(),
                 blueprint: std::sync::Arc::new(rec.blueprint.clone()),
                 created_ms: rec.created_ms,
-                reservations: std::sync::Arc::new(rec.reservations.clone()),
+                // Derived from the blueprint here, where the API's view of
+                // the application is made (deploy, apply).
+                reservations: std::sync::Arc::new(state_metrics::reservations(&rec.blueprint)),
             },
         );
     }
