@@ -20,8 +20,14 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::activity::Activity;
+
+mod host_index;
+mod paging;
+
 use crate::protocol::{sensors as s, EntityKind, EntityRef, Lifecycle, SensorValue};
 use crate::wire::{AppSummary, EntityView};
+pub use host_index::HostIndex;
+pub use paging::PageToken;
 
 /// A view's sensor set to `value` (removed if null). The name is copied
 /// only when the view does not have the sensor yet: every sensor event of
@@ -85,7 +91,7 @@ impl ReadModel {
         if matches!(kind, EntityKind::Cluster | EntityKind::LoadBalancer) {
             tree.services.insert(me.entity.clone());
         }
-        tree.order.insert(PageToken(depth_key(&view)));
+        tree.order.insert(PageToken::of(&view));
         tree.views.insert(me.entity.clone(), Arc::new(view));
     }
 
@@ -97,7 +103,7 @@ impl ReadModel {
         let Some(view) = tree.views.remove(&me.entity) else {
             return;
         };
-        tree.order.remove(&PageToken(depth_key(&view)));
+        tree.order.remove(&PageToken::of(&view));
         tree.services.remove(&me.entity);
         if let Some(n) = tree.counts.get_mut(&(view.kind, view.state)) {
             *n -= 1;
@@ -363,58 +369,6 @@ fn reserving_host(v: &EntityView) -> Option<&str> {
     host_of(v)
 }
 
-/// Which entities each host runs, kept as their `host.name` sensors change
-/// (the read model hears every sensor, and every entity that goes). Routing every host's resync
-/// through every entity cost hosts × entities (10^7 lookups a second with
-/// 1,000 hosts and 100,000 containers), and rebuilding an index from all
-/// entities each second still cost all entities a second (at 40,000
-/// containers a tenth of the actor thread); kept this way a resync costs
-/// its own host's entities and a move costs two set operations.
-#[derive(Debug, Default)]
-pub struct HostIndex {
-    by_host: HashMap<String, HashSet<EntityRef>>,
-}
-
-impl HostIndex {
-    /// An entity's host changed from `was` to `now` (`None`: no host, or gone).
-    pub fn moved(&mut self, key: &EntityRef, was: Option<&str>, now: Option<&str>) {
-        if was == now {
-            return;
-        }
-        if let Some(was) = was {
-            if let Some(set) = self.by_host.get_mut(was) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.by_host.remove(was);
-                }
-            }
-        }
-        if let Some(now) = now {
-            match self.by_host.get_mut(now) {
-                Some(set) => {
-                    set.insert(key.clone());
-                }
-                None => {
-                    self.by_host
-                        .insert(now.to_string(), HashSet::from([key.clone()]));
-                }
-            }
-        }
-    }
-
-    /// An application was destroyed: none of its entities is anywhere.
-    pub fn forget_app(&mut self, app: &str) {
-        self.by_host.retain(|_, set| {
-            set.retain(|k| k.app != app);
-            !set.is_empty()
-        });
-    }
-
-    pub fn on(&self, host: &str) -> impl Iterator<Item = &EntityRef> {
-        self.by_host.get(host).into_iter().flatten()
-    }
-}
-
 /// The newest activity of each of `entities` (ids of one application's
 /// current entities), from a record ordered newest first. Activities older
 /// than `since_ms` belong to an earlier incarnation of the application (one
@@ -444,63 +398,6 @@ pub fn latest_activities<'a>(
         }
     }
     latest
-}
-
-/// Where a page of the tree ends: the last entity's place in the tree's
-/// order. As text (`continue=`) it is `DEPTH.N.STEM.ID`, all of it made of
-/// entity ids' letters, digits and `-`, so it needs no URL encoding.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PageToken((u8, String, u64, String));
-
-impl std::fmt::Display for PageToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (depth, stem, n, id) = &self.0;
-        write!(f, "{depth}.{n}.{stem}.{id}")
-    }
-}
-
-impl PageToken {
-    /// The id of the entity at this place.
-    fn id(&self) -> &str {
-        &self.0 .3
-    }
-}
-
-impl std::str::FromStr for PageToken {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("`continue={s}` is not a token drover gave; use the `continue` of the last page, or leave it out to start over")
-        };
-        let mut parts = s.splitn(4, '.');
-        let depth = parts.next().and_then(|d| d.parse().ok()).ok_or_else(bad)?;
-        let n = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
-        let stem = parts.next().ok_or_else(bad)?.to_string();
-        let id = parts.next().filter(|i| !i.contains('.')).ok_or_else(bad)?;
-        Ok(PageToken((depth, stem, n, id.to_string())))
-    }
-}
-
-/// Sort key of the tree: the application, then services, then members;
-/// `web-10` after `web-9`.
-fn depth_key(v: &EntityView) -> (u8, String, u64, String) {
-    let depth = match v.kind {
-        EntityKind::Application => 0,
-        _ if v.parent.is_some() && v.kind == EntityKind::Container && v.id.contains('-') => 2,
-        _ => 1,
-    };
-    let (stem, n) = match v.id.rsplit_once('-') {
-        Some((stem, n)) if n.chars().all(|c| c.is_ascii_digit()) => {
-            (stem.to_string(), n.parse().unwrap_or(0))
-        }
-        _ => (v.id.clone(), 0),
-    };
-    (
-        depth,
-        v.parent.clone().unwrap_or_default() + &stem,
-        n,
-        v.id.clone(),
-    )
 }
 
 #[cfg(test)]
@@ -837,42 +734,6 @@ mod tests {
         assert_eq!(latest.len(), 1);
         assert_eq!(latest["shop"].id, 3);
     }
-    #[test]
-    fn a_hosts_resync_reaches_only_the_entities_placed_there_now() {
-        let e = |n: &str| EntityRef::new("app".to_string(), n.to_string());
-        let on = |index: &HostIndex, h: &str| {
-            let mut v: Vec<String> = index.on(h).map(|k| k.entity.clone()).collect();
-            v.sort();
-            v
-        };
-        let mut index = HostIndex::default();
-        index.moved(&e("a"), None, Some("h1"));
-        index.moved(&e("b"), None, Some("h2"));
-        index.moved(&e("c"), None, Some("h1"));
-        assert_eq!(on(&index, "h1"), ["a", "c"]);
-        assert_eq!(on(&index, "h2"), ["b"]);
-        assert!(on(&index, "h3").is_empty());
-        // Replaced onto another host: it leaves the first one's list.
-        index.moved(&e("a"), Some("h1"), Some("h2"));
-        assert_eq!(on(&index, "h1"), ["c"]);
-        assert_eq!(on(&index, "h2"), ["a", "b"]);
-        // Gone: on no host's list.
-        index.moved(&e("c"), Some("h1"), None);
-        assert!(on(&index, "h1").is_empty());
-        assert!(
-            index.by_host.get("h1").is_none(),
-            "an empty host is dropped"
-        );
-        // The same host again is no change.
-        index.moved(&e("b"), Some("h2"), Some("h2"));
-        assert_eq!(on(&index, "h2"), ["a", "b"]);
-        // Its application destroyed: gone from every host.
-        let other = EntityRef::new("other".to_string(), "x".to_string());
-        index.moved(&other, None, Some("h2"));
-        index.forget_app("app");
-        assert_eq!(index.on("h2").cloned().collect::<Vec<_>>(), [other]);
-    }
-
     #[test]
     fn on_host_follows_host_name_through_moves_forgets_and_destroys() {
         let mut m = shop();
