@@ -16,7 +16,7 @@
 //! | file | concern |
 //! | --- | --- |
 //! | `mod.rs` | the actor, its state, its errors, registration of entities and the activity record |
-//! | [`read_model`] | pure: the view of every entity, the tree in order, summaries, the counts a scrape needs, the latest activity of each entity |
+//! | [`read_model`] | pure: the view of every entity, the tree in order, summaries, the counts a scrape needs, the latest activity of each entity; `host_index.rs` who runs where, `paging.rs` the tree's page token |
 //! | [`read_view`] | the read model and activity record shared with the REST API's reads (one writer: this actor) |
 //! | `routing.rs` | engine events and resyncs to container entities; entity events into the read model |
 //! | [`notices`] | pure: dropping the duplicate of a notice a cluster forwards |
