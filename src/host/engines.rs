@@ -124,16 +124,20 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as usize)
         .unwrap_or(0);
-    let sampled = sample_of(&ids, MAX_SAMPLED, rotation);
+    // Owned: the sample runs as a task of its own (`host::offload`).
+    let sampled: Vec<String> = sample_of(&ids, MAX_SAMPLED, rotation)
+        .into_iter()
+        .cloned()
+        .collect();
     // Two at a time, not all sixteen: each call is a connection the
     // client then keeps (see `transport::IDLE_PER_ENGINE`); with the stats
     // sampler's two, an engine keeps four at steady state.
     let samples: Vec<Option<f64>> =
-        futures_util::stream::iter(sampled.iter().map(|id| async move {
+        futures_util::stream::iter(sampled.into_iter().map(|id| async move {
             // stream=false: one frame whose `precpu_stats` is the engine's
             // previous sample, so one call gives a rate.
             let opts = StatsOptionsBuilder::default().stream(false).build();
-            let frame = super::stats::one_frame(docker, id, opts).await?.ok()?;
+            let frame = super::stats::one_frame(docker, &id, opts).await?.ok()?;
             let cur = frame.cpu_stats.as_ref()?;
             let pre = frame.precpu_stats.as_ref()?;
             let c = (

@@ -17,6 +17,7 @@ pub mod health;
 pub mod inject;
 pub mod machine;
 pub mod network;
+mod offload;
 pub mod pull;
 pub mod runtime;
 pub mod stats;
@@ -387,7 +388,9 @@ impl Handler<Capacity> for DockerHost {
     type Result = ResponseFuture<Result<HostCapacity, HostError>>;
     fn handle(&mut self, _: Capacity, _: &mut Context<Self>) -> Self::Result {
         let docker = self.docker.clone();
-        Box::pin(async move {
+        // `docker info` is a large answer, read every few seconds of every
+        // engine: decoded off the arbiter thread.
+        Box::pin(offload::offload_call("engine info", async move {
             let info = docker
                 .info()
                 .await
@@ -396,7 +399,7 @@ impl Handler<Capacity> for DockerHost {
                 cpus: info.ncpu.unwrap_or(0),
                 memory_bytes: info.mem_total.unwrap_or(0),
             })
-        })
+        }))
     }
 }
 

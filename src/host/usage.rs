@@ -91,6 +91,9 @@ fn sample(act: &mut DockerHost, ctx: &mut Context<DockerHost>) {
                 .ok()?;
         Some((capacity, cores, unmanaged))
     };
+    // Off the arbiter thread: the sample lists the engine's running
+    // containers and decodes every summary (see `super::offload`).
+    let fut = async move { super::offload::offload(fut).await.ok().flatten() };
     ctx.spawn(fut.into_actor(act).map(|r, act, _| {
         act.usage.sampling = false;
         let Some((capacity, cores, unmanaged)) = r else {
