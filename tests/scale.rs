@@ -462,3 +462,72 @@ fn sim_answers_like_the_real_engine() {
     );
     assert_eq!(real_events.last().map(String::as_str), Some("destroy:m1"));
 }
+
+/// How many containers drover has asked the simulated engines to create.
+fn creates(sim: &SimEngine) -> u64 {
+    sim.calls_by_route()
+        .get("POST containers/create")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// A restart adopts each container as soon as its own engine's start list
+/// is in: an engine that does not answer holds back only its own
+/// containers, not the whole pool's, and nothing is created anew.
+#[test]
+fn a_restart_adopts_what_answering_engines_run_while_another_is_silent() {
+    let sim = SimEngine::start(SimConfig {
+        hosts: 4,
+        stats_every: Duration::from_secs(10),
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("drover.yaml");
+    let store = dir.path().join("drover.redb");
+    // on_fire_after 30 s (drover_yaml's): the silent engine is neither
+    // listed nor on fire while the test looks.
+    std::fs::write(&config, sim::drover_yaml(&sim, "sim", 8)).unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut d = Drover::start_with(&args);
+    let app = unique("early");
+    d.deploy(&sim::blueprint(&app, "sim", 1, 8));
+    let label = ("io.drover.app", app.as_str());
+    wait_for(Duration::from_secs(60), "8 members running", || {
+        (sim.count(Some(label)) == (8, 8) && running_containers(&d, &app) == 8).then_some(())
+    });
+    assert_eq!(sim.count_on(3), 2, "least-containers put 2 on engine 3");
+    let created = creates(&sim);
+
+    d.kill9();
+    sim.silence(3, true);
+    let t = Instant::now();
+    let d = Drover::start_with(&args);
+    // The 6 on the engines that answer run again in drover's count while
+    // engine 3's list has not come back.
+    wait_for(Duration::from_secs(20), "the 6 on answering engines adopted", || {
+        (running_containers(&d, &app) == 6).then_some(())
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "adopted before engine 3 could be judged on fire"
+    );
+    assert!(!pool_events(&d).contains("is on fire"), "{}", pool_events(&d));
+
+    sim.silence(3, false);
+    wait_for(Duration::from_secs(60), "all 8 adopted", || {
+        (sim.count(Some(label)) == (8, 8) && running_containers(&d, &app) == 8).then_some(())
+    });
+    assert_eq!(creates(&sim), created, "every container adopted, none created");
+    assert_eq!(sim.count_on(3), 2, "engine 3's containers stayed there");
+
+    let (s, _) = d.delete(&format!("/v1/applications/{app}"));
+    assert_eq!(s, 204);
+    wait_for(Duration::from_secs(60), "every container removed", || {
+        (sim.count(Some(label)).1 == 0).then_some(())
+    });
+}

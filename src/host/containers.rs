@@ -431,20 +431,7 @@ impl Handler<ListManaged> for DockerHost {
     }
 }
 
-/// drover's containers on an engine (of one application, or all). The
-/// answer is decoded off the arbiter thread ([`super::offload`]).
 pub async fn list_managed(
-    docker: &Docker,
-    app: Option<&str>,
-) -> Result<Vec<ManagedContainer>, HostError> {
-    let (docker, app) = (docker.clone(), app.map(str::to_string));
-    super::offload::offload_call("list containers", async move {
-        list_managed_here(&docker, app.as_deref()).await
-    })
-    .await
-}
-
-async fn list_managed_here(
     docker: &Docker,
     app: Option<&str>,
 ) -> Result<Vec<ManagedContainer>, HostError> {

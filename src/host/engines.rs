@@ -98,10 +98,9 @@ pub async fn copy_image(from: &Docker, to: &Docker, image: &str) -> Result<(), H
     Ok(())
 }
 
-/// The CPU use in cores of the engine's running containers (the sum of one
-/// stats sample each, taken concurrently), and how many of them drover
-/// does not manage.
-pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> {
+/// The engine's running containers, and how many of them drover does not
+/// manage.
+pub async fn running_containers(docker: &Docker) -> Result<Running, HostError> {
     let opts = ListContainersOptionsBuilder::default().all(false).build();
     let list = docker
         .list_containers(Some(opts))
@@ -118,14 +117,27 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
                 .is_some_and(|l| l.contains_key(super::labels::MANAGED))
         })
         .count() as u32;
-    let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
-    let n = unmanaged;
-    let rotation = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as usize)
-        .unwrap_or(0);
-    // Owned: the sample runs as a task of its own (`host::offload`).
-    let sampled: Vec<String> = sample_of(&ids, MAX_SAMPLED, rotation)
+    Ok(Running {
+        ids: list.into_iter().filter_map(|c| c.id).collect(),
+        unmanaged,
+    })
+}
+
+/// An engine's running containers, as [`running_containers`] listed them.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    pub ids: Vec<String>,
+    /// How many of them drover does not manage.
+    pub unmanaged: u32,
+}
+
+/// The CPU cores the running containers `ids` use, estimated from the
+/// stats of at most [`MAX_SAMPLED`] of them (rotating with `rotation`).
+/// A container gone since the list is not sampled, and counts as the
+/// average of the others.
+pub async fn cpu_cores_of(docker: &Docker, ids: &[String], rotation: usize) -> f64 {
+    // Owned, so the sample borrows nothing of the caller.
+    let sampled: Vec<String> = sample_of(ids, MAX_SAMPLED, rotation)
         .into_iter()
         .cloned()
         .collect();
@@ -156,7 +168,7 @@ pub async fn cpu_cores_in_use(docker: &Docker) -> Result<(f64, u32), HostError> 
         .collect()
         .await;
     let samples: Vec<f64> = samples.into_iter().flatten().collect();
-    Ok((estimate_total(&samples, ids.len()), n))
+    estimate_total(&samples, ids.len())
 }
 
 /// At most this many stats calls per engine sample. One call per running

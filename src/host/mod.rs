@@ -17,7 +17,6 @@ pub mod health;
 pub mod inject;
 pub mod machine;
 pub mod network;
-mod offload;
 pub mod pull;
 pub mod runtime;
 pub mod stats;
@@ -388,9 +387,7 @@ impl Handler<Capacity> for DockerHost {
     type Result = ResponseFuture<Result<HostCapacity, HostError>>;
     fn handle(&mut self, _: Capacity, _: &mut Context<Self>) -> Self::Result {
         let docker = self.docker.clone();
-        // `docker info` is a large answer, read every few seconds of every
-        // engine: decoded off the arbiter thread.
-        Box::pin(offload::offload_call("engine info", async move {
+        Box::pin(async move {
             let info = docker
                 .info()
                 .await
@@ -399,7 +396,7 @@ impl Handler<Capacity> for DockerHost {
                 cpus: info.ncpu.unwrap_or(0),
                 memory_bytes: info.mem_total.unwrap_or(0),
             })
-        }))
+        })
     }
 }
 

@@ -1,9 +1,13 @@
 //! The engine's capacity and usage sensors, for whoever places containers
 //! on it: the host pool of its location and the CPU placement policy.
 //!
-//! Sampling costs one stats call per running container, so it only runs
-//! while somebody has subscribed (engines of a pool), every
-//! [`SAMPLE_EVERY`], one sample in flight at a time.
+//! Sampling costs a few stats calls (at most [`engines::MAX_SAMPLED`]), so
+//! it only runs while somebody has subscribed (engines of a pool), every
+//! [`SAMPLE_EVERY`], one sample in flight at a time. Which containers run
+//! is listed again every [`RELIST_EVERY`] only: a list is a full summary of
+//! every container, and at 100 containers an engine listing it every 2 s
+//! cost more than the samples themselves (issue 18: 1,000 engines made
+//! 500 lists of 100 summaries a second, to sample 16 containers each).
 
 use std::time::Duration;
 
@@ -17,6 +21,11 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// rarely change, and the pool already asks `docker info` every second to
 /// judge the engine alive.
 const CAPACITY_EVERY: Duration = Duration::from_secs(60);
+/// How long the list of running containers (which to sample, and how many
+/// drover does not manage) is reused. A container started since is
+/// counted from the next list on; drover's own are counted by the pool
+/// from its placements anyway.
+pub const RELIST_EVERY: Duration = Duration::from_secs(10);
 
 /// One sample of an engine: the sensors `host.cpus`, `host.memory_bytes`,
 /// `host.cpu.usage` (0 to 1 of its CPUs) and the containers drover does not
@@ -44,6 +53,8 @@ pub struct Subscribers {
     sampling: bool,
     /// (cpus, memory bytes, when read).
     capacity: Option<(f64, u64, std::time::Instant)>,
+    /// The running containers, and when they were listed.
+    running: Option<(std::sync::Arc<engines::Running>, std::time::Instant)>,
 }
 
 impl Handler<SubscribeHostSensors> for DockerHost {
@@ -69,6 +80,11 @@ fn sample(act: &mut DockerHost, ctx: &mut Context<DockerHost>) {
         .usage
         .capacity
         .filter(|(_, _, at)| at.elapsed() < CAPACITY_EVERY);
+    let listed = act
+        .usage
+        .running
+        .clone()
+        .filter(|(_, at)| at.elapsed() < RELIST_EVERY);
     let fut = async move {
         let capacity = match known {
             Some(c) => c,
@@ -84,24 +100,43 @@ fn sample(act: &mut DockerHost, ctx: &mut Context<DockerHost>) {
                 )
             }
         };
-        let (cores, unmanaged) =
-            tokio::time::timeout(Duration::from_secs(5), engines::cpu_cores_in_use(&docker))
-                .await
-                .ok()?
-                .ok()?;
-        Some((capacity, cores, unmanaged))
+        let running = match listed {
+            Some(r) => r,
+            None => (
+                std::sync::Arc::new(
+                    tokio::time::timeout(
+                        Duration::from_secs(5),
+                        engines::running_containers(&docker),
+                    )
+                    .await
+                    .ok()?
+                    .ok()?,
+                ),
+                std::time::Instant::now(),
+            ),
+        };
+        let rotation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as usize)
+            .unwrap_or(0);
+        let cores = tokio::time::timeout(
+            Duration::from_secs(5),
+            engines::cpu_cores_of(&docker, &running.0.ids, rotation),
+        )
+        .await
+        .ok()?;
+        Some((capacity, cores, running))
     };
-    // Off the arbiter thread: the sample lists the engine's running
-    // containers and decodes every summary (see `super::offload`).
-    let fut = async move { super::offload::offload(fut).await.ok().flatten() };
     ctx.spawn(fut.into_actor(act).map(|r, act, _| {
         act.usage.sampling = false;
-        let Some((capacity, cores, unmanaged)) = r else {
+        let Some((capacity, cores, running)) = r else {
             // A silent engine publishes nothing: the pool's own pings
             // judge whether it is on fire.
             return;
         };
         act.usage.capacity = Some(capacity);
+        let unmanaged = running.0.unmanaged;
+        act.usage.running = Some(running);
         let (cpus, memory_bytes, _) = capacity;
         let s = HostSensors {
             host: act.name.clone(),

@@ -54,10 +54,13 @@ impl Handler<Place> for HostPool {
     fn handle(&mut self, msg: Place, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if msg.volumes.is_empty() {
-            // In order, one decision at a time, behind a placement that waits
-            // for a new host, and once every host's capacity is known.
-            self.queue.push((msg, tx));
-            self.pump(ctx);
+            // Found by a start list: adopted now. Else in order, one
+            // decision at a time, behind a placement that waits for a new
+            // host, and once every host's capacity is known.
+            if let Some(w) = self.adopt_found(msg, tx, ctx) {
+                self.queue.push(w);
+                self.pump(ctx);
+            }
         } else {
             // Queued once it is known which host holds its volumes.
             self.place_with_volumes(msg, tx, ctx);

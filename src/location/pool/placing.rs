@@ -86,25 +86,8 @@ impl HostPool {
             let Some((msg, tx)) = self.queue.next(self.model.ready()) else {
                 break;
             };
-            let key = (msg.request.app.clone(), msg.request.entity.clone());
-            // Forgotten with the model's finding, whether adopted or not.
-            let listed = self.listed.remove(&key);
-            let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) else {
-                batch.push((msg, tx));
-                continue;
-            };
-            let host = self.model.host(i).name();
-            let summary = format!(
-                "{}/{}: adopted on {host}, where its container already runs",
-                key.0, key.1,
-            );
-            let running = listed
-                .filter(|(on, c)| on == host && adopt_as_listed(c))
-                .map(|(_, c)| c);
-            self.record_decision(summary.clone());
-            match running {
-                Some(c) => self.adopt_on(i, msg, tx, summary, c),
-                None => self.place_on(i, msg, tx, summary, ctx),
+            if let Some(w) = self.adopt_found(msg, tx, ctx) {
+                batch.push(w);
             }
         }
         if batch.is_empty() {
@@ -177,6 +160,44 @@ impl HostPool {
                     act.pump(ctx);
                 }),
         );
+    }
+
+    /// A placement whose container a start list found on a host that
+    /// takes containers goes there: adopted as listed if it runs, else
+    /// placed there (its network and image are checked). Any other is
+    /// given back, to be decided.
+    ///
+    /// This needs no decision and no other host's list, so the pool's
+    /// `Place` handler calls it before queueing: a rebind adopts each
+    /// container as soon as its host's list is in, rather than once every
+    /// host's is (issue 18: at 100,000 containers on 1,000 engines nothing
+    /// was adopted for the first 4 to 11 s, the slowest list's time).
+    pub(super) fn adopt_found(
+        &mut self,
+        msg: Place,
+        tx: Answer,
+        ctx: &mut Context<Self>,
+    ) -> Option<(Place, Answer)> {
+        let key = (msg.request.app.clone(), msg.request.entity.clone());
+        // Forgotten with the model's finding, whether adopted or not.
+        let listed = self.listed.remove(&key);
+        let Some(i) = self.model.adopt(&key, msg.avoid.is_some()) else {
+            return Some((msg, tx));
+        };
+        let host = self.model.host(i).name();
+        let summary = format!(
+            "{}/{}: adopted on {host}, where its container already runs",
+            key.0, key.1,
+        );
+        let running = listed
+            .filter(|(on, c)| on == host && adopt_as_listed(c))
+            .map(|(_, c)| c);
+        self.record_decision(summary.clone());
+        match running {
+            Some(c) => self.adopt_on(i, msg, tx, summary, c),
+            None => self.place_on(i, msg, tx, summary, ctx),
+        }
+        None
     }
 
     /// Reserves the container's slot on host `i` and answers once the
