@@ -137,6 +137,8 @@ struct Engine {
     /// Hangs every call (answers none) while set: an engine that stopped
     /// answering, its containers still there.
     silent: std::sync::atomic::AtomicBool,
+    /// Container lists wait (every other call is answered).
+    lists_held: std::sync::atomic::AtomicBool,
     /// Stats frames sent (streamed and one-shot).
     stats_frames: AtomicU64,
     host: Mutex<Host>,
@@ -213,6 +215,7 @@ impl SimEngine {
                 Arc::new(Engine {
                     name: format!("sim-{i}"),
                     silent: Default::default(),
+                    lists_held: Default::default(),
                     stats_frames: AtomicU64::new(0),
                     host: Mutex::new(Host::default()),
                     events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
@@ -273,6 +276,15 @@ impl SimEngine {
         self.shared.engines[i]
             .silent
             .store(silent, Ordering::Relaxed);
+    }
+
+    /// Makes engine `i` hold its container lists (`GET containers/json`
+    /// waits until released) while answering every other call: an engine
+    /// slow to list, as at a restart of drover.
+    pub fn hold_lists(&self, i: usize, held: bool) {
+        self.shared.engines[i]
+            .lists_held
+            .store(held, Ordering::Relaxed);
     }
 
     /// Containers of ours (any state) on engine `i`.
@@ -687,6 +699,11 @@ async fn answer(shared: &Shared, engine: &Arc<Engine>, req: Request<Incoming>) -
         Bytes::new()
     };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if method == Method::GET && parts == ["containers", "json"] {
+        while engine.lists_held.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     *shared
         .by_route
         .lock()
