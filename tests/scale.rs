@@ -509,20 +509,30 @@ fn a_restart_adopts_what_listed_engines_run_while_another_has_not_listed() {
     let d = Drover::start_with(&args);
     // The 6 on the engines that listed run again in drover's count while
     // engine 3's list has not come back.
-    wait_for(Duration::from_secs(20), "the 6 on listed engines adopted", || {
-        (running_containers(&d, &app) == 6).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "the 6 on listed engines adopted",
+        || (running_containers(&d, &app) == 6).then_some(()),
+    );
     assert!(
         t.elapsed() < Duration::from_secs(25),
         "adopted while engine 3's list was still held"
     );
-    assert!(!pool_events(&d).contains("is on fire"), "{}", pool_events(&d));
+    assert!(
+        !pool_events(&d).contains("is on fire"),
+        "{}",
+        pool_events(&d)
+    );
 
     sim.hold_lists(3, false);
     wait_for(Duration::from_secs(60), "all 8 adopted", || {
         (sim.count(Some(label)) == (8, 8) && running_containers(&d, &app) == 8).then_some(())
     });
-    assert_eq!(creates(&sim), created, "every container adopted, none created");
+    assert_eq!(
+        creates(&sim),
+        created,
+        "every container adopted, none created"
+    );
     assert_eq!(sim.count_on(3), 2, "engine 3's containers stayed there");
 
     let (s, _) = d.delete(&format!("/v1/applications/{app}"));

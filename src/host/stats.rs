@@ -404,10 +404,13 @@ mod tests {
             assert!(feeds.start_round_at(t).is_none(), "one round at a time");
             // During the round c1's entity moved on to c3.
             feeds.follow("c3".into(), a.clone().recipient(), Some("c1"));
-            feeds.end_round_at(vec![
-                ("c1".into(), Outcome::Sampled(Some((1, 2, 1)))),
-                ("c2".into(), Outcome::Ended),
-            ], t);
+            feeds.end_round_at(
+                vec![
+                    ("c1".into(), Outcome::Sampled(Some((1, 2, 1)))),
+                    ("c2".into(), Outcome::Ended),
+                ],
+                t,
+            );
             let mut due: Vec<_> = feeds
                 .start_round_at(t)
                 .expect("next round")
