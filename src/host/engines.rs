@@ -136,11 +136,7 @@ pub struct Running {
 /// A container gone since the list is not sampled, and counts as the
 /// average of the others.
 pub async fn cpu_cores_of(docker: &Docker, ids: &[String], rotation: usize) -> f64 {
-    // Owned, so the sample borrows nothing of the caller.
-    let sampled: Vec<String> = sample_of(ids, MAX_SAMPLED, rotation)
-        .into_iter()
-        .cloned()
-        .collect();
+    let sampled = sample_of(ids, MAX_SAMPLED, rotation);
     // Two at a time, not all sixteen: each call is a connection the
     // client then keeps (see `transport::IDLE_PER_ENGINE`); with the stats
     // sampler's two, an engine keeps four at steady state.
@@ -149,7 +145,7 @@ pub async fn cpu_cores_of(docker: &Docker, ids: &[String], rotation: usize) -> f
             // stream=false: one frame whose `precpu_stats` is the engine's
             // previous sample, so one call gives a rate.
             let opts = StatsOptionsBuilder::default().stream(false).build();
-            let frame = super::stats::one_frame(docker, &id, opts).await?.ok()?;
+            let frame = super::stats::one_frame(docker, id, opts).await?.ok()?;
             let cur = frame.cpu_stats.as_ref()?;
             let pre = frame.precpu_stats.as_ref()?;
             let c = (
