@@ -20,12 +20,12 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::activity::Activity;
+use crate::protocol::{sensors as s, EntityKind, EntityRef, Lifecycle, SensorValue};
+use crate::wire::{AppSummary, EntityView};
 
 mod host_index;
 mod paging;
 
-use crate::protocol::{sensors as s, EntityKind, EntityRef, Lifecycle, SensorValue};
-use crate::wire::{AppSummary, EntityView};
 pub use host_index::HostIndex;
 pub use paging::PageToken;
 
