@@ -126,34 +126,24 @@ fn converge(d: &Drover, sim: &SimEngine, apps: &[String], total: usize, what: &s
     // (about 70 ms of drover's CPU at 100,000 containers) and locks every
     // simulated engine to count, and looking back to back took half a
     // core of the machine from what it measured.
-    poll(Duration::from_millis(500), what, || {
-        let (running, all) = sim.count(Some(("io.drover.managed", "true")));
-        let drover = running_of(d, apps);
-        if last.elapsed() > Duration::from_secs_f64(progress_secs()) {
-            last = Instant::now();
-            println!(
+    wait_for_every(
+        Duration::from_secs(3600),
+        Duration::from_millis(500),
+        what,
+        || {
+            let (running, all) = sim.count(Some(("io.drover.managed", "true")));
+            let drover = running_of(d, apps);
+            if last.elapsed() > Duration::from_secs_f64(progress_secs()) {
+                last = Instant::now();
+                println!(
                 "  {what}: {:.1} s, simulated running {running} of {all}, drover counts {drover}",
                 t.elapsed().as_secs_f64()
             );
-        }
-        (running == total && all == total && drover == total).then_some(())
-    });
+            }
+            (running == total && all == total && drover == total).then_some(())
+        },
+    );
     t.elapsed().as_secs_f64()
-}
-
-/// `wait_for` with a pause of `every` between looks (an hour at most).
-fn poll<T>(every: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(3600),
-            "timed out after an hour waiting for {what}"
-        );
-        std::thread::sleep(every);
-    }
 }
 
 /// Records drover (`pid`) with `perf record` into `file`, until dropped.

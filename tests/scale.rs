@@ -149,6 +149,16 @@ fn pool_events(d: &Drover) -> String {
         .unwrap_or_default()
 }
 
+/// Four simulated engines, sampled every 10 s (the tests below are about
+/// the pool, not the sensor load).
+fn four_engines() -> SimEngine {
+    SimEngine::start(SimConfig {
+        hosts: 4,
+        stats_every: Duration::from_secs(10),
+        ..SimConfig::default()
+    })
+}
+
 /// Pool behaviour with engines that stop answering, on simulated engines
 /// (a hung engine: calls get no answer, its containers stay): three of
 /// four silent at once are held, not moved; one alone is on fire, its
@@ -156,11 +166,7 @@ fn pool_events(d: &Drover) -> String {
 /// again.
 #[test]
 fn most_of_a_pool_silent_at_once_is_held_and_a_lone_silent_host_is_moved_off() {
-    let sim = SimEngine::start(SimConfig {
-        hosts: 4,
-        stats_every: Duration::from_secs(10),
-        ..SimConfig::default()
-    });
+    let sim = four_engines();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("drover.yaml");
     let yaml = sim::drover_yaml(&sim, "sim", 8).replace("on_fire_after: 30s", "on_fire_after: 2s");
@@ -476,11 +482,7 @@ fn creates(sim: &SimEngine) -> u64 {
 /// the whole pool's, and nothing is created anew.
 #[test]
 fn a_restart_adopts_what_listed_engines_run_while_another_has_not_listed() {
-    let sim = SimEngine::start(SimConfig {
-        hosts: 4,
-        stats_every: Duration::from_secs(10),
-        ..SimConfig::default()
-    });
+    let sim = four_engines();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("drover.yaml");
     let store = dir.path().join("drover.redb");

@@ -393,7 +393,18 @@ pub fn error_body(body: Value) -> ErrorBody {
 }
 
 /// Polls `f` until it returns `Some`, or panics naming `what` after `deadline`.
-pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(deadline: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_every(deadline, Duration::from_millis(50), what, f)
+}
+
+/// [`wait_for`], looking every `every`: for a look that costs the system
+/// under measurement (the scale bench scrapes `/metrics` each time).
+pub fn wait_for_every<T>(
+    deadline: Duration,
+    every: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let t0 = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -403,7 +414,7 @@ pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option
             t0.elapsed() < deadline,
             "timed out after {deadline:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
 }
 
