@@ -53,6 +53,20 @@ pub const ROUND_EVERY: Duration = Duration::from_secs(1);
 /// 320 MB of drover's heap whatever the number of containers.
 pub const IN_FLIGHT: usize = 2;
 
+/// A host whose set of containers is changing (new containers followed
+/// within this long) holds its next round: during a deploy wave or a
+/// rebind every engine gains containers for tens of seconds, and sampling
+/// them as they arrive was the largest share of drover's CPU in a
+/// 100,000-container deploy and most of the engine calls of a rebind
+/// (issue 18), taken from the creates, starts and adoptions the wave is
+/// waiting for.
+pub const SETTLE: Duration = Duration::from_secs(2);
+
+/// The longest a changing host holds its rounds: its sensors are then at
+/// most this old during a wave (kubelet's resource metrics are scraped
+/// every 10 to 15 s; between waves, rounds are every [`ROUND_EVERY`]).
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(10);
+
 /// A call that takes this long is abandoned for this round (a wedged
 /// engine must not stop the others' rounds: each engine has its own).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,6 +173,10 @@ pub struct Feeds {
     /// containers the rounds ran back to back on every engine and were
     /// 93% of the engine calls made during a rebind.
     rest_until: Option<Instant>,
+    /// When a container was last followed anew, and when the first one
+    /// since the last round was: see [`SETTLE`].
+    last_follow: Option<Instant>,
+    held_since: Option<Instant>,
 }
 
 /// One container to sample in a round.
@@ -173,6 +191,18 @@ impl Feeds {
         to: Recipient<StatsSample>,
         replaces: Option<&str>,
     ) {
+        self.follow_at(container, to, replaces, Instant::now())
+    }
+
+    fn follow_at(
+        &mut self,
+        container: String,
+        to: Recipient<StatsSample>,
+        replaces: Option<&str>,
+        now: Instant,
+    ) {
+        self.last_follow = Some(now);
+        self.held_since.get_or_insert(now);
         if let Some(old) = replaces.filter(|old| *old != container) {
             self.feeds.remove(old);
         }
@@ -180,7 +210,8 @@ impl Feeds {
     }
 
     /// The next round's containers, or `None` while a round runs (a slow
-    /// engine gets fewer rounds, never overlapping ones) or none is followed.
+    /// engine gets fewer rounds, never overlapping ones), while it rests
+    /// or settles, or when none is followed.
     pub fn start_round(&mut self) -> Option<Vec<Due>> {
         self.start_round_at(Instant::now())
     }
@@ -188,11 +219,14 @@ impl Feeds {
     fn start_round_at(&mut self, now: Instant) -> Option<Vec<Due>> {
         self.feeds.retain(|_, f| f.to.connected());
         let resting = self.rest_until.is_some_and(|t| now < t);
-        if self.round_running || resting || self.feeds.is_empty() {
+        let settling = self.last_follow.is_some_and(|t| now < t + SETTLE)
+            && self.held_since.is_some_and(|t| now < t + HOLD_AT_MOST);
+        if self.round_running || resting || settling || self.feeds.is_empty() {
             return None;
         }
         self.round_running = true;
         self.started = Some(now);
+        self.held_since = None;
         Some(
             self.feeds
                 .iter()
@@ -374,12 +408,12 @@ mod tests {
         actix::System::new().block_on(async {
             let a = Sink.start();
             let mut feeds = Feeds::default();
-            feeds.follow("c1".into(), a.clone().recipient(), None);
             let t0 = Instant::now();
-            let ms = |n| t0 + Duration::from_millis(n);
+            feeds.follow_at("c1".into(), a.clone().recipient(), None, t0);
+            let ms = |n| t0 + SETTLE + Duration::from_millis(n);
             // A quick round (an engine answering at once): the next tick
             // finds it rested.
-            assert!(feeds.start_round_at(t0).is_some());
+            assert!(feeds.start_round_at(ms(0)).is_some());
             feeds.end_round_at(vec![], ms(50));
             assert!(feeds.start_round_at(ms(1_000)).is_some());
             // A slow round of 3 s: no round for 3 s after it ended.
@@ -391,19 +425,59 @@ mod tests {
     }
 
     #[test]
+    fn a_host_gaining_containers_holds_its_rounds_until_it_settles_or_at_most_ten_seconds() {
+        actix::System::new().block_on(async {
+            let a = Sink.start();
+            let mut feeds = Feeds::default();
+            let t0 = Instant::now();
+            let s = |n: f64| t0 + Duration::from_secs_f64(n);
+            // Containers arrive for 1.5 s, then none: the first round is
+            // SETTLE after the last one.
+            for (i, at) in [0.0, 0.5, 1.0, 1.5].into_iter().enumerate() {
+                feeds.follow_at(format!("c{i}"), a.clone().recipient(), None, s(at));
+                assert!(feeds.start_round_at(s(at)).is_none(), "settling at {at} s");
+            }
+            assert!(feeds.start_round_at(s(3.4)).is_none());
+            let due = feeds.start_round_at(s(3.5)).expect("settled");
+            assert_eq!(due.len(), 4);
+            feeds.end_round_at(vec![], s(3.5));
+            // A wave: one container a second, never SETTLE apart. Rounds
+            // are held HOLD_AT_MOST from the first one followed after the
+            // last round, not for the whole wave.
+            let mut rounds = vec![];
+            for sec in 4..=30 {
+                feeds.follow_at(
+                    format!("w{sec}"),
+                    a.clone().recipient(),
+                    None,
+                    s(sec as f64),
+                );
+                if feeds.start_round_at(s(sec as f64)).is_some() {
+                    rounds.push(sec);
+                    feeds.end_round_at(vec![], s(sec as f64));
+                }
+            }
+            assert_eq!(rounds, vec![14, 25], "held at most 10 s each time");
+            // Without new containers, rounds are not held.
+            assert!(feeds.start_round_at(s(40.0)).is_some());
+        });
+    }
+
+    #[test]
     fn rounds_do_not_overlap_and_ended_feeds_are_dropped() {
         actix::System::new().block_on(async {
             let a = Sink.start();
             let mut feeds = Feeds::default();
             // Rounds that take no time: no rest between them.
-            let t = Instant::now();
-            feeds.follow("c1".into(), a.clone().recipient(), None);
-            feeds.follow("c2".into(), a.clone().recipient(), None);
+            let t0 = Instant::now();
+            feeds.follow_at("c1".into(), a.clone().recipient(), None, t0);
+            feeds.follow_at("c2".into(), a.clone().recipient(), None, t0);
+            let t = t0 + SETTLE;
             let due = feeds.start_round_at(t).expect("a round");
             assert_eq!(due.len(), 2);
             assert!(feeds.start_round_at(t).is_none(), "one round at a time");
             // During the round c1's entity moved on to c3.
-            feeds.follow("c3".into(), a.clone().recipient(), Some("c1"));
+            feeds.follow_at("c3".into(), a.clone().recipient(), Some("c1"), t);
             feeds.end_round_at(
                 vec![
                     ("c1".into(), Outcome::Sampled(Some((1, 2, 1)))),
@@ -411,6 +485,7 @@ mod tests {
                 ],
                 t,
             );
+            let t = t + SETTLE;
             let mut due: Vec<_> = feeds
                 .start_round_at(t)
                 .expect("next round")

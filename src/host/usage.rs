@@ -85,72 +85,83 @@ fn sample(act: &mut DockerHost, ctx: &mut Context<DockerHost>) {
         .running
         .clone()
         .filter(|(_, at)| at.elapsed() < RELIST_EVERY);
+    // Each step's answer is kept even when a later one fails: on an
+    // engine slow enough for the CPU sample to time out (a rebind at
+    // 100,000 containers), dropping them all made every later sample ask
+    // `docker info` and list the containers again (issue 18: 7,500 info
+    // calls, as many as the engines' containers lists, during a rebind).
     let fut = async move {
         let capacity = match known {
-            Some(c) => c,
-            None => {
-                let info = tokio::time::timeout(Duration::from_secs(5), docker.info())
-                    .await
-                    .ok()?
-                    .ok()?;
-                (
-                    info.ncpu.unwrap_or(0).max(0) as f64,
-                    info.mem_total.unwrap_or(0).max(0) as u64,
-                    std::time::Instant::now(),
-                )
-            }
+            Some(c) => Some(c),
+            None => tokio::time::timeout(Duration::from_secs(5), docker.info())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .map(|info| {
+                    (
+                        info.ncpu.unwrap_or(0).max(0) as f64,
+                        info.mem_total.unwrap_or(0).max(0) as u64,
+                        std::time::Instant::now(),
+                    )
+                }),
         };
         let running = match listed {
-            Some(r) => r,
-            None => (
-                std::sync::Arc::new(
-                    tokio::time::timeout(
-                        Duration::from_secs(5),
-                        engines::running_containers(&docker),
-                    )
+            Some(r) => Some(r),
+            None => {
+                tokio::time::timeout(Duration::from_secs(5), engines::running_containers(&docker))
                     .await
-                    .ok()?
-                    .ok()?,
-                ),
-                std::time::Instant::now(),
-            ),
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .map(|r| (std::sync::Arc::new(r), std::time::Instant::now()))
+            }
         };
         let rotation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as usize)
             .unwrap_or(0);
-        let cores = tokio::time::timeout(
-            Duration::from_secs(5),
-            engines::cpu_cores_of(&docker, &running.0.ids, rotation),
-        )
-        .await
-        .ok()?;
-        Some((capacity, cores, running))
+        let cores = match (&capacity, &running) {
+            (Some(_), Some(running)) => tokio::time::timeout(
+                Duration::from_secs(5),
+                engines::cpu_cores_of(&docker, &running.0.ids, rotation),
+            )
+            .await
+            .ok(),
+            _ => None,
+        };
+        (capacity, running, cores)
     };
-    ctx.spawn(fut.into_actor(act).map(|r, act, _| {
-        act.usage.sampling = false;
-        let Some((capacity, cores, running)) = r else {
-            // A silent engine publishes nothing: the pool's own pings
-            // judge whether it is on fire.
-            return;
-        };
-        act.usage.capacity = Some(capacity);
-        let unmanaged = running.0.unmanaged;
-        act.usage.running = Some(running);
-        let (cpus, memory_bytes, _) = capacity;
-        let s = HostSensors {
-            host: act.name.clone(),
-            cpus,
-            memory_bytes,
-            cpu_usage: if cpus > 0.0 {
-                (cores / cpus).clamp(0.0, 1.0)
-            } else {
-                0.0
-            },
-            unmanaged_containers: unmanaged,
-        };
-        for to in &act.usage.to {
-            to.do_send(s.clone());
-        }
-    }));
+    ctx.spawn(
+        fut.into_actor(act)
+            .map(|(capacity, running, cores), act, _| {
+                act.usage.sampling = false;
+                if capacity.is_some() {
+                    act.usage.capacity = capacity;
+                }
+                if running.is_some() {
+                    act.usage.running = running.clone();
+                }
+                let (Some(capacity), Some(running), Some(cores)) = (capacity, running, cores)
+                else {
+                    // A silent engine publishes nothing: the pool's own pings
+                    // judge whether it is on fire.
+                    return;
+                };
+                let unmanaged = running.0.unmanaged;
+                let (cpus, memory_bytes, _) = capacity;
+                let s = HostSensors {
+                    host: act.name.clone(),
+                    cpus,
+                    memory_bytes,
+                    cpu_usage: if cpus > 0.0 {
+                        (cores / cpus).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                    unmanaged_containers: unmanaged,
+                };
+                for to in &act.usage.to {
+                    to.do_send(s.clone());
+                }
+            }),
+    );
 }

@@ -91,6 +91,9 @@ pub struct ContainerEntity {
     /// its list showed it: the next create adopts it without asking the
     /// engine (see [`effectors`]).
     adopted: Option<crate::host::ContainerInfo>,
+    /// The next tick, if one is due: when, and its timer (see
+    /// [`ContainerEntity::arm_tick`]).
+    next_tick: Option<(Instant, SpawnHandle)>,
 }
 
 /// How the effector call at hand is answered.
@@ -147,6 +150,7 @@ impl ContainerEntity {
             retiring: None,
             images: Default::default(),
             adopted: None,
+            next_tick: None,
         }
     }
 
@@ -202,7 +206,54 @@ impl ContainerEntity {
             _ => self.refs(),
         };
         let actions = self.core.step(obs, &refs, Instant::now());
-        self.perform(actions, ctx)
+        let answer = self.perform(actions, ctx);
+        self.arm_tick(ctx);
+        answer
+    }
+
+    /// Sets the timer of the next tick, if a tick has anything to do.
+    ///
+    /// Ticks come only while something is due on them (a health check, a
+    /// start's timeouts, a wait for references, the failure detector's
+    /// stabilization), not every second for every container: at 100,000
+    /// containers that was 100,000 timer wakeups a second on the actor
+    /// thread for nothing, and a health-checked container ticked every
+    /// 25 ms even once running (issue 18). Every change of state goes
+    /// through [`observe`](Self::observe), which calls this; a shorter
+    /// period than the pending timer's (a running container restarting)
+    /// replaces it.
+    fn arm_tick(&mut self, ctx: &mut Context<Self>) {
+        if self.recheck_at.is_none() && !self.core.wants_ticks() {
+            return;
+        }
+        let at = Instant::now() + self.tick_every();
+        match self.next_tick {
+            Some((pending, _)) if pending <= at => return,
+            Some((_, handle)) => {
+                ctx.cancel_future(handle);
+            }
+            None => {}
+        }
+        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| {
+            act.next_tick = None;
+            act.tick(ctx);
+            act.arm_tick(ctx);
+        });
+        self.next_tick = Some((at, handle));
+    }
+
+    /// How often ticks come: often while a health-checked container
+    /// starts (its first passing check makes it running), a quarter of
+    /// its check interval (at most a second) once running, else once a
+    /// second (a start's timeouts, the failure detector).
+    fn tick_every(&self) -> Duration {
+        match &self.spec.health {
+            Some(h) if self.core.lifecycle() != Lifecycle::Running => {
+                h.interval.min(STARTING_PROBE_EVERY)
+            }
+            Some(h) => (h.interval.min(Duration::from_secs(1)) / 4).max(STARTING_PROBE_EVERY),
+            None => Duration::from_secs(1),
+        }
     }
 
     fn perform(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) -> Answer {
@@ -347,13 +398,7 @@ impl Actor for ContainerEntity {
         ctx.set_mailbox_capacity(256);
         self.board
             .set(&self.me, s::ENTITY_STATE, json!(self.state().as_str()));
-        let tick = self
-            .spec
-            .health
-            .as_ref()
-            .map(|h| h.interval.min(STARTING_PROBE_EVERY))
-            .unwrap_or(Duration::from_secs(1));
-        ctx.run_interval(tick, |act, ctx| act.tick(ctx));
+        self.arm_tick(ctx);
     }
 }
 

@@ -93,6 +93,16 @@ impl Core {
         self.phase.lifecycle()
     }
 
+    /// Whether an [`Observation::Tick`] may do anything now. It is
+    /// wider than what `on_tick` acts on (any state but running counts),
+    /// so that a tick is never missing: a running container without a
+    /// health check that waits for nothing has none.
+    pub fn wants_ticks(&self) -> bool {
+        self.settings.health
+            || self.waiting_since.is_some()
+            || self.lifecycle() != Lifecycle::Running
+    }
+
     /// One step: what happened in, the next actions out.
     pub fn step(&mut self, obs: Observation, refs: &Refs, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();

@@ -339,3 +339,25 @@ fn a_list_taken_before_what_the_entity_knows_is_not_believed() {
         }
     );
 }
+
+#[test]
+fn ticks_are_wanted_only_while_something_is_due_on_them() {
+    // Running, no health check, waiting for nothing: nothing to tick for.
+    let r = Run::running();
+    assert!(!r.core.wants_ticks());
+    // Starting (a start's timeout runs), or stopped: ticks.
+    let mut r = Run::new(false, false);
+    assert!(r.core.wants_ticks(), "created");
+    r.step(Observation::Start);
+    assert!(r.core.wants_ticks(), "creating");
+    // A health-checked container is probed while it runs.
+    let mut r = Run::new(true, false);
+    r.step(Observation::Start);
+    r.step(Observation::Created(Ok(info("running"))));
+    r.step(Observation::Probed {
+        container: Some(ID.into()),
+        result: Ok(()),
+    });
+    assert_eq!(r.core.phase, Phase::Running);
+    assert!(r.core.wants_ticks());
+}

@@ -263,6 +263,26 @@ fn check_step(before: &Core, obs: &Observation, after: &Core, actions: &[Action]
     }
 }
 
+/// A core that wants no ticks does nothing on one, however late it
+/// comes: the actor sets no timer for it (`ContainerEntity::arm_tick`).
+fn check_no_tick_is_missed(core: &Core, now: Instant) {
+    if core.wants_ticks() {
+        return;
+    }
+    let mut late = core.clone();
+    let actions = late.step(
+        Observation::Tick,
+        &Refs::None,
+        now + Duration::from_secs(3600),
+    );
+    assert!(
+        actions.is_empty(),
+        "{:?} wants no ticks, but a tick did {actions:?}",
+        core.phase
+    );
+    assert_eq!(late.phase, core.phase);
+}
+
 #[test]
 fn every_phase_against_every_observation_keeps_the_invariants() {
     for p in PHASES {
@@ -271,6 +291,7 @@ fn every_phase_against_every_observation_keeps_the_invariants() {
             let before = r.core.clone();
             let actions = r.step(obs.clone());
             check_step(&before, &obs, &r.core, &actions);
+            check_no_tick_is_missed(&r.core, r.now);
         }
     }
 }
@@ -347,6 +368,7 @@ proptest! {
             let before = core.clone();
             let actions = core.step(obs.clone(), &refs[r], now);
             check_step(&before, &obs, &core, &actions);
+            check_no_tick_is_missed(&core, now);
             if completes(&before.phase, &obs) {
                 in_flight -= 1;
             }
