@@ -213,6 +213,24 @@ fn a_reservation_is_counted_once_and_freed_where_asked() {
 }
 
 #[test]
+fn a_release_naming_no_host_frees_every_reservation_of_the_container() {
+    let mut m = pool(vec![host("a", None), host("b", None), host("c", None)]);
+    m.reserve(0, &req("web"), 1);
+    // A move under way: reserved on both.
+    m.reserve(2, &req("web"), 1);
+    m.reserve(1, &req("db"), 1);
+    m.release(&key("web"), None);
+    assert_eq!(m.host(0).state.containers(), 0);
+    assert_eq!(m.host(2).state.containers(), 0);
+    assert_eq!(m.host(1).state.containers(), 1, "another container's stays");
+    assert!(!m.reserved_on.contains_key(&key("web")));
+    // Placed again after: found again.
+    m.reserve(0, &req("web"), 1);
+    m.release(&key("web"), None);
+    assert_eq!(m.host(0).state.containers(), 0);
+}
+
+#[test]
 fn a_container_found_at_start_is_adopted_on_its_host_once() {
     let mut m = pool(vec![host("a", None), host("b", None)]);
     m.found(key("web"), "b");
@@ -676,6 +694,17 @@ fn check(m: &Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(placed.len(), s.placed.len(), "{} placed twice", h.name());
         let members: BTreeSet<MemberKey> = h.members.keys().cloned().collect();
         prop_assert_eq!(&placed, &members);
+        // Every reservation is where a release without a host looks.
+        for key in &members {
+            prop_assert!(
+                m.reserved_on
+                    .get(key)
+                    .is_some_and(|on| on.iter().any(|n| n == h.name())),
+                "{:?} on {} is not indexed",
+                key,
+                h.name()
+            );
+        }
         let cpus: f64 = h.members.values().map(|m| m.cpus).sum();
         prop_assert!((s.reserved_cpus - cpus).abs() < 1e-9);
         let mem: u64 = h.members.values().map(|m| m.memory_bytes).sum();
