@@ -85,6 +85,10 @@ impl Client {
             .http_status_as_error(false)
             // Effectors such as a large resize answer when done.
             .timeout_global(Some(Duration::from_secs(600)))
+            // drover's server closes a connection idle for 5 s (actix-web's
+            // keep-alive); reusing one idle that long races its close and
+            // the request fails with "Peer disconnected".
+            .max_idle_age(Duration::from_secs(2))
             .tls_config(tls)
             .build()
             .into();

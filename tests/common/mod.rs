@@ -43,6 +43,11 @@ pub fn drover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_drover")
 }
 
+/// How long a client keeps an idle connection to drover for reuse: well
+/// under actix-web's 5 s keep-alive. A test that slept 5 s and then reused
+/// its connection raced the server closing it ("Peer disconnected").
+const IDLE_REUSE: Duration = Duration::from_secs(2);
+
 /// An agent whose every request carries `Authorization: Bearer TOKEN`
 /// (unless the request sets its own), answering statuses as values.
 pub fn authed_agent(token: &str, timeout: Duration) -> ureq::Agent {
@@ -50,6 +55,7 @@ pub fn authed_agent(token: &str, timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
+        .max_idle_age(IDLE_REUSE)
         .middleware(
             move |mut req: ureq::http::Request<ureq::SendBody>,
                   next: ureq::middleware::MiddlewareNext| {
@@ -158,6 +164,7 @@ impl Drover {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(300)))
+            .max_idle_age(IDLE_REUSE)
             .build()
             .into();
         let store = extra
