@@ -224,16 +224,9 @@ fn main() {
         ..SimConfig::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drover.yaml");
-    let store = dir.path().join("drover.redb");
     let per_host = (total / hosts + 1) as u32 * 2;
-    std::fs::write(&config, sim::drover_yaml(&sim, "sim", per_host)).unwrap();
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ];
+    let args = sim::drover_args(&sim, dir.path(), per_host);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut d = Drover::start_with(&args);
     let pid = d.child.id();
     println!("drover pid {pid}");

@@ -484,17 +484,10 @@ fn creates(sim: &SimEngine) -> u64 {
 fn a_restart_adopts_what_listed_engines_run_while_another_has_not_listed() {
     let sim = four_engines();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drover.yaml");
-    let store = dir.path().join("drover.redb");
     // on_fire_after 30 s (drover_yaml's): engine 3 answers its pings, so
     // it is never on fire; its list is held while the test looks.
-    std::fs::write(&config, sim::drover_yaml(&sim, "sim", 8)).unwrap();
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ];
+    let args = sim::drover_args(&sim, dir.path(), 8);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut d = Drover::start_with(&args);
     let app = unique("early");
     d.deploy(&sim::blueprint(&app, "sim", 1, 8));

@@ -1200,6 +1200,20 @@ fn events(engine: &Arc<Engine>, q: &HashMap<String, String>) -> Response<Body> {
         .unwrap()
 }
 
+/// drover's arguments for a pool `sim` of every simulated engine, its
+/// config (see [`drover_yaml`]) and store in `dir`: a drover started
+/// again with them (a rebind after `kill -9`) finds its applications.
+pub fn drover_args(sim: &SimEngine, dir: &Path, max_containers: u32) -> Vec<String> {
+    let config = dir.join("drover.yaml");
+    std::fs::write(&config, drover_yaml(sim, "sim", max_containers)).expect("write drover.yaml");
+    vec![
+        "--config".into(),
+        config.display().to_string(),
+        "--store".into(),
+        dir.join("drover.redb").display().to_string(),
+    ]
+}
+
 /// A `drover.yaml` with one static location `location` of every simulated
 /// engine (`sim-0`, `sim-1`, ...), at most `max_containers` each. A
 /// generous `on_fire_after` (30 s): on a machine shared with builds a
