@@ -25,6 +25,8 @@ use crate::protocol::{
 };
 
 mod durable;
+mod published;
+use published::AfterBurst;
 mod rolling;
 pub mod rollout;
 mod verdict;
@@ -102,20 +104,6 @@ pub struct ClusterEntity {
     revs: Revisions,
     /// What is due at the end of this burst of member events.
     due: AfterBurst,
-}
-
-/// Work over every member, done once per burst of member events rather
-/// than per event: a wave of n events (a deploy, a rebind) cost n² per
-/// cluster otherwise. A zero-delay timer ends the burst, so a member that
-/// stops running still leaves the load balancer within a millisecond.
-#[derive(Debug, Default)]
-struct AfterBurst {
-    /// Publish `group.endpoints` (rebuilt, compared and sent whole: at 500
-    /// members per cluster, per event, it took most of the arbiter).
-    endpoints: bool,
-    /// Work out the cluster's state (9% of the actor thread rebinding
-    /// 30,000 containers in clusters of 1,000, per event).
-    state: bool,
 }
 
 #[derive(Deserialize)]
@@ -219,119 +207,6 @@ impl ClusterEntity {
 
     fn counted(&self) -> impl DoubleEndedIterator<Item = (&u32, &Member)> {
         self.members.iter().filter(|(i, _)| !self.surge.contains(i))
-    }
-
-    fn publish(&mut self) {
-        let size = self.counted().count();
-        let ids: Vec<String> = self.counted().map(|(_, m)| m.id.clone()).collect();
-        self.board.set(&self.me, s::GROUP_SIZE, json!(size));
-        self.board
-            .set(&self.me, s::GROUP_DESIRED_SIZE, json!(self.desired));
-        self.board.set(&self.me, s::GROUP_MEMBERS, json!(ids));
-        self.publish_endpoints();
-    }
-
-    /// Running members only: a member leaves every load balancer's pool the
-    /// moment it leaves `running`. Surge members (new ones of a replacement)
-    /// count once running: they are serving.
-    fn publish_endpoints(&mut self) {
-        let eps: Vec<crate::lb::Endpoint> = self
-            .members
-            .values()
-            .filter(|m| m.state == Lifecycle::Running && !self.removing.contains(&m.id))
-            // A draining member gets no new connections.
-            .filter(|m| m.draining_since_ms.is_none())
-            .filter_map(|m| {
-                Some(crate::lb::Endpoint {
-                    member: m.id.clone(),
-                    address: m.address.clone()?,
-                    ports: m.ports.clone(),
-                })
-            })
-            .collect();
-        self.board.set(&self.me, s::GROUP_ENDPOINTS, json!(eps));
-    }
-
-    /// Publishes `group.endpoints` once the member events at hand are
-    /// handled (see [`AfterBurst`]).
-    fn endpoints_soon(&mut self, ctx: &mut Context<Self>) {
-        self.after_burst(ctx, |due| due.endpoints = true);
-    }
-
-    /// Works out the cluster's state once the member events at hand are
-    /// handled (see [`AfterBurst`]).
-    fn state_soon(&mut self, ctx: &mut Context<Self>) {
-        self.after_burst(ctx, |due| due.state = true);
-    }
-
-    /// Marks work due at the end of this burst; the first mark of a burst
-    /// sets the timer that does it all.
-    fn after_burst(&mut self, ctx: &mut Context<Self>, mark: impl FnOnce(&mut AfterBurst)) {
-        let scheduled = self.due.endpoints || self.due.state;
-        mark(&mut self.due);
-        if !scheduled {
-            ctx.run_later(std::time::Duration::ZERO, |act, _| {
-                let due = std::mem::take(&mut act.due);
-                if due.endpoints {
-                    act.publish_endpoints();
-                }
-                if due.state {
-                    act.update_state();
-                }
-            });
-        }
-    }
-
-    fn update_state(&mut self) {
-        if self.tearing_down || !self.started {
-            return;
-        }
-        let states: Vec<Lifecycle> = self.counted().map(|(_, m)| m.state).collect();
-        let state = if self.problem.is_some() {
-            Lifecycle::OnFire
-        } else {
-            cluster_state(self.desired, &states, self.removing.len())
-        };
-        if state != self.state {
-            self.state = state;
-            self.board
-                .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-            self.board.emit(EntityEvent::State {
-                source: self.me.clone(),
-                kind: EntityKind::Cluster,
-                state,
-            });
-        }
-        self.check_waiters();
-    }
-
-    /// Resolves resize waiters once the cluster has settled, well or badly.
-    fn check_waiters(&mut self) {
-        if self.waiters.is_empty() {
-            return;
-        }
-        let counted: Vec<&Member> = self.counted().map(|(_, m)| m).collect();
-        let settled = counted.len() as u32 == self.desired
-            && self.removing.is_empty()
-            && counted
-                .iter()
-                .all(|m| matches!(m.state, Lifecycle::Running | Lifecycle::OnFire));
-        if !settled {
-            return;
-        }
-        let failed: Vec<FailedMember> = counted
-            .iter()
-            .filter(|m| m.state == Lifecycle::OnFire)
-            .map(|m| FailedMember {
-                id: &m.id,
-                error: m.error.as_deref(),
-                no_capacity: m.place_failure == Some(PlaceErrorKind::InsufficientCapacity),
-            })
-            .collect();
-        let result = resize_verdict(&self.me, counted.len(), &failed);
-        for w in self.waiters.drain(..) {
-            let _ = w.send(result.clone());
-        }
     }
 
     fn add_member(&mut self, ctx: &mut Context<Self>) -> u32 {
@@ -866,6 +741,18 @@ impl Handler<Teardown> for ClusterEntity {
     }
 }
 
+impl Handler<SubscribeMembers> for ClusterEntity {
+    type Result = ();
+    fn handle(&mut self, msg: SubscribeMembers, _: &mut Context<Self>) {
+        // Subscribed to each member directly (members replay their current
+        // sensors); new members get the same subscribers in `add_member`.
+        for m in self.members.values() {
+            m.addr.do_send(Subscribe(msg.0.clone(), msg.1.clone()));
+        }
+        self.member_subscribers.push((msg.0, msg.1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -895,17 +782,5 @@ mod tests {
         // Parses, but is not the id of member 1: the caller compares ids.
         assert_eq!(member_index("web", "web-01"), Some(1));
         assert_eq!(member_index("web", "web-+1"), Some(1));
-    }
-}
-
-impl Handler<SubscribeMembers> for ClusterEntity {
-    type Result = ();
-    fn handle(&mut self, msg: SubscribeMembers, _: &mut Context<Self>) {
-        // Subscribed to each member directly (members replay their current
-        // sensors); new members get the same subscribers in `add_member`.
-        for m in self.members.values() {
-            m.addr.do_send(Subscribe(msg.0.clone(), msg.1.clone()));
-        }
-        self.member_subscribers.push((msg.0, msg.1));
     }
 }
