@@ -500,18 +500,14 @@ fn a_restart_adopts_what_listed_engines_run_while_another_has_not_listed() {
 
     d.kill9();
     sim.hold_lists(3, true);
-    let t = Instant::now();
     let d = Drover::start_with(&args);
     // The 6 on the engines that listed run again in drover's count while
-    // engine 3's list has not come back.
+    // engine 3's list is held (it is until `hold_lists(3, false)` below):
+    // before, nothing was adopted until every engine had listed.
     wait_for(
         Duration::from_secs(20),
         "the 6 on listed engines adopted",
         || (running_containers(&d, &app) == 6).then_some(()),
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(25),
-        "adopted while engine 3's list was still held"
     );
     assert!(
         !pool_events(&d).contains("is on fire"),
