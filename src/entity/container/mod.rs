@@ -234,10 +234,10 @@ impl ContainerEntity {
             }
             None => {}
         }
+        // The tick's observation sets the next one, if any is due.
         let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| {
             act.next_tick = None;
             act.tick(ctx);
-            act.arm_tick(ctx);
         });
         self.next_tick = Some((at, handle));
     }

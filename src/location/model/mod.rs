@@ -180,6 +180,17 @@ pub struct PoolModel<H, M> {
     holding: bool,
 }
 
+/// `host` no longer holds a reservation of `key` (see
+/// `PoolModel::reserved_on`).
+fn unindex(reserved_on: &mut HashMap<MemberKey, Vec<String>>, key: &MemberKey, host: &str) {
+    if let Some(on) = reserved_on.get_mut(key) {
+        on.retain(|n| n != host);
+        if on.is_empty() {
+            reserved_on.remove(key);
+        }
+    }
+}
+
 impl<H, M> PoolModel<H, M> {
     /// A pool of `hosts` (engines it starts with, connected), numbering new
     /// hosts past every number in use and `saved_next` (the stored next
@@ -386,12 +397,7 @@ impl<H, M> PoolModel<H, M> {
     pub fn release(&mut self, key: &MemberKey, host: Option<&str>) {
         let hosts = match host {
             Some(n) => {
-                if let Some(on) = self.reserved_on.get_mut(key) {
-                    on.retain(|h| h != n);
-                    if on.is_empty() {
-                        self.reserved_on.remove(key);
-                    }
-                }
+                unindex(&mut self.reserved_on, key, n);
                 vec![n.to_string()]
             }
             None => {
@@ -502,12 +508,7 @@ impl<H, M> PoolModel<H, M> {
         h.state_mut().available = false;
         let members: Vec<_> = h.members.drain().collect();
         for (key, _) in &members {
-            if let Some(on) = self.reserved_on.get_mut(key) {
-                on.retain(|n| *n != h.state.name);
-                if on.is_empty() {
-                    self.reserved_on.remove(key);
-                }
-            }
+            unindex(&mut self.reserved_on, key, &h.state.name);
         }
         h.state_mut().placed.clear();
         h.state_mut().reserved_cpus = 0.0;
