@@ -255,9 +255,31 @@ impl std::fmt::Display for SensorName {
 /// A sensor value with the time it was published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SensorValue {
-    pub value: serde_json::Value,
+    /// Shared, not copied: the entity's board, the read model and every
+    /// subscriber that hears it hold the one value (a container's
+    /// `image.pull` map and `placement.decision` were kept twice per
+    /// container, issue 18).
+    #[serde(serialize_with = "shared_value", deserialize_with = "value_to_share")]
+    pub value: Arc<serde_json::Value>,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+}
+
+fn shared_value<S: serde::Serializer>(v: &Arc<serde_json::Value>, s: S) -> Result<S::Ok, S::Error> {
+    (**v).serialize(s)
+}
+
+fn value_to_share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Arc::new)
+}
+
+impl SensorValue {
+    pub fn new(value: serde_json::Value, timestamp_ms: u64) -> Self {
+        SensorValue {
+            value: Arc::new(value),
+            timestamp_ms,
+        }
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -385,14 +407,11 @@ impl SensorBoard {
         // The name is allocated only the first time a sensor is set; the
         // events share it.
         let name = match self.values.get_key_value(name) {
-            Some((_, old)) if old.value == value => return,
+            Some((_, old)) if *old.value == value => return,
             Some((key, _)) => key.clone(),
             None => SensorName::from(name),
         };
-        let value = SensorValue {
-            value,
-            timestamp_ms: now_ms(),
-        };
+        let value = SensorValue::new(value, now_ms());
         self.values.insert(name.clone(), value.clone());
         self.emit(EntityEvent::Sensor {
             source: me.clone(),
@@ -402,16 +421,13 @@ impl SensorBoard {
     }
 
     pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
-        self.values.get(name).map(|v| &v.value)
+        self.values.get(name).map(|v| &*v.value)
     }
 
     /// Removes a sensor (published as `null`).
     pub fn clear(&mut self, me: &EntityRef, name: &str) {
         if let Some((name, _)) = self.values.remove_entry(name) {
-            let value = SensorValue {
-                value: serde_json::Value::Null,
-                timestamp_ms: now_ms(),
-            };
+            let value = SensorValue::new(serde_json::Value::Null, now_ms());
             self.emit(EntityEvent::Sensor {
                 source: me.clone(),
                 name,

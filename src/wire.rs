@@ -62,7 +62,7 @@ pub struct AppDetail {
 impl EntityView {
     /// A sensor's value, if the entity publishes it.
     pub fn sensor(&self, name: &str) -> Option<&serde_json::Value> {
-        self.sensors.get(name).map(|s| &s.value)
+        self.sensors.get(name).map(|s| &*s.value)
     }
 
     pub fn sensor_str(&self, name: &str) -> Option<&str> {

@@ -65,10 +65,7 @@ fn view(id: &str, kind: EntityKind, parent: Option<&str>) -> EntityView {
 }
 
 fn sensor(value: serde_json::Value, at_ms: u64) -> SensorValue {
-    SensorValue {
-        value,
-        timestamp_ms: at_ms,
-    }
+    SensorValue::new(value, at_ms)
 }
 
 /// The tree as stored: the application, its services, each cluster's

@@ -147,10 +147,7 @@ mod tests {
                 .map(|(k, v)| {
                     (
                         k.to_string(),
-                        SensorValue {
-                            value: v.clone(),
-                            timestamp_ms: 0,
-                        },
+                        SensorValue::new(v.clone(), 0),
                     )
                 })
                 .collect(),

@@ -7,6 +7,7 @@
 //! removal strategy), so the longest-lived members stay.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use serde::Deserialize;
@@ -64,7 +65,7 @@ struct Member {
 
 pub struct ClusterEntity {
     me: EntityRef,
-    member_spec: ContainerSpec,
+    member_spec: Arc<ContainerSpec>,
     at: Placement,
     links: Links,
     /// Policies attached to every member (restarters), told of each member.
@@ -159,6 +160,7 @@ impl ClusterEntity {
         links: Links,
         member_policies: Option<Box<dyn MemberPolicies>>,
     ) -> Self {
+        let member_spec = Arc::new(member_spec);
         ClusterEntity {
             revs: Revisions::new(&member_spec, None),
             me,
@@ -610,7 +612,7 @@ impl Handler<EntityEvent> for ClusterEntity {
                 value,
             } if name == PLACEMENT_FAILURE => {
                 if let Some(m) = self.member_mut(&source.entity) {
-                    m.place_failure = serde_json::from_value(value.value).ok();
+                    m.place_failure = serde::Deserialize::deserialize(&*value.value).ok();
                 }
             }
             _ => {}

@@ -597,7 +597,7 @@ impl Handler<EntityEvent> for LoadBalancerEntity {
         } = ev
         {
             if source == self.target && name == s::GROUP_ENDPOINTS {
-                self.endpoints = serde_json::from_value(value.value).unwrap_or_default();
+                self.endpoints = serde::Deserialize::deserialize(&*value.value).unwrap_or_default();
                 self.apply_endpoints(ctx);
             }
         }

@@ -512,10 +512,7 @@ mod tests {
     #[test]
     fn reservations_follow_a_containers_host_and_state() {
         let mut m = shop();
-        let sv = |v: serde_json::Value| SensorValue {
-            value: v,
-            timestamp_ms: 1,
-        };
+        let sv = |v: serde_json::Value| SensorValue::new(v, 1);
         let held = |m: &ReadModel, host: &str| {
             m.reserving()
                 .get(host)
@@ -585,10 +582,7 @@ mod tests {
     #[test]
     fn containers_on_counts_members_with_a_container_on_that_host() {
         let mut m = shop();
-        let sv = |v: serde_json::Value| SensorValue {
-            value: v,
-            timestamp_ms: 1,
-        };
+        let sv = |v: serde_json::Value| SensorValue::new(v, 1);
         for (e, host, id) in [
             ("web-2", "local", Some("c2")),
             ("web-9", "local", None),
@@ -641,10 +635,7 @@ mod tests {
     fn a_null_sensor_value_removes_the_sensor() {
         let mut m = shop();
         let at = r("shop", "web-2");
-        let v = |x: serde_json::Value| SensorValue {
-            value: x,
-            timestamp_ms: 1,
-        };
+        let v = |x: serde_json::Value| SensorValue::new(x, 1);
         m.set_sensor(&at, "host.name", v(serde_json::json!("local")));
         assert!(m.get(&at).unwrap().sensors.contains_key("host.name"));
         m.set_sensor(&at, "host.name", v(serde_json::Value::Null));
@@ -655,10 +646,7 @@ mod tests {
     fn a_sensor_set_again_holds_its_latest_value_and_time() {
         let mut m = shop();
         let at = r("shop", "web-2");
-        let v = |x: f64, t: u64| SensorValue {
-            value: serde_json::json!(x),
-            timestamp_ms: t,
-        };
+        let v = |x: f64, t: u64| SensorValue::new(serde_json::json!(x), t);
         m.set_sensor(&at, s::CPU_USAGE, v(0.5, 1));
         m.set_sensor(&at, s::CPU_USAGE, v(0.25, 2));
         m.set_sensor(&at, s::MEMORY_USAGE, v(1024.0, 2));
@@ -668,10 +656,7 @@ mod tests {
         m.set_sensor(
             &at,
             s::CPU_USAGE,
-            SensorValue {
-                value: serde_json::Value::Null,
-                timestamp_ms: 3,
-            },
+            SensorValue::new(serde_json::Value::Null, 3),
         );
         let sensors = &m.get(&at).unwrap().sensors;
         assert_eq!(sensors.keys().collect::<Vec<_>>(), [s::MEMORY_USAGE]);
@@ -737,10 +722,7 @@ mod tests {
     #[test]
     fn on_host_follows_host_name_through_moves_forgets_and_destroys() {
         let mut m = shop();
-        let sv = |v: serde_json::Value| SensorValue {
-            value: v,
-            timestamp_ms: 1,
-        };
+        let sv = |v: serde_json::Value| SensorValue::new(v, 1);
         let on = |m: &ReadModel, h: &str| {
             let mut v: Vec<String> = m.on_host(h).map(|k| k.entity.to_string()).collect();
             v.sort();

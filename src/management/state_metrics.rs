@@ -295,10 +295,7 @@ mod tests {
                 m.set_sensor(
                     &w,
                     s::HOST_NAME,
-                    SensorValue {
-                        value: "scrape-h1".into(),
-                        timestamp_ms: 1,
-                    },
+                    SensorValue::new("scrape-h1".into(), 1),
                 );
                 m.set_state(&w, Lifecycle::Running);
             }

@@ -131,7 +131,7 @@ pub(super) fn victim_back(
             .and_then(|h| h.value.as_str())
             .is_some_and(|h| h != stopped),
     };
-    moved && up.value == serde_json::Value::Bool(true) && up.timestamp_ms > injected_ms
+    moved && *up.value == serde_json::Value::Bool(true) && up.timestamp_ms > injected_ms
 }
 
 /// Whether a fault injected into `victim` at `injected_ms` (ms since the

@@ -19,7 +19,7 @@ impl ClusterEntity {
                 .revs
                 .specs
                 .iter()
-                .map(|(r, s)| (*r, s.clone()))
+                .map(|(r, s)| (*r, (**s).clone()))
                 .collect(),
             rollout: self
                 .revs
@@ -114,7 +114,11 @@ impl ClusterEntity {
         // The revisions first: members are made from their own.
         if st.revision > 0 {
             self.revs.current = st.revision;
-            self.revs.specs = st.specs.iter().cloned().collect();
+            self.revs.specs = st
+                .specs
+                .iter()
+                .map(|(r, s)| (*r, Arc::new(s.clone())))
+                .collect();
             self.revs.rollout = st
                 .rollout
                 .as_ref()

@@ -10,6 +10,7 @@
 //! where it was, and the state machine carries on from there.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use serde::Deserialize;
@@ -38,14 +39,15 @@ pub const ROLLOUT_REVISION: &str = "rollout.revision";
 pub struct Revisions {
     /// The revision the cluster settled on (new members outside a rollout).
     pub current: u64,
-    pub specs: BTreeMap<u64, ContainerSpec>,
+    /// Shared with the members made from them.
+    pub specs: BTreeMap<u64, Arc<ContainerSpec>>,
     /// The blueprint's `update:` (or the last rollout's).
     pub update: UpdateSpec,
     pub rollout: Option<Rollout>,
 }
 
 impl Revisions {
-    pub fn new(spec: &ContainerSpec, update: Option<UpdateSpec>) -> Self {
+    pub fn new(spec: &Arc<ContainerSpec>, update: Option<UpdateSpec>) -> Self {
         Revisions {
             current: 1,
             specs: BTreeMap::from([(1, spec.clone())]),
@@ -132,22 +134,23 @@ impl ClusterEntity {
         if let Some(u) = args.update {
             self.revs.update = u;
         }
-        if self.revs.specs.get(&target) == Some(&args.member) {
+        if self.revs.specs.get(&target).is_some_and(|s| **s == args.member) {
             return Ok(json!({ "revision": target, "state": self.revs.state().as_str() }));
         }
         let revision = self.revs.specs.keys().next_back().copied().unwrap_or(0) + 1;
-        self.revs.specs.insert(revision, args.member.clone());
+        let member = Arc::new(args.member);
+        self.revs.specs.insert(revision, member.clone());
         let in_use: Vec<u64> = self.members.values().map(|m| m.revision).collect();
         self.revs.trim(&in_use);
         let now = now_ms();
         // Members with per-member data are replaced in place, keeping
         // their number and volume (either revision owning one decides).
-        let in_place = self.stateful() || super::owns_named_volumes(&args.member);
+        let in_place = self.stateful() || super::owns_named_volumes(&member);
         self.revs.rollout = Some(
             Rollout::new(self.revs.current, revision, self.revs.update.clone(), now)
                 .in_place(in_place),
         );
-        self.member_spec = args.member;
+        self.member_spec = member;
         self.record(
             "rollout",
             format!("rolling from revision {} to {revision}", self.revs.current),
@@ -160,7 +163,7 @@ impl ClusterEntity {
     /// to `spec` (the blueprint's) and may have been cut short before it
     /// asked. The rollout is set, not driven: the reconcile that follows
     /// the restore drives it, as it does a resumed one.
-    pub(super) fn finish_apply(&mut self, spec: ContainerSpec) {
+    pub(super) fn finish_apply(&mut self, spec: Arc<ContainerSpec>) {
         let key = (self.me.app.clone(), self.me.entity.clone());
         if !self.links.saved.applying.contains(&key) || self.revs.active() {
             return;
@@ -398,7 +401,7 @@ impl ClusterEntity {
                         .revs
                         .specs
                         .get(&prev)
-                        .is_some_and(super::owns_named_volumes);
+                        .is_some_and(|s| super::owns_named_volumes(s));
                 let mut back = Rollout::new(current, current, self.revs.update.clone(), now)
                     .in_place(in_place)
                     .roll_back("undone by an operator", now);

@@ -133,7 +133,7 @@ impl Handler<Teardown> for ContainerEntity {
 impl ContainerEntity {
     /// Finds or builds the image, then creates and starts the container.
     pub(super) fn create(&mut self, ctx: &mut Context<Self>) {
-        let mut spec = self.spec.clone();
+        let mut spec = (*self.spec).clone();
         if self.ref_opts.is_some() {
             if let Some(r) = self.wait.render(&self.spec) {
                 spec.env = r.env.clone();
@@ -163,7 +163,7 @@ impl ContainerEntity {
                 .cluster
                 .clone()
                 .unwrap_or_else(|| self.me.entity.clone()),
-            spec: self.spec.clone(),
+            spec: (*self.spec).clone(),
             progress: Some(ctx.address().recipient()),
         });
         if ensure.is_some() {

@@ -15,6 +15,7 @@
 //! - [`pooled`]: placement by a location's host pool, relocation, moves.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -58,7 +59,9 @@ type Reply = oneshot::Sender<Result<serde_json::Value, EntityError>>;
 
 pub struct ContainerEntity {
     me: EntityRef,
-    spec: ContainerSpec,
+    /// Shared with the cluster and its other members of the same revision:
+    /// a copy per member was about 1 KiB of each container entity.
+    spec: Arc<ContainerSpec>,
     at: Placement,
     /// The phase, what drover wants and what it saw: every decision's input.
     core: Core,
@@ -111,7 +114,8 @@ enum Answer {
 }
 
 impl ContainerEntity {
-    pub fn new(me: EntityRef, spec: ContainerSpec, at: Placement) -> Self {
+    pub fn new(me: EntityRef, spec: impl Into<Arc<ContainerSpec>>, at: Placement) -> Self {
+        let spec = spec.into();
         let detector = FailureDetector::new(spec.failure_detector.unwrap_or_default());
         let settings = Settings {
             health: spec.health.is_some(),

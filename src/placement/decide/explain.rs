@@ -5,38 +5,70 @@ use super::{Decision, HostState, HostVerdict, Rejection, Request};
 use crate::blueprint::PlacementStrategy;
 use crate::placement::rules::Rules;
 
-fn rejection_text(r: &Rejection, rules: &Rules) -> String {
+/// A rejection as its rule (`max-containers(8)`) and what this host showed
+/// against it (`runs 8`), if anything.
+fn rejection_parts(r: &Rejection, rules: &Rules) -> (String, Option<String>) {
     match r {
-        Rejection::Unavailable => {
-            "unavailable (not answering, or being provisioned or removed)".into()
-        }
-        Rejection::Hostname => format!(
-            "hostname({})",
-            rules.hostname.as_deref().unwrap_or_default()
+        Rejection::Unavailable => (
+            "unavailable (not answering, or being provisioned or removed)".into(),
+            None,
+        ),
+        Rejection::Hostname => (
+            format!("hostname({})", rules.hostname.as_deref().unwrap_or_default()),
+            None,
         ),
         Rejection::Label(k) => match rules.labels.iter().nth(*k) {
-            Some((key, value)) => format!("label({key}={value})"),
-            None => "label".into(),
+            Some((key, value)) => (format!("label({key}={value})"), None),
+            None => ("label".into(), None),
         },
         Rejection::MaxContainers { limit, has } => {
-            format!("max-containers({limit}): runs {has}")
+            (format!("max-containers({limit})"), Some(format!("runs {has}")))
         }
-        Rejection::MaxCpuUsage { limit, usage } => {
-            format!("max-cpu-usage({limit}): at {:.0}%", usage * 100.0)
-        }
-        Rejection::Cpus { want, free } => {
-            format!("reservation-fit: wants {want} cpus, {free:.2} unreserved")
-        }
-        Rejection::Memory { want, free } => format!(
-            "reservation-fit: wants {} MiB of memory, {} MiB unreserved",
-            want >> 20,
-            free >> 20
+        Rejection::MaxCpuUsage { limit, usage } => (
+            format!("max-cpu-usage({limit})"),
+            Some(format!("at {:.0}%", usage * 100.0)),
         ),
-        Rejection::Affinity(k) => rules
-            .affinity
-            .get(*k)
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "affinity".into()),
+        Rejection::Cpus { want, free } => (
+            "reservation-fit".into(),
+            Some(format!("wants {want} cpus, {free:.2} unreserved")),
+        ),
+        Rejection::Memory { want, free } => (
+            "reservation-fit".into(),
+            Some(format!(
+                "wants {} MiB of memory, {} MiB unreserved",
+                want >> 20,
+                free >> 20
+            )),
+        ),
+        Rejection::Affinity(k) => (
+            rules
+                .affinity
+                .get(*k)
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "affinity".into()),
+            None,
+        ),
+    }
+}
+
+fn rejection_text(r: &Rejection, rules: &Rules) -> String {
+    match rejection_parts(r, rules) {
+        (rule, Some(detail)) => format!("{rule}: {detail}"),
+        (rule, None) => rule,
+    }
+}
+
+/// Which rule a rejection is by, cheaply, to count hosts per rule without
+/// formatting a line for each (the two reservation-fit kinds are one rule).
+fn rule_key(r: &Rejection) -> (u8, usize) {
+    match r {
+        Rejection::Unavailable => (0, 0),
+        Rejection::Hostname => (1, 0),
+        Rejection::Label(k) => (2, *k),
+        Rejection::MaxContainers { .. } => (3, 0),
+        Rejection::MaxCpuUsage { .. } => (4, 0),
+        Rejection::Cpus { .. } | Rejection::Memory { .. } => (5, 0),
+        Rejection::Affinity(k) => (6, *k),
     }
 }
 
@@ -61,22 +93,23 @@ impl Decision {
         ranks
     }
 
-    /// The rank of host `i` alone, without ranking every host: one pass.
-    fn rank_of(&self, i: usize) -> Option<usize> {
-        let HostVerdict::Ranked { score } = self.verdicts.get(i)? else {
-            return None;
-        };
-        let me = (*score, i);
-        let before = self
-            .verdicts
-            .iter()
-            .enumerate()
-            .filter(|(j, v)| match v {
-                HostVerdict::Ranked { score } => ahead((*score, *j), me).is_lt(),
-                HostVerdict::Rejected(_) => false,
-            })
-            .count();
-        Some(before + 1)
+    /// The `k` best ranked hosts, best first, in one pass (no sort of
+    /// every host).
+    pub(super) fn best(&self, k: usize) -> Vec<usize> {
+        let mut top: Vec<((f64, f64), usize)> = Vec::with_capacity(k + 1);
+        for (i, v) in self.verdicts.iter().enumerate() {
+            let HostVerdict::Ranked { score } = v else {
+                continue;
+            };
+            let me = (*score, i);
+            if top.len() == k && top.last().is_none_or(|last| ahead(me, *last).is_ge()) {
+                continue;
+            }
+            let at = top.partition_point(|t| ahead(*t, me).is_lt());
+            top.insert(at, me);
+            top.truncate(k);
+        }
+        top.into_iter().map(|(_, i)| i).collect()
     }
 
     /// One line per host: `host-2: rejected by max-containers(8): runs 8`,
@@ -105,41 +138,25 @@ impl Decision {
             HostVerdict::Rejected(r) => {
                 format!("{}: rejected by {}", h.name, rejection_text(r, rules))
             }
-            HostVerdict::Ranked { .. } => {
-                let rank = rank.unwrap_or(0);
-                let why = match rules.strategy {
-                    PlacementStrategy::DepthFirst => {
-                        format!("{} containers", h.containers())
-                    }
-                    PlacementStrategy::BreadthFirst => format!(
-                        "{} of this entity, {} containers",
-                        h.same_entity_count(req),
-                        h.containers()
-                    ),
-                    PlacementStrategy::LeastContainers => {
-                        format!("{} containers", h.containers())
-                    }
-                    PlacementStrategy::LowestCpuUsage => format!(
-                        "cpu {:.0}%, {} containers",
-                        h.cpu_usage * 100.0,
-                        h.containers()
-                    ),
-                };
-                format!(
-                    "{}: ranked {rank} by {} ({why})",
-                    h.name,
-                    rules.strategy.as_str()
-                )
-            }
+            HostVerdict::Ranked { .. } => format!(
+                "{}: ranked {} by {} ({})",
+                h.name,
+                rank.unwrap_or(0),
+                rules.strategy.as_str(),
+                why(h, req, rules)
+            ),
         }
     }
 
-    /// The reasons as one line, for errors and activities: the first
-    /// [`SUMMARY_HOSTS`] hosts' lines, then how many more. Every host's
-    /// line made each container's `placement.decision` sensor 55 KB on a
-    /// 1,000-host pool (a 5,000-container application's GET was 277 MB);
-    /// and only those lines are made (formatting a thousand lines to keep
-    /// ten was a tenth of a 10,000-container deploy's CPU).
+    /// The reasons as one line, for errors, activities and the container's
+    /// `placement.decision` sensor. A pool of at most [`SUMMARY_HOSTS`]
+    /// hosts is explained host by host, in host order. A larger one gets
+    /// what an operator asks of a decision: the chosen host and why, the
+    /// [`RUNNERS_UP`] next best, and the rejected hosts counted by rule with
+    /// a few named (`990 by max-containers(8) (host-1: runs 8, ...)`).
+    /// Every host's line made the sensor 55 KB at 1,000 hosts; the first
+    /// ten hosts' lines, kept before this, were 600 bytes that said nothing
+    /// of the hosts that mattered. Only the named hosts' text is formatted.
     pub fn summary<H: AsRef<HostState>>(
         &self,
         hosts: &[H],
@@ -148,16 +165,135 @@ impl Decision {
     ) -> String {
         let who = format!("{}/{}", req.app, req.entity);
         let n = self.verdicts.len().min(hosts.len());
-        let mut lines: Vec<String> = (0..n.min(SUMMARY_HOSTS))
-            .map(|i| self.line(i, hosts[i].as_ref(), self.rank_of(i), req, rules))
-            .collect();
-        if n > SUMMARY_HOSTS {
-            lines.push(format!("and {} more hosts", n - SUMMARY_HOSTS));
+        if n == 0 {
+            return format!("no host fits {who}: the location has no hosts");
         }
-        match self.chosen {
-            Some(i) => format!("{who} → {}; {}", hosts[i].as_ref().name, lines.join("; ")),
-            None if hosts.is_empty() => format!("no host fits {who}: the location has no hosts"),
-            None => format!("no host fits {who}: {}", lines.join("; ")),
+        if n <= SUMMARY_HOSTS {
+            let ranks = self.ranks();
+            let lines: Vec<String> = (0..n)
+                .map(|i| self.line(i, hosts[i].as_ref(), ranks[i], req, rules))
+                .collect();
+            return match self.chosen {
+                Some(i) => format!("{who} → {}; {}", hosts[i].as_ref().name, lines.join("; ")),
+                None => format!("no host fits {who}: {}", lines.join("; ")),
+            };
+        }
+        let mut parts = Vec::new();
+        let ranked = self
+            .verdicts
+            .iter()
+            .filter(|v| matches!(v, HostVerdict::Ranked { .. }))
+            .count();
+        let head = match self.chosen {
+            Some(c) => {
+                let h = hosts[c].as_ref();
+                let next: Vec<String> = self
+                    .best(RUNNERS_UP + 1)
+                    .into_iter()
+                    .filter(|&i| i != c && i < n)
+                    .take(RUNNERS_UP)
+                    .map(|i| {
+                        let h = hosts[i].as_ref();
+                        format!("{} ({})", h.name, why(h, req, rules))
+                    })
+                    .collect();
+                if !next.is_empty() {
+                    parts.push(format!("next {}", next.join(", ")));
+                }
+                format!(
+                    "{who} → {} (ranked 1 of {ranked} by {}: {})",
+                    h.name,
+                    rules.strategy.as_str(),
+                    why(h, req, rules)
+                )
+            }
+            None => format!("no host fits {who}"),
+        };
+        if let Some(r) = self.rejections(hosts, rules) {
+            parts.push(r);
+        }
+        if parts.is_empty() {
+            head
+        } else {
+            format!("{head}; {}", parts.join("; "))
+        }
+    }
+
+    /// `998 rejected: 990 by max-containers(8) (host-1: runs 8, host-2:
+    /// runs 8, host-3: runs 8, and 987 more), 8 by label(zone=a) (...)`,
+    /// the rule that rejected most first; `None` if no host was rejected.
+    fn rejections<H: AsRef<HostState>>(&self, hosts: &[H], rules: &Rules) -> Option<String> {
+        // (rule, hosts it rejected, the first few of them), in the order
+        // rules are first met.
+        let mut by_rule: Vec<((u8, usize), usize, Vec<usize>)> = Vec::new();
+        let mut total = 0;
+        for (i, v) in self.verdicts.iter().enumerate().take(hosts.len()) {
+            let HostVerdict::Rejected(r) = v else {
+                continue;
+            };
+            total += 1;
+            let key = rule_key(r);
+            let group = match by_rule.iter().position(|g| g.0 == key) {
+                Some(g) => &mut by_rule[g],
+                None => {
+                    by_rule.push((key, 0, Vec::new()));
+                    by_rule.last_mut().expect("just pushed")
+                }
+            };
+            group.1 += 1;
+            if group.2.len() < NAMED_PER_RULE {
+                group.2.push(i);
+            }
+        }
+        if total == 0 {
+            return None;
+        }
+        // Stable: equal counts keep the order the rules were met in.
+        by_rule.sort_by(|a, b| b.1.cmp(&a.1));
+        let groups: Vec<String> = by_rule
+            .iter()
+            .map(|(_, count, named)| {
+                let HostVerdict::Rejected(first) = &self.verdicts[named[0]] else {
+                    unreachable!("only rejected hosts are grouped");
+                };
+                let (rule, _) = rejection_parts(first, rules);
+                let mut names: Vec<String> = named
+                    .iter()
+                    .map(|&i| {
+                        let name = &hosts[i].as_ref().name;
+                        match &self.verdicts[i] {
+                            HostVerdict::Rejected(r) => match rejection_parts(r, rules).1 {
+                                Some(detail) => format!("{name}: {detail}"),
+                                None => name.clone(),
+                            },
+                            HostVerdict::Ranked { .. } => name.clone(),
+                        }
+                    })
+                    .collect();
+                if *count > named.len() {
+                    names.push(format!("and {} more", count - named.len()));
+                }
+                format!("{count} by {rule} ({})", names.join(", "))
+            })
+            .collect();
+        Some(format!("{total} rejected: {}", groups.join(", ")))
+    }
+}
+
+/// Why a host that passed the filters ranks where it does, by the
+/// strategy's measure.
+fn why(h: &HostState, req: &Request, rules: &Rules) -> String {
+    match rules.strategy {
+        PlacementStrategy::DepthFirst | PlacementStrategy::LeastContainers => {
+            format!("{} containers", h.containers())
+        }
+        PlacementStrategy::BreadthFirst => format!(
+            "{} of this entity, {} containers",
+            h.same_entity_count(req),
+            h.containers()
+        ),
+        PlacementStrategy::LowestCpuUsage => {
+            format!("cpu {:.0}%, {} containers", h.cpu_usage * 100.0, h.containers())
         }
     }
 }
@@ -170,5 +306,11 @@ fn ahead(a: ((f64, f64), usize), b: ((f64, f64), usize)) -> std::cmp::Ordering {
         .then(a.1.cmp(&b.1))
 }
 
-/// How many hosts' reasons a summary names.
+/// A pool of at most this many hosts is explained host by host.
 pub const SUMMARY_HOSTS: usize = 10;
+
+/// How many hosts after the chosen one a summary names.
+pub const RUNNERS_UP: usize = 2;
+
+/// How many hosts a summary names for each rule that rejected some.
+pub const NAMED_PER_RULE: usize = 3;

@@ -365,16 +365,89 @@ proptest! {
 }
 
 #[test]
-fn a_summary_names_ten_hosts_and_counts_the_rest() {
-    let hs = hosts(1_000);
+fn a_large_pool_summary_names_the_chosen_the_runners_up_and_counts_rejections_by_rule() {
+    let mut hs = hosts(1_000);
+    let r = rules("{ max_containers: 2 }");
+    // host-1..host-990 are full, host-991..host-995 are not answering,
+    // host-996..host-1000 are free, host-998 the freest.
+    for (i, h) in hs.iter_mut().enumerate() {
+        let n = match i {
+            0..990 => 2,
+            995 | 996 | 998 | 999 => 1,
+            _ => 0,
+        };
+        for k in 0..n {
+            h.place(&Request::new("other", format!("x-{i}-{k}")));
+        }
+        h.available = !(990..995).contains(&i);
+    }
+    let req = Request::new("shop", "web-0");
+    let d = decide(&hs, &req, &r);
+    assert_eq!(d.chosen, Some(997));
+    let s = d.summary(&hs, &req, &r);
+    assert_eq!(
+        s,
+        "shop/web-0 → host-998 (ranked 1 of 5 by breadth-first: 0 of this entity, 0 containers); \
+         next host-996 (0 of this entity, 1 containers), host-997 (0 of this entity, 1 containers); \
+         995 rejected: 990 by max-containers(2) (host-1: runs 2, host-2: runs 2, host-3: runs 2, \
+         and 987 more), 5 by unavailable (not answering, or being provisioned or removed) \
+         (host-991, host-992, host-993, and 2 more)"
+    );
+    // The usual deploy: nothing rejected, three hosts named, whatever the
+    // pool's size.
+    let free = hosts(1_000);
+    let s = decide(&free, &req, &r).summary(&free, &req, &r);
+    assert_eq!(
+        s,
+        "shop/web-0 → host-1 (ranked 1 of 1000 by breadth-first: 0 of this entity, 0 containers); \
+         next host-2 (0 of this entity, 0 containers), host-3 (0 of this entity, 0 containers)"
+    );
+    // Nothing fits: the rules that said no, and on which hosts.
+    let mut full = hosts(20);
+    let anti = rules("{ affinity: [{ same: entity, not: true }], max_containers: 30 }");
+    for h in &mut full {
+        h.place(&Request::new("shop", "web-1").member_of("web"));
+    }
+    full[4].reserved_cpus = 2.0;
+    let req = Request::new("shop", "web-2").member_of("web").resources(0.5, 0);
+    let s = decide(&full, &req, &anti).summary(&full, &req, &anti);
+    assert_eq!(
+        s,
+        "no host fits shop/web-2; 20 rejected: 19 by anti-affinity(same-entity) \
+         (host-1, host-2, host-3, and 16 more), \
+         1 by reservation-fit (host-5: wants 0.5 cpus, 0.00 unreserved)"
+    );
+}
+
+#[test]
+fn a_small_pool_summary_explains_every_host_in_host_order() {
+    let hs = hosts(SUMMARY_HOSTS);
     let req = Request::new("shop", "web-0");
     let r = Rules::default();
     let d = decide(&hs, &req, &r);
     let s = d.summary(&hs, &req, &r);
-    assert!(s.ends_with("; and 990 more hosts"), "{s}");
-    assert!(s.len() < 2_000, "{} bytes", s.len());
-    // A small pool is named whole.
-    let few = hosts(3);
-    let s = decide(&few, &req, &r).summary(&few, &req, &r);
-    assert!(!s.contains("more hosts"), "{s}");
+    assert!(s.starts_with("shop/web-0 → host-1; host-1: ranked 1"), "{s}");
+    assert!(s.ends_with("host-10: ranked 10 by breadth-first (0 of this entity, 0 containers)"), "{s}");
+}
+
+proptest! {
+    /// The runners-up are the hosts `ranks` puts second and third.
+    #[test]
+    fn best_agrees_with_the_full_ranking(counts in proptest::collection::vec(0u32..4, 1..40)) {
+        let mut hs = hosts(counts.len());
+        for (i, (h, n)) in hs.iter_mut().zip(&counts).enumerate() {
+            for k in 0..*n {
+                h.place(&Request::new("o", format!("x-{i}-{k}")));
+            }
+        }
+        let req = Request::new("shop", "web-0");
+        let d = decide(&hs, &req, &Rules::default());
+        let ranks = d.ranks();
+        let mut by_rank: Vec<(usize, usize)> =
+            ranks.iter().enumerate().filter_map(|(i, r)| r.map(|r| (r, i))).collect();
+        by_rank.sort();
+        let want: Vec<usize> = by_rank.iter().take(3).map(|(_, i)| *i).collect();
+        prop_assert_eq!(d.best(3), want);
+        prop_assert_eq!(d.best(1).first().copied(), d.chosen);
+    }
 }
