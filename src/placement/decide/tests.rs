@@ -421,7 +421,7 @@ fn a_large_pool_summary_names_the_chosen_the_runners_up_and_counts_rejections_by
 
 #[test]
 fn a_small_pool_summary_explains_every_host_in_host_order() {
-    let hs = hosts(SUMMARY_HOSTS);
+    let hs = hosts(super::explain::SUMMARY_HOSTS);
     let req = Request::new("shop", "web-0");
     let r = Rules::default();
     let d = decide(&hs, &req, &r);
