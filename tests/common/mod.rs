@@ -90,6 +90,9 @@ pub struct Drover {
     agent: ureq::Agent,
     /// The store's directory, when the harness made it (removed on drop).
     _store_dir: Option<tempfile::TempDir>,
+    /// Run under `DROVER_WRAPPER`, in a process group of its own: the
+    /// child is the wrapper, and killing it alone left drover running.
+    wrapped: bool,
 }
 
 impl Drover {
@@ -132,6 +135,10 @@ impl Drover {
             }
             None => Command::new(drover_bin()),
         };
+        if wrapper.split_whitespace().next().is_some() {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -194,6 +201,7 @@ impl Drover {
             token,
             agent,
             _store_dir: store_dir,
+            wrapped: !wrapper.trim().is_empty(),
         }
     }
 
@@ -370,6 +378,20 @@ impl Drover {
 
 impl Drop for Drover {
     fn drop(&mut self) {
+        if self.wrapped {
+            // The whole group, politely first: a profiler writes its data
+            // when drover exits.
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

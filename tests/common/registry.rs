@@ -331,6 +331,7 @@ impl Drover {
             token: super::admin_token_of(&store),
             agent,
             _store_dir: Some(store_dir),
+            wrapped: false,
         }
     }
 
