@@ -68,16 +68,15 @@ fn sensor(value: serde_json::Value, at_ms: u64) -> SensorValue {
     SensorValue::new(value, at_ms)
 }
 
-/// The tree as stored: the application, its services, each cluster's
-/// members by the numbers the store holds (parents first, members by
-/// number, as the leader lists them).
+/// The tree as stored: the application, then each service followed by its
+/// members by the numbers the store holds (as the leader lists them).
 pub fn entities(snap: &Snapshot, app: &str) -> Result<Vec<EntityView>, NotStored> {
     let stored = stored_app(snap, app)?;
     let bp = blueprint(stored)?;
     let mut root = view(app, EntityKind::Application, None);
     let mut services = Vec::new();
-    let mut members = Vec::new();
     for svc in &bp.services {
+        let mut members = Vec::new();
         root.children.push(svc.id.clone());
         let kind = match svc.kind {
             ServiceType::Container => EntityKind::Container,
@@ -111,10 +110,10 @@ pub fn entities(snap: &Snapshot, app: &str) -> Result<Vec<EntityView>, NotStored
             v.children = ids;
         }
         services.push(v);
+        services.extend(members);
     }
     let mut out = vec![root];
     out.extend(services);
-    out.extend(members);
     Ok(out)
 }
 

@@ -60,7 +60,8 @@ pub struct ReadModel {
 #[derive(Debug, Default)]
 struct AppTree {
     views: foldhash::HashMap<String, Arc<EntityView>>,
-    /// Every entity's place in the tree: parents first, members by number.
+    /// Every entity's place in the tree: the application, then each
+    /// service followed by its members, by number.
     order: BTreeSet<PageToken>,
     /// Entities by kind and state.
     counts: HashMap<(EntityKind, Lifecycle), i64>,
@@ -91,7 +92,7 @@ impl ReadModel {
         if matches!(kind, EntityKind::Cluster | EntityKind::LoadBalancer) {
             tree.services.insert(me.entity.clone());
         }
-        tree.order.insert(PageToken::of(&view));
+        tree.order.insert(PageToken::of(&me.app, &view));
         tree.views.insert(me.entity.clone(), Arc::new(view));
     }
 
@@ -103,7 +104,7 @@ impl ReadModel {
         let Some(view) = tree.views.remove(&me.entity) else {
             return;
         };
-        tree.order.remove(&PageToken::of(&view));
+        tree.order.remove(&PageToken::of(&me.app, &view));
         tree.services.remove(&me.entity);
         if let Some(n) = tree.counts.get_mut(&(view.kind, view.state)) {
             *n -= 1;
@@ -418,6 +419,12 @@ mod tests {
                 Some(&web),
             );
         }
+        let db = r("shop", "db");
+        m.register(&db, EntityKind::Cluster, Some(&root));
+        for i in [2, 1] {
+            m.register(&r("shop", &format!("db-{i}")), EntityKind::Container, Some(&db));
+        }
+        m.register(&r("shop", "cache"), EntityKind::Container, Some(&root));
         m.register(&r("blog", "blog"), EntityKind::Application, None);
         let whole: Vec<String> = m
             .app_entities("shop")
@@ -438,8 +445,12 @@ mod tests {
             after = Some(text.parse().expect("a token reads back"));
         }
         assert_eq!(paged, whole, "pages in order, none twice, none missed");
-        assert_eq!(whole.len(), 14);
-        assert_eq!(m.app_page("shop", 14, None).1, None, "no next page");
+        // Each service followed by its own members, in natural order.
+        let web: Vec<String> = (1..=12).map(|i| format!("web-{i}")).collect();
+        let mut want = vec!["shop", "cache", "db", "db-1", "db-2", "web"];
+        want.extend(web.iter().map(String::as_str));
+        assert_eq!(whole, want);
+        assert_eq!(m.app_page("shop", 18, None).1, None, "no next page");
         assert!("x".parse::<PageToken>().is_err());
         assert!("2.1.web.web-1.x".parse::<PageToken>().is_err());
     }
