@@ -333,7 +333,7 @@ mod tests {
             .into_iter()
             .map(|e| e.id)
             .collect();
-        assert_eq!(ids, ["shop", "web", "lb", "web-2", "web-9", "web-11"]);
+        assert_eq!(ids, ["shop", "web", "web-2", "web-9", "web-11", "lb"]);
         let d = app(&s, "shop").unwrap();
         assert_eq!(d.summary.entity_count, 6);
         assert_eq!(
