@@ -223,9 +223,9 @@ impl Decision {
     /// runs 8, host-3: runs 8, and 987 more), 8 by label(zone=a) (...)`,
     /// the rule that rejected most first; `None` if no host was rejected.
     fn rejections<H: AsRef<HostState>>(&self, hosts: &[H], rules: &Rules) -> Option<String> {
-        // (rule, hosts it rejected, the first few of them), in the order
-        // rules are first met.
-        let mut by_rule: Vec<((u8, usize), usize, Vec<usize>)> = Vec::new();
+        // (rule, hosts it rejected, the first few of them with why), in
+        // the order rules are first met.
+        let mut by_rule: Vec<((u8, usize), usize, Vec<(usize, &Rejection)>)> = Vec::new();
         let mut total = 0;
         for (i, v) in self.verdicts.iter().enumerate().take(hosts.len()) {
             let HostVerdict::Rejected(r) = v else {
@@ -233,16 +233,17 @@ impl Decision {
             };
             total += 1;
             let key = rule_key(r);
-            let group = match by_rule.iter().position(|g| g.0 == key) {
-                Some(g) => &mut by_rule[g],
+            let g = match by_rule.iter().position(|g| g.0 == key) {
+                Some(g) => g,
                 None => {
                     by_rule.push((key, 0, Vec::new()));
-                    by_rule.last_mut().expect("just pushed")
+                    by_rule.len() - 1
                 }
             };
+            let group = &mut by_rule[g];
             group.1 += 1;
             if group.2.len() < NAMED_PER_RULE {
-                group.2.push(i);
+                group.2.push((i, r));
             }
         }
         if total == 0 {
@@ -252,28 +253,22 @@ impl Decision {
         by_rule.sort_by(|a, b| b.1.cmp(&a.1));
         let groups: Vec<String> = by_rule
             .iter()
-            .map(|(_, count, named)| {
-                let HostVerdict::Rejected(first) = &self.verdicts[named[0]] else {
-                    unreachable!("only rejected hosts are grouped");
-                };
-                let (rule, _) = rejection_parts(first, rules);
+            .filter_map(|(_, count, named)| {
+                let (rule, _) = rejection_parts(named.first()?.1, rules);
                 let mut names: Vec<String> = named
                     .iter()
-                    .map(|&i| {
+                    .map(|&(i, r)| {
                         let name = &hosts[i].as_ref().name;
-                        match &self.verdicts[i] {
-                            HostVerdict::Rejected(r) => match rejection_parts(r, rules).1 {
-                                Some(detail) => format!("{name}: {detail}"),
-                                None => name.clone(),
-                            },
-                            HostVerdict::Ranked { .. } => name.clone(),
+                        match rejection_parts(r, rules).1 {
+                            Some(detail) => format!("{name}: {detail}"),
+                            None => name.clone(),
                         }
                     })
                     .collect();
                 if *count > named.len() {
                     names.push(format!("and {} more", count - named.len()));
                 }
-                format!("{count} by {rule} ({})", names.join(", "))
+                Some(format!("{count} by {rule} ({})", names.join(", ")))
             })
             .collect();
         Some(format!("{total} rejected: {}", groups.join(", ")))
