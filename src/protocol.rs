@@ -269,7 +269,9 @@ fn shared_value<S: serde::Serializer>(v: &Arc<serde_json::Value>, s: S) -> Resul
     (**v).serialize(s)
 }
 
-fn value_to_share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<serde_json::Value>, D::Error> {
+fn value_to_share<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Arc<serde_json::Value>, D::Error> {
     serde_json::Value::deserialize(d).map(Arc::new)
 }
 

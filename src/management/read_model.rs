@@ -422,7 +422,11 @@ mod tests {
         let db = r("shop", "db");
         m.register(&db, EntityKind::Cluster, Some(&root));
         for i in [2, 1] {
-            m.register(&r("shop", &format!("db-{i}")), EntityKind::Container, Some(&db));
+            m.register(
+                &r("shop", &format!("db-{i}")),
+                EntityKind::Container,
+                Some(&db),
+            );
         }
         m.register(&r("shop", "cache"), EntityKind::Container, Some(&root));
         m.register(&r("blog", "blog"), EntityKind::Application, None);

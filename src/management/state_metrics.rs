@@ -292,11 +292,7 @@ mod tests {
             for i in 1..=2 {
                 let w = EntityRef::new("scrape-shop", format!("web-{i}"));
                 m.register(&w, EntityKind::Container, Some(&web));
-                m.set_sensor(
-                    &w,
-                    s::HOST_NAME,
-                    SensorValue::new("scrape-h1".into(), 1),
-                );
+                m.set_sensor(&w, s::HOST_NAME, SensorValue::new("scrape-h1".into(), 1));
                 m.set_state(&w, Lifecycle::Running);
             }
         }

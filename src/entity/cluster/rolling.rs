@@ -134,7 +134,12 @@ impl ClusterEntity {
         if let Some(u) = args.update {
             self.revs.update = u;
         }
-        if self.revs.specs.get(&target).is_some_and(|s| **s == args.member) {
+        if self
+            .revs
+            .specs
+            .get(&target)
+            .is_some_and(|s| **s == args.member)
+        {
             return Ok(json!({ "revision": target, "state": self.revs.state().as_str() }));
         }
         let revision = self.revs.specs.keys().next_back().copied().unwrap_or(0) + 1;

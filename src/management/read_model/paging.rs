@@ -82,9 +82,16 @@ fn natural(id: &str) -> (String, u64) {
 fn tree_key(app: &str, v: &EntityView) -> Key {
     let (stem, n) = natural(&v.id);
     match v.parent.as_deref() {
-        None if v.kind == EntityKind::Application => {
-            (0, String::new(), 0, String::new(), 0, String::new(), 0, v.id.clone())
-        }
+        None if v.kind == EntityKind::Application => (
+            0,
+            String::new(),
+            0,
+            String::new(),
+            0,
+            String::new(),
+            0,
+            v.id.clone(),
+        ),
         // A member: after its service, with the service's other members.
         Some(parent) if parent != app => {
             let (s_stem, s_n) = natural(parent);

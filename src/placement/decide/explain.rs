@@ -14,16 +14,20 @@ fn rejection_parts(r: &Rejection, rules: &Rules) -> (String, Option<String>) {
             None,
         ),
         Rejection::Hostname => (
-            format!("hostname({})", rules.hostname.as_deref().unwrap_or_default()),
+            format!(
+                "hostname({})",
+                rules.hostname.as_deref().unwrap_or_default()
+            ),
             None,
         ),
         Rejection::Label(k) => match rules.labels.iter().nth(*k) {
             Some((key, value)) => (format!("label({key}={value})"), None),
             None => ("label".into(), None),
         },
-        Rejection::MaxContainers { limit, has } => {
-            (format!("max-containers({limit})"), Some(format!("runs {has}")))
-        }
+        Rejection::MaxContainers { limit, has } => (
+            format!("max-containers({limit})"),
+            Some(format!("runs {has}")),
+        ),
         Rejection::MaxCpuUsage { limit, usage } => (
             format!("max-cpu-usage({limit})"),
             Some(format!("at {:.0}%", usage * 100.0)),
@@ -288,7 +292,11 @@ fn why(h: &HostState, req: &Request, rules: &Rules) -> String {
             h.containers()
         ),
         PlacementStrategy::LowestCpuUsage => {
-            format!("cpu {:.0}%, {} containers", h.cpu_usage * 100.0, h.containers())
+            format!(
+                "cpu {:.0}%, {} containers",
+                h.cpu_usage * 100.0,
+                h.containers()
+            )
         }
     }
 }

@@ -409,7 +409,9 @@ fn a_large_pool_summary_names_the_chosen_the_runners_up_and_counts_rejections_by
         h.place(&Request::new("shop", "web-1").member_of("web"));
     }
     full[4].reserved_cpus = 2.0;
-    let req = Request::new("shop", "web-2").member_of("web").resources(0.5, 0);
+    let req = Request::new("shop", "web-2")
+        .member_of("web")
+        .resources(0.5, 0);
     let s = decide(&full, &req, &anti).summary(&full, &req, &anti);
     assert_eq!(
         s,
@@ -426,8 +428,14 @@ fn a_small_pool_summary_explains_every_host_in_host_order() {
     let r = Rules::default();
     let d = decide(&hs, &req, &r);
     let s = d.summary(&hs, &req, &r);
-    assert!(s.starts_with("shop/web-0 → host-1; host-1: ranked 1"), "{s}");
-    assert!(s.ends_with("host-10: ranked 10 by breadth-first (0 of this entity, 0 containers)"), "{s}");
+    assert!(
+        s.starts_with("shop/web-0 → host-1; host-1: ranked 1"),
+        "{s}"
+    );
+    assert!(
+        s.ends_with("host-10: ranked 10 by breadth-first (0 of this entity, 0 containers)"),
+        "{s}"
+    );
 }
 
 proptest! {
