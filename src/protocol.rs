@@ -422,6 +422,17 @@ impl SensorBoard {
         });
     }
 
+    /// A lifecycle change, as every entity publishes it: the
+    /// `entity.state` sensor, then the `State` event.
+    pub fn publish_state(&mut self, me: &EntityRef, kind: EntityKind, state: Lifecycle) {
+        self.set(me, sensors::ENTITY_STATE, serde_json::json!(state.as_str()));
+        self.emit(EntityEvent::State {
+            source: me.clone(),
+            kind,
+            state,
+        });
+    }
+
     pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
         self.values.get(name).map(|v| &*v.value)
     }

@@ -106,12 +106,7 @@ impl ApplicationEntity {
         if state != self.state {
             self.state = state;
             self.board
-                .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-            self.board.emit(EntityEvent::State {
-                source: self.me.clone(),
-                kind: EntityKind::Application,
-                state,
-            });
+                .publish_state(&self.me, EntityKind::Application, state);
         }
     }
 

@@ -214,12 +214,7 @@ impl LoadBalancerEntity {
         if state != self.state {
             self.state = state;
             self.board
-                .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-            self.board.emit(EntityEvent::State {
-                source: self.me.clone(),
-                kind: EntityKind::LoadBalancer,
-                state,
-            });
+                .publish_state(&self.me, EntityKind::LoadBalancer, state);
         }
     }
 

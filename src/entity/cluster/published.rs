@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{cluster_state, resize_verdict, ClusterEntity, FailedMember, Member};
 use crate::entity::pool_messages::PlaceErrorKind;
-use crate::protocol::{sensors as s, EntityEvent, EntityKind, Lifecycle};
+use crate::protocol::{sensors as s, EntityKind, Lifecycle};
 
 /// Work over every member, done once per burst of member events rather
 /// than per event: a wave of n events (a deploy, a rebind) cost n² per
@@ -102,12 +102,7 @@ impl ClusterEntity {
         if state != self.state {
             self.state = state;
             self.board
-                .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-            self.board.emit(EntityEvent::State {
-                source: self.me.clone(),
-                kind: EntityKind::Cluster,
-                state,
-            });
+                .publish_state(&self.me, EntityKind::Cluster, state);
         }
         self.check_waiters();
     }

@@ -328,12 +328,7 @@ impl ContainerEntity {
     fn publish_state(&mut self, state: Lifecycle) {
         tracing::debug!(entity = %self.me, to = %state, "state");
         self.board
-            .set(&self.me, s::ENTITY_STATE, json!(state.as_str()));
-        self.board.emit(EntityEvent::State {
-            source: self.me.clone(),
-            kind: EntityKind::Container,
-            state,
-        });
+            .publish_state(&self.me, EntityKind::Container, state);
         let verdict = self.detector.observe(state, now_ms());
         self.on_verdict(verdict);
     }
