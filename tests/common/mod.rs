@@ -135,7 +135,8 @@ impl Drover {
             }
             None => Command::new(drover_bin()),
         };
-        if wrapper.split_whitespace().next().is_some() {
+        let wrapped = !wrapper.trim().is_empty();
+        if wrapped {
             use std::os::unix::process::CommandExt;
             command.process_group(0);
         }
@@ -201,7 +202,7 @@ impl Drover {
             token,
             agent,
             _store_dir: store_dir,
-            wrapped: !wrapper.trim().is_empty(),
+            wrapped,
         }
     }
 
