@@ -227,9 +227,8 @@ impl Decision {
     /// runs 8, host-3: runs 8, and 987 more), 8 by label(zone=a) (...)`,
     /// the rule that rejected most first; `None` if no host was rejected.
     fn rejections<H: AsRef<HostState>>(&self, hosts: &[H], rules: &Rules) -> Option<String> {
-        // (rule, hosts it rejected, the first few of them with why), in
-        // the order rules are first met.
-        let mut by_rule: Vec<((u8, usize), usize, Vec<(usize, &Rejection)>)> = Vec::new();
+        // In the order rules are first met.
+        let mut by_rule: Vec<RuleGroup<'_>> = Vec::new();
         let mut total = 0;
         for (i, v) in self.verdicts.iter().enumerate().take(hosts.len()) {
             let HostVerdict::Rejected(r) = v else {
@@ -237,27 +236,31 @@ impl Decision {
             };
             total += 1;
             let key = rule_key(r);
-            let g = match by_rule.iter().position(|g| g.0 == key) {
+            let g = match by_rule.iter().position(|g| g.key == key) {
                 Some(g) => g,
                 None => {
-                    by_rule.push((key, 0, Vec::new()));
+                    by_rule.push(RuleGroup {
+                        key,
+                        count: 0,
+                        named: Vec::new(),
+                    });
                     by_rule.len() - 1
                 }
             };
             let group = &mut by_rule[g];
-            group.1 += 1;
-            if group.2.len() < NAMED_PER_RULE {
-                group.2.push((i, r));
+            group.count += 1;
+            if group.named.len() < NAMED_PER_RULE {
+                group.named.push((i, r));
             }
         }
         if total == 0 {
             return None;
         }
         // Stable: equal counts keep the order the rules were met in.
-        by_rule.sort_by(|a, b| b.1.cmp(&a.1));
+        by_rule.sort_by_key(|g| std::cmp::Reverse(g.count));
         let groups: Vec<String> = by_rule
             .iter()
-            .filter_map(|(_, count, named)| {
+            .filter_map(|RuleGroup { count, named, .. }| {
                 let (rule, _) = rejection_parts(named.first()?.1, rules);
                 let mut names: Vec<String> = named
                     .iter()
@@ -277,6 +280,13 @@ impl Decision {
             .collect();
         Some(format!("{total} rejected: {}", groups.join(", ")))
     }
+}
+
+/// The hosts one rule rejected: how many, and the first few with why.
+struct RuleGroup<'a> {
+    key: (u8, usize),
+    count: usize,
+    named: Vec<(usize, &'a Rejection)>,
 }
 
 /// Why a host that passed the filters ranks where it does, by the
