@@ -8,7 +8,8 @@
 //!
 //! - the real `aggregate` [`Enricher`] (average of `cpu.usage` over the
 //!   members), publishing on its group;
-//! - a real [`Restarter`] per member, with the interest drover gives it;
+//! - a real [`Restarter`] per group watching its members, with the
+//!   interest drover gives it;
 //! - the group, with the interest a cluster has in its members
 //!   ([`member_sensor_wanted`]);
 //! - a read model sink: the management actor's real [`ReadModel`], which
@@ -36,7 +37,7 @@ use drover::blueprint::{AggregateFn, EnricherKind, EnricherSpec};
 use drover::enricher::{Enricher, Feed};
 use drover::entity::cluster::member_sensor_wanted;
 use drover::management::read_model::ReadModel;
-use drover::policy::restarter::{Restarter, RestarterConfig};
+use drover::policy::restarter::{Restarter, RestarterConfig, Watch};
 use drover::protocol::{
     sensors as s, EmitNotice, EntityError, EntityEvent, EntityKind, EntityRef, Interest, Invoke,
     Lifecycle, PublishSensor, SensorBoard, Subscribe, SubscribeMembers,
@@ -293,21 +294,32 @@ async fn run(members_n: usize, groups_n: usize, rounds: usize, interests: bool) 
         }
         groups.push((group, mine.len()));
     }
+    // One restarter per group, watching its members, as drover attaches
+    // a cluster's restarter.
+    let restarters: Vec<Addr<Restarter>> = (0..groups_n)
+        .map(|_| {
+            Restarter::for_members(
+                "restarter",
+                RestarterConfig::default(),
+                sink.clone().recipient(),
+                None,
+            )
+            .start()
+        })
+        .collect();
     for (i, a) in members.iter().enumerate() {
         a.do_send(Subscribe(sink.clone().recipient(), Interest::All));
-        let r = Restarter::new(
-            refs[i].clone(),
-            a.clone().recipient(),
-            a.clone().recipient(),
-            a.clone().recipient(),
-            sink.clone().recipient(),
-            RestarterConfig::default(),
-        );
-        if interests {
-            r.start();
-        } else {
-            let r = r.start();
-            a.do_send(Subscribe(r.recipient(), Interest::All));
+        let r = &restarters[i % groups_n];
+        r.do_send(Watch {
+            target: refs[i].clone(),
+            subscribe: a.clone().recipient(),
+            invoke: a.clone().recipient(),
+            notice: a.clone().recipient(),
+            saved: None,
+        });
+        if !interests {
+            // As before: the restarter heard every sensor too.
+            a.do_send(Subscribe(r.clone().recipient(), Interest::All));
         }
     }
     // Let every subscription land before the clock starts.

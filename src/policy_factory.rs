@@ -15,10 +15,9 @@ use crate::blueprint::{Blueprint, PolicySpec, RebalanceSpec, ServiceType};
 use crate::entity::policies::{MemberPolicies, PolicyFactory, PolicyTarget};
 use crate::entity::Links;
 use crate::policy::autoscaler::Autoscaler;
-use crate::policy::members::{Join, Leave, MemberRestarters};
 use crate::policy::placement::{CpuPlacement, Tune};
 use crate::policy::replacer::{Replacer, Trigger};
-use crate::policy::restarter::Restarter;
+use crate::policy::restarter::{Restarter, Unwatch, Watch};
 use crate::policy::{PolicyConfig, PolicyControl, PolicyRegistered, ResolvedPolicy};
 use crate::protocol::{EntityRef, Subscribe};
 
@@ -141,7 +140,7 @@ impl PolicyFactory for BlueprintPolicies {
             let PolicyConfig::Restarter(cfg) = &a.policy.config else {
                 continue;
             };
-            let addr = MemberRestarters::new(
+            let addr = Restarter::for_members(
                 a.policy.name.clone(),
                 cfg.clone(),
                 self.links.activities.clone(),
@@ -173,17 +172,19 @@ impl PolicyFactory for BlueprintPolicies {
             let control: Recipient<PolicyControl> = match &a.policy.config {
                 // On a cluster the members' restarters are `members`'.
                 PolicyConfig::Restarter(cfg) if kind == Some(ServiceType::Container) => {
-                    Restarter::new(
-                        target.entity.clone(),
-                        target.subscribe.clone(),
-                        target.invoke.clone(),
-                        target.notice.clone(),
-                        activities.clone(),
+                    Restarter::start_for(
+                        name.clone(),
                         cfg.clone(),
+                        activities.clone(),
+                        self.links.store.clone(),
+                        Watch {
+                            target: target.entity.clone(),
+                            subscribe: target.subscribe.clone(),
+                            invoke: target.invoke.clone(),
+                            notice: target.notice.clone(),
+                            saved: self.saved(service, &name),
+                        },
                     )
-                    .named(name.clone())
-                    .persisted(self.links.store.clone(), self.saved(service, &name))
-                    .start()
                     .recipient()
                 }
                 PolicyConfig::Replacer(cfg) => {
@@ -247,18 +248,18 @@ impl PolicyFactory for BlueprintPolicies {
     }
 }
 
-/// A cluster's member policies: one [`MemberRestarters`] per restarter
-/// policy on the cluster.
+/// A cluster's member policies: one [`Restarter`] per restarter policy on
+/// the cluster, watching every member.
 struct Members {
-    restarters: Vec<(String, Addr<MemberRestarters>)>,
+    restarters: Vec<(String, Addr<Restarter>)>,
     links: Links,
 }
 
 impl MemberPolicies for Members {
     fn joined(&mut self, m: PolicyTarget) {
         for (name, r) in &self.restarters {
-            r.do_send(Join {
-                member: m.entity.clone(),
+            r.do_send(Watch {
+                target: m.entity.clone(),
                 subscribe: m.subscribe.clone(),
                 invoke: m.invoke.clone(),
                 notice: m.notice.clone(),
@@ -271,7 +272,7 @@ impl MemberPolicies for Members {
 
     fn left(&mut self, member: &EntityRef) {
         for (_, r) in &self.restarters {
-            r.do_send(Leave(member.clone()));
+            r.do_send(Unwatch(member.clone()));
         }
     }
 }

@@ -14,7 +14,6 @@
 
 pub mod autoscaler;
 pub mod build_roots;
-pub mod members;
 pub mod placement;
 pub mod presets;
 pub mod ranges;

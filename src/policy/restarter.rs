@@ -8,6 +8,7 @@
 //! (so a crash loop never makes drover spin), and too many failures in the
 //! window give up and emit `entity.failed.restart` for the replacer.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -137,54 +138,99 @@ impl RestartHistory {
     }
 }
 
-/// One restarter per container entity.
+/// What a restarter needs of an entity it watches.
+pub struct Watch {
+    pub target: EntityRef,
+    pub subscribe: Recipient<Subscribe>,
+    pub invoke: Recipient<Invoke>,
+    pub notice: Recipient<EmitNotice>,
+    /// What the store held for this entity's restarter, on a rebind.
+    pub saved: Option<serde_json::Value>,
+}
+
+impl Message for Watch {
+    type Result = ();
+}
+
+/// The entity left (a cluster member removed): its memory goes with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch(pub EntityRef);
+
+/// One restarter policy as attached: a container's, or a cluster's for all
+/// its members, present and to come.
+///
+/// A cluster's members share one actor. At 100,000 containers an actor per
+/// member was 100,000 mailboxes and contexts doing nothing but wait for a
+/// notice; what each member needs is only its restart memory below.
 pub struct Restarter {
-    target: EntityRef,
-    subscribe: Recipient<Subscribe>,
+    name: String,
+    cfg: RestarterConfig,
+    running: bool,
+    activities: Recipient<RecordActivity>,
+    /// Where the policy's memory is saved (the durable store).
+    store: Option<Recipient<crate::store::StoreWrite>>,
+    watched: HashMap<EntityRef, Watched>,
+    /// A container's own restarter stops with the container, and shows the
+    /// container's restart memory as its state.
+    of_one: bool,
+}
+
+/// The restarter's memory of one watched entity.
+struct Watched {
     invoke: Recipient<Invoke>,
     notice: Recipient<EmitNotice>,
-    activities: Recipient<RecordActivity>,
-    cfg: RestarterConfig,
-    name: String,
-    running: bool,
     history: RestartHistory,
     state: Lifecycle,
     gave_up: bool,
     pending: Option<SpawnHandle>,
-    /// Where the policy's memory is saved (the durable store).
-    store: Option<actix::Recipient<crate::store::StoreWrite>>,
 }
 
 impl Restarter {
-    pub fn new(
-        target: EntityRef,
-        subscribe: Recipient<Subscribe>,
-        invoke: Recipient<Invoke>,
-        notice: Recipient<EmitNotice>,
-        activities: Recipient<RecordActivity>,
+    /// A restarter for a cluster's members, who come by [`Watch`].
+    pub fn for_members(
+        name: impl Into<String>,
         cfg: RestarterConfig,
+        activities: Recipient<RecordActivity>,
+        store: Option<Recipient<crate::store::StoreWrite>>,
     ) -> Self {
         Restarter {
-            store: None,
-            target,
-            subscribe,
-            invoke,
-            notice,
-            activities,
+            name: name.into(),
             cfg,
-            name: "restarter".into(),
             running: true,
-            history: RestartHistory::default(),
-            state: Lifecycle::Created,
-            gave_up: false,
-            pending: None,
+            activities,
+            store,
+            watched: HashMap::new(),
+            of_one: false,
         }
     }
 
-    fn record(&self, name: &str, args: serde_json::Value, outcome: &str, message: String) {
+    /// The restarter of one container, started watching it.
+    pub fn start_for(
+        name: impl Into<String>,
+        cfg: RestarterConfig,
+        activities: Recipient<RecordActivity>,
+        store: Option<Recipient<crate::store::StoreWrite>>,
+        target: Watch,
+    ) -> Addr<Restarter> {
+        let mut r = Self::for_members(name, cfg, activities, store);
+        r.of_one = true;
+        let addr = r.start();
+        addr.do_send(target);
+        addr
+    }
+
+    fn record(
+        &self,
+        target: &EntityRef,
+        name: &str,
+        args: serde_json::Value,
+        outcome: &str,
+        message: String,
+    ) {
         self.activities.do_send(RecordActivity(Activity::policy(
-            &self.target.app,
-            &self.target.entity,
+            &target.app,
+            &target.entity,
             name,
             args,
             outcome,
@@ -192,88 +238,134 @@ impl Restarter {
         )));
     }
 
-    fn on_failed(&mut self, reason: String, ctx: &mut Context<Self>) {
+    fn save(&self, target: &EntityRef) {
+        if let Some(w) = self.watched.get(target) {
+            super::save_memory(&self.store, target, &self.name, &w.history);
+        }
+    }
+
+    fn on_failed(&mut self, target: EntityRef, reason: String, ctx: &mut Context<Self>) {
         // One span per evaluation, carrying the ids every log line needs.
-        let span = tracing::info_span!("policy", policy = "restarter", app = %self.target.app, entity = %self.target.entity);
+        let span = tracing::info_span!("policy", policy = "restarter", app = %target.app, entity = %target.entity);
         let _entered = span.enter();
         tracing::debug!(%reason, "restarter evaluating a failure");
-        if self.gave_up || !self.running {
+        let running = self.running;
+        let cfg = self.cfg.clone();
+        let Some(w) = self.watched.get_mut(&target) else {
+            return;
+        };
+        if w.gave_up || !running {
             return;
         }
-        let now = now_ms();
-        let decision = self.history.on_failure(now, &self.cfg);
-        self.save();
+        let decision = w.history.on_failure(now_ms(), &cfg);
+        let n = w.history.failures_ms.len();
+        self.save(&target);
         match decision {
             RestartDecision::RestartIn(delay) => {
-                let n = self.history.failures_ms.len();
                 self.record(
+                    &target,
                     "restarter.restart",
                     json!({ "failures_in_window": n, "delay_seconds": delay.as_secs_f64(), "reason": reason }),
                     "scheduled",
-                    format!("failure {n} in {}: restart in {}", humantime::format_duration(self.cfg.window), humantime::format_duration(delay)),
+                    format!("failure {n} in {}: restart in {}", humantime::format_duration(cfg.window), humantime::format_duration(delay)),
                 );
-                if let Some(h) = self.pending.take() {
-                    ctx.cancel_future(h);
-                }
-                self.pending = Some(ctx.run_later(delay, |act, ctx| {
-                    act.pending = None;
-                    // Recovered meanwhile (someone else restarted it): nothing to do.
-                    if act.state != Lifecycle::OnFire {
-                        return;
+                let key = target.clone();
+                let handle = ctx.run_later(delay, move |act, ctx| act.restart_now(key, ctx));
+                if let Some(w) = self.watched.get_mut(&target) {
+                    if let Some(h) = w.pending.replace(handle) {
+                        ctx.cancel_future(h);
                     }
-                    let invoke = act.invoke.clone();
-                    ctx.spawn(
-                        async move { invoke.send(Invoke::new("restart")).await }
-                            .into_actor(act)
-                            .map(|res, act, _| {
-                                if let Ok(Err(e)) = res {
-                                    act.record(
-                                        "restarter.restart",
-                                        json!({}),
-                                        "error",
-                                        e.to_string(),
-                                    );
-                                }
-                            }),
-                    );
-                }));
+                }
             }
             RestartDecision::GiveUp { failures } => {
-                self.gave_up = true;
                 let why = format!(
                     "{failures} failures within {} (limit {}): giving up; the entity stays on fire",
-                    humantime::format_duration(self.cfg.window),
-                    self.cfg.max_restarts
+                    humantime::format_duration(cfg.window),
+                    cfg.max_restarts
                 );
                 self.record(
+                    &target,
                     "restarter.give_up",
                     json!({ "failures_in_window": failures, "reason": reason }),
                     "gave-up",
                     why.clone(),
                 );
-                self.notice.do_send(EmitNotice {
-                    name: s::ENTITY_FAILED_RESTART.into(),
-                    detail: json!({ "reason": why }),
-                });
+                if let Some(w) = self.watched.get_mut(&target) {
+                    w.gave_up = true;
+                    w.notice.do_send(EmitNotice {
+                        name: s::ENTITY_FAILED_RESTART.into(),
+                        detail: json!({ "reason": why }),
+                    });
+                }
             }
         }
     }
-}
 
-impl Restarter {
-    /// The policy's name as attached (its preset's, or its kind).
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
+    fn restart_now(&mut self, target: EntityRef, ctx: &mut Context<Self>) {
+        let Some(w) = self.watched.get_mut(&target) else {
+            return;
+        };
+        w.pending = None;
+        // Recovered meanwhile (someone else restarted it): nothing to do.
+        if w.state != Lifecycle::OnFire {
+            return;
+        }
+        let invoke = w.invoke.clone();
+        ctx.spawn(
+            async move { invoke.send(Invoke::new("restart")).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    if let Ok(Err(e)) = res {
+                        act.record(
+                            &target,
+                            "restarter.restart",
+                            json!({}),
+                            "error",
+                            e.to_string(),
+                        );
+                    }
+                }),
+        );
+    }
+
+    fn forget(&mut self, target: &EntityRef, ctx: &mut Context<Self>) {
+        if let Some(h) = self.watched.remove(target).and_then(|w| w.pending) {
+            ctx.cancel_future(h);
+        }
+        if self.of_one && self.watched.is_empty() {
+            ctx.stop();
+        }
     }
 }
 
 impl Actor for Restarter {
     type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Context<Self>) {
+}
+
+impl Handler<Watch> for Restarter {
+    type Result = ();
+    fn handle(&mut self, w: Watch, ctx: &mut Context<Self>) {
         // Failures come as notices and state: no sensor is of use here.
-        self.subscribe
+        w.subscribe
             .do_send(Subscribe(ctx.address().recipient(), Interest::NoSensors));
+        self.watched.insert(
+            w.target,
+            Watched {
+                invoke: w.invoke,
+                notice: w.notice,
+                history: super::restore_memory(w.saved).unwrap_or_default(),
+                state: Lifecycle::Created,
+                gave_up: false,
+                pending: None,
+            },
+        );
+    }
+}
+
+impl Handler<Unwatch> for Restarter {
+    type Result = ();
+    fn handle(&mut self, Unwatch(target): Unwatch, ctx: &mut Context<Self>) {
+        self.forget(&target, ctx);
     }
 }
 
@@ -281,21 +373,31 @@ impl Handler<EntityEvent> for Restarter {
     type Result = ();
     fn handle(&mut self, ev: EntityEvent, ctx: &mut Context<Self>) {
         match ev {
-            EntityEvent::State { state, .. } => self.state = state,
-            EntityEvent::Notice { name, detail, .. } if name == s::ENTITY_FAILED => {
+            EntityEvent::State { source, state, .. } => {
+                if let Some(w) = self.watched.get_mut(&source) {
+                    w.state = state;
+                }
+            }
+            EntityEvent::Notice {
+                source,
+                name,
+                detail,
+            } if name == s::ENTITY_FAILED => {
                 let reason = detail
                     .get("reason")
                     .and_then(|r| r.as_str())
                     .unwrap_or("failed")
                     .to_string();
-                self.on_failed(reason, ctx);
+                self.on_failed(source, reason, ctx);
             }
-            EntityEvent::Notice { name, .. } if name == s::ENTITY_RECOVERED => {
-                self.history.on_recovered(now_ms());
-                self.save();
-                self.gave_up = false;
+            EntityEvent::Notice { source, name, .. } if name == s::ENTITY_RECOVERED => {
+                if let Some(w) = self.watched.get_mut(&source) {
+                    w.history.on_recovered(now_ms());
+                    w.gave_up = false;
+                    self.save(&source);
+                }
             }
-            EntityEvent::Gone { .. } => ctx.stop(),
+            EntityEvent::Gone { source } => self.forget(&source, ctx),
             _ => {}
         }
     }
@@ -373,6 +475,135 @@ mod tests {
         ));
     }
 
+    /// Stands in for a watched container: counts restarts and notices.
+    #[derive(Default)]
+    struct FakeEntity {
+        restarts: usize,
+        notices: Vec<String>,
+    }
+    impl Actor for FakeEntity {
+        type Context = Context<Self>;
+    }
+    impl Handler<Subscribe> for FakeEntity {
+        type Result = ();
+        fn handle(&mut self, _: Subscribe, _: &mut Context<Self>) {}
+    }
+    impl Handler<Invoke> for FakeEntity {
+        type Result = Result<serde_json::Value, crate::protocol::EntityError>;
+        fn handle(&mut self, i: Invoke, _: &mut Context<Self>) -> Self::Result {
+            assert_eq!(i.effector, "restart");
+            self.restarts += 1;
+            Ok(json!({}))
+        }
+    }
+    impl Handler<EmitNotice> for FakeEntity {
+        type Result = ();
+        fn handle(&mut self, n: EmitNotice, _: &mut Context<Self>) {
+            self.notices.push(n.name);
+        }
+    }
+    #[derive(Message)]
+    #[rtype(result = "(usize, Vec<String>)")]
+    struct Seen;
+    impl Handler<Seen> for FakeEntity {
+        type Result = MessageResult<Seen>;
+        fn handle(&mut self, _: Seen, _: &mut Context<Self>) -> Self::Result {
+            MessageResult((self.restarts, self.notices.clone()))
+        }
+    }
+    struct NoActivities;
+    impl Actor for NoActivities {
+        type Context = Context<Self>;
+    }
+    impl Handler<RecordActivity> for NoActivities {
+        type Result = ();
+        fn handle(&mut self, _: RecordActivity, _: &mut Context<Self>) {}
+    }
+
+    fn failed(source: &EntityRef) -> EntityEvent {
+        EntityEvent::Notice {
+            source: source.clone(),
+            name: s::ENTITY_FAILED.into(),
+            detail: json!({ "reason": "exited" }),
+        }
+    }
+
+    fn on_fire(source: &EntityRef) -> EntityEvent {
+        EntityEvent::State {
+            source: source.clone(),
+            kind: crate::protocol::EntityKind::Container,
+            state: Lifecycle::OnFire,
+        }
+    }
+
+    /// Waits (up to a generous second: a restart's zero delay is still a
+    /// timer, due at the next millisecond) until `e` has seen `want`, and
+    /// returns what it saw.
+    async fn seen(e: &Addr<FakeEntity>, want: (usize, usize)) -> (usize, Vec<String>) {
+        let mut got = e.send(Seen).await.unwrap();
+        for _ in 0..200 {
+            if (got.0, got.1.len()) == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            got = e.send(Seen).await.unwrap();
+        }
+        got
+    }
+
+    #[actix::test]
+    async fn one_restarter_keeps_each_members_memory_apart() {
+        // No delays: the test is about whose restart is whose.
+        let c = RestarterConfig {
+            backoff_start: Duration::ZERO,
+            max_restarts: 2,
+            ..cfg()
+        };
+        let r =
+            Restarter::for_members("restarter", c, NoActivities.start().recipient(), None).start();
+        let (a, b) = (FakeEntity::default().start(), FakeEntity::default().start());
+        let (ra, rb) = (
+            EntityRef::new("app", "web-0"),
+            EntityRef::new("app", "web-1"),
+        );
+        for (target, e) in [(&ra, &a), (&rb, &b)] {
+            r.do_send(Watch {
+                target: target.clone(),
+                subscribe: e.clone().recipient(),
+                invoke: e.clone().recipient(),
+                notice: e.clone().recipient(),
+                saved: None,
+            });
+            r.do_send(on_fire(target));
+        }
+        // Three failures of web-0 in the window, each after the restart
+        // before it: two restarts, then it gives up on web-0 alone.
+        r.do_send(failed(&ra));
+        assert_eq!(seen(&a, (1, 0)).await, (1, vec![]));
+        r.do_send(failed(&ra));
+        r.do_send(failed(&rb));
+        assert_eq!(seen(&a, (2, 0)).await, (2, vec![]));
+        r.do_send(failed(&ra));
+        let (restarts, notices) = seen(&a, (2, 1)).await;
+        assert_eq!(restarts, 2);
+        assert_eq!(notices, vec![s::ENTITY_FAILED_RESTART.to_string()]);
+        assert_eq!(seen(&b, (1, 0)).await, (1, vec![]));
+
+        // A member that left is forgotten: its failures restart nothing.
+        r.do_send(Unwatch(rb.clone()));
+        r.do_send(failed(&rb));
+        let status = r
+            .send(super::super::PolicyControl {
+                policy: "restarter".into(),
+                op: super::super::PolicyOp::Get,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.state, json!({ "members": 1 }));
+        assert_eq!(seen(&b, (2, 0)).await, (1, vec![]));
+    }
+
     proptest! {
         #[test]
         fn backoff_never_exceeds_the_cap_and_never_shrinks(n in 1usize..200, start_ms in 1u64..5_000, factor in 1.0f64..10.0, cap_ms in 1u64..100_000) {
@@ -413,31 +644,15 @@ impl Handler<super::PolicyControl> for Restarter {
             super::PolicyOp::Start => self.running = true,
             super::PolicyOp::Stop => self.running = false,
         }
+        let state = match self.watched.values().next() {
+            Some(one) if self.of_one => serde_json::to_value(&one.history).unwrap_or_default(),
+            _ => json!({ "members": self.watched.len() }),
+        };
         Ok(super::PolicyStatus::of(
             &self.name,
             &super::PolicyConfig::Restarter(self.cfg.clone()),
             self.running,
-            serde_json::to_value(&self.history).unwrap_or_default(),
+            state,
         ))
-    }
-}
-
-impl Restarter {
-    /// Saves the policy's memory to the store on every change, starting
-    /// from `saved` (what the store held for it at start, on a rebind).
-    pub fn persisted(
-        mut self,
-        store: Option<actix::Recipient<crate::store::StoreWrite>>,
-        saved: Option<serde_json::Value>,
-    ) -> Self {
-        if let Some(h) = super::restore_memory::<RestartHistory>(saved) {
-            self.history = h;
-        }
-        self.store = store;
-        self
-    }
-
-    fn save(&self) {
-        super::save_memory(&self.store, &self.target, &self.name, &self.history);
     }
 }
