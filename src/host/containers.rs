@@ -7,6 +7,8 @@
 //! create and start are retried by the entity, as any failed start).
 
 use super::*;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// Container calls in flight to one engine at most. Each is a connection,
 /// and the client keeps connections it opened in a burst: 30,000 entities
@@ -26,14 +28,29 @@ pub struct CreateAndStart(pub ContainerRequest);
 impl Handler<CreateAndStart> for DockerHost {
     type Result = ResponseFuture<Result<ContainerInfo, HostError>>;
     fn handle(&mut self, msg: CreateAndStart, _: &mut Context<Self>) -> Self::Result {
-        let docker = self.docker.clone();
-        let host = self.name.clone();
-        let calls = self.calls.clone();
-        Box::pin(async move {
-            let _turn = calls.acquire_owned().await;
-            create_and_start(&docker, &host, msg.0).await
-        })
+        Box::pin(queued_create(
+            self.calls.clone(),
+            self.docker.clone(),
+            self.name.clone(),
+            msg.0,
+        ))
     }
+}
+
+/// A create that waits for its turn among the engine's calls in flight.
+///
+/// The call's own future (bollard's and hyper's request state, about
+/// 4 KiB) is boxed once the turn comes: inline, every create queued behind
+/// the limit held it while it waited, and a deploy of 100,000 containers
+/// queues nearly all of them at once.
+async fn queued_create(
+    calls: Arc<Semaphore>,
+    docker: Docker,
+    host: String,
+    req: ContainerRequest,
+) -> Result<ContainerInfo, HostError> {
+    let _turn = calls.acquire_owned().await;
+    Box::pin(create_and_start(&docker, &host, req)).await
 }
 
 pub(crate) async fn ensure_image(
@@ -111,18 +128,19 @@ async fn create_and_start(
     host: &str,
     req: ContainerRequest,
 ) -> Result<ContainerInfo, HostError> {
+    let mut req = req;
+    req.resolve();
     let name = container_name(&req.app, &req.entity);
     let image = req.spec.image.clone().unwrap_or_default();
     ensure_image(docker, host, &image).await?;
     // The workload's tag is shared by every drover build using the engine
     // (an upgrade, several branches' tests): the container is made from
     // this build's image, by id, never from whatever the tag names now.
-    let mut req = req;
     if workload::is_workload_image(&image) {
         let id = workload::ensure_workload_image(docker)
             .await
             .map_err(|e| HostError::Workload(e.to_string()))?;
-        req.spec.image = Some(id);
+        std::sync::Arc::make_mut(&mut req.spec).image = Some(id);
     }
     volumes::ensure_volumes(docker, &req).await?;
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
@@ -262,16 +280,25 @@ pub struct Inspect(pub String);
 impl Handler<Inspect> for DockerHost {
     type Result = ResponseFuture<Result<Option<ContainerInfo>, HostError>>;
     fn handle(&mut self, msg: Inspect, _: &mut Context<Self>) -> Self::Result {
-        let docker = self.docker.clone();
-        let calls = self.calls.clone();
-        Box::pin(async move {
-            let _turn = calls.acquire_owned().await;
-            match inspect(&docker, &msg.0).await {
-                Ok(i) => Ok(Some(i)),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        Box::pin(queued_inspect(
+            self.calls.clone(),
+            self.docker.clone(),
+            msg.0,
+        ))
+    }
+}
+
+/// An inspect that waits for its turn; boxed after it, as [`queued_create`].
+async fn queued_inspect(
+    calls: Arc<Semaphore>,
+    docker: Docker,
+    id: String,
+) -> Result<Option<ContainerInfo>, HostError> {
+    let _turn = calls.acquire_owned().await;
+    match Box::pin(inspect(&docker, &id)).await {
+        Ok(i) => Ok(Some(i)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -298,16 +325,23 @@ pub struct Operate {
 impl Handler<Operate> for DockerHost {
     type Result = ResponseFuture<Result<(), HostError>>;
     fn handle(&mut self, msg: Operate, _: &mut Context<Self>) -> Self::Result {
-        let docker = self.docker.clone();
-        let calls = self.calls.clone();
-        Box::pin(async move {
-            let _turn = match msg.op {
-                ContainerOp::Stop | ContainerOp::Restart => None,
-                _ => calls.acquire_owned().await.ok(),
-            };
-            operate(&docker, &msg.container, msg.op).await
-        })
+        Box::pin(queued_operate(self.calls.clone(), self.docker.clone(), msg))
     }
+}
+
+/// An operation that waits for its turn (a stop or restart does not: it
+/// waits for the container, not the engine); boxed after it, as
+/// [`queued_create`]: a destroy queues every removal at once.
+async fn queued_operate(
+    calls: Arc<Semaphore>,
+    docker: Docker,
+    msg: Operate,
+) -> Result<(), HostError> {
+    let _turn = match msg.op {
+        ContainerOp::Stop | ContainerOp::Restart => None,
+        _ => calls.acquire_owned().await.ok(),
+    };
+    Box::pin(operate(&docker, &msg.container, msg.op)).await
 }
 
 /// The engine's socket refused the connection before the request was sent
@@ -493,6 +527,49 @@ fn listed_ports(ports: &[bollard::models::PortSummary]) -> BTreeMap<u16, u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a call holds while it waits for its turn: a deploy or destroy
+    /// of 100,000 containers queues nearly all of them at once.
+    #[test]
+    fn a_queued_call_holds_little_while_it_waits() {
+        let docker = Docker::connect_with_unix("/dev/null", 1, bollard::API_DEFAULT_VERSION)
+            .expect("a client (it connects only when used)");
+        let calls = Arc::new(Semaphore::new(1));
+        let req = ContainerRequest::new("a", "e", Default::default());
+        let unboxed = std::mem::size_of_val(&create_and_start(&docker, "h", req.clone()));
+        let queued = [
+            (
+                "create",
+                std::mem::size_of_val(&queued_create(
+                    calls.clone(),
+                    docker.clone(),
+                    "h".into(),
+                    req,
+                )),
+            ),
+            (
+                "inspect",
+                std::mem::size_of_val(&queued_inspect(calls.clone(), docker.clone(), "id".into())),
+            ),
+            (
+                "operate",
+                std::mem::size_of_val(&queued_operate(
+                    calls,
+                    docker.clone(),
+                    Operate {
+                        container: "id".into(),
+                        op: ContainerOp::Remove,
+                    },
+                )),
+            ),
+        ];
+        for (call, size) in queued {
+            assert!(
+                size <= 1024,
+                "a queued {call} holds {size} bytes (the create's call itself is {unboxed})"
+            );
+        }
+    }
 
     #[test]
     fn a_lists_ports_are_the_published_ones_once_each() {

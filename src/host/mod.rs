@@ -116,7 +116,16 @@ pub fn container_name(app: &str, entity: &str) -> String {
 pub struct ContainerRequest {
     pub app: String,
     pub entity: String,
-    pub spec: ContainerSpec,
+    /// Shared with the entity that asks (and its cluster's other members of
+    /// the same revision): a create waiting for its turn holds no copy of
+    /// it. What this create changes of it is below, applied once the call
+    /// is made ([`ContainerRequest::resolve`]).
+    pub spec: std::sync::Arc<ContainerSpec>,
+    /// The image to run instead of the spec's (and its build): as pulled,
+    /// pinned to a digest, or as built.
+    pub image: Option<String>,
+    /// The env and command, with their sensor references resolved.
+    pub rendered: Option<(BTreeMap<String, String>, Option<Vec<String>>)>,
     /// Network to join, with the entity id as DNS alias.
     pub network: Option<String>,
     /// More networks to join (Docker names), with the same aliases.
@@ -127,6 +136,37 @@ pub struct ContainerRequest {
 }
 
 impl ContainerRequest {
+    /// A request for `spec` as it is.
+    pub fn new(app: &str, entity: &str, spec: std::sync::Arc<ContainerSpec>) -> Self {
+        ContainerRequest {
+            app: app.to_string(),
+            entity: entity.to_string(),
+            spec,
+            image: None,
+            rendered: None,
+            network: None,
+            extra_networks: Vec::new(),
+            aliases: Vec::new(),
+        }
+    }
+
+    /// Applies `image` and `rendered` to `spec` (copying it only if either
+    /// is set): the spec as this create makes the container.
+    pub fn resolve(&mut self) {
+        if self.image.is_none() && self.rendered.is_none() {
+            return;
+        }
+        let spec = std::sync::Arc::make_mut(&mut self.spec);
+        if let Some(image) = self.image.take() {
+            spec.image = Some(image);
+            spec.build = None;
+        }
+        if let Some((env, command)) = self.rendered.take() {
+            spec.env = env;
+            spec.command = command;
+        }
+    }
+
     /// The entity id, then the extra aliases.
     pub fn all_aliases(&self) -> Vec<String> {
         let mut a = vec![self.entity.clone()];

@@ -278,14 +278,7 @@ mod tests {
             "{image: x, volumes: [{name: data, path: /d, read_only: true}, {host: /srv/a, path: /a}, {tmpfs: /t, size: 1Mi}]}",
         )
         .unwrap();
-        let req = ContainerRequest {
-            app: "shop".into(),
-            entity: "web-2".into(),
-            spec,
-            network: None,
-            extra_networks: Vec::new(),
-            aliases: Vec::new(),
-        };
+        let req = ContainerRequest::new("shop", "web-2", spec.into());
         let m = mounts(&req);
         assert_eq!(m[0].source.as_deref(), Some("drover-shop-web-2-data"));
         assert_eq!(

@@ -133,27 +133,21 @@ impl Handler<Teardown> for ContainerEntity {
 impl ContainerEntity {
     /// Finds or builds the image, then creates and starts the container.
     pub(super) fn create(&mut self, ctx: &mut Context<Self>) {
-        let mut spec = (*self.spec).clone();
+        let mut req = ContainerRequest::new(&self.me.app, &self.me.entity, self.spec.clone());
         if self.ref_opts.is_some() {
             if let Some(r) = self.wait.render(&self.spec) {
-                spec.env = r.env.clone();
-                spec.command = r.command.clone();
+                req.rendered = Some((r.env.clone(), r.command.clone()));
                 self.applied = Some(r);
             }
         }
-        let req = ContainerRequest {
-            app: self.me.app.clone(),
-            entity: self.me.entity.clone(),
-            spec,
-            network: self.at.network.clone(),
-            extra_networks: self
-                .spec
-                .networks
-                .iter()
-                .map(|n| host::network::docker_network_name(&self.me.app, Some(n)))
-                .collect(),
-            aliases: self.cluster.iter().cloned().collect(),
-        };
+        req.network = self.at.network.clone();
+        req.extra_networks = self
+            .spec
+            .networks
+            .iter()
+            .map(|n| host::network::docker_network_name(&self.me.app, Some(n)))
+            .collect();
+        req.aliases = self.cluster.iter().cloned().collect();
         let host = self.at.host.clone();
         let t0 = Instant::now();
         // A built image first: found by its context's hash, or built now.
@@ -182,8 +176,7 @@ impl ContainerEntity {
             if let Some(e) = ensure {
                 match host.send(e).await {
                     Ok(Ok(ready)) => {
-                        req.spec.image = Some(ready.image.clone());
-                        req.spec.build = None;
+                        req.image = Some(ready.image.clone());
                         image = Some(Ok(ready));
                     }
                     Ok(Err(e)) => return (Ok(Err(e.clone())), Some(Err(e)), None),
@@ -193,12 +186,14 @@ impl ContainerEntity {
             let mut pulled = None;
             if let Some((msg, pins)) = pull {
                 let asked = msg.image.clone();
-                match super::pull::pull_and_pin(host.clone(), msg, pins).await {
+                // Boxed: inline, its state would size this whole future, which
+                // each container holds while its create waits its turn.
+                match Box::pin(super::pull::pull_and_pin(host.clone(), msg, pins)).await {
                     Ok(answer) => {
                         let result = answer.result.clone();
                         pulled = Some((asked, answer));
                         match result {
-                            Ok(ready) => req.spec.image = Some(ready.reference),
+                            Ok(ready) => req.image = Some(ready.reference),
                             Err(e) => {
                                 return (Ok(Err(host::HostError::Pull(Box::new(e)))), None, pulled)
                             }
