@@ -137,7 +137,7 @@ impl ContainerEntity {
         if self.ref_opts.is_some() {
             if let Some(r) = self.wait.render(&self.spec) {
                 req.rendered = Some((r.env.clone(), r.command.clone()));
-                self.applied = Some(r);
+                self.applied = Some(Box::new(r));
             }
         }
         req.network = self.at.network.clone();
@@ -203,7 +203,7 @@ impl ContainerEntity {
                 }
             }
             if let Some(found) = adopted {
-                return (Ok(Ok(found)), image, pulled);
+                return (Ok(Ok(*found)), image, pulled);
             }
             (host.send(CreateAndStart(req)).await, image, pulled)
         };

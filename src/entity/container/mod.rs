@@ -79,21 +79,24 @@ pub struct ContainerEntity {
     cluster: Option<String>,
     /// Sensor references and dependencies: what the start waits for.
     wait: Wait,
+    // Four parts are boxed (these two, `retiring` and `adopted`): most
+    // containers never have them, and inline they were 264 of the 1,072
+    // bytes of every container entity's struct.
     /// Set once the application gave this container its sources.
-    ref_opts: Option<ReferenceOptions>,
+    ref_opts: Option<Box<ReferenceOptions>>,
     /// The env and command the current container was created with.
-    applied: Option<Rendered>,
+    applied: Option<Box<Rendered>>,
     /// Where image builds are recorded.
     activities: Option<Recipient<crate::activity::RecordActivity>>,
     /// A move in progress: the old container (host, name, id) to remove
     /// once the new one runs.
-    retiring: Option<pooled::Retiring>,
+    retiring: Option<Box<pooled::Retiring>>,
     /// The application's image pins.
     images: crate::entity::images::ImagePins,
     /// The container the pool found running for this entity at start, as
     /// its list showed it: the next create adopts it without asking the
     /// engine (see [`effectors`]).
-    adopted: Option<crate::host::ContainerInfo>,
+    adopted: Option<Box<crate::host::ContainerInfo>>,
     /// The next tick, if one is due: when, and its timer (see
     /// [`ContainerEntity::arm_tick`]).
     next_tick: Option<(Instant, SpawnHandle)>,

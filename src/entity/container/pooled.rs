@@ -73,7 +73,7 @@ impl ContainerEntity {
                             explanation,
                             adopted,
                         })) => {
-                            act.adopted = adopted;
+                            act.adopted = adopted.map(Box::new);
                             act.at.host = host;
                             act.at.host_name = host_name;
                             act.at.host_address = host_address;
@@ -118,17 +118,17 @@ impl ContainerEntity {
 
     /// A move begins: the current container waits aside until the new one runs.
     pub(super) fn begin_move(&mut self, container: String) {
-        self.retiring = Some(Retiring {
+        self.retiring = Some(Box::new(Retiring {
             host: self.at.host.clone(),
             host_name: self.at.host_name.clone(),
             container,
-        });
+        }));
     }
 
     /// The new container of a move runs: remove the old one and free its
     /// slot on the old host.
     pub(super) fn retire_old(&mut self) {
-        let Some(old) = self.retiring.take() else {
+        let Some(old) = self.retiring.take().map(|r| *r) else {
             return;
         };
         tracing::info!(entity = %self.me, from = %old.host_name, to = %self.at.host_name, "moved to a cooler host");
@@ -147,7 +147,7 @@ impl ContainerEntity {
 
     /// No host to move to: keep the old container.
     pub(super) fn abandon_move(&mut self, why: String) {
-        let Some(old) = self.retiring.take() else {
+        let Some(old) = self.retiring.take().map(|r| *r) else {
             return;
         };
         tracing::info!(entity = %self.me, "no move: {why}");

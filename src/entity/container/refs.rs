@@ -73,7 +73,7 @@ impl ContainerEntity {
             && self
                 .wait
                 .render(&self.spec)
-                .is_some_and(|now| self.applied.as_ref() != Some(&now));
+                .is_some_and(|now| self.applied.as_deref() != Some(&now));
         self.observe(Observation::ReferencesChanged { stale }, ctx);
     }
 }
@@ -88,7 +88,7 @@ impl Handler<WireReferences> for ContainerEntity {
             }
         }
         self.core.settings.reference_timeout = Some(msg.options.timeout);
-        self.ref_opts = Some(msg.options);
+        self.ref_opts = Some(Box::new(msg.options));
     }
 }
 
