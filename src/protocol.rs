@@ -173,11 +173,39 @@ impl std::fmt::Display for EntityRef {
     }
 }
 
-/// A sensor's name in events and on boards: shared, so that an event's
-/// copy of it is a reference count (the board allocates a name once, when
-/// the sensor is first set). Reads and compares as a `str`.
+/// A sensor's name in events, on boards and in the read model: shared, so
+/// that a copy of it is a reference count. Names are interned
+/// ([`interned`]): 100,000 containers have the same dozen sensors, and
+/// each board and read model view held its own copy of each name (about
+/// 0.6 KiB per container). Reads and compares as a `str`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SensorName(Arc<str>);
+
+/// How many names each thread's interner keeps at most. Names are few (the
+/// well-known ones, a blueprint's own, one per published port); past this,
+/// a name is allocated on its own, as before, and still works.
+const INTERNED_MAX: usize = 4096;
+
+/// The shared copy of `name`. Per thread, so that no lock is taken: the
+/// actors run on one arbiter thread, and a name interned on two threads is
+/// two allocations, not a wrong answer.
+fn interned(name: &str) -> Arc<str> {
+    thread_local! {
+        static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>>> =
+            Default::default();
+    }
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(n) = names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = name.into();
+        if names.len() < INTERNED_MAX {
+            names.insert(n.clone());
+        }
+        n
+    })
+}
 
 impl SensorName {
     pub fn as_str(&self) -> &str {
@@ -206,13 +234,25 @@ impl AsRef<str> for SensorName {
 
 impl From<&str> for SensorName {
     fn from(s: &str) -> Self {
-        SensorName(s.into())
+        SensorName(interned(s))
     }
 }
 
 impl From<String> for SensorName {
     fn from(s: String) -> Self {
-        SensorName(s.into())
+        SensorName(interned(&s))
+    }
+}
+
+impl Serialize for SensorName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SensorName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SensorName::from)
     }
 }
 
@@ -695,6 +735,19 @@ pub(crate) use entity_handlers;
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn sensor_names_are_shared_and_read_back_as_written() {
+        let a = SensorName::from("cpu.usage");
+        let b = SensorName::from(String::from("cpu.usage"));
+        let c: SensorName = serde_json::from_str("\"cpu.usage\"").unwrap();
+        assert!(Arc::ptr_eq(&a.0, &b.0) && Arc::ptr_eq(&a.0, &c.0));
+        assert_eq!(serde_json::to_string(&c).unwrap(), "\"cpu.usage\"");
+        assert!(!Arc::ptr_eq(
+            &a.0,
+            &SensorName::from("memory.usage_bytes").0
+        ));
+    }
 
     /// Records what it hears: sensor names, `state`, `notice`, `gone`.
     struct Ear(Arc<Mutex<Vec<String>>>);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::blueprint::{Blueprint, BlueprintError};
 use crate::placement::rebalance::RebalanceMemory;
 use crate::placement::Headroom;
-use crate::protocol::{EntityKind, Lifecycle, SensorValue};
+use crate::protocol::{EntityKind, Lifecycle, SensorName, SensorValue};
 
 /// The management actor's view of one entity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +28,9 @@ pub struct EntityView {
     pub state: Lifecycle,
     pub parent: Option<String>,
     pub children: Vec<String>,
-    pub sensors: BTreeMap<String, SensorValue>,
+    /// Keyed by the entity's own (interned) names: a copy per view was an
+    /// allocation per sensor per entity.
+    pub sensors: BTreeMap<SensorName, SensorValue>,
 }
 
 /// A summary row of `GET /v1/applications`.

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::blueprint::{Blueprint, ServiceType};
-use crate::protocol::{sensors as s, EntityKind, Lifecycle, SensorValue};
+use crate::protocol::{sensors as s, EntityKind, Lifecycle, SensorName, SensorValue};
 use crate::store::{ClusterState, Snapshot, StoredApp};
 use crate::wire::{AppDetail, AppSummary, EntityView, PolicyStatus, RevisionInfo, RolloutStatus};
 
@@ -161,7 +161,7 @@ pub fn sensors(
     snap: &Snapshot,
     app: &str,
     entity: &str,
-) -> Result<BTreeMap<String, SensorValue>, NotStored> {
+) -> Result<BTreeMap<SensorName, SensorValue>, NotStored> {
     entities(snap, app)?
         .into_iter()
         .find(|e| e.id == entity)

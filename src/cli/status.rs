@@ -144,7 +144,7 @@ mod tests {
             children: vec![],
             sensors: sensors
                 .iter()
-                .map(|(k, v)| (k.to_string(), SensorValue::new(v.clone(), 0)))
+                .map(|(k, v)| (k.to_string().into(), SensorValue::new(v.clone(), 0)))
                 .collect(),
         }
     }

@@ -29,17 +29,16 @@ mod paging;
 pub use host_index::HostIndex;
 pub use paging::PageToken;
 
-/// A view's sensor set to `value` (removed if null). The name is copied
-/// only when the view does not have the sensor yet: every sensor event of
-/// every entity comes here, and copying it each time was an allocation and
-/// a free per event.
+/// A view's sensor set to `value` (removed if null). The name is looked up
+/// (interned) only when the view does not have the sensor yet: every
+/// sensor event of every entity comes here.
 fn set_or_remove(v: &mut EntityView, name: &str, value: SensorValue) {
     if value.value.is_null() {
         v.sensors.remove(name);
     } else if let Some(old) = v.sensors.get_mut(name) {
         *old = value;
     } else {
-        v.sensors.insert(name.to_string(), value);
+        v.sensors.insert(name.into(), value);
     }
 }
 

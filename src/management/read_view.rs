@@ -27,7 +27,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde::{Serialize, Serializer};
 
 use crate::blueprint::Blueprint;
-use crate::protocol::{EntityRef, SensorValue};
+use crate::protocol::{EntityRef, SensorName, SensorValue};
 
 use super::read_model::{latest_activities, PageToken, ReadModel};
 use super::{Activity, AppSummary, EntityView, ManagementError, ACTIVITY_LIMIT_MAX};
@@ -197,7 +197,7 @@ impl ReadView {
         &self,
         app: &str,
         entity: &str,
-    ) -> Result<BTreeMap<String, SensorValue>, ManagementError> {
+    ) -> Result<BTreeMap<SensorName, SensorValue>, ManagementError> {
         self.meta(app)?;
         let view = self
             .model()
