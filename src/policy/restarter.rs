@@ -348,7 +348,7 @@ impl Handler<Watch> for Restarter {
         // Failures come as notices and state: no sensor is of use here.
         w.subscribe
             .do_send(Subscribe(ctx.address().recipient(), Interest::NoSensors));
-        self.watched.insert(
+        let was = self.watched.insert(
             w.target,
             Watched {
                 invoke: w.invoke,
@@ -359,6 +359,11 @@ impl Handler<Watch> for Restarter {
                 pending: None,
             },
         );
+        // Watched again (a member of the same name made again): a restart
+        // the old one had scheduled is not this one's.
+        if let Some(h) = was.and_then(|w| w.pending) {
+            ctx.cancel_future(h);
+        }
     }
 }
 
