@@ -37,20 +37,34 @@ impl Handler<CreateAndStart> for DockerHost {
     }
 }
 
-/// A create that waits for its turn among the engine's calls in flight.
+/// Runs `call` once it has a turn among the engine's calls in flight
+/// (`calls`; `None`: it needs none).
 ///
-/// The call's own future (bollard's and hyper's request state, about
-/// 4 KiB) is boxed once the turn comes: inline, every create queued behind
-/// the limit held it while it waited, and a deploy of 100,000 containers
-/// queues nearly all of them at once.
-async fn queued_create(
+/// The call's future (bollard's and hyper's request state: several KiB)
+/// is made and boxed only once the turn comes, so a call that waits holds
+/// only what `call` captured. Inline, every call queued behind the limit
+/// held the whole future while it waited, and a deploy or a destroy of
+/// 100,000 containers queues nearly all of them at once.
+async fn in_turn<T, Fut: std::future::Future<Output = T>>(
+    calls: Option<Arc<Semaphore>>,
+    call: impl FnOnce() -> Fut,
+) -> T {
+    let _turn = match calls {
+        Some(calls) => calls.acquire_owned().await.ok(),
+        None => None,
+    };
+    Box::pin(call()).await
+}
+
+fn queued_create(
     calls: Arc<Semaphore>,
     docker: Docker,
     host: String,
     req: ContainerRequest,
-) -> Result<ContainerInfo, HostError> {
-    let _turn = calls.acquire_owned().await;
-    Box::pin(create_and_start(&docker, &host, req)).await
+) -> impl std::future::Future<Output = Result<ContainerInfo, HostError>> {
+    in_turn(Some(calls), move || async move {
+        create_and_start(&docker, &host, req).await
+    })
 }
 
 pub(crate) async fn ensure_image(
@@ -288,18 +302,18 @@ impl Handler<Inspect> for DockerHost {
     }
 }
 
-/// An inspect that waits for its turn; boxed after it, as [`queued_create`].
-async fn queued_inspect(
+fn queued_inspect(
     calls: Arc<Semaphore>,
     docker: Docker,
     id: String,
-) -> Result<Option<ContainerInfo>, HostError> {
-    let _turn = calls.acquire_owned().await;
-    match Box::pin(inspect(&docker, &id)).await {
-        Ok(i) => Ok(Some(i)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+) -> impl std::future::Future<Output = Result<Option<ContainerInfo>, HostError>> {
+    in_turn(Some(calls), move || async move {
+        match inspect(&docker, &id).await {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
 }
 
 /// Operations on an existing container.
@@ -329,19 +343,17 @@ impl Handler<Operate> for DockerHost {
     }
 }
 
-/// An operation that waits for its turn (a stop or restart does not: it
-/// waits for the container, not the engine); boxed after it, as
-/// [`queued_create`]: a destroy queues every removal at once.
-async fn queued_operate(
+/// A stop or restart takes no turn: it waits for the container, not the
+/// engine.
+fn queued_operate(
     calls: Arc<Semaphore>,
     docker: Docker,
     msg: Operate,
-) -> Result<(), HostError> {
-    let _turn = match msg.op {
-        ContainerOp::Stop | ContainerOp::Restart => None,
-        _ => calls.acquire_owned().await.ok(),
-    };
-    Box::pin(operate(&docker, &msg.container, msg.op)).await
+) -> impl std::future::Future<Output = Result<(), HostError>> {
+    let calls = (!matches!(msg.op, ContainerOp::Stop | ContainerOp::Restart)).then_some(calls);
+    in_turn(calls, move || async move {
+        operate(&docker, &msg.container, msg.op).await
+    })
 }
 
 /// The engine's socket refused the connection before the request was sent
