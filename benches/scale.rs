@@ -173,6 +173,28 @@ impl Drop for Perf {
     }
 }
 
+/// Prints the engine calls of a phase: in all, per container, and the
+/// eight most made.
+fn print_calls(
+    phase: &str,
+    sim: &SimEngine,
+    before: &std::collections::HashMap<String, u64>,
+    total: usize,
+) {
+    let calls = calls_since(sim, before);
+    let all: u64 = calls.iter().map(|(_, n)| n).sum();
+    let top: Vec<String> = calls
+        .iter()
+        .take(8)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!(
+        "{phase}: {all} engine calls until converged ({:.1} per container): {}",
+        all as f64 / total as f64,
+        top.join(", ")
+    );
+}
+
 /// The simulator's calls since `before`, by route, most first.
 fn calls_since(
     sim: &SimEngine,
@@ -239,12 +261,14 @@ fn main() {
     let recording = std::env::var("DROVER_SCALE_PERF_DEPLOY")
         .ok()
         .map(|f| Perf::start(pid, &f));
+    let before = sim.calls_by_route();
     let t = Instant::now();
     for app in &apps {
         d.deploy(&blueprint(app, clusters, size));
     }
     let deploy_s = converge(&d, &sim, &apps, total, "deploy");
     drop(recording);
+    print_calls("deploy", &sim, &before, total);
     let (_, cpu1) = usage(pid);
     let m = d.get_text("/metrics");
     let labelled = |name: &str| -> f64 {
@@ -358,18 +382,7 @@ fn main() {
             "rebind: kill -9, restart → serving in {started:.1} s, every one of {total} containers rebound in {rebind_s:.1} s; still {} containers on the engines",
             sim.count(Some(("io.drover.managed", "true"))).1
         );
-        let calls = calls_since(&sim, &before);
-        let all: u64 = calls.iter().map(|(_, n)| n).sum();
-        let top: Vec<String> = calls
-            .iter()
-            .take(8)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        println!(
-            "rebind: {all} engine calls until converged ({:.1} per container): {}",
-            all as f64 / total as f64,
-            top.join(", ")
-        );
+        print_calls("rebind", &sim, &before, total);
     }
     println!("simulator: {} API calls answered in the run", sim.calls());
     destroy_all(&d, &sim, &apps);

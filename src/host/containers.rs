@@ -32,6 +32,7 @@ impl Handler<CreateAndStart> for DockerHost {
             self.calls.clone(),
             self.docker.clone(),
             self.name.clone(),
+            self.recent.clone(),
             msg.0,
         ))
     }
@@ -60,10 +61,11 @@ fn queued_create(
     calls: Arc<Semaphore>,
     docker: Docker,
     host: String,
+    recent: Recent,
     req: ContainerRequest,
 ) -> impl std::future::Future<Output = Result<ContainerInfo, HostError>> {
     in_turn(Some(calls), move || async move {
-        create_and_start(&docker, &host, req).await
+        create_and_start(&docker, &host, &recent, req).await
     })
 }
 
@@ -140,13 +142,15 @@ fn create_body(req: &ContainerRequest) -> ContainerCreateBody {
 async fn create_and_start(
     docker: &Docker,
     host: &str,
+    recent: &Recent,
     req: ContainerRequest,
 ) -> Result<ContainerInfo, HostError> {
     let mut req = req;
     req.resolve();
     let name = container_name(&req.app, &req.entity);
     let image = req.spec.image.clone().unwrap_or_default();
-    ensure_image(docker, host, &image).await?;
+    // The image is not inspected first: the pool and the pull have just
+    // made sure of it, and the create's own 404 says when it is missing.
     // The workload's tag is shared by every drover build using the engine
     // (an upgrade, several branches' tests): the container is made from
     // this build's image, by id, never from whatever the tag names now.
@@ -168,6 +172,13 @@ async fn create_and_start(
         Ok(r) => r.id,
         // A container of that name exists, left by an earlier attempt.
         // Adopt it if it is ours and for this entity.
+        // An image or network drover believed there is not: forget what
+        // this host was believed to have, and say which it was.
+        Err(e) if e.is_not_found() => {
+            recent.forget_all();
+            ensure_image(docker, host, &image).await?;
+            return Err(e);
+        }
         Err(e) if e.is_conflict() => {
             let found = docker
                 .inspect_container(&name, None)
@@ -548,7 +559,8 @@ mod tests {
             .expect("a client (it connects only when used)");
         let calls = Arc::new(Semaphore::new(1));
         let req = ContainerRequest::new("a", "e", Default::default());
-        let unboxed = std::mem::size_of_val(&create_and_start(&docker, "h", req.clone()));
+        let recent = Recent::default();
+        let unboxed = std::mem::size_of_val(&create_and_start(&docker, "h", &recent, req.clone()));
         let queued = [
             (
                 "create",
@@ -556,6 +568,7 @@ mod tests {
                     calls.clone(),
                     docker.clone(),
                     "h".into(),
+                    recent.clone(),
                     req,
                 )),
             ),

@@ -21,34 +21,57 @@ pub async fn connect_endpoint(
     endpoint: &str,
     tls: Option<(&Path, &Path, &Path)>,
 ) -> Result<Docker, HostError> {
+    let docker = endpoint_client(endpoint, tls)?;
+    answer_endpoint(endpoint, tls.is_some(), docker).await
+}
+
+/// A client for an engine, made without asking it anything: an error
+/// here is the configuration's (an endpoint or TLS file drover cannot
+/// use), not the engine's.
+pub fn endpoint_client(
+    endpoint: &str,
+    tls: Option<(&Path, &Path, &Path)>,
+) -> Result<Docker, HostError> {
     let Some((ca, cert, key)) = tls else {
-        return super::connect(endpoint).await;
+        return super::client(endpoint);
     };
-    let err = |message: String| HostError::TlsConnect {
-        endpoint: endpoint.to_string(),
-        message,
-    };
-    // The whole chain of causes: the TLS reason (an unknown issuer, a
-    // certificate the engine refused) sits deep below hyper's message.
-    let chain = |e: &bollard::errors::Error| {
-        let mut msg = docker_message(e);
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        msg
-    };
-    let docker =
-        Docker::connect_with_ssl(endpoint, key, cert, ca, 120, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| err(chain(&e)))?;
+    Docker::connect_with_ssl(endpoint, key, cert, ca, 120, bollard::API_DEFAULT_VERSION)
+        .map_err(|e| tls_error(endpoint, &e))
+}
+
+/// Negotiates the API version with the engine behind `docker` and pings
+/// it; `tls`: the client speaks TLS, so the error names its causes.
+pub async fn answer_endpoint(
+    endpoint: &str,
+    tls: bool,
+    docker: Docker,
+) -> Result<Docker, HostError> {
+    if !tls {
+        return super::answer(endpoint, docker).await;
+    }
     let docker = docker
         .negotiate_version()
         .await
-        .map_err(|e| err(chain(&e)))?;
-    docker.ping().await.map_err(|e| err(chain(&e)))?;
+        .map_err(|e| tls_error(endpoint, &e))?;
+    docker.ping().await.map_err(|e| tls_error(endpoint, &e))?;
     Ok(docker)
+}
+
+/// A TLS engine's error with the whole chain of causes: the TLS reason
+/// (an unknown issuer, a certificate the engine refused) sits deep below
+/// hyper's message.
+fn tls_error(endpoint: &str, e: &bollard::errors::Error) -> HostError {
+    let mut message = docker_message(e);
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    HostError::TlsConnect {
+        endpoint: endpoint.to_string(),
+        message,
+    }
 }
 
 /// The host's client, for the functions of this file.
@@ -60,6 +83,30 @@ impl Handler<GetClient> for DockerHost {
     type Result = MessageResult<GetClient>;
     fn handle(&mut self, _: GetClient, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.docker.clone())
+    }
+}
+
+/// Whether the host's engine has an image: [`image_known`], believing an
+/// image seen there lately (see `recent`).
+#[derive(Message)]
+#[rtype(result = "Option<bool>")]
+pub struct HasImage(pub String);
+
+impl Handler<HasImage> for DockerHost {
+    type Result = ResponseFuture<Option<bool>>;
+    fn handle(&mut self, HasImage(image): HasImage, _: &mut Context<Self>) -> Self::Result {
+        let seen = super::Seen::Image(image.clone());
+        if self.recent.believed(&seen, std::time::Instant::now()) {
+            return Box::pin(async { Some(true) });
+        }
+        let (docker, recent) = (self.docker.clone(), self.recent.clone());
+        Box::pin(async move {
+            let known = image_known(&docker, &image).await;
+            if known == Some(true) {
+                recent.saw(seen, std::time::Instant::now());
+            }
+            known
+        })
     }
 }
 

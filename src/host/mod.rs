@@ -18,6 +18,7 @@ pub mod inject;
 pub mod machine;
 pub mod network;
 pub mod pull;
+pub mod recent;
 pub mod runtime;
 pub mod stats;
 pub mod subnets;
@@ -46,6 +47,7 @@ pub use containers::{
 pub use error::{docker_message, HostError};
 pub use fault::EngineFault;
 pub use network::{EnsureNetwork, RemoveNetwork};
+pub use recent::{Recent, Seen};
 
 /// The labels every container drover creates carries.
 pub mod labels {
@@ -67,10 +69,18 @@ pub const STOP_TIMEOUT_SECS: i32 = 3;
 /// Connects to an engine and negotiates the API version (the engine here
 /// speaks 1.41; bollard defaults to a newer one).
 pub async fn connect(endpoint: &str) -> Result<Docker, HostError> {
+    answer(endpoint, client(endpoint)?).await
+}
+
+/// A client for `endpoint` (`local`, `unix://`, `tcp://`), made without
+/// asking the engine anything: an error here is the endpoint's, not the
+/// engine's. Its API version is bollard's newest until [`answer`] (or
+/// any clone's `negotiate_version`: clones share it) lowers it.
+pub fn client(endpoint: &str) -> Result<Docker, HostError> {
     // Pooled connections (see `transport`); a TLS or ssh `DOCKER_HOST`
     // goes through bollard's own client.
     let v = bollard::API_DEFAULT_VERSION;
-    let docker = if endpoint == "local" || endpoint.is_empty() {
+    if endpoint == "local" || endpoint.is_empty() {
         transport::local(120, v)
             .unwrap_or_else(|| Docker::connect_with_local_defaults().map_err(|e| e.to_string()))
     } else if let Some(path) = endpoint.strip_prefix("unix://") {
@@ -81,7 +91,11 @@ pub async fn connect(endpoint: &str) -> Result<Docker, HostError> {
     .map_err(|message| HostError::Connect {
         endpoint: endpoint.to_string(),
         message,
-    })?;
+    })
+}
+
+/// Asks the engine behind `docker` its API version and pings it.
+pub async fn answer(endpoint: &str, docker: Docker) -> Result<Docker, HostError> {
     let docker = docker
         .negotiate_version()
         .await
@@ -282,6 +296,13 @@ pub struct DockerHost {
     /// Bounds the quick container calls (create, start, inspect, kill,
     /// remove, ...) in flight to this engine: see [`containers::CALLS_IN_FLIGHT`].
     calls: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Whether the client's API version was agreed with the engine: not
+    /// for an engine that did not answer when drover started, whose
+    /// first answered ping agrees it (every clone of the client shares
+    /// the version).
+    negotiated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The networks and images this engine was seen to have lately.
+    recent: Recent,
 }
 
 impl DockerHost {
@@ -308,6 +329,8 @@ impl DockerHost {
             stats: Default::default(),
             stats_every: stats::ROUND_EVERY,
             calls: std::sync::Arc::new(tokio::sync::Semaphore::new(CALLS_IN_FLIGHT)),
+            negotiated: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            recent: Recent::default(),
         }
     }
 
@@ -334,6 +357,14 @@ impl DockerHost {
 const MACHINE_EVERY: Duration = Duration::from_secs(5);
 
 impl DockerHost {
+    /// For an engine that did not answer when drover started: its API
+    /// version is agreed at its first answered ping.
+    pub fn not_answered_yet(self) -> Self {
+        self.negotiated
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
     /// Sample this machine's CPU, memory and load for the engine (only for
     /// engines on this machine).
     pub fn with_machine_stats(mut self, to: Recipient<HostMachine>) -> Self {
@@ -426,8 +457,20 @@ pub struct HostCapacity {
 impl Handler<Capacity> for DockerHost {
     type Result = ResponseFuture<Result<HostCapacity, HostError>>;
     fn handle(&mut self, _: Capacity, _: &mut Context<Self>) -> Self::Result {
+        use std::sync::atomic::Ordering;
         let docker = self.docker.clone();
+        let (negotiated, host) = (self.negotiated.clone(), self.name.clone());
         Box::pin(async move {
+            if !negotiated.load(Ordering::Relaxed) {
+                let d = docker
+                    .clone()
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| HostError::engine("engine version", e))?;
+                if !negotiated.swap(true, Ordering::Relaxed) {
+                    tracing::info!(host = %host, version = %d.client_version(), "the engine answers: API version agreed");
+                }
+            }
             let info = docker
                 .info()
                 .await

@@ -10,7 +10,7 @@ use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptionsBuilde
 use bollard::Docker;
 
 use super::subnets::{Ipv4Net, SubnetPool};
-use super::{labels, network_name, DockerHost, EngineFault, HostError};
+use super::{labels, network_name, DockerHost, EngineFault, HostError, Seen};
 
 /// Label naming which of an application's networks this is: `default` for
 /// the application network, else the blueprint's network name.
@@ -38,14 +38,29 @@ pub struct EnsureNetwork {
 impl Handler<EnsureNetwork> for DockerHost {
     type Result = ResponseFuture<Result<String, HostError>>;
     fn handle(&mut self, msg: EnsureNetwork, _: &mut Context<Self>) -> Self::Result {
+        let name = docker_network_name(&msg.app, msg.network.as_deref());
+        let seen = Seen::Network(name.clone());
+        // Every container of a deploy asks: a network seen lately is not
+        // asked of the engine again (see `recent`).
+        if self.recent.believed(&seen, std::time::Instant::now()) {
+            return Box::pin(async move { Ok(name) });
+        }
         let docker = self.docker.clone();
         let pool = self.subnets;
         let lock = self.network_lock.clone();
+        let recent = self.recent.clone();
         Box::pin(async move {
             // One allocation at a time on this engine: listing the used
             // subnets and creating the network must not interleave.
             let _guard = lock.lock().await;
-            ensure_network(&docker, pool, &msg.app, msg.network.as_deref()).await
+            // The containers of a deploy wave queue here together: the
+            // first one's answer does for those behind it.
+            if recent.believed(&seen, std::time::Instant::now()) {
+                return Ok(name);
+            }
+            let made = ensure_network(&docker, pool, &msg.app, msg.network.as_deref()).await?;
+            recent.saw(seen, std::time::Instant::now());
+            Ok(made)
         })
     }
 }
@@ -183,6 +198,8 @@ impl Handler<RemoveNetwork> for DockerHost {
     type Result = ResponseFuture<Result<(), HostError>>;
     fn handle(&mut self, msg: RemoveNetwork, _: &mut Context<Self>) -> Self::Result {
         let docker = self.docker.clone();
+        let recent = self.recent.clone();
+        recent.forget(&Seen::Network(network_name(&msg.app)));
         Box::pin(async move {
             let filters = HashMap::from([(
                 "label".to_string(),
@@ -202,6 +219,7 @@ impl Handler<RemoveNetwork> for DockerHost {
                 names.push(main);
             }
             for name in names {
+                recent.forget(&Seen::Network(name.clone()));
                 let removed = docker
                     .remove_network(&name)
                     .await

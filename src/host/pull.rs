@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{self, CredentialError};
-use super::{fault, DockerHost, HostError};
+use super::{fault, DockerHost, HostError, Seen};
 use crate::blueprint::image::{ImagePull, ImageRef};
 
 /// A tag pinned to a digest for one application.
@@ -315,10 +315,15 @@ impl Tally {
 type Waiters = Arc<Mutex<Vec<Recipient<PullProgress>>>>;
 type SharedPull = Shared<BoxFuture<'static, Result<Ready, PullError>>>;
 
-/// The pulls in flight on one host, by reference and policy.
+/// The pulls in flight on one host, by reference and policy, and the
+/// outcome of the last one of each that found or made the image.
 #[derive(Default)]
 pub struct InFlight {
     pulls: HashMap<String, (SharedPull, Waiters)>,
+    /// Answered again while the host believes the image is there (see
+    /// `recent`): every container of a deploy asks, and the answer is
+    /// the same for seconds.
+    present: HashMap<String, Ready>,
 }
 
 impl Handler<PullImage> for DockerHost {
@@ -344,7 +349,36 @@ impl Handler<PullImage> for DockerHost {
             (p, _) => *p,
         };
         let key = format!("{}|{}", policy.as_str(), target);
-        self.pulls.pulls.retain(|_, (f, _)| f.peek().is_none());
+        let now = std::time::Instant::now();
+        let InFlight { pulls, present } = &mut self.pulls;
+        pulls.retain(|k, (f, _)| match f.peek() {
+            None => true,
+            Some(Ok(ready)) => {
+                present.insert(k.clone(), ready.clone());
+                self.recent.saw(Seen::Image(k.clone()), now);
+                false
+            }
+            Some(Err(_)) => false,
+        });
+        // `always` asks the registry every time; the others need only
+        // the image to be there, as it was moments ago.
+        if policy != ImagePull::Always && self.recent.believed(&Seen::Image(key.clone()), now) {
+            if let Some(ready) = present.get(&key) {
+                let result = Ok(Ready {
+                    pulled: false,
+                    attempts: 0,
+                    seconds: 0.0,
+                    ..ready.clone()
+                });
+                return Box::pin(async move {
+                    PullAnswer {
+                        host,
+                        role: PullRole::Present,
+                        result,
+                    }
+                });
+            }
+        }
         let (shared, waiters, led) = match self.pulls.pulls.get(&key) {
             Some((f, w)) => (f.clone(), w.clone(), false),
             None => {

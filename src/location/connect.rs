@@ -84,7 +84,8 @@ pub async fn destroy(p: &Arc<dyn Provisioner>, name: &str) -> Result<(), HostUpE
     out
 }
 
-/// Starts the host actor of a connected pool engine.
+/// Starts the host actor of a pool engine (`answered`: it answered when
+/// connected; see [`DockerHost::not_answered_yet`]).
 pub fn start_host(
     name: &str,
     address: &str,
@@ -93,8 +94,9 @@ pub fn start_host(
     resync_to: Recipient<HostResync>,
     uploads: Option<crate::build_context::Uploads>,
     stats_every: std::time::Duration,
+    answered: bool,
 ) -> Addr<DockerHost> {
-    DockerHost::new(
+    let host = DockerHost::new(
         name.to_string(),
         address.to_string(),
         docker,
@@ -103,7 +105,12 @@ pub fn start_host(
     )
     .with_subnet_pool(host_subnet_pool(name))
     .with_uploads(uploads)
-    .with_stats_every(stats_every)
+    .with_stats_every(stats_every);
+    if answered {
+        host
+    } else {
+        host.not_answered_yet()
+    }
     .start()
 }
 

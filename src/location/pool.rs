@@ -120,6 +120,11 @@ pub struct HostPool {
     /// it answers again (see `left_behind`).
     moved_off:
         std::collections::HashMap<String, std::collections::HashSet<super::model::MemberKey>>,
+    /// Hosts whose start list was given up on (the engine did not answer
+    /// within `on_fire_after`): what they run is unknown, so when one
+    /// answers, all of this drover's containers there that the pool has
+    /// not placed on it are removed (see `left_behind`).
+    unlisted: std::collections::HashSet<String>,
     cfg: LocationConfig,
     model: Model,
     queue: PlacementQueue<Waiter>,
@@ -237,6 +242,7 @@ impl HostPool {
             events: VecDeque::new(),
             last_verdict: None,
             moved_off: Default::default(),
+            unlisted: Default::default(),
             board: SensorBoard::default(),
             resize_waiters: Vec::new(),
             store: services.store,
@@ -450,6 +456,7 @@ impl HostPool {
             self.resync_to.clone(),
             self.uploads.clone(),
             self.cfg.stats_every,
+            true,
         );
         let saved = new.saved(index);
         let host = PoolHost::new(
@@ -512,6 +519,10 @@ impl HostPool {
                 tracing::info!(location = %act.model.name(), host = %name, "listing the host's containers failed; asking again");
                 ctx.run_later(LIST_RETRY, move |act, ctx| act.list_named(name, since, ctx));
                 return;
+            }
+            if list.is_none() {
+                tracing::warn!(location = %act.model.name(), host = %name, "the host did not list its containers in time: its entities start elsewhere, and what it runs is removed if it answers again");
+                act.unlisted.insert(name.clone());
             }
             let ours = crate::host::OWNER.get();
             for c in list.unwrap_or_default() {
@@ -622,6 +633,9 @@ impl HostPool {
                         ));
                     }
                 }
+                Pinged::Answered if act.unlisted.contains(&name) => {
+                    act.remove_left_behind(&name, ctx);
+                }
                 Pinged::Unknown | Pinged::Answered | Pinged::Silent => {}
             }
             act.pump(ctx);
@@ -629,13 +643,13 @@ impl HostPool {
     }
 
     /// Removes the duplicates a host that was on fire still runs: the
-    /// containers of entities moved off it and not placed on it again.
+    /// containers of entities moved off it and not placed on it again
+    /// (all of ours not placed on it, if its start list never came).
     fn remove_left_behind(&mut self, name: &str, ctx: &mut Context<Self>) {
-        let Some(moved_off) = self.moved_off.remove(name) else {
+        if !self.moved_off.contains_key(name) && !self.unlisted.contains(name) {
             return;
-        };
-        let Some(i) = (0..self.model.hosts().len()).find(|&i| self.model.host(i).name() == name)
-        else {
+        }
+        let Some(i) = self.model.position(name) else {
             return;
         };
         let addr = self.model.host(i).handle.clone();
@@ -644,14 +658,21 @@ impl HostPool {
             async move { addr.send(ListManaged { app: None }).await }
                 .into_actor(self)
                 .map(move |res, act, _| {
+                    // Kept for the next answer if this list failed.
                     let Ok(Ok(listed)) = res else { return };
-                    let Some(i) = (0..act.model.hosts().len()).find(|&i| act.model.host(i).name() == name) else {
+                    let moved_off = act.moved_off.remove(&name);
+                    let everything = act.unlisted.remove(&name);
+                    // Another answer's list took them first.
+                    if moved_off.is_none() && !everything {
+                        return;
+                    }
+                    let Some(i) = act.model.position(&name) else {
                         return;
                     };
                     let host = act.model.host(i);
                     let ids = left_behind::left_behind(
                         &listed,
-                        &moved_off,
+                        if everything { None } else { moved_off.as_ref() },
                         |k| host.members.contains_key(k),
                         crate::host::OWNER.get().map(String::as_str),
                     );

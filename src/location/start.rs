@@ -24,6 +24,10 @@ pub struct Connected {
     pub docker: Docker,
     /// Made by the provisioner: how to reach it again after a restart.
     pub provisioned: Option<SavedHost>,
+    /// Whether it answered at start: a configured host that did not is
+    /// still in the pool, silent (on fire after `on_fire_after`), and
+    /// takes containers again once it answers.
+    pub answered: bool,
 }
 
 /// Why a location could not be brought up at `drover serve`.
@@ -56,24 +60,44 @@ pub async fn connect_location(
     saved: Option<&LocationState>,
 ) -> Result<Vec<Connected>, StartError> {
     let mut out = Vec::new();
+    // A configured host that does not answer does not stop drover (one
+    // engine down must not leave every application unmanaged); a
+    // location none of whose hosts answers does, with the first reason.
+    let mut silent: Option<StartError> = None;
     for h in &cfg.hosts {
         let tls = h
             .tls
             .as_ref()
             .map(|t| (t.ca.as_path(), t.cert.as_path(), t.key.as_path()));
-        let docker = engines::connect_endpoint(&h.endpoint, tls)
-            .await
-            .map_err(|source| StartError::Configured {
-                location: name.to_string(),
-                host: h.name.clone(),
-                source,
-            })?;
+        let configured = |source| StartError::Configured {
+            location: name.to_string(),
+            host: h.name.clone(),
+            source,
+        };
+        // An endpoint or TLS file drover cannot use is the configuration's
+        // fault: refused at once.
+        let client = engines::endpoint_client(&h.endpoint, tls).map_err(configured)?;
+        let (docker, answered) = match engines::answer_endpoint(
+            &h.endpoint,
+            tls.is_some(),
+            client.clone(),
+        )
+        .await
+        {
+            Ok(docker) => (docker, true),
+            Err(e) => {
+                tracing::warn!(location = %name, host = %h.name, error = %e, "a configured host does not answer; drover starts without it and takes it in when it answers (its containers start elsewhere after `on_fire_after`)");
+                silent.get_or_insert(configured(e));
+                (client, false)
+            }
+        };
         out.push(Connected {
             name: h.name.clone(),
             address: h.address(),
             labels: h.labels.clone(),
             docker,
             provisioned: None,
+            answered,
         });
     }
     let p: std::sync::Arc<dyn Provisioner> = provision::from_config(name, &cfg.provisioner).into();
@@ -109,7 +133,13 @@ pub async fn connect_location(
                 labels: new.labels.clone(),
                 docker,
                 provisioned: Some(new.saved(s.index)),
+                answered: true,
             });
+        }
+    }
+    if !out.iter().any(|c| c.answered) {
+        if let Some(e) = silent {
+            return Err(e);
         }
     }
     if out.is_empty() && cfg.provisioner.kind != ProvisionerKind::Static {
@@ -127,6 +157,7 @@ pub async fn connect_location(
             labels: new.labels.clone(),
             docker,
             provisioned: Some(new.saved(index)),
+            answered: true,
         });
     }
     if out.is_empty() {
@@ -150,6 +181,7 @@ pub fn start_location(
     services: PoolServices,
 ) -> (Placement, Addr<HostPool>) {
     let provisioner: Box<dyn Provisioner> = provision::from_config(name, &cfg.provisioner);
+    let hosts_answered: Vec<bool> = hosts.iter().map(|c| c.answered).collect();
     let initial: Vec<InitialHost> = hosts
         .into_iter()
         .map(|c| InitialHost {
@@ -161,6 +193,7 @@ pub fn start_location(
                 resync_to.clone(),
                 services.uploads.clone(),
                 cfg.stats_every,
+                c.answered,
             ),
             name: c.name,
             address: c.address,
@@ -168,10 +201,13 @@ pub fn start_location(
             provisioned: c.provisioned,
         })
         .collect();
+    // The home engine is one that answered (`connect_location` made sure
+    // there is one).
+    let first = hosts_answered.iter().position(|a| *a).unwrap_or(0);
     let home = (
-        initial[0].addr.clone(),
-        initial[0].name.clone(),
-        initial[0].address.clone(),
+        initial[first].addr.clone(),
+        initial[first].name.clone(),
+        initial[first].address.clone(),
     );
     let pool = HostPool::new(
         name.to_string(),

@@ -5,7 +5,7 @@
 use actix::prelude::*;
 
 use super::{Answer, Contact, HostPool, Place, PlaceError, PlacedOn};
-use crate::host::engines::{self, GetClient};
+use crate::host::engines::{self, GetClient, HasImage};
 use crate::host::network::EnsureNetwork;
 use crate::host::{DockerHost, HostError};
 use crate::policy::placement::{Ask, Decide, Decided};
@@ -339,8 +339,8 @@ async fn ensure_image(
     pool: &Addr<HostPool>,
     image: &str,
 ) -> Result<(), PlaceFailure> {
-    let to = target
-        .send(GetClient)
+    let known = target
+        .send(HasImage(image.to_string()))
         .await
         .map_err(|source| PlaceFailure::Unreachable {
             host: host.to_string(),
@@ -348,9 +348,16 @@ async fn ensure_image(
         })?;
     // Has it, or cannot be asked: the host's own create reports a missing
     // image or an engine that does not answer.
-    if engines::image_known(&to, image).await != Some(false) {
+    if known != Some(false) {
         return Ok(());
     }
+    let to = target
+        .send(GetClient)
+        .await
+        .map_err(|source| PlaceFailure::Unreachable {
+            host: host.to_string(),
+            source,
+        })?;
     let sources = pool
         .send(ImageSources(host.to_string()))
         .await
