@@ -766,3 +766,99 @@ fn draining_a_host_moves_its_containers_and_uncordon_takes_it_back() {
     assert_eq!(hosts_of_members(&d, &app, "web")["web-6"], "e-1");
     destroy(&d, &app);
 }
+
+/// A configured engine that does not answer when drover starts (its
+/// socket moved away: a partition, the engine and its containers still
+/// running). drover starts anyway, where it used to refuse; that engine's
+/// members start again on the other once it has been silent for
+/// `on_fire_after`; when it answers again, the containers it still runs
+/// for them are removed and it takes new containers.
+#[test]
+fn an_engine_silent_at_start_does_not_stop_drover_and_is_taken_back() {
+    let engines = Engines::start(2);
+    let store = engines.dir.path().join("drover.redb");
+    let cfg = static_pool(&engines, 2, "    on_fire_after: 2s\n");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut d = Drover::start_with(&args);
+    let app = common::unique("silentstart");
+    d.deploy(&cluster_yaml(&app, 4, "drover/workload:latest", ""));
+    running(&d, &app, Duration::from_secs(90));
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    assert_eq!(
+        c,
+        BTreeMap::from([("e-1".into(), 2), ("e-2".into(), 2)]),
+        "{c:?}"
+    );
+    let left_on_e2 = app_containers(&engines.socket(1), &app, false);
+    assert_eq!(left_on_e2.len(), 2);
+
+    d.kill9();
+    let socket = engines.engines[1].1.socket.clone();
+    let away = socket.with_extension("away");
+    std::fs::rename(&socket, &away).unwrap();
+    // Put back however the test ends: the engine's stop needs it.
+    struct PutBack(PathBuf, PathBuf);
+    impl Drop for PutBack {
+        fn drop(&mut self) {
+            let _ = std::fs::rename(&self.1, &self.0);
+        }
+    }
+    let back = PutBack(socket, away);
+
+    let d = Drover::start_with(&args);
+    wait_for(
+        Duration::from_secs(90),
+        "all four members running on e-1",
+        || {
+            let m = hosts_of_members(&d, &app, "web");
+            let all_running = d
+                .app_detail(&app)
+                .entities
+                .iter()
+                .filter(|e| e.parent.as_deref() == Some("web"))
+                .all(|e| e.state == Lifecycle::Running);
+            (m.len() == 4 && m.values().all(|h| h == "e-1") && all_running).then_some(())
+        },
+    );
+    let hosts = pool_hosts(&d);
+    assert!(
+        hosts.contains(&("e-2".to_string(), "on-fire".to_string(), false)),
+        "{hosts:?}"
+    );
+    // The two it ran are still there: nobody could reach it.
+    let moved_socket = format!("unix://{}", back.1.display());
+    assert_eq!(app_containers(&moved_socket, &app, false), left_on_e2);
+
+    drop(back);
+    wait_for(
+        Duration::from_secs(60),
+        "e-2 answering, without the containers it ran for members now on e-1",
+        || {
+            let e2 = pool_hosts(&d)
+                .into_iter()
+                .find(|h| h.0 == "e-2")
+                .map(|h| h.1);
+            (e2.as_deref() == Some("running")
+                && app_containers(&engines.socket(1), &app, true).is_empty())
+            .then_some(())
+        },
+    );
+    let events = first_pool(&d).events.join("\n");
+    assert!(events.contains("removing 2 containers"), "{events}");
+    // It takes containers again: the two new members go to the empty host.
+    let (s, b) = d.invoke(&app, "web", "resize", json!({ "size": 6 }));
+    assert_eq!(s, 200, "{b}");
+    running(&d, &app, Duration::from_secs(90));
+    let c = counts(&hosts_of_members(&d, &app, "web"));
+    assert_eq!(
+        c,
+        BTreeMap::from([("e-1".into(), 4), ("e-2".into(), 2)]),
+        "{c:?}"
+    );
+    destroy(&d, &app);
+}

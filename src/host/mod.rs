@@ -96,6 +96,16 @@ pub fn client(endpoint: &str) -> Result<Docker, HostError> {
 
 /// Asks the engine behind `docker` its API version and pings it.
 pub async fn answer(endpoint: &str, docker: Docker) -> Result<Docker, HostError> {
+    let socket = match endpoint {
+        "local" | "" => transport::local_socket(),
+        e => e.strip_prefix("unix://").map(str::to_string),
+    };
+    if let Some(message) = socket.as_deref().and_then(transport::missing_socket) {
+        return Err(HostError::Connect {
+            endpoint: endpoint.to_string(),
+            message,
+        });
+    }
     let docker = docker
         .negotiate_version()
         .await

@@ -59,11 +59,26 @@ fn builder() -> hyper_util::client::legacy::Builder {
     b
 }
 
+/// Why an engine at a unix socket cannot answer before it is asked: no
+/// socket there. Checked when drover asks the engine, not when the client
+/// is made: a configured engine that is down must not stop drover.
+pub fn missing_socket(path: &str) -> Option<String> {
+    (!std::path::Path::new(path).exists())
+        .then(|| format!("no socket at {path}: is the engine running?"))
+}
+
+/// The socket of the `local` engine, if it is one: `DOCKER_HOST`'s, else
+/// Docker's default.
+pub fn local_socket() -> Option<String> {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    if host.is_empty() {
+        return Some("/var/run/docker.sock".to_string());
+    }
+    host.strip_prefix("unix://").map(str::to_string)
+}
+
 /// An engine on a unix socket (`path`), with pooled connections.
 pub fn unix(path: &str, timeout_secs: u64, version: &ClientVersion) -> Result<Docker, String> {
-    if !std::path::Path::new(path).exists() {
-        return Err(format!("no socket at {path}: is the engine running?"));
-    }
     // hyperlocal's connector finds the socket from the URI's host: the
     // path, hex-encoded (how bollard addresses unix sockets too).
     let uri: hyper::Uri = hyperlocal::Uri::new(path, "/").into();
@@ -116,13 +131,10 @@ pub fn http(endpoint: &str, timeout_secs: u64, version: &ClientVersion) -> Resul
 /// `/var/run/docker.sock`. `None`: a `DOCKER_HOST` this module does not
 /// speak (TLS, ssh), left to bollard's own client.
 pub fn local(timeout_secs: u64, version: &ClientVersion) -> Option<Result<Docker, String>> {
+    if let Some(path) = local_socket() {
+        return Some(unix(&path, timeout_secs, version));
+    }
     let host = std::env::var("DOCKER_HOST").unwrap_or_default();
-    if host.is_empty() {
-        return Some(unix("/var/run/docker.sock", timeout_secs, version));
-    }
-    if let Some(path) = host.strip_prefix("unix://") {
-        return Some(unix(path, timeout_secs, version));
-    }
     let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
     if !tls && (host.starts_with("tcp://") || host.starts_with("http://")) {
         return Some(http(&host, timeout_secs, version));
@@ -186,9 +198,10 @@ mod tests {
 
     #[test]
     fn a_missing_socket_says_so() {
-        let e = super::unix("/nonexistent/engine.sock", 5, bollard::API_DEFAULT_VERSION)
-            .err()
-            .unwrap();
+        let e = super::missing_socket("/nonexistent/engine.sock").unwrap();
         assert!(e.contains("no socket at /nonexistent/engine.sock"), "{e}");
+        assert_eq!(super::missing_socket("/"), None);
+        // A client is still made: it is asked only later.
+        assert!(super::unix("/nonexistent/engine.sock", 5, bollard::API_DEFAULT_VERSION).is_ok());
     }
 }
