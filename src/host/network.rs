@@ -10,7 +10,7 @@ use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptionsBuilde
 use bollard::Docker;
 
 use super::subnets::{Ipv4Net, SubnetPool};
-use super::{labels, network_name, DockerHost, EngineFault, HostError, Seen};
+use super::{labels, network_name, with_connect_retries, DockerHost, EngineFault, HostError, Seen};
 
 /// Label naming which of an application's networks this is: `default` for
 /// the application network, else the blueprint's network name.
@@ -72,8 +72,7 @@ async fn ensure_network(
     network: Option<&str>,
 ) -> Result<String, HostError> {
     let name = docker_network_name(app, network);
-    if docker
-        .inspect_network(&name, None::<InspectNetworkOptions>)
+    if with_connect_retries(|| docker.inspect_network(&name, None::<InspectNetworkOptions>))
         .await
         .is_ok()
     {
@@ -119,8 +118,7 @@ async fn ensure_network(
             ])),
             ..Default::default()
         };
-        let created = docker
-            .create_network(req)
+        let created = with_connect_retries(|| docker.create_network(req.clone()))
             .await
             .map_err(|e| HostError::engine(format!("create network {name} ({subnet})"), e));
         match created {
@@ -148,10 +146,11 @@ async fn ensure_network(
 
 /// Every IPv4 subnet any network on the engine uses.
 async fn used_subnets(docker: &Docker) -> Result<Vec<Ipv4Net>, HostError> {
-    let networks = docker
-        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
-        .await
-        .map_err(|e| HostError::engine("list networks", e))?;
+    let networks = with_connect_retries(|| {
+        docker.list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+    })
+    .await
+    .map_err(|e| HostError::engine("list networks", e))?;
     let mut used: Vec<Ipv4Net> = networks
         .iter()
         .filter_map(|n| n.ipam.as_ref()?.config.as_ref())

@@ -493,7 +493,8 @@ impl Job {
             return Ok(Some(found));
         }
         if let Some(pin) = &self.pinned {
-            if let Ok(i) = self.docker.inspect_image(&pin.id).await {
+            if let Ok(i) = super::with_connect_retries(|| self.docker.inspect_image(&pin.id)).await
+            {
                 if i.id.as_deref() == Some(pin.id.as_str()) {
                     return Ok(Some(Ready {
                         reference: pin.id.clone(),
@@ -515,7 +516,7 @@ impl Job {
         parsed: &ImageRef,
         reference: &str,
     ) -> Result<Option<Ready>, PullError> {
-        let i = match self.docker.inspect_image(reference).await {
+        let i = match super::with_connect_retries(|| self.docker.inspect_image(reference)).await {
             Ok(i) => i,
             Err(e) => {
                 let e = HostError::engine(format!("inspect image {reference}"), e);
