@@ -49,12 +49,7 @@ pub async fn answer_endpoint(
     if !tls {
         return super::answer(endpoint, docker).await;
     }
-    let docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|e| tls_error(endpoint, &e))?;
-    docker.ping().await.map_err(|e| tls_error(endpoint, &e))?;
-    Ok(docker)
+    super::agree(docker, |e| tls_error(endpoint, e)).await
 }
 
 /// A TLS engine's error with the whole chain of causes: the TLS reason

@@ -106,17 +106,21 @@ pub async fn answer(endpoint: &str, docker: Docker) -> Result<Docker, HostError>
             message,
         });
     }
-    let docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|e| HostError::Connect {
-            endpoint: endpoint.to_string(),
-            message: docker_message(&e),
-        })?;
-    docker.ping().await.map_err(|e| HostError::Connect {
+    agree(docker, |e| HostError::Connect {
         endpoint: endpoint.to_string(),
-        message: docker_message(&e),
-    })?;
+        message: docker_message(e),
+    })
+    .await
+}
+
+/// Agrees the API version with the engine and pings it, its errors told
+/// by `err`.
+pub(crate) async fn agree(
+    docker: Docker,
+    err: impl Fn(&bollard::errors::Error) -> HostError,
+) -> Result<Docker, HostError> {
+    let docker = docker.negotiate_version().await.map_err(|e| err(&e))?;
+    docker.ping().await.map_err(|e| err(&e))?;
     Ok(docker)
 }
 

@@ -48,6 +48,11 @@ pub enum StartError {
     NoHosts { location: String },
 }
 
+/// How long a configured host has to answer at start before drover goes
+/// on without it (a machine that drops packets would otherwise hold the
+/// start for the client's 120 s timeout).
+const ANSWER_AT_START: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Connects every configured host, then every host the provisioner made
 /// before a restart (`saved`): one that does not answer is created again
 /// under its name (a `local-dockerd` engine restarts on its data root, with
@@ -77,13 +82,16 @@ pub async fn connect_location(
         // An endpoint or TLS file drover cannot use is the configuration's
         // fault: refused at once.
         let client = engines::endpoint_client(&h.endpoint, tls).map_err(configured)?;
-        let (docker, answered) = match engines::answer_endpoint(
-            &h.endpoint,
-            tls.is_some(),
-            client.clone(),
-        )
-        .await
-        {
+        let asked = engines::answer_endpoint(&h.endpoint, tls.is_some(), client.clone());
+        let answer = tokio::time::timeout(ANSWER_AT_START, asked)
+            .await
+            .unwrap_or_else(|_| {
+                Err(HostError::Connect {
+                    endpoint: h.endpoint.clone(),
+                    message: format!("no answer within {ANSWER_AT_START:?}"),
+                })
+            });
+        let (docker, answered) = match answer {
             Ok(docker) => (docker, true),
             Err(e) => {
                 tracing::warn!(location = %name, host = %h.name, error = %e, "a configured host does not answer; drover starts without it and takes it in when it answers (its containers start elsewhere after `on_fire_after`)");
