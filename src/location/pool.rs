@@ -122,8 +122,8 @@ pub struct HostPool {
         std::collections::HashMap<String, std::collections::HashSet<super::model::MemberKey>>,
     /// Hosts whose start list was given up on (the engine did not answer
     /// within `on_fire_after`): what they run is unknown, so when one
-    /// answers, all of this drover's containers there that the pool has
-    /// not placed on it are removed (see `left_behind`).
+    /// answers, this drover's containers there of entities the pool has
+    /// placed on another host meanwhile are removed (see `left_behind`).
     unlisted: std::collections::HashSet<String>,
     cfg: LocationConfig,
     model: Model,
@@ -644,7 +644,7 @@ impl HostPool {
 
     /// Removes the duplicates a host that was on fire still runs: the
     /// containers of entities moved off it and not placed on it again
-    /// (all of ours not placed on it, if its start list never came).
+    /// (placed on another host, if its start list never came).
     fn remove_left_behind(&mut self, name: &str, ctx: &mut Context<Self>) {
         if !self.moved_off.contains_key(name) && !self.unlisted.contains(name) {
             return;
@@ -670,9 +670,13 @@ impl HostPool {
                         return;
                     };
                     let host = act.model.host(i);
+                    let model = &act.model;
                     let ids = left_behind::left_behind(
                         &listed,
-                        if everything { None } else { moved_off.as_ref() },
+                        |k| {
+                            moved_off.as_ref().is_some_and(|m| m.contains(k))
+                                || (everything && model.placed_on(k).iter().any(|h| *h != name))
+                        },
                         |k| host.members.contains_key(k),
                         crate::host::OWNER.get().map(String::as_str),
                     );

@@ -192,6 +192,11 @@ fn unindex(reserved_on: &mut HashMap<MemberKey, Vec<String>>, key: &MemberKey, h
 }
 
 impl<H, M> PoolModel<H, M> {
+    /// The hosts holding a reservation of `key` (two during a move).
+    pub fn placed_on(&self, key: &MemberKey) -> &[String] {
+        self.reserved_on.get(key).map_or(&[], Vec::as_slice)
+    }
+
     /// A pool of `hosts` (engines it starts with, connected), numbering new
     /// hosts past every number in use and `saved_next` (the stored next
     /// number), with the `cordoned` hosts an operator drained.

@@ -7,21 +7,20 @@
 //! are removed, as Kubernetes deletes the pods of a node that comes back
 //! after its pods were rescheduled.
 
-use std::collections::HashSet;
-
 use super::super::model::MemberKey;
 use crate::host::ManagedContainer;
 
 /// The ids of `listed` (what the returned host runs) to remove: this
-/// drover's containers of entities moved off the host while it was on
-/// fire (`moved_off`) that the pool has not placed on it again.
-/// `moved_off` is `None` for a host whose start list never came: every
-/// entity found nowhere else was placed anew meanwhile, so any container
-/// of this drover's there that the pool has not placed on it is a
-/// duplicate (or an orphan of an application destroyed meanwhile).
+/// drover's containers of entities `moved` off the host while it was away
+/// that the pool has not placed on it again. For a host on fire, `moved`
+/// is the set of entities moved off it; for a host whose start list never
+/// came, it is "placed on another host" (the entity was found nowhere and
+/// placed anew meanwhile). Containers of entities the pool has no
+/// placement for (an agent, an orphan) are never removed here: the
+/// orphan sweep and their owners decide those.
 pub fn left_behind(
     listed: &[ManagedContainer],
-    moved_off: Option<&HashSet<MemberKey>>,
+    moved: impl Fn(&MemberKey) -> bool,
     placed_here: impl Fn(&MemberKey) -> bool,
     owner: Option<&str>,
 ) -> Vec<String> {
@@ -30,7 +29,7 @@ pub fn left_behind(
         .filter(|c| owner.is_none_or(|o| c.owner.as_deref() == Some(o)))
         .filter(|c| {
             let key = (c.app.clone(), c.entity.clone());
-            moved_off.is_none_or(|m| m.contains(&key)) && !placed_here(&key)
+            moved(&key) && !placed_here(&key)
         })
         .map(|c| c.id.clone())
         .collect()
@@ -39,6 +38,7 @@ pub fn left_behind(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn c(id: &str, entity: &str, owner: &str) -> ManagedContainer {
         ManagedContainer {
@@ -65,27 +65,29 @@ mod tests {
         let moved_off: HashSet<MemberKey> = [key("moved"), key("moved-and-back")].into();
         let placed_here = |k: &MemberKey| *k == key("moved-and-back");
         assert_eq!(
-            left_behind(&listed, Some(&moved_off), placed_here, Some("me")),
+            left_behind(&listed, |k| moved_off.contains(k), placed_here, Some("me")),
             vec!["1".to_string()]
         );
         // Without an identity (no store) every managed container is ours.
         assert_eq!(
-            left_behind(&listed, Some(&moved_off), placed_here, None),
+            left_behind(&listed, |k| moved_off.contains(k), placed_here, None),
             vec!["1".to_string(), "4".to_string()]
         );
-        assert!(left_behind(&listed, Some(&HashSet::new()), |_| false, Some("me")).is_empty());
+        assert!(left_behind(&listed, |_| false, |_| false, Some("me")).is_empty());
     }
 
     #[test]
-    fn a_host_never_listed_leaves_behind_all_of_ours_not_placed_on_it() {
+    fn a_host_never_listed_leaves_behind_what_is_placed_elsewhere() {
         let listed = [
             c("1", "placed-elsewhere", "me"),
             c("2", "placed-here", "me"),
-            c("3", "theirs", "another-drover"),
+            c("3", "placed-nowhere", "me"),
+            c("4", "placed-elsewhere", "another-drover"),
         ];
+        let elsewhere = |k: &MemberKey| k.1 == "placed-elsewhere";
         let placed_here = |k: &MemberKey| k.1 == "placed-here";
         assert_eq!(
-            left_behind(&listed, None, placed_here, Some("me")),
+            left_behind(&listed, elsewhere, placed_here, Some("me")),
             vec!["1".to_string()]
         );
     }
