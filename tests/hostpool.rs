@@ -170,6 +170,25 @@ fn running(d: &Drover, app: &str, deadline: Duration) {
     }
 }
 
+/// Waits until cluster `web` of `app` has `n` members, every one running
+/// on `host`.
+fn all_members_running_on(d: &Drover, app: &str, n: usize, host: &str, deadline: Duration) {
+    wait_for(
+        deadline,
+        &format!("all {n} members running on {host}"),
+        || {
+            let m = hosts_of_members(d, app, "web");
+            let all_running = d
+                .app_detail(app)
+                .entities
+                .iter()
+                .filter(|e| e.parent.as_deref() == Some("web"))
+                .all(|e| e.state == Lifecycle::Running);
+            (m.len() == n && m.values().all(|h| h == host) && all_running).then_some(())
+        },
+    );
+}
+
 fn destroy(d: &Drover, app: &str) {
     let (s, b) = d.delete(&format!("/v1/applications/{app}"));
     assert!(s == 204 || s == 404, "destroy {app}: {s} {b}");
@@ -398,16 +417,7 @@ fn a_failed_engine_s_containers_start_again_on_the_others() {
     );
     let t0 = Instant::now();
     engines.kill_engine(1);
-    wait_for(Duration::from_secs(60), "every member back on e-1", || {
-        let m = hosts_of_members(&d, &app, "web");
-        let all_running = d
-            .app_detail(&app)
-            .entities
-            .iter()
-            .filter(|e| e.parent.as_deref() == Some("web"))
-            .all(|e| e.state == Lifecycle::Running);
-        (m.len() == 4 && m.values().all(|h| h == "e-1") && all_running).then_some(())
-    });
+    all_members_running_on(&d, &app, 4, "e-1", Duration::from_secs(60));
     println!(
         "MEASURED engine_killed_to_full_size_seconds={:.2}",
         t0.elapsed().as_secs_f64()
@@ -811,20 +821,7 @@ fn an_engine_silent_at_start_does_not_stop_drover_and_is_taken_back() {
     let back = PutBack(socket, away);
 
     let d = Drover::start_with(&args);
-    wait_for(
-        Duration::from_secs(90),
-        "all four members running on e-1",
-        || {
-            let m = hosts_of_members(&d, &app, "web");
-            let all_running = d
-                .app_detail(&app)
-                .entities
-                .iter()
-                .filter(|e| e.parent.as_deref() == Some("web"))
-                .all(|e| e.state == Lifecycle::Running);
-            (m.len() == 4 && m.values().all(|h| h == "e-1") && all_running).then_some(())
-        },
-    );
+    all_members_running_on(&d, &app, 4, "e-1", Duration::from_secs(90));
     let hosts = pool_hosts(&d);
     assert!(
         hosts.contains(&("e-2".to_string(), "on-fire".to_string(), false)),

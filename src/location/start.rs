@@ -189,7 +189,9 @@ pub fn start_location(
     services: PoolServices,
 ) -> (Placement, Addr<HostPool>) {
     let provisioner: Box<dyn Provisioner> = provision::from_config(name, &cfg.provisioner);
-    let hosts_answered: Vec<bool> = hosts.iter().map(|c| c.answered).collect();
+    // The home engine is one that answered (`connect_location` made sure
+    // there is one).
+    let first = hosts.iter().position(|c| c.answered).unwrap_or(0);
     let initial: Vec<InitialHost> = hosts
         .into_iter()
         .map(|c| InitialHost {
@@ -209,9 +211,6 @@ pub fn start_location(
             provisioned: c.provisioned,
         })
         .collect();
-    // The home engine is one that answered (`connect_location` made sure
-    // there is one).
-    let first = hosts_answered.iter().position(|a| *a).unwrap_or(0);
     let home = (
         initial[first].addr.clone(),
         initial[first].name.clone(),
